@@ -1,0 +1,218 @@
+"""The exception hierarchy of jobtrack-airtable.
+
+Two families, so callers can tell "you gave me something wrong" from "Airtable said no":
+
+* :class:`InvalidInputError` and its subclasses are raised *before any request* for bad input
+  (malformed run IDs, unknown metric names, writes the schema forbids...).  They also subclass
+  :class:`ValueError` or :class:`TypeError` so generic handlers keep working.
+* :class:`AirtableError` and its subclasses classify a failed HTTP exchange from the status code
+  and the parsed Airtable error body (never from message substrings); :mod:`.recovery` decides
+  which of them are retried.
+
+Every message quotes the offending value with :func:`show`, which truncates long values and
+makes control characters visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+_MAX_SHOWN = 80
+
+
+def show(value: Any) -> str:
+    """Render ``value`` for an error message: ``repr`` (so quotes and control characters are
+    visible), truncated so a 100,000-character value cannot flood a log.
+
+    >>> show("[object Object]")
+    "'[object Object]'"
+    """
+    text = repr(value)
+    if len(text) > _MAX_SHOWN:
+        text = f"{text[: _MAX_SHOWN - 1]}…(len={len(value) if isinstance(value, str) else '?'})"
+    return text
+
+
+class JobtrackError(Exception):
+    """Base of every error this library raises on purpose."""
+
+
+# --- bad input, refused before any request -------------------------------------------------
+
+
+class InvalidInputError(JobtrackError, ValueError):
+    """A value was refused locally, before any request was made."""
+
+
+class InvalidRunIdError(InvalidInputError):
+    """A run ID is malformed, of the wrong type, or of the wrong kind (base vs client)."""
+
+    def __init__(self, value: Any, reason: str) -> None:
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid run ID {show(value)}: {reason}")
+
+
+class RunIdTypeError(InvalidRunIdError, TypeError):
+    """A value that is not a string (or is the wrong run-ID type) was passed as a run ID."""
+
+
+class InvalidClientIdError(InvalidInputError):
+    """A client ID is empty, too long, padded with whitespace or holds control characters."""
+
+    def __init__(self, value: Any, reason: str) -> None:
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid client ID {show(value)}: {reason}")
+
+
+class InvalidStatusError(InvalidInputError):
+    """A status is not one of the four standard values and no legacy alias maps it."""
+
+    def __init__(self, value: Any, reason: str = "not a known status") -> None:
+        self.value = value
+        super().__init__(f"invalid status {show(value)}: {reason}")
+
+
+class StatusTransitionError(InvalidInputError):
+    """A terminal status would be changed without ``force=True``."""
+
+    def __init__(self, current: str, new: str) -> None:
+        self.current = current
+        self.new = new
+        super().__init__(
+            f"refusing to change terminal status {current!r} to {new!r}: pass force=True"
+        )
+
+
+class InvalidMetricError(InvalidInputError):
+    """A metric value failed validation; names the field and the value."""
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid value {show(value)} for metric {field!r}: {reason}")
+
+
+class UnknownMetricError(InvalidInputError):
+    """One or more metric names are not known; lists the allowed names."""
+
+    def __init__(self, names: Iterable[str], allowed: Iterable[str]) -> None:
+        self.names = sorted(names)
+        self.allowed = sorted(allowed)
+        super().__init__(
+            f"unknown metric name(s) {', '.join(map(repr, self.names))}; "
+            f"allowed: {', '.join(self.allowed)}"
+        )
+
+
+class SchemaViolationError(InvalidInputError):
+    """An outgoing write breaks the schema; ``problems`` lists every problem found."""
+
+    def __init__(self, table: str, problems: Sequence[str]) -> None:
+        self.table = table
+        self.problems = list(problems)
+        joined = "; ".join(self.problems)
+        super().__init__(f"write to table {table!r} refused before sending: {joined}")
+
+
+class ConfigError(JobtrackError, ValueError):
+    """The configuration (settings or schema file) is invalid or inconsistent with the base."""
+
+
+# --- failures reported by Airtable (or the network) ----------------------------------------
+
+
+class AirtableError(JobtrackError):
+    """A request failed.  ``status`` is the HTTP status (None for network failures),
+    ``error_type`` the Airtable error type (``UNKNOWN_FIELD_NAME``...), ``message`` its text."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_type: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        self.method = method
+        self.path = path
+        where = f" ({method} {path})" if method and path else ""
+        code = " ".join(str(p) for p in (status, error_type) if p is not None)
+        super().__init__(f"{code + ': ' if code else ''}{message}{where}")
+
+
+class RateLimitedError(AirtableError):
+    """HTTP 429 ``RATE_LIMIT_REACHED``: Airtable refuses requests for the next 30 seconds."""
+
+
+class TransientServerError(AirtableError):
+    """HTTP 500, 502, 503 (``RETRIABLE_ERROR``) or 504: safe to retry."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class NetworkError(AirtableError):
+    """Connection refused or dropped, or a timeout: the request may or may not have applied."""
+
+
+class NotFoundError(AirtableError):
+    """HTTP 404: record, table or route not found."""
+
+
+class InvalidRequestError(AirtableError):
+    """HTTP 422 (or 400/413): Airtable refused the request as invalid.  Not retried."""
+
+
+class UnknownFieldError(InvalidRequestError):
+    """422 ``UNKNOWN_FIELD_NAME``."""
+
+
+class ComputedFieldError(InvalidRequestError):
+    """422 ``INVALID_VALUE_FOR_COLUMN``: a computed field was written, or a value has the
+    wrong type for its column."""
+
+
+class InvalidSelectOptionError(InvalidRequestError):
+    """422 ``INVALID_MULTIPLE_CHOICE_OPTIONS``."""
+
+
+class InvalidFormulaError(InvalidRequestError):
+    """422 ``INVALID_FILTER_BY_FORMULA``."""
+
+
+class IteratorExpiredError(InvalidRequestError):
+    """422 ``LIST_RECORDS_ITERATOR_NOT_AVAILABLE``: the listing must restart from the top."""
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """HTTP 413."""
+
+
+class PermissionDeniedError(AirtableError):
+    """HTTP 403: the token may not do this, or the base/table does not exist."""
+
+
+class AuthenticationError(PermissionDeniedError):
+    """HTTP 401 ``AUTHENTICATION_REQUIRED``: missing or wrong token."""
+
+
+class DuplicateRowsError(JobtrackError):
+    """Several rows share one natural key.  Raised where picking one would be a guess."""
+
+    def __init__(self, table: str, key: str, record_ids: Sequence[str]) -> None:
+        self.table = table
+        self.key = key
+        self.record_ids = list(record_ids)
+        super().__init__(
+            f"{len(self.record_ids)} rows in {table!r} share the key {key!r}: "
+            f"{', '.join(self.record_ids)} (run `jobtrack-airtable sync` to merge them)"
+        )

@@ -1,0 +1,273 @@
+"""The tracking base's schema: which tables and fields exist, what they are called in the base,
+which are computed, which select options are allowed.
+
+Code addresses fields by *logical key* (``run_id``, ``profiles_examined``…); this module maps
+them to the Airtable names from a TOML file (``config/schema.toml`` by default), so a base that
+renames a field needs only a config change.
+
+>>> schema = load_schema()
+>>> schema.client_runs.name_of("profiles_examined")
+'Profiles Examined for Scoring'
+>>> schema.client_runs.check_fields({"Run ID": "250930-141522-Guy-Wilson", "Status": "Running"})
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Iterator, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError, SchemaViolationError, show
+
+TableKey = Literal["jobs", "client_runs"]
+
+#: Field types whose values are computed by Airtable and can never be written.
+COMPUTED_TYPES = frozenset(
+    {
+        "formula",
+        "rollup",
+        "count",
+        "lookup",
+        "multipleLookupValues",
+        "autoNumber",
+        "createdTime",
+        "lastModifiedTime",
+        "createdBy",
+        "lastModifiedBy",
+        "button",
+    }
+)
+NUMBER_TYPES = frozenset({"number", "currency", "percent", "duration", "rating"})
+TEXT_TYPES = frozenset(
+    {"singleLineText", "multilineText", "richText", "email", "url", "phoneNumber"}
+)
+SELECT_TYPES = frozenset({"singleSelect"})
+DATETIME_TYPES = frozenset({"dateTime", "date"})
+
+
+class FieldSpec(BaseModel):
+    """One field of a table, as configured."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = ""
+    name: str = Field(min_length=1)
+    type: str
+    computed: bool = False
+    formula: str | None = None
+    options: tuple[str, ...] | None = None
+    precision: int | None = None
+    primary: bool = False
+    optional: bool = False
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _computed_types_are_computed(self) -> FieldSpec:
+        if self.type in COMPUTED_TYPES and not self.computed:
+            object.__setattr__(self, "computed", True)
+        return self
+
+
+class TableSpec(BaseModel):
+    """One table: its Airtable name, natural key and fields (by logical key)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = ""
+    name: str = Field(min_length=1)
+    natural_key: str = "run_id"
+    fields: dict[str, FieldSpec]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inject_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            fields = data.get("fields")
+            if isinstance(fields, dict):
+                data["fields"] = {
+                    k: ({**v, "key": k} if isinstance(v, dict) else v) for k, v in fields.items()
+                }
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> TableSpec:
+        if self.natural_key not in self.fields:
+            raise ValueError(f"natural key {self.natural_key!r} is not a field of {self.name!r}")
+        names = [f.name for f in self.fields.values()]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"field names used twice in {self.name!r}: {sorted(dupes)}")
+        return self
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def field(self, key: str) -> FieldSpec:
+        """The enabled field with logical key ``key``; :class:`ConfigError` if absent."""
+        spec = self.fields.get(key)
+        if spec is None or not spec.enabled:
+            raise ConfigError(f"table {self.name!r} has no enabled field {key!r}")
+        return spec
+
+    def has(self, key: str) -> bool:
+        """Whether the field ``key`` is configured and enabled in this base."""
+        spec = self.fields.get(key)
+        return spec is not None and spec.enabled
+
+    def name_of(self, key: str) -> str:
+        """The Airtable name of the field with logical key ``key``."""
+        return self.field(key).name
+
+    @property
+    def key_name(self) -> str:
+        """The Airtable name of the natural-key field (``Run ID``)."""
+        return self.name_of(self.natural_key)
+
+    def enabled_fields(self) -> Iterator[FieldSpec]:
+        return (f for f in self.fields.values() if f.enabled)
+
+    def by_name(self) -> dict[str, FieldSpec]:
+        """Enabled fields keyed by Airtable name."""
+        return {f.name: f for f in self.enabled_fields()}
+
+    def to_names(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Translate a dict keyed by logical key into one keyed by Airtable name, dropping
+        fields this base does not have (``enabled = false``)."""
+        return {self.fields[k].name: v for k, v in values.items() if self.has(k)}
+
+    def from_names(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Translate an Airtable ``fields`` dict into logical keys; unknown names are dropped."""
+        by_name = self.by_name()
+        return {by_name[n].key: v for n, v in fields.items() if n in by_name}
+
+    # -- outgoing write check -------------------------------------------------------------
+
+    def check_fields(self, fields: Mapping[str, Any]) -> None:
+        """Refuse, before any request, a ``fields`` dict Airtable would reject.
+
+        Collects every problem (unknown field, computed field, select value outside the
+        options, a non-number for a number field, a non-string for a text field) and raises
+        one :class:`SchemaViolationError` listing them all.  ``None`` clears a field and is
+        always allowed on writable fields.
+        """
+        problems: list[str] = []
+        by_name = self.by_name()
+        for name, value in fields.items():
+            spec = by_name.get(name)
+            if spec is None:
+                problems.append(f"unknown field {show(name)}")
+                continue
+            if spec.computed:
+                problems.append(f"field {name!r} is computed ({spec.type}) and cannot be written")
+                continue
+            if value is None:
+                continue
+            problem = _value_problem(spec, value)
+            if problem:
+                problems.append(problem)
+        if problems:
+            raise SchemaViolationError(self.name, problems)
+
+
+def _value_problem(spec: FieldSpec, value: Any) -> str | None:
+    if spec.type in SELECT_TYPES:
+        if not isinstance(value, str):
+            return f"field {spec.name!r} takes a select option, not {show(value)}"
+        if spec.options is not None and value not in spec.options:
+            return (
+                f"value {show(value)} is not an option of {spec.name!r} "
+                f"(allowed: {', '.join(spec.options)})"
+            )
+    elif spec.type in NUMBER_TYPES:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"field {spec.name!r} takes a number, not {show(value)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"field {spec.name!r} cannot hold {show(value)}"
+    elif spec.type in TEXT_TYPES | DATETIME_TYPES and not isinstance(value, str):
+        return f"field {spec.name!r} takes a string, not {show(value)}"
+    return None
+
+
+class Schema(BaseModel):
+    """The whole tracking-base schema: the ``jobs`` and ``client_runs`` tables."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tables: dict[str, TableSpec]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inject_table_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("tables"), dict):
+            data = {
+                **data,
+                "tables": {
+                    k: ({**v, "key": k} if isinstance(v, dict) else v)
+                    for k, v in data["tables"].items()
+                },
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _required_tables(self) -> Schema:
+        missing = {"jobs", "client_runs"} - set(self.tables)
+        if missing:
+            raise ValueError(f"schema lacks table(s) {sorted(missing)}")
+        return self
+
+    @property
+    def jobs(self) -> TableSpec:
+        return self.tables["jobs"]
+
+    @property
+    def client_runs(self) -> TableSpec:
+        return self.tables["client_runs"]
+
+    def table(self, key: str) -> TableSpec:
+        try:
+            return self.tables[key]
+        except KeyError:
+            raise ConfigError(f"schema has no table {key!r}") from None
+
+
+def default_schema_path() -> Path:
+    """Path of the default schema file shipped with the package (``config/schema.toml``)."""
+    packaged = resources.files("jobtrack_airtable").joinpath("_default_schema.toml")
+    if packaged.is_file():
+        return Path(str(packaged))
+    # Editable install / source checkout: the file lives in the repo's config/.
+    return Path(__file__).resolve().parent.parent / "config" / "schema.toml"
+
+
+def load_schema(path: str | Path | None = None) -> Schema:
+    """Load a schema file (TOML); the default schema when ``path`` is None.
+
+    Raises :class:`ConfigError` naming the file and every problem in it.
+    """
+    if path is None:
+        return _default_schema()
+    return _load(Path(path))
+
+
+@cache
+def _default_schema() -> Schema:
+    return _load(default_schema_path())
+
+
+def _load(path: Path) -> Schema:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"schema file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"schema file {str(path)!r} is not valid TOML: {exc}") from None
+    try:
+        return Schema.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"schema file {str(path)!r} is invalid: {exc}") from None
