@@ -185,7 +185,9 @@ class LocalLimiter:
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("CREATE TABLE IF NOT EXISTS grants (key TEXT NOT NULL, ts REAL NOT NULL)")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS grants (key TEXT NOT NULL, ts REAL NOT NULL)"
+                )
                 conn.execute("CREATE INDEX IF NOT EXISTS grants_key_ts ON grants (key, ts)")
                 conn.execute("CREATE INDEX IF NOT EXISTS grants_ts ON grants (ts)")
         except (OSError, sqlite3.Error) as exc:
@@ -307,7 +309,14 @@ def _sqlite_builder(settings: Settings, url: SplitResult) -> Limiter:
         raise ConfigError(
             f"JOBTRACK_LIMITER_URL {url.geturl()!r} must look like sqlite:///absolute/path.sqlite"
         )
-    return LocalLimiter(settings.rate_limit, Path(unquote(url.path)))
+    raw = unquote(url.path)
+    # Accept both sqlite:///abs/path and SQLAlchemy's sqlite:////abs/path (POSIX keeps a
+    # leading "//" as distinct), and sqlite:///C:/path on Windows.
+    if raw.startswith("//"):
+        raw = "/" + raw.lstrip("/")
+    if re.match(r"^/[A-Za-z]:[/\\]", raw):
+        raw = raw[1:]
+    return LocalLimiter(settings.rate_limit, Path(raw))
 
 
 def _redis_builder(settings: Settings, url: SplitResult) -> Limiter:
@@ -331,7 +340,8 @@ def build_limiter(settings: Settings) -> Limiter:
 
     ``rate_limit == 0`` -> :class:`NullLimiter`; no ``limiter_url`` -> :class:`LocalLimiter`
     at :func:`default_limiter_path`; ``sqlite:///path`` -> :class:`LocalLimiter` at that path;
-    ``redis://...`` -> :class:`~.errors.ConfigError` (not supported yet).
+    ``redis://...`` -> :class:`~.errors.ConfigError` (not supported yet).  Both
+    ``sqlite:///abs/path`` and ``sqlite:////abs/path`` name the absolute path ``/abs/path``.
 
     >>> build_limiter(Settings(rate_limit=0))
     NullLimiter()

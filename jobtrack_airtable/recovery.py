@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -67,7 +67,6 @@ __all__ = [
 
 logger = logging.getLogger("jobtrack_airtable.recovery")
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 #: Errors worth another attempt.  Everything else (invalid request, not found, permission,
@@ -144,6 +143,7 @@ _NETWORK_EXCEPTIONS: tuple[type[BaseException], ...] = (
 )
 
 _MAX_BODY_SNIPPET = 200
+_QUERY_RE = re.compile(r"\?[^\s)'\"]*")
 
 
 def classify(
@@ -181,7 +181,8 @@ def classify(
         method = method or getattr(req, "method", None)
         path = path or _path_of(getattr(req, "url", None))
         kind = "timed out" if _is_timeout(exc) else "connection failed"
-        detail = redact(str(exc))[:_MAX_BODY_SNIPPET] or "no detail"
+        # requests' text repeats the URL; drop its query (formula values, offsets).
+        detail = _QUERY_RE.sub("", redact(str(exc)))[:_MAX_BODY_SNIPPET] or "no detail"
         return NetworkError(
             f"{kind} ({type(exc).__name__}): {detail}", method=method, path=_clean_path(path)
         )
@@ -411,9 +412,7 @@ def _log_extra(context: Mapping[str, str] | None) -> dict[str, str]:
     # logging refuses ``extra`` keys that shadow LogRecord attributes; prefix those.
     if not context:
         return {}
-    return {
-        (f"ctx_{k}" if k in _RESERVED_LOG_KEYS else k): str(v) for k, v in context.items()
-    }
+    return {(f"ctx_{k}" if k in _RESERVED_LOG_KEYS else k): str(v) for k, v in context.items()}
 
 
 def _before_sleep(op: str, context: Mapping[str, str] | None) -> Callable[..., None]:
@@ -484,7 +483,7 @@ def _exception_of(retry_state: tenacity.RetryCallState) -> BaseException:
 
 
 def call_with_retry(
-    fn: Callable[P, T],
+    fn: Callable[..., T],
     /,
     *args: Any,
     op: str,

@@ -154,8 +154,8 @@ def _legacy_hint(text: str) -> str:
     found = recognise(text)
     if found.is_legacy and found.converted is not None:
         return f" (legacy {found.format.value} form of {found.converted!r}; see recognise())"
-    if found.is_legacy:
-        return f" (legacy {found.format.value} form; see recognise())"
+    if found.needs_start_time:
+        return f" (legacy {LegacyFormat.STRUCTURED_SR.value} form; see recognise())"
     return ""
 
 
@@ -259,7 +259,11 @@ class ClientRunId(str):
         if _BASE_RE.fullmatch(text) is not None:
             _check_base_text(value, text)
             raise InvalidRunIdError(value, "is a base run ID; expected a client run ID")
-        if len(text) <= _BASE_LEN + 1 or text[_BASE_LEN] != "-":
+        if (
+            len(text) <= _BASE_LEN + 1
+            or text[_BASE_LEN] != "-"
+            or _BASE_RE.fullmatch(text[:_BASE_LEN]) is None
+        ):
             raise InvalidRunIdError(
                 value,
                 "expected YYMMDD-HHMMSS-<clientId> (e.g. '250930-141522-Guy-Wilson')"
@@ -552,7 +556,8 @@ class Recognised:
 
     @property
     def is_legacy(self) -> bool:
-        """True for every form other than the current standard and client forms."""
+        """True for every value not in a current form (standard or client), including
+        unconvertible ones."""
         return self.format not in _CURRENT_FORMATS
 
     @property
@@ -574,7 +579,7 @@ _NUMERIC_RE: Final = re.compile(r"(?P<base>[0-9]{6}-[0-9]{6})\.0+")
 
 
 def _repeated_unit(suffix: str) -> str | None:
-    """The shortest ``X`` such that ``suffix`` is ``X-X`` (or ``X-X-X``...), else None.
+    """The shortest valid client ID ``X`` such that ``suffix`` is ``X-X`` (or ``X-X-X``...).
 
     >>> _repeated_unit("Guy-Wilson-Guy-Wilson"), _repeated_unit("Guy-Wilson")
     ('Guy-Wilson', None)
@@ -585,7 +590,9 @@ def _repeated_unit(suffix: str) -> str | None:
             continue
         unit = parts[:size]
         if all(parts[i : i + size] == unit for i in range(size, len(parts), size)):
-            return "-".join(unit)
+            joined = "-".join(unit)
+            if _client_problem(joined) is None:
+                return joined
     return None
 
 
@@ -685,9 +692,7 @@ def _recognise_current(value: Any, text: str, known: frozenset[str]) -> Recognis
     if suffix not in known:
         if apify := _APIFY_RE.fullmatch(text):
             return _with_base(value, LegacyFormat.APIFY, base_text, apify_run_id=apify["run"])
-        if unit := _repeated_unit(suffix):
-            if problem := _client_problem(unit):
-                return _unconvertible(value, problem)
+        if (unit := _repeated_unit(suffix)) is not None:
             return _with_base(value, LegacyFormat.DOUBLED_SUFFIX, base_text, client_id=unit)
     if problem := _client_problem(suffix):
         return _unconvertible(value, problem)
@@ -720,7 +725,13 @@ def _recognise_sr(
     value: Any, match: re.Match[str], start_time: datetime | None, known: frozenset[str]
 ) -> Recognised:
     client = match["client"]
-    if client not in known and client.startswith("C") and client[1:] in known:
+    # "Carl-Jones" starts with C too: only the data can say the C is a prefix.
+    if (
+        client not in known
+        and client.startswith("C")
+        and client[1:] in known
+        and _client_problem(client[1:]) is None
+    ):
         client = client[1:]
     extra: dict[str, Any] = {"stream": int(match["stream"])}
     if problem := _client_problem(client):

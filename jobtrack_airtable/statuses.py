@@ -1,9 +1,38 @@
-"""The four standard run statuses (SPEC §1.3).  (Legacy mapping, transitions and staleness are
-being added; the enum below is the stable part others import.)"""
+"""Run statuses (SPEC §1.3): the four standard values, the legacy map, transitions, staleness.
+
+>>> map_status(" completed_with_errors ").status
+<Status.COMPLETED: 'Completed'>
+>>> map_status("Recovery").unmappable
+True
+>>> parse_status("In Progress")
+<Status.RUNNING: 'Running'>
+>>> check_transition(Status.RUNNING, Status.COMPLETED) is None
+True
+>>> check_transition(Status.COMPLETED, Status.RUNNING, force=True)
+"Status forced from 'Completed' to 'Running' (terminal status overridden with force=True)"
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any, Final
+
+from .errors import InvalidInputError, InvalidStatusError, StatusTransitionError, show
+from .timeutil import to_airtable
+
+__all__ = [
+    "LEGACY_STATUS_ALIASES",
+    "Status",
+    "StatusMapping",
+    "check_transition",
+    "is_stale",
+    "map_status",
+    "parse_status",
+    "stale_reason",
+]
 
 
 class Status(StrEnum):
@@ -17,3 +46,284 @@ class Status(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self is not Status.RUNNING
+
+
+#: Legacy spellings (SPEC §1.3 table) and the standard status each one means.  Keys are compared
+#: after :func:`_normalise`, so ``completed_with_errors`` and ``Completed with errors`` are one key.
+LEGACY_STATUS_ALIASES: Final[dict[str, Status]] = {
+    "Success": Status.COMPLETED,
+    "Completed with errors": Status.COMPLETED,
+    "Partial": Status.COMPLETED,
+    "Done": Status.COMPLETED,
+    "Finished": Status.COMPLETED,
+    "Error": Status.FAILED,
+    "Errored": Status.FAILED,
+    "Failure": Status.FAILED,
+    "Skipped": Status.NO_LEADS,
+    "No leads to process": Status.NO_LEADS,
+    "No leads": Status.NO_LEADS,
+    "Nothing to process": Status.NO_LEADS,
+    "In Progress": Status.RUNNING,
+    "Started": Status.RUNNING,
+    "Processing": Status.RUNNING,
+    "Pending": Status.RUNNING,
+}
+
+_SEPARATORS: Final = re.compile(r"[\s_]+")
+
+
+def _normalise(text: str) -> str:
+    """Case-fold, trim, and treat runs of ``_`` and whitespace as one space."""
+    return _SEPARATORS.sub(" ", text).strip().casefold()
+
+
+_LOOKUP: Final[dict[str, Status]] = {
+    **{_normalise(alias): status for alias, status in LEGACY_STATUS_ALIASES.items()},
+    **{_normalise(status.value): status for status in Status},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMapping:
+    """What :func:`map_status` made of a stored value.
+
+    ``status`` is None exactly when the value is unmappable; ``reason`` then says why.
+    """
+
+    original: Any
+    status: Status | None
+    reason: str | None = None
+
+    @property
+    def unmappable(self) -> bool:
+        return self.status is None
+
+    @property
+    def is_legacy(self) -> bool:
+        """True when the value maps to a status but is not spelled exactly as its option name
+        (a legacy alias, or a standard value in another case or spacing): ``sync`` rewrites it.
+        """
+        return self.status is not None and self.original != self.status.value
+
+
+def map_status(value: Any) -> StatusMapping:
+    """Map a stored status, standard or legacy, to :class:`Status`; never guess.
+
+    >>> map_status("No_Leads  to  PROCESS").status
+    <Status.NO_LEADS: 'No Leads To Score'>
+    >>> map_status("Completed").is_legacy, map_status("Done").is_legacy
+    (False, True)
+    >>> found = map_status("Pending review")
+    >>> found.unmappable, found.reason
+    (True, 'not a known status or legacy alias')
+    """
+    if isinstance(value, Status):
+        return StatusMapping(value, value)
+    if not isinstance(value, str):
+        return StatusMapping(value, None, f"not a string: {type(value).__name__}")
+    key = _normalise(value)
+    if not key:
+        return StatusMapping(value, None, "empty")
+    status = _LOOKUP.get(key)
+    if status is None:
+        return StatusMapping(value, None, "not a known status or legacy alias")
+    return StatusMapping(value, status)
+
+
+def parse_status(value: Any) -> Status:
+    """A :class:`Status` from a Status, its value, or a legacy alias; else
+    :class:`InvalidStatusError` quoting the value.
+
+    >>> parse_status("failure")
+    <Status.FAILED: 'Failed'>
+    >>> parse_status("Unknown")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    jobtrack_airtable.errors.InvalidStatusError: invalid status 'Unknown': not a known status ...
+    """
+    mapping = map_status(value)
+    if mapping.status is None:
+        expected = ", ".join(repr(s.value) for s in Status)
+        raise InvalidStatusError(value, f"{mapping.reason}; expected one of {expected}")
+    return mapping.status
+
+
+def check_transition(
+    current: Status | str | None,
+    new: Status | str,
+    *,
+    force: bool = False,
+    now: datetime | None = None,
+) -> str | None:
+    """Check a status change; return a System Notes line when one must be recorded.
+
+    * no current status (a new row), or ``Running`` -> anything: allowed, returns None;
+    * terminal -> the same terminal status: allowed no-op, returns None, so a retried
+      completion is harmless;
+    * terminal -> anything else (including back to ``Running``): raises
+      :class:`StatusTransitionError` unless ``force``; forced, returns the note to append
+      (prefixed with ``now`` as UTC ISO-8601 when given).
+
+    >>> check_transition("Completed", "Completed") is None
+    True
+    >>> check_transition(Status.FAILED, Status.COMPLETED)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    jobtrack_airtable.errors.StatusTransitionError: refusing to change terminal status 'Failed' ...
+    """
+    new_status = parse_status(new)
+    if current is None:
+        return None
+    current_status = parse_status(current)
+    if not current_status.is_terminal or current_status is new_status:
+        return None
+    if not force:
+        raise StatusTransitionError(current_status.value, new_status.value)
+    note = (
+        f"Status forced from {current_status.value!r} to {new_status.value!r} "
+        "(terminal status overridden with force=True)"
+    )
+    return f"[{to_airtable(now)}] {note}" if now is not None else note
+
+
+# --- staleness -----------------------------------------------------------------------------
+
+
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"{name} must be a datetime, got {show(value)}")
+    if value.utcoffset() is None:
+        raise InvalidInputError(f"{name} {value.isoformat()!r} is naive: give it a time zone")
+    return value
+
+
+def _reference(
+    last_updated: datetime | None, start_time: datetime | None, created_time: datetime | None
+) -> tuple[str, datetime] | None:
+    """The liveness signal to age a run by, in SPEC order, with the field it came from."""
+    for label, value in (
+        ("Last Updated", last_updated),
+        ("Start Time", start_time),
+        ("created time", created_time),
+    ):
+        if (checked := _aware(label, value)) is not None:
+            return label, checked
+    return None
+
+
+def _stale_reference(
+    status: Status | str | None,
+    *,
+    last_updated: datetime | None,
+    start_time: datetime | None,
+    created_time: datetime | None,
+    threshold: timedelta,
+    now: datetime,
+) -> tuple[str, datetime, timedelta] | None:
+    if not isinstance(threshold, timedelta) or threshold <= timedelta(0):
+        raise InvalidInputError(f"threshold must be a positive timedelta, got {show(threshold)}")
+    now = _aware("now", now)  # type: ignore[assignment]
+    if now is None:
+        raise InvalidInputError("now is required")
+    # A finished run is never stale; an unreadable status is sync's problem, not a guess here.
+    if map_status(status).status is not Status.RUNNING:
+        return None
+    reference = _reference(last_updated, start_time, created_time)
+    if reference is None:
+        return None  # nothing to age it by: report nothing rather than guess
+    label, since = reference
+    age = now - since
+    return (label, since, age) if age > threshold else None
+
+
+def is_stale(
+    status: Status | str | None,
+    *,
+    last_updated: datetime | None,
+    start_time: datetime | None,
+    created_time: datetime | None,
+    threshold: timedelta,
+    now: datetime,
+) -> bool:
+    """True when a ``Running`` run's liveness signal is older than ``threshold``.
+
+    The signal is ``last_updated``, else ``start_time``, else ``created_time`` (the first that
+    is set); with none set the run is not called stale.  Only ``Running`` (or a legacy alias of
+    it) can be stale.  Datetimes must be timezone-aware.
+
+    >>> from datetime import UTC
+    >>> now = datetime(2025, 9, 30, 18, 0, tzinfo=UTC)
+    >>> is_stale("Running", last_updated=datetime(2025, 9, 30, 14, 0, tzinfo=UTC),
+    ...          start_time=None, created_time=None, threshold=timedelta(hours=2), now=now)
+    True
+    """
+    return (
+        _stale_reference(
+            status,
+            last_updated=last_updated,
+            start_time=start_time,
+            created_time=created_time,
+            threshold=threshold,
+            now=now,
+        )
+        is not None
+    )
+
+
+def _human(delta: timedelta) -> str:
+    """``timedelta(days=1, hours=2, seconds=5)`` -> ``'1d 2h 0m 5s'`` (leading zeros dropped).
+
+    >>> _human(timedelta(hours=2)), _human(timedelta(days=1, minutes=3)), _human(timedelta(0))
+    ('2h', '1d 0h 3m', '0s')
+    """
+    total = int(delta.total_seconds())
+    parts = [
+        (total // 86400, "d"),
+        (total % 86400 // 3600, "h"),
+        (total % 3600 // 60, "m"),
+        (total % 60, "s"),
+    ]
+    while len(parts) > 1 and parts[0][0] == 0:
+        parts.pop(0)
+    while len(parts) > 1 and parts[-1][0] == 0:
+        parts.pop()
+    return " ".join(f"{n}{unit}" for n, unit in parts)
+
+
+def stale_reason(
+    status: Status | str | None,
+    *,
+    last_updated: datetime | None,
+    start_time: datetime | None,
+    created_time: datetime | None,
+    threshold: timedelta,
+    now: datetime,
+) -> str | None:
+    """The System Notes text ``sync`` writes when it marks a stale run ``Failed``; None when
+    the run is not stale (same rules as :func:`is_stale`).
+
+    >>> from datetime import UTC
+    >>> started = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
+    >>> print(stale_reason("Running", last_updated=None, start_time=started, created_time=None,
+    ...                    threshold=timedelta(hours=2), now=started + timedelta(hours=3.5)))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    Stale: still Running with no update since 2025-09-30T14:15:22.000Z (Start Time), 3h 30m ago
+    (threshold 2h)
+    """
+    found = _stale_reference(
+        status,
+        last_updated=last_updated,
+        start_time=start_time,
+        created_time=created_time,
+        threshold=threshold,
+        now=now,
+    )
+    if found is None:
+        return None
+    label, since, age = found
+    return (
+        f"Stale: still Running with no update since {to_airtable(since)} ({label}), "
+        f"{_human(age)} ago (threshold {_human(threshold)})"
+    )

@@ -29,13 +29,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from types import TracebackType
 from typing import Any, Self
 
 from .client import Connection
 from .errors import InvalidInputError, UnknownMetricError, show
-from .metrics import ClientMetrics, ClientRunRow, JobRow, aggregate, completion_status
+from .metrics import COUNT_KEYS, ClientMetrics, ClientRunRow, JobRow, aggregate, completion_status
 from .repository import Repository
 from .run_ids import (
     BaseRunId,
@@ -63,6 +63,11 @@ CLIENT_RUN_EXTRA_FIELDS = ("apify_run_id", "client_name")
 def _error_text(error: BaseException | str) -> str:
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return text[:MAX_ERROR_DETAILS]
+
+
+def _did_work(totals: ClientMetrics) -> bool:
+    """Whether any count is non-zero (costs alone are not work)."""
+    return any(totals.values().get(k) for k in COUNT_KEYS)
 
 
 class _Notes:
@@ -122,7 +127,7 @@ class Tracker:
             # Never reissue an ID this process already used: two jobs started by one
             # orchestrator in the same second get consecutive seconds without a request.
             if self._last_issued is not None and candidate <= self._last_issued:
-                candidate = _plus_seconds(self._last_issued, 1, self.tz)
+                candidate = self._last_issued.next_second()
             self._last_issued = candidate
         return candidate
 
@@ -162,7 +167,7 @@ class Tracker:
                 return job
             log.info("run ID %s is taken; trying the next second", candidate,
                      extra={"run_id": str(candidate)})
-            candidate = _plus_seconds(candidate, 1, self.tz)
+            candidate = candidate.next_second()
             with self._lock:
                 if self._last_issued is None or candidate > self._last_issued:
                     self._last_issued = candidate
@@ -248,12 +253,6 @@ class Tracker:
         run._opened = True
         run._last_flush = time.monotonic()
         return run
-
-
-def _plus_seconds(run_id: BaseRunId, seconds: int, tz: tzinfo) -> BaseRunId:
-    from .run_ids import format_base_run_id
-
-    return format_base_run_id(run_id.to_datetime(tz) + timedelta(seconds=seconds), tz)
 
 
 class Job:
@@ -344,11 +343,9 @@ class Job:
             forced_note = check_transition(self.status, new, force=force)
         agg = aggregate(rows)
         now = self.tracker.clock()
-        values: dict[str, Any] = self.tracker.conn.schema.jobs.from_names(
-            agg.to_fields(self.tracker.conn.schema.jobs)
-        )
-        values.pop("start_time", None)  # the job's own start stands
-        values.pop("end_time", None)
+        # The job's own start stands; its end is now.
+        jobs = self.tracker.conn.schema.jobs
+        values: dict[str, Any] = jobs.from_names(agg.to_fields(jobs, times=False))
         for line in (forced_note, note):
             if line:
                 self._notes.append(line)
@@ -525,7 +522,7 @@ class ClientRun:
                 new = parse_status(status)
             elif error is not None:
                 new = Status.FAILED
-            elif not self._worked or self._totals.is_zero:
+            elif not self._worked or not _did_work(self._totals):
                 new = Status.NO_LEADS
             else:
                 new = Status.COMPLETED

@@ -80,7 +80,7 @@ def table_not_found(name: str) -> ApiError:
     return ApiError(
         404,
         "TABLE_NOT_FOUND",
-        f'Could not find table {name} in application. Check that the table name or id is correct.',
+        f"Could not find table {name} in application. Check that the table name or id is correct.",
     )
 
 

@@ -1,0 +1,122 @@
+"""Command line of the local server.
+
+    python -m jobtrack_airtable.local serve --port 8765 --token TOKEN \\
+        --base-id appJobtrackLocal1 [--data state.json] [--schema schema.toml] \\
+        [--rate-limit 5|off] [--penalty 30] [--faults faults.toml] [--fault 503:0.05@PATCH]
+
+Creates the schema's tables in the base (keeping any already persisted in ``--data``) and
+serves until interrupted (Ctrl-C or SIGTERM).  The token is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from ..errors import ConfigError
+from .faults import FaultInjector, parse_fault_option
+from .server import DEFAULT_BASE_ID, LocalAirtable
+
+
+def _rate(text: str) -> int | None:
+    if text.lower() in ("off", "none", "0"):
+        return None
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("rate limit must be >= 1 or 'off'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobtrack_airtable.local",
+        description="Local Airtable-compatible server for jobtrack-airtable.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve a base until interrupted")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    serve.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")
+    serve.add_argument(
+        "--token",
+        default=os.environ.get("JOBTRACK_LOCAL_TOKEN"),
+        help="bearer token clients must send (default: $JOBTRACK_LOCAL_TOKEN)",
+    )
+    serve.add_argument("--base-id", default=DEFAULT_BASE_ID, help="base ID (app + 14 chars)")
+    serve.add_argument("--data", help="persist to this JSON file (default: memory only)")
+    serve.add_argument("--schema", help="schema TOML file (default: the packaged schema)")
+    serve.add_argument(
+        "--rate-limit", type=_rate, default=5, help="requests/s per base, or 'off' (default 5)"
+    )
+    serve.add_argument("--penalty", type=float, default=30.0, help="429 penalty seconds")
+    serve.add_argument(
+        "--iterator-idle", type=float, default=300.0, help="seconds an unused offset lives"
+    )
+    serve.add_argument("--faults", help="fault rules file (JSON, or TOML by extension)")
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:P][@METHOD]",
+        help="random fault, e.g. 503:0.05@PATCH (repeatable)",
+    )
+    serve.add_argument("--seed", type=int, help="seed of the fault RNG")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.token:
+        print("error: --token (or JOBTRACK_LOCAL_TOKEN) is required", file=sys.stderr)
+        return 2
+    try:
+        faults = FaultInjector.load(args.faults) if args.faults else FaultInjector()
+        if args.seed is not None:
+            faults.seed(args.seed)
+        for text in args.fault:
+            spec = parse_fault_option(text)
+            faults.add(spec.pop("kind"), **spec)
+        srv = LocalAirtable(
+            schema=args.schema,
+            token=args.token,
+            base_id=args.base_id,
+            data_path=args.data,
+            rate_limit=args.rate_limit,
+            penalty_seconds=args.penalty,
+            iterator_idle_seconds=args.iterator_idle,
+            faults=faults,
+            host=args.host,
+            port=args.port,
+        )
+        srv.start()
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    def _terminate(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    tables = ", ".join(t.name for t in srv.store.tables(srv.base_id))
+    persistence = args.data or "memory only"
+    limit = f"{args.rate_limit}/s" if args.rate_limit else "off"
+    print(
+        f"Local Airtable serving base {srv.base_id} at {srv.url} "
+        f"(tables: {tables}; data: {persistence}; rate limit: {limit})",
+        flush=True,
+    )
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()
+    print("Local Airtable stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

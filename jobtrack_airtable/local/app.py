@@ -1,0 +1,625 @@
+"""The WSGI application of the local server: authentication, fault injection, rate limiting,
+routing, request parsing and validation, and Airtable's response and error shapes.
+
+Routing splits the *raw* request path and percent-decodes each segment, because table names
+may contain ``/`` (sent as ``%2F``) and a decoded ``PATH_INFO`` would split them.
+
+Order of checks for each request (so an unauthenticated caller learns nothing, and injected
+faults happen before any work): log → authenticate → inject fault → rate limit → route →
+validate → apply → respond (or drop the connection for ``lost_response``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, unquote
+
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Request, Response
+
+from . import errors as E
+from .faults import FaultInjector, FiredFault
+from .query import IteratorRegistry, RenderOptions, SortSpec, compile_filter, render, select
+from .ratelimit import RateLimiter
+from .requestlog import LoggedRequest, RequestLog
+from .storage import Record, Store, TableDef, is_id
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 100
+_SORT_PARAM = re.compile(r"^sort\[(\d+)\]\[(field|direction)\]$")
+_LIST_QUERY_KEYS = frozenset(
+    {
+        "fields[]",
+        "filterByFormula",
+        "maxRecords",
+        "pageSize",
+        "offset",
+        "view",
+        "cellFormat",
+        "timeZone",
+        "userLocale",
+        "returnFieldsByFieldId",
+        "recordMetadata[]",
+    }
+)
+_LIST_BODY_KEYS = frozenset(
+    {
+        "fields",
+        "filterByFormula",
+        "maxRecords",
+        "pageSize",
+        "offset",
+        "view",
+        "cellFormat",
+        "timeZone",
+        "userLocale",
+        "returnFieldsByFieldId",
+        "recordMetadata",
+        "sort",
+    }
+)
+_GET_RECORD_KEYS = frozenset({"cellFormat", "timeZone", "userLocale", "returnFieldsByFieldId"})
+
+
+class DropConnection(ConnectionAbortedError):
+    """Raised to close the client connection without a response (injected faults).
+
+    werkzeug's server treats a ``ConnectionError`` from the app as a dropped connection and
+    writes nothing; the socket was already shut down, so the client sees the connection
+    closed (``requests`` raises ``ConnectionError``)."""
+
+
+@dataclass
+class _Ctx:
+    """What the handlers need to know about the current request."""
+
+    method: str
+    segments: list[str]
+    args: MultiDict[str, str]
+    body: Any
+    body_error: E.ApiError | None
+
+    def json(self) -> Any:
+        if self.body_error is not None:
+            raise self.body_error
+        if self.body is None:
+            raise E.invalid_body("Request body is required")
+        return self.body
+
+
+class AirtableApp:
+    """The WSGI callable.  Collaborators are injected so tests can reach each one."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        token: str,
+        rate_limiter: RateLimiter | None = None,
+        token_limiter: RateLimiter | None = None,
+        faults: FaultInjector | None = None,
+        request_log: RequestLog | None = None,
+        iterators: IteratorRegistry | None = None,
+        max_body_bytes: int = 5 * 1024 * 1024,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError("a non-empty token is required")
+        self.store = store
+        self._token = f"Bearer {token}".encode()
+        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter(None)
+        self.token_limiter = token_limiter if token_limiter is not None else RateLimiter(None)
+        self.faults = faults if faults is not None else FaultInjector()
+        self.request_log = request_log if request_log is not None else RequestLog()
+        self.iterators = iterators if iterators is not None else IteratorRegistry()
+        self.max_body_bytes = max_body_bytes
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    # -- WSGI entry point -------------------------------------------------------------------
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        request = Request(environ)
+        method = request.method.upper()
+        raw_path = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?", 1)[0]
+        if not raw_path.startswith("/"):
+            raw_path = quote(request.path)
+        too_large = (request.content_length or 0) > self.max_body_bytes
+        raw_body = b"" if too_large else request.get_data(cache=False)
+        body, body_error = _parse_body(raw_body)
+        entry = self.request_log.start(
+            method,
+            raw_path,
+            request.path,
+            request.args.to_dict(flat=False),
+            body if body_error is None else raw_body.decode("utf-8", "replace"),
+        )
+        try:
+            response = self._respond(entry, request, method, raw_path, too_large, body, body_error)
+        except DropConnection:
+            entry.status = None
+            _shutdown(environ)
+            raise
+        entry.status = response.status_code
+        return response(environ, start_response)
+
+    def _respond(
+        self,
+        entry: LoggedRequest,
+        request: Request,
+        method: str,
+        raw_path: str,
+        too_large: bool,
+        body: Any,
+        body_error: E.ApiError | None,
+    ) -> Response:
+        auth = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(auth, self._token):
+            return _error(E.auth_required())
+        fault = self.faults.pick(method, raw_path, request.path)
+        if fault is not None:
+            entry.fault = fault.kind
+            early = self._early_fault(fault)
+            if early is not None:
+                return early
+        segments = [unquote(s) for s in raw_path.split("/")[1:]]
+        if segments and segments[-1] == "":
+            segments.pop()
+        base_id = _base_of(segments)
+        if base_id is not None and (
+            not self.rate_limiter.allow(base_id) or not self.token_limiter.allow("token")
+        ):
+            return _error(E.rate_limited())
+        if too_large:
+            resp = _error(E.ApiError(413, "REQUEST_ENTITY_TOO_LARGE", "Request body is too large"))
+            resp.headers["Connection"] = "close"
+            return resp
+        ctx = _Ctx(method, segments, request.args, body, body_error)
+        try:
+            status, payload = self._route(ctx)
+            response = _json(status, payload)
+        except E.ApiError as exc:
+            response = _error(exc)
+        except Exception:
+            log.exception("local Airtable: unexpected error on %s %s", method, raw_path)
+            response = _error(E.ApiError(500, "SERVER_ERROR", "Unexpected server error"))
+        if fault is not None and fault.kind == "lost_response":
+            # The write is committed (and persisted) by now; only the answer is lost.
+            entry.status = None
+            raise DropConnection("injected fault: response lost")
+        return response
+
+    @staticmethod
+    def _early_fault(fault: FiredFault) -> Response | None:
+        if fault.kind == "drop":
+            raise DropConnection("injected fault: connection dropped")
+        if fault.kind == "delay":
+            time.sleep(fault.delay)
+            return None
+        if fault.kind == "429":
+            return _error(E.rate_limited())
+        if fault.kind == "500":
+            return _error(E.ApiError(500, "SERVER_ERROR", "Server error"))
+        if fault.kind == "502":
+            return _error(E.ApiError(502, "BAD_GATEWAY", "Bad gateway"))
+        if fault.kind == "503":
+            resp = _error(
+                E.ApiError(503, "RETRIABLE_ERROR", "Service unavailable, please retry later")
+            )
+            if fault.retry_after is not None:
+                ra = fault.retry_after
+                resp.headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
+            return resp
+        return None  # lost_response: handled after processing
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def _route(self, ctx: _Ctx) -> tuple[int, Any]:
+        seg, m = ctx.segments, ctx.method
+        if len(seg) < 2 or seg[0] != "v0":
+            raise E.not_found()
+        if seg[1] == "meta":
+            if len(seg) >= 5 and seg[2] == "bases" and seg[4] == "tables":
+                base_id = self._base(seg[3])
+                if len(seg) == 5 and m == "GET":
+                    return 200, self._meta_tables(ctx, base_id)
+                if len(seg) == 5 and m == "POST":
+                    return 200, self._meta_create_table(ctx, base_id)
+                if len(seg) == 7 and seg[6] == "fields" and m == "POST":
+                    return 200, self._meta_create_field(ctx, base_id, seg[5])
+            raise E.not_found()
+        base_id = self._base(seg[1])
+        if len(seg) == 3:
+            table = seg[2]
+            if m == "GET":
+                return 200, self._list(ctx, base_id, table, _list_params_from_query(ctx.args))
+            if m == "POST":
+                return 200, self._create(ctx, base_id, table)
+            if m in ("PATCH", "PUT"):
+                return 200, self._update_many(ctx, base_id, table, replace=m == "PUT")
+            if m == "DELETE":
+                return 200, self._delete_many(ctx, base_id, table)
+        elif len(seg) == 4:
+            table, rid = seg[2], seg[3]
+            if rid == "listRecords" and m == "POST":
+                self.store.table(base_id, table)
+                return 200, self._list(ctx, base_id, table, _list_params_from_body(ctx))
+            if m in ("GET", "PATCH", "PUT", "DELETE"):
+                self.store.table(base_id, table)  # unknown table first, then the record ID
+                if not is_id(rid, "rec"):
+                    raise E.not_found()
+                if m == "GET":
+                    return 200, self._get(ctx, base_id, table, rid)
+                if m == "DELETE":
+                    self.store.delete_records(base_id, table, [rid])
+                    return 200, {"id": rid, "deleted": True}
+                return 200, self._update_one(ctx, base_id, table, rid, replace=m == "PUT")
+        raise E.not_found()
+
+    def _base(self, base_id: str) -> str:
+        if not is_id(base_id, "app"):
+            raise E.not_found()
+        if not self.store.has_base(base_id):
+            raise E.model_not_found()
+        return base_id
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _get(self, ctx: _Ctx, base_id: str, table_ref: str, rid: str) -> dict[str, Any]:
+        _reject_unknown(ctx.args.keys(), _GET_RECORD_KEYS)
+        table = self.store.table(base_id, table_ref)
+        rec = self.store.get_record(base_id, table_ref, rid)
+        options = RenderOptions(
+            by_field_id=_flag(ctx.args.get("returnFieldsByFieldId")),
+            cell_format=_cell_format(ctx.args.get("cellFormat"), ctx.args),
+        )
+        return render(table, rec, options, self._clock())
+
+    def _list(self, ctx: _Ctx, base_id: str, table_ref: str, p: _ListParams) -> dict[str, Any]:
+        table = self.store.table(base_id, table_ref)
+        page_size = _int_param(p.page_size, "pageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        if p.offset is not None:
+            listing, position = self.iterators.resume(base_id, table, p.offset)
+            return self.iterators.page(listing, position, page_size)
+        max_records = _int_param(p.max_records, "maxRecords", None, 1, None)
+        wanted = None
+        if p.fields is not None:
+            wanted = tuple(_field(table, name) for name in p.fields)
+        sort = [SortSpec(_field(table, name), desc) for name, desc in p.sort]
+        if p.view is not None and p.view not in ("Grid view", table.view_id):
+            raise E.ApiError(422, "VIEW_NAME_NOT_FOUND", f'Could not find view "{p.view}"')
+        options = RenderOptions(wanted, p.by_field_id, _cell_format(p.cell_format, p.locale))
+        formula = compile_filter(table, p.formula) if p.formula else None
+        table, records = self.store.snapshot(base_id, table_ref)
+        now = self._clock()
+        result = select(
+            table, records, formula=formula, sort=sort, max_records=max_records, now=now
+        )
+        listing = self.iterators.start(base_id, table, result, options, now)
+        return self.iterators.page(listing, 0, page_size)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _create(self, ctx: _Ctx, base_id: str, table_ref: str) -> dict[str, Any]:
+        table = self.store.table(base_id, table_ref)
+        body = _object(ctx.json())
+        typecast, by_id = _write_flags(body)
+        if "records" in body:
+            _reject_unknown(body, {"records", "typecast", "returnFieldsByFieldId"})
+            items = [_fields_of(r, allowed={"fields"}) for r in _records_list(body["records"])]
+            recs = self.store.create_records(base_id, table_ref, items, typecast=typecast)
+            return {"records": self._render_all(table, recs, by_id)}
+        if "fields" in body:
+            _reject_unknown(body, {"fields", "typecast", "returnFieldsByFieldId"})
+            [rec] = self.store.create_records(
+                base_id, table_ref, [_fields_of(body, allowed=set(body))], typecast=typecast
+            )
+            return self._render_all(table, [rec], by_id)[0]
+        raise E.invalid_request("the body needs either 'records' or 'fields'")
+
+    def _update_one(
+        self, ctx: _Ctx, base_id: str, table_ref: str, rid: str, *, replace: bool
+    ) -> dict[str, Any]:
+        table = self.store.table(base_id, table_ref)
+        body = _object(ctx.json())
+        _reject_unknown(body, {"fields", "typecast", "returnFieldsByFieldId"})
+        typecast, by_id = _write_flags(body)
+        fields = _fields_of(body, allowed=set(body))
+        [rec] = self.store.update_records(
+            base_id, table_ref, [(rid, fields)], replace=replace, typecast=typecast
+        )
+        return self._render_all(table, [rec], by_id)[0]
+
+    def _update_many(
+        self, ctx: _Ctx, base_id: str, table_ref: str, *, replace: bool
+    ) -> dict[str, Any]:
+        table = self.store.table(base_id, table_ref)
+        body = _object(ctx.json())
+        _reject_unknown(body, {"records", "typecast", "returnFieldsByFieldId", "performUpsert"})
+        typecast, by_id = _write_flags(body)
+        if "records" not in body:
+            raise E.invalid_request("the body needs 'records'")
+        raw = _records_list(body["records"])
+        upsert = body.get("performUpsert")
+        if upsert is not None:
+            if not isinstance(upsert, Mapping) or set(upsert) != {"fieldsToMergeOn"}:
+                raise E.invalid_request("performUpsert must be {'fieldsToMergeOn': [...]}")
+            items = []
+            for r in raw:
+                r = _object(r)
+                _reject_unknown(r, {"id", "fields"})
+                items.append(
+                    {
+                        **({"id": r["id"]} if "id" in r else {}),
+                        "fields": _fields_of(r, allowed={"id", "fields"}),
+                    }
+                )
+            recs, created, updated = self.store.upsert_records(
+                base_id,
+                table_ref,
+                items,
+                upsert["fieldsToMergeOn"],
+                replace=replace,
+                typecast=typecast,
+            )
+            return {
+                "records": self._render_all(table, recs, by_id),
+                "createdRecords": created,
+                "updatedRecords": updated,
+            }
+        pairs = []
+        for r in raw:
+            r = _object(r)
+            if "id" not in r:
+                raise E.invalid_records("Each record must have an 'id' (or use performUpsert)")
+            pairs.append((r["id"], _fields_of(r, allowed={"id", "fields"})))
+        recs = self.store.update_records(
+            base_id, table_ref, pairs, replace=replace, typecast=typecast
+        )
+        return {"records": self._render_all(table, recs, by_id)}
+
+    def _delete_many(self, ctx: _Ctx, base_id: str, table_ref: str) -> dict[str, Any]:
+        self.store.table(base_id, table_ref)
+        _reject_unknown(ctx.args.keys(), {"records[]"})
+        ids = ctx.args.getlist("records[]")
+        if not ids:
+            raise E.invalid_request("give the records to delete as records[]=recXXX")
+        for rid in ids:
+            if not is_id(rid, "rec"):
+                raise E.not_found()
+        deleted = self.store.delete_records(base_id, table_ref, ids)
+        return {"records": [{"id": rid, "deleted": True} for rid in deleted]}
+
+    def _render_all(self, table: TableDef, recs: list[Record], by_id: bool) -> list[dict]:
+        now = self._clock()
+        options = RenderOptions(by_field_id=by_id)
+        return [render(table, r, options, now) for r in recs]
+
+    # -- meta API ---------------------------------------------------------------------------
+
+    def _meta_tables(self, ctx: _Ctx, base_id: str) -> dict[str, Any]:
+        visible = "visibleFieldIds" in ctx.args.getlist("include")
+        return {
+            "tables": [t.to_meta(visible_field_ids=visible) for t in self.store.tables(base_id)]
+        }
+
+    def _meta_create_table(self, ctx: _Ctx, base_id: str) -> dict[str, Any]:
+        body = _object(ctx.json())
+        _reject_unknown(body, {"name", "fields", "description"})
+        table = self.store.create_table(
+            base_id, body.get("name"), body.get("fields") or [], body.get("description")
+        )
+        return table.to_meta()
+
+    def _meta_create_field(self, ctx: _Ctx, base_id: str, table_ref: str) -> dict[str, Any]:
+        body = _object(ctx.json())
+        _reject_unknown(body, {"name", "type", "options", "description"})
+        return self.store.create_field(base_id, table_ref, body).to_meta()
+
+
+# -- request parsing helpers ------------------------------------------------------------------
+
+
+@dataclass
+class _ListParams:
+    fields: list[str] | None = None
+    formula: str | None = None
+    max_records: Any = None
+    page_size: Any = None
+    offset: Any = None
+    view: str | None = None
+    cell_format: Any = None
+    by_field_id: bool = False
+    sort: list[tuple[str, bool]] | None = None
+    locale: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.sort is None:
+            self.sort = []
+
+
+def _list_params_from_query(args: MultiDict[str, str]) -> _ListParams:
+    sort: dict[int, dict[str, str]] = {}
+    for key in args:
+        if (m := _SORT_PARAM.match(key)) is not None:
+            sort.setdefault(int(m.group(1)), {})[m.group(2)] = args[key]
+        elif key not in _LIST_QUERY_KEYS:
+            raise E.invalid_request(f"unknown query parameter {key!r}")
+    formula = args.get("filterByFormula")
+    return _ListParams(
+        fields=args.getlist("fields[]") if "fields[]" in args else None,
+        formula=formula,
+        max_records=args.get("maxRecords"),
+        page_size=args.get("pageSize"),
+        offset=args.get("offset"),
+        view=args.get("view"),
+        cell_format=args.get("cellFormat"),
+        by_field_id=_flag(args.get("returnFieldsByFieldId")),
+        sort=[_sort_entry(sort[i]) for i in sorted(sort)],
+        locale=args,
+    )
+
+
+def _list_params_from_body(ctx: _Ctx) -> _ListParams:
+    body = _object(ctx.json())
+    _reject_unknown(body, _LIST_BODY_KEYS)
+    fields = body.get("fields")
+    if fields is not None and (
+        not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)
+    ):
+        raise E.invalid_request("fields must be a list of field names")
+    sort = body.get("sort") or []
+    if not isinstance(sort, list) or not all(isinstance(s, Mapping) for s in sort):
+        raise E.invalid_request("sort must be a list of {field, direction}")
+    formula = body.get("filterByFormula")
+    if formula is not None and not isinstance(formula, str):
+        raise E.invalid_request("filterByFormula must be a string")
+    view = body.get("view")
+    return _ListParams(
+        fields=fields,
+        formula=formula,
+        max_records=body.get("maxRecords"),
+        page_size=body.get("pageSize"),
+        offset=body.get("offset"),
+        view=view if isinstance(view, str) else None,
+        cell_format=body.get("cellFormat"),
+        by_field_id=bool(body.get("returnFieldsByFieldId")),
+        sort=[_sort_entry(s) for s in sort],
+        locale={**ctx.args.to_dict(), **body},
+    )
+
+
+def _sort_entry(entry: Mapping[str, Any]) -> tuple[str, bool]:
+    name = entry.get("field")
+    direction = entry.get("direction", "asc")
+    if not isinstance(name, str) or direction not in ("asc", "desc"):
+        raise E.invalid_request("each sort needs a field and a direction of 'asc' or 'desc'")
+    return name, direction == "desc"
+
+
+def _field(table: TableDef, name: str) -> Any:
+    fdef = table.field_named(name)
+    if fdef is None:
+        raise E.unknown_field(name)
+    return fdef
+
+
+def _int_param(value: Any, name: str, default: int | None, lo: int, hi: int | None) -> int | None:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        raise E.invalid_request(f"{name} must be an integer")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise E.invalid_request(f"{name} must be an integer, got {value!r}") from None
+    if isinstance(value, float) and not value.is_integer():
+        raise E.invalid_request(f"{name} must be an integer, got {value!r}")
+    if number < lo or (hi is not None and number > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise E.invalid_request(f"{name} must be {bound}, got {number}")
+    return number
+
+
+def _cell_format(value: Any, locale: Mapping[str, Any] | None) -> str:
+    if value in (None, "json"):
+        return "json"
+    if value == "string":
+        if not locale or not locale.get("timeZone") or not locale.get("userLocale"):
+            raise E.invalid_request("cellFormat 'string' requires timeZone and userLocale")
+        return "string"
+    raise E.invalid_request(f"cellFormat must be 'json' or 'string', got {value!r}")
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, str) and value.lower() in ("1", "true")
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise E.invalid_request("expected a JSON object")
+    return value
+
+
+def _records_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise E.invalid_records("records must be an array")
+    return value
+
+
+def _fields_of(record: Any, *, allowed: set[str]) -> dict[str, Any]:
+    record = _object(record)
+    _reject_unknown(record, allowed | {"fields"})
+    fields = record.get("fields", {})
+    if not isinstance(fields, dict):
+        raise E.invalid_request("fields must be an object")
+    return fields
+
+
+def _write_flags(body: Mapping[str, Any]) -> tuple[bool, bool]:
+    typecast = body.get("typecast", False)
+    by_id = body.get("returnFieldsByFieldId", False)
+    if not isinstance(typecast, bool) or not isinstance(by_id, bool):
+        raise E.invalid_request("typecast and returnFieldsByFieldId must be booleans")
+    return typecast, by_id
+
+
+def _reject_unknown(keys: Iterable[str], allowed: Iterable[str]) -> None:
+    extra = sorted(set(keys) - set(allowed))
+    if extra:
+        raise E.invalid_request(f"unknown parameter(s) {extra}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_body(raw: bytes) -> tuple[Any, E.ApiError | None]:
+    if not raw.strip():
+        return None, None
+    try:
+        # parse_constant refuses NaN/Infinity, which Python's json would otherwise accept.
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant), None
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, E.invalid_body(f"Could not parse request body: {exc}")
+
+
+def _base_of(segments: list[str]) -> str | None:
+    if len(segments) >= 2 and segments[0] == "v0":
+        if segments[1] != "meta":
+            return segments[1]
+        if len(segments) >= 4 and segments[2] == "bases":
+            return segments[3]
+    return None
+
+
+def _json(status: int, payload: Any) -> Response:
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(data, status=status, content_type="application/json; charset=utf-8")
+
+
+def _error(exc: E.ApiError) -> Response:
+    resp = _json(exc.status, exc.body())
+    for k, v in exc.headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+def _shutdown(environ: Mapping[str, Any]) -> None:
+    sock = environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,224 @@
+"""``LocalAirtable``: the local Airtable-compatible server, started in-process on a free port.
+
+>>> with LocalAirtable(token="tok", base_id="appJobtrackLocal1", rate_limit=None) as srv:
+...     table = srv.api().table(srv.base_id, "Job Tracking")
+...     rec = table.create({"Run ID": "250930-141522", "Status": "Running"})
+...     srv.request_log.count(method="POST")
+1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pyairtable
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from ..schema import Schema, load_schema
+from .app import AirtableApp
+from .faults import FaultInjector
+from .query import IteratorRegistry
+from .ratelimit import RateLimiter
+from .requestlog import RequestLog
+from .storage import Store, is_id
+
+DEFAULT_BASE_ID = "appJobtrackLocal1"
+
+
+class _Handler(WSGIRequestHandler):
+    """werkzeug's handler with HTTP/1.1 keep-alive, no access log, and connection tracking
+    (so :meth:`LocalAirtable.stop` can close idle keep-alive connections)."""
+
+    protocol_version = "HTTP/1.1"
+    #: Idle keep-alive connections are closed after this many seconds.
+    timeout = 60
+
+    def setup(self) -> None:
+        super().setup()
+        tracker = getattr(self.server, "connections", None)
+        if tracker is not None:
+            tracker.add(self.connection)
+
+    def finish(self) -> None:
+        tracker = getattr(self.server, "connections", None)
+        if tracker is not None:
+            tracker.discard(self.connection)
+        super().finish()
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # Access logs would cost throughput and add nothing the request log lacks.
+        return
+
+    def connection_dropped(
+        self, error: BaseException, environ: dict[str, Any] | None = None
+    ) -> None:
+        # Injected drop faults land here: make sure the connection is not reused.
+        self.close_connection = True
+
+
+class LocalAirtable:
+    """An Airtable-compatible HTTP server on 127.0.0.1, for tests, benchmarks and dev work.
+
+    Parameters (all keyword-only):
+
+    ``schema``: the :class:`~jobtrack_airtable.schema.Schema` (or a path to a schema TOML
+    file) whose tables are created in the base; the default schema when ``None``.
+    ``create_tables=False`` starts with an empty base.
+    ``token``: the bearer token clients must send (random when omitted).
+    ``base_id``: ``app`` + 14 alphanumerics.
+    ``data_path``: persist to this JSON file (atomic writes, restart-safe); memory only when
+    ``None``.
+    ``rate_limit``: requests per second per base (``None`` = off; default 5), with a
+    ``penalty_seconds`` lock-out after a breach (default 30).  ``token_rate_limit``: the
+    per-token limit (Airtable's 50/s), off by default.
+    ``iterator_idle_seconds``: how long an unused listing offset stays valid.
+    ``faults``: a :class:`FaultInjector` (a fresh one seeded with ``fault_seed`` by default).
+    ``host``/``port``: where to listen (loopback and a free port by default).
+
+    >>> srv = LocalAirtable(rate_limit=None).start()
+    >>> srv.url.startswith("http://127.0.0.1:")
+    True
+    >>> srv.stop()
+    """
+
+    def __init__(
+        self,
+        *,
+        schema: Schema | str | Path | None = None,
+        create_tables: bool = True,
+        token: str | None = None,
+        base_id: str = DEFAULT_BASE_ID,
+        data_path: str | Path | None = None,
+        rate_limit: int | None = 5,
+        penalty_seconds: float = 30.0,
+        token_rate_limit: int | None = None,
+        iterator_idle_seconds: float = 300.0,
+        faults: FaultInjector | None = None,
+        fault_seed: int | None = None,
+        log_size: int = 1000,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if not is_id(base_id, "app"):
+            raise ValueError(f"base_id must be 'app' + 14 alphanumerics, got {base_id!r}")
+        if not isinstance(schema, Schema):
+            schema = load_schema(schema)
+        self.schema = schema
+        self.token = token or secrets.token_urlsafe(24)
+        self.base_id = base_id
+        self.host = host
+        self._port = port
+        self.store = Store(data_path)
+        if create_tables:
+            self.store.ensure_schema(base_id, schema)
+        else:
+            self.store.create_base(base_id)
+        self.rate_limiter = RateLimiter(rate_limit, penalty_seconds=penalty_seconds)
+        self.token_limiter = RateLimiter(token_rate_limit, penalty_seconds=penalty_seconds)
+        self.faults = faults if faults is not None else FaultInjector(seed=fault_seed)
+        self.request_log = RequestLog(maxlen=log_size)
+        self.iterators = IteratorRegistry(iterator_idle_seconds)
+        self.app = AirtableApp(
+            self.store,
+            token=self.token,
+            rate_limiter=self.rate_limiter,
+            token_limiter=self.token_limiter,
+            faults=self.faults,
+            request_log=self.request_log,
+            iterators=self.iterators,
+        )
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        # Never show the token.
+        state = self.url if self._server is not None else "stopped"
+        return f"<LocalAirtable base={self.base_id!r} {state}>"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> LocalAirtable:
+        """Bind and serve in a daemon thread; returns ``self``."""
+        if self._server is not None:
+            return self
+        server = make_server(
+            self.host, self._port, self.app, threaded=True, request_handler=_Handler
+        )
+        server.connections = set()  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"local-airtable-{server.server_port}",
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection (idempotent)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        for conn in list(getattr(server, "connections", ())):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (the ``serve`` CLI)."""
+        self.start()
+        assert self._thread is not None
+        try:
+            while self._thread.is_alive():
+                self._thread.join(timeout=0.5)
+        finally:
+            self.stop()
+
+    def __enter__(self) -> LocalAirtable:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses and clients --------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the server is not running")
+        return int(self._server.server_port)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (pass as ``endpoint_url``)."""
+        return f"http://{self.host}:{self.port}"
+
+    def api(self, *, timeout: tuple[float, float] = (5, 30)) -> pyairtable.Api:
+        """A pyairtable ``Api`` for this server, built the way the project builds it: no
+        pyairtable retries (tenacity owns retries) and an explicit timeout."""
+        return pyairtable.Api(
+            self.token, endpoint_url=self.url, retry_strategy=None, timeout=timeout
+        )
+
+    def table(self, name: str) -> pyairtable.Table:
+        """A pyairtable ``Table`` of this server's base, by table name or ID (or schema key
+        such as ``"jobs"``)."""
+        if name in self.schema.tables:
+            name = self.schema.tables[name].name
+        return self.api().table(self.base_id, name)

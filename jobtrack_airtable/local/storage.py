@@ -1,0 +1,845 @@
+"""In-memory Airtable data model of the local server, with optional JSON-file persistence.
+
+Bases hold tables (``tbl…`` IDs, names, ordered fields with ``fld…`` IDs, types and options),
+tables hold records.  Every write validates the *whole* batch first and commits it in one step
+under the store lock, so a batch is all-or-nothing (SPEC §2.5) and concurrent writers never see
+or produce a torn record.  With a ``data_path`` the whole state is written atomically (temp file
++ ``os.replace``) *before* the write returns, so every acknowledged write survives a restart.
+
+Records are immutable once committed (a write replaces the :class:`Record` object), which lets a
+listing keep references to a consistent snapshot without copying it.
+
+>>> store = Store()
+>>> base = store.create_base("appExampleBase001")
+>>> fields = [{"name": "Name", "type": "singleLineText"}]
+>>> table = store.create_table("appExampleBase001", "Things", fields)
+>>> [rec] = store.create_records("appExampleBase001", "Things", [{"Name": "a"}])
+>>> rec.fields
+{'Name': 'a'}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import secrets
+import string
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..schema import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES, Schema, TableSpec
+from ..timeutil import parse_airtable, to_airtable
+from . import errors as E
+
+MAX_RECORDS_PER_REQUEST = 10
+_ALNUM = string.ascii_letters + string.digits
+_ID_RE = {p: re.compile(rf"^{p}[A-Za-z0-9]{{14}}$") for p in ("app", "tbl", "fld", "rec", "viw")}
+_SELECT_COLORS = ("blueLight2", "cyanLight2", "tealLight2", "greenLight2", "yellowLight2")
+_FORMAT_VERSION = 1
+
+
+def new_id(prefix: str) -> str:
+    """A fresh Airtable-style ID: ``prefix`` + 14 random alphanumerics.
+
+    >>> len(new_id("rec")), new_id("rec")[:3]
+    (17, 'rec')
+    """
+    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(14))
+
+
+def is_id(value: Any, prefix: str) -> bool:
+    """Whether ``value`` is a well-formed ID with ``prefix`` (``rec``, ``tbl``, ``app``…)."""
+    return isinstance(value, str) and _ID_RE[prefix].match(value) is not None
+
+
+def is_empty(value: Any) -> bool:
+    """Airtable's notion of an empty cell: ``None``, ``""``, ``[]``, ``false`` (never ``0``)."""
+    return (
+        value is None
+        or value is False
+        or (isinstance(value, str) and value == "")
+        or (isinstance(value, list | dict) and not value)
+    )
+
+
+# -- model ----------------------------------------------------------------------------------
+
+
+@dataclass
+class FieldDef:
+    """One field of a table as the meta API describes it."""
+
+    id: str
+    name: str
+    type: str
+    options: dict[str, Any] | None = None
+    description: str | None = None
+
+    @property
+    def computed(self) -> bool:
+        return self.type in COMPUTED_TYPES
+
+    @property
+    def formula(self) -> str | None:
+        if self.type == "formula" and self.options:
+            text = self.options.get("formula")
+            return text if isinstance(text, str) else None
+        return None
+
+    @property
+    def choices(self) -> list[str]:
+        if not self.options:
+            return []
+        return [c["name"] for c in self.options.get("choices", []) if isinstance(c, dict)]
+
+    def to_meta(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "name": self.name, "type": self.type}
+        if self.description:
+            out["description"] = self.description
+        if self.options is not None:
+            out["options"] = self.options
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A committed record.  Never mutated: a write replaces the object."""
+
+    id: str
+    created_time: str
+    created: datetime
+    modified: datetime
+    fields: Mapping[str, Any]
+
+
+@dataclass
+class TableDef:
+    """A table: identity, ordered fields, and records in creation order."""
+
+    id: str
+    name: str
+    fields: list[FieldDef]
+    description: str | None = None
+    view_id: str = field(default_factory=lambda: new_id("viw"))
+    records: dict[str, Record] = field(default_factory=dict)
+    #: Bumped whenever fields change, so caches of compiled formulas know to recompile.
+    schema_version: int = 0
+    #: Per-table cache owned by :mod:`.query` (compiled formula fields).
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary_field_id(self) -> str:
+        return self.fields[0].id
+
+    def field_named(self, name_or_id: str) -> FieldDef | None:
+        """The field with this name, else with this ID, else ``None``."""
+        for f in self.fields:
+            if f.name == name_or_id:
+                return f
+        for f in self.fields:
+            if f.id == name_or_id:
+                return f
+        return None
+
+    def to_meta(self, *, visible_field_ids: bool = False) -> dict[str, Any]:
+        view: dict[str, Any] = {"id": self.view_id, "name": "Grid view", "type": "grid"}
+        if visible_field_ids:
+            view["visibleFieldIds"] = [f.id for f in self.fields]
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "primaryFieldId": self.primary_field_id,
+            "fields": [f.to_meta() for f in self.fields],
+            "views": [view],
+        }
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass
+class BaseDef:
+    id: str
+    tables: list[TableDef] = field(default_factory=list)
+
+    def table(self, ref: str) -> TableDef | None:
+        """The table with this ID, else with this name (Airtable accepts both in URLs)."""
+        for t in self.tables:
+            if t.id == ref:
+                return t
+        for t in self.tables:
+            if t.name == ref:
+                return t
+        return None
+
+
+# -- value validation -----------------------------------------------------------------------
+
+
+def _field_options_from_spec(ftype: str, options: Any, precision: int | None) -> dict | None:
+    """Airtable-shaped ``options`` for a field created from the project schema."""
+    if ftype in ("singleSelect", "multipleSelects"):
+        names = list(options or [])
+        return {"choices": [_choice(n, i) for i, n in enumerate(names)]}
+    if ftype in NUMBER_TYPES and ftype != "rating":
+        return {"precision": precision if precision is not None else 0}
+    if ftype == "dateTime":
+        return {
+            "dateFormat": {"name": "iso", "format": "YYYY-MM-DD"},
+            "timeFormat": {"name": "24hour", "format": "HH:mm"},
+            "timeZone": "utc",
+        }
+    if ftype == "date":
+        return {"dateFormat": {"name": "iso", "format": "YYYY-MM-DD"}}
+    return None
+
+
+def _choice(name: str, index: int) -> dict[str, Any]:
+    return {"id": new_id("sel"), "name": name, "color": _SELECT_COLORS[index % 5]}
+
+
+class _Batch:
+    """Select options a ``typecast`` write wants to add; applied only if the batch commits."""
+
+    def __init__(self) -> None:
+        self.new_choices: dict[str, tuple[FieldDef, list[str]]] = {}
+
+    def add_choice(self, fdef: FieldDef, name: str) -> None:
+        entry = self.new_choices.setdefault(fdef.id, (fdef, []))
+        if name not in entry[1]:
+            entry[1].append(name)
+
+    def pending(self, fdef: FieldDef) -> list[str]:
+        entry = self.new_choices.get(fdef.id)
+        return entry[1] if entry else []
+
+
+def _normalise(fdef: FieldDef, value: Any, typecast: bool, batch: _Batch) -> Any:
+    """Validate and normalise one incoming cell value; ``None`` means "clear the cell"."""
+    if is_empty(value):
+        return None
+    ftype = fdef.type
+    if ftype in NUMBER_TYPES:
+        if isinstance(value, str) and typecast:
+            try:
+                value = float(value.strip().replace(",", ""))
+            except ValueError:
+                raise E.bad_value(fdef.name) from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise E.bad_value(fdef.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise E.bad_value(fdef.name)
+        precision = (fdef.options or {}).get("precision")
+        if isinstance(precision, int):
+            # Airtable stores numbers at the field's precision: 3.0 in an integer field reads
+            # back as 3, a cost of 1.005 as 1.0 (banker's rounding is close enough here).
+            value = round(value) if precision == 0 else round(float(value), precision)
+        return value
+    if ftype in TEXT_TYPES:
+        if not isinstance(value, str):
+            if typecast and isinstance(value, int | float) and not isinstance(value, bool):
+                return str(value)
+            raise E.bad_value(fdef.name)
+        return value
+    if ftype == "singleSelect":
+        if not isinstance(value, str):
+            raise E.bad_value(fdef.name)
+        _check_choice(fdef, value, typecast, batch)
+        return value
+    if ftype == "multipleSelects":
+        if isinstance(value, str) and typecast:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise E.bad_value(fdef.name)
+        for v in value:
+            _check_choice(fdef, v, typecast, batch)
+        return value or None
+    if ftype in ("dateTime", "date"):
+        if not isinstance(value, str):
+            raise E.bad_value(fdef.name)
+        try:
+            parsed = parse_airtable(value)
+        except InvalidInputError:
+            raise E.bad_value(fdef.name, f"cannot parse date value {value!r}") from None
+        return to_airtable(parsed) if ftype == "dateTime" else parsed.date().isoformat()
+    if ftype == "checkbox":
+        if not isinstance(value, bool):
+            if not typecast:
+                raise E.bad_value(fdef.name)
+            value = str(value).strip().lower() in ("1", "true", "yes", "checked", "on")
+        return value or None
+    # Types this server does not model (links, attachments…) are stored as sent.
+    return value
+
+
+def _check_choice(fdef: FieldDef, value: str, typecast: bool, batch: _Batch) -> None:
+    if value in fdef.choices or value in batch.pending(fdef):
+        return
+    if not typecast:
+        raise E.ApiError(
+            422,
+            "INVALID_MULTIPLE_CHOICE_OPTIONS",
+            f'Insufficient permissions to create new select option ""{value}""',
+        )
+    batch.add_choice(fdef, value)
+
+
+# -- the store ------------------------------------------------------------------------------
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Change:
+    table: TableDef
+    record_id: str
+    old: Record | None
+    new: Record | None
+
+
+class Store:
+    """Thread-safe storage of bases, tables and records, optionally persisted to JSON.
+
+    Table arguments accept a table ID or name; a ``base_id`` of ``None`` means the only base
+    (handy in fixtures).  Write methods raise :class:`~.errors.ApiError` exactly as the HTTP
+    API would answer, and change nothing when they raise.
+
+    >>> store = Store()
+    >>> _ = store.create_base("appExampleBase001")
+    >>> store.base_ids()
+    ['appExampleBase001']
+    """
+
+    def __init__(self, data_path: str | Path | None = None, *, clock: Clock = _utcnow) -> None:
+        self.lock = threading.RLock()
+        self.data_path = Path(data_path) if data_path is not None else None
+        self.clock = clock
+        self._bases: dict[str, BaseDef] = {}
+        if self.data_path is not None and self.data_path.exists():
+            self._load(self.data_path)
+
+    # -- bases and tables -------------------------------------------------------------------
+
+    def base_ids(self) -> list[str]:
+        with self.lock:
+            return list(self._bases)
+
+    def base(self, base_id: str | None = None) -> BaseDef:
+        """The base ``base_id`` (the only base when ``None``); 403-style error if absent."""
+        with self.lock:
+            if base_id is None:
+                if len(self._bases) != 1:
+                    raise ValueError("base_id is required when the store holds several bases")
+                return next(iter(self._bases.values()))
+            base = self._bases.get(base_id)
+            if base is None:
+                raise E.model_not_found()
+            return base
+
+    def has_base(self, base_id: str) -> bool:
+        with self.lock:
+            return base_id in self._bases
+
+    def create_base(self, base_id: str) -> BaseDef:
+        """Create (or return the existing) base ``base_id`` (``app`` + 14 alphanumerics)."""
+        if not is_id(base_id, "app"):
+            raise ValueError(f"base ID must be 'app' + 14 alphanumerics, got {base_id!r}")
+        with self.lock:
+            base = self._bases.get(base_id)
+            if base is None:
+                base = self._bases[base_id] = BaseDef(base_id)
+                self._persist()
+            return base
+
+    def table(self, base_id: str | None, table_ref: str) -> TableDef:
+        """The table by ID or name; 404 ``TABLE_NOT_FOUND`` if absent."""
+        with self.lock:
+            table = self.base(base_id).table(table_ref)
+            if table is None:
+                raise E.table_not_found(table_ref)
+            return table
+
+    def tables(self, base_id: str | None = None) -> list[TableDef]:
+        with self.lock:
+            return list(self.base(base_id).tables)
+
+    def create_table(
+        self,
+        base_id: str | None,
+        name: str,
+        fields: Sequence[Mapping[str, Any]],
+        description: str | None = None,
+    ) -> TableDef:
+        """Create a table from Airtable field models (``{"name", "type", "options"?}``).
+
+        The first field is the primary field.  Errors: 422 for a duplicate or empty name, no
+        fields, or a bad field model.
+        """
+        with self.lock:
+            base = self.base(base_id)
+            if not isinstance(name, str) or not name.strip():
+                raise E.invalid_request("table name must be a non-empty string")
+            if base.table(name) is not None:
+                raise E.ApiError(
+                    422, "DUPLICATE_TABLE_NAME", f'A table named "{name}" already exists'
+                )
+            if not isinstance(fields, list | tuple) or not fields:
+                raise E.invalid_request("a table needs at least one field")
+            table = TableDef(new_id("tbl"), name, [], description=description)
+            for spec in fields:
+                table.fields.append(self._field_from_model(table, spec))
+            if table.fields[0].computed:
+                raise E.invalid_request(f'field "{table.fields[0].name}" cannot be primary')
+            base.tables.append(table)
+            self._persist()
+            return table
+
+    def create_field(
+        self, base_id: str | None, table_ref: str, spec: Mapping[str, Any]
+    ) -> FieldDef:
+        """Add a field (an Airtable field model) to a table."""
+        with self.lock:
+            table = self.table(base_id, table_ref)
+            fdef = self._field_from_model(table, spec)
+            table.fields.append(fdef)
+            table.schema_version += 1
+            table.cache.clear()
+            self._persist()
+            return fdef
+
+    @staticmethod
+    def _field_from_model(table: TableDef, spec: Any) -> FieldDef:
+        if not isinstance(spec, Mapping):
+            raise E.invalid_request("each field must be an object")
+        name, ftype = spec.get("name"), spec.get("type")
+        if not isinstance(name, str) or not name.strip() or not isinstance(ftype, str):
+            raise E.invalid_request("a field needs a non-empty name and a type")
+        if table.field_named(name) is not None and any(f.name == name for f in table.fields):
+            raise E.ApiError(
+                422, "DUPLICATE_OR_EMPTY_FIELD_NAME", f'A field named "{name}" already exists'
+            )
+        options = spec.get("options")
+        if options is not None and not isinstance(options, Mapping):
+            raise E.invalid_request(f'options of field "{name}" must be an object')
+        options = dict(options) if options is not None else None
+        if ftype in ("singleSelect", "multipleSelects"):
+            raw = (options or {}).get("choices", [])
+            choices = []
+            for i, c in enumerate(raw):
+                cname = c.get("name") if isinstance(c, Mapping) else None
+                if not isinstance(cname, str):
+                    raise E.invalid_request(f'bad choice in field "{name}"')
+                choices.append({**_choice(cname, i), **dict(c)})
+            options = {**(options or {}), "choices": choices}
+        elif ftype == "formula":
+            formula = (options or {}).get("formula")
+            if not isinstance(formula, str):
+                raise E.invalid_request(f'formula field "{name}" needs options.formula')
+            options = {"formula": formula, "isValid": True, "referencedFieldIds": []}
+        elif options is None:
+            options = _field_options_from_spec(ftype, None, None)
+        desc = spec.get("description")
+        return FieldDef(
+            new_id("fld"), name, ftype, options, desc if isinstance(desc, str) else None
+        )
+
+    def ensure_schema(self, base_id: str, schema: Schema) -> None:
+        """Create the base and every table of ``schema`` it lacks (enabled fields only).
+
+        Existing tables are left as they are, so a persisted base keeps its data and shape.
+        """
+        with self.lock:
+            base = self.create_base(base_id)
+            for spec in schema.tables.values():
+                if base.table(spec.name) is None:
+                    base.tables.append(table_from_spec(spec))
+            self._persist()
+
+    # -- records: reads ---------------------------------------------------------------------
+
+    def get_record(self, base_id: str | None, table_ref: str, record_id: str) -> Record:
+        with self.lock:
+            table = self.table(base_id, table_ref)
+            if not is_id(record_id, "rec"):
+                raise E.not_found()
+            rec = table.records.get(record_id)
+            if rec is None:
+                raise E.record_not_found()
+            return rec
+
+    def snapshot(self, base_id: str | None, table_ref: str) -> tuple[TableDef, list[Record]]:
+        """The table and a consistent list of its records (creation order), O(N) references."""
+        with self.lock:
+            table = self.table(base_id, table_ref)
+            return table, list(table.records.values())
+
+    # -- records: writes --------------------------------------------------------------------
+
+    def create_records(
+        self,
+        base_id: str | None,
+        table_ref: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        typecast: bool = False,
+        created_time: datetime | None = None,
+        limit: int | None = MAX_RECORDS_PER_REQUEST,
+    ) -> list[Record]:
+        """Create records from ``fields`` dicts, all or none.
+
+        ``created_time`` back-dates the records (fixtures for stale runs); ``limit=None`` lifts
+        the 10-record cap for direct (non-HTTP) seeding.
+        """
+        _check_count(items, limit, "created")
+        with self.lock:
+            table = self.table(base_id, table_ref)
+            batch = _Batch()
+            now = self.clock()
+            created = created_time.astimezone(UTC) if created_time is not None else now
+            changes = []
+            for fields in items:
+                values = self._validated(table, fields, typecast, batch)
+                rid = new_id("rec")
+                rec = Record(rid, to_airtable(created), created, now, _compact(values))
+                changes.append(_Change(table, rid, None, rec))
+            self._commit(changes, batch)
+            return [c.new for c in changes if c.new is not None]
+
+    def update_records(
+        self,
+        base_id: str | None,
+        table_ref: str,
+        items: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        replace: bool = False,
+        typecast: bool = False,
+    ) -> list[Record]:
+        """Update ``(record_id, fields)`` pairs: PATCH semantics, or PUT with ``replace``."""
+        _check_count(items, MAX_RECORDS_PER_REQUEST, "updated")
+        with self.lock:
+            table = self.table(base_id, table_ref)
+            batch = _Batch()
+            now = self.clock()
+            staged: dict[str, Record] = {}
+            changes = []
+            for rid, fields in items:
+                old = staged.get(rid) or self._existing(table, rid)
+                values = self._validated(table, fields, typecast, batch)
+                new = _apply(old, values, replace, now)
+                staged[rid] = new
+                changes.append(_Change(table, rid, old, new))
+            self._commit(changes, batch)
+            return [c.new for c in changes if c.new is not None]
+
+    def upsert_records(
+        self,
+        base_id: str | None,
+        table_ref: str,
+        items: Sequence[Mapping[str, Any]],
+        merge_on: Sequence[str],
+        *,
+        replace: bool = False,
+        typecast: bool = False,
+    ) -> tuple[list[Record], list[str], list[str]]:
+        """``performUpsert``: per item, 0 matches → create, 1 → update, more → the request fails.
+
+        Items may carry an ``id`` (then that record is updated).  Returns the records in
+        request order and the created and updated record IDs.
+        """
+        _check_count(items, MAX_RECORDS_PER_REQUEST, "upserted")
+        with self.lock:
+            table = self.table(base_id, table_ref)
+            merge_fields = _merge_fields(table, merge_on)
+            batch = _Batch()
+            now = self.clock()
+            staged: dict[str, Record] = {}
+            order: list[str] = []
+            changes: list[_Change] = []
+            created_ids: list[str] = []
+            updated_ids: list[str] = []
+            for item in items:
+                values = self._validated(table, item.get("fields", {}), typecast, batch)
+                rid = item.get("id")
+                if rid is not None:
+                    old: Record | None = staged.get(rid) or self._existing(table, rid)
+                else:
+                    old = self._match(table, staged, merge_fields, values)
+                if old is None:
+                    rid = new_id("rec")
+                    new = Record(rid, to_airtable(now), now, now, _compact(values))
+                    created_ids.append(rid)
+                else:
+                    rid = old.id
+                    new = _apply(old, values, replace, now)
+                    if rid not in created_ids and rid not in updated_ids:
+                        updated_ids.append(rid)
+                changes.append(_Change(table, rid, old, new))
+                staged[rid] = new
+                order.append(rid)
+            self._commit(changes, batch)
+            return [staged[r] for r in order], created_ids, updated_ids
+
+    def delete_records(self, base_id: str | None, table_ref: str, ids: Sequence[str]) -> list[str]:
+        """Delete records by ID, all or none (404 if any is unknown)."""
+        _check_count(ids, MAX_RECORDS_PER_REQUEST, "deleted")
+        with self.lock:
+            table = self.table(base_id, table_ref)
+            changes = []
+            seen: set[str] = set()
+            for rid in ids:
+                old = self._existing(table, rid)
+                if rid not in seen:
+                    changes.append(_Change(table, rid, old, None))
+                    seen.add(rid)
+            self._commit(changes, _Batch())
+            return list(ids)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _existing(table: TableDef, rid: Any) -> Record:
+        if not is_id(rid, "rec"):
+            raise E.not_found()
+        rec = table.records.get(rid)
+        if rec is None:
+            raise E.record_not_found(rid)
+        return rec
+
+    @staticmethod
+    def _validated(table: TableDef, fields: Any, typecast: bool, batch: _Batch) -> dict[str, Any]:
+        """Validate a ``fields`` object; returns values keyed by field *name* (None = clear)."""
+        if not isinstance(fields, Mapping):
+            raise E.invalid_request("fields must be an object")
+        out: dict[str, Any] = {}
+        for key, value in fields.items():
+            fdef = table.field_named(key) if isinstance(key, str) else None
+            if fdef is None:
+                raise E.unknown_field(str(key))
+            if fdef.computed:
+                raise E.computed_field(fdef.name)
+            out[fdef.name] = _normalise(fdef, value, typecast, batch)
+        return out
+
+    @staticmethod
+    def _match(
+        table: TableDef,
+        staged: Mapping[str, Record],
+        merge_fields: Sequence[FieldDef],
+        values: Mapping[str, Any],
+    ) -> Record | None:
+        missing = [f.name for f in merge_fields if f.name not in values]
+        if missing:
+            raise E.invalid_records(
+                f"Each record must include every field of fieldsToMergeOn; missing {missing}"
+            )
+        key = [values[f.name] for f in merge_fields]
+        # Records staged earlier in this request win over their committed versions.
+        pool: dict[str, Record] = {**table.records, **staged}
+        matches = [r for r in pool.values() if [r.fields.get(f.name) for f in merge_fields] == key]
+        if len(matches) > 1:
+            shown = ", ".join(
+                f"{{{f.name}}} = {json.dumps(v)}" for f, v in zip(merge_fields, key, strict=True)
+            )
+            raise E.invalid_records(
+                f"Cannot upsert: {len(matches)} records match fieldsToMergeOn ({shown}); "
+                "at most one record may match"
+            )
+        return matches[0] if matches else None
+
+    def _commit(self, changes: list[_Change], batch: _Batch) -> None:
+        """Apply staged changes, persist, and roll back if persisting fails."""
+        added_choices: list[tuple[FieldDef, dict[str, Any] | None]] = []
+        for fdef, names in batch.new_choices.values():
+            added_choices.append((fdef, dict(fdef.options) if fdef.options else None))
+            existing = list((fdef.options or {}).get("choices", []))
+            start = len(existing)
+            existing += [_choice(n, start + i) for i, n in enumerate(names)]
+            fdef.options = {**(fdef.options or {}), "choices": existing}
+        undo: list[_Change] = []
+        for ch in changes:
+            before = ch.table.records.get(ch.record_id)
+            undo.append(_Change(ch.table, ch.record_id, ch.new, before))
+            if ch.new is None:
+                ch.table.records.pop(ch.record_id, None)
+            else:
+                ch.table.records[ch.record_id] = ch.new
+        try:
+            self._persist()
+        except OSError as exc:
+            for ch in reversed(undo):
+                if ch.new is None:
+                    ch.table.records.pop(ch.record_id, None)
+                else:
+                    ch.table.records[ch.record_id] = ch.new
+            for fdef, options in added_choices:
+                fdef.options = options
+            raise E.ApiError(500, "SERVER_ERROR", f"could not persist the write: {exc}") from exc
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole state as JSON-compatible data (the persistence format)."""
+        with self.lock:
+            return {
+                "version": _FORMAT_VERSION,
+                "bases": {
+                    b.id: {
+                        "tables": [
+                            {
+                                **{k: v for k, v in t.to_meta().items() if k != "views"},
+                                "viewId": t.view_id,
+                                "records": [
+                                    {
+                                        "id": r.id,
+                                        "createdTime": r.created_time,
+                                        "modifiedTime": to_airtable(r.modified),
+                                        "fields": r.fields,
+                                    }
+                                    for r in t.records.values()
+                                ],
+                            }
+                            for t in b.tables
+                        ]
+                    }
+                    for b in self._bases.values()
+                },
+            }
+
+    def _persist(self) -> None:
+        if self.data_path is None:
+            return
+        data = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+        target = self.data_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(data)
+                fh.flush()
+                # fsync before the rename: a write is acknowledged only once it is on disk.
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            for base_id, bdata in data["bases"].items():
+                base = BaseDef(base_id)
+                for tdata in bdata["tables"]:
+                    table = TableDef(
+                        tdata["id"],
+                        tdata["name"],
+                        [
+                            FieldDef(
+                                f["id"],
+                                f["name"],
+                                f["type"],
+                                f.get("options"),
+                                f.get("description"),
+                            )
+                            for f in tdata["fields"]
+                        ],
+                        description=tdata.get("description"),
+                        view_id=tdata.get("viewId") or new_id("viw"),
+                    )
+                    for r in tdata["records"]:
+                        created = parse_airtable(r["createdTime"])
+                        modified = parse_airtable(r.get("modifiedTime") or r["createdTime"])
+                        table.records[r["id"]] = Record(
+                            r["id"], r["createdTime"], created, modified, r["fields"]
+                        )
+                    base.tables.append(table)
+                self._bases[base_id] = base
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"cannot load local Airtable data from {str(path)!r}: {exc}") from exc
+
+
+def table_from_spec(spec: TableSpec) -> TableDef:
+    """A :class:`TableDef` for a table of the project schema (primary field first)."""
+    specs = sorted(spec.enabled_fields(), key=lambda f: not f.primary)
+    fields = []
+    for f in specs:
+        if f.type == "formula":
+            options: dict[str, Any] | None = {
+                "formula": f.formula or "BLANK()",
+                "isValid": True,
+                "referencedFieldIds": [],
+            }
+        else:
+            options = _field_options_from_spec(f.type, f.options, f.precision)
+        fields.append(FieldDef(new_id("fld"), f.name, f.type, options))
+    table = TableDef(new_id("tbl"), spec.name, fields)
+    by_name = {f.name: f.id for f in fields}
+    for f in fields:
+        if f.formula:
+            f.options = {
+                **(f.options or {}),
+                "referencedFieldIds": [i for n, i in by_name.items() if "{" + n + "}" in f.formula],
+            }
+    return table
+
+
+def _check_count(items: Sequence[Any], limit: int | None, verb: str) -> None:
+    if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+        raise E.invalid_records("records must be an array")
+    if limit is not None and len(items) > limit:
+        raise E.invalid_records(
+            f"A maximum of {limit} records can be {verb} per request but you have provided "
+            f"{len(items)}."
+        )
+    if not items:
+        raise E.invalid_records(f"You must provide an array of up to {limit or 10} records")
+
+
+def _merge_fields(table: TableDef, merge_on: Any) -> list[FieldDef]:
+    if (
+        not isinstance(merge_on, list)
+        or not 1 <= len(merge_on) <= 3
+        or not all(isinstance(n, str) for n in merge_on)
+    ):
+        raise E.invalid_request("performUpsert.fieldsToMergeOn must list 1 to 3 field names")
+    out = []
+    for name in merge_on:
+        fdef = table.field_named(name)
+        if fdef is None:
+            raise E.unknown_field(name)
+        if fdef.computed:
+            raise E.ApiError(
+                422,
+                "INVALID_VALUE_FOR_COLUMN",
+                f'Field "{fdef.name}" cannot be used in fieldsToMergeOn because the field is '
+                "computed",
+            )
+        out.append(fdef)
+    return out
+
+
+def _compact(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _apply(old: Record, values: Mapping[str, Any], replace: bool, now: datetime) -> Record:
+    fields = {} if replace else dict(old.fields)
+    for name, value in values.items():
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = value
+    return Record(old.id, old.created_time, old.created, now, fields)

@@ -1,0 +1,309 @@
+"""The client-side rate limiter (SPEC §2.1, §3.4).
+
+The properties checked are request counts, not speed: no 1-second sliding window may hold more
+than ``rate`` grants, whichever threads or processes asked.  Throughput gets only a loose lower
+bound (20 grants at 5/s cannot take less than ~3 s).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from jobtrack_airtable.errors import ConfigError
+from jobtrack_airtable.limiter import (
+    NO_BASE_KEY,
+    Limiter,
+    LocalLimiter,
+    NullLimiter,
+    base_key,
+    build_limiter,
+    default_limiter_path,
+)
+from jobtrack_airtable.settings import Settings
+
+BASE_A = "appAAAAAAAAAAAAAA"
+BASE_B = "appBBBBBBBBBBBBBB"
+
+
+def max_in_window(stamps: Sequence[float], window: float = 1.0) -> int:
+    """The largest number of timestamps inside any half-open window ``[t, t + window)``."""
+    ordered = sorted(stamps)
+    best = 0
+    start = 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_max_in_window_helper() -> None:
+    assert max_in_window([0, 0.5, 0.99, 1.0, 1.5]) == 3
+    assert max_in_window([]) == 0
+
+
+class FakeTime:
+    """A clock that only moves when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+# --- exact semantics with a fake clock -----------------------------------------------------
+
+
+def test_window_is_one_second_plus_margin(tmp_path: Path) -> None:
+    fake = FakeTime()
+    limiter = LocalLimiter(5, tmp_path / "rl.sqlite", clock=fake.clock, sleep=fake.sleep)
+    grants = []
+    for _ in range(12):
+        limiter.acquire(BASE_A)
+        grants.append(fake.now)
+    limiter.close()
+
+    assert limiter.window == pytest.approx(1.1)
+    # Five at once, then each next five one window later.
+    assert grants[:5] == [grants[0]] * 5
+    assert grants[5] - grants[0] == pytest.approx(1.1)
+    assert grants[10] - grants[5] == pytest.approx(1.1)
+    assert max_in_window(grants, 1.09) == 5
+
+
+def test_separate_keys_have_separate_budgets(tmp_path: Path) -> None:
+    fake = FakeTime()
+    limiter = LocalLimiter(5, tmp_path / "rl.sqlite", clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        limiter.acquire(BASE_A)
+    for _ in range(5):
+        limiter.acquire(BASE_B)
+    assert fake.sleeps == []  # B was not slowed by A
+    limiter.acquire(BASE_A)
+    assert sum(fake.sleeps) == pytest.approx(1.1)
+
+
+def test_instances_on_one_file_share_the_budget(tmp_path: Path) -> None:
+    # Two limiters on one path behave like two processes on one machine.
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    first = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    second = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(3):
+        first.acquire(BASE_A)
+    for _ in range(2):
+        second.acquire(BASE_A)
+    assert fake.sleeps == []
+    second.acquire(BASE_A)
+    assert sum(fake.sleeps) == pytest.approx(1.1)
+    first.close()
+    second.close()
+
+
+def test_fractional_and_slow_rates(tmp_path: Path) -> None:
+    fake = FakeTime()
+    slow = LocalLimiter(0.5, tmp_path / "rl.sqlite", clock=fake.clock, sleep=fake.sleep)
+    assert (slow.limit, slow.window) == (1, pytest.approx(2.1))
+    slow.acquire(BASE_A)
+    slow.acquire(BASE_A)
+    assert sum(fake.sleeps) == pytest.approx(2.1)
+    odd = LocalLimiter(7.5, tmp_path / "rl2.sqlite", margin=0)
+    # 7 grants per 7/7.5 s never exceeds 7.5 per second.
+    assert odd.limit == 7
+    assert odd.limit / odd.window <= 7.5
+
+
+def test_clock_stepping_back_does_not_block_forever(tmp_path: Path) -> None:
+    fake = FakeTime()
+    limiter = LocalLimiter(5, tmp_path / "rl.sqlite", clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        limiter.acquire(BASE_A)
+    fake.now -= 3600  # NTP stepped the clock back an hour
+    limiter.acquire(BASE_A)
+    assert fake.sleeps == []
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="rate"):
+        LocalLimiter(0, tmp_path / "x")
+    with pytest.raises(ValueError, match="margin"):
+        LocalLimiter(5, tmp_path / "x", margin=-1)
+
+
+def test_unwritable_path_is_a_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    limiter = LocalLimiter(5, blocker / "sub" / "rl.sqlite")
+    with pytest.raises(ConfigError, match="rate-limiter file"):
+        limiter.acquire(BASE_A)
+
+
+# --- real threads and processes ------------------------------------------------------------
+
+
+def test_threads_share_the_limit(tmp_path: Path) -> None:
+    limiter = LocalLimiter(5, tmp_path / "rl.sqlite")
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(5):
+            limiter.acquire(BASE_A)
+            with lock:
+                stamps.append(time.time())
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    started = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.time() - started
+    limiter.close()
+
+    assert len(stamps) == 20
+    assert max_in_window(stamps) <= 5
+    assert elapsed >= 3.0  # 20 grants at 5/s: three full windows must pass
+
+
+def _process_worker(
+    path: str, key: str, n_threads: int, per_thread: int, ready: object, go: object, out: object
+) -> None:
+    limiter = LocalLimiter(5, Path(path))
+    limiter.acquire("appWarmUpWarmUpWa")  # open the file before the race starts
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(per_thread):
+            limiter.acquire(key)
+            with lock:
+                stamps.append(time.time())
+
+    ready.put(True)  # type: ignore[attr-defined]
+    go.wait(30)  # type: ignore[attr-defined]
+    threads = [threading.Thread(target=work) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    limiter.close()
+    out.put(stamps)  # type: ignore[attr-defined]
+
+
+def test_processes_share_the_limit(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    path = str(tmp_path / "rl.sqlite")
+    procs = [
+        ctx.Process(target=_process_worker, args=(path, BASE_A, 2, 5, ready, go, out))
+        for _ in range(2)
+    ]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=30)
+    started = time.time()
+    go.set()
+    results = [out.get(timeout=60) for _ in procs]
+    elapsed = time.time() - started
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+
+    stamps = [s for r in results for s in r]
+    assert len(stamps) == 20
+    assert all(len(r) == 10 for r in results)
+    assert max_in_window(stamps) <= 5
+    assert elapsed >= 3.0
+
+
+def test_null_limiter_does_not_block() -> None:
+    limiter = NullLimiter()
+    started = time.perf_counter()
+    for _ in range(10_000):
+        limiter.acquire(BASE_A)
+    limiter.close()
+    assert time.perf_counter() - started < 1.0
+    assert isinstance(limiter, Limiter)
+
+
+def test_local_limiter_satisfies_the_protocol(tmp_path: Path) -> None:
+    assert isinstance(LocalLimiter(5, tmp_path / "rl.sqlite"), Limiter)
+
+
+# --- keys from URLs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        (f"https://api.airtable.com/v0/{BASE_A}/Job%20Tracking", BASE_A),
+        (f"https://api.airtable.com/v0/{BASE_A}/Job%20Tracking?offset=itr/rec", BASE_A),
+        (f"https://api.airtable.com/v0/{BASE_A}/tblXXXXXXXXXXXXXX/listRecords", BASE_A),
+        (f"http://127.0.0.1:8080/v0/meta/bases/{BASE_B}/tables", BASE_B),
+        (f"http://127.0.0.1:8080/v0/meta/bases/{BASE_B}/tables/tblX/fields", BASE_B),
+        (f"https://proxy.example/airtable/v0/{BASE_A}/T", BASE_A),
+        ("https://api.airtable.com/v0/meta/whoami", NO_BASE_KEY),
+        ("https://api.airtable.com/v0/meta/bases", NO_BASE_KEY),
+        ("https://example.com/", NO_BASE_KEY),
+    ],
+)
+def test_base_key(url: str, key: str) -> None:
+    assert base_key(url) == key
+
+
+# --- factory -------------------------------------------------------------------------------
+
+
+def test_build_limiter_off() -> None:
+    assert isinstance(build_limiter(Settings(rate_limit=0)), NullLimiter)
+
+
+def test_build_limiter_default_path() -> None:
+    limiter = build_limiter(Settings(rate_limit=5, limiter_url=None))
+    assert isinstance(limiter, LocalLimiter)
+    assert limiter.path == default_limiter_path()
+    assert limiter.path.name == "ratelimit.sqlite"
+
+
+def test_build_limiter_sqlite_url(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    relative = str(path).lstrip("/")
+    for url in (f"sqlite:///{relative}", f"sqlite:////{relative}"):
+        assert build_limiter(Settings(limiter_url=url)).path == path  # type: ignore[attr-defined]
+    limiter = build_limiter(Settings(rate_limit=3, limiter_url=f"sqlite:///{relative}"))
+    assert isinstance(limiter, LocalLimiter)
+    assert limiter.path == path
+    assert limiter.rate == 3
+    limiter.acquire(BASE_A)
+    assert path.exists()
+    limiter.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("redis://:hunter2secret@localhost:6379/0", "Redis"),
+        ("rediss://localhost:6380/0", "Redis"),
+        ("memcached://localhost", "unsupported scheme 'memcached'"),
+        ("sqlite://relative/path", "sqlite:///absolute/path"),
+        ("sqlite:///", "sqlite:///absolute/path"),
+    ],
+)
+def test_build_limiter_refuses(url: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        build_limiter(Settings(rate_limit=5, limiter_url=url))
+    assert "hunter2secret" not in str(info.value)
