@@ -623,6 +623,9 @@ def recognise(
     (it is the true instant) and ``reason`` says so; further apart, the start time is taken to
     belong to another run and the ID is unconvertible.
 
+    A client suffix made of one client ID repeated (``Guy-Wilson-Guy-Wilson``, also
+    ``Acme-Acme``) is read as doubled, keeping the shortest repeating unit.
+
     ``known_client_ids`` resolves ambiguities that no rule can: the old ``C`` client prefix is
     stripped only when the remainder is a known client ID (and the whole is not), and a suffix
     that is itself a known client ID is never read as doubled or Apify-tagged.

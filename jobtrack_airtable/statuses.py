@@ -224,8 +224,7 @@ def _stale_reference(
 ) -> tuple[str, datetime, timedelta] | None:
     if not isinstance(threshold, timedelta) or threshold <= timedelta(0):
         raise InvalidInputError(f"threshold must be a positive timedelta, got {show(threshold)}")
-    now = _aware("now", now)  # type: ignore[assignment]
-    if now is None:
+    if _aware("now", now) is None:
         raise InvalidInputError("now is required")
     # A finished run is never stale; an unreadable status is sync's problem, not a guess here.
     if map_status(status).status is not Status.RUNNING:

@@ -617,3 +617,18 @@ def test_create_table_and_field(api: pyairtable.Api) -> None:
 
 def test_server_binds_loopback_by_default(local_airtable: LocalAirtable) -> None:
     assert local_airtable.url.startswith("http://127.0.0.1:")
+
+
+def test_payload_too_large_is_413(make_local_airtable: Callable[..., LocalAirtable]) -> None:
+    srv = make_local_airtable(max_body_bytes=1000)
+    resp = raw(srv).post(url(srv, TEST_BASE_ID, JOBS), json={"fields": {"Run ID": "x" * 2000}})
+    assert resp.status_code == 413
+    assert srv.store.snapshot(None, JOBS)[1] == []
+
+
+def test_view_parameter(local_airtable: LocalAirtable, jobs: pyairtable.Table) -> None:
+    jobs.create({"Run ID": "a"})
+    assert len(jobs.all(view="Grid view")) == 1
+    with pytest.raises(requests.HTTPError) as exc:
+        jobs.all(view="No such view")
+    assert error_of(exc.value)[0] == 422

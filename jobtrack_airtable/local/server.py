@@ -78,6 +78,7 @@ class LocalAirtable:
     ``penalty_seconds`` lock-out after a breach (default 30).  ``token_rate_limit``: the
     per-token limit (Airtable's 50/s), off by default.
     ``iterator_idle_seconds``: how long an unused listing offset stays valid.
+    ``max_body_bytes``: larger request bodies get 413.
     ``faults``: a :class:`FaultInjector` (a fresh one seeded with ``fault_seed`` by default).
     ``host``/``port``: where to listen (loopback and a free port by default).
 
@@ -102,6 +103,7 @@ class LocalAirtable:
         faults: FaultInjector | None = None,
         fault_seed: int | None = None,
         log_size: int = 1000,
+        max_body_bytes: int = 5 * 1024 * 1024,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -132,6 +134,7 @@ class LocalAirtable:
             faults=self.faults,
             request_log=self.request_log,
             iterators=self.iterators,
+            max_body_bytes=max_body_bytes,
         )
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None

@@ -1,0 +1,342 @@
+"""The embedded local base: what every command talks to when no Airtable credentials are set.
+
+An admin trying the tool should not need an Airtable account.  With no ``AIRTABLE_API_KEY`` /
+``AIRTABLE_BASE_ID`` (or with an explicit ``--local PATH``), :func:`open_backend` starts the
+local Airtable-compatible server (:class:`~jobtrack_airtable.local.LocalAirtable`) in-process:
+
+* persisted to ``local-base.json`` in the per-user data directory
+  (``platformdirs.user_data_dir("jobtrack-airtable")``) or to the path given;
+* seeded with the demo dataset (:mod:`.demo`) the first time the file is created, inserted
+  directly through the server's storage API so every row keeps its demo created time;
+* listening on 127.0.0.1, an ephemeral port, with a random token and the fixed local base ID
+  :data:`EMBEDDED_BASE_ID` (the same default as ``jobtrack-airtable local serve``, so
+  ``local serve --data <that file>`` serves the very same base);
+* with its rate limit off, and the client-side limiter off too: the base is private to this
+  process, so throttling would only make the tool feel slow.
+
+The rest of the library then talks to it over real HTTP through an ordinary
+:class:`~jobtrack_airtable.client.Connection`, exactly as it would talk to Airtable.  A file
+lock next to the data file keeps two commands from loading the same file and overwriting each
+other's writes.  On exit the connection is closed and the server stopped; the server persists
+every write before acknowledging it, so nothing is left to flush.
+
+This module never prints: :attr:`Backend.notice` carries the one line the CLI shows.
+
+>>> import tempfile, pathlib
+>>> from jobtrack_airtable.settings import Settings
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "base.json"
+>>> with open_backend(Settings(_env_file=None), local=path) as backend:
+...     backend.embedded is not None, backend.conn.base_id
+(True, 'appJobtrackLocal1')
+>>> path.exists()
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+import filelock
+import platformdirs
+from pydantic import SecretStr
+
+from .client import DEFAULT_ENDPOINT_URL, Connection
+from .demo import demo_records
+from .errors import ConfigError
+from .local.server import DEFAULT_BASE_ID, LocalAirtable
+from .local.storage import Store
+from .schema import Schema, load_schema
+from .settings import Settings
+from .timeutil import utcnow
+
+__all__ = [
+    "APP_NAME",
+    "EMBEDDED_BASE_ID",
+    "Backend",
+    "EmbeddedBase",
+    "default_local_path",
+    "open_backend",
+    "seed_file",
+    "seed_store",
+]
+
+APP_NAME = "jobtrack-airtable"
+#: The embedded base's fixed ID (the local server's default), so paths and plans stay stable.
+EMBEDDED_BASE_ID = DEFAULT_BASE_ID
+#: How long a command waits for another command using the same local base file.
+LOCK_TIMEOUT_SECONDS = 30.0
+
+
+def default_local_path() -> Path:
+    """Where the embedded base lives by default: ``<user data dir>/local-base.json``."""
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "local-base.json"
+
+
+# -- seeding --------------------------------------------------------------------------------
+
+
+def seed_store(
+    store: Store, base_id: str, schema: Schema, *, now: datetime | None = None
+) -> dict[str, int]:
+    """Insert the demo dataset into ``store`` (whose base must hold the schema's tables).
+
+    Logical field keys become Airtable names through ``schema`` (fields the schema disables
+    are dropped), and each row gets its demo created time, which stale detection falls back on.
+    Legacy select values of the dataset (``Success``, ``Recovery``…) are inserted with
+    typecast, as a real legacy base would hold them as options.  Returns the number of rows
+    inserted per table key.
+    """
+    now = now if now is not None else utcnow()
+    counts: dict[str, int] = {}
+    for record in demo_records(now=now):
+        spec = schema.table(record.table)
+        fields = spec.to_names(record.fields)
+        # One call per row: created_time is per call, and the store is in memory here, so the
+        # per-call cost is a dict insert rather than a file write.
+        store.create_records(
+            base_id,
+            spec.name,
+            [fields],
+            typecast=True,
+            created_time=record.created_time,
+            limit=None,
+        )
+        counts[record.table] = counts.get(record.table, 0) + 1
+    return counts
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file and a rename, so a crash never leaves half a
+    base behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def seed_file(
+    path: str | Path,
+    schema: Schema,
+    *,
+    base_id: str = EMBEDDED_BASE_ID,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Create (or replace) the local base file ``path`` holding the schema's tables filled
+    with the demo dataset.  Returns the rows inserted per table key.
+
+    The dataset is built in memory and written once: persisting through the store row by row
+    would rewrite the whole file a few hundred times.
+    """
+    store = Store()
+    store.ensure_schema(base_id, schema)
+    counts = seed_store(store, base_id, schema, now=now)
+    text = json.dumps(store.to_json(), ensure_ascii=False, separators=(",", ":"))
+    _write_atomically(Path(path), text)
+    return counts
+
+
+def count_records(path: str | Path) -> int:
+    """How many records the local base file ``path`` holds (0 when it does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    try:
+        store = Store(path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return sum(len(t.records) for b in store.base_ids() for t in store.tables(b))
+
+
+# -- the running embedded base -------------------------------------------------------------
+
+
+class EmbeddedBase:
+    """The local server running in-process over a local base file; a context manager.
+
+    Entering it takes the file lock, seeds the file if it does not exist yet, starts the
+    server and connects to it; leaving it closes the connection, stops the server and
+    releases the lock.  :attr:`conn` is only valid inside the ``with`` block.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        settings: Settings | None = None,
+        schema: Schema | None = None,
+        seed: bool = True,
+        now: datetime | None = None,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    ) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_local_path()
+        self.settings = settings if settings is not None else Settings()
+        self.schema = schema if schema is not None else load_schema(self.settings.schema_file)
+        self.seed = seed
+        self.now = now
+        self.lock_timeout = lock_timeout
+        #: Whether this session created and seeded the file.
+        self.seeded = False
+        self.server: LocalAirtable | None = None
+        self._conn: Connection | None = None
+        self._lock = filelock.FileLock(str(self.path) + ".lock")
+
+    def __repr__(self) -> str:
+        return f"EmbeddedBase(path={str(self.path)!r}, running={self.server is not None})"
+
+    @property
+    def conn(self) -> Connection:
+        """The connection to the running server."""
+        if self._conn is None:
+            raise RuntimeError("the embedded base is not running (use it in a with block)")
+        return self._conn
+
+    def __enter__(self) -> EmbeddedBase:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=self.lock_timeout)
+        except filelock.Timeout:
+            raise ConfigError(
+                f"the local base {str(self.path)!r} is in use by another jobtrack-airtable "
+                f"command (waited {self.lock_timeout:g} s for {self._lock.lock_file!r})"
+            ) from None
+        try:
+            self._start()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        if self.seed and not self.path.exists():
+            seed_file(self.path, self.schema, now=self.now)
+            self.seeded = True
+        try:
+            server = LocalAirtable(
+                schema=self.schema,
+                token=secrets.token_urlsafe(24),
+                base_id=EMBEDDED_BASE_ID,
+                data_path=self.path,
+                rate_limit=None,
+            )
+        except ValueError as exc:
+            # A corrupt or foreign file: say which file, never a traceback.
+            raise ConfigError(str(exc)) from None
+        self.server = server.start()
+        settings = self.settings.model_copy(
+            update={
+                "api_key": SecretStr(server.token),
+                "base_id": EMBEDDED_BASE_ID,
+                "endpoint_url": server.url,
+                "rate_limit": 0.0,
+            }
+        )
+        self._conn = Connection.from_settings(settings, schema=self.schema)
+
+    def _stop(self) -> None:
+        conn, self._conn = self._conn, None
+        server, self.server = self.server, None
+        try:
+            if conn is not None:
+                conn.close()
+        finally:
+            try:
+                if server is not None:
+                    # Every acknowledged write is already on disk: the store persists before
+                    # answering.  Stopping closes the listener and any keep-alive connection.
+                    server.stop()
+            finally:
+                if self._lock.is_locked:
+                    self._lock.release()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop()
+
+
+# -- choosing the backend --------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    """What a command talks to: a :class:`Connection`, and the embedded base behind it if any.
+
+    ``notice`` is the one line to tell the user when the embedded base is used (``None``
+    otherwise); ``description`` names the target for headers and JSON output, never the token.
+    """
+
+    conn: Connection
+    embedded: EmbeddedBase | None
+    notice: str | None
+    description: str
+
+    @property
+    def is_local(self) -> bool:
+        """True when the target is not Airtable itself (embedded base or another endpoint),
+        i.e. a server that accepts formula fields through the meta API."""
+        return self.embedded is not None or self.conn.endpoint_url.rstrip("/") != (
+            DEFAULT_ENDPOINT_URL
+        )
+
+
+@contextlib.contextmanager
+def open_backend(
+    settings: Settings,
+    *,
+    local: str | Path | None = None,
+    schema: Schema | None = None,
+    now: datetime | None = None,
+) -> Iterator[Backend]:
+    """Connect to the tracking base the way the CLI does.
+
+    * ``local`` given: the embedded base at that path (credentials, if any, are ignored);
+    * both ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` set: Airtable (or
+      ``JOBTRACK_ENDPOINT_URL``);
+    * only one of them set: :class:`~.errors.ConfigError` naming the other — a half-configured
+      environment is a mistake, and silently using demo data would hide it;
+    * neither set: the embedded base at :func:`default_local_path`.
+
+    The connection is closed (and an embedded server stopped) when the block ends.
+    """
+    schema = schema if schema is not None else load_schema(settings.schema_file)
+    if local is None and (settings.api_key is not None or settings.base_id is not None):
+        conn = Connection.from_settings(settings, schema=schema)
+        try:
+            yield Backend(
+                conn=conn,
+                embedded=None,
+                notice=None,
+                description=f"base {conn.base_id} at {conn.endpoint_url}",
+            )
+        finally:
+            conn.close()
+        return
+    with EmbeddedBase(local, settings=settings, schema=schema, now=now) as embedded:
+        why = " (no AIRTABLE_API_KEY/AIRTABLE_BASE_ID set)" if local is None else ""
+        seeded = ", seeded with the demo dataset" if embedded.seeded else ""
+        yield Backend(
+            conn=embedded.conn,
+            embedded=embedded,
+            notice=f"Using the embedded local base at {embedded.path}{seeded}{why}.",
+            description=f"the embedded local base at {embedded.path}",
+        )
