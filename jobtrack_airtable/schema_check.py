@@ -1,0 +1,428 @@
+"""Compare the configured schema with the base, and create what is missing.
+
+:func:`check_schema` reads the base's schema through the meta API
+(``GET /v0/meta/bases/{base}/tables``, one request) and lists every difference that would make
+the library fail at run time: a missing table or field, a field of an incompatible type, select
+options the code writes that the field lacks.  Fields the schema disables (``enabled = false``)
+are not checked; extra tables, fields and options in the base are fine.
+
+:func:`init_schema` creates, through the meta API, the missing tables (``POST …/tables``) and
+fields (``POST …/tables/{table}/fields``).  Three kinds of problem are never fixed
+automatically and come back as :class:`ManualStep` s instead:
+
+* **formula fields against Airtable**: Airtable's Web API does not create formula (or other
+  computed) fields, so they are listed with the formula to paste into the Airtable UI.  Against
+  the local server (the embedded base, or any other ``JOBTRACK_ENDPOINT_URL``), which accepts
+  ``options.formula``, they are created when ``create_formulas`` is true — and if such a
+  server refuses, the step falls back to manual rather than failing the run;
+* **wrong field types**: converting a field in place can lose data, so that is the admin's call;
+* **missing select options**: the meta API cannot add choices to an existing field.
+
+Formula fields are created after the plain fields, since a formula may reference them.
+
+This module never prints; ``on_step`` callbacks report progress.
+
+>>> from jobtrack_airtable.schema import load_schema
+>>> report = compare_schema(load_schema(), {"tables": []})
+>>> report.ok, [p.kind for p in report.problems]
+(False, ['missing_table', 'missing_table'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from .client import Connection
+from .errors import InvalidRequestError
+from .recovery import call_with_retry
+from .schema import COMPUTED_TYPES, NUMBER_TYPES, FieldSpec, Schema, TableSpec
+
+__all__ = [
+    "JSON_FORMAT_VERSION",
+    "InitResult",
+    "ManualStep",
+    "SchemaProblem",
+    "SchemaReport",
+    "check_schema",
+    "compare_schema",
+    "fetch_meta",
+    "field_model",
+    "init_schema",
+]
+
+#: Version of the JSON documents of ``schema check --json`` / ``schema init --json``.
+JSON_FORMAT_VERSION = 1
+
+ProblemKind = Literal["missing_table", "missing_field", "wrong_type", "missing_options"]
+StepCallback = Callable[[str], None]
+
+#: Base field types that accept what the code writes for a configured type.  A number written
+#: to a currency or percent field is stored fine; plain text to a rich-text field too.
+_COMPATIBLE: dict[str, frozenset[str]] = {
+    "number": frozenset({"number", "currency", "percent"}),
+    "multilineText": frozenset({"multilineText", "richText"}),
+}
+
+
+def _compatible(configured: FieldSpec, actual: str) -> bool:
+    if configured.computed:
+        # We never write a computed field, so any computed type will do (a base may compute
+        # Duration with a rollup); a writable field there would stay empty, which is a problem.
+        return actual == configured.type or actual in COMPUTED_TYPES
+    return actual in _COMPATIBLE.get(configured.type, frozenset({configured.type}))
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    """One difference between the configured schema and the base.
+
+    ``table``/``field`` are Airtable names, ``table_key``/``field_key`` the logical keys;
+    ``expected``/``actual`` the types (``wrong_type``); ``options`` the missing select options
+    (``missing_options``); ``hint`` what else the admin can do (e.g. disable an optional field).
+    """
+
+    kind: ProblemKind
+    table: str
+    table_key: str
+    message: str
+    field: str | None = None
+    field_key: str | None = None
+    expected: str | None = None
+    actual: str | None = None
+    options: tuple[str, ...] = ()
+    hint: str | None = None
+
+
+@dataclass
+class SchemaReport:
+    """The result of a comparison: every problem found, and what was looked at."""
+
+    problems: list[SchemaProblem] = field(default_factory=list)
+    tables_checked: int = 0
+    fields_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": JSON_FORMAT_VERSION,
+            "ok": self.ok,
+            "tables_checked": self.tables_checked,
+            "fields_checked": self.fields_checked,
+            "problems": [_problem_json(p) for p in self.problems],
+        }
+
+
+def _problem_json(problem: SchemaProblem) -> dict[str, Any]:
+    out = asdict(problem)
+    out["options"] = list(problem.options)
+    return out
+
+
+# -- reading and comparing --------------------------------------------------------------------
+
+
+def fetch_meta(conn: Connection) -> dict[str, Any]:
+    """The base's schema as the meta API returns it (``{"tables": [...]}``), one request,
+    retried and classified like every other request."""
+    url = conn.api.base(conn.base_id).urls.tables
+    result = call_with_retry(
+        conn.api.request, "get", url, op="read base schema", policy=conn.policy
+    )
+    if not isinstance(result, Mapping) or not isinstance(result.get("tables"), list):
+        raise InvalidRequestError("the meta API answered without a 'tables' list", status=None)
+    return dict(result)
+
+
+def _choices(meta_field: Mapping[str, Any]) -> list[str]:
+    options = meta_field.get("options") or {}
+    return [c.get("name") for c in options.get("choices", []) if isinstance(c, Mapping)]
+
+
+def _optional_hint(spec: FieldSpec) -> str | None:
+    if spec.optional:
+        return (
+            "this field is optional: set `enabled = false` for it in the schema file "
+            "if the base is meant to go without it"
+        )
+    return None
+
+
+def compare_schema(schema: Schema, meta: Mapping[str, Any]) -> SchemaReport:
+    """Every difference between ``schema`` (enabled fields) and the meta API's ``meta``."""
+    report = SchemaReport()
+    tables = {t.get("name"): t for t in meta.get("tables", []) if isinstance(t, Mapping)}
+    for table_key, spec in schema.tables.items():
+        report.tables_checked += 1
+        meta_table = tables.get(spec.name)
+        if meta_table is None:
+            report.problems.append(
+                SchemaProblem(
+                    kind="missing_table",
+                    table=spec.name,
+                    table_key=table_key,
+                    message=f"table {spec.name!r} is missing",
+                )
+            )
+            continue
+        fields = {f.get("name"): f for f in meta_table.get("fields", []) if isinstance(f, Mapping)}
+        for fspec in spec.enabled_fields():
+            report.fields_checked += 1
+            problem = _field_problem(table_key, spec, fspec, fields.get(fspec.name))
+            if problem is not None:
+                report.problems.append(problem)
+    return report
+
+
+def _field_problem(
+    table_key: str, table: TableSpec, spec: FieldSpec, meta_field: Mapping[str, Any] | None
+) -> SchemaProblem | None:
+    where = f"{table.name!r}.{spec.name!r}"
+    common = {
+        "table": table.name,
+        "table_key": table_key,
+        "field": spec.name,
+        "field_key": spec.key,
+    }
+    if meta_field is None:
+        return SchemaProblem(
+            kind="missing_field",
+            message=f"field {where} ({spec.type}) is missing",
+            expected=spec.type,
+            hint=_optional_hint(spec),
+            **common,
+        )
+    actual = str(meta_field.get("type"))
+    if not _compatible(spec, actual):
+        return SchemaProblem(
+            kind="wrong_type",
+            message=f"field {where} is {actual}, expected {spec.type}",
+            expected=spec.type,
+            actual=actual,
+            **common,
+        )
+    if spec.type == "singleSelect" and spec.options:
+        have = set(_choices(meta_field))
+        missing = tuple(o for o in spec.options if o not in have)
+        if missing:
+            return SchemaProblem(
+                kind="missing_options",
+                message=f"field {where} lacks select option(s) {', '.join(map(repr, missing))}",
+                options=missing,
+                **common,
+            )
+    return None
+
+
+def check_schema(conn: Connection) -> SchemaReport:
+    """Compare the connection's configured schema with its base (1 request)."""
+    return compare_schema(conn.schema, fetch_meta(conn))
+
+
+# -- creating what is missing ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManualStep:
+    """Something :func:`init_schema` cannot (or will not) do; ``action`` says what to do."""
+
+    table: str
+    field: str | None
+    reason: str
+    action: str
+
+
+@dataclass
+class InitResult:
+    """What :func:`init_schema` did: tables and fields created, steps left to the admin, and
+    the comparison before and after."""
+
+    before: SchemaReport
+    after: SchemaReport
+    created_tables: list[str] = field(default_factory=list)
+    created_fields: list[tuple[str, str]] = field(default_factory=list)
+    manual: list[ManualStep] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created_tables or self.created_fields)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": JSON_FORMAT_VERSION,
+            "ok": self.after.ok,
+            "created_tables": list(self.created_tables),
+            "created_fields": [{"table": t, "field": f} for t, f in self.created_fields],
+            "manual_steps": [asdict(m) for m in self.manual],
+            "remaining_problems": [_problem_json(p) for p in self.after.problems],
+        }
+
+
+def field_model(spec: FieldSpec, *, create_formulas: bool = False) -> dict[str, Any] | None:
+    """The Airtable field model (``{"name", "type", "options"?}``) to create ``spec``, or
+    ``None`` when the meta API cannot create it (computed fields, and formulas unless
+    ``create_formulas``).
+
+    >>> from jobtrack_airtable.schema import load_schema
+    >>> field_model(load_schema().jobs.field("status"))["options"]["choices"][0]
+    {'name': 'Running'}
+    >>> field_model(load_schema().jobs.field("duration")) is None
+    True
+    """
+    model: dict[str, Any] = {"name": spec.name, "type": spec.type}
+    if spec.type == "formula":
+        if not create_formulas or not spec.formula:
+            return None
+        model["options"] = {"formula": spec.formula}
+    elif spec.computed:
+        return None
+    elif spec.type in ("singleSelect", "multipleSelects"):
+        model["options"] = {"choices": [{"name": o} for o in spec.options or ()]}
+    elif spec.type == "currency":
+        model["options"] = {
+            "precision": spec.precision if spec.precision is not None else 2,
+            "symbol": "$",
+        }
+    elif spec.type in NUMBER_TYPES and spec.type not in ("rating", "duration"):
+        model["options"] = {"precision": spec.precision if spec.precision is not None else 0}
+    elif spec.type == "dateTime":
+        # Airtable requires formats and a zone to create a dateTime field; ISO and UTC match
+        # how the code writes times.
+        model["options"] = {
+            "dateFormat": {"name": "iso"},
+            "timeFormat": {"name": "24hour"},
+            "timeZone": "utc",
+        }
+    elif spec.type == "date":
+        model["options"] = {"dateFormat": {"name": "iso"}}
+    elif spec.type == "checkbox":
+        model["options"] = {"icon": "check", "color": "greenBright"}
+    return model
+
+
+def _manual_for_computed(table: str, spec: FieldSpec, why: str) -> ManualStep:
+    if spec.type == "formula" and spec.formula:
+        action = (
+            f"in the Airtable UI, add a formula field {spec.name!r} to {table!r} with the "
+            f"formula: {spec.formula}"
+        )
+    else:
+        action = f"in the Airtable UI, add a {spec.type} field {spec.name!r} to {table!r}"
+    return ManualStep(table=table, field=spec.name, reason=why, action=action)
+
+
+def init_schema(
+    conn: Connection,
+    *,
+    create_formulas: bool = False,
+    on_step: StepCallback | None = None,
+) -> InitResult:
+    """Create the missing tables and fields of the configured schema in the base.
+
+    1 request to read the schema, 1 per table and per field created, 1 to read it again.
+    ``on_step`` is called with a short description before every write.  See the module
+    docstring for what is left as :class:`ManualStep` s.
+    """
+    schema = conn.schema
+    meta = fetch_meta(conn)
+    before = compare_schema(schema, meta)
+    result = InitResult(before=before, after=before)
+    base = conn.api.base(conn.base_id)
+    # Airtable's create-field endpoint takes the table ID, not its name.
+    table_ids = {
+        str(t.get("name")): str(t.get("id")) for t in meta["tables"] if isinstance(t, Mapping)
+    }
+
+    def fields_url(table_name: str) -> str:
+        return str(base.urls.tables / table_ids.get(table_name, table_name) / "fields")
+
+    def step(text: str) -> None:
+        if on_step is not None:
+            on_step(text)
+
+    def post(url: str, body: dict[str, Any], op: str) -> dict[str, Any]:
+        return dict(
+            call_with_retry(conn.api.request, "post", url, json=body, op=op, policy=conn.policy)
+        )
+
+    # Formula fields go last, after every plain field they may reference exists.
+    deferred: list[tuple[str, FieldSpec]] = []
+    missing_tables = {p.table_key for p in before.problems if p.kind == "missing_table"}
+    for table_key in (k for k in schema.tables if k in missing_tables):
+        spec = schema.table(table_key)
+        plain = sorted(
+            (f for f in spec.enabled_fields() if not f.computed), key=lambda f: not f.primary
+        )
+        models = [m for f in plain if (m := field_model(f)) is not None]
+        step(f"create table {spec.name!r} ({len(models)} fields)")
+        created = post(
+            base.urls.tables, {"name": spec.name, "fields": models}, f"create table {spec.name}"
+        )
+        result.created_tables.append(spec.name)
+        table_ids[spec.name] = str(created.get("id") or spec.name)
+        deferred.extend((spec.name, f) for f in spec.enabled_fields() if f.computed)
+
+    for problem in before.problems:
+        if problem.kind == "missing_field" and problem.field_key is not None:
+            spec = schema.table(problem.table_key).field(problem.field_key)
+            if spec.computed:
+                deferred.append((problem.table, spec))
+                continue
+            model = field_model(spec)
+            assert model is not None
+            step(f"create field {problem.table!r}.{spec.name!r} ({spec.type})")
+            post(fields_url(problem.table), model, f"create field {problem.table}.{spec.name}")
+            result.created_fields.append((problem.table, spec.name))
+        elif problem.kind == "wrong_type":
+            result.manual.append(
+                ManualStep(
+                    table=problem.table,
+                    field=problem.field,
+                    reason=f"the field is {problem.actual}, the schema expects {problem.expected}",
+                    action=(
+                        f"convert {problem.table!r}.{problem.field!r} to {problem.expected} in "
+                        "the Airtable UI (init never converts fields: it can lose data), or "
+                        "change its type in the schema file"
+                    ),
+                )
+            )
+        elif problem.kind == "missing_options":
+            result.manual.append(
+                ManualStep(
+                    table=problem.table,
+                    field=problem.field,
+                    reason="the meta API cannot add options to an existing select field",
+                    action=(
+                        f"add the option(s) {', '.join(map(repr, problem.options))} to "
+                        f"{problem.table!r}.{problem.field!r} in the Airtable UI"
+                    ),
+                )
+            )
+
+    for table_name, spec in deferred:
+        model = field_model(spec, create_formulas=create_formulas)
+        if model is None:
+            why = (
+                "Airtable's API cannot create formula fields"
+                if spec.type == "formula"
+                else f"Airtable's API cannot create {spec.type} fields"
+            )
+            result.manual.append(_manual_for_computed(table_name, spec, why))
+            continue
+        step(f"create field {table_name!r}.{spec.name!r} ({spec.type})")
+        try:
+            post(fields_url(table_name), model, f"create field {table_name}.{spec.name}")
+        except InvalidRequestError as exc:
+            # A server that does not take formulas through the API: leave it to the admin.
+            result.manual.append(
+                _manual_for_computed(table_name, spec, f"the server refused: {exc}")
+            )
+            continue
+        result.created_fields.append((table_name, spec.name))
+
+    result.after = check_schema(conn) if result.changed else before
+    return result
