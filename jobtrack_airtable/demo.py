@@ -88,7 +88,7 @@ _SUM_KEYS = (
 
 
 def _aggregate(clients: list[DemoRecord]) -> dict[str, Any]:
-    agg: dict[str, Any] = {k: 0 for k in _SUM_KEYS}
+    agg: dict[str, Any] = dict.fromkeys(_SUM_KEYS, 0)
     for c in clients:
         for k in _SUM_KEYS:
             value = c.fields.get(k) or 0
@@ -114,9 +114,7 @@ def demo_records(*, now: datetime, seed: int = 7, jobs: int = 40) -> list[DemoRe
         for i, (client_id, name) in enumerate(picked):
             c_start = start + timedelta(seconds=5 + 40 * i)
             c_end = c_start + timedelta(seconds=rng.randint(20, 600))
-            status = rng.choices(
-                ["Completed", "Failed", "No Leads To Score"], weights=[8, 1, 1]
-            )[0]
+            status = rng.choices(["Completed", "Failed", "No Leads To Score"], weights=[8, 1, 1])[0]
             fields: dict[str, Any] = {
                 "run_id": f"{base}-{client_id}",
                 "client_id": client_id,
@@ -213,7 +211,9 @@ def _plant(
         out.extend(clients)
         return
     elif j == 13:
-        other = CLIENTS[-1][0] if clients[0].fields["client_id"] != CLIENTS[-1][0] else CLIENTS[0][0]
+        other = (
+            CLIENTS[-1][0] if clients[0].fields["client_id"] != CLIENTS[-1][0] else CLIENTS[0][0]
+        )
         clients[0].fields["client_id"] = other
         clients[0].tags.add("client_id_mismatch")
     elif j == 14:

@@ -63,7 +63,9 @@ __all__ = [
     "EMBEDDED_BASE_ID",
     "Backend",
     "EmbeddedBase",
+    "count_records",
     "default_local_path",
+    "lock_local_base",
     "open_backend",
     "seed_file",
     "seed_store",
@@ -167,6 +169,31 @@ def count_records(path: str | Path) -> int:
 # -- the running embedded base -------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def lock_local_base(path: str | Path, *, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """Hold the lock of the local base file ``path`` (``<path>.lock``) for the block.
+
+    Every user of a local base file (the embedded base, ``local seed``, ``local serve``)
+    loads the whole file and rewrites it on each write, so two at once would overwrite each
+    other's changes; the lock makes them take turns.  Raises :class:`~.errors.ConfigError`
+    after ``timeout`` seconds (0 = do not wait).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(path) + ".lock")
+    try:
+        lock.acquire(timeout=timeout)
+    except filelock.Timeout:
+        raise ConfigError(
+            f"the local base {str(path)!r} is in use by another jobtrack-airtable command "
+            f"(waited {timeout:g} s for {lock.lock_file!r})"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class EmbeddedBase:
     """The local server running in-process over a local base file; a context manager.
 
@@ -185,7 +212,10 @@ class EmbeddedBase:
         now: datetime | None = None,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
     ) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_local_path()
+        # Absolute, so the notice names the file unambiguously.
+        self.path = (
+            Path(path).expanduser() if path is not None else default_local_path()
+        ).absolute()
         self.settings = settings if settings is not None else Settings()
         self.schema = schema if schema is not None else load_schema(self.settings.schema_file)
         self.seed = seed
@@ -195,7 +225,7 @@ class EmbeddedBase:
         self.seeded = False
         self.server: LocalAirtable | None = None
         self._conn: Connection | None = None
-        self._lock = filelock.FileLock(str(self.path) + ".lock")
+        self._lock: contextlib.ExitStack | None = None
 
     def __repr__(self) -> str:
         return f"EmbeddedBase(path={str(self.path)!r}, running={self.server is not None})"
@@ -208,14 +238,9 @@ class EmbeddedBase:
         return self._conn
 
     def __enter__(self) -> EmbeddedBase:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._lock.acquire(timeout=self.lock_timeout)
-        except filelock.Timeout:
-            raise ConfigError(
-                f"the local base {str(self.path)!r} is in use by another jobtrack-airtable "
-                f"command (waited {self.lock_timeout:g} s for {self._lock.lock_file!r})"
-            ) from None
+        stack = contextlib.ExitStack()
+        stack.enter_context(lock_local_base(self.path, timeout=self.lock_timeout))
+        self._lock = stack
         try:
             self._start()
         except BaseException:
@@ -262,8 +287,9 @@ class EmbeddedBase:
                     # answering.  Stopping closes the listener and any keep-alive connection.
                     server.stop()
             finally:
-                if self._lock.is_locked:
-                    self._lock.release()
+                lock, self._lock = self._lock, None
+                if lock is not None:
+                    lock.close()
 
     def __exit__(
         self,

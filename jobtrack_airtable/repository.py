@@ -84,8 +84,9 @@ class Repository:
     def _table(self, table: str) -> Any:
         return self.conn.table(table)
 
-    def _call(self, op: str, fn: Callable[..., Any], *args: Any, key: str | None = None,
-              **kwargs: Any) -> Any:
+    def _call(
+        self, op: str, fn: Callable[..., Any], *args: Any, key: str | None = None, **kwargs: Any
+    ) -> Any:
         return call_with_retry(
             fn,
             *args,
@@ -311,15 +312,21 @@ class Repository:
                 records.append({"fields": fields})
         t = self._table(table)
         try:
-            result = self._call(f"upsert {spec.name}", t.batch_upsert, records,
-                                key_fields=[key_name])
+            result = self._call(
+                f"upsert {spec.name}", t.batch_upsert, records, key_fields=[key_name]
+            )
         except NotFoundError:
             # The oldest row vanished between lookup and write (a concurrent sync merge):
             # the key now has at most one row again, so a plain upsert is safe.  Once.
-            log.warning("row vanished while writing around duplicates in %s; upserting again",
-                        spec.name)
-            result = self._call(f"upsert {spec.name}", t.batch_upsert,
-                                [{"fields": f} for f in chunk], key_fields=[key_name])
+            log.warning(
+                "row vanished while writing around duplicates in %s; upserting again", spec.name
+            )
+            result = self._call(
+                f"upsert {spec.name}",
+                t.batch_upsert,
+                [{"fields": f} for f in chunk],
+                key_fields=[key_name],
+            )
         return list(result["records"])
 
     def upsert_job(self, values: Mapping[str, Any]) -> JobRow:
@@ -366,8 +373,7 @@ class Repository:
         for start in range(0, len(ids), MAX_WRITE_BATCH):
             chunk = ids[start : start + MAX_WRITE_BATCH]
             try:
-                deleted += len(self._call(f"delete {self.spec(table).name}",
-                                          t.batch_delete, chunk))
+                deleted += len(self._call(f"delete {self.spec(table).name}", t.batch_delete, chunk))
             except NotFoundError:
                 # One missing ID fails the whole batch; delete the rest one by one.
                 for rid in chunk:
@@ -397,8 +403,12 @@ class Repository:
         losers = [r["id"] for r in ours if not won or r["id"] != winner["id"]]  # type: ignore[index]
         if losers:
             if won:
-                log.warning("removing %d extra copies of %s left by a retried create",
-                            len(losers), key, extra=_context(key))
+                log.warning(
+                    "removing %d extra copies of %s left by a retried create",
+                    len(losers),
+                    key,
+                    extra=_context(key),
+                )
             self.delete(table, losers)
         return winner if won else None
 
@@ -407,9 +417,13 @@ class Repository:
         :class:`NotFoundError` if none — for callers where a guess would be wrong."""
         rows = self.list_records(table, formula=self.key_formula(table, [key]))
         if len(rows) > 1:
-            raise DuplicateRowsError(self.spec(table).name, key,
-                                     [r["id"] for r in oldest_first(rows)])
+            raise DuplicateRowsError(
+                self.spec(table).name, key, [r["id"] for r in oldest_first(rows)]
+            )
         if not rows:
-            raise NotFoundError(f"no row with key {key!r} in {self.spec(table).name!r}",
-                                status=404, error_type="NOT_FOUND")
+            raise NotFoundError(
+                f"no row with key {key!r} in {self.spec(table).name!r}",
+                status=404,
+                error_type="NOT_FOUND",
+            )
         return rows[0]

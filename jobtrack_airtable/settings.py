@@ -48,9 +48,7 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("AIRTABLE_API_KEY", "api_key")
     )
-    base_id: str | None = Field(
-        None, validation_alias=AliasChoices("AIRTABLE_BASE_ID", "base_id")
-    )
+    base_id: str | None = Field(None, validation_alias=AliasChoices("AIRTABLE_BASE_ID", "base_id"))
     endpoint_url: str | None = Field(
         None, validation_alias=AliasChoices("JOBTRACK_ENDPOINT_URL", "endpoint_url")
     )
@@ -60,9 +58,7 @@ class Settings(BaseSettings):
     schema_file: Path | None = Field(
         None, validation_alias=AliasChoices("JOBTRACK_SCHEMA_FILE", "schema_file")
     )
-    timeout: float = Field(
-        30.0, gt=0, validation_alias=AliasChoices("JOBTRACK_TIMEOUT", "timeout")
-    )
+    timeout: float = Field(30.0, gt=0, validation_alias=AliasChoices("JOBTRACK_TIMEOUT", "timeout"))
     rate_limit: float = Field(
         5.0, ge=0, validation_alias=AliasChoices("JOBTRACK_RATE_LIMIT", "rate_limit")
     )

@@ -99,6 +99,8 @@ class Tracker:
         clock: Callable[[], datetime] = utcnow,
         tz: tzinfo | None = None,
         flush_interval: float | None = None,
+        origin: str | None = None,
+        claim_marker: Callable[[], str] | None = None,
     ) -> None:
         settings = conn.settings
         self.conn = conn
@@ -108,6 +110,9 @@ class Tracker:
         self.flush_interval = (
             flush_interval if flush_interval is not None else settings.flush_interval
         )
+        #: Who starts jobs, as written in System Notes (host and process by default).
+        self.origin = origin or f"{socket.gethostname()} pid {os.getpid()}"
+        self._claim_marker = claim_marker or (lambda: uuid.uuid4().hex[:12])
         self._lock = threading.Lock()
         self._last_issued: BaseRunId | None = None
 
@@ -142,13 +147,12 @@ class Tracker:
         """
         if isinstance(stream, bool) or not isinstance(stream, int) or stream < 1:
             raise InvalidInputError(f"stream must be an integer ≥ 1, got {show(stream)}")
-        host = socket.gethostname()
-        marker = uuid.uuid4().hex[:12]
+        marker = self._claim_marker()
         candidate = self._next_candidate()
         for _ in range(MAX_START_ATTEMPTS):
             now = self.clock()
             notes = _Notes(None, self.clock)
-            notes.append(f"started on {host} pid {os.getpid()} (claim {marker})")
+            notes.append(f"started on {self.origin} (claim {marker})")
             if note:
                 notes.append(note)
             values = {
@@ -162,18 +166,23 @@ class Tracker:
             record = self.repo.claim("jobs", values, marker)
             if record is not None:
                 job = Job(self, candidate, stream=stream, notes=notes, status=Status.RUNNING)
-                log.info("started job %s (stream %d)", candidate, stream,
-                         extra={"run_id": str(candidate)})
+                log.info(
+                    "started job %s (stream %d)",
+                    candidate,
+                    stream,
+                    extra={"run_id": str(candidate)},
+                )
                 return job
-            log.info("run ID %s is taken; trying the next second", candidate,
-                     extra={"run_id": str(candidate)})
+            log.info(
+                "run ID %s is taken; trying the next second",
+                candidate,
+                extra={"run_id": str(candidate)},
+            )
             candidate = candidate.next_second()
             with self._lock:
                 if self._last_issued is None or candidate > self._last_issued:
                     self._last_issued = candidate
-        raise InvalidInputError(
-            f"no free run ID within {MAX_START_ATTEMPTS} s after {candidate}"
-        )
+        raise InvalidInputError(f"no free run ID within {MAX_START_ATTEMPTS} s after {candidate}")
 
     def job(self, *, stream: int = 1, note: str | None = None) -> Job:
         """Alias of :meth:`start_job` that reads well in a ``with`` statement."""
@@ -189,11 +198,18 @@ class Tracker:
         if row is None:
             from .errors import NotFoundError
 
-            raise NotFoundError(f"no job with run ID {str(key)!r}", status=404,
-                                error_type="NOT_FOUND")
+            raise NotFoundError(
+                f"no job with run ID {str(key)!r}", status=404, error_type="NOT_FOUND"
+            )
         status = row.status if row.status is not None else Status.RUNNING
-        return Job(self, key, stream=row.stream or 1,
-                   notes=_Notes(row.system_notes, self.clock), status=status, attached=True)
+        return Job(
+            self,
+            key,
+            stream=row.stream or 1,
+            notes=_Notes(row.system_notes, self.clock),
+            status=status,
+            attached=True,
+        )
 
     # ------------------------------------------------------------- client runs
 
@@ -232,8 +248,11 @@ class Tracker:
         self.repo.upsert_client_runs([r._open_values(now) for r in runs])
         for r in runs:
             r._last_flush = time.monotonic()
-            log.info("opened client run %s", r.run_id,
-                     extra={"run_id": str(r.run_id), "client_id": r.client_id})
+            log.info(
+                "opened client run %s",
+                r.run_id,
+                extra={"run_id": str(r.run_id), "client_id": r.client_id},
+            )
         return runs
 
     def attach_client_run(self, run_id: ClientRunId | str) -> ClientRun:
@@ -244,11 +263,17 @@ class Tracker:
         if row is None:
             from .errors import NotFoundError
 
-            raise NotFoundError(f"no client run with run ID {str(key)!r}", status=404,
-                                error_type="NOT_FOUND")
-        run = ClientRun(self, key, client_id=key.client_id, name=row.client_name or
-                        key.client_id, notes=row.system_notes,
-                        status=row.status or Status.RUNNING)
+            raise NotFoundError(
+                f"no client run with run ID {str(key)!r}", status=404, error_type="NOT_FOUND"
+            )
+        run = ClientRun(
+            self,
+            key,
+            client_id=key.client_id,
+            name=row.client_name or key.client_id,
+            notes=row.system_notes,
+            status=row.status or Status.RUNNING,
+        )
         run._totals = row.metrics
         run._opened = True
         run._last_flush = time.monotonic()
@@ -297,8 +322,9 @@ class Job:
             self.complete(Status.FAILED, note=f"failed: {_error_text(exc)}")
         except Exception:
             # Never mask the worker's own exception with a tracking failure.
-            log.exception("could not record the failure of job %s", self.run_id,
-                          extra=self._log_extra)
+            log.exception(
+                "could not record the failure of job %s", self.run_id, extra=self._log_extra
+            )
 
     def client(self, client_id: str, *, name: str | None = None) -> ClientRun:
         """Open one client run of this job (1 request)."""
@@ -361,8 +387,13 @@ class Job:
             values["system_notes"] = self._notes.text
         row = self.tracker.repo.upsert_job(values)
         self.status = new
-        log.info("job %s completed as %s (%d clients)", self.run_id, new.value, len(rows),
-                 extra=self._log_extra)
+        log.info(
+            "job %s completed as %s (%d clients)",
+            self.run_id,
+            new.value,
+            len(rows),
+            extra=self._log_extra,
+        )
         return row
 
     def fail(self, error: BaseException | str, *, force: bool = False) -> JobRow:
@@ -438,8 +469,9 @@ class ClientRun:
         try:
             self.close(Status.FAILED, error=exc)
         except Exception:
-            log.exception("could not record the failure of client run %s", self.run_id,
-                          extra=self._log_extra)
+            log.exception(
+                "could not record the failure of client run %s", self.run_id, extra=self._log_extra
+            )
 
     # --------------------------------------------------------------- metrics
 
@@ -469,7 +501,7 @@ class ClientRun:
                 raise InvalidInputError(f"{key} must be a string, got {show(value)}")
         with self._lock:
             self._totals = self._totals.merged(metrics)
-            if "client_name" in extra and extra["client_name"]:
+            if extra.get("client_name"):
                 self.name = extra["client_name"]
             self._extra.update(extra)
             self._dirty = True
@@ -536,16 +568,15 @@ class ClientRun:
             if error is not None:
                 values["error_details"] = _error_text(error)
             if not self._opened:
-                values.update({k: v for k, v in self._open_values(now).items()
-                               if k not in ("status",)})
+                values.update(
+                    {k: v for k, v in self._open_values(now).items() if k not in ("status",)}
+                )
             record = self.tracker.repo.upsert("client_runs", [values])[0]
             self.status = new
             self._dirty = False
-            log.info("client run %s closed as %s", self.run_id, new.value,
-                     extra=self._log_extra)
+            log.info("client run %s closed as %s", self.run_id, new.value, extra=self._log_extra)
             return ClientRunRow.from_record(record, self.tracker.conn.schema.client_runs)
 
     def fail(self, error: BaseException | str, *, force: bool = False) -> ClientRunRow:
         """Close as ``Failed`` with ``error`` in Error Details."""
         return self.close(Status.FAILED, error=error, force=force)
-

@@ -195,10 +195,7 @@ def show_run(repo: Repository, run_id: str, *, on_page: PageCallback | None = No
     if not jobs and not clients:
         hint = f" ({found.reason})" if found.base is None and found.reason else ""
         raise NotFoundError(
-            f"no run {raw!r} in {repo.schema.jobs.name!r} or "
-            f"{repo.schema.client_runs.name!r}{hint}",
-            status=404,
-            error_type="NOT_FOUND",
+            f"no run {raw!r} in {repo.schema.jobs.name!r} or {repo.schema.client_runs.name!r}{hint}"
         )
     clients.sort(key=lambda c: (run_time(c) or datetime.min.replace(tzinfo=UTC), c.run_id or ""))
     computed = aggregate(clients)

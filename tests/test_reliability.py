@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from jobtrack_airtable.limiter import LocalLimiter
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.tracker import Tracker
 
@@ -49,7 +48,9 @@ def test_start_job_under_faults(
 
 @pytest.mark.parametrize("kind", FAULTS)
 @pytest.mark.parametrize("step", ["open", "flush", "close"])
-def test_client_run_writes_under_faults(local_airtable: LocalAirtable, kind: str, step: str) -> None:
+def test_client_run_writes_under_faults(
+    local_airtable: LocalAirtable, kind: str, step: str
+) -> None:
     tracker = Tracker(make_conn(local_airtable))
     job = tracker.start_job()
     if step == "open":
@@ -71,8 +72,9 @@ def test_client_run_writes_under_faults(local_airtable: LocalAirtable, kind: str
 
 
 @pytest.mark.parametrize("kind", FAULTS)
-@pytest.mark.parametrize(("method", "path"), [("GET", CRR), ("PATCH", JOBS)],
-                         ids=["aggregate-read", "close-write"])
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", CRR), ("PATCH", JOBS)], ids=["aggregate-read", "close-write"]
+)
 def test_complete_job_under_faults(
     local_airtable: LocalAirtable, kind: str, method: str, path: str
 ) -> None:
@@ -194,8 +196,9 @@ def test_four_threads_record_one_job_exactly(local_airtable: LocalAirtable) -> N
     assert fields["Post Scoring Tokens"] == 20 * 15
 
 
-def _process_worker(url: str, token: str, limiter_path: str, job_run_id: str,
-                    clients: list[str]) -> None:
+def _process_worker(
+    url: str, token: str, limiter_path: str, job_run_id: str, clients: list[str]
+) -> None:
     from jobtrack_airtable.client import Connection
     from jobtrack_airtable.recovery import DEFAULT_POLICY
     from jobtrack_airtable.settings import Settings
@@ -223,20 +226,29 @@ def test_processes_and_threads_share_the_limit_without_429(
     from jobtrack_airtable.recovery import DEFAULT_POLICY
     from jobtrack_airtable.settings import Settings
 
-    settings = Settings(_env_file=None, api_key=srv.token, base_id=TEST_BASE_ID,
-                        endpoint_url=srv.url, limiter_url=f"sqlite:///{limiter_path}",
-                        flush_interval=3600)
+    settings = Settings(
+        _env_file=None,
+        api_key=srv.token,
+        base_id=TEST_BASE_ID,
+        endpoint_url=srv.url,
+        limiter_url=f"sqlite:///{limiter_path}",
+        flush_interval=3600,
+    )
     tracker = Tracker(Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.01)))
     job = tracker.start_job()
     clients = [f"W{w}-C{i}" for w in range(4) for i in range(2)]
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_process_worker,
-                    args=(srv.url, srv.token, str(limiter_path), str(job.run_id), clients[w::4]))
+        ctx.Process(
+            target=_process_worker,
+            args=(srv.url, srv.token, str(limiter_path), str(job.run_id), clients[w::4]),
+        )
         for w in range(2)
     ]
-    threads = [threading.Thread(target=_work, args=(tracker, str(job.run_id), clients[w::4]))
-               for w in (2, 3)]
+    threads = [
+        threading.Thread(target=_work, args=(tracker, str(job.run_id), clients[w::4]))
+        for w in (2, 3)
+    ]
     for p in procs:
         p.start()
     for th in threads:
@@ -256,4 +268,3 @@ def test_processes_and_threads_share_the_limit_without_429(
     assert fields["Successful Profiles"] == 40
     # Exact budget: start 2 + (open 1 + close 1) per client + completion (1 read + 1 write).
     assert srv.request_log.total == 2 + 8 * 2 + 2
-

@@ -109,8 +109,10 @@ def test_disabled_optional_fields_are_unknown_and_dropped(tmp_path: Path) -> Non
 
 
 def test_renamed_field_is_addressed_by_its_new_name(tmp_path: Path) -> None:
-    text = default_schema_path().read_text().replace(
-        'name = "Profiles Examined for Scoring"', 'name = "Profiles Seen"'
+    text = (
+        default_schema_path()
+        .read_text()
+        .replace('name = "Profiles Examined for Scoring"', 'name = "Profiles Seen"')
     )
     path = tmp_path / "schema.toml"
     path.write_text(text)

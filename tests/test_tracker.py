@@ -156,8 +156,12 @@ def test_complete_job_costs_pages_plus_one(
     # Close in batches through the repository, not one by one, to keep the test fast.
     tracker.repo.upsert_client_runs(
         [
-            {"run_id": str(r.run_id), "status": "Completed", "profiles_examined": 2,
-             "profiles_scored": 1}
+            {
+                "run_id": str(r.run_id),
+                "status": "Completed",
+                "profiles_examined": 2,
+                "profiles_scored": 1,
+            }
             for r in runs
         ]
     )
@@ -223,7 +227,7 @@ def test_exception_in_job_marks_it_failed_with_a_note(
 def test_all_clients_failed_fails_the_job(tracker: Tracker, local_airtable: LocalAirtable) -> None:
     with tracker.job() as job:
         for cid in ("A-1", "B-2"):
-            with pytest.raises(ValueError), job.client(cid):
+            with pytest.raises(ValueError, match="bad"), job.client(cid):
                 raise ValueError("bad")
     assert rows(local_airtable, JOBS)[0]["fields"]["Status"] == "Failed"
 

@@ -187,7 +187,7 @@ class Plan(BaseModel):
     @property
     def summary(self) -> PlanSummary:
         """Rows to create, update, delete, and rows needing attention."""
-        counts = {a: 0 for a in ("create", "update", "delete")}
+        counts = dict.fromkeys(("create", "update", "delete"), 0)
         attention = 0
         for r in self.records:
             if r.action is not Action.ATTENTION:
