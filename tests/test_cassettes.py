@@ -4,9 +4,14 @@ By default the cassettes under ``cassettes/`` are *replayed* with ``record_mode=
 server, no network, and any request the library sends that is not in the cassette (a changed
 body, an extra request) fails the test.  Re-record them:
 
-* against the local server: ``JOBTRACK_RECORD_CASSETTES=local .venv/bin/pytest tests/test_cassettes.py``
-* against a real Airtable sandbox base (its tables created from ``config/schema.toml``):
-  ``JOBTRACK_RECORD_CASSETTES=airtable AIRTABLE_API_KEY=… AIRTABLE_BASE_ID=app… .venv/bin/pytest tests/test_cassettes.py``
+* against the local server::
+
+    JOBTRACK_RECORD_CASSETTES=local .venv/bin/pytest tests/test_cassettes.py
+
+* against a real Airtable sandbox base (its tables created from ``config/schema.toml``)::
+
+    JOBTRACK_RECORD_CASSETTES=airtable AIRTABLE_API_KEY=… AIRTABLE_BASE_ID=app… \
+      .venv/bin/pytest tests/test_cassettes.py
 
 The Authorization header is filtered out of every recording, and a real base ID is rewritten
 to the test base ID so the paths match on replay.
