@@ -393,13 +393,14 @@ def _sync_api() -> Any:
     return sync
 
 
-def _render_plan(plan: Any) -> str:
-    sync = _sync_api()
-    for name in ("render_text", "render_plan", "plan_to_text", "format_plan"):
-        fn = getattr(sync, name, None)
-        if callable(fn):
-            return str(fn(plan))
-    raise RuntimeError("the sync package has no text renderer")  # pragma: no cover
+def _print_plan(plan: Any) -> None:
+    """The plan, Terraform style, on stdout (coloured on a terminal; lines never re-wrapped,
+    so values stay exact)."""
+    from .sync.render import render_rich
+
+    console = _out()
+    console.soft_wrap = True
+    console.print(render_rich(plan))
 
 
 def _plan_json(plan: Any) -> Any:
@@ -510,14 +511,12 @@ def sync(
             if as_json:
                 _print_json(_plan_json(plan))
             else:
-                _out().print(escape(_render_plan(plan).rstrip("\n")))
+                _print_plan(plan)
             if out is not None:
                 sys.stderr.write(
                     f"Plan saved to {out}; apply it with: jobtrack-airtable apply {out}\n"
                 )
             if not plan.has_changes:
-                if not as_json:
-                    _err().print("No changes: the base is consistent.")
                 raise typer.Exit(EXIT_OK)
             if not do_apply:
                 raise typer.Exit(EXIT_CHANGES)
@@ -775,9 +774,8 @@ def _print_detail(detail: Any) -> None:
     console.print()
     _print_clients(detail.clients)
     console.print()
+    console.print("[bold]Aggregates[/bold] [dim](computed from the client rows)[/dim]")
     agg = Table(
-        title="Aggregates (computed from the client rows)",
-        title_justify="left",
         box=None,
         header_style="bold",
         pad_edge=False,
@@ -810,9 +808,8 @@ def _print_clients(clients: Sequence[ClientRunRow]) -> None:
     if not clients:
         console.print("No client runs.")
         return
+    console.print(f"[bold]Client runs[/bold] ({len(clients)})")
     table = Table(
-        title=f"Client runs ({len(clients)})",
-        title_justify="left",
         box=None,
         header_style="bold",
         pad_edge=False,
@@ -822,13 +819,22 @@ def _print_clients(clients: Sequence[ClientRunRow]) -> None:
         ("Status", "left"),
         ("Started (UTC)", "left"),
         ("Duration", "right"),
-        ("Profiles scored/examined", "right"),
-        ("Posts scored/examined", "right"),
+        ("Profiles", "right"),
+        ("Posts", "right"),
         ("Tokens", "right"),
         ("Cost", "right"),
         ("Error", "left"),
     ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        # Only the error text gives way when the terminal is narrow: cut, never wrapped.
+        error = col == "Error"
+        table.add_column(
+            col,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=True,
+            overflow="ellipsis" if error else "fold",
+            max_width=40 if error else None,
+            min_width=None if error else len(col),
+        )
     for c in clients:
         m = c.metrics
         tokens = (m.profile_tokens or 0) + (m.post_tokens or 0)
@@ -842,9 +848,10 @@ def _print_clients(clients: Sequence[ClientRunRow]) -> None:
             f"{_num(m.posts_scored)}/{_num(m.posts_examined)}",
             _num(tokens),
             _num(m.apify_costs),
-            escape(error[:60]),
+            escape(error),
         )
     console.print(table)
+    console.print("[dim]Profiles and Posts: scored/examined. Tokens: profile + post.[/dim]")
 
 
 # -- schema --------------------------------------------------------------------------------
