@@ -154,6 +154,18 @@ def seed_file(
     return counts
 
 
+#: What loading a corrupt or foreign JSON file can raise (the store wraps most of it in
+#: ValueError; a well-formed JSON of the wrong shape can surface as the others).
+_LOAD_ERRORS = (ValueError, TypeError, KeyError, AttributeError)
+
+
+def _unreadable(path: Path, exc: BaseException) -> ConfigError:
+    text = str(exc)
+    if str(path) in text:
+        return ConfigError(text)
+    return ConfigError(f"cannot load the local base {str(path)!r}: {text}")
+
+
 def count_records(path: str | Path) -> int:
     """How many records the local base file ``path`` holds (0 when it does not exist)."""
     path = Path(path)
@@ -161,8 +173,8 @@ def count_records(path: str | Path) -> int:
         return 0
     try:
         store = Store(path)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    except _LOAD_ERRORS as exc:
+        raise _unreadable(path, exc) from None
     return sum(len(t.records) for b in store.base_ids() for t in store.tables(b))
 
 
@@ -260,9 +272,9 @@ class EmbeddedBase:
                 data_path=self.path,
                 rate_limit=None,
             )
-        except ValueError as exc:
+        except _LOAD_ERRORS as exc:
             # A corrupt or foreign file: say which file, never a traceback.
-            raise ConfigError(str(exc)) from None
+            raise _unreadable(self.path, exc) from None
         self.server = server.start()
         settings = self.settings.model_copy(
             update={

@@ -103,7 +103,7 @@ class UnknownMetricError(InvalidInputError):
         self.names = sorted(names)
         self.allowed = sorted(allowed)
         super().__init__(
-            f"unknown metric name(s) {', '.join(map(repr, self.names))}; "
+            f"unknown metric name(s) {', '.join(map(show, self.names))}; "
             f"allowed: {', '.join(self.allowed)}"
         )
 
@@ -216,3 +216,18 @@ class DuplicateRowsError(JobtrackError):
             f"{len(self.record_ids)} rows in {table!r} share the key {key!r}: "
             f"{', '.join(self.record_ids)} (run `jobtrack-airtable sync` to merge them)"
         )
+
+
+class LimiterUnavailableError(JobtrackError):
+    """The shared rate-limiter store (Redis, fleet mode) cannot be reached and
+    ``JOBTRACK_LIMITER_FALLBACK=fail`` forbids sending requests without it.
+
+    Raised before the request is sent, so nothing was written; not retried by the Airtable
+    retry policy (it is not an :class:`AirtableError`).  ``store`` is the store's URL with any
+    password masked.
+    """
+
+    def __init__(self, store: str, reason: str) -> None:
+        self.store = store
+        self.reason = reason
+        super().__init__(f"the shared rate limiter at {store} is unavailable: {reason}")

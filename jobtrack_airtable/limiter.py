@@ -320,14 +320,13 @@ def _sqlite_builder(settings: Settings, url: SplitResult) -> Limiter:
 
 
 def _redis_builder(settings: Settings, url: SplitResult) -> Limiter:
-    raise ConfigError(
-        "JOBTRACK_LIMITER_URL uses Redis, which is not supported yet: it needs the 'redis' "
-        "extra (pip install 'jobtrack-airtable[redis]') and a coming release; use "
-        "sqlite:///path for one machine, or JOBTRACK_RATE_LIMIT=0 to turn the limiter off"
-    )
+    # Imported on use: the redis package is an optional extra (and limiter_redis imports us).
+    from .limiter_redis import build_redis_limiter
+
+    return build_redis_limiter(settings, url)
 
 
-#: URL scheme -> builder.  Add a backend by adding an entry (e.g. a real Redis builder).
+#: URL scheme -> builder.  Add a backend by adding an entry.
 LIMITER_BACKENDS: dict[str, LimiterBuilder] = {
     "sqlite": _sqlite_builder,
     "redis": _redis_builder,
@@ -340,7 +339,8 @@ def build_limiter(settings: Settings) -> Limiter:
 
     ``rate_limit == 0`` -> :class:`NullLimiter`; no ``limiter_url`` -> :class:`LocalLimiter`
     at :func:`default_limiter_path`; ``sqlite:///path`` -> :class:`LocalLimiter` at that path;
-    ``redis://...`` -> :class:`~.errors.ConfigError` (not supported yet).  Both
+    ``redis://...`` / ``rediss://...`` -> :class:`~.limiter_redis.RedisLimiter` (fleet mode; needs
+    the ``redis`` extra, else :class:`~.errors.ConfigError`).  Both
     ``sqlite:///abs/path`` and ``sqlite:////abs/path`` name the absolute path ``/abs/path``.
 
     >>> build_limiter(Settings(rate_limit=0))

@@ -29,6 +29,8 @@ from .errors import (
     InvalidRequestError,
     IteratorExpiredError,
     NotFoundError,
+    SchemaViolationError,
+    show,
 )
 from .metrics import ClientRunRow, JobRow
 from .recovery import call_with_retry
@@ -111,9 +113,24 @@ class Repository:
         spec = self.spec(table)
         unknown = [k for k in values if k not in spec.fields]
         fields = spec.to_names({k: v for k, v in values.items() if k not in unknown})
-        # Unknown logical keys are reported by name so the error is as clear as a field's.
-        fields.update({k: values[k] for k in unknown})
-        spec.check_fields(fields)
+        # Unknown logical keys are refused, never passed through: an Airtable name used as a
+        # key ("Run ID") would otherwise overwrite the field of that name -- the natural key
+        # included, sending the write to another row.
+        by_name = spec.by_name()
+        problems = []
+        for k in unknown:
+            hint = (
+                f" (an Airtable name; the logical key is {by_name[k].key!r})"
+                if k in by_name
+                else ""
+            )
+            problems.append(f"unknown field {show(k)}{hint}")
+        try:
+            spec.check_fields(fields)
+        except SchemaViolationError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise SchemaViolationError(spec.name, problems)
         return fields
 
     # ---------------------------------------------------------------- reads

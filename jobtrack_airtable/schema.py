@@ -49,6 +49,8 @@ TEXT_TYPES = frozenset(
 )
 SELECT_TYPES = frozenset({"singleSelect"})
 DATETIME_TYPES = frozenset({"dateTime", "date"})
+#: Airtable's limit on the characters of one text cell (long text: 100,000).
+MAX_TEXT_LENGTH = 100_000
 
 
 class FieldSpec(BaseModel):
@@ -191,6 +193,31 @@ def _value_problem(spec: FieldSpec, value: Any) -> str | None:
             return f"field {spec.name!r} cannot hold {show(value)}"
     elif spec.type in TEXT_TYPES | DATETIME_TYPES and not isinstance(value, str):
         return f"field {spec.name!r} takes a string, not {show(value)}"
+    elif spec.type in TEXT_TYPES:
+        return text_problem(value, f"field {spec.name!r}")
+    return None
+
+
+def text_problem(value: str, what: str, limit: int = MAX_TEXT_LENGTH) -> str | None:
+    """Why Airtable could not store ``value`` as text, or None: longer than ``limit``
+    characters (Airtable's cell limit), or holding an unpaired surrogate (not encodable as
+    UTF-8 JSON; a request carrying one fails, or is stored mangled).
+
+    >>> text_problem("x" * 100_001, "note")  # doctest: +ELLIPSIS
+    'note holds 100001 characters; at most 100000 fit in an Airtable text cell: ...'
+    """
+    if len(value) > limit:
+        return (
+            f"{what} holds {len(value)} characters; at most {limit} fit in an Airtable "
+            f"text cell: {show(value)}"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"{what} holds an unpaired surrogate (U+{ord(value[exc.start]):04X}) at index "
+            f"{exc.start}, which cannot be sent as UTF-8: {show(value)}"
+        )
     return None
 
 

@@ -28,14 +28,15 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from types import TracebackType
 from typing import Any, Self
 
 from .client import Connection
-from .errors import InvalidInputError, UnknownMetricError, show
+from .errors import InvalidClientIdError, InvalidInputError, UnknownMetricError, show
 from .metrics import COUNT_KEYS, ClientMetrics, ClientRunRow, JobRow, aggregate, completion_status
+from .recovery import RETRYABLE
 from .repository import Repository
 from .run_ids import (
     BaseRunId,
@@ -46,6 +47,7 @@ from .run_ids import (
     validate_client_id,
     with_client,
 )
+from .schema import MAX_TEXT_LENGTH, text_problem
 from .settings import Settings
 from .statuses import Status, check_transition, parse_status
 from .timeutil import to_airtable, utcnow
@@ -60,9 +62,15 @@ MAX_START_ATTEMPTS = 60
 CLIENT_RUN_EXTRA_FIELDS = ("apify_run_id", "client_name")
 
 
+def _sendable(text: str) -> str:
+    """``text`` with unpaired surrogates (undecodable bytes in an error message) written as
+    ``\\udcxx`` escapes: they cannot be sent as UTF-8, and a failure must still be recorded."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _error_text(error: BaseException | str) -> str:
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    return text[:MAX_ERROR_DETAILS]
+    return _sendable(text[:MAX_ERROR_DETAILS])
 
 
 def _did_work(totals: ClientMetrics) -> bool:
@@ -71,16 +79,30 @@ def _did_work(totals: ClientMetrics) -> bool:
 
 
 class _Notes:
-    """System Notes held in the process and appended to, never overwritten."""
+    """System Notes held in the process and appended to, never overwritten.
+
+    A caller's line must be a string that fits: System Notes is a long-text field of at most
+    100,000 characters, and a line Airtable would refuse, once appended, would fail every
+    later write of the row (metrics included).  So :meth:`append` refuses it, changing
+    nothing; the library's own lines (``fit=True``: failures, forced statuses) are cut to fit
+    instead, so that recording a failure never fails.
+    """
 
     def __init__(self, existing: str | None, clock: Callable[[], datetime]) -> None:
         self.text = existing or ""
         self._clock = clock
 
-    def append(self, line: str) -> str:
+    def append(self, line: str, *, fit: bool = False) -> str:
         stamp = self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        entry = f"[{stamp}] {line}"
-        self.text = f"{self.text}\n{entry}" if self.text else entry
+        head = f"{self.text}\n[{stamp}] " if self.text else f"[{stamp}] "
+        room = max(0, MAX_TEXT_LENGTH - len(head))
+        if fit:
+            line = _sendable(str(line))[:room]
+        elif not isinstance(line, str):
+            raise InvalidInputError(f"a note must be a string, got {show(line)}")
+        elif problem := text_problem(line, "the note", limit=room):
+            raise InvalidInputError(f"{problem} (System Notes already holds {len(head)})")
+        self.text = head + line
         return self.text
 
 
@@ -152,7 +174,7 @@ class Tracker:
         for _ in range(MAX_START_ATTEMPTS):
             now = self.clock()
             notes = _Notes(None, self.clock)
-            notes.append(f"started on {self.origin} (claim {marker})")
+            notes.append(f"started on {self.origin} (claim {marker})", fit=True)
             if note:
                 notes.append(note)
             values = {
@@ -233,12 +255,24 @@ class Tracker:
     ) -> list[ClientRun]:
         """Open many client runs at once: ⌈N/10⌉ requests.
 
-        Every client ID is validated before the first request.
+        ``clients`` holds client IDs or ``(client ID, name)`` tuples.  Every one is validated
+        before the first request.
         """
         base = as_base_run_id(job_run_id)
+        if isinstance(clients, str | bytes | Mapping) or not isinstance(clients, Iterable):
+            # A lone string would otherwise open one client per character.
+            raise InvalidClientIdError(clients, "expected a list of client IDs")
         specs: list[tuple[str, str | None]] = []
         for item in clients:
-            cid, cname = (item, None) if isinstance(item, str) else item
+            if isinstance(item, str):
+                cid, cname = item, None
+            elif isinstance(item, tuple) and len(item) == 2:
+                cid, cname = item
+            else:
+                # Never unpack anything else: {"id": …, "name": …} would open client "id".
+                raise InvalidClientIdError(
+                    item, "expected a client ID or a (client ID, name) tuple"
+                )
             specs.append((validate_client_id(cid), cname))
         runs = [
             ClientRun(self, with_client(base, cid), client_id=cid, name=cname or cid)
@@ -319,7 +353,7 @@ class Job:
             self.complete()
             return
         try:
-            self.complete(Status.FAILED, note=f"failed: {_error_text(exc)}")
+            self._finish(Status.FAILED, note=f"failed: {_error_text(exc)}", fit=True)
         except Exception:
             # Never mask the worker's own exception with a tracking failure.
             log.exception(
@@ -357,8 +391,22 @@ class Job:
         Without ``status`` the SPEC's rule decides (all failed → ``Failed``, nothing
         processed → ``No Leads To Score``, else ``Completed``).  The aggregates are
         recomputed from the client rows every time, never incremented, so completing twice
-        (with ``force``) gives the same numbers.
+        (with ``force``) gives the same numbers.  ``note`` is appended to System Notes; a
+        note that is not a string or does not fit is refused before any request.
         """
+        if note is not None:
+            # Refuse a bad note before reading anything (on a scratch copy of the notes).
+            _Notes(self._notes.text, self.tracker.clock).append(note)
+        return self._finish(status, force=force, note=note, fit=False)
+
+    def _finish(
+        self,
+        status: Status | str | None,
+        *,
+        force: bool = False,
+        note: str | None = None,
+        fit: bool,
+    ) -> JobRow:
         new = parse_status(status) if status is not None else None
         if new is not None:
             # Refuse before reading anything.
@@ -372,9 +420,10 @@ class Job:
         # The job's own start stands; its end is now.
         jobs = self.tracker.conn.schema.jobs
         values: dict[str, Any] = jobs.from_names(agg.to_fields(jobs, times=False))
-        for line in (forced_note, note):
-            if line:
-                self._notes.append(line)
+        if forced_note:
+            self._notes.append(forced_note, fit=True)
+        if note:
+            self._notes.append(note, fit=fit)
         values.update(
             {
                 "run_id": str(self.run_id),
@@ -398,7 +447,9 @@ class Job:
 
     def fail(self, error: BaseException | str, *, force: bool = False) -> JobRow:
         """Close the job as ``Failed`` with the error in System Notes."""
-        return self.complete(Status.FAILED, force=force, note=f"failed: {_error_text(error)}")
+        return self._finish(
+            Status.FAILED, force=force, note=f"failed: {_error_text(error)}", fit=True
+        )
 
 
 class ClientRun:
@@ -479,7 +530,9 @@ class ClientRun:
         """Add to metric totals, e.g. ``run.add(profiles_examined=10, profile_tokens=900)``.
 
         Values are validated first (a bad one raises and changes nothing); the write is
-        deferred until the flush interval has passed since the last write.
+        deferred until the flush interval has passed since the last write.  If that deferred
+        write still fails after the retry policy (429, 5xx, network), it is logged and the
+        totals stay pending for the next flush or the close: ``add`` does not raise for it.
         """
         delta = ClientMetrics.of(**increments)
         with self._lock:
@@ -490,7 +543,9 @@ class ClientRun:
 
     def set(self, **values: Any) -> None:
         """Set absolute values: metrics (``apify_costs=1.25``) or ``apify_run_id`` /
-        ``client_name``.  Unknown names raise, listing what is allowed."""
+        ``client_name``.  Unknown names raise, listing what is allowed; so does a value
+        Airtable would refuse (checked now, so that it cannot fail a later flush).
+        ``apify_run_id=None`` clears it; the client name cannot be cleared."""
         extra = {k: values.pop(k) for k in CLIENT_RUN_EXTRA_FIELDS if k in values}
         try:
             metrics = ClientMetrics.of(**values)
@@ -499,6 +554,13 @@ class ClientRun:
         for key, value in extra.items():
             if value is not None and not isinstance(value, str):
                 raise InvalidInputError(f"{key} must be a string, got {show(value)}")
+            if key == "client_name" and not value:
+                # Clearing it would leave the row nameless while ``self.name`` kept the old one.
+                raise InvalidInputError(
+                    f"client_name must be a non-empty string, got {show(value)}"
+                )
+            if isinstance(value, str) and (problem := text_problem(value, key)):
+                raise InvalidInputError(problem)
         with self._lock:
             self._totals = self._totals.merged(metrics)
             if extra.get("client_name"):
@@ -509,15 +571,32 @@ class ClientRun:
         self._maybe_flush()
 
     def note(self, text: str) -> None:
-        """Append a line to System Notes (written with the next flush)."""
+        """Append a line to System Notes (written with the next flush).  A note that is not a
+        string or does not fit in System Notes is refused, changing nothing."""
         with self._lock:
             self._notes.append(text)
             self._extra["system_notes"] = self._notes.text
             self._dirty = True
 
     def _maybe_flush(self) -> None:
-        if time.monotonic() - self._last_flush >= self.tracker.flush_interval:
+        if time.monotonic() - self._last_flush < self.tracker.flush_interval:
+            return
+        try:
             self.flush()
+        except RETRYABLE as exc:
+            # The retry policy gave up on a *deferred* write.  The increment is already in
+            # the totals and stays pending: the next flush or the close writes it, as an
+            # absolute total, so nothing is lost.  Raising here would report a failed
+            # add() that was in fact applied (a caller retrying it would count it twice)
+            # and abort the worker's scoring over a tracking hiccup.  Back off one interval.
+            self._last_flush = time.monotonic()
+            log.warning(
+                "metric write of client run %s failed after retries (%s); the totals stay "
+                "pending for the next flush or the close",
+                self.run_id,
+                type(exc).__name__,
+                extra=self._log_extra,
+            )
 
     def _values(self, now: datetime) -> dict[str, Any]:
         table = self.tracker.conn.schema.client_runs
@@ -560,7 +639,7 @@ class ClientRun:
                 new = Status.COMPLETED
             forced_note = check_transition(self.status, new, force=force)
             if forced_note:
-                self._notes.append(forced_note)
+                self._notes.append(forced_note, fit=True)
                 self._extra["system_notes"] = self._notes.text
             now = self.tracker.clock()
             values = self._values(now)

@@ -146,8 +146,8 @@ class _Planner:
         stale_after: timedelta,
         base_id: str,
     ) -> None:
-        if now.utcoffset() is None:
-            raise InvalidInputError(f"now {now.isoformat()!r} is naive: give it a time zone")
+        if not isinstance(now, datetime) or now.utcoffset() is None:
+            raise InvalidInputError(f"now must be a timezone-aware datetime, not {show(now)}")
         if not isinstance(stale_after, timedelta) or stale_after <= timedelta(0):
             raise InvalidInputError(
                 f"stale_after must be a positive timedelta, not {show(stale_after)}"
@@ -225,8 +225,12 @@ class _Planner:
                     known.add(cid)
             if isinstance(row.raw_key, str):
                 found = recognise(row.raw_key)
-                if found.format is LegacyFormat.CLIENT and found.client_id is not None:
-                    known.add(found.client_id)
+                if found.format in _CURRENT:
+                    # Final already: known client IDs only change ambiguous forms, and the
+                    # start time only structured SR ones.
+                    row.found = found
+                    if found.client_id is not None:
+                        known.add(found.client_id)
         return frozenset(known)
 
     # -- pass 1: run IDs ----------------------------------------------------------------------
@@ -236,11 +240,13 @@ class _Planner:
         cid_name = self.name("client_runs", "client_id")
         for table in TABLE_ORDER:
             for row in self.rows[table]:
-                start_name = start_names[table]
-                start = _time(row.fields.get(start_name)) if start_name else None
-                start = start or _time(row.created)
-                found = recognise(row.raw_key, start_time=start, known_client_ids=known)
-                row.found = found
+                found = row.found
+                if found is None:
+                    start_name = start_names[table]
+                    start = _time(row.fields.get(start_name)) if start_name else None
+                    start = start or _time(row.created)
+                    found = recognise(row.raw_key, start_time=start, known_client_ids=known)
+                    row.found = found
                 if found.base is None:
                     row.attention.append(
                         "Run ID is empty: the row cannot be matched to a run"
@@ -480,14 +486,17 @@ class _Planner:
             return any(c.status is Status.RUNNING and c.stale is None for c in clients)
 
         jobs = {e.key: e for e in self.entities["jobs"] if e.key is not None}
-        for key, job in jobs.items():
+        for job in self.entities["jobs"]:
             reason = self._stale(job)
-            if reason is not None and not live(clients_by_base.get(key, [])):
-                self._fail(job, f"stale: {reason}", f"{reason}; marked Failed")
+            clients = clients_by_base.get(job.key, []) if job.key is not None else []
+            if reason is not None and not live(clients):
+                self._fail(job, f"{reason}; marked Failed", f"{reason}; marked Failed")
 
         for entity in self.entities["client_runs"]:
             if entity.stale is not None:
-                self._fail(entity, f"stale: {entity.stale}", f"{entity.stale}; marked Failed")
+                self._fail(
+                    entity, f"{entity.stale}; marked Failed", f"{entity.stale}; marked Failed"
+                )
 
         # Every base with client rows, with its job entity (None: orphans, created below).
         bases: list[tuple[str, list[_Entity], _Entity | None]] = []

@@ -1,0 +1,57 @@
+"""``jobtrack-airtable``: the admin command line, a thin shell over the library.
+
+Commands::
+
+    jobtrack-airtable [--local PATH] [--debug] COMMAND ...
+
+    sync [--stale-after MIN] [--json] [--out FILE] [--apply [--yes]]
+    apply FILE [--json]
+    runs list [--status S] [--since 7d|2025-09-30] [--limit N] [--json]
+    runs show RUN_ID [--json]
+    schema check [--json]
+    schema init [--json]
+    local serve [--host] [--port] [--token] [--base-id] [--data FILE] [--schema FILE]
+    local seed [--reset]
+
+Exit codes: 0 success / nothing to change; 2 ``sync`` found changes (plan mode); 1 any error,
+including a refused stale plan, a usage error and a failed ``schema check``.  Errors are one
+line on stderr (``--debug`` adds the traceback); the API token is never printed, even inside
+an error.
+
+Without ``AIRTABLE_API_KEY``/``AIRTABLE_BASE_ID`` (or with ``--local PATH``) every command runs
+against the embedded local base (:mod:`jobtrack_airtable.embedded`) and says so on stderr.
+Human output (tables, plans) goes to stdout, progress and notices to stderr; ``--json`` prints
+one JSON document on stdout and nothing else there.
+
+Modules: :mod:`._core` (apps, global options, output, errors, progress), :mod:`._sync`,
+:mod:`._runs`, :mod:`._schema`, :mod:`._local` (one per command group).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+# Importing the command modules registers their commands on the apps.
+from . import _local, _runs, _schema, _sync  # noqa: F401
+from ._core import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
+
+__all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "app", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point (``jobtrack_airtable.cli:main``); returns the exit code."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=list(argv) if argv is not None else None, prog_name="jobtrack-airtable")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return EXIT_OK
+        if isinstance(code, int):
+            return code
+        sys.stderr.write(f"{code}\n")
+        return EXIT_ERROR
+    return EXIT_OK

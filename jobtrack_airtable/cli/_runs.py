@@ -1,0 +1,305 @@
+"""``runs list`` and ``runs show``: tables over :mod:`jobtrack_airtable.views`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from .. import views
+from ..metrics import AGGREGATE_KEYS, ClientRunRow, JobRow
+from ..repository import Repository
+from ..statuses import Status, map_status
+from ._core import (
+    Reads,
+    errors_to_exit,
+    open_base,
+    out_console,
+    print_json,
+    runs_app,
+    state_of,
+)
+
+_STATUS_STYLE = {
+    Status.RUNNING: "cyan",
+    Status.COMPLETED: "green",
+    Status.FAILED: "red",
+    Status.NO_LEADS: "yellow",
+}
+
+
+def _status_cell(raw: str | None) -> str:
+    if raw is None:
+        return "[dim]—[/dim]"
+    status = map_status(raw).status
+    if status is None:
+        return f"[magenta]{escape(raw)}[/magenta] [dim](unknown)[/dim]"
+    style = _STATUS_STYLE[status]
+    if raw != status.value:
+        return f"[{style}]{escape(raw)}[/{style}] [dim](→ {status.value})[/dim]"
+    return f"[{style}]{escape(raw)}[/{style}]"
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "—"
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "—"
+    seconds = int((end - start).total_seconds())
+    if seconds < 0:
+        return "negative"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float | Decimal):
+        return f"{value:,.2f}"
+    return f"{value:,}"
+
+
+@runs_app.command("list")
+def runs_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only runs with this status (Running, Completed, Failed, "
+            "'No Leads To Score'; legacy spellings match too).",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only runs started since: a duration (12h, 7d, 2w), a "
+            "date (2025-09-30) or an ISO datetime (UTC).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="Show at most this many runs.")
+    ] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List job runs, newest first."""
+    state = state_of(ctx)
+    with errors_to_exit(state):
+        moment = views.parse_since(since) if since is not None else None
+        with open_base(state) as backend:
+            repo = Repository(backend.conn)
+            with Reads(f"Reading {repo.schema.jobs.name}") as reads:
+                rows = views.list_runs(
+                    repo, status=status, since=moment, limit=limit, on_page=reads.on_page
+                )
+        if as_json:
+            filters = {
+                "status": status,
+                "since": moment.isoformat() if moment else None,
+                "limit": limit,
+            }
+            print_json(views.runs_to_json(rows, filters=filters))
+            return
+        _print_runs(rows, limit)
+
+
+def _print_runs(rows: list[JobRow], limit: int | None) -> None:
+    console = out_console()
+    if not rows:
+        console.print("No runs match.")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col, justify in (
+        ("Run ID", "left"),
+        ("Status", "left"),
+        ("Stream", "right"),
+        ("Started (UTC)", "left"),
+        ("Duration", "right"),
+        ("Clients", "right"),
+        ("Errors", "right"),
+    ):
+        table.add_column(col, justify=justify, no_wrap=col != "Status")  # type: ignore[arg-type]
+    for row in rows:
+        started = row.start_time or row.created_time
+        table.add_row(
+            escape(row.run_id or "—"),
+            _status_cell(row.status_raw),
+            _num(row.stream),
+            _when(started),
+            _duration(row.start_time, row.end_time),
+            _num(row.aggregates.get("clients_processed")),
+            _num(row.aggregates.get("clients_with_errors")),
+        )
+    console.print(table)
+    more = " (use --limit for more)" if limit is not None and len(rows) == limit else ""
+    console.print(f"[dim]{len(rows)} run(s), newest first{more}.[/dim]")
+
+
+_AGGREGATE_LABELS = {
+    "clients_processed": "Clients processed",
+    "clients_with_errors": "Clients with errors",
+    "profiles_examined": "Profiles examined",
+    "profiles_scored": "Profiles scored",
+    "posts_harvested": "Posts harvested",
+    "posts_examined": "Posts examined",
+    "posts_scored": "Posts scored",
+    "profile_tokens": "Profile tokens",
+    "post_tokens": "Post tokens",
+}
+
+
+@runs_app.command("show")
+def runs_show(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN_ID",
+            help="A base run ID, e.g. 250930-141522 (client or legacy IDs work too).",
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one job: its row, its client runs, and aggregates computed from them."""
+    state = state_of(ctx)
+    with errors_to_exit(state):
+        with open_base(state) as backend:
+            repo = Repository(backend.conn)
+            with Reads("Reading the run") as reads:
+                detail = views.show_run(repo, run_id, on_page=reads.on_page)
+        if as_json:
+            print_json(views.detail_to_json(detail))
+            return
+        _print_detail(detail)
+
+
+def _print_detail(detail: Any) -> None:
+    console = out_console()
+    job: JobRow | None = detail.job
+    title = detail.base_run_id or detail.query
+    if job is None:
+        console.print(
+            f"[bold]Run {escape(title)}[/bold]  [red]no job row[/red] "
+            "(orphan client rows; `sync` proposes a fix)"
+        )
+    else:
+        console.print(
+            f"[bold]Run {escape(job.run_id or title)}[/bold]  {_status_cell(job.status_raw)}"
+        )
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(style="dim")
+        facts.add_column()
+        facts.add_row("Stream", _num(job.stream))
+        facts.add_row("Started (UTC)", _when(job.start_time))
+        facts.add_row("Ended (UTC)", _when(job.end_time))
+        facts.add_row("Duration", _duration(job.start_time, job.end_time))
+        facts.add_row("Last updated", _when(job.last_updated))
+        facts.add_row("Record", job.record_id)
+        if job.system_notes:
+            facts.add_row("Notes", escape(job.system_notes))
+        for problem in job.problems:
+            facts.add_row("[yellow]Problem[/yellow]", escape(problem))
+        console.print(facts)
+    for dup in detail.duplicates:
+        console.print(
+            f"[yellow]Duplicate job row {dup.record_id}[/yellow] shares this Run ID "
+            "(`sync` merges it)."
+        )
+    current = map_status(job.status_raw).status if job is not None else None
+    # Only a finished job can disagree with its client rows; a running one is not done yet.
+    if current not in (None, Status.RUNNING) and current is not detail.suggested_status:
+        console.print(
+            f"[yellow]Its client rows imply {detail.suggested_status.value}, "
+            f"not {current}.[/yellow]"
+        )
+    console.print()
+    _print_clients(detail.clients)
+    console.print()
+    console.print("[bold]Aggregates[/bold] [dim](computed from the client rows)[/dim]")
+    agg = Table(
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+    )
+    agg.add_column("Metric")
+    agg.add_column("Computed", justify="right")
+    agg.add_column("Stored", justify="right")
+    counts = detail.computed.counts()
+    for key in AGGREGATE_KEYS:
+        if key in detail.stored:
+            stored = _num(detail.stored[key])
+            if key in detail.drift:
+                stored = f"[red]{stored}[/red]"
+        else:
+            stored = "[dim]no field[/dim]"
+        agg.add_row(_AGGREGATE_LABELS.get(key, key), _num(counts[key]), stored)
+    agg.add_row("Total tokens", _num(detail.computed.total_tokens), "")
+    agg.add_row("Profile success rate", f"{detail.computed.profile_success_rate:.1%}", "")
+    agg.add_row("Post success rate", f"{detail.computed.post_success_rate:.1%}", "")
+    console.print(agg)
+    if detail.drift:
+        console.print(
+            f"[red]{len(detail.drift)} stored aggregate(s) differ from the client "
+            "rows[/red] (`sync` recomputes them)."
+        )
+
+
+def _print_clients(clients: Sequence[ClientRunRow]) -> None:
+    console = out_console()
+    if not clients:
+        console.print("No client runs.")
+        return
+    console.print(f"[bold]Client runs[/bold] ({len(clients)})")
+    table = Table(
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+    )
+    for col, justify in (
+        ("Client", "left"),
+        ("Status", "left"),
+        ("Started (UTC)", "left"),
+        ("Duration", "right"),
+        ("Profiles", "right"),
+        ("Posts", "right"),
+        ("Tokens", "right"),
+        ("Cost", "right"),
+        ("Error", "left"),
+    ):
+        # Only the error text gives way when the terminal is narrow: cut, never wrapped.
+        error = col == "Error"
+        table.add_column(
+            col,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=True,
+            overflow="ellipsis" if error else "fold",
+            max_width=40 if error else None,
+            min_width=None if error else len(col),
+        )
+    for c in clients:
+        m = c.metrics
+        tokens = (m.profile_tokens or 0) + (m.post_tokens or 0)
+        error = c.error_details or ("; ".join(c.problems) if c.problems else "")
+        table.add_row(
+            escape(c.client_id or c.run_id or "—"),
+            _status_cell(c.status_raw),
+            _when(c.start_time),
+            _duration(c.start_time, c.end_time),
+            f"{_num(m.profiles_scored)}/{_num(m.profiles_examined)}",
+            f"{_num(m.posts_scored)}/{_num(m.posts_examined)}",
+            _num(tokens),
+            _num(m.apify_costs),
+            escape(error),
+        )
+    console.print(table)
+    console.print("[dim]Profiles and Posts: scored/examined. Tokens: profile + post.[/dim]")

@@ -1,0 +1,113 @@
+"""``schema check`` and ``schema init`` over :mod:`jobtrack_airtable.schema_check`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from .. import schema_check
+from ._core import (
+    EXIT_ERROR,
+    Reads,
+    errors_to_exit,
+    open_base,
+    out_console,
+    print_json,
+    schema_app,
+    state_of,
+)
+
+
+@schema_app.command("check")
+def schema_check_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Compare the configured schema with the base (exit 1 on any difference)."""
+    state = state_of(ctx)
+    with errors_to_exit(state):
+        with open_base(state) as backend:
+            report = schema_check.check_schema(backend.conn)
+        if as_json:
+            print_json(report.to_json())
+        else:
+            _print_schema_report(report)
+        if not report.ok:
+            raise typer.Exit(EXIT_ERROR)
+
+
+def _print_schema_report(report: Any) -> None:
+    console = out_console()
+    if report.ok:
+        console.print(
+            f"[green]Schema OK[/green]: {report.tables_checked} tables and "
+            f"{report.fields_checked} fields match the configuration."
+        )
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("Problem")
+    table.add_column("Table")
+    table.add_column("Field")
+    table.add_column("Detail")
+    for p in report.problems:
+        detail = p.message + (f" — {p.hint}" if p.hint else "")
+        table.add_row(
+            p.kind.replace("_", " "), escape(p.table), escape(p.field or ""), escape(detail)
+        )
+    console.print(table)
+    console.print(
+        f"[red]{len(report.problems)} schema problem(s).[/red] "
+        "`jobtrack-airtable schema init` creates missing tables and fields."
+    )
+
+
+@schema_app.command("init")
+def schema_init_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create the tables and fields the base lacks (never converts or deletes anything).
+
+    Formula fields are created only on the local server: Airtable's API cannot create them,
+    so against Airtable they are listed as manual steps with the formula to paste.  Exit 0
+    when the base then matches the schema, 1 when manual steps remain.
+    """
+    state = state_of(ctx)
+    with errors_to_exit(state):
+        with (
+            open_base(state) as backend,
+            Reads("Creating missing tables and fields", count_rows=False) as p,
+        ):
+            result = schema_check.init_schema(
+                backend.conn,
+                create_formulas=backend.is_local,
+                on_step=p.describe,
+            )
+        if as_json:
+            print_json(result.to_json())
+        else:
+            console = out_console()
+            for name in result.created_tables:
+                console.print(f"[green]+[/green] created table {escape(name)!s}")
+            for table_name, field_name in result.created_fields:
+                console.print(
+                    f"[green]+[/green] created field {escape(table_name)}.{escape(field_name)}"
+                )
+            for step in result.manual:
+                console.print(
+                    f"[yellow]![/yellow] manual: {escape(step.action)} "
+                    f"[dim]({escape(step.reason)})[/dim]"
+                )
+            if result.after.ok:
+                what = "Schema initialised" if result.changed else "Nothing to create"
+                console.print(f"[green]{what}[/green]: the base matches the configuration.")
+            else:
+                console.print(
+                    f"[red]{len(result.after.problems)} problem(s) remain[/red] "
+                    "(see the manual steps above)."
+                )
+        if not result.after.ok:
+            raise typer.Exit(EXIT_ERROR)

@@ -1,0 +1,451 @@
+"""The ``jobtrack-airtable`` CLI in-process (typer's CliRunner) against embedded local bases.
+
+Every test gets its own copy of one seeded base file (seeding once per session keeps this fast)
+and an environment without Airtable credentials; subprocess tests are in test_cli_subprocess.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from jobtrack_airtable import embedded
+from jobtrack_airtable.cli import _core, app
+from jobtrack_airtable.embedded import EMBEDDED_BASE_ID, open_backend, seed_file, seed_store
+from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.repository import Repository
+from jobtrack_airtable.schema import load_schema
+from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.timeutil import utcnow
+
+from .conftest import MakeLocalAirtable
+
+SUMMARY_RE = re.compile(
+    r"^Plan: (\d+) to create, (\d+) to update, (\d+) to delete, (\d+) need attention\.$"
+)
+FAKE_TOKEN = "patRECOGNISABLEfake.0123456789abcdefTOKEN"
+
+_ENV_VARS = (
+    "AIRTABLE_API_KEY",
+    "AIRTABLE_BASE_ID",
+    "JOBTRACK_ENDPOINT_URL",
+    "JOBTRACK_SCHEMA_FILE",
+    "JOBTRACK_STALE_AFTER_MINUTES",
+    "JOBTRACK_RATE_LIMIT",
+    "JOBTRACK_LOCAL_TOKEN",
+)
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One seeded local base per test session; tests work on copies."""
+    path = tmp_path_factory.mktemp("template") / "base.json"
+    seed_file(path, load_schema())
+    return path
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in _ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env file
+    # Never touch the developer's real per-user base.
+    default = tmp_path / "user-data" / "local-base.json"
+    monkeypatch.setattr(embedded, "default_local_path", lambda: default)
+
+
+@pytest.fixture
+def base(template: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "base.json"
+    shutil.copyfile(template, path)
+    return path
+
+
+def run(*args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def local(base: Path, *args: str, input: str | None = None) -> Result:
+    return run("--local", str(base), *args, input=input)
+
+
+def summary(result: Result) -> tuple[int, ...]:
+    last = result.stdout.strip().splitlines()[-1]
+    match = SUMMARY_RE.match(last)
+    assert match, f"no summary line in: {last!r}"
+    return tuple(int(n) for n in match.groups())
+
+
+def error_lines(result: Result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if not line.startswith("Using the ")]
+
+
+# -- sync and apply ----------------------------------------------------------------------------
+
+
+def test_sync_plans_and_exits_2_on_the_demo_data(base: Path) -> None:
+    before = base.read_bytes()
+    result = local(base, "sync")
+    assert result.exit_code == 2, result.output
+    create, update, delete, attention = summary(result)
+    assert create > 0 and update > 0 and delete > 0 and attention > 0
+    assert "Job Tracking" in result.stdout and "Client Run Results" in result.stdout
+    assert f"Using the embedded local base at {base}." in result.stderr
+    assert base.read_bytes() == before  # planning changes nothing
+
+
+def test_sync_json_is_a_plan_document(base: Path) -> None:
+    result = local(base, "sync", "--json")
+    assert result.exit_code == 2
+    doc = json.loads(result.stdout)  # stdout holds the JSON and nothing else
+    assert doc["format_version"] == 1
+    assert doc["base_id"] == EMBEDDED_BASE_ID
+    assert doc["summary"]["update"] > 0
+    assert doc["records"]
+
+
+def test_out_apply_then_sync_converges(base: Path, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    first = local(base, "sync", "--out", str(plan))
+    assert first.exit_code == 2
+    assert json.loads(plan.read_text(encoding="utf-8"))["format_version"] == 1
+    assert f"jobtrack-airtable apply {plan}" in first.stderr
+
+    applied = local(base, "apply", str(plan))
+    assert applied.exit_code == 0, applied.output
+    create, update, delete, _ = summary(first)
+    assert f"Applied: {create} created, {update} updated, {delete} deleted." in applied.stderr
+
+    again = local(base, "sync")
+    assert again.exit_code == 0, again.output
+    assert summary(again)[:3] == (0, 0, 0)
+
+    # Applying the same plan again is refused: the rows it was made from have changed.
+    replay = local(base, "apply", str(plan))
+    assert replay.exit_code == 1
+
+
+def test_stale_saved_plan_is_refused_and_writes_nothing(base: Path, tmp_path: Path) -> None:
+    plan_path = tmp_path / "plan.json"
+    assert local(base, "sync", "--out", str(plan_path)).exit_code == 2
+    plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    target = next(r for r in plan["records"] if r["table"] == "jobs" and r["action"] == "update")
+    with open_backend(Settings(_env_file=None), local=base) as backend:
+        Repository(backend.conn).update_by_id(
+            "jobs", [(target["record_id"], {"system_notes": "edited by hand"})]
+        )
+    before = base.read_bytes()
+
+    result = local(base, "apply", str(plan_path))
+    assert result.exit_code == 1
+    lines = error_lines(result)
+    assert lines[0].startswith("error: the base changed since the plan was made (1 row(s))")
+    assert any(target["record_id"] in line for line in lines[1:])
+    assert "Traceback" not in result.stderr
+    assert base.read_bytes() == before
+
+
+def test_sync_apply_refuses_without_a_terminal(base: Path) -> None:
+    before = base.read_bytes()
+    result = local(base, "sync", "--apply")
+    assert result.exit_code == 1
+    assert error_lines(result) == [
+        "error: refusing to apply without confirmation: stdin is not a terminal "
+        "(pass --yes to apply non-interactively)"
+    ]
+    assert base.read_bytes() == before
+
+
+def test_sync_apply_yes_applies(base: Path) -> None:
+    result = local(base, "sync", "--apply", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Applied:" in result.stderr
+    assert local(base, "sync").exit_code == 0
+
+
+def test_sync_apply_asks_on_a_terminal(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_core, "stdin_is_tty", lambda: True)
+    before = base.read_bytes()
+    declined = local(base, "sync", "--apply", input="n\n")
+    assert declined.exit_code == 2
+    assert "Apply it to the embedded local base" in declined.stderr
+    assert "Not applied." in declined.stderr
+    assert base.read_bytes() == before
+    accepted = local(base, "sync", "--apply", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert local(base, "sync").exit_code == 0
+
+
+def test_sync_apply_json(base: Path) -> None:
+    result = local(base, "sync", "--apply", "--yes", "--json")
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["plan"]["format_version"] == 1
+    assert doc["applied"]["total"] == sum(
+        doc["plan"]["summary"][k] for k in ("create", "update", "delete")
+    )
+
+
+def test_stale_after_option(base: Path) -> None:
+    def stale_reasons(*extra: str) -> int:
+        result = local(base, "sync", "--json", *extra)
+        doc = json.loads(result.stdout)
+        return sum("stale" in reason for r in doc["records"] for reason in r["reasons"])
+
+    assert stale_reasons() > 0
+    assert stale_reasons("--stale-after", "100000000") == 0
+    bad = local(base, "sync", "--stale-after", "0")
+    assert bad.exit_code == 1  # a usage error is an error (1), never "changes found" (2)
+
+
+def test_apply_of_a_bad_plan_file(base: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format_version": 99}', encoding="utf-8")
+    result = local(base, "apply", str(bad))
+    assert result.exit_code == 1
+    [line] = error_lines(result)
+    assert line.startswith("error: ") and "format_version 99" in line
+    missing = local(base, "apply", str(tmp_path / "nope.json"))
+    assert missing.exit_code == 1 and "cannot read plan file" in missing.stderr
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def test_errors_are_one_line_and_debug_adds_the_traceback(base: Path) -> None:
+    result = local(base, "runs", "show", "200101-000000")
+    assert result.exit_code == 1
+    assert error_lines(result) == [
+        "error: no run '200101-000000' in 'Job Tracking' or 'Client Run Results'"
+    ]
+    debug = run("--debug", "--local", str(base), "runs", "show", "200101-000000")
+    assert debug.exit_code == 1
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert debug.stderr.rstrip().splitlines()[-1].startswith("error: no run")
+
+
+def test_usage_errors_exit_1(base: Path) -> None:
+    result = local(base, "runs", "list", "--limit", "many")
+    assert result.exit_code == 1
+    assert run("no-such-command").exit_code == 1
+
+
+def test_half_configured_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRTABLE_API_KEY", FAKE_TOKEN)
+    result = run("runs", "list")
+    assert result.exit_code == 1
+    [line] = error_lines(result)
+    assert "AIRTABLE_BASE_ID" in line
+    assert FAKE_TOKEN not in result.output
+
+
+def test_invalid_setting_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRTABLE_BASE_ID", "not-a-base")
+    result = run("runs", "list")
+    assert result.exit_code == 1
+    [line] = error_lines(result)
+    assert line.startswith("error: invalid configuration: AIRTABLE_BASE_ID")
+
+
+def test_default_embedded_base_is_announced(tmp_path: Path) -> None:
+    result = run("runs", "list", "--limit", "1")
+    assert result.exit_code == 0, result.output
+    default = tmp_path / "user-data" / "local-base.json"
+    assert result.stderr.splitlines()[0] == (
+        f"Using the embedded local base at {default}, seeded with the demo dataset "
+        "(no AIRTABLE_API_KEY/AIRTABLE_BASE_ID set)."
+    )
+    assert default.exists()
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("jobtrack-airtable ")
+
+
+# -- views -------------------------------------------------------------------------------------
+
+
+def test_runs_list_table_and_json(base: Path) -> None:
+    result = local(base, "runs", "list", "--limit", "5")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["Run", "ID", "Status"]
+    assert len(lines) == 1 + 5 + 1
+    assert "5 run(s), newest first" in lines[-1]
+
+    doc = json.loads(local(base, "runs", "list", "--limit", "5", "--json").stdout)
+    assert doc["format_version"] == 1 and doc["count"] == 5
+    run_ids = [r["run_id"] for r in doc["runs"]]
+    assert all(run_id in result.stdout for run_id in run_ids)
+    starts = [r["start_time"] for r in doc["runs"]]
+    assert starts == sorted(starts, reverse=True)
+
+
+def test_runs_list_filters(base: Path) -> None:
+    running = json.loads(local(base, "runs", "list", "--status", "running", "--json").stdout)
+    assert running["count"] == 2
+    assert {r["status"] for r in running["runs"]} == {"Running"}
+    recent = json.loads(local(base, "runs", "list", "--since", "2d", "--json").stdout)
+    assert recent["count"] == 3 and recent["filters"]["since"]
+    bad = local(base, "runs", "list", "--since", "yesterday")
+    assert bad.exit_code == 1 and error_lines(bad)[0].startswith("error: invalid --since")
+    bad_status = local(base, "runs", "list", "--status", "Maybe")
+    assert bad_status.exit_code == 1 and "invalid status 'Maybe'" in bad_status.stderr
+
+
+def test_runs_show_table_and_json(base: Path) -> None:
+    listing = json.loads(local(base, "runs", "list", "--status", "completed", "--json").stdout)
+    run_id = listing["runs"][0]["run_id"]
+    result = local(base, "runs", "show", run_id)
+    assert result.exit_code == 0, result.output
+    assert f"Run {run_id}" in result.stdout
+    assert "Client runs" in result.stdout and "Aggregates" in result.stdout
+    doc = json.loads(local(base, "runs", "show", run_id, "--json").stdout)
+    assert doc["format_version"] == 1 and doc["job"]["run_id"] == run_id
+    assert doc["computed"]["clients_processed"] == len(doc["clients"]) > 0
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+def _drop_field(base: Path, table: str, field: str) -> None:
+    data = json.loads(base.read_text(encoding="utf-8"))
+    for t in data["bases"][EMBEDDED_BASE_ID]["tables"]:
+        if t["name"] == table:
+            t["fields"] = [f for f in t["fields"] if f["name"] != field]
+            for r in t["records"]:
+                r["fields"].pop(field, None)
+    base.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_schema_check_good_base(base: Path) -> None:
+    result = local(base, "schema", "check")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Schema OK: 2 tables and")
+    doc = json.loads(local(base, "schema", "check", "--json").stdout)
+    assert doc == {**doc, "ok": True, "problems": [], "format_version": 1}
+
+
+def test_schema_check_missing_field_then_init(base: Path) -> None:
+    _drop_field(base, "Job Tracking", "Stream")
+    _drop_field(base, "Client Run Results", "Post Scoring Success Rate")
+    result = local(base, "schema", "check")
+    assert result.exit_code == 1
+    assert "'Job Tracking'.'Stream' (number) is missing" in result.stdout
+    doc = json.loads(local(base, "schema", "check", "--json").stdout)
+    assert doc["ok"] is False
+    assert {p["field"] for p in doc["problems"]} == {"Stream", "Post Scoring Success Rate"}
+
+    init = local(base, "schema", "init")
+    assert init.exit_code == 0, init.output
+    assert "created field Job Tracking.Stream" in init.stdout
+    assert "created field Client Run Results.Post Scoring Success Rate" in init.stdout
+    assert local(base, "schema", "check").exit_code == 0
+    again = local(base, "schema", "init", "--json")
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["created_fields"] == []
+
+
+# -- local -------------------------------------------------------------------------------------
+
+
+def test_local_seed(tmp_path: Path) -> None:
+    path = tmp_path / "seeded.json"
+    first = run("--local", str(path), "local", "seed")
+    assert first.exit_code == 0, first.output
+    assert "job rows" in first.stderr and path.exists()
+    refused = run("--local", str(path), "local", "seed")
+    assert refused.exit_code == 1 and "--reset" in refused.stderr
+    assert run("--local", str(path), "local", "seed", "--reset").exit_code == 0
+    assert run("local", "seed").exit_code == 0  # the default path (patched to tmp)
+    assert (tmp_path / "user-data" / "local-base.json").exists()
+
+
+# -- the token ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def airtable_env(
+    make_local_airtable: MakeLocalAirtable, monkeypatch: pytest.MonkeyPatch
+) -> LocalAirtable:
+    """Credentials set, pointing at a local server that stands in for Airtable."""
+    srv = make_local_airtable(token=FAKE_TOKEN)
+    seed_store(srv.store, srv.base_id, srv.schema, now=utcnow())
+    monkeypatch.setenv("AIRTABLE_API_KEY", FAKE_TOKEN)
+    monkeypatch.setenv("AIRTABLE_BASE_ID", srv.base_id)
+    monkeypatch.setenv("JOBTRACK_ENDPOINT_URL", srv.url)
+    monkeypatch.setenv("JOBTRACK_RATE_LIMIT", "0")
+    return srv
+
+
+def _assert_no_token(result: Result) -> None:
+    text = result.stdout + result.stderr
+    assert FAKE_TOKEN not in text
+    assert FAKE_TOKEN[:20] not in text
+    # Nothing even needed the CLI's last-resort redaction.
+    assert "***" not in text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sync",),
+        ("sync", "--json"),
+        ("runs", "list"),
+        ("runs", "list", "--json"),
+        ("schema", "check", "--json"),
+        ("--debug", "runs", "show", "200101-000000"),
+    ],
+)
+def test_token_never_printed(airtable_env: LocalAirtable, args: tuple[str, ...]) -> None:
+    result = run(*args)
+    assert result.exit_code in (0, 1, 2), result.output
+    assert "Using the embedded" not in result.stderr  # it talked to the "Airtable" server
+    _assert_no_token(result)
+
+
+def test_token_never_printed_on_auth_errors(
+    airtable_env: LocalAirtable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = FAKE_TOKEN.replace("fake", "FAKE")
+    monkeypatch.setenv("AIRTABLE_API_KEY", wrong)
+    for args in (("sync",), ("--debug", "runs", "list")):
+        result = run(*args)
+        assert result.exit_code == 1
+        assert "401" in result.stderr or "AUTHENTICATION" in result.stderr
+        text = result.stdout + result.stderr
+        assert wrong not in text and wrong[:20] not in text and "***" not in text
+
+
+def test_sync_against_credentials_applies_to_the_server(airtable_env: LocalAirtable) -> None:
+    result = run("sync", "--apply", "--yes")
+    assert result.exit_code == 0, result.output
+    assert run("sync").exit_code == 0
+    assert airtable_env.request_log.count(method="PATCH") > 0
+
+
+def test_logging_setup_is_undone_after_a_command(base: Path) -> None:
+    logger = logging.getLogger("jobtrack_airtable")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    assert local(base, "runs", "list", "--limit", "1").exit_code == 0
+    assert local(base, "runs", "show", "200101-000000").exit_code == 1
+    assert (list(logger.handlers), logger.level, logger.propagate) == before
+
+
+def test_library_warnings_go_to_stderr(base: Path) -> None:
+    # The demo base holds duplicate client rows: reading them warns (once per duplicate key).
+    listing = json.loads(local(base, "runs", "list", "--limit", "40", "--json").stdout)
+    for run in listing["runs"]:
+        result = local(base, "runs", "show", run["run_id"], "--json")
+        if "WARNING: " in result.stderr:
+            assert "share the key" in result.stderr
+            json.loads(result.stdout)  # stdout stays pure JSON
+            return
+    raise AssertionError("no run with duplicate client rows in the demo base")

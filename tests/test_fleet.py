@@ -1,0 +1,718 @@
+"""Fleet mode (SPEC §3.4): one rate limit per base shared through Redis by workers that do not
+share a machine.
+
+Every test here talks to a real Redis server: ``JOBTRACK_TEST_REDIS_URL`` when set (``.ci/run``
+sets it), else a ``redis-server`` binary started on a free loopback port.  When neither exists
+the tests are *skipped with a reason* (shown by ``-ra``), never silently passed.  The tests that
+kill Redis mid-run always start their own ``redis-server`` (the shared one must survive), so
+they need the binary.
+
+"Separate machines" are spawned processes that share nothing but Redis and the Airtable
+server: each builds its own Connection/Tracker from Settings, and each gets its own
+``XDG_CACHE_HOME``, so its local (fallback) limiter file is its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobtrack_airtable.client import Connection
+from jobtrack_airtable.errors import ConfigError, LimiterUnavailableError
+from jobtrack_airtable.limiter import LocalLimiter, build_limiter
+from jobtrack_airtable.limiter_redis import INSTALL_HINT, RedisLimiter, redis_key
+from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.local.requestlog import LoggedRequest
+from jobtrack_airtable.recovery import DEFAULT_POLICY, RetryPolicy
+from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.tracker import Tracker
+
+from .conftest import TEST_BASE_ID, TEST_TOKEN
+
+CRR = "Client Run Results"
+JOBS = "Job Tracking"
+BASE_B = "appJobtrackTest02"
+JOB_RUN_ID = "250930-141522"
+PASSWORD = "s3cretPW-do-not-log"
+STEADY_RATE = 5 / 1.1  # what the 0.1 s margin leaves of Airtable's 5 requests/s
+
+# ------------------------------------------------------------------ Redis servers
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ping(url: str, timeout: float) -> bool:
+    import redis
+
+    deadline = time.monotonic() + timeout
+    while True:
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        finally:
+            client.close()
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` process on a loopback port (killable, restartable)."""
+
+    def __init__(self, binary: str, workdir: Path, password: str | None = None) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.password = password
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "no", "--dir", str(self.workdir)]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not _ping(self.url, timeout=5.0):
+            self.kill()
+            raise RuntimeError(f"redis-server did not start on port {self.port}")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the abrupt outage a crashed or partitioned Redis looks like."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+
+NO_REDIS = (
+    "no Redis server for the fleet tests: set JOBTRACK_TEST_REDIS_URL=redis://host:port/db or "
+    "install redis-server (e.g. apt-get install redis-server); .ci/run does both"
+)
+
+
+def _redis_binary() -> str | None:
+    return shutil.which("redis-server")
+
+
+@pytest.fixture(scope="session")
+def shared_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """JOBTRACK_TEST_REDIS_URL, else a redis-server started for this session, else skip."""
+    pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
+    url = os.environ.get("JOBTRACK_TEST_REDIS_URL")
+    if url:
+        if not _ping(url, timeout=5.0):
+            # Configured but dead is a broken CI, not a reason to skip.
+            pytest.fail(f"JOBTRACK_TEST_REDIS_URL is set but Redis does not answer at {url}")
+        yield url
+        return
+    binary = _redis_binary()
+    if binary is None:
+        pytest.skip(NO_REDIS)
+    server = RedisServer(binary, tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.kill()
+
+
+@pytest.fixture
+def redis_url(shared_redis_url: str) -> str:
+    """The shared Redis, with this suite's keys removed so no test inherits grants."""
+    import redis
+
+    client = redis.Redis.from_url(shared_redis_url)
+    try:
+        client.delete(redis_key(TEST_BASE_ID), redis_key(BASE_B))
+    finally:
+        client.close()
+    return shared_redis_url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A password-protected redis-server only this test uses, so it may kill it."""
+    pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
+    binary = _redis_binary()
+    if binary is None:
+        pytest.skip(f"{NO_REDIS} (killing Redis mid-run needs the redis-server binary)")
+    server = RedisServer(binary, tmp_path, password=PASSWORD).start()
+    yield server
+    server.kill()
+
+
+# ------------------------------------------------------------------ helpers
+
+
+@dataclass
+class Arrival:
+    at: float
+    entry: LoggedRequest
+
+    @property
+    def base(self) -> str:
+        return self.entry.path.split("/")[2]
+
+
+def record_arrivals(srv: LocalAirtable) -> list[Arrival]:
+    """Timestamp every request as the server receives it (the log itself has no times)."""
+    arrivals: list[Arrival] = []
+    start = srv.request_log.start
+
+    def timed(*args: Any, **kwargs: Any) -> LoggedRequest:
+        entry = start(*args, **kwargs)
+        arrivals.append(Arrival(time.monotonic(), entry))
+        return entry
+
+    srv.request_log.start = timed  # type: ignore[method-assign]
+    return arrivals
+
+
+def busy_rate(arrivals: list[Arrival]) -> tuple[int, float, float]:
+    """(requests, busy seconds from first to last arrival, requests/s)."""
+    busy = arrivals[-1].at - arrivals[0].at
+    return len(arrivals), busy, len(arrivals) / busy
+
+
+def max_in_one_second(arrivals: list[Arrival]) -> int:
+    times = [a.at for a in arrivals]
+    return max(sum(1 for t in times if s <= t < s + 1.0) for s in times)
+
+
+def stored(srv: LocalAirtable, base: str, table: str) -> list[dict[str, Any]]:
+    """Rows straight from the server's storage: no request, no budget."""
+    _, records = srv.store.snapshot(base, table)
+    return [dict(r.fields) for r in records]
+
+
+def metrics_for(client_id: str) -> dict[str, int]:
+    """The exact totals a worker records for ``client_id`` (three ``add`` calls)."""
+    n = int(client_id.rsplit("C", 1)[1]) + 1
+    return {"profiles_examined": 3 * 2 * n, "profiles_scored": 3 * n, "post_tokens": 3 * 7 * n}
+
+
+EXPECTED_FIELDS = {
+    "profiles_examined": "Profiles Examined for Scoring",
+    "profiles_scored": "Profiles Successfully Scored",
+    "post_tokens": "Post Scoring Tokens",
+}
+
+
+def assert_client_rows(
+    srv: LocalAirtable, base: str, completed: set[str], started: set[str]
+) -> None:
+    """Every completed client has exactly one Completed row with exact metrics; a client
+    whose close was refused has at most one row, still Running, with no metrics; nothing else."""
+    by_client: dict[str, list[dict[str, Any]]] = {}
+    for fields in stored(srv, base, CRR):
+        by_client.setdefault(fields["Client ID"], []).append(fields)
+    dupes = {c: len(v) for c, v in by_client.items() if len(v) > 1}
+    assert not dupes, f"duplicated rows: {dupes}"
+    assert set(by_client) <= started
+    assert completed <= set(by_client), f"lost rows: {completed - set(by_client)}"
+    for cid, [fields] in by_client.items():
+        if cid in completed:
+            assert fields["Status"] == "Completed", cid
+            for key, value in metrics_for(cid).items():
+                assert fields[EXPECTED_FIELDS[key]] == value, (cid, key)
+        else:
+            assert fields["Status"] == "Running", cid
+            assert not fields.get("Profiles Examined for Scoring"), cid
+
+
+# ------------------------------------------------------------------ the "machines"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    index: int
+    url: str
+    token: str
+    base: str
+    redis_url: str
+    fallback: str
+    cache_dir: str
+    clients: tuple[str, ...]
+    policy: RetryPolicy
+    job_run_id: str = JOB_RUN_ID
+
+
+def _fleet_worker(spec: WorkerSpec, barrier: Any, results: Any) -> None:
+    """One machine of the fleet: its own settings, Connection, Tracker and local limiter
+    file; only Redis (and the Airtable server) is shared.  Reports what it completed, the
+    error that stopped it (if any) and what it logged."""
+    # A per-"machine" user cache dir: the fallback LocalLimiter's file is not shared.
+    os.environ["XDG_CACHE_HOME"] = spec.cache_dir
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    root = logging.getLogger("jobtrack_airtable")
+    root.setLevel(logging.INFO)
+    root.addHandler(Keep())
+    completed: list[str] = []
+    started: list[str] = []
+    error: tuple[str, str] | None = None
+    fallback_path = ""
+    try:
+        settings = Settings(
+            _env_file=None,
+            api_key=spec.token,
+            base_id=spec.base,
+            endpoint_url=spec.url,
+            limiter_url=spec.redis_url,
+            limiter_fallback=spec.fallback,
+            flush_interval=3600,
+        )
+        conn = Connection.from_settings(settings, policy=spec.policy)
+        limiter = conn.limiter
+        assert isinstance(limiter, RedisLimiter), limiter
+        if isinstance(limiter.fallback, LocalLimiter):
+            fallback_path = str(limiter.fallback.path)
+        tracker = Tracker(conn)
+        # Start together: spawn start-up times differ by up to seconds.
+        barrier.wait(timeout=60)
+        for cid in spec.clients:
+            started.append(cid)
+            with tracker.client_run(spec.job_run_id, cid) as run:
+                for _ in range(3):
+                    run.add(**{k: v // 3 for k, v in metrics_for(cid).items()})
+            completed.append(cid)
+        conn.close()
+    except Exception as exc:  # reported to the parent, which asserts on it
+        error = (type(exc).__name__, str(exc))
+    results.put(
+        {
+            "index": spec.index,
+            "completed": completed,
+            "started": started,
+            "error": error,
+            "fallback_path": fallback_path,
+            "limiter_warnings": [
+                r.getMessage()
+                for r in records
+                if r.name == "jobtrack_airtable.limiter_redis" and r.levelno >= logging.WARNING
+            ],
+            "log_text": "\n".join(r.getMessage() for r in records),
+        }
+    )
+
+
+def run_fleet(
+    specs: list[WorkerSpec],
+    *,
+    while_running: Callable[[], None] | None = None,
+    timeout: float = 60.0,
+) -> list[dict[str, Any]]:
+    """Run one spawned process per spec (spawn: nothing inherited but the arguments), call
+    ``while_running`` meanwhile, and return the workers' reports."""
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    barrier = ctx.Barrier(len(specs))
+    procs = [ctx.Process(target=_fleet_worker, args=(spec, barrier, results)) for spec in specs]
+    for p in procs:
+        p.start()
+    if while_running is not None:
+        while_running()
+    reports = [results.get(timeout=timeout) for _ in procs]
+    for p in procs:
+        p.join(timeout=10)
+        assert p.exitcode == 0
+    return sorted(reports, key=lambda r: r["index"])
+
+
+def make_specs(
+    srv: LocalAirtable,
+    redis_url: str,
+    tmp_path: Path,
+    *,
+    workers: int,
+    clients_each: int,
+    fallback: str,
+    policy: RetryPolicy,
+    job_run_id: str = JOB_RUN_ID,
+) -> list[WorkerSpec]:
+    return [
+        WorkerSpec(
+            index=w,
+            url=srv.url,
+            token=srv.token,
+            base=TEST_BASE_ID,
+            redis_url=redis_url,
+            fallback=fallback,
+            cache_dir=str(tmp_path / f"machine-{w}"),
+            clients=tuple(f"M{w}-C{i}" for i in range(clients_each)),
+            policy=policy,
+            job_run_id=job_run_id,
+        )
+        for w in range(workers)
+    ]
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def test_redis_url_without_the_package_names_the_extra() -> None:
+    # A fresh interpreter where `import redis` fails, as for a user without the extra:
+    # the library imports, and only selecting redis:// is refused.
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "import jobtrack_airtable, jobtrack_airtable.limiter_redis\n"
+        "from jobtrack_airtable.errors import ConfigError\n"
+        "from jobtrack_airtable.limiter import build_limiter\n"
+        "from jobtrack_airtable.settings import Settings\n"
+        "try:\n"
+        "    build_limiter(Settings(_env_file=None, limiter_url='redis://:pw1@127.0.0.1:6379/0'))\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert INSTALL_HINT in out
+    assert "pip install 'jobtrack-airtable[redis]'" in out
+    assert "pw1" not in out
+
+
+def test_settings_select_the_redis_limiter_and_never_show_the_password() -> None:
+    pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
+    url = f"redis://:{PASSWORD}@127.0.0.1:6379/0"
+    local = build_limiter(Settings(_env_file=None, limiter_url=url))
+    assert isinstance(local, RedisLimiter)
+    assert isinstance(local.fallback, LocalLimiter)  # JOBTRACK_LIMITER_FALLBACK defaults to local
+    strict = build_limiter(Settings(_env_file=None, limiter_url=url, limiter_fallback="fail"))
+    assert isinstance(strict, RedisLimiter)
+    assert strict.fallback is None
+    for limiter in (local, strict):
+        assert PASSWORD not in repr(limiter)
+        assert "redis://:***@127.0.0.1:6379/0" in repr(limiter)
+        limiter.close()
+    for bad in (f"redis://:{PASSWORD}@127.0.0.1:6379/zero", f"redis://:{PASSWORD}@h:99999/0"):
+        with pytest.raises(ConfigError, match="not a valid Redis URL") as info:
+            build_limiter(Settings(_env_file=None, limiter_url=bad))
+        assert PASSWORD not in str(info.value)
+
+
+def test_unreachable_redis_fails_closed_or_falls_back_warning_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
+    # Nothing listens on this port: no server needed to test the outage paths.
+    url = f"redis://:{PASSWORD}@127.0.0.1:{_free_port()}/0"
+    caplog.set_level(logging.INFO, logger="jobtrack_airtable")
+    strict = RedisLimiter(url, 5, retry_interval=60)
+    with pytest.raises(LimiterUnavailableError, match="JOBTRACK_LIMITER_FALLBACK") as info:
+        strict.acquire(TEST_BASE_ID)
+    assert "redis://:***@127.0.0.1" in str(info.value)
+    assert PASSWORD not in str(info.value)
+    t0 = time.monotonic()
+    with pytest.raises(LimiterUnavailableError, match="next attempt in"):
+        strict.acquire(TEST_BASE_ID)  # within the retry interval: no new connection attempt
+    assert time.monotonic() - t0 < 0.05
+    strict.close()
+
+    caplog.clear()
+    fallback = LocalLimiter(5, tmp_path / "fallback.sqlite")
+    lenient = RedisLimiter(url, 5, fallback=fallback, retry_interval=60)
+    t0 = time.monotonic()
+    for _ in range(5):
+        lenient.acquire(TEST_BASE_ID)  # served by the fallback at once
+    assert time.monotonic() - t0 < 1.0
+    assert not lenient.available
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "falling back to LocalLimiter" in warnings[0].getMessage()
+    assert PASSWORD not in caplog.text
+    lenient.close()
+
+
+# ------------------------------------------------------------------ with a real Redis
+
+
+def test_grants_are_per_base_and_follow_the_window(redis_url: str) -> None:
+    import redis
+
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    a = RedisLimiter(redis_url, 5, sleep=sleep, fallback=None)
+    b = RedisLimiter(redis_url, 5, sleep=sleep, fallback=None)  # another "machine"
+    for limiter in (a, b, a, b, a):
+        limiter.acquire(TEST_BASE_ID)
+    assert waits == []
+    for limiter in (a, b, a, b, a):
+        limiter.acquire(BASE_B)  # another base: its own budget, no wait
+    assert waits == []
+    b.acquire(TEST_BASE_ID)  # the 6th on one base waits for the oldest to leave the window
+    # The oldest grant (~now) leaves the 1.1 s window.  (Possibly in two sleeps: Redis
+    # measures with the wall clock, time.sleep with the monotonic one.)
+    assert 0.5 < sum(waits) <= 1.2, waits
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.zcard(redis_key(TEST_BASE_ID)) == 5
+        assert client.zcard(redis_key(BASE_B)) == 5
+        ttl_ms = client.pttl(redis_key(TEST_BASE_ID))
+        assert 0 < ttl_ms <= 3000  # idle keys expire on their own
+    finally:
+        client.close()
+    a.close()
+    b.close()
+
+
+def test_redis_is_used_again_when_it_comes_back(
+    own_redis: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="jobtrack_airtable")
+    limiter = RedisLimiter(
+        own_redis.url, 5, fallback=LocalLimiter(5, tmp_path / "fb.sqlite"), retry_interval=0.3
+    )
+    limiter.acquire(TEST_BASE_ID)
+    assert limiter.available
+    own_redis.kill()
+    limiter.acquire(TEST_BASE_ID)
+    limiter.acquire(TEST_BASE_ID)
+    assert not limiter.available
+    own_redis.start()  # same port, empty (no persistence): the script must be reloaded too
+    time.sleep(0.35)
+    limiter.acquire(TEST_BASE_ID)
+    assert limiter.available
+    import redis
+
+    client = redis.Redis.from_url(own_redis.url)
+    assert client.zcard(redis_key(TEST_BASE_ID)) == 1  # the grant went to the new server
+    client.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 1
+    assert sum("reachable again" in m for m in messages) == 1
+    assert PASSWORD not in caplog.text
+    limiter.close()
+
+
+def test_three_machines_share_one_base_without_429(
+    make_local_airtable: Callable[..., LocalAirtable], redis_url: str, tmp_path: Path
+) -> None:
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=2.0)
+    # A 429 would cost 2 s (not 30) so a failure is reported quickly, not by a timeout.
+    policy = DEFAULT_POLICY.scaled(0.07)
+    parent = Tracker(
+        Connection.from_settings(
+            Settings(
+                _env_file=None,
+                api_key=srv.token,
+                base_id=TEST_BASE_ID,
+                endpoint_url=srv.url,
+                limiter_url=redis_url,
+                limiter_fallback="fail",
+                flush_interval=3600,
+            ),
+            policy=policy,
+        )
+    )
+    job = parent.start_job()
+    arrivals = record_arrivals(srv)
+    # The workers record client runs of the parent's job.
+    specs = make_specs(
+        srv,
+        redis_url,
+        tmp_path,
+        workers=3,
+        clients_each=8,
+        fallback="local",
+        policy=policy,
+        job_run_id=str(job.run_id),
+    )
+    reports = run_fleet(specs)
+    worker_arrivals = list(arrivals)
+    job.complete()
+    parent.conn.close()
+
+    assert [r["error"] for r in reports] == [None, None, None]
+    # Three separate local limiter files, never used: only Redis coordinated the machines.
+    assert len({r["fallback_path"] for r in reports}) == 3
+    assert all(str(tmp_path) in r["fallback_path"] for r in reports)
+    assert [r["limiter_warnings"] for r in reports] == [[], [], []]
+    statuses = [e.status for e in srv.request_log.entries]
+    assert statuses.count(429) == 0
+    n, busy, rate = busy_rate(worker_arrivals)
+    print(
+        f"\nfleet: 3 processes, 1 base: {n} requests in {busy:.2f} s = {rate:.2f} requests/s "
+        f"(steady-state ceiling {STEADY_RATE:.2f}); max {max_in_one_second(worker_arrivals)} "
+        f"in any 1 s; 429s: {statuses.count(429)}"
+    )
+    assert n == 3 * 8 * 2
+    assert rate >= 4.0
+    assert max_in_one_second(worker_arrivals) <= 5
+    fields = stored(srv, TEST_BASE_ID, JOBS)[0]
+    assert fields["Clients Processed"] == 24
+    assert fields["Total Profiles Examined"] == sum(
+        metrics_for(c)["profiles_examined"] for s in specs for c in s.clients
+    )
+
+
+def test_two_bases_each_get_their_own_five_per_second(
+    make_local_airtable: Callable[..., LocalAirtable], redis_url: str
+) -> None:
+    # One server, two bases: the server limits each base separately, as Airtable does.
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=2.0)
+    srv.store.ensure_schema(BASE_B, srv.schema)
+    arrivals = record_arrivals(srv)
+    errors: list[BaseException] = []
+
+    def machine(base: str, clients: list[str]) -> None:
+        settings = Settings(
+            _env_file=None,
+            api_key=TEST_TOKEN,
+            base_id=base,
+            endpoint_url=srv.url,
+            limiter_url=redis_url,
+            limiter_fallback="fail",
+            flush_interval=3600,
+        )
+        try:
+            with Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.07)) as conn:
+                tracker = Tracker(conn)
+                for cid in clients:
+                    with tracker.client_run(JOB_RUN_ID, cid) as run:
+                        run.add(profiles_examined=1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=machine, args=(base, [f"T{t}-C{i}" for i in range(6)]))
+        for base in (TEST_BASE_ID, BASE_B)
+        for t in range(2)
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert not errors
+    assert [e.status for e in srv.request_log.entries].count(429) == 0
+    total = busy_rate(arrivals)
+    report = [f"\nfleet: 2 bases together {total[0]} requests, {total[2]:.2f} requests/s"]
+    for base in (TEST_BASE_ID, BASE_B):
+        mine = [a for a in arrivals if a.base == base]
+        n, busy, rate = busy_rate(mine)
+        report.append(f"  {base}: {n} requests in {busy:.2f} s = {rate:.2f} requests/s")
+        assert n == 2 * 6 * 2
+        assert rate >= 4.0
+        assert max_in_one_second(mine) <= 5
+        assert len(stored(srv, base, CRR)) == 12
+    print("\n".join(report))
+    # Together well above one base's limit: the two bases do not share a budget.
+    assert total[2] > 7.0
+
+
+# ------------------------------------------------------------------ Redis dies mid-run
+
+
+def _kill_when_each_machine_has_completed_a_client(
+    srv: LocalAirtable, server: RedisServer, machines: int
+) -> Callable[[], None]:
+    def wait_then_kill() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done = {
+                f["Client ID"].split("-")[0]
+                for f in stored(srv, TEST_BASE_ID, CRR)
+                if f.get("Status") == "Completed"
+            }
+            if len(done) >= machines:
+                break
+            time.sleep(0.02)
+        server.kill()
+
+    return wait_then_kill
+
+
+def test_redis_killed_mid_run_fallback_keeps_workers_going(
+    make_local_airtable: Callable[..., LocalAirtable], own_redis: RedisServer, tmp_path: Path
+) -> None:
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=0.3)
+    # During the outage each machine only limits itself, so the fleet can exceed the base's
+    # limit and meet 429s: the retry policy waits the (scaled) penalty out.
+    policy = replace(DEFAULT_POLICY.scaled(0.01), max_attempts=40, max_total_seconds=40)
+    specs = make_specs(
+        srv, own_redis.url, tmp_path, workers=3, clients_each=8, fallback="local", policy=policy
+    )
+    reports = run_fleet(
+        specs, while_running=_kill_when_each_machine_has_completed_a_client(srv, own_redis, 3)
+    )
+    for r in reports:
+        assert r["error"] is None, r["error"]
+        assert r["completed"] == list(specs[r["index"]].clients)
+        # Warned exactly once each, naming the masked URL and the fallback.
+        assert len(r["limiter_warnings"]) == 1, r["limiter_warnings"]
+        assert "unreachable" in r["limiter_warnings"][0]
+        assert "falling back to LocalLimiter" in r["limiter_warnings"][0]
+        assert "redis://:***@127.0.0.1" in r["limiter_warnings"][0]
+        assert PASSWORD not in r["log_text"]
+    all_clients = {c for s in specs for c in s.clients}
+    assert_client_rows(srv, TEST_BASE_ID, completed=all_clients, started=all_clients)
+    statuses = [e.status for e in srv.request_log.entries]
+    print(
+        f"\nfleet, Redis killed, fallback=local: {len(statuses)} requests, "
+        f"{statuses.count(429)} 429s during the outage (retried), all 24 client rows exact"
+    )
+
+
+def test_redis_killed_mid_run_fail_closed_stops_workers_clearly(
+    make_local_airtable: Callable[..., LocalAirtable], own_redis: RedisServer, tmp_path: Path
+) -> None:
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=2.0)
+    specs = make_specs(
+        srv,
+        own_redis.url,
+        tmp_path,
+        workers=3,
+        clients_each=10,
+        fallback="fail",
+        policy=DEFAULT_POLICY.scaled(0.07),
+    )
+    reports = run_fleet(
+        specs, while_running=_kill_when_each_machine_has_completed_a_client(srv, own_redis, 3)
+    )
+    completed: set[str] = set()
+    started: set[str] = set()
+    for r in reports:
+        # The error reaches the caller out of the `with tracker.client_run(...)` block.
+        assert r["error"] is not None, "a worker finished although Redis was killed"
+        kind, message = r["error"]
+        assert kind == "LimiterUnavailableError"
+        assert "redis://:***@127.0.0.1" in message
+        assert "JOBTRACK_LIMITER_FALLBACK=fail" in message
+        assert PASSWORD not in message
+        assert PASSWORD not in r["log_text"]
+        assert 1 <= len(r["completed"]) < len(specs[r["index"]].clients)
+        completed |= set(r["completed"])
+        started |= set(r["started"])
+    assert [e.status for e in srv.request_log.entries].count(429) == 0
+    # Nothing lost, nothing doubled: completed clients exact, the interrupted one (if its
+    # open got through) still Running with no metrics, no row for clients never started.
+    assert_client_rows(srv, TEST_BASE_ID, completed=completed, started=started)
