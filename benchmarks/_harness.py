@@ -491,7 +491,8 @@ class SoakConfig:
     evenly over 500, 502 and 503), ``p_drop`` (connection closed before the request is
     processed), ``p_lost`` (request applied, response lost).  Injected 429s carry no server
     penalty; the retry policy is ``DEFAULT_POLICY.scaled(penalty_scale)``, so it waits
-    ``30 s × penalty_scale`` (plus jitter) after each one instead of 30 s.
+    ``30 s × penalty_scale`` (plus jitter) after each one instead of 30 s, with the library's
+    default number of attempts unless ``max_attempts`` is given.
     """
 
     workers: int = 4
@@ -506,10 +507,15 @@ class SoakConfig:
     flush_interval: float = 0.0
     seed: int = 1
     processes: bool = True
+    #: Attempts per request; ``None`` = the library default (6).
+    max_attempts: int | None = None
 
     @property
     def policy(self) -> RetryPolicy:
-        return DEFAULT_POLICY.scaled(self.penalty_scale)
+        policy = DEFAULT_POLICY.scaled(self.penalty_scale)
+        if self.max_attempts is not None:
+            policy = replace(policy, max_attempts=self.max_attempts)
+        return policy
 
 
 @dataclass

@@ -142,6 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=defaults.flush_interval,
         help="seconds between metric flushes (0: every add is a write)",
     )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=None,
+        help="attempts per request (default: the library default, 6)",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="workload/fault seed")
     parser.add_argument(
         "--threads", action="store_true", help="workers as threads instead of processes"
@@ -162,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush_interval=args.flush_interval,
         seed=args.seed,
         processes=not args.threads,
+        max_attempts=args.max_attempts,
     )
     report = run_soak(config)
     console = make_console()

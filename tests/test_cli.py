@@ -196,7 +196,7 @@ def test_stale_after_option(base: Path) -> None:
     def stale_reasons(*extra: str) -> int:
         result = local(base, "sync", "--json", *extra)
         doc = json.loads(result.stdout)
-        return sum("stale" in reason for r in doc["records"] for reason in r["reasons"])
+        return sum("stale" in reason.lower() for r in doc["records"] for reason in r["reasons"])
 
     assert stale_reasons() > 0
     assert stale_reasons("--stale-after", "100000000") == 0

@@ -716,3 +716,35 @@ def test_redis_killed_mid_run_fail_closed_stops_workers_clearly(
     # Nothing lost, nothing doubled: completed clients exact, the interrupted one (if its
     # open got through) still Running with no metrics, no row for clients never started.
     assert_client_rows(srv, TEST_BASE_ID, completed=completed, started=started)
+
+
+def test_fail_closed_surfaces_from_the_with_block_and_close_can_be_retried(
+    local_airtable: LocalAirtable, own_redis: RedisServer, tmp_path: Path
+) -> None:
+    # The documented contract (docs/fleet.md): with JOBTRACK_LIMITER_FALLBACK=fail a refused
+    # write raises out of the tracker call -- and out of a `with` block whose body succeeded
+    # -- while the run keeps its totals, so closing it again once Redis is back loses nothing.
+    limiter = RedisLimiter(own_redis.url, 5, fallback=None, retry_interval=0.2)
+    settings = Settings(
+        _env_file=None,
+        api_key=TEST_TOKEN,
+        base_id=TEST_BASE_ID,
+        endpoint_url=local_airtable.url,
+        flush_interval=3600,
+    )
+    tracker = Tracker(Connection.from_settings(settings, limiter=limiter))
+    with pytest.raises(LimiterUnavailableError) as info:  # noqa: PT012 - the block is the point
+        with tracker.client_run(JOB_RUN_ID, "Guy-Wilson") as run:
+            run.add(profiles_examined=10, profile_tokens=900)
+            own_redis.kill()
+    assert PASSWORD not in str(info.value)
+    [row] = stored(local_airtable, TEST_BASE_ID, CRR)
+    assert row["Status"] == "Running"  # opened before the outage; the close was refused
+    own_redis.start()
+    time.sleep(0.25)
+    run.close()
+    [row] = stored(local_airtable, TEST_BASE_ID, CRR)
+    assert row["Status"] == "Completed"
+    assert row["Profiles Examined for Scoring"] == 10
+    assert row["Profile Scoring Tokens"] == 900
+    tracker.conn.close()

@@ -1,0 +1,242 @@
+"""``sync`` planning at scale: requests, wall time and peak memory over 10,000 and 50,000
+client rows.
+
+    .venv/bin/python benchmarks/sync_scale.py [--sizes 10000 50000] [--clients-per-job 50]
+
+For each size, a fresh local server's store is filled *directly* (no HTTP, no request log)
+with a realistic base: jobs of ``--clients-per-job`` client rows each, mostly consistent, with
+a small share of planted problems so the plan has work to do (legacy statuses, stale
+``Running`` rows, wrong job aggregates, duplicate client rows).  Then
+:func:`jobtrack_airtable.sync.plan_sync` plans over it in a separate process (spawned, like
+an admin's CLI process, so the server's own memory is not counted), with the client-side
+limiter off: the requests are counted, not throttled.
+
+Columns: rows, requests made (from the server's request log) against the SPEC §4 budget
+``⌈J/100⌉ + ⌈C/100⌉``, wall time of the plan, the time the same requests take at Airtable's 5
+requests/s, peak traced Python memory of the planning process (``tracemalloc``) and its peak
+RSS (``resource.getrusage``), and the plan's summary.
+
+Ends with one line: ``rows=N requests=N budget=N seconds=S peak_mib=M`` per size, joined
+by `` | ``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import random
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.table import Table
+
+from benchmarks._harness import (
+    BENCH_BASE_ID,
+    fmt,
+    make_console,
+    make_tracker,
+    setup_logging,
+    start_server,
+)
+from jobtrack_airtable import load_schema
+from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.timeutil import to_airtable
+
+INSERT_BATCH = 5_000
+
+
+def fill_store(
+    srv: LocalAirtable, client_rows: int, *, clients_per_job: int, seed: int
+) -> tuple[int, int]:
+    """Insert about ``client_rows`` client rows (and their jobs) into ``srv``'s store.
+    Returns ``(jobs, client rows)`` inserted."""
+    rng = random.Random(seed)
+    schema = load_schema()
+    jobs_spec, crr_spec = schema.jobs, schema.client_runs
+    now = datetime.now(UTC)
+    start = now - timedelta(days=60)
+    jobs_n = math.ceil(client_rows / clients_per_job)
+    job_rows: list[dict[str, Any]] = []
+    client_batch: list[dict[str, Any]] = []
+    inserted = 0
+
+    def flush_clients() -> None:
+        nonlocal inserted
+        if client_batch:
+            srv.store.create_records(
+                BENCH_BASE_ID, crr_spec.name, client_batch, typecast=True, limit=None
+            )
+            inserted += len(client_batch)
+            client_batch.clear()
+
+    for j in range(jobs_n):
+        began = start + timedelta(minutes=20 * j)
+        base = began.strftime("%y%m%d-%H%M%S")
+        sums = dict.fromkeys(("profiles_examined", "profiles_scored", "profile_tokens"), 0)
+        failed = 0
+        n = min(clients_per_job, client_rows - j * clients_per_job)
+        for i in range(n):
+            client_id = f"Client-{i:04d}"
+            examined = rng.randint(0, 400)
+            scored = rng.randint(0, examined)
+            status = rng.choices(["Completed", "Failed", "No Leads To Score"], [90, 5, 5])[0]
+            c_start = began + timedelta(seconds=5 + 10 * i)
+            values: dict[str, Any] = {
+                "run_id": f"{base}-{client_id}",
+                "client_id": client_id,
+                "client_name": client_id.replace("-", " "),
+                "status": status,
+                "start_time": to_airtable(c_start),
+                "end_time": to_airtable(c_start + timedelta(seconds=rng.randint(5, 300))),
+                "last_updated": to_airtable(c_start + timedelta(seconds=300)),
+                "profiles_examined": examined,
+                "profiles_scored": scored,
+                "profile_tokens": scored * 500,
+            }
+            roll = rng.random()
+            if roll < 0.01:
+                values["status"] = "Success"  # legacy status: sync maps it
+            elif roll < 0.015:
+                values["status"] = "Running"  # stale: sync proposes Failed
+                values.pop("end_time")
+            failed += values["status"] == "Failed"
+            for key in sums:
+                sums[key] += values[key]
+            client_batch.append(crr_spec.to_names(values))
+            if rng.random() < 0.001:  # a duplicate row for the same run
+                client_batch.append(crr_spec.to_names(values))
+            if len(client_batch) >= INSERT_BATCH:
+                flush_clients()
+        job: dict[str, Any] = {
+            "run_id": base,
+            "status": "Completed",
+            "stream": 1 + j % 4,
+            "start_time": to_airtable(began),
+            "end_time": to_airtable(began + timedelta(minutes=15)),
+            "last_updated": to_airtable(began + timedelta(minutes=15)),
+            "clients_processed": n,
+            "clients_with_errors": failed,
+            **{k: v for k, v in sums.items() if k in jobs_spec.fields},
+        }
+        if rng.random() < 0.02:
+            job["clients_processed"] = n + 1  # a drifted aggregate: sync recomputes it
+        job_rows.append(jobs_spec.to_names({k: v for k, v in job.items() if k in jobs_spec.fields}))
+    flush_clients()
+    for s in range(0, len(job_rows), INSERT_BATCH):
+        srv.store.create_records(
+            BENCH_BASE_ID,
+            jobs_spec.name,
+            job_rows[s : s + INSERT_BATCH],
+            typecast=True,
+            limit=None,
+        )
+    return len(job_rows), inserted
+
+
+def plan_in_process(url: str) -> dict[str, Any]:
+    """Plan over the base at ``url``; runs in a spawned process and measures itself."""
+    import resource
+    import tracemalloc
+
+    from jobtrack_airtable.sync import plan_sync
+
+    setup_logging(False)
+    tracker = make_tracker(url, timeout=120.0)
+    tracemalloc.start()
+    started = time.perf_counter()
+    plan = plan_sync(tracker.repo)
+    seconds = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    tracker.conn.close()
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {
+        "seconds": seconds,
+        "peak_bytes": peak,
+        "rss_bytes": rss_kib * 1024,
+        "summary": (
+            f"{plan.summary.update} update, {plan.summary.delete} delete, "
+            f"{plan.summary.create} create, {plan.summary.attention} attention"
+        ),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Plan over each size; exit 1 if a plan exceeds its request budget."""
+    parser = argparse.ArgumentParser(
+        description="Requests, wall time and peak memory of sync planning over large bases "
+        "(rows inserted directly into the local server's store)."
+    )
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 50_000], help="client rows per run"
+    )
+    parser.add_argument("--clients-per-job", type=int, default=50, help="client rows per job")
+    parser.add_argument("--seed", type=int, default=3, help="seed of the data set (3)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show log lines")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    from jobtrack_airtable.sync import plan_budget
+
+    console = make_console()
+    table = Table(title="sync plan at scale (client-side limiter off: requests counted)")
+    for name in (
+        "client rows",
+        "jobs",
+        "requests",
+        "budget",
+        "plan wall time",
+        "at 5 req/s",
+        "peak traced",
+        "peak RSS",
+        "plan",
+    ):
+        table.add_column(name, justify="left" if name == "plan" else "right")
+    lines = []
+    ok = True
+    ctx = multiprocessing.get_context("spawn")
+    for size in args.sizes:
+        srv = start_server()
+        try:
+            console.print(f"filling the store with {size:,} client rows …")
+            jobs, clients = fill_store(
+                srv, size, clients_per_job=args.clients_per_job, seed=args.seed
+            )
+            srv.request_log.clear()
+            with ctx.Pool(1) as pool:
+                result = pool.apply(plan_in_process, (srv.url,))
+            requests = srv.request_log.total
+        finally:
+            srv.stop()
+        budget = plan_budget(jobs, clients)
+        ok = ok and requests <= budget
+        mib = result["peak_bytes"] / 2**20
+        table.add_row(
+            fmt(clients),
+            fmt(jobs),
+            fmt(requests),
+            f"≤ {budget}",
+            f"{result['seconds']:.1f} s",
+            f"{requests / 5:.0f} s",
+            f"{mib:.0f} MiB",
+            f"{result['rss_bytes'] / 2**20:.0f} MiB",
+            result["summary"],
+        )
+        lines.append(
+            f"rows={clients} requests={requests} budget={budget} "
+            f"seconds={result['seconds']:.1f} peak_mib={mib:.0f}"
+        )
+    console.print(table)
+    print(" | ".join(lines))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
