@@ -192,6 +192,9 @@ def _plant(
         c2.tags.add("legacy_apify")
     elif j == 9:
         for n, c in enumerate(clients[:2]):
+            # SR IDs carry only the date: the time comes from the row's Start Time, which the
+            # old system set to the job's start.
+            c.fields["start_time"] = jf["start_time"]
             cid = c.fields["client_id"]
             # The old "C" client prefix: on the first row only, so both forms appear.
             prefix = "C" if n == 0 else ""

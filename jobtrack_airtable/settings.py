@@ -62,8 +62,9 @@ class Settings(BaseSettings):
     rate_limit: float = Field(
         5.0, ge=0, validation_alias=AliasChoices("JOBTRACK_RATE_LIMIT", "rate_limit")
     )
+    # repr=False: a redis:// URL may carry a password, and settings end up in logs.
     limiter_url: str | None = Field(
-        None, validation_alias=AliasChoices("JOBTRACK_LIMITER_URL", "limiter_url")
+        None, repr=False, validation_alias=AliasChoices("JOBTRACK_LIMITER_URL", "limiter_url")
     )
     limiter_fallback: Literal["local", "fail"] = Field(
         "local", validation_alias=AliasChoices("JOBTRACK_LIMITER_FALLBACK", "limiter_fallback")

@@ -125,7 +125,7 @@ def _cases(kind: Kind, items: Iterable[tuple[Any, ...]]) -> list[Case]:
 LEGAL_TEXT: list[tuple[str, str]] = [
     ("single-quote", "O'Brien"),
     ("double-quote", 'Dean "Deano" Hobbs'),
-    ("both-quotes", "It's \"quoted\""),
+    ("both-quotes", 'It\'s "quoted"'),
     ("backslash", "back\\slash"),
     ("trailing-backslash", "ends-with\\"),
     ("backslash-single-quote", "\\'"),

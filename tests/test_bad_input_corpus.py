@@ -39,7 +39,7 @@ from jobtrack_airtable.statuses import Status
 from jobtrack_airtable.tracker import Job, Tracker
 
 from . import corpus
-from .conftest import MakeLocalAirtable
+from .conftest import TEST_BASE_ID, TEST_TOKEN
 from .corpus import ABSENT, DEFAULTED, Case, Kind
 from .test_tracker import CRR, JOBS, make_conn, rows
 
@@ -95,11 +95,31 @@ class Env:
         return info.value
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalAirtable]:
+    """One server for the module (stopping a server costs ~50 ms; there are ~400 tests),
+    emptied before each test by :func:`env`."""
+    srv = LocalAirtable(token=TEST_TOKEN, base_id=TEST_BASE_ID, rate_limit=None).start()
+    yield srv
+    srv.stop()
+
+
+def _empty(srv: LocalAirtable) -> None:
+    """Delete every record through the store (no HTTP), so each test starts from an empty
+    base, and forget the requests and faults of the previous test."""
+    for table in (JOBS, CRR):
+        ids = [r["id"] for r in rows(srv, table)]
+        for start in range(0, len(ids), 10):
+            srv.store.delete_records(None, table, ids[start : start + 10])
+    srv.faults.clear()
+    srv.request_log.clear()
+
+
 @pytest.fixture
-def env(make_local_airtable: MakeLocalAirtable) -> Iterator[Env]:
-    srv = make_local_airtable()
-    conn = make_conn(srv)
-    yield Env(srv, Tracker(conn, clock=lambda: FIXED))
+def env(server: LocalAirtable) -> Iterator[Env]:
+    _empty(server)
+    conn = make_conn(server)
+    yield Env(server, Tracker(conn, clock=lambda: FIXED))
     conn.close()
 
 
@@ -192,7 +212,8 @@ def test_client_id(env: Env, case: Case) -> None:
     assert not any(r.metrics.profiles_examined for r in of_other)
 
     # Attach by run ID from "another process": totals continue from the row.
-    resumed = Tracker(make_conn(env.srv), clock=lambda: FIXED).attach_client_run(key)
+    with make_conn(env.srv) as conn:
+        resumed = Tracker(conn, clock=lambda: FIXED).attach_client_run(key)
     assert (resumed.client_id, resumed.totals.profiles_examined) == (value, 7)
     assert resumed.status is Status.COMPLETED
     absent = f"{value}\u200b"

@@ -400,6 +400,7 @@ def test_redis_url_without_the_package_names_the_extra() -> None:
 def test_settings_select_the_redis_limiter_and_never_show_the_password() -> None:
     pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
     url = f"redis://:{PASSWORD}@127.0.0.1:6379/0"
+    assert PASSWORD not in repr(Settings(_env_file=None, limiter_url=url))
     local = build_limiter(Settings(_env_file=None, limiter_url=url))
     assert isinstance(local, RedisLimiter)
     assert isinstance(local.fallback, LocalLimiter)  # JOBTRACK_LIMITER_FALLBACK defaults to local
@@ -733,10 +734,12 @@ def test_fail_closed_surfaces_from_the_with_block_and_close_can_be_retried(
         flush_interval=3600,
     )
     tracker = Tracker(Connection.from_settings(settings, limiter=limiter))
-    with pytest.raises(LimiterUnavailableError) as info:  # noqa: PT012 - the block is the point
-        with tracker.client_run(JOB_RUN_ID, "Guy-Wilson") as run:
-            run.add(profiles_examined=10, profile_tokens=900)
-            own_redis.kill()
+    with (
+        pytest.raises(LimiterUnavailableError) as info,
+        tracker.client_run(JOB_RUN_ID, "Guy-Wilson") as run,
+    ):
+        run.add(profiles_examined=10, profile_tokens=900)
+        own_redis.kill()
     assert PASSWORD not in str(info.value)
     [row] = stored(local_airtable, TEST_BASE_ID, CRR)
     assert row["Status"] == "Running"  # opened before the outage; the close was refused
