@@ -336,8 +336,11 @@ def test_5xx_drops_lost_responses_timeouts_and_a_stopped_server(
     srv = make_local_airtable(token=SECRET)
     with _connect(srv, SECRET, timeout=0.3) as conn:
         tracker = Tracker(conn)
-        for kind in ("500", "502", "503", "drop", "lost_response"):
-            srv.faults.add(kind, times=1, retry_after=None)
+        # Each fault followed by a success, so every operation gets through on a retry.
+        srv.faults.script(
+            ["500", None, "502", None, "503", None, "drop", None, "lost_response"],
+            retry_after=None,
+        )
         with tracker.job() as job, job.client("Guy-Wilson") as run:
             run.add(posts_examined=2)
         srv.faults.add("503", times=FAST.max_attempts, retry_after=None)

@@ -767,7 +767,7 @@ class Store:
                         )
                     base.tables.append(table)
                 self._bases[base_id] = base
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"cannot load local Airtable data from {str(path)!r}: {exc}") from exc
 
 
