@@ -87,7 +87,7 @@ class Variant:
 
 OURS = Variant(
     "ours",
-    "ours (shared local limiter)",
+    "ours (local limiter)",
     "ours",
     lambda tmp: f"sqlite:///{tmp / 'ratelimit.sqlite'}",
 )
