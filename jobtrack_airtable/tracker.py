@@ -34,7 +34,13 @@ from types import TracebackType
 from typing import Any, Self
 
 from .client import Connection
-from .errors import InvalidClientIdError, InvalidInputError, UnknownMetricError, show
+from .errors import (
+    InvalidClientIdError,
+    InvalidInputError,
+    LimiterUnavailableError,
+    UnknownMetricError,
+    show,
+)
 from .metrics import COUNT_KEYS, ClientMetrics, ClientRunRow, JobRow, aggregate, completion_status
 from .recovery import RETRYABLE
 from .repository import Repository
@@ -583,8 +589,9 @@ class ClientRun:
             return
         try:
             self.flush()
-        except RETRYABLE as exc:
-            # The retry policy gave up on a *deferred* write.  The increment is already in
+        except (*RETRYABLE, LimiterUnavailableError) as exc:
+            # The retry policy gave up on a *deferred* write (or a fail-closed limiter refused
+            # it).  The increment is already in
             # the totals and stays pending: the next flush or the close writes it, as an
             # absolute total, so nothing is lost.  Raising here would report a failed
             # add() that was in fact applied (a caller retrying it would count it twice)

@@ -751,3 +751,31 @@ def test_fail_closed_surfaces_from_the_with_block_and_close_can_be_retried(
     assert row["Profiles Examined for Scoring"] == 10
     assert row["Profile Scoring Tokens"] == 900
     tracker.conn.close()
+
+
+def test_fail_closed_timed_flush_in_add_does_not_raise_or_double_count(
+    local_airtable: LocalAirtable, own_redis: RedisServer
+) -> None:
+    # add() triggers a timed flush; when the limiter refuses it, the increment is already in
+    # the totals, so raising would invite a retry that counts it twice.  It stays pending.
+    limiter = RedisLimiter(own_redis.url, 5, fallback=None, retry_interval=0.2)
+    settings = Settings(
+        _env_file=None,
+        api_key=TEST_TOKEN,
+        base_id=TEST_BASE_ID,
+        endpoint_url=local_airtable.url,
+        flush_interval=0,
+    )
+    tracker = Tracker(Connection.from_settings(settings, limiter=limiter))
+    run = tracker.client_run(JOB_RUN_ID, "Guy-Wilson")
+    run.add(profiles_examined=1)
+    own_redis.kill()
+    run.add(profiles_examined=2)  # the timed flush is refused: no exception
+    assert run.totals.profiles_examined == 3
+    own_redis.start()
+    time.sleep(0.25)
+    run.close()
+    [row] = stored(local_airtable, TEST_BASE_ID, CRR)
+    assert row["Profiles Examined for Scoring"] == 3
+    assert row["Status"] == "Completed"
+    tracker.conn.close()
