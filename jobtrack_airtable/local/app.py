@@ -592,8 +592,12 @@ def _parse_body(raw: bytes) -> tuple[Any, E.ApiError | None]:
         return None, None
     try:
         # parse_constant refuses NaN/Infinity, which Python's json would otherwise accept.
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant), None
-    except (UnicodeDecodeError, ValueError) as exc:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        # A "\ud800" escape parses into a lone surrogate, which is not text: refuse it
+        # before it is stored, as Airtable does, rather than fail to encode it later.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return body, None
+    except (UnicodeDecodeError, UnicodeEncodeError, ValueError) as exc:
         return None, E.invalid_body(f"Could not parse request body: {exc}")
 
 
