@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .metrics import JOB_SUM_KEYS
 from .timeutil import to_airtable
 
 CLIENTS: tuple[tuple[str, str], ...] = (
@@ -76,21 +77,12 @@ def _metrics(rng: random.Random, *, empty: bool = False) -> dict[str, Any]:
     }
 
 
-_SUM_KEYS = (
-    "profiles_examined",
-    "profiles_scored",
-    "posts_harvested",
-    "posts_examined",
-    "posts_scored",
-    "profile_tokens",
-    "post_tokens",
-)
 
 
 def _aggregate(clients: list[DemoRecord]) -> dict[str, Any]:
-    agg: dict[str, Any] = dict.fromkeys(_SUM_KEYS, 0)
+    agg: dict[str, Any] = dict.fromkeys(JOB_SUM_KEYS, 0)
     for c in clients:
-        for k in _SUM_KEYS:
+        for k in JOB_SUM_KEYS:
             value = c.fields.get(k) or 0
             agg[k] += value if isinstance(value, int) and value >= 0 else 0
     agg["clients_processed"] = len(clients)

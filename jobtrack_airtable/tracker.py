@@ -320,7 +320,42 @@ class Tracker:
         return run
 
 
-class Job:
+class _EndsOnExit:
+    """A run that always ends when its ``with`` block does: normally on success, as
+    ``Failed`` on an exception (including KeyboardInterrupt), never left ``Running``."""
+
+    status: Status
+    run_id: str
+    _log_extra: dict[str, str]
+
+    def _end_ok(self) -> None:
+        raise NotImplementedError
+
+    def _end_failed(self, exc: BaseException) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.status.is_terminal:
+            return
+        if exc is None:
+            self._end_ok()
+            return
+        try:
+            self._end_failed(exc)
+        except Exception:
+            # Never mask the worker's own exception with a tracking failure.
+            log.exception("could not record the failure of %s", self.run_id, extra=self._log_extra)
+
+
+class Job(_EndsOnExit):
     """A started (or attached) job.  A context manager: leaving it completes the job."""
 
     def __init__(
@@ -344,27 +379,11 @@ class Job:
     def __repr__(self) -> str:
         return f"Job(run_id={str(self.run_id)!r}, status={self.status.value!r})"
 
-    def __enter__(self) -> Self:
-        return self
+    def _end_ok(self) -> None:
+        self.complete()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.status.is_terminal:
-            return
-        if exc is None:
-            self.complete()
-            return
-        try:
-            self._finish(Status.FAILED, note=f"failed: {_error_text(exc)}", fit=True)
-        except Exception:
-            # Never mask the worker's own exception with a tracking failure.
-            log.exception(
-                "could not record the failure of job %s", self.run_id, extra=self._log_extra
-            )
+    def _end_failed(self, exc: BaseException) -> None:
+        self._finish(Status.FAILED, note=f"failed: {_error_text(exc)}", fit=True)
 
     def client(self, client_id: str, *, name: str | None = None) -> ClientRun:
         """Open one client run of this job (1 request)."""
@@ -458,7 +477,7 @@ class Job:
         )
 
 
-class ClientRun:
+class ClientRun(_EndsOnExit):
     """One client's run inside a job.  A context manager: leaving it closes the run.
 
     ``add()`` and ``set()`` change the in-process totals; they are written (as absolute
@@ -509,26 +528,11 @@ class ClientRun:
             "last_updated": to_airtable(now),
         }
 
-    def __enter__(self) -> Self:
-        return self
+    def _end_ok(self) -> None:
+        self.close()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.status.is_terminal:
-            return
-        if exc is None:
-            self.close()
-            return
-        try:
-            self.close(Status.FAILED, error=exc)
-        except Exception:
-            log.exception(
-                "could not record the failure of client run %s", self.run_id, extra=self._log_extra
-            )
+    def _end_failed(self, exc: BaseException) -> None:
+        self.close(Status.FAILED, error=exc)
 
     # --------------------------------------------------------------- metrics
 
