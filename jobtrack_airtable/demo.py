@@ -77,8 +77,6 @@ def _metrics(rng: random.Random, *, empty: bool = False) -> dict[str, Any]:
     }
 
 
-
-
 def _aggregate(clients: list[DemoRecord]) -> dict[str, Any]:
     agg: dict[str, Any] = dict.fromkeys(JOB_SUM_KEYS, 0)
     for c in clients:
