@@ -219,7 +219,7 @@ def test_processes_and_threads_share_the_limit_without_429(
     make_local_airtable, tmp_path: Path
 ) -> None:
     # The server enforces Airtable's real 5 requests/s; the shared client limiter keeps
-    # 2 processes + 2 threads under it, so no 429 ever reaches a worker.
+    # 2 processes + 4 threads under it, so no 429 ever reaches a worker.
     srv = make_local_airtable(rate_limit=5, penalty_seconds=5.0)
     limiter_path = tmp_path / "limit.sqlite"
     from jobtrack_airtable.client import Connection
@@ -236,18 +236,18 @@ def test_processes_and_threads_share_the_limit_without_429(
     )
     tracker = Tracker(Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.01)))
     job = tracker.start_job()
-    clients = [f"W{w}-C{i}" for w in range(4) for i in range(2)]
+    clients = [f"W{w}-C{i}" for w in range(6) for i in range(2)]
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(
             target=_process_worker,
-            args=(srv.url, srv.token, str(limiter_path), str(job.run_id), clients[w::4]),
+            args=(srv.url, srv.token, str(limiter_path), str(job.run_id), clients[w::6]),
         )
         for w in range(2)
     ]
     threads = [
-        threading.Thread(target=_work, args=(tracker, str(job.run_id), clients[w::4]))
-        for w in (2, 3)
+        threading.Thread(target=_work, args=(tracker, str(job.run_id), clients[w::6]))
+        for w in (2, 3, 4, 5)
     ]
     for p in procs:
         p.start()
@@ -263,8 +263,8 @@ def test_processes_and_threads_share_the_limit_without_429(
     assert 429 not in statuses
     _assert_one_row_per_key(srv)
     fields = rows(srv, JOBS)[0]["fields"]
-    assert fields["Clients Processed"] == 8
-    assert fields["Total Profiles Examined"] == 8 * 10
-    assert fields["Successful Profiles"] == 40
+    assert fields["Clients Processed"] == 12
+    assert fields["Total Profiles Examined"] == 12 * 10
+    assert fields["Successful Profiles"] == 60
     # Exact budget: start 2 + (open 1 + close 1) per client + completion (1 read + 1 write).
-    assert srv.request_log.total == 2 + 8 * 2 + 2
+    assert srv.request_log.total == 2 + 12 * 2 + 2
