@@ -148,15 +148,19 @@ def make_tracker(
     base_id: str = BENCH_BASE_ID,
     rate_limit: float = 0.0,
     limiter_url: str | None = None,
+    limiter_fallback: str | None = None,
     flush_interval: float | None = None,
     policy: RetryPolicy = DEFAULT_POLICY,
     timeout: float = 10.0,
 ) -> Tracker:
     """A tracker built the way a worker builds one.  ``rate_limit=0`` turns the client-side
-    limiter off; ``flush_interval=None`` keeps the library default (5 s)."""
+    limiter off; ``flush_interval=None`` keeps the library default (5 s);
+    ``limiter_fallback="fail"`` refuses to fall back to a local limiter when Redis is down."""
     options: dict[str, Any] = {"rate_limit": rate_limit, "timeout": timeout}
     if limiter_url is not None:
         options["limiter_url"] = limiter_url
+    if limiter_fallback is not None:
+        options["limiter_fallback"] = limiter_fallback
     if flush_interval is not None:
         options["flush_interval"] = flush_interval
     settings = Settings(_env_file=None, api_key=token, base_id=base_id, endpoint_url=url, **options)

@@ -63,7 +63,7 @@ from benchmarks.naive_baseline import (
     run_naive_job,
 )
 from examples.lead_scoring_worker import JobTruth, make_plan, run_job
-from jobtrack_airtable import DEFAULT_POLICY, ConfigError, Settings
+from jobtrack_airtable import DEFAULT_POLICY, Settings
 from jobtrack_airtable.limiter import build_limiter
 
 #: Airtable's per-base limit (SPEC §2.1).
@@ -83,6 +83,8 @@ class Variant:
     name: str
     kind: Literal["ours", "naive"]
     limiter_url: Callable[[Path], str] | None = None
+    #: ``"fail"``: never fall back to a local limiter (the fleet row must measure Redis).
+    limiter_fallback: Literal["local", "fail"] = "local"
 
 
 OURS = Variant(
@@ -99,7 +101,7 @@ def fleet_variant(redis_url: str) -> Variant:
     """The fleet row: the library with its limiter in Redis, shared by every process the way
     the machines of a fleet share it (SPEC §3.4).  Extension point for the Redis limiter:
     nothing else in this script needs to change when it lands."""
-    return Variant("fleet", "ours, fleet (Redis limiter)", "ours", lambda _tmp: redis_url)
+    return Variant("fleet", "ours, fleet (Redis limiter)", "ours", lambda _tmp: redis_url, "fail")
 
 
 @dataclass
@@ -127,6 +129,7 @@ def _worker(
     index: int,
     url: str,
     limiter_url: str | None,
+    limiter_fallback: str,
     seconds: float,
     penalty: float,
     clients: int,
@@ -146,6 +149,7 @@ def _worker(
             url,
             rate_limit=RATE,
             limiter_url=limiter_url,
+            limiter_fallback=limiter_fallback,
             policy=DEFAULT_POLICY.scaled(penalty / AIRTABLE_PENALTY),
         )
         barrier.wait()
@@ -191,10 +195,22 @@ def run_config(
     with tempfile.TemporaryDirectory(prefix="jobtrack-throughput-") as tmp:
         limiter_url = variant.limiter_url(Path(tmp)) if variant.limiter_url else None
         if limiter_url is not None:
+            # Build and use the limiter once (on a key no worker uses), so a missing backend
+            # or an unreachable store skips the row instead of measuring something else.
             try:
-                build_limiter(Settings(_env_file=None, limiter_url=limiter_url)).close()
-            except ConfigError as exc:
-                row.skipped = str(exc)
+                limiter = build_limiter(
+                    Settings(
+                        _env_file=None,
+                        limiter_url=limiter_url,
+                        limiter_fallback=variant.limiter_fallback,
+                    )
+                )
+                try:
+                    limiter.acquire("appThroughputPre1")
+                finally:
+                    limiter.close()
+            except Exception as exc:
+                row.skipped = f"{type(exc).__name__}: {exc}"
                 return row
         srv = start_server(rate_limit=RATE, penalty_seconds=penalty)
         try:
@@ -209,6 +225,7 @@ def run_config(
                         i,
                         srv.url,
                         limiter_url,
+                        variant.limiter_fallback,
                         seconds,
                         penalty,
                         clients,
