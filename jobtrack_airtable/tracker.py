@@ -147,7 +147,13 @@ class Tracker:
     @classmethod
     def from_env(cls, **kwargs: Any) -> Tracker:
         """A tracker configured from the environment (and ``.env``)."""
-        return cls(Connection.from_settings(Settings()), **kwargs)
+        return cls.from_settings(Settings(), **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> Tracker:
+        """A tracker for explicit settings, e.g. ``Tracker.from_settings(srv.settings())``
+        against a :class:`~jobtrack_airtable.local.LocalAirtable`."""
+        return cls(Connection.from_settings(settings), **kwargs)
 
     def __repr__(self) -> str:
         return f"Tracker(base_id={self.conn.base_id!r})"

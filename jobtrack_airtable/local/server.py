@@ -21,6 +21,7 @@ import pyairtable
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from ..schema import Schema, load_schema
+from ..settings import Settings
 from .app import AirtableApp
 from .faults import FaultInjector
 from .query import IteratorRegistry
@@ -218,6 +219,23 @@ class LocalAirtable:
         return pyairtable.Api(
             self.token, endpoint_url=self.url, retry_strategy=None, timeout=timeout
         )
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Library settings pointing at this server: its URL, token and base, no ``.env``
+        read.  The client-side limiter runs at the server's rate (off when the server has no
+        limit), so a worker talks to it exactly as it would to Airtable.
+
+        >>> with LocalAirtable(rate_limit=None) as srv:                 # doctest: +SKIP
+        ...     tracker = Tracker.from_settings(srv.settings())
+        """
+        values: dict[str, Any] = {
+            "api_key": self.token,
+            "base_id": self.base_id,
+            "endpoint_url": self.url,
+            "rate_limit": self.rate_limiter.rate or 0,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
 
     def table(self, name: str) -> pyairtable.Table:
         """A pyairtable ``Table`` of this server's base, by table name or ID (or schema key
