@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,7 +51,7 @@ from .client import DEFAULT_ENDPOINT_URL, Connection
 from .demo import demo_records
 from .errors import ConfigError
 from .local.server import DEFAULT_BASE_ID, LocalAirtable
-from .local.storage import Store
+from .local.storage import Store, write_atomically
 from .schema import Schema, load_schema
 from .settings import Settings
 from .timeutil import utcnow
@@ -116,23 +114,6 @@ def seed_store(
     return counts
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file and a rename, so a crash never leaves half a
-    base behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def seed_file(
     path: str | Path,
     schema: Schema,
@@ -150,7 +131,7 @@ def seed_file(
     store.ensure_schema(base_id, schema)
     counts = seed_store(store, base_id, schema, now=now)
     text = json.dumps(store.to_json(), ensure_ascii=False, separators=(",", ":"))
-    _write_atomically(Path(path), text)
+    write_atomically(Path(path), text)
     return counts
 
 

@@ -722,20 +722,7 @@ class Store:
         if self.data_path is None:
             return
         data = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
-        target = self.data_path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(data)
-                fh.flush()
-                # fsync before the rename: a write is acknowledged only once it is on disk.
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(self.data_path, data)
 
     def _load(self, path: Path) -> None:
         try:
@@ -769,6 +756,23 @@ class Store:
                 self._bases[base_id] = base
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"cannot load local Airtable data from {str(path)!r}: {exc}") from exc
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file, fsync and a rename, so a crash never
+    leaves half a file behind and a write is acknowledged only once it is on disk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def table_from_spec(spec: TableSpec) -> TableDef:
