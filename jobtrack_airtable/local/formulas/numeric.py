@@ -1,0 +1,144 @@
+"""Number functions: rounding, MOD/POWER/SQRT/LOG, aggregates (SUM, MAX, COUNT…) and
+VALUE."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from .values import _EvalFailure, _flatten, _int_arg, _norm_num, _num, _text_number, _to_str
+
+
+def _decimal(v: Any) -> Decimal:
+    x = _num(v)
+    if isinstance(x, float) and not math.isfinite(x):
+        raise _EvalFailure("not a finite number")
+    return Decimal(repr(x)) if isinstance(x, float) else Decimal(x)
+
+
+def _from_decimal(d: Decimal) -> int | float:
+    return _norm_num(float(d)) if d != d.to_integral_value() else int(d)
+
+
+def _round(v: Any, precision: Any = 0) -> int | float:
+    # Airtable breaks ties toward +infinity (ROUND(-2.5, 0) = -2), not away from zero.
+    p = _int_arg(precision)
+    shifted = _decimal(v).scaleb(p) + Decimal("0.5")
+    return _from_decimal(shifted.to_integral_value(rounding=ROUND_FLOOR).scaleb(-p))
+
+
+def _round_mode(mode: str) -> Callable[[Any, Any], int | float]:
+    def rounder(v: Any, precision: Any = 0) -> int | float:
+        p = _int_arg(precision)
+        shifted = _decimal(v).scaleb(p)
+        return _from_decimal(shifted.to_integral_value(rounding=mode).scaleb(-p))
+
+    return rounder
+
+
+def _multiple(v: Any, significance: Any, rounding: Callable[[float], int]) -> int | float:
+    x, sig = _num(v), _num(significance) if significance is not None else 1
+    if sig == 0:
+        return 0
+    return _norm_num(rounding(x / sig) * sig)
+
+
+def _even_odd(v: Any, odd: bool) -> int:
+    x = _num(v)
+    sign = -1 if x < 0 else 1
+    n = math.ceil(abs(x))  # away from zero
+    if (n % 2 == 1) != odd:
+        n += 1
+    return sign * n
+
+
+def _mod(a: Any, b: Any) -> int | float:
+    x, y = _num(a), _num(b)
+    if y == 0:
+        raise _EvalFailure("division by zero")
+    return _norm_num(math.fmod(x, y))  # sign of the dividend, like JavaScript's %
+
+
+def _power(a: Any, b: Any) -> int | float:
+    result = _num(a) ** _num(b)
+    if isinstance(result, complex):
+        raise _EvalFailure("result is not a real number")
+    return _norm_num(result)
+
+
+def _sqrt(v: Any) -> int | float:
+    x = _num(v)
+    if x < 0:
+        raise _EvalFailure("square root of a negative number")
+    return _norm_num(math.sqrt(x))
+
+
+def _log(v: Any, base: Any = 10) -> int | float:
+    x, b = _num(v), _num(base)
+    if x <= 0 or b <= 0 or b == 1:
+        raise _EvalFailure("logarithm of a non-positive number or base")
+    return _norm_num(math.log(x, b))
+
+
+def _numbers(values: Sequence[Any]) -> list[int | float]:
+    """The numeric items of (flattened) arguments; blanks and non-numeric text are skipped."""
+    nums: list[int | float] = []
+    for v in _flatten(values):
+        if isinstance(v, bool):
+            nums.append(int(v))
+        elif isinstance(v, int | float):
+            nums.append(v)
+        elif isinstance(v, str) and (n := _text_number(v)) is not None:
+            nums.append(n)
+    return nums
+
+
+def _sum(*values: Any) -> int | float:
+    return _norm_num(sum(_numbers(values)))
+
+
+def _max(*values: Any) -> int | float:
+    nums = _numbers(values)
+    return max(nums) if nums else 0
+
+
+def _min(*values: Any) -> int | float:
+    nums = _numbers(values)
+    return min(nums) if nums else 0
+
+
+def _average(*values: Any) -> int | float:
+    nums = _numbers(values)
+    if not nums:
+        raise _EvalFailure("division by zero")
+    return _norm_num(sum(nums) / len(nums))
+
+
+def _count(*values: Any) -> int:
+    return sum(
+        1 for v in _flatten(values) if isinstance(v, int | float) and not isinstance(v, bool)
+    )
+
+
+def _counta(*values: Any) -> int:
+    return sum(1 for v in _flatten(values) if v is not None and v != "")
+
+
+def _countall(*values: Any) -> int:
+    return len(_flatten(values))
+
+
+def _value(v: Any) -> int | float:
+    if isinstance(v, int | float):
+        return _num(v)
+    text = _to_str(v).strip()
+    percent = text.endswith("%")
+    # VALUE('$1,000') = 1000: currency symbols, grouping and spaces are ignored.
+    cleaned = re.sub(r"[^0-9.eE+-]", "", text)
+    n = _text_number(cleaned) if cleaned else None
+    if n is None:
+        raise _EvalFailure(f"{text!r} is not a number")
+    return _norm_num(n / 100) if percent else n

@@ -1,0 +1,175 @@
+"""The grammar: tokens → AST (literals, field references, operators, function calls).
+
+Function names and arities are checked here, against :data:`.functions.FUNCTIONS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .functions import FUNCTIONS
+from .lexer import _fail, _Token, _tokenize
+
+
+@dataclass(frozen=True, slots=True)
+class _Lit:
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Unary:
+    op: str
+    operand: _Node
+
+
+@dataclass(frozen=True, slots=True)
+class _Binary:
+    op: str
+    left: _Node
+    right: _Node
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    name: str
+    args: tuple[_Node, ...]
+
+
+_Node = _Lit | _Ref | _Unary | _Binary | _Call
+
+_COMPARISON_OPS: Final = frozenset({"=", "!=", "<", ">", "<=", ">="})
+_MAX_DEPTH: Final = 400  # compiled closures nest one frame per level; stay far below the limit
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.pos = 0
+        self.refs: set[str] = set()
+        self.depth = 0
+
+    @property
+    def tok(self) -> _Token:
+        return self.tokens[self.pos]
+
+    def parse(self) -> _Node:
+        if self.tok.kind == "end":
+            raise _fail(self.text, 0, "empty formula")
+        node = self.expression()
+        if self.tok.kind != "end":
+            raise _fail(self.text, self.tok.pos, f"unexpected {self.describe(self.tok)}")
+        return node
+
+    @staticmethod
+    def describe(tok: _Token) -> str:
+        if tok.kind == "end":
+            return "end of formula"
+        if tok.kind == "field":
+            return f"field reference {{{tok.value}}}"
+        if tok.kind == "str":
+            return f"string {tok.value!r}"
+        return repr(tok.value) if tok.kind != "ident" else f"name {tok.value!r}"
+
+    def is_op(self, *ops: str) -> bool:
+        return self.tok.kind == "op" and self.tok.value in ops
+
+    def expect(self, op: str) -> None:
+        if not self.is_op(op):
+            found = self.describe(self.tok)
+            raise _fail(self.text, self.tok.pos, f"expected {op!r}, found {found}")
+        self.pos += 1
+
+    def binary_level(self, ops: Collection[str], operand: Callable[[], _Node]) -> _Node:
+        node = operand()
+        while self.tok.kind == "op" and self.tok.value in ops:
+            op = self.tok.value
+            self.pos += 1
+            node = _Binary(op, node, operand())
+        return node
+
+    def expression(self) -> _Node:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise _fail(self.text, self.tok.pos, "formula nested too deeply")
+        try:
+            return self.binary_level(_COMPARISON_OPS, self.concat)
+        finally:
+            self.depth -= 1
+
+    def concat(self) -> _Node:
+        return self.binary_level(("&",), self.additive)
+
+    def additive(self) -> _Node:
+        return self.binary_level(("+", "-"), self.term)
+
+    def term(self) -> _Node:
+        return self.binary_level(("*", "/"), self.unary)
+
+    def unary(self) -> _Node:
+        if self.is_op("-", "+"):
+            op = self.tok.value
+            self.pos += 1
+            self.depth += 1
+            if self.depth > _MAX_DEPTH:
+                raise _fail(self.text, self.tok.pos, "formula nested too deeply")
+            try:
+                operand = self.unary()
+            finally:
+                self.depth -= 1
+            if op == "-" and isinstance(operand, _Lit) and type(operand.value) in (int, float):
+                return _Lit(-operand.value)  # a negative literal, not an operation per record
+            return _Unary(op, operand)
+        return self.primary()
+
+    def primary(self) -> _Node:
+        tok = self.tok
+        if tok.kind in ("num", "str"):
+            self.pos += 1
+            return _Lit(tok.value)
+        if tok.kind == "field":
+            self.pos += 1
+            self.refs.add(tok.value)
+            return _Ref(tok.value)
+        if tok.kind == "ident":
+            return self.call()
+        if self.is_op("("):
+            self.pos += 1
+            node = self.expression()
+            self.expect(")")
+            return node
+        raise _fail(self.text, tok.pos, f"expected a value, found {self.describe(tok)}")
+
+    def call(self) -> _Node:
+        tok = self.tok
+        name = tok.value.upper()
+        self.pos += 1
+        if not self.is_op("("):
+            if name in ("TRUE", "FALSE"):
+                return _Lit(name == "TRUE")
+            raise _fail(
+                self.text,
+                tok.pos,
+                f"unknown name {tok.value!r} (field names need {{braces}}, functions need ())",
+            )
+        spec = FUNCTIONS.get(name)
+        if spec is None:
+            raise _fail(self.text, tok.pos, f"unknown function {tok.value}()")
+        self.pos += 1
+        args: list[_Node] = []
+        if not self.is_op(")"):
+            args.append(self.expression())
+            while self.is_op(","):
+                self.pos += 1
+                args.append(self.expression())
+        self.expect(")")
+        if len(args) < spec.min_args or (spec.max_args is not None and len(args) > spec.max_args):
+            raise _fail(self.text, tok.pos, f"{name}() {spec.arity_text()}, got {len(args)}")
+        return _Call(name, tuple(args))
