@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -462,8 +463,11 @@ def test_grants_are_per_base_and_follow_the_window(redis_url: str) -> None:
         waits.append(seconds)
         time.sleep(seconds)
 
-    a = RedisLimiter(redis_url, 5, sleep=sleep, fallback=None)
-    b = RedisLimiter(redis_url, 5, sleep=sleep, fallback=None)  # another "machine"
+    # A prefix of this test's own: grants left in the shared Redis by earlier tests (or by
+    # another run on the same server) must not count against this window.
+    prefix = f"jobtrack-test:{uuid.uuid4().hex}:"
+    a = RedisLimiter(redis_url, 5, sleep=sleep, fallback=None, key_prefix=prefix)
+    b = RedisLimiter(redis_url, 5, sleep=sleep, fallback=None, key_prefix=prefix)  # another host
     for limiter in (a, b, a, b, a):
         limiter.acquire(TEST_BASE_ID)
     assert waits == []
@@ -476,9 +480,9 @@ def test_grants_are_per_base_and_follow_the_window(redis_url: str) -> None:
     assert 0.5 < sum(waits) <= 1.2, waits
     client = redis.Redis.from_url(redis_url)
     try:
-        assert client.zcard(redis_key(TEST_BASE_ID)) == 5
-        assert client.zcard(redis_key(BASE_B)) == 5
-        ttl_ms = client.pttl(redis_key(TEST_BASE_ID))
+        assert client.zcard(redis_key(TEST_BASE_ID, prefix)) == 5
+        assert client.zcard(redis_key(BASE_B, prefix)) == 5
+        ttl_ms = client.pttl(redis_key(TEST_BASE_ID, prefix))
         assert 0 < ttl_ms <= 3000  # idle keys expire on their own
     finally:
         client.close()
