@@ -389,7 +389,7 @@ class Job(_EndsOnExit):
         self.complete()
 
     def _end_failed(self, exc: BaseException) -> None:
-        self._finish(Status.FAILED, note=f"failed: {_error_text(exc)}", fit=True)
+        self._finish(Status.FAILED, note=f"failed: {_error_text(exc)}", fit=True, error=exc)
 
     def client(self, client_id: str, *, name: str | None = None) -> ClientRun:
         """Open one client run of this job (1 request)."""
@@ -437,6 +437,7 @@ class Job(_EndsOnExit):
         force: bool = False,
         note: str | None = None,
         fit: bool,
+        error: BaseException | str | None = None,
     ) -> JobRow:
         new = parse_status(status) if status is not None else None
         if new is not None:
@@ -465,6 +466,10 @@ class Job(_EndsOnExit):
         )
         if forced_note or note:
             values["system_notes"] = self._notes.text
+        if error is not None and jobs.has("error_details"):
+            # Job Tracking has no Error Details in the default schema (the error goes to
+            # System Notes); a base that adds the field gets it there too.
+            values["error_details"] = _error_text(error)
         row = self.tracker.repo.upsert_job(values)
         self.status = new
         log.info(
@@ -477,9 +482,14 @@ class Job(_EndsOnExit):
         return row
 
     def fail(self, error: BaseException | str, *, force: bool = False) -> JobRow:
-        """Close the job as ``Failed`` with the error in System Notes."""
+        """Close the job as ``Failed`` with the error in System Notes (and in Error Details,
+        where the base has that optional field)."""
         return self._finish(
-            Status.FAILED, force=force, note=f"failed: {_error_text(error)}", fit=True
+            Status.FAILED,
+            force=force,
+            note=f"failed: {_error_text(error)}",
+            fit=True,
+            error=error,
         )
 
 

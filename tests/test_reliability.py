@@ -268,3 +268,34 @@ def test_processes_and_threads_share_the_limit_without_429(
     assert fields["Successful Profiles"] == 60
     # Exact budget: start 2 + (open 1 + close 1) per client + completion (1 read + 1 write).
     assert srv.request_log.total == 2 + 12 * 2 + 2
+
+
+def test_duplicate_vanishing_mid_write_is_recreated_through_upsert_once(
+    local_airtable: LocalAirtable, caplog: pytest.LogCaptureFixture, monkeypatch
+) -> None:
+    # Two rows share a key; between the library's look-up and its write to the oldest by
+    # record ID, a concurrent sync merge deletes that row.  The write must still land, once.
+    tracker = Tracker(make_conn(local_airtable))
+    table = local_airtable.api().table(TEST_BASE_ID, CRR)
+    key = "250930-141522-Guy-Wilson"
+    first = table.create({"Run ID": key, "Client ID": "Guy-Wilson"})
+    second = table.create({"Run ID": key, "Client ID": "Guy-Wilson"})
+    original = tracker.repo.list_records
+
+    def racing_list(*args, **kwargs):
+        found = original(*args, **kwargs)
+        if len(found) == 2:
+            local_airtable.store.delete_records(None, CRR, [first["id"]])
+        return found
+
+    monkeypatch.setattr(tracker.repo, "list_records", racing_list)
+    local_airtable.request_log.clear()
+    run = tracker.client_run("250930-141522", "Guy-Wilson")
+    [row] = rows(local_airtable, CRR)
+    assert row["id"] == second["id"]
+    assert row["fields"]["Status"] == "Running"
+    # upsert (422: two matches) → look-up → write by ID (404: vanished) → upsert again
+    assert [e.status for e in local_airtable.request_log.entries] == [422, 200, 404, 200]
+    assert any("vanished" in r.getMessage() for r in caplog.records)
+    run.close()
+    assert rows(local_airtable, CRR)[0]["fields"]["Status"] == "No Leads To Score"

@@ -9,6 +9,7 @@ import logging
 import math
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -468,3 +469,27 @@ def test_library_does_not_configure_logging() -> None:
     assert not any(
         type(h).__module__.startswith("jobtrack_airtable") for h in root.handlers + lib.handlers
     )
+
+
+def test_job_error_details_where_the_base_has_the_field(
+    make_local_airtable, tmp_path: Path
+) -> None:
+    from jobtrack_airtable.schema import default_schema_path, load_schema
+
+    text = default_schema_path().read_text().replace(
+        'name = "Error Details"\ntype = "multilineText"\noptional = true\nenabled = false',
+        'name = "Error Details"\ntype = "multilineText"\noptional = true',
+    )
+    path = tmp_path / "schema.toml"
+    path.write_text(text)
+    schema = load_schema(path)
+    assert schema.jobs.has("error_details")
+    srv = make_local_airtable(schema=schema)
+    conn = make_conn(srv, schema_file=path)
+    tracker = Tracker(conn)
+    with pytest.raises(RuntimeError), tracker.job():
+        raise RuntimeError("lead source unreachable")
+    fields = rows(srv, JOBS)[0]["fields"]
+    assert fields["Status"] == "Failed"
+    assert fields["Error Details"] == "RuntimeError: lead source unreachable"
+    assert "failed: RuntimeError: lead source unreachable" in fields["System Notes"]
