@@ -476,9 +476,13 @@ def test_job_error_details_where_the_base_has_the_field(
 ) -> None:
     from jobtrack_airtable.schema import default_schema_path, load_schema
 
-    text = default_schema_path().read_text().replace(
-        'name = "Error Details"\ntype = "multilineText"\noptional = true\nenabled = false',
-        'name = "Error Details"\ntype = "multilineText"\noptional = true',
+    text = (
+        default_schema_path()
+        .read_text()
+        .replace(
+            'name = "Error Details"\ntype = "multilineText"\noptional = true\nenabled = false',
+            'name = "Error Details"\ntype = "multilineText"\noptional = true',
+        )
     )
     path = tmp_path / "schema.toml"
     path.write_text(text)
