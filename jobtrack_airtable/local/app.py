@@ -39,39 +39,18 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 100
 _SORT_PARAM = re.compile(r"^sort\[(\d+)\]\[(field|direction)\]$")
-_LIST_QUERY_KEYS = frozenset(
-    {
-        "fields[]",
-        "filterByFormula",
-        "maxRecords",
-        "pageSize",
-        "offset",
-        "view",
-        "cellFormat",
-        "timeZone",
-        "userLocale",
-        "returnFieldsByFieldId",
-        "recordMetadata[]",
-    }
-)
-_LIST_BODY_KEYS = frozenset(
-    {
-        "fields",
-        "filterByFormula",
-        "maxRecords",
-        "pageSize",
-        "offset",
-        "view",
-        "cellFormat",
-        "timeZone",
-        "userLocale",
-        "returnFieldsByFieldId",
-        "recordMetadata",
-        "sort",
-    }
-)
 _GET_RECORD_KEYS = frozenset({"cellFormat", "timeZone", "userLocale", "returnFieldsByFieldId"})
-
+_LIST_COMMON_KEYS = _GET_RECORD_KEYS | {
+    "filterByFormula",
+    "maxRecords",
+    "pageSize",
+    "offset",
+    "view",
+}
+# The same options as query parameters (GET) and in a JSON body (POST …/listRecords), where
+# arrays lose their "[]" and sort is one list rather than indexed parameters.
+_LIST_QUERY_KEYS = _LIST_COMMON_KEYS | {"fields[]", "recordMetadata[]"}
+_LIST_BODY_KEYS = _LIST_COMMON_KEYS | {"fields", "recordMetadata", "sort"}
 
 class DropConnection(ConnectionAbortedError):
     """Raised to close the client connection without a response (injected faults).
