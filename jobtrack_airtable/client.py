@@ -32,7 +32,7 @@ import pyairtable
 from .errors import ConfigError
 from .limiter import LimitedAdapter, Limiter, build_limiter
 from .recovery import DEFAULT_POLICY, RetryPolicy
-from .schema import Schema, TableKey, load_schema
+from .schema import Schema, load_schema
 from .settings import Settings
 
 __all__ = ["DEFAULT_ENDPOINT_URL", "AirtableConnection", "Connection", "build_api"]
@@ -161,7 +161,7 @@ class AirtableConnection:
         ``kwargs`` go to :meth:`from_settings` (``schema``, ``limiter``, ``policy``)."""
         return cls.from_settings(Settings(), **kwargs)
 
-    def table(self, key: TableKey) -> pyairtable.Table:
+    def table(self, key: str) -> pyairtable.Table:
         """The pyairtable ``Table`` for the schema table ``key`` (``"jobs"``,
         ``"client_runs"``), addressed by its configured Airtable name."""
         return self.api.table(self.base_id, self.schema.table(key).name)

@@ -292,7 +292,7 @@ class LimitedAdapter(HTTPAdapter):
         super().__init__(**kwargs)
         self.limiter = limiter
 
-    def send(  # type: ignore[override]
+    def send(
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
     ) -> requests.Response:
         self.limiter.acquire(base_key(request.url or ""))

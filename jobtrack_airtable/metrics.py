@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from numbers import Integral
-from typing import Any, ClassVar, NoReturn, Self
+from typing import Any, ClassVar, NoReturn, Self, cast
 
 from pydantic import (
     AwareDatetime,
@@ -344,7 +344,8 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
         >>> problems
         ["field 'Post Scoring Tokens' holds -3: negative"]
         """
-        good: dict[str, int | Decimal] = {}
+        # Any: model_construct takes each key with its own type (int, or Decimal for costs).
+        good: dict[str, Any] = {}
         problems: list[str] = []
         logical = table.from_names(fields)
         for key in METRIC_KEYS:
@@ -356,7 +357,9 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
                 problems.append(
                     f"field {table.name_of(key)!r} holds {show(logical[key])}: {exc.reason}"
                 )
-        return cls.model_construct(**good), problems
+        # The pydantic plugin types model_construct as returning ClientMetrics, not Self,
+        # though on a subclass it builds an instance of that subclass.
+        return cast(Self, cls.model_construct(**good)), problems
 
     # -- views -------------------------------------------------------------------------------
 
@@ -415,7 +418,8 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
         {'profiles_examined': 9, 'posts_scored': 1}
         """
         # Both sides are already validated: no need to validate again.
-        return type(self).model_construct(**{**self.values(), **other.values()})
+        merged: dict[str, Any] = {**self.values(), **other.values()}
+        return type(self).model_construct(**merged)
 
     def sanity_warnings(self, table: TableSpec | None = None) -> list[str]:
         """Cross-field checks that are warnings, not errors (SPEC §1.4): scored ≤ examined.
@@ -458,7 +462,7 @@ def validate_metrics(values: Mapping[str, Any]) -> ClientMetrics:
     unknown = [str(k) for k in values if k not in METRIC_KEYS]
     if unknown:
         raise UnknownMetricError(unknown, METRIC_KEYS)
-    checked = {k: _metric(k, values[k]) for k in METRIC_KEYS if k in values}
+    checked: dict[str, Any] = {k: _metric(k, values[k]) for k in METRIC_KEYS if k in values}
     return ClientMetrics.model_construct(**checked)
 
 
@@ -564,7 +568,7 @@ class _Reader:
         # Only exact standard values become a Status; legacy aliases ("Success"…) stay in
         # status_raw for the statuses module / sync to map, and are not listed as problems
         # here so that sync does not report them twice.
-        status = Status(raw) if raw in Status._value2member_map_ else None
+        status = Status(raw) if raw is not None and raw in Status._value2member_map_ else None
         return raw, status
 
     def count(self, key: str, *, minimum: int = 0) -> int | None:
@@ -630,7 +634,7 @@ class ClientRunRow(BaseModel):
         r = _Reader(record, table)
         status_raw, status = r.status()
         metrics, metric_problems = ClientMetrics.read_fields(r.fields, table)
-        values = {
+        values: dict[str, Any] = {
             "record_id": r.record_id,
             "created_time": r.created_time,
             "run_id": r.text("run_id"),
@@ -688,7 +692,7 @@ class JobRow(BaseModel):
         """Parse a pyairtable record of the jobs table.  Never raises for bad stored data."""
         r = _Reader(record, table)
         status_raw, status = r.status()
-        values = {
+        values: dict[str, Any] = {
             "record_id": r.record_id,
             "created_time": r.created_time,
             "run_id": r.text("run_id"),

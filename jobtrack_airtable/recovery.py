@@ -204,6 +204,9 @@ def _classify_response(
     path = _clean_path(path or _path_of(response.url or (request.url if request else None)))
     error_type, message = _parse_error_body(response)
     auth = request.headers.get("Authorization") if request is not None else None
+    if isinstance(auth, bytes):
+        # requests accepts header values as bytes too; redact() works on text.
+        auth = auth.decode("latin-1")
     message = redact(message or response.reason or f"HTTP {status}", [auth])
     kw: dict[str, Any] = {
         "status": status,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from .client import Connection
 from .errors import InvalidRequestError
@@ -140,7 +140,11 @@ def fetch_meta(conn: Connection) -> dict[str, Any]:
 
 def _choices(meta_field: Mapping[str, Any]) -> list[str]:
     options = meta_field.get("options") or {}
-    return [c.get("name") for c in options.get("choices", []) if isinstance(c, Mapping)]
+    return [
+        name
+        for c in options.get("choices", [])
+        if isinstance(c, Mapping) and isinstance(name := c.get("name"), str)
+    ]
 
 
 def _optional_hint(spec: FieldSpec) -> str | None:
@@ -178,11 +182,20 @@ def compare_schema(schema: Schema, meta: Mapping[str, Any]) -> SchemaReport:
     return report
 
 
+class _FieldWhere(TypedDict):
+    """The :class:`SchemaProblem` arguments naming the field a problem is about."""
+
+    table: str
+    table_key: str
+    field: str
+    field_key: str
+
+
 def _field_problem(
     table_key: str, table: TableSpec, spec: FieldSpec, meta_field: Mapping[str, Any] | None
 ) -> SchemaProblem | None:
     where = f"{table.name!r}.{spec.name!r}"
-    common = {
+    common: _FieldWhere = {
         "table": table.name,
         "table_key": table_key,
         "field": spec.name,
@@ -353,18 +366,20 @@ def init_schema(
     deferred: list[tuple[str, FieldSpec]] = []
     missing_tables = {p.table_key for p in before.problems if p.kind == "missing_table"}
     for table_key in (k for k in schema.tables if k in missing_tables):
-        spec = schema.table(table_key)
+        table_spec = schema.table(table_key)
         plain = sorted(
-            (f for f in spec.enabled_fields() if not f.computed), key=lambda f: not f.primary
+            (f for f in table_spec.enabled_fields() if not f.computed), key=lambda f: not f.primary
         )
         models = [m for f in plain if (m := field_model(f)) is not None]
-        step(f"create table {spec.name!r} ({len(models)} fields)")
+        step(f"create table {table_spec.name!r} ({len(models)} fields)")
         created = post(
-            base.urls.tables, {"name": spec.name, "fields": models}, f"create table {spec.name}"
+            base.urls.tables,
+            {"name": table_spec.name, "fields": models},
+            f"create table {table_spec.name}",
         )
-        result.created_tables.append(spec.name)
-        table_ids[spec.name] = str(created.get("id") or spec.name)
-        deferred.extend((spec.name, f) for f in spec.enabled_fields() if f.computed)
+        result.created_tables.append(table_spec.name)
+        table_ids[table_spec.name] = str(created.get("id") or table_spec.name)
+        deferred.extend((table_spec.name, f) for f in table_spec.enabled_fields() if f.computed)
 
     for problem in before.problems:
         if problem.kind == "missing_field" and problem.field_key is not None:

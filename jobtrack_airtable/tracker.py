@@ -66,6 +66,8 @@ MAX_ERROR_DETAILS = 50_000
 MAX_START_ATTEMPTS = 60
 #: Fields a client run may ``set`` besides metrics.
 CLIENT_RUN_EXTRA_FIELDS = ("apify_run_id", "client_name")
+#: Failures of a deferred metric write that leave the totals pending (see ``_maybe_flush``).
+_DEFERRED_WRITE_ERRORS: tuple[type[Exception], ...] = (*RETRYABLE, LimiterUnavailableError)
 
 
 def _sendable(text: str) -> str:
@@ -609,7 +611,7 @@ class ClientRun(_EndsOnExit):
             return
         try:
             self.flush()
-        except (*RETRYABLE, LimiterUnavailableError) as exc:
+        except _DEFERRED_WRITE_ERRORS as exc:
             # The retry policy gave up on a *deferred* write (or a fail-closed limiter refused
             # it).  The increment is already in
             # the totals and stays pending: the next flush or the close writes it, as an

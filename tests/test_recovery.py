@@ -446,6 +446,18 @@ def test_token_echoed_by_a_server_is_redacted(
     assert_no_token(err, repr(err), err.message)
 
 
+def test_token_echoed_is_redacted_when_the_header_is_bytes(
+    server: ScriptedServer, table: pyairtable.Table
+) -> None:
+    # requests accepts header values as bytes; classifying must not fail with a TypeError.
+    table.api.session.headers["Authorization"] = f"Bearer {TOKEN}".encode()
+    server.add(Reply(401, "denied for header {auth}"))
+    err = classify(failure_of(table.all))
+    assert isinstance(err, AuthenticationError)
+    assert "***" in err.message
+    assert_no_token(err, repr(err), err.message)
+
+
 def test_redact_helper() -> None:
     assert redact(f"Authorization: Bearer {TOKEN}") == "Authorization: Bearer ***"
     assert redact("missing bearer token") == "missing bearer token"

@@ -277,14 +277,14 @@ def _print_clients(clients: Sequence[ClientRunRow]) -> None:
         ("Error", "left"),
     ):
         # Only the error text gives way when the terminal is narrow: cut, never wrapped.
-        error = col == "Error"
+        is_error = col == "Error"
         table.add_column(
             col,
             justify=justify,  # type: ignore[arg-type]
             no_wrap=True,
-            overflow="ellipsis" if error else "fold",
-            max_width=40 if error else None,
-            min_width=None if error else len(col),
+            overflow="ellipsis" if is_error else "fold",
+            max_width=40 if is_error else None,
+            min_width=None if is_error else len(col),
         )
     for c in clients:
         m = c.metrics

@@ -19,9 +19,9 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 from urllib.parse import quote, unquote
 
 from werkzeug.datastructures import MultiDict
@@ -51,6 +51,7 @@ _LIST_COMMON_KEYS = _GET_RECORD_KEYS | {
 # arrays lose their "[]" and sort is one list rather than indexed parameters.
 _LIST_QUERY_KEYS = _LIST_COMMON_KEYS | {"fields[]", "recordMetadata[]"}
 _LIST_BODY_KEYS = _LIST_COMMON_KEYS | {"fields", "recordMetadata", "sort"}
+
 
 class DropConnection(ConnectionAbortedError):
     """Raised to close the client connection without a response (injected faults).
@@ -398,8 +399,10 @@ class AirtableApp:
     def _meta_create_table(self, ctx: _Ctx, base_id: str) -> dict[str, Any]:
         body = _object(ctx.json())
         _reject_unknown(body, {"name", "fields", "description"})
+        # A JSON value (missing: None); create_table answers 422 unless it is a non-empty string.
+        name: Any = body.get("name")
         table = self.store.create_table(
-            base_id, body.get("name"), body.get("fields") or [], body.get("description")
+            base_id, name, body.get("fields") or [], body.get("description")
         )
         return table.to_meta()
 
@@ -422,12 +425,8 @@ class _ListParams:
     view: str | None = None
     cell_format: Any = None
     by_field_id: bool = False
-    sort: list[tuple[str, bool]] | None = None
+    sort: list[tuple[str, bool]] = field(default_factory=list)
     locale: Mapping[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if self.sort is None:
-            self.sort = []
 
 
 def _list_params_from_query(args: MultiDict[str, str]) -> _ListParams:
@@ -496,6 +495,10 @@ def _field(table: TableDef, name: str) -> Any:
     return fdef
 
 
+@overload
+def _int_param(value: Any, name: str, default: int, lo: int, hi: int | None) -> int: ...
+@overload
+def _int_param(value: Any, name: str, default: None, lo: int, hi: int | None) -> int | None: ...
 def _int_param(value: Any, name: str, default: int | None, lo: int, hi: int | None) -> int | None:
     if value is None:
         return default

@@ -217,7 +217,11 @@ class LocalAirtable:
         """A pyairtable ``Api`` for this server, built the way the project builds it: no
         pyairtable retries (tenacity owns retries) and an explicit timeout."""
         return pyairtable.Api(
-            self.token, endpoint_url=self.url, retry_strategy=None, timeout=timeout
+            self.token,
+            endpoint_url=self.url,
+            retry_strategy=None,
+            # pyairtable annotates tuple[int, int]; requests takes floats fine.
+            timeout=timeout,  # type: ignore[arg-type]
         )
 
     def settings(self, **overrides: Any) -> Settings:

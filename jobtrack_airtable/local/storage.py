@@ -791,11 +791,12 @@ def table_from_spec(spec: TableSpec) -> TableDef:
         fields.append(FieldDef(new_id("fld"), f.name, f.type, options))
     table = TableDef(new_id("tbl"), spec.name, fields)
     by_name = {f.name: f.id for f in fields}
-    for f in fields:
-        if f.formula:
-            f.options = {
-                **(f.options or {}),
-                "referencedFieldIds": [i for n, i in by_name.items() if "{" + n + "}" in f.formula],
+    for fdef in fields:
+        formula = fdef.formula
+        if formula:
+            fdef.options = {
+                **(fdef.options or {}),
+                "referencedFieldIds": [i for n, i in by_name.items() if "{" + n + "}" in formula],
             }
     return table
 

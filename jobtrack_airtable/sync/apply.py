@@ -201,7 +201,10 @@ def apply_budget(plan: Plan, schema: Any) -> ApplyBudget:
     Writes: ``⌈K/10⌉`` per table and kind (update, create, delete) for K rows of that kind.
     Re-read: see the module docstring; 0 when the plan writes nothing.
     """
-    reread, updates, creates, deletes = {}, {}, {}, {}
+    reread: dict[str, int] = {}
+    updates: dict[str, int] = {}
+    creates: dict[str, int] = {}
+    deletes: dict[str, int] = {}
     for table in TABLE_ORDER:
         for action, out in (
             (Action.UPDATE, updates),
@@ -312,8 +315,8 @@ def _verify(
     prefixes = guards.prefixes.get(table, {})
     prefix_lengths = {len(p) for p in prefixes}
     seen: dict[str, Mapping[str, Any]] = {}
-    for record in records:
-        seen.setdefault(record["id"], record)
+    for read in records:
+        seen.setdefault(read["id"], read)
     problems: list[StaleRow] = []
     for record_id, digest in expected.items():
         record = seen.get(record_id)
@@ -407,11 +410,11 @@ def apply_plan(
     for table in TABLE_ORDER:
         ids = [rid for rid, _ in payloads[(table, Action.DELETE)] if rid]
         for start in range(0, len(ids), WRITE_BATCH):
-            chunk = ids[start : start + WRITE_BATCH]
-            repo.delete(table, chunk)
-            result.deleted.setdefault(table, []).extend(chunk)
+            id_chunk = ids[start : start + WRITE_BATCH]
+            repo.delete(table, id_chunk)
+            result.deleted.setdefault(table, []).extend(id_chunk)
             if on_progress:
-                on_progress(f"delete {table}", len(chunk))
+                on_progress(f"delete {table}", len(id_chunk))
     return result
 
 

@@ -486,11 +486,11 @@ class _Planner:
             return any(c.status is Status.RUNNING and c.stale is None for c in clients)
 
         jobs = {e.key: e for e in self.entities["jobs"] if e.key is not None}
-        for job in self.entities["jobs"]:
-            reason = self._stale(job)
-            clients = clients_by_base.get(job.key, []) if job.key is not None else []
+        for entity in self.entities["jobs"]:
+            reason = self._stale(entity)
+            clients = clients_by_base.get(entity.key, []) if entity.key is not None else []
             if reason is not None and not live(clients):
-                self._fail(job, f"{reason}; marked Failed", f"{reason}; marked Failed")
+                self._fail(entity, f"{reason}; marked Failed", f"{reason}; marked Failed")
 
         for entity in self.entities["client_runs"]:
             if entity.stale is not None:
@@ -502,9 +502,9 @@ class _Planner:
         bases: list[tuple[str, list[_Entity], _Entity | None]] = []
         for base, clients in clients_by_base.items():
             bases.append((base, clients, jobs.get(base)))
-        for key, job in jobs.items():
+        for key, entity in jobs.items():
             if key not in clients_by_base:
-                bases.append((key, [], job))
+                bases.append((key, [], entity))
 
         created: dict[str, Status] = {}
         for base, clients, job in bases:
@@ -549,7 +549,8 @@ class _Planner:
                 continue
             counts = agg.counts()
             stored: JobRow = job.parsed
-            missing, wrong = [], []
+            missing: list[str] = []
+            wrong: list[str] = []
             for k, name in agg_names.items():
                 if stored.aggregates.get(k) == counts[k]:
                     continue

@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: The version written by this library.  Bump it whenever a plan file's meaning changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION: Final = 1
 #: Versions :func:`load_plan` accepts.
 SUPPORTED_FORMAT_VERSIONS: frozenset[int] = frozenset({1})
 
