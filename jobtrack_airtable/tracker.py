@@ -412,6 +412,13 @@ class Job(_EndsOnExit):
             }
         )
 
+    def heartbeat(self) -> None:
+        """Refresh the job's Last Updated (1 request), so a long job with no other write is
+        not taken for a stale one by ``sync``."""
+        self.tracker.repo.upsert_job(
+            {"run_id": str(self.run_id), "last_updated": to_airtable(self.tracker.clock())}
+        )
+
     def complete(
         self,
         status: Status | str | None = None,
@@ -634,10 +641,15 @@ class ClientRun(_EndsOnExit):
         values.update({"run_id": str(self.run_id), "last_updated": to_airtable(now)})
         return values
 
-    def flush(self) -> bool:
-        """Write pending totals now (1 request); ``False`` when nothing was pending."""
+    def flush(self, *, heartbeat: bool = False) -> bool:
+        """Write pending totals now (1 request); ``False`` when nothing was pending.
+
+        With ``heartbeat=True`` it writes even when nothing is pending, refreshing Last
+        Updated: call it during long silent phases so ``sync`` does not take a live run for
+        a stale one.
+        """
         with self._lock:
-            if not self._dirty:
+            if not self._dirty and not heartbeat:
                 return False
             values = self._values(self.tracker.clock())
             self.tracker.repo.upsert("client_runs", [values])

@@ -497,3 +497,21 @@ def test_job_error_details_where_the_base_has_the_field(
     assert fields["Status"] == "Failed"
     assert fields["Error Details"] == "RuntimeError: lead source unreachable"
     assert "failed: RuntimeError: lead source unreachable" in fields["System Notes"]
+
+
+def test_heartbeats_refresh_last_updated_in_one_request(local_airtable: LocalAirtable) -> None:
+    t0 = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
+    clock = [t0]
+    tracker = Tracker(make_conn(local_airtable), clock=lambda: clock[0])
+    job = tracker.start_job()
+    run = job.client("Guy-Wilson")
+    clock[0] = t0 + timedelta(hours=3)
+    local_airtable.request_log.clear()
+    assert run.flush() is False  # nothing pending: no request
+    assert run.flush(heartbeat=True) is True
+    job.heartbeat()
+    assert local_airtable.request_log.total == 2
+    stamp = "2025-09-30T17:15:22.000Z"
+    assert rows(local_airtable, CRR)[0]["fields"]["Last Updated"] == stamp
+    assert rows(local_airtable, JOBS)[0]["fields"]["Last Updated"] == stamp
+    assert rows(local_airtable, JOBS)[0]["fields"]["Status"] == "Running"
