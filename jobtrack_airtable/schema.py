@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Iterator, Mapping
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -134,9 +135,14 @@ class TableSpec(BaseModel):
     def enabled_fields(self) -> Iterator[FieldSpec]:
         return (f for f in self.fields.values() if f.enabled)
 
-    def by_name(self) -> dict[str, FieldSpec]:
-        """Enabled fields keyed by Airtable name."""
-        return {f.name: f for f in self.enabled_fields()}
+    def by_name(self) -> Mapping[str, FieldSpec]:
+        """Enabled fields keyed by Airtable name (read-only)."""
+        return self._by_name
+
+    @cached_property
+    def _by_name(self) -> Mapping[str, FieldSpec]:
+        # Built once: the spec is frozen, and sync parses every row through it.
+        return MappingProxyType({f.name: f for f in self.enabled_fields()})
 
     def to_names(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Translate a dict keyed by logical key into one keyed by Airtable name, dropping
