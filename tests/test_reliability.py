@@ -299,3 +299,20 @@ def test_duplicate_vanishing_mid_write_is_recreated_through_upsert_once(
     assert any("vanished" in r.getMessage() for r in caplog.records)
     run.close()
     assert rows(local_airtable, CRR)[0]["fields"]["Status"] == "No Leads To Score"
+
+
+def test_strict_read_refuses_to_guess_between_duplicates(local_airtable: LocalAirtable) -> None:
+    from jobtrack_airtable.errors import DuplicateRowsError, NotFoundError
+
+    tracker = Tracker(make_conn(local_airtable))
+    table = local_airtable.api().table(TEST_BASE_ID, JOBS)
+    first = table.create({"Run ID": "250930-141522"})
+    second = table.create({"Run ID": "250930-141522"})
+    with pytest.raises(DuplicateRowsError) as info:
+        tracker.repo.require_single("jobs", "250930-141522")
+    assert info.value.record_ids == [first["id"], second["id"]]  # oldest first
+    assert "sync" in str(info.value)
+    with pytest.raises(NotFoundError):
+        tracker.repo.require_single("jobs", "250930-141523")
+    table.delete(second["id"])
+    assert tracker.repo.require_single("jobs", "250930-141522")["id"] == first["id"]
