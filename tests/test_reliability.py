@@ -18,6 +18,17 @@ from .test_tracker import CRR, JOBS, by_key, make_conn, rows
 FAULTS = ["429", "500", "502", "503", "drop", "lost_response"]
 
 
+def _two_rows(srv: LocalAirtable, table: str, fields: dict) -> tuple[dict, dict]:
+    """Two rows with the same fields, created a second apart, so which is older is certain
+    (createdTime has millisecond resolution; two quick creates could tie)."""
+    from datetime import UTC, datetime
+
+    t0 = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
+    [a] = srv.store.create_records(None, table, [fields], created_time=t0)
+    [b] = srv.store.create_records(None, table, [fields], created_time=t0.replace(second=23))
+    return {"id": a.id}, {"id": b.id}
+
+
 def _fault(srv: LocalAirtable, kind: str, method: str, path: str, after: int = 0) -> None:
     srv.faults.add(kind, method=method, path=path, times=1, after=after, retry_after=0.05)
 
@@ -149,8 +160,9 @@ def test_upsert_onto_duplicate_rows_writes_the_oldest(
 ) -> None:
     tracker = Tracker(make_conn(local_airtable))
     table = local_airtable.api().table(TEST_BASE_ID, CRR)
-    first = table.create({"Run ID": "250930-141522-Guy-Wilson", "Client ID": "Guy-Wilson"})
-    second = table.create({"Run ID": "250930-141522-Guy-Wilson", "Client ID": "Guy-Wilson"})
+    first, second = _two_rows(
+        local_airtable, CRR, {"Run ID": "250930-141522-Guy-Wilson", "Client ID": "Guy-Wilson"}
+    )
     with tracker.client_run("250930-141522", "Guy-Wilson") as run:
         run.add(profiles_examined=9)
     got = {r["id"]: r["fields"] for r in table.all()}
@@ -276,10 +288,8 @@ def test_duplicate_vanishing_mid_write_is_recreated_through_upsert_once(
     # Two rows share a key; between the library's look-up and its write to the oldest by
     # record ID, a concurrent sync merge deletes that row.  The write must still land, once.
     tracker = Tracker(make_conn(local_airtable))
-    table = local_airtable.api().table(TEST_BASE_ID, CRR)
     key = "250930-141522-Guy-Wilson"
-    first = table.create({"Run ID": key, "Client ID": "Guy-Wilson"})
-    second = table.create({"Run ID": key, "Client ID": "Guy-Wilson"})
+    first, second = _two_rows(local_airtable, CRR, {"Run ID": key, "Client ID": "Guy-Wilson"})
     original = tracker.repo.list_records
 
     def racing_list(*args, **kwargs):
@@ -306,8 +316,7 @@ def test_strict_read_refuses_to_guess_between_duplicates(local_airtable: LocalAi
 
     tracker = Tracker(make_conn(local_airtable))
     table = local_airtable.api().table(TEST_BASE_ID, JOBS)
-    first = table.create({"Run ID": "250930-141522"})
-    second = table.create({"Run ID": "250930-141522"})
+    first, second = _two_rows(local_airtable, JOBS, {"Run ID": "250930-141522"})
     with pytest.raises(DuplicateRowsError) as info:
         tracker.repo.require_single("jobs", "250930-141522")
     assert info.value.record_ids == [first["id"], second["id"]]  # oldest first
