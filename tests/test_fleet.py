@@ -730,13 +730,7 @@ def test_fail_closed_surfaces_from_the_with_block_and_close_can_be_retried(
     # write raises out of the tracker call -- and out of a `with` block whose body succeeded
     # -- while the run keeps its totals, so closing it again once Redis is back loses nothing.
     limiter = RedisLimiter(own_redis.url, 5, fallback=None, retry_interval=0.2)
-    settings = Settings(
-        _env_file=None,
-        api_key=TEST_TOKEN,
-        base_id=TEST_BASE_ID,
-        endpoint_url=local_airtable.url,
-        flush_interval=3600,
-    )
+    settings = local_airtable.settings(flush_interval=3600)
     tracker = Tracker(Connection.from_settings(settings, limiter=limiter))
     with (
         pytest.raises(LimiterUnavailableError) as info,
@@ -763,13 +757,7 @@ def test_fail_closed_timed_flush_in_add_does_not_raise_or_double_count(
     # add() triggers a timed flush; when the limiter refuses it, the increment is already in
     # the totals, so raising would invite a retry that counts it twice.  It stays pending.
     limiter = RedisLimiter(own_redis.url, 5, fallback=None, retry_interval=0.2)
-    settings = Settings(
-        _env_file=None,
-        api_key=TEST_TOKEN,
-        base_id=TEST_BASE_ID,
-        endpoint_url=local_airtable.url,
-        flush_interval=0,
-    )
+    settings = local_airtable.settings(flush_interval=0)
     tracker = Tracker(Connection.from_settings(settings, limiter=limiter))
     run = tracker.client_run(JOB_RUN_ID, "Guy-Wilson")
     run.add(profiles_examined=1)

@@ -25,11 +25,10 @@ from jobtrack_airtable.errors import (
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.run_ids import BaseRunId, ClientRunId
-from jobtrack_airtable.settings import Settings
 from jobtrack_airtable.statuses import Status
 from jobtrack_airtable.tracker import Tracker
 
-from .conftest import TEST_BASE_ID, TEST_TOKEN
+from .conftest import TEST_TOKEN
 
 CRR = "Client Run Results"
 JOBS = "Job Tracking"
@@ -38,10 +37,7 @@ JOBS = "Job Tracking"
 def make_conn(srv: LocalAirtable, **settings: object) -> Connection:
     options: dict[str, object] = {"rate_limit": 0, "flush_interval": 3600.0}
     options.update(settings)
-    s = Settings(
-        _env_file=None, api_key=TEST_TOKEN, base_id=TEST_BASE_ID, endpoint_url=srv.url, **options
-    )
-    return Connection.from_settings(s, policy=DEFAULT_POLICY.scaled(0.01))
+    return Connection.from_settings(srv.settings(**options), policy=DEFAULT_POLICY.scaled(0.01))
 
 
 @pytest.fixture

@@ -130,9 +130,7 @@ class FaultInjector:
             delay=delay,
             retry_after=retry_after,
         )
-        with self._lock:
-            self._rules.append(rule)
-        return rule
+        return self._append(rule)
 
     def script(
         self,
@@ -157,6 +155,9 @@ class FaultInjector:
             delay=delay,
             retry_after=retry_after,
         )
+        return self._append(rule)
+
+    def _append(self, rule: FaultRule) -> FaultRule:
         with self._lock:
             self._rules.append(rule)
         return rule
