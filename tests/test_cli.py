@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from jobtrack_airtable import embedded
-from jobtrack_airtable.cli import _core, app
-from jobtrack_airtable.embedded import EMBEDDED_BASE_ID, open_backend, seed_file, seed_store
+from jobtrack_airtable.cli import _core, app, embedded
+from jobtrack_airtable.cli.embedded import EMBEDDED_BASE_ID, open_backend, seed_file, seed_store
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.schema import load_schema

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobtrack_airtable.embedded import seed_file, seed_store
+from jobtrack_airtable.cli.embedded import seed_file, seed_store
 from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.timeutil import utcnow
 

@@ -1,4 +1,4 @@
-"""The embedded local base (jobtrack_airtable.embedded): seeding, lifecycle, backend choice."""
+"""The embedded local base (jobtrack_airtable.cli.embedded): seeding, lifecycle, backend choice."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobtrack_airtable import embedded
-from jobtrack_airtable.demo import demo_records
-from jobtrack_airtable.embedded import (
+from jobtrack_airtable.cli import embedded
+from jobtrack_airtable.cli.demo import demo_records
+from jobtrack_airtable.cli.embedded import (
     EMBEDDED_BASE_ID,
     EmbeddedBase,
     count_records,

@@ -30,8 +30,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from jobtrack_airtable.cli.embedded import seed_store
 from jobtrack_airtable.client import Connection
-from jobtrack_airtable.embedded import seed_store
 from jobtrack_airtable.errors import (
     AirtableError,
     AuthenticationError,

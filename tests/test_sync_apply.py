@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from jobtrack_airtable.embedded import seed_store
+from jobtrack_airtable.cli.embedded import seed_store
+from jobtrack_airtable.cli.render import render_rich, render_text, summary_line
 from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.sync import (
     FORMAT_VERSION,
@@ -27,10 +28,7 @@ from jobtrack_airtable.sync import (
     plan_budget,
     plan_from_json,
     plan_to_json,
-    render_rich,
-    render_text,
     save_plan,
-    summary_line,
     sync_and_apply,
 )
 from jobtrack_airtable.timeutil import to_airtable

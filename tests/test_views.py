@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from jobtrack_airtable.cli.demo import DemoRecord, demo_records
+from jobtrack_airtable.cli.embedded import seed_store
 from jobtrack_airtable.client import Connection
-from jobtrack_airtable.demo import DemoRecord, demo_records
-from jobtrack_airtable.embedded import seed_store
 from jobtrack_airtable.errors import InvalidInputError, InvalidStatusError, NotFoundError
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.metrics import AGGREGATE_KEYS

@@ -19,7 +19,7 @@ line on stderr (``--debug`` adds the traceback); the API token is never printed,
 an error.
 
 Without ``AIRTABLE_API_KEY``/``AIRTABLE_BASE_ID`` (or with ``--local PATH``) every command runs
-against the embedded local base (:mod:`jobtrack_airtable.embedded`) and says so on stderr.
+against the embedded local base (:mod:`jobtrack_airtable.cli.embedded`) and says so on stderr.
 Human output (tables, plans) goes to stdout, progress and notices to stderr; ``--json`` prints
 one JSON document on stdout and nothing else there.
 

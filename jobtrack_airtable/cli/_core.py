@@ -25,9 +25,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from typer.core import TyperGroup
 
 from .. import __version__
-from ..embedded import Backend, open_backend
 from ..errors import ConfigError, JobtrackError
 from ..settings import Settings
+from .embedded import Backend, open_backend
 
 #: Exit codes (SPEC §3.6).
 EXIT_OK = 0

@@ -9,17 +9,17 @@ from typing import Annotated
 
 import typer
 
-from .. import embedded
-from ..embedded import count_records, lock_local_base
-from ..embedded import seed_file as _seed_file
 from ..errors import ConfigError
 from ..local.__main__ import main as local_main
 from ..schema import load_schema
+from . import embedded
 from ._core import (
     errors_to_exit,
     local_app,
     state_of,
 )
+from .embedded import count_records, lock_local_base
+from .embedded import seed_file as _seed_file
 
 
 @local_app.command("serve")

@@ -20,9 +20,7 @@ from ..sync import (
     load_plan,
     plan_sync,
     plan_to_json,
-    render_rich,
     save_plan,
-    summary_line,
 )
 from ..timeutil import utcnow
 from . import _core
@@ -40,6 +38,7 @@ from ._core import (
     redact,
     state_of,
 )
+from .render import render_rich, summary_line
 
 
 def _print_plan(plan: Plan) -> None:

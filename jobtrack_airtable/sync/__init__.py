@@ -3,13 +3,14 @@
 Three layers, kept apart so each can be used and tested alone:
 
 * :mod:`.detect` -- :func:`build_plan`: pure detection over raw records (no I/O);
-* :mod:`.model` / :mod:`.render` -- the :class:`Plan` data model, its JSON
-  (:func:`plan_to_json`, :func:`save_plan`, :func:`load_plan`) and its Terraform-style text
-  (:func:`render_text`, :func:`render_rich`);
+* :mod:`.model` -- the :class:`Plan` data model and its JSON (:func:`plan_to_json`,
+  :func:`save_plan`, :func:`load_plan`); its Terraform-style text lives with the CLI
+  (:mod:`jobtrack_airtable.cli.render`), so the library core never imports rich;
 * :mod:`.apply` -- :func:`plan_sync` (reads the base), :func:`apply_plan` (re-checks, then
   writes in batches), :func:`sync_and_apply`.
 
->>> from jobtrack_airtable.sync import plan_sync, render_text, apply_plan   # doctest: +SKIP
+>>> from jobtrack_airtable.sync import plan_sync, apply_plan               # doctest: +SKIP
+>>> from jobtrack_airtable.cli.render import render_text                   # doctest: +SKIP
 >>> plan = plan_sync(repo)                                                  # doctest: +SKIP
 >>> print(render_text(plan))                                                # doctest: +SKIP
 >>> apply_plan(repo, plan)                                                  # doctest: +SKIP
@@ -48,7 +49,6 @@ from .model import (
     plan_to_json,
     save_plan,
 )
-from .render import format_value, render_rich, render_text, summary_line
 
 __all__ = [
     "DEFAULT_STALE_AFTER",
@@ -69,15 +69,11 @@ __all__ = [
     "apply_plan",
     "build_plan",
     "fingerprint",
-    "format_value",
     "load_plan",
     "plan_budget",
     "plan_from_json",
     "plan_sync",
     "plan_to_json",
-    "render_rich",
-    "render_text",
     "save_plan",
-    "summary_line",
     "sync_and_apply",
 ]

@@ -31,7 +31,7 @@ from typing import Any
 from rich.console import Group
 from rich.text import Text
 
-from .model import TABLE_ORDER, Action, Plan, RecordChange
+from ..sync.model import TABLE_ORDER, Action, Plan, RecordChange
 
 __all__ = ["format_value", "render_rich", "render_text", "summary_line"]
 

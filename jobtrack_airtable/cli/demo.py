@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .metrics import JOB_SUM_KEYS
-from .timeutil import to_airtable
+from ..metrics import JOB_SUM_KEYS
+from ..timeutil import to_airtable
 
 CLIENTS: tuple[tuple[str, str], ...] = (
     ("Guy-Wilson", "Guy Wilson"),

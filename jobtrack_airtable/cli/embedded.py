@@ -47,14 +47,14 @@ import filelock
 import platformdirs
 from pydantic import SecretStr
 
-from .client import DEFAULT_ENDPOINT_URL, Connection
+from ..client import DEFAULT_ENDPOINT_URL, Connection
+from ..errors import ConfigError
+from ..local.server import DEFAULT_BASE_ID, LocalAirtable
+from ..local.storage import Store, write_atomically
+from ..schema import Schema, load_schema
+from ..settings import Settings
+from ..timeutil import utcnow
 from .demo import demo_records
-from .errors import ConfigError
-from .local.server import DEFAULT_BASE_ID, LocalAirtable
-from .local.storage import Store, write_atomically
-from .schema import Schema, load_schema
-from .settings import Settings
-from .timeutil import utcnow
 
 __all__ = [
     "APP_NAME",
