@@ -25,6 +25,7 @@ from jobtrack_airtable import DEFAULT_POLICY
 CRR = "Client%20Run%20Results"
 
 
+@pytest.mark.slow
 def test_small_soak_loses_nothing_under_faults() -> None:
     # The soak's default fault rates (10% 429, 5% 5xx, 3% dropped, 3% response lost; ~20% of
     # requests fail) and retry policy scaled to a 0.3 s penalty.  10 attempts instead of the

@@ -17,7 +17,8 @@ mypy_api = pytest.importorskip(
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_mypy_reports_no_error(monkeypatch: pytest.MonkeyPatch) -> None:
     # From the repo root, so that mypy reads pyproject.toml's [tool.mypy] (files, plugins).
     monkeypatch.chdir(ROOT)

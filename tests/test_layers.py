@@ -1,0 +1,160 @@
+"""The layers stay visible and apart (docs/architecture.md).
+
+* the worker core (``import jobtrack_airtable``) loads none of the admin CLI's or the local
+  server's dependencies, so a lead-scoring worker pays for neither;
+* no two modules of the package import each other at module level (an import cycle makes the
+  import order matter and hides which layer depends on which).
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "jobtrack_airtable"
+
+#: What only the admin CLI (typer, rich) or the local server (werkzeug) may load.
+NOT_IN_THE_CORE = (
+    "typer",
+    "click",
+    "rich",
+    "werkzeug",
+    "jobtrack_airtable.cli",
+    "jobtrack_airtable.local",
+)
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print('\\n'.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    return set(out.split())
+
+
+def _offenders(modules: set[str]) -> list[str]:
+    return sorted(
+        m for m in modules if any(m == p or m.startswith(p + ".") for p in NOT_IN_THE_CORE)
+    )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import jobtrack_airtable",
+        "from jobtrack_airtable import Tracker",
+        "import jobtrack_airtable.sync",
+        "import jobtrack_airtable.errors",
+    ],
+)
+def test_the_worker_core_loads_no_cli_or_server_code(statement: str) -> None:
+    assert _offenders(_loaded_after(statement)) == []
+
+
+def test_the_check_would_see_an_offender() -> None:
+    # The same probe on the CLI does find typer and rich: the test above can fail.
+    assert {"typer", "rich"} <= set(_offenders(_loaded_after("import jobtrack_airtable.cli")))
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _module_level_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Imports run when the module is imported: not those inside functions or classes, nor
+    under ``if TYPE_CHECKING:``."""
+
+    def walk(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+        for node in body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                yield node
+            elif isinstance(node, ast.If):
+                test = ast.unparse(node.test)
+                if "TYPE_CHECKING" not in test:
+                    yield from walk(node.body)
+                yield from walk(node.orelse)
+            elif isinstance(node, ast.Try):
+                for block in (node.body, node.orelse, node.finalbody):
+                    yield from walk(block)
+                for handler in node.handlers:
+                    yield from walk(handler.body)
+
+    yield from walk(tree.body)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the package modules it imports at module level.  Importing a parent package
+    is no edge: Python initialises parents first, whatever the child imports."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        is_package = path.name == "__init__.py"
+        package = name if is_package else name.rpartition(".")[0]
+        for node in _module_level_imports(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                if node.level:
+                    base_parts = package.split(".")
+                    base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+                    base = ".".join([*base_parts, *([node.module] if node.module else [])])
+                else:
+                    base = node.module or ""
+                targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            for target in targets:
+                if target in files and target != name and not name.startswith(target + "."):
+                    graph[name].add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    graph = import_graph()
+    assert "jobtrack_airtable.errors" in graph["jobtrack_airtable.tracker"]
