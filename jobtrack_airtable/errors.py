@@ -231,3 +231,25 @@ class LimiterUnavailableError(JobtrackError):
         self.store = store
         self.reason = reason
         super().__init__(f"the shared rate limiter at {store} is unavailable: {reason}")
+
+
+class StaleArchivePlanError(JobtrackError):
+    """Rows of an archive plan changed or vanished since it was made; nothing was archived or
+    deleted.  ``problems`` names each row."""
+
+    MAX_LISTED = 20
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        shown = "; ".join(self.problems[: self.MAX_LISTED])
+        more = len(self.problems) - self.MAX_LISTED
+        if more > 0:
+            shown += f"; and {more} more"
+        super().__init__(
+            f"the base changed since the archive plan was made ({len(self.problems)} row(s)); "
+            f"nothing was archived or deleted. Plan again. {shown}"
+        )
+
+
+class ArchivePlanFormatError(JobtrackError, ValueError):
+    """A file is not an archive plan this version of the library can apply."""
