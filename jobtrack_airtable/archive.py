@@ -296,8 +296,9 @@ class ArchivedRecord:
 
 
 class ArchiveStore:
-    """A local archive file: SQLite (default) or JSON Lines.  Adding a row already there
-    (same table and record ID) replaces it, so re-archiving is harmless.
+    """A local archive file: SQLite (default) or JSON Lines.  Nothing in it is ever replaced
+    or removed: adding an identical copy again is a no-op, and a row archived again after it
+    changed gets a second version (readers show the newest).
 
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.sqlite"
@@ -329,7 +330,7 @@ class ArchiveStore:
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS records (table_key TEXT NOT NULL, "
                     "record_id TEXT NOT NULL, record TEXT NOT NULL, fingerprint TEXT NOT NULL, "
-                    "archived_at TEXT NOT NULL, PRIMARY KEY (table_key, record_id))"
+                    "archived_at TEXT NOT NULL, PRIMARY KEY (table_key, record_id, fingerprint))"
                 )
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('base_id', ?)", (base_id,)
@@ -374,7 +375,7 @@ class ArchiveStore:
         ]
         if self._db is not None:
             with self._db:
-                self._db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.executemany("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?)", rows)
             return len(rows)
         new_file = not self.path.exists()
         with self.path.open("a", encoding="utf-8") as f:
@@ -387,28 +388,34 @@ class ArchiveStore:
             os.fsync(f.fileno())
         return len(rows)
 
-    def records(self, table: TableKey) -> list[ArchivedRecord]:
-        """Every archived record of ``table`` (the newest copy of each record ID)."""
+    def versions(self, table: TableKey) -> list[ArchivedRecord]:
+        """Every copy of every record of ``table`` the archive holds, oldest first.  A copy is
+        never replaced: archiving a row again after it changed adds a second version."""
         if self._db is not None:
             rows = self._db.execute(
                 "SELECT record, fingerprint, archived_at FROM records WHERE table_key=? "
-                "ORDER BY record_id",
+                "ORDER BY archived_at, rowid",
                 (table,),
             ).fetchall()
             return [ArchivedRecord(table, json.loads(r), fp, at) for r, fp, at in rows]
-        latest: dict[str, ArchivedRecord] = {}
-        for line in self._lines():
-            if line.get("table") == table:
-                record = line["record"]
-                latest[record["id"]] = ArchivedRecord(
-                    table, record, line["fingerprint"], line["archived_at"]
-                )
+        return [
+            ArchivedRecord(table, line["record"], line["fingerprint"], line["archived_at"])
+            for line in self._lines()
+            if line.get("table") == table
+        ]
+
+    def records(self, table: TableKey) -> list[ArchivedRecord]:
+        """The newest copy of each archived record of ``table``, by record ID."""
+        latest = {v.record["id"]: v for v in self.versions(table)}
         return [latest[k] for k in sorted(latest)]
 
-    def fingerprints(self, table: TableKey) -> dict[str, str]:
-        """Record ID → fingerprint of the stored copy, recomputed from what was read back
-        (not the fingerprint stored beside it), so a damaged copy does not match."""
-        return {r.record["id"]: fingerprint(r.record) for r in self.records(table)}
+    def fingerprints(self, table: TableKey) -> dict[str, set[str]]:
+        """Record ID → fingerprints of its stored copies, recomputed from what was read back
+        (not the fingerprint stored beside them), so a damaged copy does not match."""
+        out: dict[str, set[str]] = {}
+        for v in self.versions(table):
+            out.setdefault(v.record["id"], set()).add(fingerprint(v.record))
+        return out
 
     def close(self) -> None:
         if self._db is not None:
@@ -490,7 +497,7 @@ def apply_archive(
             for rid, row in rows.items():
                 record = current[table].get(rid)
                 if record is None:
-                    if stored[table].get(rid) == row.fingerprint:
+                    if row.fingerprint in stored[table].get(rid, set()):
                         result.already_archived.append(row.key)
                     else:
                         problems.append(f"{row.key} ({rid}) is gone and not in the archive")
@@ -514,7 +521,7 @@ def apply_archive(
         rid
         for table in _MOVE_ORDER
         for rid, record in current[table].items()
-        if verified[table].get(rid) != fingerprint(record)
+        if fingerprint(record) not in verified[table].get(rid, set())
     ]
     if missing:
         raise JobtrackError(

@@ -6,6 +6,7 @@ Commands::
 
     sync [--stale-after MIN] [--json] [--out FILE] [--apply [--yes]]
     apply FILE [--json]
+    archive --older-than AGE [--to FILE] [--json] [--out FILE] [--apply [--yes]]
     runs list [--status S] [--since 7d|2025-09-30] [--limit N] [--json]
     runs show RUN_ID [--json]
     schema check [--json]
@@ -35,7 +36,7 @@ from collections.abc import Sequence
 import typer
 
 # Importing the command modules registers their commands on the apps.
-from . import _local, _runs, _schema, _sync  # noqa: F401
+from . import _archive, _local, _runs, _schema, _sync  # noqa: F401
 from ._core import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "app", "main"]

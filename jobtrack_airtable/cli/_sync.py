@@ -191,12 +191,26 @@ def sync(
             sys.stderr.write(_applied_line(result) + "\n")
 
 
+def _is_archive_plan(path: Path) -> bool:
+    """Whether ``path`` holds an archive plan (``"kind": "archive"``) rather than a sync plan;
+    an unreadable file is left to the sync plan loader to report."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == "archive"
+
+
 @app.command("apply")
 def apply_cmd(
     ctx: typer.Context,
     plan_file: Annotated[
         Path,
-        typer.Argument(metavar="FILE", dir_okay=False, help="A plan saved by `sync --out FILE`."),
+        typer.Argument(
+            metavar="FILE",
+            dir_okay=False,
+            help="A plan saved by `sync --out FILE` or `archive --out FILE`.",
+        ),
     ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print what was written as JSON.")
@@ -207,6 +221,11 @@ def apply_cmd(
     The rows the plan depends on are re-read first: if any changed, vanished or appeared,
     nothing is written and the command exits 1, listing them.
     """
+    if _is_archive_plan(plan_file):
+        from ._archive import apply_file
+
+        apply_file(ctx, plan_file, as_json=as_json)
+        return
     state = state_of(ctx)
     with errors_to_exit(state):
         plan = load_plan(plan_file)

@@ -1,0 +1,192 @@
+"""``archive``: retention as a planned change (:mod:`jobtrack_airtable.archive`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from ..archive import (
+    ArchivePlan,
+    ArchiveResult,
+    apply_archive,
+    load_archive_plan,
+    parse_age,
+    plan_archive,
+    save_archive_plan,
+)
+from ..errors import ConfigError, StaleArchivePlanError
+from ..repository import Repository
+from . import _core
+from ._core import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    Reads,
+    Writes,
+    app,
+    errors_to_exit,
+    open_base,
+    out_console,
+    print_json,
+    redact,
+    state_of,
+)
+
+DEFAULT_ARCHIVE = Path("jobtrack-archive.sqlite")
+
+
+def summary_line(plan: ArchivePlan) -> str:
+    clients = plan.row_count - len(plan.jobs)
+    return (
+        f"Archive plan: {len(plan.jobs)} job(s) and {clients} client row(s) to move to "
+        f"{plan.archive_path}, {len(plan.skipped)} old job(s) left in place."
+    )
+
+
+def _print_plan(plan: ArchivePlan) -> None:
+    console = out_console()
+    console.soft_wrap = True
+    from rich.text import Text
+
+    for job in plan.jobs:
+        line = Text("  - ", style="red")
+        line.append(f"{job.job.key}", style="bold")
+        line.append(f"  {job.status}, ended {job.ended}, {len(job.clients)} client row(s)")
+        console.print(line)
+    for skip in plan.skipped:
+        line = Text("  ! ", style="yellow")
+        line.append(skip.key, style="bold")
+        line.append(f"  left in place: {skip.reason}")
+        console.print(line)
+    console.print(summary_line(plan), markup=False, highlight=False)
+
+
+def _result_json(result: ArchiveResult) -> dict[str, Any]:
+    return {
+        "archived": result.archived,
+        "deleted": result.deleted,
+        "already_archived": result.already_archived,
+    }
+
+
+def _refused(exc: StaleArchivePlanError) -> NoReturn:
+    sys.stderr.write(
+        f"error: {len(exc.problems)} row(s) of the archive plan changed since it was made; "
+        "nothing was archived or deleted. Run `jobtrack-airtable archive --out FILE` again.\n"
+    )
+    for problem in exc.problems:
+        sys.stderr.write(redact(f"  {problem}") + "\n")
+    raise typer.Exit(EXIT_ERROR)
+
+
+def run_apply(repo: Repository, plan: ArchivePlan, *, as_json: bool) -> None:
+    """Apply an archive plan with a progress bar; shared by ``archive --apply`` and
+    ``apply FILE``."""
+    with Writes("Archiving", total=plan.row_count * 2) as writes:
+
+        def progress(stage: str, rows: int) -> None:
+            writes.progress.update(writes.task, description=stage.capitalize(), advance=rows)
+
+        try:
+            result = apply_archive(repo, plan, on_progress=progress)
+        except StaleArchivePlanError as exc:
+            _refused(exc)
+    if as_json:
+        print_json(_result_json(result))
+    if result.deleted_count == 0 and result.already_archived:
+        sys.stderr.write(
+            f"Already applied: all {len(result.already_archived)} row(s) are in the archive "
+            "and gone from the base.\n"
+        )
+        return
+    jobs, clients = result.deleted["jobs"], result.deleted["client_runs"]
+    more = f" ({len(result.already_archived)} already archived)" if result.already_archived else ""
+    sys.stderr.write(
+        f"Archived and deleted {len(jobs)} job(s) and {len(clients)} client row(s){more}; "
+        f"archive: {plan.archive_path}\n"
+    )
+
+
+def apply_file(ctx: typer.Context, plan_file: Path, *, as_json: bool) -> None:
+    """``apply FILE`` for an archive plan."""
+    state = state_of(ctx)
+    with errors_to_exit(state):
+        plan = load_archive_plan(plan_file)
+        with open_base(state) as backend:
+            run_apply(Repository(backend.conn), plan, as_json=as_json)
+
+
+@app.command()
+def archive(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="Archive finished jobs that ended longer ago than this (e.g. 90d, 12w, 36h).",
+        ),
+    ],
+    to: Annotated[
+        Path,
+        typer.Option(
+            "--to",
+            dir_okay=False,
+            help="The archive file: SQLite (default) or JSON Lines (.jsonl).",
+        ),
+    ] = DEFAULT_ARCHIVE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", dir_okay=False, help="Save the plan (apply it with `apply FILE`)."
+        ),
+    ] = None,
+    do_apply: Annotated[bool, typer.Option("--apply", help="Apply the plan now.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="With --apply: do not ask for confirmation.")
+    ] = False,
+) -> None:
+    """Plan moving old finished jobs (with all their client rows) to a local archive.
+
+    Changes nothing unless --apply: exit 0 when nothing is old enough, 2 when there is
+    something to archive, 1 on error.  Rows are deleted from the base only after the archive
+    has been read back and holds an exact copy of each.
+    """
+    state = state_of(ctx)
+    with errors_to_exit(state):
+        age = parse_age(older_than)
+        if yes and not do_apply:
+            raise ConfigError("--yes only makes sense with --apply")
+        if do_apply and not yes and not _core.stdin_is_tty():
+            raise ConfigError(
+                "refusing to apply without confirmation: stdin is not a terminal "
+                "(pass --yes to apply non-interactively)"
+            )
+        with open_base(state) as backend:
+            repo = Repository(backend.conn)
+            with Reads("Reading the base") as reads:
+                plan = plan_archive(repo, older_than=age, archive_path=to, on_page=reads.on_page)
+            if out is not None:
+                save_archive_plan(plan, out)
+            if as_json:
+                sys.stdout.write(plan.model_dump_json(indent=2) + "\n")
+            else:
+                _print_plan(plan)
+            if out is not None:
+                sys.stderr.write(
+                    f"Plan saved to {out}; apply it with: jobtrack-airtable apply {out}\n"
+                )
+            if not plan.has_changes:
+                raise typer.Exit(EXIT_OK)
+            if not do_apply:
+                raise typer.Exit(EXIT_CHANGES)
+            if not yes and not typer.confirm(
+                f"{summary_line(plan)} Apply it to {backend.description}?", default=False, err=True
+            ):
+                sys.stderr.write("Not applied.\n")
+                raise typer.Exit(EXIT_ERROR)
+            run_apply(repo, plan, as_json=False)
