@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import typer
 
 # Importing the command modules registers their commands on the apps.
-from . import _check, _local, _runs, _schema, _sync  # noqa: F401
+from . import _check, _local, _report, _runs, _schema, _sync  # noqa: F401
 from ._core import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "app", "main"]
