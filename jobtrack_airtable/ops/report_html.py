@@ -91,7 +91,7 @@ def _figures(data: ReportData, go: Any) -> dict[str, Any]:
     days = data.days
     runs = go.Figure(layout={**layout, "barmode": "stack", "yaxis": {"title": "jobs"}})
     for status in STATUS_ORDER:
-        counts = [data.runs_per_day.get(d, {}).get(status, 0) for d in days]
+        counts = [data.runs_per_day[d][status] if d in data.runs_per_day else 0 for d in days]
         if any(counts):
             runs.add_bar(
                 name=status,
