@@ -15,6 +15,7 @@ which target already has which problem, and its ``repr`` shows only that.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +30,11 @@ class MissingExtraError(JobtrackError):
 
 def _apprise() -> Any:
     try:
-        import apprise
+        # apprise imports the stdlib's deprecated imghdr (its PGP plugin); that is apprise's
+        # business, not a warning for our users.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import apprise
     except ImportError:
         raise MissingExtraError(
             "notifications need apprise: pip install 'jobtrack-airtable[ops]'"
