@@ -14,9 +14,10 @@ which target already has which problem, and its ``repr`` shows only that.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import ConfigError, JobtrackError
@@ -28,12 +29,18 @@ class MissingExtraError(JobtrackError):
     """An optional dependency of the ``ops`` commands is not installed."""
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    # apprise loads its plugins lazily, and one imports the stdlib's deprecated imghdr: that
+    # is apprise's business, not a warning for our users.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
 def _apprise() -> Any:
     try:
-        # apprise imports the stdlib's deprecated imghdr (its PGP plugin); that is apprise's
-        # business, not a warning for our users.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
+        with _quiet():
             import apprise
     except ImportError:
         raise MissingExtraError(
@@ -60,7 +67,9 @@ class AppriseTarget:
         self._id = f"{scheme}-{digest}"
         self._apprise = apprise.Apprise()
         # apprise logs failures through the "apprise" logger; a secret-free summary is ours.
-        if not self._apprise.add(url):
+        with _quiet():
+            added = self._apprise.add(url)
+        if not added:
             raise ConfigError(
                 f"notification URL #{position} (scheme {scheme!r}) is not one apprise "
                 "understands; see apprise's list of services"

@@ -180,7 +180,7 @@ def _per_stream(jobs: list[JobRow]) -> dict[int, list[float]]:
         seconds = _seconds(job.start_time, job.end_time)
         if job.stream is not None and seconds is not None:
             out[job.stream].append(seconds)
-    return dict(sorted(out.items()))
+    return {stream: sorted(values) for stream, values in sorted(out.items())}
 
 
 def collect_report(
