@@ -147,6 +147,7 @@ def test_one_message_per_new_problem_never_repeated(
         "run stuck",
     ]
     assert all(srv.base_id in t for t in webhook.titles())
+    assert {r.body["type"] for r in webhook.received} == {"warning"}
     assert any("Guy-Wilson" in m and "TimeoutError" in m for m in webhook.messages())
 
     # Again, and again: the stuck run is still a problem (exit 2) but nobody hears twice.

@@ -65,6 +65,7 @@ class AppriseTarget:
         scheme = _scheme(url)
         digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:12]
         self._id = f"{scheme}-{digest}"
+        self._warning = apprise.NotifyType.WARNING
         self._apprise = apprise.Apprise()
         # apprise logs failures through the "apprise" logger; a secret-free summary is ours.
         with _quiet():
@@ -85,7 +86,7 @@ class AppriseTarget:
     def send(self, title: str, body: str) -> bool:
         """Deliver one message; ``False`` (never an exception) when delivery failed."""
         try:
-            return bool(self._apprise.notify(body=body, title=title))
+            return bool(self._apprise.notify(body=body, title=title, notify_type=self._warning))
         except Exception:
             return False
 

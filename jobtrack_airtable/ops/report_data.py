@@ -68,9 +68,13 @@ class ClientSummary:
         return self.statuses[Status.FAILED.value]
 
     @property
+    def finished(self) -> int:
+        """Runs no longer ``Running`` (the error rate's denominator)."""
+        return self.runs - self.statuses[Status.RUNNING.value]
+
+    @property
     def error_rate(self) -> float:
-        finished = self.runs - self.statuses[Status.RUNNING.value]
-        return self.failed / finished if finished else 0.0
+        return self.failed / self.finished if self.finished else 0.0
 
     @property
     def tokens(self) -> int:
@@ -230,6 +234,7 @@ def report_to_json(data: ReportData) -> dict[str, Any]:
                 "runs": c.runs,
                 "statuses": dict(c.statuses),
                 "failed": c.failed,
+                "finished": c.finished,
                 "error_rate": round(c.error_rate, 4),
                 "profile_tokens": c.profile_tokens,
                 "post_tokens": c.post_tokens,

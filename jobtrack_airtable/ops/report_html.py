@@ -111,8 +111,8 @@ def _figures(data: ReportData, go: Any) -> dict[str, Any]:
     client_errors.add_bar(
         x=[c.client_id for c in errors],
         y=[c.failed for c in errors],
-        customdata=[[c.runs, round(c.error_rate * 100, 1)] for c in errors],
-        hovertemplate="%{x}: %{y} failed of %{customdata[0]} runs (%{customdata[1]}%)"
+        customdata=[[c.finished, round(c.error_rate * 100, 1)] for c in errors],
+        hovertemplate="%{x}: %{y} failed of %{customdata[0]} finished runs (%{customdata[1]}%)"
         "<extra></extra>",
         marker_color=_STATUS_COLOURS["Failed"],
     )
@@ -168,14 +168,14 @@ def _error_table(clients: list[ClientSummary]) -> str:
     if not clients:
         return '<p class="empty">No client run failed in this period.</p>'
     rows = "".join(
-        f"<tr><td>{html.escape(c.client_id)}</td><td class='n'>{c.failed} / {c.runs}</td>"
+        f"<tr><td>{html.escape(c.client_id)}</td><td class='n'>{c.failed} / {c.finished}</td>"
         f"<td class='n'>{c.error_rate:.0%}</td>"
         f"<td>{html.escape(c.last_error_at.strftime('%Y-%m-%d %H:%M') if c.last_error_at else '')}"
         f"</td><td>{html.escape(c.last_error or '')}</td></tr>"
         for c in clients
     )
     return (
-        "<table><thead><tr><th>Client</th><th class='n'>Failed / runs</th>"
+        "<table><thead><tr><th>Client</th><th class='n'>Failed / finished</th>"
         "<th class='n'>Error rate</th><th>Last failure (UTC)</th><th>Last error</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>"
     )
