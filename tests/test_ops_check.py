@@ -13,7 +13,7 @@ from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import AuthenticationError, ConfigError
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.ops.config import CheckConfig, ScheduleRule, load_check_config
-from jobtrack_airtable.ops.health import EVENT_OVERLAP, ProblemKind, run_check
+from jobtrack_airtable.ops.health import EVENT_OVERLAP, HealthReport, ProblemKind, run_check
 from jobtrack_airtable.ops.state import CheckState, locked_state
 from jobtrack_airtable.repository import Repository
 
@@ -35,8 +35,8 @@ def repo(srv: LocalAirtable) -> Repository:
     return connect(srv)
 
 
-def _kinds(report: object) -> list[tuple[str, str]]:
-    return [(p.kind.value, p.key) for p in report.problems]  # type: ignore[attr-defined]
+def _kinds(report: HealthReport) -> list[tuple[str, str]]:
+    return [(p.kind.value, p.key) for p in report.problems]
 
 
 def _check(
@@ -46,7 +46,7 @@ def _check(
     now: datetime = NOW,
     config: CheckConfig | None = None,
     stuck_after: timedelta = TWO_HOURS,
-):  # type: ignore[no-untyped-def]
+) -> HealthReport:
     return run_check(repo, config or CheckConfig(), state, stuck_after=stuck_after, now=now)
 
 

@@ -130,6 +130,19 @@ def test_exit_1_on_errors_before_any_request(
     assert not state_file.exists()
 
 
+def test_notify_without_apprise_says_what_to_install(
+    srv: LocalAirtable, state_file: Path, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [m for m in sys.modules if m == "apprise" or m.startswith("apprise.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "apprise", None)  # `import apprise` now fails
+    srv.request_log.clear()
+    result = check(state_file, "--notify", webhook.url())
+    assert result.exit_code == 1
+    assert "pip install 'jobtrack-airtable[ops]'" in result.stderr
+    assert srv.request_log.total == 0 and webhook.received == []
+
+
 def test_one_message_per_new_problem_never_repeated(
     srv: LocalAirtable, repo: Repository, state_file: Path, webhook: Webhook
 ) -> None:

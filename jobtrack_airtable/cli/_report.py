@@ -37,7 +37,11 @@ def report(
     ] = "30d",
     until: Annotated[
         str | None,
-        typer.Option("--until", help="End of the period (same forms as --since; default now)."),
+        typer.Option(
+            "--until",
+            help="End of the period (same forms as --since; a date means its 00:00 UTC; "
+            "default now).",
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report's numbers as JSON.")

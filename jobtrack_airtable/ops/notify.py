@@ -20,13 +20,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, JobtrackError
+from ..errors import ConfigError
 
 __all__ = ["AppriseTarget", "MissingExtraError", "build_targets"]
 
 
-class MissingExtraError(JobtrackError):
-    """An optional dependency of the ``ops`` commands is not installed."""
+class MissingExtraError(ConfigError):
+    """An optional dependency of the ``ops`` commands is not installed (an installation
+    problem, so a :class:`~jobtrack_airtable.errors.ConfigError`)."""
 
 
 @contextlib.contextmanager
