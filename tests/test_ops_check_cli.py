@@ -268,12 +268,7 @@ def _subprocess_env(srv: LocalAirtable) -> dict[str, str]:
 
 
 def _cli(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from jobtrack_airtable.cli import main; sys.exit(main(sys.argv[1:]))",
-        *args,
-    ]
+    return [sys.executable, "-m", "jobtrack_airtable.cli", *args]
 
 
 def test_exit_codes_of_the_real_process(

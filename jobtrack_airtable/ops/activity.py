@@ -27,7 +27,7 @@ from ..run_ids import recognise
 from ..schema import TableSpec
 from ..timeutil import utcnow
 
-__all__ = ["Activity", "base_run_id_of", "read_activity", "run_time"]
+__all__ = ["Activity", "base_run_id_of", "client_id_of", "read_activity", "run_time"]
 
 PageCallback = Callable[[int], None]
 
@@ -66,6 +66,14 @@ def _one_per_key(records: list[RecordDict], spec: TableSpec) -> list[RecordDict]
             seen.add(key)
         kept.append(record)
     return kept
+
+
+def client_id_of(row: ClientRunRow) -> str:
+    """A client row's client: its Client ID, else what follows the base in its Run ID."""
+    if row.client_id:
+        return row.client_id
+    parts = (row.run_id or "").split("-", 2)
+    return parts[2] if len(parts) == 3 else (row.run_id or row.record_id)
 
 
 def _between(moment: Any, since: datetime, until: datetime) -> Any:

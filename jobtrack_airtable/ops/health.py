@@ -9,8 +9,9 @@ once, not on every check:
   with no run of its stream, see :mod:`.config`);
 * **conditions**, reported by every check while they last (marked new only the first time,
   and new again if they clear and come back): ``stuck_run`` (a job still ``Running`` with no
-  update for longer than the stuck threshold) and ``error_rate`` (a client failing at least
-  the configured share of its runs).
+  update for longer than the stuck threshold; every job without an End Time is read for it,
+  however old) and ``error_rate`` (a client failing at least the configured share of its
+  runs).  Client rows left ``Running`` under a finished job are ``sync``'s business.
 
 "Since the last check" comes from the state file (:mod:`.state`); the first check looks back
 ``lookback`` (24 h).  The event window starts a few minutes before the last check
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
@@ -41,7 +42,7 @@ from ..metrics import ClientRunRow, JobRow
 from ..repository import Repository
 from ..statuses import Status, map_status, stale_reason
 from ..timeutil import to_airtable, utcnow
-from .activity import Activity, base_run_id_of, read_activity, run_time
+from .activity import Activity, base_run_id_of, client_id_of, read_activity, run_time
 from .config import CheckConfig, ScheduleRule
 from .state import CheckState, SeenProblem
 
@@ -250,16 +251,6 @@ def _failed_jobs(jobs: Iterable[JobRow], since: datetime, now: datetime) -> list
     return out
 
 
-def _client_id(row: ClientRunRow) -> str:
-    if row.client_id:
-        return row.client_id
-    if row.run_id:
-        parts = row.run_id.split("-", 2)
-        if len(parts) == 3:
-            return parts[2]
-    return row.run_id or row.record_id
-
-
 def _failed_clients(
     clients: Iterable[ClientRunRow], since: datetime, now: datetime
 ) -> list[Problem]:
@@ -268,7 +259,7 @@ def _failed_clients(
         moment = _finished_at(row)
         if _status(row) is not Status.FAILED or moment is None or not since <= moment <= now:
             continue
-        client = _client_id(row)
+        client = client_id_of(row)
         error = _short(row.error_details)
         run = base_run_id_of(row) or row.run_id or row.record_id
         out.append(
@@ -327,7 +318,7 @@ def _error_rates(
         status = _status(row)
         if moment is None or not since <= moment <= now or status in (None, Status.RUNNING):
             continue
-        client = _client_id(row)
+        client = client_id_of(row)
         runs[client] += 1
         failed[client] += status is Status.FAILED
     rates = [ClientErrorRate(c, runs[c], failed[c]) for c in runs]
@@ -423,7 +414,7 @@ def _remember(
 
 
 def _not_new(p: Problem) -> Problem:
-    return Problem(p.key, p.kind, p.message, p.at, p.run_id, p.client_id, p.stream, new=False)
+    return replace(p, new=False)
 
 
 def _deliver(

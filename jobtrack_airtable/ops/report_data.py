@@ -22,7 +22,7 @@ from ..metrics import ClientRunRow, JobRow
 from ..repository import Repository
 from ..statuses import Status, map_status
 from ..timeutil import to_airtable, utcnow
-from .activity import read_activity, run_time
+from .activity import client_id_of, read_activity, run_time
 
 __all__ = [
     "REPORT_FORMAT_VERSION",
@@ -141,17 +141,10 @@ class ReportData:
         return timed[:limit]
 
 
-def _client_id(row: ClientRunRow) -> str:
-    if row.client_id:
-        return row.client_id
-    parts = (row.run_id or "").split("-", 2)
-    return parts[2] if len(parts) == 3 else (row.run_id or row.record_id)
-
-
 def _summarise_clients(rows: list[ClientRunRow]) -> list[ClientSummary]:
     by_client: dict[str, ClientSummary] = {}
     for row in rows:
-        cid = _client_id(row)
+        cid = client_id_of(row)
         summary = by_client.setdefault(cid, ClientSummary(cid))
         summary.runs += 1
         summary.statuses[_status_label(row.status_raw)] += 1
