@@ -6,6 +6,8 @@ Commands::
 
     sync [--stale-after MIN] [--json] [--out FILE] [--apply [--yes]]
     apply FILE [--json]
+    check [--config FILE] [--stuck-after MIN] [--state FILE] [--notify URL]... [--json]
+    report --html FILE [--since 30d] [--until DATE] [--json]
     archive --older-than AGE [--to FILE] [--json] [--out FILE] [--apply [--yes]]
     runs list [--status S] [--since 7d|2025-09-30] [--limit N] [--json]
     runs show RUN_ID [--json]
@@ -36,7 +38,7 @@ from collections.abc import Sequence
 import typer
 
 # Importing the command modules registers their commands on the apps.
-from . import _archive, _local, _runs, _schema, _sync  # noqa: F401
+from . import _archive, _check, _local, _report, _runs, _schema, _sync  # noqa: F401
 from ._core import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "app", "main"]

@@ -1,0 +1,145 @@
+"""``check``: the cron-friendly health check, over :mod:`jobtrack_airtable.ops.health`.
+
+Exit codes: 0 healthy, 2 unhealthy (problems found), 1 error (the check could not run, or a
+notification could not be delivered: it is retried by the next check).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..ops import health
+from ..ops.config import CheckConfig, load_check_config, parse_duration
+from ..ops.notify import build_targets
+from ..ops.state import default_state_path, locked_state
+from ..repository import Repository
+from ._core import Reads, app, errors_to_exit, open_base, out_console, print_json, state_of
+
+_KIND_STYLE = {
+    health.ProblemKind.STUCK_RUN: "yellow",
+    health.ProblemKind.FAILED_RUN: "red",
+    health.ProblemKind.FAILED_CLIENT: "red",
+    health.ProblemKind.MISSED_RUN: "magenta",
+    health.ProblemKind.ERROR_RATE: "yellow",
+}
+
+
+@app.command("check")
+def check(
+    ctx: typer.Context,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Check configuration (TOML): stuck threshold, lookback, error-rate rule, "
+            "expected runs per stream. See config/check.example.toml.",
+            dir_okay=False,
+        ),
+    ] = None,
+    stuck_after: Annotated[
+        str | None,
+        typer.Option(
+            "--stuck-after",
+            help="A Running job with no update for this long is stuck (30m, 2h); default: "
+            "the config file, else JOBTRACK_STALE_AFTER_MINUTES.",
+        ),
+    ] = None,
+    state_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="State file remembering the last check and the problems reported "
+            "(default: one per base in the per-user state directory).",
+            dir_okay=False,
+        ),
+    ] = None,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify",
+            metavar="URL",
+            help="Send one message per new problem to this apprise URL (slack://…, "
+            "mailto://…, json://host:port/…); repeatable. Never repeats a problem.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check the base's health: stuck, failed and missing runs, client error rates."""
+    state = state_of(ctx)
+    with errors_to_exit(state):
+        config = load_check_config(config_file) if config_file is not None else CheckConfig()
+        threshold = (
+            parse_duration(stuck_after, what="--stuck-after")
+            if stuck_after is not None
+            else config.stuck_after or state.settings.stale_after
+        )
+        # Every URL is validated before the base is read or anything is sent.
+        targets = build_targets(notify or [])
+        with open_base(state) as backend:
+            repo = Repository(backend.conn)
+            path = state_file or default_state_path(repo.conn.base_id)
+            with (
+                locked_state(path, repo.conn.base_id) as memory,
+                Reads("Checking the base") as reads,
+            ):
+                report = health.run_check(
+                    repo,
+                    config,
+                    memory,
+                    stuck_after=threshold,
+                    targets=targets,
+                    on_page=reads.on_page,
+                )
+        if as_json:
+            print_json(health.health_to_json(report))
+        else:
+            _print_report(report)
+        if report.notify_failed:
+            sys.stderr.write(
+                f"error: {report.notify_failed} notification(s) could not be delivered; "
+                "the next check retries them\n"
+            )
+    raise typer.Exit(report.exit_code)
+
+
+def _print_report(report: health.HealthReport) -> None:
+    console = out_console()
+    since = report.events_since.strftime("%Y-%m-%d %H:%M UTC")
+    if report.problems:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        table.add_column("", no_wrap=True)
+        table.add_column("Problem", no_wrap=True)
+        table.add_column("Details", overflow="fold")
+        for p in report.problems:
+            style = _KIND_STYLE[p.kind]
+            table.add_row(
+                "[bold]new[/bold]" if p.new else "[dim]seen[/dim]",
+                f"[{style}]{p.kind.label}[/{style}]",
+                escape(p.message),
+            )
+        console.print(table)
+        console.print()
+    met = sum(1 for d in report.deadlines if d.met_by is not None)
+    if report.deadlines:
+        console.print(f"[dim]Expected runs: {met} of {len(report.deadlines)} deadlines met.[/dim]")
+    if report.error_rates:
+        worst = report.error_rates[0]
+        console.print(
+            f"[dim]Client error rates: {len(report.error_rates)} clients; highest "
+            f"{escape(worst.client_id)} {worst.failed}/{worst.runs} ({worst.rate:.0%}).[/dim]"
+        )
+    sent = f" {report.notified} notification(s) sent." if report.notified else ""
+    if report.healthy:
+        console.print(f"[green]Healthy[/green]: no problems since {since}.{sent}")
+    else:
+        new = len(report.new_problems)
+        console.print(
+            f"[red]Unhealthy[/red]: {len(report.problems)} problem(s), {new} new "
+            f"(events since {since}).{sent}"
+        )

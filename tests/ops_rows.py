@@ -1,0 +1,95 @@
+"""Rows for the ops tests (check, report), written through the real path: Repository upserts
+over HTTP into a local server."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from jobtrack_airtable.client import Connection
+from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.repository import Repository
+from jobtrack_airtable.timeutil import to_airtable
+
+
+def connect(srv: LocalAirtable) -> Repository:
+    return Repository(Connection.from_settings(srv.settings(), schema=srv.schema))
+
+
+def base_id_at(moment: datetime) -> str:
+    return moment.strftime("%y%m%d-%H%M%S")
+
+
+def job(
+    start: datetime,
+    status: str,
+    *,
+    stream: int = 1,
+    minutes: float | None = 10,
+    last_updated: datetime | None = None,
+    notes: str | None = None,
+) -> dict[str, Any]:
+    """A job row by logical key; ``minutes=None`` leaves it without an End Time."""
+    fields: dict[str, Any] = {
+        "run_id": base_id_at(start),
+        "status": status,
+        "stream": stream,
+        "start_time": to_airtable(start),
+    }
+    end = start + timedelta(minutes=minutes) if minutes is not None else None
+    if end is not None:
+        fields["end_time"] = to_airtable(end)
+    touched = last_updated or end or start
+    fields["last_updated"] = to_airtable(touched)
+    if notes:
+        fields["system_notes"] = notes
+    return fields
+
+
+def client(
+    job_start: datetime,
+    client_id: str,
+    status: str,
+    *,
+    seconds: float = 60,
+    offset: float = 5,
+    error: str | None = None,
+    profile_tokens: int = 0,
+    post_tokens: int = 0,
+    cost: float = 0.0,
+) -> dict[str, Any]:
+    start = job_start + timedelta(seconds=offset)
+    end = start + timedelta(seconds=seconds)
+    fields: dict[str, Any] = {
+        "run_id": f"{base_id_at(job_start)}-{client_id}",
+        "client_id": client_id,
+        "status": status,
+        "start_time": to_airtable(start),
+        "last_updated": to_airtable(end),
+        "profile_tokens": profile_tokens,
+        "post_tokens": post_tokens,
+        "apify_costs": cost,
+    }
+    if status != "Running":
+        fields["end_time"] = to_airtable(end)
+    if error:
+        fields["error_details"] = error
+    return fields
+
+
+def put(
+    repo: Repository,
+    jobs: list[dict[str, Any]] | None = None,
+    clients: list[dict[str, Any]] | None = None,
+) -> None:
+    if jobs:
+        repo.upsert("jobs", jobs)
+    if clients:
+        repo.upsert("client_runs", clients)
+
+
+def put_legacy(srv: LocalAirtable, table: str, fields: dict[str, Any]) -> None:
+    """Insert a row holding a legacy value (``In Progress``) the schema check would refuse,
+    straight into the server's store with typecast, as a legacy base holds it."""
+    spec = srv.schema.table(table)
+    srv.store.create_records(srv.base_id, spec.name, [spec.to_names(fields)], typecast=True)
