@@ -35,7 +35,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from pydantic import SecretStr
 from ..client import DEFAULT_ENDPOINT_URL, Connection
 from ..errors import ConfigError
 from ..local.server import DEFAULT_BASE_ID, LocalAirtable
-from ..local.storage import Store, write_atomically
+from ..local.storage import Store
 from ..schema import Schema, load_schema
 from ..settings import Settings
 from ..timeutil import utcnow
@@ -124,14 +123,13 @@ def seed_file(
     """Create (or replace) the local base file ``path`` holding the schema's tables filled
     with the demo dataset.  Returns the rows inserted per table key.
 
-    The dataset is built in memory and written once: persisting through the store row by row
-    would rewrite the whole file a few hundred times.
+    The dataset is built in memory and copied to the file once: one transaction, not a few
+    hundred.
     """
-    store = Store()
-    store.ensure_schema(base_id, schema)
-    counts = seed_store(store, base_id, schema, now=now)
-    text = json.dumps(store.to_json(), ensure_ascii=False, separators=(",", ":"))
-    write_atomically(Path(path), text)
+    with Store() as store:
+        store.ensure_schema(base_id, schema)
+        counts = seed_store(store, base_id, schema, now=now)
+        store.save_as(path)
     return counts
 
 
@@ -156,7 +154,8 @@ def count_records(path: str | Path) -> int:
         store = Store(path)
     except _LOAD_ERRORS as exc:
         raise _unreadable(path, exc) from None
-    return sum(len(t.records) for b in store.base_ids() for t in store.tables(b))
+    with store:
+        return sum(len(t.records) for b in store.base_ids() for t in store.tables(b))
 
 
 # -- the running embedded base -------------------------------------------------------------

@@ -283,7 +283,7 @@ class AirtableApp:
             raise E.ApiError(422, "VIEW_NAME_NOT_FOUND", f'Could not find view "{p.view}"')
         options = RenderOptions(wanted, p.by_field_id, _cell_format(p.cell_format, p.locale))
         formula = compile_filter(table, p.formula) if p.formula else None
-        table, records = self.store.snapshot(base_id, table_ref)
+        table, records = self.store.snapshot_for(base_id, table_ref, formula)
         now = self._clock()
         result = select(
             table, records, formula=formula, sort=sort, max_records=max_records, now=now

@@ -151,6 +151,7 @@ class LocalAirtable:
         """Bind and serve in a daemon thread; returns ``self``."""
         if self._server is not None:
             return self
+        self.store.open()  # after a stop(): the base file again, as a restart would
         server = make_server(
             self.host, self._port, self.app, threaded=True, request_handler=_Handler
         )
@@ -178,6 +179,8 @@ class LocalAirtable:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        # Releases the base file (another server may open it now); reads stay possible.
+        self.store.close()
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (the ``serve`` CLI)."""

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from .functions import FUNCTIONS, _Function
 from .lexer import FormulaError, _fail
-from .parser import _Binary, _Lit, _Node, _Parser, _Ref, _Unary
+from .parser import Binary, Lit, Node, Ref, Unary, _Parser
 from .values import (
     _ARITHMETIC,
     _ORDERINGS,
@@ -35,12 +35,16 @@ from .values import (
 class Formula:
     """A compiled formula: evaluate it against any number of records."""
 
-    __slots__ = ("_fn", "field_refs", "text")
+    __slots__ = ("_fn", "field_refs", "text", "tree")
 
-    def __init__(self, text: str, field_refs: frozenset[str], fn: Evaluator) -> None:
+    def __init__(
+        self, text: str, field_refs: frozenset[str], fn: Evaluator, tree: Node | None = None
+    ) -> None:
         self.text = text
         self.field_refs = field_refs
         self._fn = fn
+        #: The parsed formula, so the server can answer simple filters from an index.
+        self.tree = tree
 
     def evaluate(self, ctx: EvalContext) -> Any:
         """The formula's value for one record (never raises; runtime errors are
@@ -86,25 +90,25 @@ def _compile_cached(text: str) -> Formula:
         fn, _ = _compile_node(tree)
     except RecursionError:
         raise _fail(text, 0, "formula nested too deeply") from None
-    return Formula(text, frozenset(parser.refs), fn)
+    return Formula(text, frozenset(parser.refs), fn, tree)
 
 
 def _const(value: Any) -> Evaluator:
     return lambda ctx: value
 
 
-def _compile_node(node: _Node) -> tuple[Evaluator, bool]:
+def _compile_node(node: Node) -> tuple[Evaluator, bool]:
     """Compile ``node``; the flag says whether it is a constant (no field, no context), so
     calls of pure functions on constants (``DATETIME_PARSE('2025-…')``) run once, here."""
-    if isinstance(node, _Lit):
+    if isinstance(node, Lit):
         return _const(node.value), True
-    if isinstance(node, _Ref):
+    if isinstance(node, Ref):
         return _make_ref(node.name), False
-    if isinstance(node, _Unary):
+    if isinstance(node, Unary):
         operand, is_const = _compile_node(node.operand)
         fn = _make_unary(node.op, operand)
         return (_const(fn(None)), True) if is_const else (fn, False)  # type: ignore[arg-type]
-    if isinstance(node, _Binary):
+    if isinstance(node, Binary):
         left, lc = _compile_node(node.left)
         right, rc = _compile_node(node.right)
         fn = _make_binary(node.op, left, right)
