@@ -97,13 +97,11 @@ class BaseFile:
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path).expanduser().resolve() if path is not None else None
-        legacy: dict[str, Any] | None = None
         if self.path is not None:
             legacy = _read_legacy_json(self.path)
+            if legacy is not None:
+                self._convert(legacy, self.path)
         self._db = self._connect(self.path)
-        if legacy is not None:
-            assert self.path is not None
-            self._convert(legacy)
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -148,14 +146,11 @@ class BaseFile:
             ) from None
         return db
 
-    def _convert(self, legacy: dict[str, Any]) -> None:
+    @staticmethod
+    def _convert(legacy: dict[str, Any], path: Path) -> None:
         """Write a legacy JSON base into a fresh database, then swap it in atomically."""
-        assert self.path is not None
-        bases, tables, records = _rows_from_legacy(legacy, self.path)
-        self._db.close()
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
+        bases, tables, records = _rows_from_legacy(legacy, path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         os.unlink(tmp)
         try:
@@ -169,12 +164,11 @@ class BaseFile:
                 conv.execute("COMMIT")
             finally:
                 conv.close()
-            shutil.copy2(self.path, self.path.with_name(self.path.name + "-v1.bak"))
-            os.replace(tmp, self.path)
+            shutil.copy2(path, path.with_name(path.name + "-v1.bak"))
+            os.replace(tmp, path)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        self._db = self._connect(self.path)
 
     # -- reading ----------------------------------------------------------------------------
 
