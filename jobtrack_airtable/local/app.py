@@ -605,7 +605,7 @@ def _error(exc: E.ApiError) -> Response:
 
 
 def _shutdown(environ: Mapping[str, Any]) -> None:
-    sock = environ.get("werkzeug.socket")
+    sock = environ.get("local.socket")
     if isinstance(sock, socket.socket):
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)

@@ -9,21 +9,20 @@
 
 from __future__ import annotations
 
-import contextlib
+import ipaddress
 import secrets
-import socket
 import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import pyairtable
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from ..schema import Schema, load_schema
 from ..settings import Settings
 from .app import AirtableApp
 from .faults import FaultInjector
+from .httpserver import Server
 from .query import IteratorRegistry
 from .ratelimit import RateLimiter
 from .requestlog import RequestLog
@@ -32,35 +31,24 @@ from .storage import Store, is_id
 DEFAULT_BASE_ID = "appJobtrackLocal1"
 
 
-class _Handler(WSGIRequestHandler):
-    """werkzeug's handler with HTTP/1.1 keep-alive, no access log, and connection tracking
-    (so :meth:`LocalAirtable.stop` can close idle keep-alive connections)."""
+def check_loopback(host: str) -> None:
+    """Refuse any bind address that is not loopback (``127.0.0.0/8``, ``::1``, ``localhost``).
 
-    protocol_version = "HTTP/1.1"
-    #: Idle keep-alive connections are closed after this many seconds.
-    timeout = 60
-
-    def setup(self) -> None:
-        super().setup()
-        tracker = getattr(self.server, "connections", None)
-        if tracker is not None:
-            tracker.add(self.connection)
-
-    def finish(self) -> None:
-        tracker = getattr(self.server, "connections", None)
-        if tracker is not None:
-            tracker.discard(self.connection)
-        super().finish()
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # Access logs would cost throughput and add nothing the request log lacks.
-        return
-
-    def connection_dropped(
-        self, error: BaseException, environ: dict[str, Any] | None = None
-    ) -> None:
-        # Injected drop faults land here: make sure the connection is not reused.
-        self.close_connection = True
+    >>> check_loopback("127.0.0.1")
+    >>> check_loopback("0.0.0.0")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the local Airtable server listens on loopback only ...; refusing host '0.0.0.0'
+    """
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            "the local Airtable server listens on loopback only (127.0.0.1, ::1 or "
+            f"localhost); refusing host {host!r}"
+        )
 
 
 class LocalAirtable:
@@ -81,7 +69,10 @@ class LocalAirtable:
     ``iterator_idle_seconds``: how long an unused listing offset stays valid.
     ``max_body_bytes``: larger request bodies get 413.
     ``faults``: a :class:`FaultInjector` (a fresh one seeded with ``fault_seed`` by default).
-    ``host``/``port``: where to listen (loopback and a free port by default).
+    ``host``/``port``: where to listen (loopback and a free port by default); a non-loopback
+    host is refused (:class:`ValueError`): the server is a local stand-in, not a service.
+    ``max_connections``: open connections at once (more get a 503); ``idle_timeout``: seconds
+    an idle keep-alive connection (or a stalled read) is kept.
 
     >>> srv = LocalAirtable(rate_limit=None).start()
     >>> srv.url.startswith("http://127.0.0.1:")
@@ -107,7 +98,10 @@ class LocalAirtable:
         max_body_bytes: int = 5 * 1024 * 1024,
         host: str = "127.0.0.1",
         port: int = 0,
+        max_connections: int = 32,
+        idle_timeout: float = 30.0,
     ) -> None:
+        check_loopback(host)
         if not is_id(base_id, "app"):
             raise ValueError(f"base_id must be 'app' + 14 alphanumerics, got {base_id!r}")
         if not isinstance(schema, Schema):
@@ -117,6 +111,8 @@ class LocalAirtable:
         self.base_id = base_id
         self.host = host
         self._port = port
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
         self.store = Store(data_path)
         if create_tables:
             self.store.ensure_schema(base_id, schema)
@@ -137,7 +133,7 @@ class LocalAirtable:
             iterators=self.iterators,
             max_body_bytes=max_body_bytes,
         )
-        self._server: BaseWSGIServer | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -152,10 +148,12 @@ class LocalAirtable:
         if self._server is not None:
             return self
         self.store.open()  # after a stop(): the base file again, as a restart would
-        server = make_server(
-            self.host, self._port, self.app, threaded=True, request_handler=_Handler
+        server = Server(
+            (self.host, self._port),
+            self.app,
+            max_connections=self.max_connections,
+            idle_timeout=self.idle_timeout,
         )
-        server.connections = set()  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -172,9 +170,7 @@ class LocalAirtable:
         if server is None:
             return
         server.shutdown()
-        for conn in list(getattr(server, "connections", ())):
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        server.close_connections()
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -206,6 +202,11 @@ class LocalAirtable:
     # -- addresses and clients --------------------------------------------------------------
 
     @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted since start (a keep-alive client opens one)."""
+        return self._server.connections_opened if self._server is not None else 0
+
+    @property
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("the server is not running")
@@ -214,7 +215,8 @@ class LocalAirtable:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT`` (pass as ``endpoint_url``)."""
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def api(self, *, timeout: tuple[float, float] = (5, 30)) -> pyairtable.Api:
         """A pyairtable ``Api`` for this server, built the way the project builds it: no
