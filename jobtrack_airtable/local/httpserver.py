@@ -72,8 +72,9 @@ class Handler(BaseHTTPRequestHandler):
     server: Server
 
     def setup(self) -> None:
-        self.timeout = self.server.idle_timeout
         super().setup()
+        # Bounds both an idle keep-alive connection and a stalled read of a request.
+        self.connection.settimeout(self.server.idle_timeout)
 
     # Every method goes through the WSGI application.
     def do_GET(self) -> None:

@@ -68,6 +68,8 @@ class LocalAirtable:
     per-token limit (Airtable's 50/s), off by default.
     ``iterator_idle_seconds``: how long an unused listing offset stays valid.
     ``max_body_bytes``: larger request bodies get 413.
+    ``log_size``/``log_bytes``: the request log keeps at most this many entries and bytes.
+    ``cpu_budget_seconds``: CPU time one listing may spend filtering and sorting (then 422).
     ``faults``: a :class:`FaultInjector` (a fresh one seeded with ``fault_seed`` by default).
     ``host``/``port``: where to listen (loopback and a free port by default); a non-loopback
     host is refused (:class:`ValueError`): the server is a local stand-in, not a service.
@@ -100,6 +102,8 @@ class LocalAirtable:
         port: int = 0,
         max_connections: int = 32,
         idle_timeout: float = 30.0,
+        cpu_budget_seconds: float | None = 10.0,
+        log_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         check_loopback(host)
         if not is_id(base_id, "app"):
@@ -121,7 +125,7 @@ class LocalAirtable:
         self.rate_limiter = RateLimiter(rate_limit, penalty_seconds=penalty_seconds)
         self.token_limiter = RateLimiter(token_rate_limit, penalty_seconds=penalty_seconds)
         self.faults = faults if faults is not None else FaultInjector(seed=fault_seed)
-        self.request_log = RequestLog(maxlen=log_size)
+        self.request_log = RequestLog(maxlen=log_size, max_bytes=log_bytes)
         self.iterators = IteratorRegistry(iterator_idle_seconds)
         self.app = AirtableApp(
             self.store,
@@ -132,6 +136,7 @@ class LocalAirtable:
             request_log=self.request_log,
             iterators=self.iterators,
             max_body_bytes=max_body_bytes,
+            cpu_budget_seconds=cpu_budget_seconds,
         )
         self._server: Server | None = None
         self._thread: threading.Thread | None = None

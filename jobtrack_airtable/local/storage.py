@@ -47,6 +47,8 @@ from .index import STRING_FIELD_TYPES, FieldIndex, candidates
 from .persistence import BaseFile, RecordRow, TableRow
 
 MAX_RECORDS_PER_REQUEST = 10
+#: Airtable's cap on a long text cell (SPEC §2.9); formulas are capped alike.
+MAX_TEXT = 100_000
 _ALNUM = string.ascii_letters + string.digits
 _ID_RE = {p: re.compile(rf"^{p}[A-Za-z0-9]{{14}}$") for p in ("app", "tbl", "fld", "rec", "viw")}
 _SELECT_COLORS = ("blueLight2", "cyanLight2", "tealLight2", "greenLight2", "yellowLight2")
@@ -213,6 +215,11 @@ class TableDef:
 class BaseDef:
     id: str
     tables: list[TableDef] = field(default_factory=list)
+    #: The base's name in ``GET /v0/meta/bases`` (its ID unless one was given).
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.id
 
     def table(self, ref: str) -> TableDef | None:
         """The table with this ID, else with this name (Airtable accepts both in URLs)."""
@@ -292,6 +299,8 @@ def _normalise(fdef: FieldDef, value: Any, typecast: bool, batch: _Batch) -> Any
             if typecast and isinstance(value, int | float) and not isinstance(value, bool):
                 return str(value)
             raise E.bad_value(fdef.name)
+        if len(value) > MAX_TEXT:
+            raise E.bad_value(fdef.name, f"text is limited to {MAX_TEXT:,} characters")
         return value
     if ftype == "singleSelect":
         if not isinstance(value, str):

@@ -17,6 +17,7 @@ from .parser import Binary, Lit, Node, Ref, Unary, _Parser
 from .values import (
     _ARITHMETIC,
     _ORDERINGS,
+    MAX_TEXT,
     ErrorValue,
     EvalContext,
     Evaluator,
@@ -216,7 +217,10 @@ def _make_binary(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
                 return a
             if type(b) is ErrorValue:
                 return b
-            return _to_str(a) + _to_str(b)
+            text = _to_str(a) + _to_str(b)
+            if len(text) > MAX_TEXT:
+                return ErrorValue(f"text longer than {MAX_TEXT:,} characters")
+            return text
 
         return concat
     arith = _ARITHMETIC[op]
@@ -246,9 +250,12 @@ def _make_call(spec: _Function, argfns: Sequence[Evaluator]) -> Evaluator:
             if type(v) is ErrorValue:
                 return v
         try:
-            return impl(ctx, *values) if wants_ctx else impl(*values)
+            result = impl(ctx, *values) if wants_ctx else impl(*values)
         except (_EvalFailure, ArithmeticError, ValueError) as exc:
             # Bad data in a record is Airtable's #ERROR!, never a server error.
             return ErrorValue(f"{spec.name}(): {exc}")
+        if type(result) is str and len(result) > MAX_TEXT:
+            return ErrorValue(f"{spec.name}(): text longer than {MAX_TEXT:,} characters")
+        return result
 
     return call

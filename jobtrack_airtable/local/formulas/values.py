@@ -112,6 +112,18 @@ class _EvalFailure(Exception):
     """Raised inside operators/functions; turned into an :class:`ErrorValue`."""
 
 
+#: Airtable caps long text at 100,000 characters; no formula value may grow beyond it either,
+#: so one request cannot build gigabytes (``REPT('x', 1e9)``).
+MAX_TEXT: Final = 100_000
+
+
+def check_text(text: str) -> str:
+    """``text``, or an evaluation failure if it is longer than :data:`MAX_TEXT`."""
+    if len(text) > MAX_TEXT:
+        raise _EvalFailure(f"text longer than {MAX_TEXT:,} characters")
+    return text
+
+
 _NUMERIC_TEXT_RE: Final = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
 
 
@@ -263,6 +275,8 @@ _ORDERINGS: Final[dict[str, Callable[[Any, Any], bool]]] = {
 
 def _divide(a: float | int, b: float | int) -> float | int:
     if b == 0:
+        if a == 0:
+            return math.nan  # Airtable: 0/0 is NaN ({"specialValue": "NaN"}), x/0 an error
         raise _EvalFailure("division by zero")
     return _norm_num(a / b)
 
