@@ -83,7 +83,10 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # http.server's own errors (bad request line, headers too long…) as Airtable's JSON.
+        # http.server's own errors (bad request line, headers too long…) as Airtable's JSON,
+        # with a status line and headers even when the request line was unreadable.
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
         with contextlib.suppress(OSError):
             body = _error_body(code, "INVALID_REQUEST_UNKNOWN", message or "Bad request")
             self.send_response(code, message)
