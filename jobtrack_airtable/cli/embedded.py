@@ -251,6 +251,8 @@ class EmbeddedBase:
                 base_id=EMBEDDED_BASE_ID,
                 data_path=self.path,
                 rate_limit=None,
+                # `schema init` creates working formula fields here (Airtable's API cannot).
+                formula_fields_via_api=True,
             )
         except _LOAD_ERRORS as exc:
             # A corrupt or foreign file: say which file, never a traceback.

@@ -32,6 +32,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import errors as E
 from .faults import FaultInjector, FiredFault
+from .fieldmodels import check_api_create
 from .query import (
     Budget,
     IteratorRegistry,
@@ -152,6 +153,7 @@ class AirtableApp:
         iterators: IteratorRegistry | None = None,
         max_body_bytes: int = 5 * 1024 * 1024,
         cpu_budget_seconds: float | None = 10.0,
+        formula_fields_via_api: bool = False,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         if not token:
@@ -166,6 +168,9 @@ class AirtableApp:
         self.max_body_bytes = max_body_bytes
         #: CPU seconds one listing may spend filtering and sorting (``None``: unbounded).
         self.cpu_budget_seconds = cpu_budget_seconds
+        #: Accept formula fields through the meta API (Airtable does not; the embedded base
+        #: does, so ``schema init`` can create a working base).
+        self.formula_fields_via_api = formula_fields_via_api
         self._clock = clock or (lambda: datetime.now(UTC))
 
     # -- WSGI entry point -------------------------------------------------------------------
@@ -351,7 +356,7 @@ class AirtableApp:
     def _list(self, ctx: _Ctx, base_id: str, table_ref: str, p: _ListParams) -> dict[str, Any]:
         table = self.store.table(base_id, table_ref)
         page_size = _int_param(p.page_size, "pageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-        if p.offset is not None:
+        if p.offset not in (None, ""):  # offset= (empty) is no offset, as in Airtable
             listing, position = self.iterators.resume(base_id, table, p.offset)
             return self.iterators.page(listing, position, page_size)
         max_records = _int_param(p.max_records, "maxRecords", None, 1, None)
@@ -503,14 +508,18 @@ class AirtableApp:
         _reject_unknown(body, {"name", "fields", "description"})
         # A JSON value (missing: None); create_table answers 422 unless it is a non-empty string.
         name: Any = body.get("name")
-        table = self.store.create_table(
-            base_id, name, body.get("fields") or [], body.get("description")
-        )
+        fields = body.get("fields") or []
+        if isinstance(fields, list):
+            for spec in fields:
+                check_api_create(str(name), spec, allow_formulas=self.formula_fields_via_api)
+        table = self.store.create_table(base_id, name, fields, body.get("description"))
         return table.to_meta()
 
     def _meta_create_field(self, ctx: _Ctx, base_id: str, table_ref: str) -> dict[str, Any]:
         body = _object(ctx.json())
         _reject_unknown(body, {"name", "type", "options", "description"})
+        table = self.store.table(base_id, table_ref)
+        check_api_create(table.name, body, allow_formulas=self.formula_fields_via_api)
         return self.store.create_field(base_id, table_ref, body).to_meta()
 
 

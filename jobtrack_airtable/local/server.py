@@ -70,6 +70,8 @@ class LocalAirtable:
     ``max_body_bytes``: larger request bodies get 413.
     ``log_size``/``log_bytes``: the request log keeps at most this many entries and bytes.
     ``cpu_budget_seconds``: CPU time one listing may spend filtering and sorting (then 422).
+    ``formula_fields_via_api``: let the meta API create formula fields (Airtable's refuses;
+    seeding from Python through :attr:`store` can always create any field type).
     ``faults``: a :class:`FaultInjector` (a fresh one seeded with ``fault_seed`` by default).
     ``host``/``port``: where to listen (loopback and a free port by default); a non-loopback
     host is refused (:class:`ValueError`): the server is a local stand-in, not a service.
@@ -104,6 +106,7 @@ class LocalAirtable:
         idle_timeout: float = 30.0,
         cpu_budget_seconds: float | None = 10.0,
         log_bytes: int = 16 * 1024 * 1024,
+        formula_fields_via_api: bool = False,
     ) -> None:
         check_loopback(host)
         if not is_id(base_id, "app"):
@@ -137,6 +140,7 @@ class LocalAirtable:
             iterators=self.iterators,
             max_body_bytes=max_body_bytes,
             cpu_budget_seconds=cpu_budget_seconds,
+            formula_fields_via_api=formula_fields_via_api,
         )
         self._server: Server | None = None
         self._thread: threading.Thread | None = None

@@ -43,6 +43,7 @@ from ..errors import InvalidInputError
 from ..schema import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES, Schema, TableSpec
 from ..timeutil import parse_airtable, to_airtable
 from . import errors as E
+from .fieldmodels import default_options
 from .index import STRING_FIELD_TYPES, FieldIndex, candidates
 from .persistence import BaseFile, RecordRow, TableRow
 
@@ -240,17 +241,10 @@ def _field_options_from_spec(ftype: str, options: Any, precision: int | None) ->
     if ftype in ("singleSelect", "multipleSelects"):
         names = list(options or [])
         return {"choices": [_choice(n, i) for i, n in enumerate(names)]}
-    if ftype in NUMBER_TYPES and ftype != "rating":
-        return {"precision": precision if precision is not None else 0}
-    if ftype == "dateTime":
-        return {
-            "dateFormat": {"name": "iso", "format": "YYYY-MM-DD"},
-            "timeFormat": {"name": "24hour", "format": "HH:mm"},
-            "timeZone": "utc",
-        }
-    if ftype == "date":
-        return {"dateFormat": {"name": "iso", "format": "YYYY-MM-DD"}}
-    return None
+    defaults = default_options(ftype)
+    if precision is not None and defaults is not None and "precision" in defaults:
+        defaults["precision"] = precision
+    return defaults
 
 
 def _choice(name: str, index: int) -> dict[str, Any]:
@@ -558,7 +552,7 @@ class Store:
                 raise E.invalid_request(f'formula field "{name}" needs options.formula')
             options = {"formula": formula, "isValid": True, "referencedFieldIds": []}
         elif options is None:
-            options = _field_options_from_spec(ftype, None, None)
+            options = default_options(ftype)
         desc = spec.get("description")
         return FieldDef(
             new_id("fld"), name, ftype, options, desc if isinstance(desc, str) else None

@@ -154,11 +154,10 @@ class _Parser:
         if not self.is_op("("):
             if name in ("TRUE", "FALSE"):
                 return Lit(name == "TRUE")
-            raise _fail(
-                self.text,
-                tok.pos,
-                f"unknown name {tok.value!r} (field names need {{braces}}, functions need ())",
-            )
+            # Airtable reads a bare single word as a field name ({Status} may be written
+            # Status); whether the table has it is checked like any reference.
+            self.refs.add(tok.value)
+            return Ref(tok.value)
         spec = FUNCTIONS.get(name)
         if spec is None:
             raise _fail(self.text, tok.pos, f"unknown function {tok.value}()")
