@@ -109,6 +109,7 @@ class BaseFile:
         if path is None:
             db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
             db.executescript(_SCHEMA)
+            db.execute("INSERT INTO meta (key, value) VALUES ('format', ?)", (str(FORMAT_VERSION),))
             return db
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(
@@ -225,6 +226,8 @@ class BaseFile:
             dest = sqlite3.connect(tmp)
             try:
                 self._db.backup(dest)
+                # In WAL mode already, so opening the copy later changes none of its bytes.
+                dest.execute("PRAGMA journal_mode=WAL")
             finally:
                 dest.close()
             with open(tmp, "rb") as fh:

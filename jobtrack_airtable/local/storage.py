@@ -686,8 +686,8 @@ class Store:
                 rid = item.get("id")
                 if rid is not None:
                     old: Record | None = staged.get(rid) or self._existing(table, rid)
-                elif any(values.get(f.name) is None for f in merge_fields):
-                    # A blank or missing merge value matches nothing (as in Airtable): the
+                elif _blank_merge_value(merge_fields, values):
+                    # A blank merge value ("" or null) matches nothing, as in Airtable: the
                     # item creates a record rather than updating some blank row.
                     old = None
                 else:
@@ -998,6 +998,15 @@ def _merge_fields(table: TableDef, merge_on: Any) -> list[FieldDef]:
             )
         out.append(fdef)
     return out
+
+
+def _blank_merge_value(merge_fields: Sequence[FieldDef], values: Mapping[str, Any]) -> bool:
+    missing = [f.name for f in merge_fields if f.name not in values]
+    if missing:
+        raise E.invalid_records(
+            f"Each record must include every field of fieldsToMergeOn; missing {missing}"
+        )
+    return any(values[f.name] is None for f in merge_fields)
 
 
 def _compact(values: Mapping[str, Any]) -> dict[str, Any]:
