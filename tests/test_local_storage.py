@@ -21,8 +21,9 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.local.formulas import compile_formula
 from jobtrack_airtable.local.persistence import SQLITE_MAGIC, BaseFileInUseError
 from jobtrack_airtable.local.storage import Store
+from jobtrack_airtable.testing import tracking_tables
 
-from .conftest import TEST_BASE_ID, TEST_TOKEN
+from .conftest import TEST_BASE_ID, TEST_TOKEN, tracking_tables_file
 
 JOBS = "Job Tracking"
 Make = Callable[..., LocalAirtable]
@@ -45,6 +46,8 @@ def _serve(data: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
             "off",
             "--data",
             str(data),
+            "--tables",
+            tracking_tables_file(),
             *extra,
         ],
         stdout=subprocess.PIPE,
@@ -177,7 +180,7 @@ def test_a_legacy_json_base_file_is_converted_on_first_open(
 ) -> None:
     # Write a base the way earlier versions did: the whole state as one JSON document.
     with Store() as memory:
-        memory.ensure_schema(TEST_BASE_ID, LocalAirtable(rate_limit=None).schema)
+        memory.ensure_tables(TEST_BASE_ID, tracking_tables())
         [rec] = memory.create_records(TEST_BASE_ID, JOBS, [{"Run ID": "old", "Stream": 2}])
         legacy = memory.to_json()
     path = tmp_path / "local-base.json"

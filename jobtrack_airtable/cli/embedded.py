@@ -48,10 +48,11 @@ from pydantic import SecretStr
 
 from ..client import DEFAULT_ENDPOINT_URL, Connection
 from ..errors import ConfigError
-from ..local.server import DEFAULT_BASE_ID, LocalAirtable
+from ..local.server import DEFAULT_BASE_ID
 from ..local.storage import Store
 from ..schema import Schema, load_schema
 from ..settings import Settings
+from ..testing import TrackingServer, tracking_tables
 from ..timeutil import utcnow
 from .demo import demo_records
 
@@ -127,7 +128,7 @@ def seed_file(
     hundred.
     """
     with Store() as store:
-        store.ensure_schema(base_id, schema)
+        store.ensure_tables(base_id, tracking_tables(schema))
         counts = seed_store(store, base_id, schema, now=now)
         store.save_as(path)
     return counts
@@ -215,7 +216,7 @@ class EmbeddedBase:
         self.lock_timeout = lock_timeout
         #: Whether this session created and seeded the file.
         self.seeded = False
-        self.server: LocalAirtable | None = None
+        self.server: TrackingServer | None = None
         self._conn: Connection | None = None
         self._lock: contextlib.ExitStack | None = None
 
@@ -245,7 +246,7 @@ class EmbeddedBase:
             seed_file(self.path, self.schema, now=self.now)
             self.seeded = True
         try:
-            server = LocalAirtable(
+            server = TrackingServer(
                 schema=self.schema,
                 token=secrets.token_urlsafe(24),
                 base_id=EMBEDDED_BASE_ID,

@@ -1,8 +1,11 @@
 """``LocalAirtable``: the local Airtable-compatible server, started in-process on a free port.
 
->>> with LocalAirtable(token="tok", base_id="appJobtrackLocal1", rate_limit=None) as srv:
-...     table = srv.api().table(srv.base_id, "Job Tracking")
-...     rec = table.create({"Run ID": "250930-141522", "Status": "Running"})
+It serves whatever tables it is given (Airtable table models) and knows nothing of this
+project's schema: :mod:`jobtrack_airtable.testing` seeds the tracking tables.
+
+>>> things = {"name": "Things", "fields": [{"name": "Name", "type": "singleLineText"}]}
+>>> with LocalAirtable(tables=[things], rate_limit=None) as srv:
+...     rec = srv.table("Things").create({"Name": "a"})
 ...     srv.request_log.count(method="POST")
 1
 """
@@ -12,15 +15,15 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import pyairtable
 
-from ..schema import Schema, load_schema
-from ..settings import Settings
 from .app import AirtableApp
+from .errors import ApiError
 from .faults import FaultInjector
 from .httpserver import Server
 from .query import IteratorRegistry
@@ -56,9 +59,9 @@ class LocalAirtable:
 
     Parameters (all keyword-only):
 
-    ``schema``: the :class:`~jobtrack_airtable.schema.Schema` (or a path to a schema TOML
-    file) whose tables are created in the base; the default schema when ``None``.
-    ``create_tables=False`` starts with an empty base.
+    ``tables``: Airtable table models (``{"name", "fields": [{"name", "type", "options"?}]}``,
+    the shape ``POST /v0/meta/bases/{base}/tables`` takes, formula fields included) created in
+    the base unless it already has them; an empty base when ``None``.
     ``token``: the bearer token clients must send (random when omitted).
     ``base_id``: ``app`` + 14 alphanumerics.
     ``data_path``: persist to this JSON file (atomic writes, restart-safe); memory only when
@@ -87,8 +90,7 @@ class LocalAirtable:
     def __init__(
         self,
         *,
-        schema: Schema | str | Path | None = None,
-        create_tables: bool = True,
+        tables: Sequence[Mapping[str, Any]] | None = None,
         token: str | None = None,
         base_id: str = DEFAULT_BASE_ID,
         data_path: str | Path | None = None,
@@ -111,9 +113,6 @@ class LocalAirtable:
         check_loopback(host)
         if not is_id(base_id, "app"):
             raise ValueError(f"base_id must be 'app' + 14 alphanumerics, got {base_id!r}")
-        if not isinstance(schema, Schema):
-            schema = load_schema(schema)
-        self.schema = schema
         self.token = token or secrets.token_urlsafe(24)
         self.base_id = base_id
         self.host = host
@@ -121,10 +120,11 @@ class LocalAirtable:
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
         self.store = Store(data_path)
-        if create_tables:
-            self.store.ensure_schema(base_id, schema)
-        else:
-            self.store.create_base(base_id)
+        try:
+            self.store.ensure_tables(base_id, tables or [])
+        except ApiError as exc:
+            self.store.close()
+            raise ValueError(f"cannot create the tables: {exc.message}") from None
         self.rate_limiter = RateLimiter(rate_limit, penalty_seconds=penalty_seconds)
         self.token_limiter = RateLimiter(token_rate_limit, penalty_seconds=penalty_seconds)
         self.faults = faults if faults is not None else FaultInjector(seed=fault_seed)
@@ -152,7 +152,7 @@ class LocalAirtable:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> LocalAirtable:
+    def start(self) -> Self:
         """Bind and serve in a daemon thread; returns ``self``."""
         if self._server is not None:
             return self
@@ -197,7 +197,7 @@ class LocalAirtable:
         finally:
             self.stop()
 
-    def __enter__(self) -> LocalAirtable:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -238,26 +238,6 @@ class LocalAirtable:
             timeout=timeout,  # type: ignore[arg-type]
         )
 
-    def settings(self, **overrides: Any) -> Settings:
-        """Library settings pointing at this server: its URL, token and base, no ``.env``
-        read.  The client-side limiter runs at the server's rate (off when the server has no
-        limit), so a worker talks to it exactly as it would to Airtable.
-
-        >>> with LocalAirtable(rate_limit=None) as srv:                 # doctest: +SKIP
-        ...     tracker = Tracker.from_settings(srv.settings())
-        """
-        values: dict[str, Any] = {
-            "api_key": self.token,
-            "base_id": self.base_id,
-            "endpoint_url": self.url,
-            "rate_limit": self.rate_limiter.rate or 0,
-        }
-        values.update(overrides)
-        return Settings(_env_file=None, **values)
-
     def table(self, name: str) -> pyairtable.Table:
-        """A pyairtable ``Table`` of this server's base, by table name or ID (or schema key
-        such as ``"jobs"``)."""
-        if name in self.schema.tables:
-            name = self.schema.tables[name].name
+        """A pyairtable ``Table`` of this server's base, by table name or ID."""
         return self.api().table(self.base_id, name)

@@ -40,10 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
-from ..schema import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES, Schema, TableSpec
 from ..timeutil import parse_airtable, to_airtable
 from . import errors as E
-from .fieldmodels import default_options
+from .fieldmodels import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES, default_options
 from .index import STRING_FIELD_TYPES, FieldIndex, candidates
 from .persistence import BaseFile, RecordRow, TableRow
 
@@ -234,17 +233,6 @@ class BaseDef:
 
 
 # -- value validation -----------------------------------------------------------------------
-
-
-def _field_options_from_spec(ftype: str, options: Any, precision: int | None) -> dict | None:
-    """Airtable-shaped ``options`` for a field created from the project schema."""
-    if ftype in ("singleSelect", "multipleSelects"):
-        names = list(options or [])
-        return {"choices": [_choice(n, i) for i, n in enumerate(names)]}
-    defaults = default_options(ftype)
-    if precision is not None and defaults is not None and "precision" in defaults:
-        defaults["precision"] = precision
-    return defaults
 
 
 def _choice(name: str, index: int) -> dict[str, Any]:
@@ -487,6 +475,7 @@ class Store:
                 table.fields.append(self._field_from_model(table, spec))
             if table.fields[0].computed:
                 raise E.invalid_request(f'field "{table.fields[0].name}" cannot be primary')
+            _link_formulas(table)
             self._add_table(base, table)
             return table
 
@@ -513,6 +502,7 @@ class Store:
             table = self.table(base_id, table_ref)
             fdef = self._field_from_model(table, spec)
             table.fields.append(fdef)
+            _link_formulas(table)
             try:
                 self._write(tables=[self._table_row(self._base_of(table), table)])
             except BaseException:
@@ -558,16 +548,21 @@ class Store:
             new_id("fld"), name, ftype, options, desc if isinstance(desc, str) else None
         )
 
-    def ensure_schema(self, base_id: str, schema: Schema) -> None:
-        """Create the base and every table of ``schema`` it lacks (enabled fields only).
+    def ensure_tables(self, base_id: str, tables: Sequence[Mapping[str, Any]]) -> None:
+        """Create the base and every table of ``tables`` (Airtable table models:
+        ``{"name", "fields": [{"name", "type", "options"?}], "description"?}``) it lacks.
 
-        Existing tables are left as they are, so a persisted base keeps its data and shape.
+        Any field type may be seeded this way, formulas included (the meta API refuses
+        those).  Existing tables are left as they are, so a persisted base keeps its data.
         """
         with self.lock:
             base = self.create_base(base_id)
-            for spec in schema.tables.values():
-                if base.table(spec.name) is None:
-                    self._add_table(base, table_from_spec(spec))
+            for model in tables:
+                # A JSON value: create_table answers 422 unless it is a non-empty string.
+                name: Any = model.get("name")
+                if not isinstance(name, str) or base.table(name) is None:
+                    fields = model.get("fields") or []
+                    self.create_table(base_id, name, fields, model.get("description"))
 
     # -- records: reads ---------------------------------------------------------------------
 
@@ -939,30 +934,13 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def table_from_spec(spec: TableSpec) -> TableDef:
-    """A :class:`TableDef` for a table of the project schema (primary field first)."""
-    specs = sorted(spec.enabled_fields(), key=lambda f: not f.primary)
-    fields = []
-    for f in specs:
-        if f.type == "formula":
-            options: dict[str, Any] | None = {
-                "formula": f.formula or "BLANK()",
-                "isValid": True,
-                "referencedFieldIds": [],
-            }
-        else:
-            options = _field_options_from_spec(f.type, f.options, f.precision)
-        fields.append(FieldDef(new_id("fld"), f.name, f.type, options))
-    table = TableDef(new_id("tbl"), spec.name, fields)
-    by_name = {f.name: f.id for f in fields}
-    for fdef in fields:
+def _link_formulas(table: TableDef) -> None:
+    """Fill in each formula field's ``referencedFieldIds`` (what the meta API shows)."""
+    for fdef in table.fields:
         formula = fdef.formula
         if formula:
-            fdef.options = {
-                **(fdef.options or {}),
-                "referencedFieldIds": [i for n, i in by_name.items() if "{" + n + "}" in formula],
-            }
-    return table
+            refs = [f.id for f in table.fields if "{" + f.name + "}" in formula]
+            fdef.options = {**(fdef.options or {}), "referencedFieldIds": refs}
 
 
 def _check_count(items: Sequence[Any], limit: int | None, verb: str) -> None:
