@@ -147,6 +147,33 @@ def measure(rows: int, repeat: int, workdir: Path, tables: Path) -> dict[str, An
         proc.wait(timeout=30)
 
 
+def store_level(rows: int, repeat: int, workdir: Path) -> dict[str, float]:
+    """Per-write cost without HTTP, on a base file (fsync included) and in memory: what is
+    left of a write once the network and the JSON are taken away (milliseconds)."""
+    out: dict[str, float] = {}
+    for where, path in (("file", workdir / f"store-{rows}.db"), ("memory", None)):
+        with Store(path) as store:
+            store.ensure_tables(BASE, tracking_tables())
+            recs = store.create_records(
+                BASE, JOBS, [{"Run ID": f"r{i:07d}"} for i in range(rows)], limit=None
+            )
+            rid = recs[0].id
+            store.table(BASE, JOBS).index("Run ID")  # built once, as loading a base file does
+            t0 = time.perf_counter()
+            for i in range(repeat):
+                store.update_records(BASE, JOBS, [(rid, {"Stream": i % 13})])
+            out[f"PATCH ({where})"] = (time.perf_counter() - t0) * 1000 / repeat
+            t0 = time.perf_counter()
+            for i in range(repeat):
+                items = [
+                    {"fields": {"Run ID": f"r{(i * 10 + k) % rows:07d}", "Stream": k}}
+                    for k in range(10)
+                ]
+                store.upsert_records(BASE, JOBS, items, ["Run ID"])
+            out[f"upsert 10 ({where})"] = (time.perf_counter() - t0) * 1000 / repeat
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
@@ -163,6 +190,11 @@ def main() -> None:
     for r in all_results:
         cells = "  ".join(f"{r[op][0]:>16.1f} / {r[op][1]:>9.1f}" for op in ops)
         print(f"{r['rows']:>8}  {cells}  {r['connections per 100 requests']:>13.1f}")
+    print("\nwithout HTTP (the store alone), mean ms per write:")
+    with tempfile.TemporaryDirectory(prefix="local-bench-") as tmp:
+        for rows in args.rows:
+            costs = store_level(rows, args.repeat, Path(tmp))
+            print(f"{rows:>8}  " + "  ".join(f"{k} {v:.3f}" for k, v in costs.items()))
     for r in all_results:
         opened, sent = r["connections"]
         print(
