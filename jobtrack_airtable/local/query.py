@@ -233,7 +233,8 @@ def select(
     budget = budget if budget is not None else Budget(None)
     result: list[Record]
     if formula is None:
-        result = list(records)
+        # The caller's snapshot is already a private list: no second O(n) copy.
+        result = records if isinstance(records, list) else list(records)
     else:
         result = []
         for i, rec in enumerate(records):
