@@ -51,3 +51,18 @@ def test_the_local_server_names_no_tracking_table() -> None:
         text = path.read_text(encoding="utf-8")
         for name in ("Client Run Results", "Profiles Examined"):
             assert name not in text, (path, name)
+
+
+def test_no_module_of_the_server_imports_another_ones_private_names() -> None:
+    private: list[tuple[str, str]] = []
+    for path in sorted(LOCAL.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (
+                node.level or (node.module or "").startswith("jobtrack_airtable")
+            ):
+                private += [
+                    (str(path.relative_to(LOCAL)), a.name)
+                    for a in node.names
+                    if a.name.startswith("_") and a.name != "__version__"
+                ]
+    assert private == []

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .functions import FUNCTIONS
-from .lexer import _fail, _Token, _tokenize
+from .lexer import Token, fail, tokenize
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,28 +48,28 @@ _COMPARISON_OPS: Final = frozenset({"=", "!=", "<", ">", "<=", ">="})
 _MAX_DEPTH: Final = 400  # compiled closures nest one frame per level; stay far below the limit
 
 
-class _Parser:
+class Parser:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.tokens = _tokenize(text)
+        self.tokens = tokenize(text)
         self.pos = 0
         self.refs: set[str] = set()
         self.depth = 0
 
     @property
-    def tok(self) -> _Token:
+    def tok(self) -> Token:
         return self.tokens[self.pos]
 
     def parse(self) -> Node:
         if self.tok.kind == "end":
-            raise _fail(self.text, 0, "empty formula")
+            raise fail(self.text, 0, "empty formula")
         node = self.expression()
         if self.tok.kind != "end":
-            raise _fail(self.text, self.tok.pos, f"unexpected {self.describe(self.tok)}")
+            raise fail(self.text, self.tok.pos, f"unexpected {self.describe(self.tok)}")
         return node
 
     @staticmethod
-    def describe(tok: _Token) -> str:
+    def describe(tok: Token) -> str:
         if tok.kind == "end":
             return "end of formula"
         if tok.kind == "field":
@@ -84,7 +84,7 @@ class _Parser:
     def expect(self, op: str) -> None:
         if not self.is_op(op):
             found = self.describe(self.tok)
-            raise _fail(self.text, self.tok.pos, f"expected {op!r}, found {found}")
+            raise fail(self.text, self.tok.pos, f"expected {op!r}, found {found}")
         self.pos += 1
 
     def binary_level(self, ops: Collection[str], operand: Callable[[], Node]) -> Node:
@@ -98,7 +98,7 @@ class _Parser:
     def expression(self) -> Node:
         self.depth += 1
         if self.depth > _MAX_DEPTH:
-            raise _fail(self.text, self.tok.pos, "formula nested too deeply")
+            raise fail(self.text, self.tok.pos, "formula nested too deeply")
         try:
             return self.binary_level(_COMPARISON_OPS, self.concat)
         finally:
@@ -119,7 +119,7 @@ class _Parser:
             self.pos += 1
             self.depth += 1
             if self.depth > _MAX_DEPTH:
-                raise _fail(self.text, self.tok.pos, "formula nested too deeply")
+                raise fail(self.text, self.tok.pos, "formula nested too deeply")
             try:
                 operand = self.unary()
             finally:
@@ -145,7 +145,7 @@ class _Parser:
             node = self.expression()
             self.expect(")")
             return node
-        raise _fail(self.text, tok.pos, f"expected a value, found {self.describe(tok)}")
+        raise fail(self.text, tok.pos, f"expected a value, found {self.describe(tok)}")
 
     def call(self) -> Node:
         tok = self.tok
@@ -160,7 +160,7 @@ class _Parser:
             return Ref(tok.value)
         spec = FUNCTIONS.get(name)
         if spec is None:
-            raise _fail(self.text, tok.pos, f"unknown function {tok.value}()")
+            raise fail(self.text, tok.pos, f"unknown function {tok.value}()")
         self.pos += 1
         args: list[Node] = []
         if not self.is_op(")"):
@@ -170,5 +170,5 @@ class _Parser:
                 args.append(self.expression())
         self.expect(")")
         if len(args) < spec.min_args or (spec.max_args is not None and len(args) > spec.max_args):
-            raise _fail(self.text, tok.pos, f"{name}() {spec.arity_text()}, got {len(args)}")
+            raise fail(self.text, tok.pos, f"{name}() {spec.arity_text()}, got {len(args)}")
         return Call(name, tuple(args))
