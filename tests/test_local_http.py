@@ -221,3 +221,26 @@ def test_a_listing_over_its_cpu_budget_is_refused(make_local_airtable: Make) -> 
     assert exc.value.response.status_code == 422
     assert "CPU budget" in exc.value.response.json()["error"]["message"]
     assert table.all() != []  # no formula, no evaluation: nothing to budget
+
+
+def test_listings_kept_for_paging_are_bounded(make_local_airtable: Make) -> None:
+    srv = make_local_airtable()
+    srv.iterators.max_records = 250
+    table = srv.table("jobs")
+    table.batch_create([{"Run ID": f"r{i}"} for i in range(150)])
+    for _ in range(5):
+        table.all(formula="{Run ID}='r1'")  # one page: nothing kept behind an offset
+    assert len(srv.iterators) == 0
+    for _ in range(5):  # 150 rows each, two pages: only the newest listing fits in 250
+        next(table.iterate(page_size=100))
+    assert len(srv.iterators) == 1
+
+
+def test_requests_for_unknown_bases_share_one_rate_limit_key(make_local_airtable: Make) -> None:
+    srv = make_local_airtable(rate_limit=1000)
+    headers = {"Authorization": f"Bearer {TEST_TOKEN}"}
+    for i in range(30):
+        resp = requests.get(f"{srv.url}/v0/appNoSuchBase{i:04d}/T", headers=headers)
+        assert resp.status_code == 403
+    srv.table("jobs").all()
+    assert set(srv.rate_limiter._hits) == {"<unknown base>", TEST_BASE_ID}

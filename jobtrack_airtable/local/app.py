@@ -246,6 +246,8 @@ class AirtableApp:
         if segments and segments[-1] == "":
             segments.pop()
         base_id = _base_of(segments)
+        if base_id is not None and not self.store.has_base(base_id):
+            base_id = "<unknown base>"  # one key for all: client-chosen IDs must not pile up
         if base_id is not None and (
             not self.rate_limiter.allow(base_id) or not self.token_limiter.allow("token")
         ):

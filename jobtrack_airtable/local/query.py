@@ -280,8 +280,9 @@ class Listing:
 class IteratorRegistry:
     """Offset tokens → listings; a token idle longer than ``idle_seconds`` is gone (422).
 
-    Thread-safe.  At most ``max_listings`` are kept (oldest dropped first) so abandoned
-    listings cannot exhaust memory.
+    Thread-safe.  At most ``max_listings`` listings holding at most ``max_records`` record
+    references in all are kept (oldest dropped first), so abandoned listings cannot exhaust
+    memory; a listing that fits in its first page is not kept at all (it has no offset).
     """
 
     def __init__(
@@ -289,10 +290,12 @@ class IteratorRegistry:
         idle_seconds: float = 300.0,
         *,
         max_listings: int = 1000,
+        max_records: int = 5_000_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.idle_seconds = idle_seconds
         self.max_listings = max_listings
+        self.max_records = max_records
         self._clock = clock
         self._lock = threading.Lock()
         self._listings: OrderedDict[str, Listing] = OrderedDict()
@@ -309,8 +312,12 @@ class IteratorRegistry:
         with self._lock:
             self._sweep()
             self._listings[listing.id] = listing
-            while len(self._listings) > self.max_listings:
-                self._listings.popitem(last=False)
+            kept = sum(len(v.records) for v in self._listings.values())
+            while len(self._listings) > 1 and (
+                len(self._listings) > self.max_listings or kept > self.max_records
+            ):
+                _, dropped = self._listings.popitem(last=False)
+                kept -= len(dropped.records)
         return listing
 
     def resume(self, base_id: str, table: TableDef, token: Any) -> tuple[Listing, int]:
@@ -344,6 +351,9 @@ class IteratorRegistry:
             "records": [render(listing.table, r, listing.render, listing.now) for r in chunk]
         }
         end = position + len(chunk)
+        if position == 0 and end >= len(listing.records):
+            with self._lock:  # one page, no offset: nothing can come back for it
+                self._listings.pop(listing.id, None)
         if end < len(listing.records):
             token = f"{listing.id}/{listing.records[end].id}"
             with self._lock:
