@@ -34,6 +34,9 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 #: Unread request bodies up to this size are drained to keep the connection; larger: closed.
 _DRAIN_LIMIT = 1024 * 1024
+#: Before closing with an unread body: at most this many bytes read and dropped, this long.
+_LINGER_LIMIT = 16 * 1024 * 1024
+_LINGER_SECONDS = 2.0
 
 
 class _Body(io.RawIOBase):
@@ -191,6 +194,21 @@ class Handler(BaseHTTPRequestHandler):
         if not self.close_connection and body.remaining:
             while body.read(65536):
                 pass
+        elif body.remaining:
+            self._linger(body)
+
+    def _linger(self, body: _Body) -> None:
+        """Close without losing the answer: closing with unread request bytes makes the
+        kernel send a reset, which can destroy the response before the client reads it (a 401
+        or 413 to a client still sending its body).  So stop writing, then read and discard
+        what the client is still sending, bounded in bytes and time, before closing."""
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(_LINGER_SECONDS)
+            discarded = 0
+            while discarded < _LINGER_LIMIT and (chunk := body.read(65536)):
+                discarded += len(chunk)
 
     def _simple(self, status: int, error_type: str, message: str) -> None:
         body = _error_body(status, error_type, message)
