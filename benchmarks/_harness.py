@@ -53,6 +53,7 @@ from jobtrack_airtable import (  # noqa: E402
 )
 from jobtrack_airtable.local import LocalAirtable  # noqa: E402
 from jobtrack_airtable.local.ratelimit import RateLimiter  # noqa: E402
+from jobtrack_airtable.testing import TrackingServer  # noqa: E402
 
 from .naive_baseline import NaiveTracker, naive_api, run_naive_job  # noqa: E402
 
@@ -127,13 +128,14 @@ def start_server(
 ) -> LocalAirtable:
     """A started local server (caller stops it) keeping every request in its log, with a
     :class:`RecordingRateLimiter` (``srv.rate_limiter``)."""
-    srv = LocalAirtable(
+    srv = TrackingServer(
         token=BENCH_TOKEN,
         base_id=BENCH_BASE_ID,
         rate_limit=rate_limit,
         penalty_seconds=penalty_seconds,
         fault_seed=fault_seed,
         log_size=log_size,
+        log_bytes=1 << 34,  # every request kept: the cost analysis reads them all
     )
     recorder = RecordingRateLimiter(rate_limit, penalty_seconds=penalty_seconds)
     srv.rate_limiter = recorder

@@ -1,36 +1,61 @@
-"""Throughput of the local Airtable server (not a test; run it by hand).
+"""Cost of the local Airtable server's operations as its base grows (not a test; run by hand).
 
-    .venv/bin/python benchmarks/local_server_throughput.py [--seconds 5] [--threads 4]
+    .venv/bin/python benchmarks/local_server_throughput.py [--rows 10000 100000] [--repeat 50]
 
-Starts ``python -m jobtrack_airtable.local serve`` in a subprocess with the rate limit off (so
-client threads and server do not share one GIL), then measures with keep-alive sessions:
+For each size: a base file with that many ``Job Tracking`` rows is written directly (one
+transaction, no HTTP), then ``python -m jobtrack_airtable.local serve --data FILE`` runs in a
+subprocess (durable writes: every write is fsynced before its answer; rate limit off) and one
+pyairtable client (one keep-alive session, as a worker has) times, per request:
 
-* plain GET of one record, several client threads (target ≥ 500 requests/s on 2 cores);
-* PATCH of one record (a simple write), several client threads;
-* POST of 10-record batches;
-* the time to filter 10,000 records with a formula (one listing, few matches), and to page
-  through a 10,000-row filtered, sorted result.
+* **list page**: ``GET`` of the first page (100 records) of the table;
+* **filter**: ``{Run ID}='x'`` (pyairtable's ``EQ``) matching one row of the whole table;
+* **upsert 10**: a 10-record ``PATCH`` with ``performUpsert`` on ``Run ID`` (5 updates, 5 creates);
+* **PATCH by ID**: a 1-record update by record ID (the cheapest write);
+
+and counts the TCP connections pyairtable's session opened per 100 requests (urllib3's pool
+counter).  Prints the median and the 95th percentile of each, in milliseconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import signal
+import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import requests
+import pyairtable
+import urllib3
+from pyairtable import formulas as F
+
+from jobtrack_airtable.local.storage import Store
+from jobtrack_airtable.testing import tracking_tables
 
 BASE = "appBenchmarkBase1"
 TOKEN = "benchmark-token"
-TABLE = "Client%20Run%20Results"
+JOBS = "Job Tracking"
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
+def write_base(path: Path, rows: int) -> None:
+    """A base file holding the tracking tables and ``rows`` job rows, in one transaction."""
+    with Store(path) as store:
+        store.ensure_tables(BASE, tracking_tables())
+        store.create_records(
+            BASE,
+            JOBS,
+            [{"Run ID": f"r{i:07d}", "Stream": i % 13, "Status": "Running"} for i in range(rows)],
+            limit=None,
+        )
+
+
+def start_server(data: Path, tables: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -45,6 +70,10 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
             BASE,
             "--rate-limit",
             "off",
+            "--data",
+            str(data),
+            "--tables",
+            str(tables),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -58,131 +87,143 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     return proc, match.group(1)
 
 
-def session() -> requests.Session:
-    s = requests.Session()
-    s.headers["Authorization"] = f"Bearer {TOKEN}"
-    return s
+def timed(repeat: int, call: Callable[[int], Any]) -> tuple[float, float]:
+    """Median and 95th percentile of ``call(i)`` in milliseconds (after one warm-up call)."""
+    call(-1)
+    samples = []
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        call(i)
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.95))]
 
 
-def hammer(
-    name: str,
-    threads: int,
-    seconds: float,
-    make_call: Callable[[requests.Session], Callable[[], int]],
-) -> float:
-    """Run ``make_call`` in ``threads`` threads for ``seconds``; print and return requests/s."""
-    counts = [0] * threads
-    failures = [0] * threads
-    stop = threading.Event()
+class ConnectCounter:
+    """Counts TCP connects made by urllib3 (requests, so pyairtable), the server closing a
+    connection included: urllib3's own ``num_connections`` misses reconnects of a pooled
+    connection object, which is what a ``Connection: close`` server causes."""
 
-    def worker(i: int) -> None:
-        call = make_call(session())
-        while not stop.is_set():
-            if call() == 200:
-                counts[i] += 1
-            else:
-                failures[i] += 1
+    def __init__(self) -> None:
+        self.count = 0
+        self._real = urllib3.util.connection.create_connection
 
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    start = time.perf_counter()
-    for t in pool:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in pool:
-        t.join()
-    elapsed = time.perf_counter() - start
-    rate = sum(counts) / elapsed
-    print(f"{name:<42} {rate:8.0f} requests/s  ({sum(counts)} ok, {sum(failures)} failed)")
-    return rate
+    def __enter__(self) -> ConnectCounter:
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return self._real(*args, **kwargs)
+
+        urllib3.util.connection.create_connection = counting  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        urllib3.util.connection.create_connection = self._real  # type: ignore[assignment]
+
+
+def requests_sent(api: pyairtable.Api, url: str) -> int:
+    pools = api.session.get_adapter(url).poolmanager.pools
+    return sum(pools[key].num_requests for key in pools.keys())  # noqa: SIM118
+
+
+def measure(rows: int, repeat: int, workdir: Path, tables: Path) -> dict[str, Any]:
+    data = workdir / f"base-{rows}.db"
+    t0 = time.perf_counter()
+    write_base(data, rows)
+    seeded = time.perf_counter() - t0
+    proc, url = start_server(data, tables)
+    try:
+        api = pyairtable.Api(TOKEN, endpoint_url=url, retry_strategy=None, timeout=(5, 60))
+        table = api.table(BASE, JOBS)
+        with ConnectCounter() as counter:
+            first = table.first(formula=F.EQ(F.Field("Run ID"), "r0000000"))
+            assert first is not None
+            rid = first["id"]
+            results: dict[str, Any] = {
+                "rows": rows,
+                "seed_s": seeded,
+                "list page": timed(repeat, lambda i: next(table.iterate(page_size=100))),
+                "filter {Run ID}=": timed(
+                    repeat,
+                    lambda i: table.all(
+                        formula=F.EQ(F.Field("Run ID"), f"r{(i * 7919) % rows:07d}")
+                    ),
+                ),
+                "upsert 10": timed(
+                    repeat,
+                    lambda i: table.batch_upsert(
+                        [
+                            {"fields": {"Run ID": f"r{(i * 10 + k) % rows:07d}", "Stream": k}}
+                            for k in range(5)
+                        ]
+                        + [{"fields": {"Run ID": f"new-{i}-{k}", "Stream": k}} for k in range(5)],
+                        key_fields=["Run ID"],
+                    ),
+                ),
+                "PATCH by ID": timed(repeat, lambda i: table.update(rid, {"Stream": i % 13})),
+            }
+        opened, sent = counter.count, requests_sent(api, url)
+        results["connections per 100 requests"] = 100 * opened / sent
+        results["connections"] = (opened, sent)
+        return results
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def store_level(rows: int, repeat: int, workdir: Path) -> dict[str, float]:
+    """Per-write cost without HTTP, on a base file (fsync included) and in memory: what is
+    left of a write once the network and the JSON are taken away (milliseconds)."""
+    out: dict[str, float] = {}
+    for where, path in (("file", workdir / f"store-{rows}.db"), ("memory", None)):
+        with Store(path) as store:
+            store.ensure_tables(BASE, tracking_tables())
+            recs = store.create_records(
+                BASE, JOBS, [{"Run ID": f"r{i:07d}"} for i in range(rows)], limit=None
+            )
+            rid = recs[0].id
+            store.table(BASE, JOBS).index("Run ID")  # built once, as loading a base file does
+            t0 = time.perf_counter()
+            for i in range(repeat):
+                store.update_records(BASE, JOBS, [(rid, {"Stream": i % 13})])
+            out[f"PATCH ({where})"] = (time.perf_counter() - t0) * 1000 / repeat
+            t0 = time.perf_counter()
+            for i in range(repeat):
+                items = [
+                    {"fields": {"Run ID": f"r{(i * 10 + k) % rows:07d}", "Stream": k}}
+                    for k in range(10)
+                ]
+                store.upsert_records(BASE, JOBS, items, ["Run ID"])
+            out[f"upsert 10 ({where})"] = (time.perf_counter() - t0) * 1000 / repeat
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--rows", type=int, default=10_000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--repeat", type=int, default=50)
     args = parser.parse_args()
-
-    proc, url = start_server()
-    records = f"{url}/v0/{BASE}/{TABLE}"
-    try:
-        s = session()
-        rec = s.post(records, json={"fields": {"Run ID": "bench", "Client ID": "c"}}).json()
-        one = f"{records}/{rec['id']}"
-        print(f"local server at {url}, {args.threads} client threads, {args.seconds:.0f} s each")
-
-        hammer(
-            "GET one record", args.threads, args.seconds, lambda c: lambda: c.get(one).status_code
-        )
-        counter = iter(range(10**9))
-        hammer(
-            "PATCH one record",
-            args.threads,
-            args.seconds,
-            lambda c: (
-                lambda: (
-                    c.patch(
-                        one, json={"fields": {"Profiles Examined for Scoring": next(counter)}}
-                    ).status_code
-                )
-            ),
-        )
-        batch = [{"fields": {"Run ID": "w", "Client ID": "w"}} for _ in range(10)]
-        hammer(
-            "POST 10-record batch",
-            args.threads,
-            min(args.seconds, 2.0),
-            lambda c: lambda: c.post(records, json={"records": batch}).status_code,
-        )
-
-        # Seed the filter table: args.rows rows in batches of 10 (the API limit).
-        filt = f"{url}/v0/{BASE}/Job%20Tracking"
-        t0 = time.perf_counter()
-        for start in range(0, args.rows, 10):
-            body = {
-                "records": [
-                    {"fields": {"Run ID": f"r{i:06d}", "Stream": i % 13, "Status": "Running"}}
-                    for i in range(start, min(start + 10, args.rows))
-                ]
-            }
-            s.post(filt, json=body).raise_for_status()
-        print(f"seeded {args.rows} rows in {time.perf_counter() - t0:.2f} s")
-
-        formula = "AND({Stream} = 7, FIND('99', {Run ID}) > 0, {Status} != 'Failed')"
-        timings = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            resp = s.get(filt, params={"filterByFormula": formula})
-            timings.append(time.perf_counter() - t0)
-            resp.raise_for_status()
-        matched = len(resp.json()["records"])
+    with tempfile.TemporaryDirectory(prefix="local-bench-") as tmp:
+        workdir = Path(tmp)
+        tables = workdir / "tables.json"
+        tables.write_text(json.dumps(tracking_tables()), encoding="utf-8")
+        all_results = [measure(rows, args.repeat, workdir, tables) for rows in args.rows]
+    ops = ["list page", "filter {Run ID}=", "upsert 10", "PATCH by ID"]
+    header = f"{'rows':>8}  " + "  ".join(f"{op + ' ms (p50/p95)':>28}" for op in ops)
+    print(header + "  conns/100 req")
+    for r in all_results:
+        cells = "  ".join(f"{r[op][0]:>16.1f} / {r[op][1]:>9.1f}" for op in ops)
+        print(f"{r['rows']:>8}  {cells}  {r['connections per 100 requests']:>13.1f}")
+    print("\nwithout HTTP (the store alone), mean ms per write:")
+    with tempfile.TemporaryDirectory(prefix="local-bench-") as tmp:
+        for rows in args.rows:
+            costs = store_level(rows, args.repeat, Path(tmp))
+            print(f"{rows:>8}  " + "  ".join(f"{k} {v:.3f}" for k, v in costs.items()))
+    for r in all_results:
+        opened, sent = r["connections"]
         print(
-            f"filter {args.rows} records with a formula: best {min(timings) * 1000:.0f} ms, "
-            f"median {sorted(timings)[2] * 1000:.0f} ms ({matched} matched)"
+            f"{r['rows']} rows: base written in {r['seed_s']:.1f} s; the session opened "
+            f"{opened} connection(s) for {sent} requests"
         )
-
-        t0 = time.perf_counter()
-        pages = rows = 0
-        params: dict[str, str] = {
-            "filterByFormula": "{Stream} >= 0",
-            "sort[0][field]": "Run ID",
-            "sort[0][direction]": "desc",
-        }
-        while True:
-            body = s.get(filt, params=params).json()
-            pages += 1
-            rows += len(body["records"])
-            if "offset" not in body:
-                break
-            params["offset"] = body["offset"]
-        print(
-            f"page through {rows} filtered+sorted rows: {pages} pages in "
-            f"{time.perf_counter() - t0:.2f} s"
-        )
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -375,11 +375,11 @@ def _tracker_from_environment(flush_interval: float | None) -> Iterator[tuple[Tr
         finally:
             conn.close()
         return
-    from jobtrack_airtable.local import LocalAirtable
+    from jobtrack_airtable.testing import TrackingServer
 
     with (
         tempfile.TemporaryDirectory(prefix="lead-scoring-") as tmp,
-        LocalAirtable(rate_limit=5, penalty_seconds=30.0) as srv,
+        TrackingServer(rate_limit=5, penalty_seconds=30.0) as srv,
     ):
         settings = Settings(
             _env_file=None,

@@ -9,19 +9,33 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pyairtable
 import pytest
 
 from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.testing import TrackingServer, tracking_tables
 
 TEST_BASE_ID = "appJobtrackTest01"
 TEST_TOKEN = "test-token-not-secret"
 
-MakeLocalAirtable = Callable[..., LocalAirtable]
+MakeLocalAirtable = Callable[..., TrackingServer]
+
+
+@functools.cache
+def tracking_tables_file() -> str:
+    """A JSON file of the tracking tables, for ``python -m jobtrack_airtable.local serve
+    --tables`` (the server itself knows no schema)."""
+    path = Path(tempfile.mkdtemp(prefix="jobtrack-tables-")) / "tables.json"
+    path.write_text(json.dumps(tracking_tables()), encoding="utf-8")
+    return str(path)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -42,13 +56,13 @@ def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
 @pytest.fixture
 def make_local_airtable() -> Iterator[MakeLocalAirtable]:
     """Start servers with custom options; every server started is stopped at teardown."""
-    started: list[LocalAirtable] = []
+    started: list[TrackingServer] = []
 
-    def make(**options: Any) -> LocalAirtable:
+    def make(**options: Any) -> TrackingServer:
         options.setdefault("token", TEST_TOKEN)
         options.setdefault("base_id", TEST_BASE_ID)
         options.setdefault("rate_limit", None)
-        srv = LocalAirtable(**options).start()
+        srv = TrackingServer(**options).start()
         started.append(srv)
         return srv
 
@@ -58,7 +72,7 @@ def make_local_airtable() -> Iterator[MakeLocalAirtable]:
 
 
 @pytest.fixture
-def local_airtable(make_local_airtable: MakeLocalAirtable) -> LocalAirtable:
+def local_airtable(make_local_airtable: MakeLocalAirtable) -> TrackingServer:
     """A fresh local Airtable server (default schema, rate limit off)."""
     return make_local_airtable()
 

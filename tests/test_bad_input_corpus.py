@@ -36,6 +36,7 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.run_ids import validate_client_id
 from jobtrack_airtable.statuses import Status
+from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.tracker import Job, Tracker
 
 from . import corpus
@@ -99,7 +100,7 @@ class Env:
 def server() -> Iterator[LocalAirtable]:
     """One server for the module (stopping a server costs ~50 ms; there are ~400 tests),
     emptied before each test by :func:`env`."""
-    srv = LocalAirtable(token=TEST_TOKEN, base_id=TEST_BASE_ID, rate_limit=None).start()
+    srv = TrackingServer(token=TEST_TOKEN, base_id=TEST_BASE_ID, rate_limit=None).start()
     yield srv
     srv.stop()
 

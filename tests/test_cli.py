@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 from jobtrack_airtable.cli import _core, app, embedded
 from jobtrack_airtable.cli.embedded import EMBEDDED_BASE_ID, open_backend, seed_file, seed_store
 from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.local.storage import Store
 from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.settings import Settings
@@ -315,7 +316,9 @@ def test_runs_show_table_and_json(base: Path) -> None:
 
 
 def _drop_field(base: Path, table: str, field: str) -> None:
-    data = json.loads(base.read_text(encoding="utf-8"))
+    # Edited as the legacy JSON export, which the next open converts back to a base file.
+    with Store(base) as store:
+        data = store.to_json()
     for t in data["bases"][EMBEDDED_BASE_ID]["tables"]:
         if t["name"] == table:
             t["fields"] = [f for f in t["fields"] if f["name"] != field]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from jobtrack_airtable.cli.embedded import (
 )
 from jobtrack_airtable.errors import ConfigError
 from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.local.storage import Store
 from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.settings import Settings
@@ -56,7 +56,8 @@ def test_seed_file_writes_the_demo_dataset_with_created_times(tmp_path: Path) ->
         "client_runs": sum(r.table == "client_runs" for r in demo),
     }
     assert count_records(path) == len(demo)
-    data = json.loads(path.read_text(encoding="utf-8"))
+    with Store(path) as store:  # the base file is SQLite; to_json() is its legacy view
+        data = store.to_json()
     tables = {t["name"]: t for t in data["bases"][EMBEDDED_BASE_ID]["tables"]}
     created = {r["createdTime"] for r in tables["Job Tracking"]["records"]}
     oldest_job = min((r for r in demo if r.table == "jobs"), key=lambda r: r.created_time)

@@ -585,7 +585,7 @@ def test_two_bases_each_get_their_own_five_per_second(
 ) -> None:
     # One server, two bases: the server limits each base separately, as Airtable does.
     srv = make_local_airtable(rate_limit=5, penalty_seconds=2.0)
-    srv.store.ensure_schema(BASE_B, srv.schema)
+    srv.add_base(BASE_B)
     arrivals = record_arrivals(srv)
     errors: list[BaseException] = []
 

@@ -300,7 +300,6 @@ def test_lists_compare_as_joined_text(text: str, expected: bool) -> None:
     "text",
     [
         "1 / 0",
-        "{Blank} / {Blank}",
         "(1 / 0) + 1",
         "(1 / 0) & 'x'",
         "(1 / 0) = 1",
@@ -731,7 +730,6 @@ def test_computed_field_recursion_is_an_error_value() -> None:
         ("{A", "unterminated field reference"),
         ("{A\\}", "unterminated field reference"),
         ("{}", "empty field reference"),
-        ("Status = 'x'", "unknown name 'Status'"),
         ("FOO(1)", "unknown function FOO()"),
         ("NOW(1)", "NOW() takes 0 argument(s), got 1"),
         ("IF(1)", "IF() takes 2 to 3 arguments, got 1"),

@@ -22,6 +22,8 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.local.faults import FaultInjector, parse_fault_option
 from jobtrack_airtable.local.storage import Store
 
+from .conftest import tracking_tables_file
+
 TEST_BASE_ID = "appJobtrackTest01"  # as in conftest.py
 TEST_TOKEN = "test-token-not-secret"
 JOBS = "Job Tracking"
@@ -65,7 +67,7 @@ def test_rate_limit_429_then_penalty_then_recovery(make_local_airtable: Make) ->
 
 def test_rate_limit_is_a_sliding_window_per_base(make_local_airtable: Make) -> None:
     srv = make_local_airtable(rate_limit=5, penalty_seconds=0.3)
-    srv.store.ensure_schema("appOtherBase00001", srv.schema)
+    srv.add_base("appOtherBase00001")
     s = session()
     for _ in range(3):  # 3 now, then 3 more 1.05 s later: never more than 5 in any second
         assert s.get(jobs_url(srv)).status_code == 200
@@ -363,7 +365,17 @@ def test_concurrent_upserts_of_one_key_make_one_row(local_airtable: LocalAirtabl
 
 def _serve(*args: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobtrack_airtable.local", "serve", "--port", "0", *args],
+        [
+            sys.executable,
+            "-m",
+            "jobtrack_airtable.local",
+            "serve",
+            "--port",
+            "0",
+            "--tables",
+            tracking_tables_file(),
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -12,6 +12,7 @@ import typer
 from ..errors import ConfigError
 from ..local.__main__ import main as local_main
 from ..schema import load_schema
+from ..testing import tracking_tables
 from . import embedded
 from ._core import (
     errors_to_exit,
@@ -77,13 +78,11 @@ def local_serve(
             argv += ["--token", token]
         if path is not None:
             argv += ["--data", str(path)]
-        if schema is not None:
-            argv += ["--schema", str(schema)]
         # The embedded base loads the whole file per command: serving it at the same time
         # would let one overwrite the other's writes, so the server holds the file's lock.
         lock = lock_local_base(path, timeout=0) if path is not None else contextlib.nullcontext()
         with lock:
-            code = local_main(argv)
+            code = local_main(argv, tables=tracking_tables(schema))
         raise typer.Exit(code)
 
 

@@ -35,7 +35,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,10 +48,11 @@ from pydantic import SecretStr
 
 from ..client import DEFAULT_ENDPOINT_URL, Connection
 from ..errors import ConfigError
-from ..local.server import DEFAULT_BASE_ID, LocalAirtable
-from ..local.storage import Store, write_atomically
+from ..local.server import DEFAULT_BASE_ID
+from ..local.storage import Store
 from ..schema import Schema, load_schema
 from ..settings import Settings
+from ..testing import TrackingServer, tracking_tables
 from ..timeutil import utcnow
 from .demo import demo_records
 
@@ -124,14 +124,13 @@ def seed_file(
     """Create (or replace) the local base file ``path`` holding the schema's tables filled
     with the demo dataset.  Returns the rows inserted per table key.
 
-    The dataset is built in memory and written once: persisting through the store row by row
-    would rewrite the whole file a few hundred times.
+    The dataset is built in memory and copied to the file once: one transaction, not a few
+    hundred.
     """
-    store = Store()
-    store.ensure_schema(base_id, schema)
-    counts = seed_store(store, base_id, schema, now=now)
-    text = json.dumps(store.to_json(), ensure_ascii=False, separators=(",", ":"))
-    write_atomically(Path(path), text)
+    with Store() as store:
+        store.ensure_tables(base_id, tracking_tables(schema))
+        counts = seed_store(store, base_id, schema, now=now)
+        store.save_as(path)
     return counts
 
 
@@ -156,7 +155,8 @@ def count_records(path: str | Path) -> int:
         store = Store(path)
     except _LOAD_ERRORS as exc:
         raise _unreadable(path, exc) from None
-    return sum(len(t.records) for b in store.base_ids() for t in store.tables(b))
+    with store:
+        return sum(len(t.records) for b in store.base_ids() for t in store.tables(b))
 
 
 # -- the running embedded base -------------------------------------------------------------
@@ -216,7 +216,7 @@ class EmbeddedBase:
         self.lock_timeout = lock_timeout
         #: Whether this session created and seeded the file.
         self.seeded = False
-        self.server: LocalAirtable | None = None
+        self.server: TrackingServer | None = None
         self._conn: Connection | None = None
         self._lock: contextlib.ExitStack | None = None
 
@@ -246,12 +246,14 @@ class EmbeddedBase:
             seed_file(self.path, self.schema, now=self.now)
             self.seeded = True
         try:
-            server = LocalAirtable(
+            server = TrackingServer(
                 schema=self.schema,
                 token=secrets.token_urlsafe(24),
                 base_id=EMBEDDED_BASE_ID,
                 data_path=self.path,
                 rate_limit=None,
+                # `schema init` creates working formula fields here (Airtable's API cannot).
+                formula_fields_via_api=True,
             )
         except _LOAD_ERRORS as exc:
             # A corrupt or foreign file: say which file, never a traceback.

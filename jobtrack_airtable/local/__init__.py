@@ -1,14 +1,20 @@
 """The local Airtable-compatible server (SPEC §3.5).
 
-Modules: :mod:`.storage` (data model, persistence), :mod:`.app` (HTTP API), :mod:`.query`
-(reads, formula fields, paging), :mod:`.formulas` (formula evaluator), :mod:`.faults` (fault
-injection), :mod:`.ratelimit` (per-base limit and penalty), :mod:`.requestlog`,
-:mod:`.server` (:class:`LocalAirtable`), ``__main__`` (``serve`` CLI).
+Modules: :mod:`.storage` (data model), :mod:`.persistence` (the SQLite base file),
+:mod:`.index` (field indexes, filter planner), :mod:`.fieldmodels` (what the meta API
+creates), :mod:`.app` (HTTP API), :mod:`.httpserver` (HTTP/1.1 keep-alive server),
+:mod:`.query` (reads, formula fields, paging), :mod:`.formulas` (formula evaluator),
+:mod:`.faults` (fault injection), :mod:`.ratelimit` (per-base limit and penalty),
+:mod:`.requestlog`, :mod:`.server` (:class:`LocalAirtable`), ``__main__`` (``serve`` CLI).
 
 >>> from jobtrack_airtable.local import LocalAirtable
->>> with LocalAirtable(rate_limit=None) as srv:
-...     srv.table("jobs").all()
+>>> things = {"name": "Things", "fields": [{"name": "Name", "type": "singleLineText"}]}
+>>> with LocalAirtable(tables=[things], rate_limit=None) as srv:
+...     srv.table("Things").all()
 []
+
+It knows nothing of this project's schema: :mod:`jobtrack_airtable.testing` serves the
+tracking tables.  :mod:`.pytest_plugin` is the ``local_airtable_server`` fixture.
 """
 
 from __future__ import annotations

@@ -1,23 +1,27 @@
 """Command line of the local server.
 
     python -m jobtrack_airtable.local serve --port 8765 --token TOKEN \\
-        --base-id appJobtrackLocal1 [--data state.json] [--schema schema.toml] \\
+        --base-id appJobtrackLocal1 [--data base.db] [--tables tables.json] \\
         [--rate-limit 5|off] [--penalty 30] [--faults faults.toml] [--fault 503:0.05@PATCH]
 
-Creates the schema's tables in the base (keeping any already persisted in ``--data``) and
-serves until interrupted (Ctrl-C or SIGTERM).  The token is never printed.
+Creates the tables of ``--tables`` (a JSON list of Airtable table models, or the
+``{"tables": [...]}`` the meta API returns) in the base, keeping any already persisted in
+``--data``, and serves until interrupted (Ctrl-C or SIGTERM).  The token is never printed.
+``jobtrack-airtable local serve`` is this with the tracking tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from ..errors import ConfigError
 from .faults import FaultInjector, parse_fault_option
 from .server import DEFAULT_BASE_ID, LocalAirtable
 
@@ -46,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="bearer token clients must send (default: $JOBTRACK_LOCAL_TOKEN)",
     )
     serve.add_argument("--base-id", default=DEFAULT_BASE_ID, help="base ID (app + 14 chars)")
-    serve.add_argument("--data", help="persist to this JSON file (default: memory only)")
-    serve.add_argument("--schema", help="schema TOML file (default: the packaged schema)")
+    serve.add_argument("--data", help="persist to this base file (default: memory only)")
+    serve.add_argument("--tables", help="JSON file of table models to create in the base")
     serve.add_argument(
         "--rate-limit", type=_rate, default=5, help="requests/s per base, or 'off' (default 5)"
     )
@@ -67,7 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _load_tables(path: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the tables file {path!r}: {exc}") from None
+    if isinstance(data, dict):
+        data = data.get("tables")
+    if not isinstance(data, list) or not all(isinstance(t, dict) for t in data):
+        raise ValueError(f"the tables file {path!r} must hold a list of table models")
+    return data
+
+
+def main(
+    argv: Sequence[str] | None = None, *, tables: Sequence[Mapping[str, Any]] | None = None
+) -> int:
+    """Run the command line; ``tables`` are created in the base besides ``--tables``."""
     args = build_parser().parse_args(argv)
     if not args.token:
         print("error: --token (or JOBTRACK_LOCAL_TOKEN) is required", file=sys.stderr)
@@ -79,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for text in args.fault:
             spec = parse_fault_option(text)
             faults.add(spec.pop("kind"), **spec)
+        models = [*(tables or []), *(_load_tables(args.tables) if args.tables else [])]
         srv = LocalAirtable(
-            schema=args.schema,
+            tables=models,
             token=args.token,
             base_id=args.base_id,
             data_path=args.data,
@@ -92,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
         )
         srv.start()
-    except (ConfigError, ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -100,12 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
-    tables = ", ".join(t.name for t in srv.store.tables(srv.base_id))
+    names = ", ".join(t.name for t in srv.store.tables(srv.base_id)) or "none"
     persistence = args.data or "memory only"
     limit = f"{args.rate_limit}/s" if args.rate_limit else "off"
     print(
         f"Local Airtable serving base {srv.base_id} at {srv.url} "
-        f"(tables: {tables}; data: {persistence}; rate limit: {limit})",
+        f"(tables: {names}; data: {persistence}; rate limit: {limit})",
         flush=True,
     )
     try:

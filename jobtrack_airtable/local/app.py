@@ -1,8 +1,9 @@
 """The WSGI application of the local server: authentication, fault injection, rate limiting,
 routing, request parsing and validation, and Airtable's response and error shapes.
 
-Routing splits the *raw* request path and percent-decodes each segment, because table names
-may contain ``/`` (sent as ``%2F``) and a decoded ``PATH_INFO`` would split them.
+Routing (werkzeug's :class:`~werkzeug.routing.Map`) matches the *raw* request path and
+percent-decodes each captured segment, because table names may contain ``/`` (sent as
+``%2F``) and a decoded ``PATH_INFO`` would split them.
 
 Order of checks for each request (so an unauthenticated caller learns nothing, and injected
 faults happen before any work): log → authenticate → inject fault → rate limit → route →
@@ -25,11 +26,22 @@ from typing import Any, overload
 from urllib.parse import quote, unquote
 
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import errors as E
 from .faults import FaultInjector, FiredFault
-from .query import IteratorRegistry, RenderOptions, SortSpec, compile_filter, render, select
+from .fieldmodels import check_api_create
+from .query import (
+    Budget,
+    IteratorRegistry,
+    RenderOptions,
+    SortSpec,
+    compile_filter,
+    render,
+    select,
+)
 from .ratelimit import RateLimiter
 from .requestlog import LoggedRequest, RequestLog
 from .storage import Record, Store, TableDef, is_id
@@ -37,6 +49,18 @@ from .storage import Record, Store, TableDef, is_id
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 100
+#: What ``GET /v0/meta/whoami`` answers: one local user, a token with the usual scopes.
+LOCAL_USER_ID = "usrLocalServer001"
+TOKEN_SCOPES = (
+    "data.records:read",
+    "data.records:write",
+    "schema.bases:read",
+    "schema.bases:write",
+)
+#: Request bodies nesting deeper are refused (422): no Airtable body needs more than a few.
+MAX_JSON_DEPTH = 64
+#: Of an unauthenticated request, the log keeps the method and this many path characters.
+_UNAUTHENTICATED_PATH = 200
 MAX_PAGE_SIZE = 100
 _SORT_PARAM = re.compile(r"^sort\[(\d+)\]\[(field|direction)\]$")
 _GET_RECORD_KEYS = frozenset({"cellFormat", "timeZone", "userLocale", "returnFieldsByFieldId"})
@@ -53,6 +77,41 @@ _LIST_QUERY_KEYS = _LIST_COMMON_KEYS | {"fields[]", "recordMetadata[]"}
 _LIST_BODY_KEYS = _LIST_COMMON_KEYS | {"fields", "recordMetadata", "sort"}
 
 
+class _Segment(BaseConverter):
+    """One *raw* path segment, percent-decoded after matching: table names may contain ``/``
+    (sent as ``%2F``), which a decoded path would split."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> str:
+        return unquote(value)
+
+
+_ALL = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+_ROUTES = Map(
+    [
+        Rule("/v0/meta/whoami", endpoint="whoami", methods=["GET"]),
+        Rule("/v0/meta/bases", endpoint="bases", methods=["GET"]),
+        Rule("/v0/meta/bases/<seg:base>/tables", endpoint="meta_tables", methods=["GET", "POST"]),
+        Rule(
+            "/v0/meta/bases/<seg:base>/tables/<seg:table>/fields",
+            endpoint="meta_fields",
+            methods=["POST"],
+        ),
+        Rule("/v0/<seg:base>/<seg:table>", endpoint="records", methods=_ALL),
+        Rule("/v0/<seg:base>/<seg:table>/listRecords", endpoint="list_records", methods=["POST"]),
+        Rule(
+            "/v0/<seg:base>/<seg:table>/<seg:record>",
+            endpoint="record",
+            methods=["GET", "PATCH", "PUT", "DELETE"],
+        ),
+    ],
+    converters={"seg": _Segment},
+    strict_slashes=False,
+    merge_slashes=False,
+)
+
+
 class DropConnection(ConnectionAbortedError):
     """Raised to close the client connection without a response (injected faults).
 
@@ -66,7 +125,7 @@ class _Ctx:
     """What the handlers need to know about the current request."""
 
     method: str
-    segments: list[str]
+    raw_path: str
     args: MultiDict[str, str]
     body: Any
     body_error: E.ApiError | None
@@ -93,6 +152,8 @@ class AirtableApp:
         request_log: RequestLog | None = None,
         iterators: IteratorRegistry | None = None,
         max_body_bytes: int = 5 * 1024 * 1024,
+        cpu_budget_seconds: float | None = 10.0,
+        formula_fields_via_api: bool = False,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         if not token:
@@ -105,6 +166,11 @@ class AirtableApp:
         self.request_log = request_log if request_log is not None else RequestLog()
         self.iterators = iterators if iterators is not None else IteratorRegistry()
         self.max_body_bytes = max_body_bytes
+        #: CPU seconds one listing may spend filtering and sorting (``None``: unbounded).
+        self.cpu_budget_seconds = cpu_budget_seconds
+        #: Accept formula fields through the meta API (Airtable does not; the embedded base
+        #: does, so ``schema init`` can create a working base).
+        self.formula_fields_via_api = formula_fields_via_api
         self._clock = clock or (lambda: datetime.now(UTC))
 
     # -- WSGI entry point -------------------------------------------------------------------
@@ -112,11 +178,35 @@ class AirtableApp:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        try:
+            response = self._handle(environ)
+        except DropConnection:
+            _shutdown(environ)
+            raise
+        except Exception:
+            # Whatever went wrong, the client gets Airtable's JSON error shape, never HTML.
+            log.exception("local Airtable: unexpected error")
+            response = _error(E.ApiError(500, "SERVER_ERROR", "Unexpected server error"))
+        return response(environ, start_response)
+
+    def _handle(self, environ: dict[str, Any]) -> Response:
         request = Request(environ)
         method = request.method.upper()
         raw_path = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?", 1)[0]
         if not raw_path.startswith("/"):
             raw_path = quote(request.path)
+        auth = request.headers.get("Authorization", "").encode("utf-8", "replace")
+        if not hmac.compare_digest(auth, self._token):
+            # Nothing of an unauthenticated request is kept but a short line (method and the
+            # start of its path): its body is never even read.
+            entry = self.request_log.start(
+                method, raw_path[:_UNAUTHENTICATED_PATH], request.path[:_UNAUTHENTICATED_PATH]
+            )
+            entry.status = 401
+            resp = _error(E.auth_required())
+            if request.content_length:
+                resp.headers["Connection"] = "close"  # do not read a stranger's body to reuse
+            return resp
         too_large = (request.content_length or 0) > self.max_body_bytes
         raw_body = b"" if too_large else request.get_data(cache=False)
         body, body_error = _parse_body(raw_body)
@@ -126,15 +216,15 @@ class AirtableApp:
             request.path,
             request.args.to_dict(flat=False),
             body if body_error is None else raw_body.decode("utf-8", "replace"),
+            size=len(raw_body) + len(raw_path) + len(environ.get("QUERY_STRING", "")),
         )
         try:
             response = self._respond(entry, request, method, raw_path, too_large, body, body_error)
         except DropConnection:
             entry.status = None
-            _shutdown(environ)
             raise
         entry.status = response.status_code
-        return response(environ, start_response)
+        return response
 
     def _respond(
         self,
@@ -146,9 +236,6 @@ class AirtableApp:
         body: Any,
         body_error: E.ApiError | None,
     ) -> Response:
-        auth = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(auth, self._token):
-            return _error(E.auth_required())
         fault = self.faults.pick(method, raw_path, request.path)
         if fault is not None:
             entry.fault = fault.kind
@@ -159,6 +246,8 @@ class AirtableApp:
         if segments and segments[-1] == "":
             segments.pop()
         base_id = _base_of(segments)
+        if base_id is not None and not self.store.has_base(base_id):
+            base_id = "<unknown base>"  # one key for all: client-chosen IDs must not pile up
         if base_id is not None and (
             not self.rate_limiter.allow(base_id) or not self.token_limiter.allow("token")
         ):
@@ -167,7 +256,7 @@ class AirtableApp:
             resp = _error(E.ApiError(413, "REQUEST_ENTITY_TOO_LARGE", "Request body is too large"))
             resp.headers["Connection"] = "close"
             return resp
-        ctx = _Ctx(method, segments, request.args, body, body_error)
+        ctx = _Ctx(method, raw_path, request.args, body, body_error)
         try:
             status, payload = self._route(ctx)
             response = _json(status, payload)
@@ -208,46 +297,44 @@ class AirtableApp:
     # -- routing ----------------------------------------------------------------------------
 
     def _route(self, ctx: _Ctx) -> tuple[int, Any]:
-        seg, m = ctx.segments, ctx.method
-        if len(seg) < 2 or seg[0] != "v0":
-            raise E.not_found()
-        if seg[1] == "meta":
-            if len(seg) >= 5 and seg[2] == "bases" and seg[4] == "tables":
-                base_id = self._base(seg[3])
-                if len(seg) == 5 and m == "GET":
-                    return 200, self._meta_tables(ctx, base_id)
-                if len(seg) == 5 and m == "POST":
-                    return 200, self._meta_create_table(ctx, base_id)
-                if len(seg) == 7 and seg[6] == "fields" and m == "POST":
-                    return 200, self._meta_create_field(ctx, base_id, seg[5])
-            raise E.not_found()
-        base_id = self._base(seg[1])
-        if len(seg) == 3:
-            table = seg[2]
+        path = ctx.raw_path[:-1] if ctx.raw_path.endswith("/") else ctx.raw_path
+        try:
+            endpoint, params = _ROUTES.bind("local").match(path, method=ctx.method)
+        except HTTPException:  # no such route, or not with this method
+            raise E.not_found() from None
+        m = ctx.method
+        if endpoint == "whoami":
+            return 200, self._whoami()
+        if endpoint == "bases":
+            return 200, self._meta_bases(ctx)
+        base_id = self._base(params["base"])
+        if endpoint == "meta_tables":
             if m == "GET":
+                return 200, self._meta_tables(ctx, base_id)
+            return 200, self._meta_create_table(ctx, base_id)
+        if endpoint == "meta_fields":
+            return 200, self._meta_create_field(ctx, base_id, params["table"])
+        table = params["table"]
+        if endpoint == "records":
+            if m in ("GET", "HEAD"):
                 return 200, self._list(ctx, base_id, table, _list_params_from_query(ctx.args))
             if m == "POST":
                 return 200, self._create(ctx, base_id, table)
             if m in ("PATCH", "PUT"):
                 return 200, self._update_many(ctx, base_id, table, replace=m == "PUT")
-            if m == "DELETE":
-                return 200, self._delete_many(ctx, base_id, table)
-        elif len(seg) == 4:
-            table, rid = seg[2], seg[3]
-            if rid == "listRecords" and m == "POST":
-                self.store.table(base_id, table)
-                return 200, self._list(ctx, base_id, table, _list_params_from_body(ctx))
-            if m in ("GET", "PATCH", "PUT", "DELETE"):
-                self.store.table(base_id, table)  # unknown table first, then the record ID
-                if not is_id(rid, "rec"):
-                    raise E.not_found()
-                if m == "GET":
-                    return 200, self._get(ctx, base_id, table, rid)
-                if m == "DELETE":
-                    self.store.delete_records(base_id, table, [rid])
-                    return 200, {"id": rid, "deleted": True}
-                return 200, self._update_one(ctx, base_id, table, rid, replace=m == "PUT")
-        raise E.not_found()
+            return 200, self._delete_many(ctx, base_id, table)
+        self.store.table(base_id, table)  # unknown table first, then the record ID
+        if endpoint == "list_records":
+            return 200, self._list(ctx, base_id, table, _list_params_from_body(ctx))
+        rid = params["record"]
+        if not is_id(rid, "rec"):
+            raise E.not_found()
+        if m in ("GET", "HEAD"):
+            return 200, self._get(ctx, base_id, table, rid)
+        if m == "DELETE":
+            self.store.delete_records(base_id, table, [rid])
+            return 200, {"id": rid, "deleted": True}
+        return 200, self._update_one(ctx, base_id, table, rid, replace=m == "PUT")
 
     def _base(self, base_id: str) -> str:
         if not is_id(base_id, "app"):
@@ -271,7 +358,7 @@ class AirtableApp:
     def _list(self, ctx: _Ctx, base_id: str, table_ref: str, p: _ListParams) -> dict[str, Any]:
         table = self.store.table(base_id, table_ref)
         page_size = _int_param(p.page_size, "pageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-        if p.offset is not None:
+        if p.offset not in (None, ""):  # offset= (empty) is no offset, as in Airtable
             listing, position = self.iterators.resume(base_id, table, p.offset)
             return self.iterators.page(listing, position, page_size)
         max_records = _int_param(p.max_records, "maxRecords", None, 1, None)
@@ -283,10 +370,16 @@ class AirtableApp:
             raise E.ApiError(422, "VIEW_NAME_NOT_FOUND", f'Could not find view "{p.view}"')
         options = RenderOptions(wanted, p.by_field_id, _cell_format(p.cell_format, p.locale))
         formula = compile_filter(table, p.formula) if p.formula else None
-        table, records = self.store.snapshot(base_id, table_ref)
+        table, records = self.store.snapshot_for(base_id, table_ref, formula)
         now = self._clock()
         result = select(
-            table, records, formula=formula, sort=sort, max_records=max_records, now=now
+            table,
+            records,
+            formula=formula,
+            sort=sort,
+            max_records=max_records,
+            now=now,
+            budget=Budget(self.cpu_budget_seconds),
         )
         listing = self.iterators.start(base_id, table, result, options, now)
         return self.iterators.page(listing, 0, page_size)
@@ -390,6 +483,22 @@ class AirtableApp:
 
     # -- meta API ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _whoami() -> dict[str, Any]:
+        # A personal access token's answer: the user and the token's scopes.
+        return {"id": LOCAL_USER_ID, "scopes": list(TOKEN_SCOPES)}
+
+    def _meta_bases(self, ctx: _Ctx) -> dict[str, Any]:
+        _reject_unknown(ctx.args.keys(), {"offset"})
+        if ctx.args.get("offset"):
+            raise E.ApiError(422, "INVALID_OFFSET_VALUE", "The offset is not valid")
+        return {
+            "bases": [
+                {"id": b.id, "name": b.name, "permissionLevel": "create"}
+                for b in (self.store.base(i) for i in self.store.base_ids())
+            ]
+        }
+
     def _meta_tables(self, ctx: _Ctx, base_id: str) -> dict[str, Any]:
         visible = "visibleFieldIds" in ctx.args.getlist("include")
         return {
@@ -401,14 +510,18 @@ class AirtableApp:
         _reject_unknown(body, {"name", "fields", "description"})
         # A JSON value (missing: None); create_table answers 422 unless it is a non-empty string.
         name: Any = body.get("name")
-        table = self.store.create_table(
-            base_id, name, body.get("fields") or [], body.get("description")
-        )
+        fields = body.get("fields") or []
+        if isinstance(fields, list):
+            for spec in fields:
+                check_api_create(str(name), spec, allow_formulas=self.formula_fields_via_api)
+        table = self.store.create_table(base_id, name, fields, body.get("description"))
         return table.to_meta()
 
     def _meta_create_field(self, ctx: _Ctx, base_id: str, table_ref: str) -> dict[str, Any]:
         body = _object(ctx.json())
         _reject_unknown(body, {"name", "type", "options", "description"})
+        table = self.store.table(base_id, table_ref)
+        check_api_create(table.name, body, allow_formulas=self.formula_fields_via_api)
         return self.store.create_field(base_id, table_ref, body).to_meta()
 
 
@@ -575,12 +688,35 @@ def _parse_body(raw: bytes) -> tuple[Any, E.ApiError | None]:
     try:
         # parse_constant refuses NaN/Infinity, which Python's json would otherwise accept.
         body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        if _too_deep(body):
+            return None, E.invalid_body(
+                f"Could not parse request body: nested deeper than {MAX_JSON_DEPTH} levels"
+            )
         # A "\ud800" escape parses into a lone surrogate, which is not text: refuse it
         # before it is stored, as Airtable does, rather than fail to encode it later.
         json.dumps(body, ensure_ascii=False).encode("utf-8")
         return body, None
     except (UnicodeDecodeError, UnicodeEncodeError, ValueError) as exc:
         return None, E.invalid_body(f"Could not parse request body: {exc}")
+    except RecursionError:
+        return None, E.invalid_body("Could not parse request body: nested too deeply")
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests deeper than :data:`MAX_JSON_DEPTH` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _base_of(segments: list[str]) -> str | None:
@@ -605,7 +741,7 @@ def _error(exc: E.ApiError) -> Response:
 
 
 def _shutdown(environ: Mapping[str, Any]) -> None:
-    sock = environ.get("werkzeug.socket")
+    sock = environ.get("local.socket")
     if isinstance(sock, socket.socket):
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)

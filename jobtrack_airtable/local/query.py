@@ -147,11 +147,22 @@ def _as_string(value: Any) -> str:
 # -- filtering and sorting ------------------------------------------------------------------
 
 
+#: Longer ``filterByFormula`` texts are refused (each node may build text up to the cap).
+MAX_FORMULA_LENGTH = 100_000
+
+
 def compile_filter(table: TableDef, text: str) -> Formula:
     """Compile a ``filterByFormula`` against the table's fields (422 if it is invalid).
 
     :func:`compile_formula` caches by text, so the same filter on every page costs nothing.
     """
+    if len(text) > MAX_FORMULA_LENGTH:
+        raise E.ApiError(
+            422,
+            "INVALID_FILTER_BY_FORMULA",
+            f"The formula for filtering records is invalid: longer than {MAX_FORMULA_LENGTH:,} "
+            "characters",
+        )
     try:
         return compile_formula(text, known_fields=[f.name for f in table.fields])
     except FormulaError as exc:
@@ -181,6 +192,32 @@ def _sort_key(value: Any) -> tuple[Any, ...]:
     return (3, json.dumps(value, sort_keys=True, default=str), "")
 
 
+class Budget:
+    """A per-request CPU budget (this thread's CPU time), checked between records, so no
+    single listing can hold a server thread for long: 422 once it is spent.
+
+    >>> Budget(None).check()  # no budget: never raises
+    """
+
+    __slots__ = ("deadline", "seconds")
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.deadline = None if seconds is None else time.thread_time() + seconds
+
+    def check(self) -> None:
+        if self.deadline is not None and time.thread_time() >= self.deadline:
+            raise E.ApiError(
+                422,
+                "INVALID_REQUEST_UNKNOWN",
+                f"The request needed more than the server's CPU budget of {self.seconds:g} s; "
+                "use a simpler filterByFormula or sort",
+            )
+
+
+_BUDGET_EVERY = 64  # records between budget checks (a check costs a clock read)
+
+
 def select(
     table: TableDef,
     records: Sequence[Record],
@@ -189,15 +226,20 @@ def select(
     sort: Sequence[SortSpec],
     max_records: int | None,
     now: datetime,
+    budget: Budget | None = None,
 ) -> list[Record]:
     """Filter, sort and cap ``records``: one pass over the table."""
     tf = table_formulas(table)
+    budget = budget if budget is not None else Budget(None)
     result: list[Record]
     if formula is None:
-        result = list(records)
+        # The caller's snapshot is already a private list: no second O(n) copy.
+        result = records if isinstance(records, list) else list(records)
     else:
         result = []
-        for rec in records:
+        for i, rec in enumerate(records):
+            if i % _BUDGET_EVERY == 0:
+                budget.check()
             # A row whose filter evaluates to #ERROR! is falsy, hence not returned.
             if is_truthy(formula.evaluate(context(tf, rec, now))):
                 result.append(rec)
@@ -205,7 +247,11 @@ def select(
     for spec in reversed(sort):
         name = spec.field.name
         if spec.field.computed:
-            keys = {r.id: _sort_key(cell_value(tf, r, name, now)) for r in result}
+            keys = {}
+            for i, r in enumerate(result):
+                if i % _BUDGET_EVERY == 0:
+                    budget.check()
+                keys[r.id] = _sort_key(cell_value(tf, r, name, now))
             result.sort(key=lambda r: keys[r.id], reverse=spec.descending)
         else:
             result.sort(key=lambda r: _sort_key(r.fields.get(name)), reverse=spec.descending)
@@ -234,8 +280,9 @@ class Listing:
 class IteratorRegistry:
     """Offset tokens → listings; a token idle longer than ``idle_seconds`` is gone (422).
 
-    Thread-safe.  At most ``max_listings`` are kept (oldest dropped first) so abandoned
-    listings cannot exhaust memory.
+    Thread-safe.  At most ``max_listings`` listings holding at most ``max_records`` record
+    references in all are kept (oldest dropped first), so abandoned listings cannot exhaust
+    memory; a listing that fits in its first page is not kept at all (it has no offset).
     """
 
     def __init__(
@@ -243,10 +290,12 @@ class IteratorRegistry:
         idle_seconds: float = 300.0,
         *,
         max_listings: int = 1000,
+        max_records: int = 5_000_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.idle_seconds = idle_seconds
         self.max_listings = max_listings
+        self.max_records = max_records
         self._clock = clock
         self._lock = threading.Lock()
         self._listings: OrderedDict[str, Listing] = OrderedDict()
@@ -263,8 +312,12 @@ class IteratorRegistry:
         with self._lock:
             self._sweep()
             self._listings[listing.id] = listing
-            while len(self._listings) > self.max_listings:
-                self._listings.popitem(last=False)
+            kept = sum(len(v.records) for v in self._listings.values())
+            while len(self._listings) > 1 and (
+                len(self._listings) > self.max_listings or kept > self.max_records
+            ):
+                _, dropped = self._listings.popitem(last=False)
+                kept -= len(dropped.records)
         return listing
 
     def resume(self, base_id: str, table: TableDef, token: Any) -> tuple[Listing, int]:
@@ -298,6 +351,9 @@ class IteratorRegistry:
             "records": [render(listing.table, r, listing.render, listing.now) for r in chunk]
         }
         end = position + len(chunk)
+        if position == 0 and end >= len(listing.records):
+            with self._lock:  # one page, no offset: nothing can come back for it
+                self._listings.pop(listing.id, None)
         if end < len(listing.records):
             token = f"{listing.id}/{listing.records[end].id}"
             with self._lock:

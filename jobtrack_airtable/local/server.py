@@ -1,29 +1,31 @@
 """``LocalAirtable``: the local Airtable-compatible server, started in-process on a free port.
 
->>> with LocalAirtable(token="tok", base_id="appJobtrackLocal1", rate_limit=None) as srv:
-...     table = srv.api().table(srv.base_id, "Job Tracking")
-...     rec = table.create({"Run ID": "250930-141522", "Status": "Running"})
+It serves whatever tables it is given (Airtable table models) and knows nothing of this
+project's schema: :mod:`jobtrack_airtable.testing` seeds the tracking tables.
+
+>>> things = {"name": "Things", "fields": [{"name": "Name", "type": "singleLineText"}]}
+>>> with LocalAirtable(tables=[things], rate_limit=None) as srv:
+...     rec = srv.table("Things").create({"Name": "a"})
 ...     srv.request_log.count(method="POST")
 1
 """
 
 from __future__ import annotations
 
-import contextlib
+import ipaddress
 import secrets
-import socket
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import pyairtable
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from ..schema import Schema, load_schema
-from ..settings import Settings
 from .app import AirtableApp
+from .errors import ApiError
 from .faults import FaultInjector
+from .httpserver import Server
 from .query import IteratorRegistry
 from .ratelimit import RateLimiter
 from .requestlog import RequestLog
@@ -32,35 +34,24 @@ from .storage import Store, is_id
 DEFAULT_BASE_ID = "appJobtrackLocal1"
 
 
-class _Handler(WSGIRequestHandler):
-    """werkzeug's handler with HTTP/1.1 keep-alive, no access log, and connection tracking
-    (so :meth:`LocalAirtable.stop` can close idle keep-alive connections)."""
+def check_loopback(host: str) -> None:
+    """Refuse any bind address that is not loopback (``127.0.0.0/8``, ``::1``, ``localhost``).
 
-    protocol_version = "HTTP/1.1"
-    #: Idle keep-alive connections are closed after this many seconds.
-    timeout = 60
-
-    def setup(self) -> None:
-        super().setup()
-        tracker = getattr(self.server, "connections", None)
-        if tracker is not None:
-            tracker.add(self.connection)
-
-    def finish(self) -> None:
-        tracker = getattr(self.server, "connections", None)
-        if tracker is not None:
-            tracker.discard(self.connection)
-        super().finish()
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # Access logs would cost throughput and add nothing the request log lacks.
-        return
-
-    def connection_dropped(
-        self, error: BaseException, environ: dict[str, Any] | None = None
-    ) -> None:
-        # Injected drop faults land here: make sure the connection is not reused.
-        self.close_connection = True
+    >>> check_loopback("127.0.0.1")
+    >>> check_loopback("0.0.0.0")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the local Airtable server listens on loopback only ...; refusing host '0.0.0.0'
+    """
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            "the local Airtable server listens on loopback only (127.0.0.1, ::1 or "
+            f"localhost); refusing host {host!r}"
+        )
 
 
 class LocalAirtable:
@@ -68,9 +59,9 @@ class LocalAirtable:
 
     Parameters (all keyword-only):
 
-    ``schema``: the :class:`~jobtrack_airtable.schema.Schema` (or a path to a schema TOML
-    file) whose tables are created in the base; the default schema when ``None``.
-    ``create_tables=False`` starts with an empty base.
+    ``tables``: Airtable table models (``{"name", "fields": [{"name", "type", "options"?}]}``,
+    the shape ``POST /v0/meta/bases/{base}/tables`` takes, formula fields included) created in
+    the base unless it already has them; an empty base when ``None``.
     ``token``: the bearer token clients must send (random when omitted).
     ``base_id``: ``app`` + 14 alphanumerics.
     ``data_path``: persist to this JSON file (atomic writes, restart-safe); memory only when
@@ -80,8 +71,15 @@ class LocalAirtable:
     per-token limit (Airtable's 50/s), off by default.
     ``iterator_idle_seconds``: how long an unused listing offset stays valid.
     ``max_body_bytes``: larger request bodies get 413.
+    ``log_size``/``log_bytes``: the request log keeps at most this many entries and bytes.
+    ``cpu_budget_seconds``: CPU time one listing may spend filtering and sorting (then 422).
+    ``formula_fields_via_api``: let the meta API create formula fields (Airtable's refuses;
+    seeding from Python through :attr:`store` can always create any field type).
     ``faults``: a :class:`FaultInjector` (a fresh one seeded with ``fault_seed`` by default).
-    ``host``/``port``: where to listen (loopback and a free port by default).
+    ``host``/``port``: where to listen (loopback and a free port by default); a non-loopback
+    host is refused (:class:`ValueError`): the server is a local stand-in, not a service.
+    ``max_connections``: open connections at once (more get a 503); ``idle_timeout``: seconds
+    an idle keep-alive connection (or a stalled read) is kept.
 
     >>> srv = LocalAirtable(rate_limit=None).start()
     >>> srv.url.startswith("http://127.0.0.1:")
@@ -92,8 +90,7 @@ class LocalAirtable:
     def __init__(
         self,
         *,
-        schema: Schema | str | Path | None = None,
-        create_tables: bool = True,
+        tables: Sequence[Mapping[str, Any]] | None = None,
         token: str | None = None,
         base_id: str = DEFAULT_BASE_ID,
         data_path: str | Path | None = None,
@@ -107,25 +104,31 @@ class LocalAirtable:
         max_body_bytes: int = 5 * 1024 * 1024,
         host: str = "127.0.0.1",
         port: int = 0,
+        max_connections: int = 32,
+        idle_timeout: float = 30.0,
+        cpu_budget_seconds: float | None = 10.0,
+        log_bytes: int = 16 * 1024 * 1024,
+        formula_fields_via_api: bool = False,
     ) -> None:
+        check_loopback(host)
         if not is_id(base_id, "app"):
             raise ValueError(f"base_id must be 'app' + 14 alphanumerics, got {base_id!r}")
-        if not isinstance(schema, Schema):
-            schema = load_schema(schema)
-        self.schema = schema
         self.token = token or secrets.token_urlsafe(24)
         self.base_id = base_id
         self.host = host
         self._port = port
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
         self.store = Store(data_path)
-        if create_tables:
-            self.store.ensure_schema(base_id, schema)
-        else:
-            self.store.create_base(base_id)
+        try:
+            self.store.ensure_tables(base_id, tables or [])
+        except ApiError as exc:
+            self.store.close()
+            raise ValueError(f"cannot create the tables: {exc.message}") from None
         self.rate_limiter = RateLimiter(rate_limit, penalty_seconds=penalty_seconds)
         self.token_limiter = RateLimiter(token_rate_limit, penalty_seconds=penalty_seconds)
         self.faults = faults if faults is not None else FaultInjector(seed=fault_seed)
-        self.request_log = RequestLog(maxlen=log_size)
+        self.request_log = RequestLog(maxlen=log_size, max_bytes=log_bytes)
         self.iterators = IteratorRegistry(iterator_idle_seconds)
         self.app = AirtableApp(
             self.store,
@@ -136,8 +139,10 @@ class LocalAirtable:
             request_log=self.request_log,
             iterators=self.iterators,
             max_body_bytes=max_body_bytes,
+            cpu_budget_seconds=cpu_budget_seconds,
+            formula_fields_via_api=formula_fields_via_api,
         )
-        self._server: BaseWSGIServer | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -147,14 +152,17 @@ class LocalAirtable:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> LocalAirtable:
+    def start(self) -> Self:
         """Bind and serve in a daemon thread; returns ``self``."""
         if self._server is not None:
             return self
-        server = make_server(
-            self.host, self._port, self.app, threaded=True, request_handler=_Handler
+        self.store.open()  # after a stop(): the base file again, as a restart would
+        server = Server(
+            (self.host, self._port),
+            self.app,
+            max_connections=self.max_connections,
+            idle_timeout=self.idle_timeout,
         )
-        server.connections = set()  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -171,13 +179,13 @@ class LocalAirtable:
         if server is None:
             return
         server.shutdown()
-        for conn in list(getattr(server, "connections", ())):
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        server.close_connections()
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        # Releases the base file (another server may open it now); reads stay possible.
+        self.store.close()
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (the ``serve`` CLI)."""
@@ -189,7 +197,7 @@ class LocalAirtable:
         finally:
             self.stop()
 
-    def __enter__(self) -> LocalAirtable:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -203,6 +211,11 @@ class LocalAirtable:
     # -- addresses and clients --------------------------------------------------------------
 
     @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted since start (a keep-alive client opens one)."""
+        return self._server.connections_opened if self._server is not None else 0
+
+    @property
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("the server is not running")
@@ -211,7 +224,8 @@ class LocalAirtable:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT`` (pass as ``endpoint_url``)."""
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def api(self, *, timeout: tuple[float, float] = (5, 30)) -> pyairtable.Api:
         """A pyairtable ``Api`` for this server, built the way the project builds it: no
@@ -224,26 +238,6 @@ class LocalAirtable:
             timeout=timeout,  # type: ignore[arg-type]
         )
 
-    def settings(self, **overrides: Any) -> Settings:
-        """Library settings pointing at this server: its URL, token and base, no ``.env``
-        read.  The client-side limiter runs at the server's rate (off when the server has no
-        limit), so a worker talks to it exactly as it would to Airtable.
-
-        >>> with LocalAirtable(rate_limit=None) as srv:                 # doctest: +SKIP
-        ...     tracker = Tracker.from_settings(srv.settings())
-        """
-        values: dict[str, Any] = {
-            "api_key": self.token,
-            "base_id": self.base_id,
-            "endpoint_url": self.url,
-            "rate_limit": self.rate_limiter.rate or 0,
-        }
-        values.update(overrides)
-        return Settings(_env_file=None, **values)
-
     def table(self, name: str) -> pyairtable.Table:
-        """A pyairtable ``Table`` of this server's base, by table name or ID (or schema key
-        such as ``"jobs"``)."""
-        if name in self.schema.tables:
-            name = self.schema.tables[name].name
+        """A pyairtable ``Table`` of this server's base, by table name or ID."""
         return self.api().table(self.base_id, name)

@@ -1,10 +1,13 @@
-"""In-memory Airtable data model of the local server, with optional JSON-file persistence.
+"""Airtable data model of the local server: in memory, indexed, persisted to SQLite.
 
 Bases hold tables (``tbl…`` IDs, names, ordered fields with ``fld…`` IDs, types and options),
 tables hold records.  Every write validates the *whole* batch first and commits it in one step
 under the store lock, so a batch is all-or-nothing (SPEC §2.5) and concurrent writers never see
-or produce a torn record.  With a ``data_path`` the whole state is written atomically (temp file
-+ ``os.replace``) *before* the write returns, so every acknowledged write survives a restart.
+or produce a torn record.  The commit is one SQLite transaction of the changed rows
+(:mod:`.persistence`; a file with ``data_path``, ``:memory:`` without), durable *before* the
+write returns, so every acknowledged write survives a restart or a SIGKILL; only then is the
+in-memory copy changed.  Reads are served from memory, with field indexes (:mod:`.index`) for
+the primary field, merge fields and simple equality/prefix filters.
 
 Records are immutable once committed (a write replaces the :class:`Record` object), which lets a
 listing keep references to a consistent snapshot without copying it.
@@ -26,6 +29,7 @@ import math
 import os
 import re
 import secrets
+import sqlite3
 import string
 import tempfile
 import threading
@@ -36,11 +40,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
-from ..schema import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES, Schema, TableSpec
 from ..timeutil import parse_airtable, to_airtable
 from . import errors as E
+from .fieldmodels import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES, default_options
+from .index import STRING_FIELD_TYPES, FieldIndex, candidates
+from .persistence import BaseFile, RecordRow, TableRow
 
 MAX_RECORDS_PER_REQUEST = 10
+#: Airtable's cap on a long text cell (SPEC §2.9); formulas are capped alike.
+MAX_TEXT = 100_000
 _ALNUM = string.ascii_letters + string.digits
 _ID_RE = {p: re.compile(rf"^{p}[A-Za-z0-9]{{14}}$") for p in ("app", "tbl", "fld", "rec", "viw")}
 _SELECT_COLORS = ("blueLight2", "cyanLight2", "tealLight2", "greenLight2", "yellowLight2")
@@ -135,6 +143,10 @@ class TableDef:
     schema_version: int = 0
     #: Per-table cache owned by :mod:`.query` (compiled formula fields).
     cache: dict[str, Any] = field(default_factory=dict)
+    #: Creation order of each record (its storage sequence number).
+    seq: dict[str, int] = field(default_factory=dict)
+    #: Field name → index, built on first use and kept current by every commit.
+    indexes: dict[str, FieldIndex] = field(default_factory=dict)
 
     @property
     def primary_field_id(self) -> str:
@@ -149,6 +161,39 @@ class TableDef:
             if f.id == name_or_id:
                 return f
         return None
+
+    def index(self, name: str) -> FieldIndex:
+        """The index of field ``name`` (built now, in one scan, if it does not exist)."""
+        idx = self.indexes.get(name)
+        if idx is None:
+            idx = FieldIndex()
+            for rec in self.records.values():
+                idx.add(rec.id, rec.fields.get(name))
+            self.indexes[name] = idx
+        return idx
+
+    def string_index(self, name: str) -> FieldIndex | None:
+        """The index of ``name`` if filters may use it: a stored field holding plain text."""
+        fdef = self.field_named(name)
+        if fdef is None or fdef.name != name or fdef.type not in STRING_FIELD_TYPES:
+            return None
+        return self.index(name)
+
+    def candidates(self, formula: Any) -> list[Record] | None:
+        """Records that may match ``formula`` (creation order), or ``None``: check them all."""
+        ids = candidates(getattr(formula, "tree", None), self.string_index)
+        if ids is None:
+            return None
+        found = [self.records[r] for r in ids if r in self.records]
+        found.sort(key=lambda r: self.seq[r.id])
+        return found
+
+    def to_model(self) -> dict[str, Any]:
+        """What the base file stores of the table (its meta model and view ID)."""
+        return {
+            **{k: v for k, v in self.to_meta().items() if k != "views"},
+            "viewId": self.view_id,
+        }
 
     def to_meta(self, *, visible_field_ids: bool = False) -> dict[str, Any]:
         view: dict[str, Any] = {"id": self.view_id, "name": "Grid view", "type": "grid"}
@@ -170,6 +215,11 @@ class TableDef:
 class BaseDef:
     id: str
     tables: list[TableDef] = field(default_factory=list)
+    #: The base's name in ``GET /v0/meta/bases`` (its ID unless one was given).
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.id
 
     def table(self, ref: str) -> TableDef | None:
         """The table with this ID, else with this name (Airtable accepts both in URLs)."""
@@ -183,24 +233,6 @@ class BaseDef:
 
 
 # -- value validation -----------------------------------------------------------------------
-
-
-def _field_options_from_spec(ftype: str, options: Any, precision: int | None) -> dict | None:
-    """Airtable-shaped ``options`` for a field created from the project schema."""
-    if ftype in ("singleSelect", "multipleSelects"):
-        names = list(options or [])
-        return {"choices": [_choice(n, i) for i, n in enumerate(names)]}
-    if ftype in NUMBER_TYPES and ftype != "rating":
-        return {"precision": precision if precision is not None else 0}
-    if ftype == "dateTime":
-        return {
-            "dateFormat": {"name": "iso", "format": "YYYY-MM-DD"},
-            "timeFormat": {"name": "24hour", "format": "HH:mm"},
-            "timeZone": "utc",
-        }
-    if ftype == "date":
-        return {"dateFormat": {"name": "iso", "format": "YYYY-MM-DD"}}
-    return None
 
 
 def _choice(name: str, index: int) -> dict[str, Any]:
@@ -249,6 +281,8 @@ def _normalise(fdef: FieldDef, value: Any, typecast: bool, batch: _Batch) -> Any
             if typecast and isinstance(value, int | float) and not isinstance(value, bool):
                 return str(value)
             raise E.bad_value(fdef.name)
+        if len(value) > MAX_TEXT:
+            raise E.bad_value(fdef.name, f"text is limited to {MAX_TEXT:,} characters")
         return value
     if ftype == "singleSelect":
         if not isinstance(value, str):
@@ -311,7 +345,9 @@ class _Change:
 
 
 class Store:
-    """Thread-safe storage of bases, tables and records, optionally persisted to JSON.
+    """Thread-safe storage of bases, tables and records, persisted to a SQLite base file
+    (``data_path``; in memory when ``None``).  A context manager: leaving it (or
+    :meth:`close`) closes the file and releases its lock; the in-memory copy stays readable.
 
     Table arguments accept a table ID or name; a ``base_id`` of ``None`` means the only base
     (handy in fixtures).  Write methods raise :class:`~.errors.ApiError` exactly as the HTTP
@@ -328,8 +364,44 @@ class Store:
         self.data_path = Path(data_path) if data_path is not None else None
         self.clock = clock
         self._bases: dict[str, BaseDef] = {}
-        if self.data_path is not None and self.data_path.exists():
-            self._load(self.data_path)
+        self._next_seq = 0
+        self._file: BaseFile | None = None
+        self.open()
+
+    def open(self) -> None:
+        """(Re)open the base file and load it (a no-op while open)."""
+        with self.lock:
+            if self._file is not None:
+                return
+            file = BaseFile(self.data_path)
+            try:
+                self._load(file)
+            except BaseException:
+                file.close()
+                raise
+            self._file = file
+
+    def close(self) -> None:
+        """Close the base file (releasing its lock); reads keep working from memory."""
+        with self.lock:
+            file, self._file = self._file, None
+            if file is not None:
+                file.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def save_as(self, path: str | Path) -> None:
+        """Write a copy of the whole state to the base file ``path`` (atomically)."""
+        with self.lock:
+            self._writer().save_as(path)
 
     # -- bases and tables -------------------------------------------------------------------
 
@@ -360,8 +432,8 @@ class Store:
         with self.lock:
             base = self._bases.get(base_id)
             if base is None:
+                self._write(bases=[base_id])
                 base = self._bases[base_id] = BaseDef(base_id)
-                self._persist()
             return base
 
     def table(self, base_id: str | None, table_ref: str) -> TableDef:
@@ -403,9 +475,24 @@ class Store:
                 table.fields.append(self._field_from_model(table, spec))
             if table.fields[0].computed:
                 raise E.invalid_request(f'field "{table.fields[0].name}" cannot be primary')
-            base.tables.append(table)
-            self._persist()
+            _link_formulas(table)
+            self._add_table(base, table)
             return table
+
+    def _add_table(self, base: BaseDef, table: TableDef) -> None:
+        self._write(tables=[self._table_row(base, table, len(self._all_tables()))])
+        base.tables.append(table)
+
+    def _all_tables(self) -> list[TableDef]:
+        return [t for b in self._bases.values() for t in b.tables]
+
+    def _table_row(self, base: BaseDef, table: TableDef, position: int | None = None) -> TableRow:
+        if position is None:
+            position = self._all_tables().index(table)
+        return TableRow(table.id, base.id, position, table.to_model())
+
+    def _base_of(self, table: TableDef) -> BaseDef:
+        return next(b for b in self._bases.values() if any(t is table for t in b.tables))
 
     def create_field(
         self, base_id: str | None, table_ref: str, spec: Mapping[str, Any]
@@ -415,9 +502,14 @@ class Store:
             table = self.table(base_id, table_ref)
             fdef = self._field_from_model(table, spec)
             table.fields.append(fdef)
+            _link_formulas(table)
+            try:
+                self._write(tables=[self._table_row(self._base_of(table), table)])
+            except BaseException:
+                table.fields.pop()
+                raise
             table.schema_version += 1
             table.cache.clear()
-            self._persist()
             return fdef
 
     @staticmethod
@@ -450,23 +542,27 @@ class Store:
                 raise E.invalid_request(f'formula field "{name}" needs options.formula')
             options = {"formula": formula, "isValid": True, "referencedFieldIds": []}
         elif options is None:
-            options = _field_options_from_spec(ftype, None, None)
+            options = default_options(ftype)
         desc = spec.get("description")
         return FieldDef(
             new_id("fld"), name, ftype, options, desc if isinstance(desc, str) else None
         )
 
-    def ensure_schema(self, base_id: str, schema: Schema) -> None:
-        """Create the base and every table of ``schema`` it lacks (enabled fields only).
+    def ensure_tables(self, base_id: str, tables: Sequence[Mapping[str, Any]]) -> None:
+        """Create the base and every table of ``tables`` (Airtable table models:
+        ``{"name", "fields": [{"name", "type", "options"?}], "description"?}``) it lacks.
 
-        Existing tables are left as they are, so a persisted base keeps its data and shape.
+        Any field type may be seeded this way, formulas included (the meta API refuses
+        those).  Existing tables are left as they are, so a persisted base keeps its data.
         """
         with self.lock:
             base = self.create_base(base_id)
-            for spec in schema.tables.values():
-                if base.table(spec.name) is None:
-                    base.tables.append(table_from_spec(spec))
-            self._persist()
+            for model in tables:
+                # A JSON value: create_table answers 422 unless it is a non-empty string.
+                name: Any = model.get("name")
+                if not isinstance(name, str) or base.table(name) is None:
+                    fields = model.get("fields") or []
+                    self.create_table(base_id, name, fields, model.get("description"))
 
     # -- records: reads ---------------------------------------------------------------------
 
@@ -485,6 +581,16 @@ class Store:
         with self.lock:
             table = self.table(base_id, table_ref)
             return table, list(table.records.values())
+
+    def snapshot_for(
+        self, base_id: str | None, table_ref: str, formula: Any
+    ) -> tuple[TableDef, list[Record]]:
+        """Like :meth:`snapshot`, but only the records an index says may match ``formula``
+        (a compiled filter) when it can tell; every record otherwise."""
+        with self.lock:
+            table = self.table(base_id, table_ref)
+            found = table.candidates(formula) if formula is not None else None
+            return table, list(table.records.values()) if found is None else found
 
     # -- records: writes --------------------------------------------------------------------
 
@@ -575,6 +681,10 @@ class Store:
                 rid = item.get("id")
                 if rid is not None:
                     old: Record | None = staged.get(rid) or self._existing(table, rid)
+                elif _blank_merge_value(merge_fields, values):
+                    # A blank merge value ("" or null) matches nothing, as in Airtable: the
+                    # item creates a record rather than updating some blank row.
+                    old = None
                 else:
                     old = self._match(table, staged, merge_fields, values)
                 if old is None:
@@ -588,7 +698,8 @@ class Store:
                         updated_ids.append(rid)
                 changes.append(_Change(table, rid, old, new))
                 staged[rid] = new
-                order.append(rid)
+                if rid not in order:  # a record matched by two items is listed once
+                    order.append(rid)
             self._commit(changes, batch)
             return [staged[r] for r in order], created_ids, updated_ids
 
@@ -640,15 +751,13 @@ class Store:
         merge_fields: Sequence[FieldDef],
         values: Mapping[str, Any],
     ) -> Record | None:
-        missing = [f.name for f in merge_fields if f.name not in values]
-        if missing:
-            raise E.invalid_records(
-                f"Each record must include every field of fieldsToMergeOn; missing {missing}"
-            )
         key = [values[f.name] for f in merge_fields]
-        # Records staged earlier in this request win over their committed versions.
-        pool: dict[str, Record] = {**table.records, **staged}
-        matches = [r for r in pool.values() if [r.fields.get(f.name) for f in merge_fields] == key]
+        # The first merge field's index gives the committed candidates; records staged earlier
+        # in this request win over their committed versions.
+        ids = dict.fromkeys(table.index(merge_fields[0].name).equal(key[0]))
+        ids.update(dict.fromkeys(staged))
+        pool = [staged.get(r) or table.records[r] for r in ids]
+        matches = [r for r in pool if [r.fields.get(f.name) for f in merge_fields] == key]
         if len(matches) > 1:
             shown = ", ".join(
                 f"{{{f.name}}} = {json.dumps(v)}" for f, v in zip(merge_fields, key, strict=True)
@@ -660,7 +769,11 @@ class Store:
         return matches[0] if matches else None
 
     def _commit(self, changes: list[_Change], batch: _Batch) -> None:
-        """Apply staged changes, persist, and roll back if persisting fails."""
+        """Persist the staged changes in one transaction, then apply them in memory.
+
+        Nothing changes (in the file or in memory) if persisting fails: a 500, as Airtable
+        answers when it cannot store a write.
+        """
         added_choices: list[tuple[FieldDef, dict[str, Any] | None]] = []
         for fdef, names in batch.new_choices.values():
             added_choices.append((fdef, dict(fdef.options) if fdef.options else None))
@@ -668,39 +781,80 @@ class Store:
             start = len(existing)
             existing += [_choice(n, start + i) for i, n in enumerate(names)]
             fdef.options = {**(fdef.options or {}), "choices": existing}
-        undo: list[_Change] = []
-        for ch in changes:
-            before = ch.table.records.get(ch.record_id)
-            undo.append(_Change(ch.table, ch.record_id, ch.new, before))
+        # The last change of each record is what gets stored.
+        final = {ch.record_id: ch for ch in changes}
+        seqs: dict[str, int] = {}
+        rows: list[RecordRow] = []
+        for ch in final.values():
             if ch.new is None:
-                ch.table.records.pop(ch.record_id, None)
-            else:
-                ch.table.records[ch.record_id] = ch.new
+                continue
+            seq = ch.table.seq.get(ch.record_id)
+            if seq is None:
+                seq = seqs[ch.record_id] = self._next_seq + len(seqs)
+            rows.append(_row(ch.table, ch.new, seq))
+        touched = {id(c.table): c.table for c in changes}.values()
+        tables = [
+            self._table_row(self._base_of(t), t)
+            for t in touched
+            if any(f is g for f, _ in added_choices for g in t.fields)
+        ]
         try:
-            self._persist()
-        except OSError as exc:
-            for ch in reversed(undo):
-                if ch.new is None:
-                    ch.table.records.pop(ch.record_id, None)
-                else:
-                    ch.table.records[ch.record_id] = ch.new
+            self._write(
+                tables=tables,
+                upsert=rows,
+                delete=[c.record_id for c in final.values() if c.new is None],
+            )
+        except BaseException:
             for fdef, options in added_choices:
                 fdef.options = options
-            raise E.ApiError(500, "SERVER_ERROR", f"could not persist the write: {exc}") from exc
+            raise
+        self._next_seq += len(seqs)
+        for ch in final.values():
+            table = ch.table
+            before = table.records.get(ch.record_id)
+            for name, idx in table.indexes.items():
+                if before is not None:
+                    idx.remove(ch.record_id, before.fields.get(name))
+                if ch.new is not None:
+                    idx.add(ch.record_id, ch.new.fields.get(name))
+            if ch.new is None:
+                table.records.pop(ch.record_id, None)
+                table.seq.pop(ch.record_id, None)
+            else:
+                table.records[ch.record_id] = ch.new
+                if ch.record_id in seqs:
+                    table.seq[ch.record_id] = seqs[ch.record_id]
 
     # -- persistence ------------------------------------------------------------------------
 
+    def _writer(self) -> BaseFile:
+        if self._file is None:
+            raise E.ApiError(503, "SERVICE_UNAVAILABLE", "The local base is closed")
+        return self._file
+
+    def _write(
+        self,
+        *,
+        bases: Sequence[str] = (),
+        tables: Sequence[TableRow] = (),
+        upsert: Sequence[RecordRow] = (),
+        delete: Sequence[str] = (),
+    ) -> None:
+        try:
+            self._writer().write(bases=bases, tables=tables, upsert=upsert, delete=delete)
+        except (sqlite3.Error, OSError) as exc:
+            raise E.ApiError(500, "SERVER_ERROR", f"could not persist the write: {exc}") from exc
+
     def to_json(self) -> dict[str, Any]:
-        """The whole state as JSON-compatible data (the persistence format)."""
+        """The whole state as JSON-compatible data (the legacy file format, for export)."""
         with self.lock:
             return {
-                "version": _FORMAT_VERSION,
+                "version": 1,
                 "bases": {
                     b.id: {
                         "tables": [
                             {
-                                **{k: v for k, v in t.to_meta().items() if k != "views"},
-                                "viewId": t.view_id,
+                                **t.to_model(),
                                 "records": [
                                     {
                                         "id": r.id,
@@ -718,44 +872,49 @@ class Store:
                 },
             }
 
-    def _persist(self) -> None:
-        if self.data_path is None:
-            return
-        data = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
-        write_atomically(self.data_path, data)
-
-    def _load(self, path: Path) -> None:
+    def _load(self, file: BaseFile) -> None:
+        bases, tables, records = file.load()
+        loaded: dict[str, BaseDef] = {b: BaseDef(b) for b in bases}
+        by_id: dict[str, TableDef] = {}
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            for base_id, bdata in data["bases"].items():
-                base = BaseDef(base_id)
-                for tdata in bdata["tables"]:
-                    table = TableDef(
-                        tdata["id"],
-                        tdata["name"],
-                        [
-                            FieldDef(
-                                f["id"],
-                                f["name"],
-                                f["type"],
-                                f.get("options"),
-                                f.get("description"),
-                            )
-                            for f in tdata["fields"]
-                        ],
-                        description=tdata.get("description"),
-                        view_id=tdata.get("viewId") or new_id("viw"),
-                    )
-                    for r in tdata["records"]:
-                        created = parse_airtable(r["createdTime"])
-                        modified = parse_airtable(r.get("modifiedTime") or r["createdTime"])
-                        table.records[r["id"]] = Record(
-                            r["id"], r["createdTime"], created, modified, r["fields"]
-                        )
-                    base.tables.append(table)
-                self._bases[base_id] = base
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"cannot load local Airtable data from {str(path)!r}: {exc}") from exc
+            for row in tables:
+                table = _table_from_model(row.model)
+                loaded.setdefault(row.base_id, BaseDef(row.base_id)).tables.append(table)
+                by_id[table.id] = table
+            next_seq = 0
+            for r in records:
+                table = by_id[r.table_id]
+                created = parse_airtable(r.created_time)
+                modified = parse_airtable(r.modified_time)
+                table.records[r.id] = Record(r.id, r.created_time, created, modified, r.fields)
+                table.seq[r.id] = r.seq
+                next_seq = max(next_seq, r.seq + 1)
+        except (ValueError, KeyError, TypeError, AttributeError, InvalidInputError) as exc:
+            where = str(file.path) if file.path is not None else ":memory:"
+            raise ValueError(f"cannot load local Airtable data from {where!r}: {exc!r}") from exc
+        for table in by_id.values():
+            table.index(table.fields[0].name)  # the primary field is always indexed
+        self._bases = loaded
+        self._next_seq = next_seq
+
+
+def _row(table: TableDef, rec: Record, seq: int) -> RecordRow:
+    return RecordRow(
+        rec.id, table.id, seq, rec.created_time, to_airtable(rec.modified), dict(rec.fields)
+    )
+
+
+def _table_from_model(tdata: Mapping[str, Any]) -> TableDef:
+    return TableDef(
+        tdata["id"],
+        tdata["name"],
+        [
+            FieldDef(f["id"], f["name"], f["type"], f.get("options"), f.get("description"))
+            for f in tdata["fields"]
+        ],
+        description=tdata.get("description"),
+        view_id=tdata.get("viewId") or new_id("viw"),
+    )
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -775,30 +934,13 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def table_from_spec(spec: TableSpec) -> TableDef:
-    """A :class:`TableDef` for a table of the project schema (primary field first)."""
-    specs = sorted(spec.enabled_fields(), key=lambda f: not f.primary)
-    fields = []
-    for f in specs:
-        if f.type == "formula":
-            options: dict[str, Any] | None = {
-                "formula": f.formula or "BLANK()",
-                "isValid": True,
-                "referencedFieldIds": [],
-            }
-        else:
-            options = _field_options_from_spec(f.type, f.options, f.precision)
-        fields.append(FieldDef(new_id("fld"), f.name, f.type, options))
-    table = TableDef(new_id("tbl"), spec.name, fields)
-    by_name = {f.name: f.id for f in fields}
-    for fdef in fields:
+def _link_formulas(table: TableDef) -> None:
+    """Fill in each formula field's ``referencedFieldIds`` (what the meta API shows)."""
+    for fdef in table.fields:
         formula = fdef.formula
         if formula:
-            fdef.options = {
-                **(fdef.options or {}),
-                "referencedFieldIds": [i for n, i in by_name.items() if "{" + n + "}" in formula],
-            }
-    return table
+            refs = [f.id for f in table.fields if "{" + f.name + "}" in formula]
+            fdef.options = {**(fdef.options or {}), "referencedFieldIds": refs}
 
 
 def _check_count(items: Sequence[Any], limit: int | None, verb: str) -> None:
@@ -834,6 +976,15 @@ def _merge_fields(table: TableDef, merge_on: Any) -> list[FieldDef]:
             )
         out.append(fdef)
     return out
+
+
+def _blank_merge_value(merge_fields: Sequence[FieldDef], values: Mapping[str, Any]) -> bool:
+    missing = [f.name for f in merge_fields if f.name not in values]
+    if missing:
+        raise E.invalid_records(
+            f"Each record must include every field of fieldsToMergeOn; missing {missing}"
+        )
+    return any(values[f.name] is None for f in merge_fields)
 
 
 def _compact(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,36 +11,42 @@ from collections.abc import Callable, Collection, Sequence
 from functools import lru_cache
 from typing import Any, Final
 
-from .functions import FUNCTIONS, _Function
-from .lexer import FormulaError, _fail
-from .parser import _Binary, _Lit, _Node, _Parser, _Ref, _Unary
+from .functions import FUNCTIONS
+from .lexer import FormulaError, fail
+from .parser import Binary, Lit, Node, Parser, Ref, Unary
+from .registry import Function
 from .values import (
-    _ARITHMETIC,
-    _ORDERINGS,
+    ARITHMETIC,
+    MAX_TEXT,
+    ORDERINGS,
     ErrorValue,
     EvalContext,
+    EvalFailure,
     Evaluator,
-    _equals,
-    _EvalFailure,
-    _norm_num,
-    _num,
-    _ordered,
-    _parse_datetime_text,
-    _to_str,
+    equals,
     is_truthy,
+    norm_num,
+    num,
+    ordered,
+    parse_datetime_text,
     to_json_value,
+    to_str,
 )
 
 
 class Formula:
     """A compiled formula: evaluate it against any number of records."""
 
-    __slots__ = ("_fn", "field_refs", "text")
+    __slots__ = ("_fn", "field_refs", "text", "tree")
 
-    def __init__(self, text: str, field_refs: frozenset[str], fn: Evaluator) -> None:
+    def __init__(
+        self, text: str, field_refs: frozenset[str], fn: Evaluator, tree: Node | None = None
+    ) -> None:
         self.text = text
         self.field_refs = field_refs
         self._fn = fn
+        #: The parsed formula, so the server can answer simple filters from an index.
+        self.tree = tree
 
     def evaluate(self, ctx: EvalContext) -> Any:
         """The formula's value for one record (never raises; runtime errors are
@@ -80,31 +86,31 @@ def compile_formula(text: str, *, known_fields: Collection[str] | None = None) -
 
 @lru_cache(maxsize=1024)
 def _compile_cached(text: str) -> Formula:
-    parser = _Parser(text)
+    parser = Parser(text)
     try:
         tree = parser.parse()
         fn, _ = _compile_node(tree)
     except RecursionError:
-        raise _fail(text, 0, "formula nested too deeply") from None
-    return Formula(text, frozenset(parser.refs), fn)
+        raise fail(text, 0, "formula nested too deeply") from None
+    return Formula(text, frozenset(parser.refs), fn, tree)
 
 
 def _const(value: Any) -> Evaluator:
     return lambda ctx: value
 
 
-def _compile_node(node: _Node) -> tuple[Evaluator, bool]:
+def _compile_node(node: Node) -> tuple[Evaluator, bool]:
     """Compile ``node``; the flag says whether it is a constant (no field, no context), so
     calls of pure functions on constants (``DATETIME_PARSE('2025-…')``) run once, here."""
-    if isinstance(node, _Lit):
+    if isinstance(node, Lit):
         return _const(node.value), True
-    if isinstance(node, _Ref):
+    if isinstance(node, Ref):
         return _make_ref(node.name), False
-    if isinstance(node, _Unary):
+    if isinstance(node, Unary):
         operand, is_const = _compile_node(node.operand)
         fn = _make_unary(node.op, operand)
         return (_const(fn(None)), True) if is_const else (fn, False)  # type: ignore[arg-type]
-    if isinstance(node, _Binary):
+    if isinstance(node, Binary):
         left, lc = _compile_node(node.left)
         right, rc = _compile_node(node.right)
         fn = _make_binary(node.op, left, right)
@@ -137,7 +143,7 @@ def _make_ref(name: str) -> Evaluator:
             and ctx.field_types
             and ctx.field_types.get(name) in _DATE_FIELD_TYPES
         ):
-            parsed = _parse_datetime_text(value)
+            parsed = parse_datetime_text(value)
             return value if parsed is None else parsed
         return value
 
@@ -170,8 +176,8 @@ def _make_unary(op: str, operand: Evaluator) -> Evaluator:
         if type(v) is ErrorValue:
             return v
         try:
-            return _norm_num(-_num(v)) if op == "-" else _num(v)
-        except _EvalFailure as exc:
+            return norm_num(-num(v)) if op == "-" else num(v)
+        except EvalFailure as exc:
             return ErrorValue(str(exc))
 
     return neg
@@ -184,7 +190,7 @@ def _make_binary(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
             a, b = left(ctx), right(ctx)
             if type(a) is str and type(b) is str:  # the hot path of every filter
                 return a == b
-            return _equals(a, b)
+            return equals(a, b)
 
         return eq
     if op == "!=":
@@ -193,15 +199,15 @@ def _make_binary(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
             a, b = left(ctx), right(ctx)
             if type(a) is str and type(b) is str:
                 return a != b
-            r = _equals(a, b)
+            r = equals(a, b)
             return r if type(r) is ErrorValue else not r
 
         return ne
-    if op in _ORDERINGS:
-        cmp = _ORDERINGS[op]
+    if op in ORDERINGS:
+        cmp = ORDERINGS[op]
 
         def order(ctx: EvalContext) -> Any:
-            return _ordered(cmp, left(ctx), right(ctx))
+            return ordered(cmp, left(ctx), right(ctx))
 
         return order
     if op == "&":
@@ -212,10 +218,13 @@ def _make_binary(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
                 return a
             if type(b) is ErrorValue:
                 return b
-            return _to_str(a) + _to_str(b)
+            text = to_str(a) + to_str(b)
+            if len(text) > MAX_TEXT:
+                return ErrorValue(f"text longer than {MAX_TEXT:,} characters")
+            return text
 
         return concat
-    arith = _ARITHMETIC[op]
+    arith = ARITHMETIC[op]
 
     def arithmetic(ctx: EvalContext) -> Any:
         a, b = left(ctx), right(ctx)
@@ -224,14 +233,14 @@ def _make_binary(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
         if type(b) is ErrorValue:
             return b
         try:
-            return arith(_num(a), _num(b))
-        except _EvalFailure as exc:
+            return arith(num(a), num(b))
+        except EvalFailure as exc:
             return ErrorValue(str(exc))
 
     return arithmetic
 
 
-def _make_call(spec: _Function, argfns: Sequence[Evaluator]) -> Evaluator:
+def _make_call(spec: Function, argfns: Sequence[Evaluator]) -> Evaluator:
     impl = spec.impl
     wants_ctx = spec.mode == "ctx"
     argfns = tuple(argfns)
@@ -242,9 +251,12 @@ def _make_call(spec: _Function, argfns: Sequence[Evaluator]) -> Evaluator:
             if type(v) is ErrorValue:
                 return v
         try:
-            return impl(ctx, *values) if wants_ctx else impl(*values)
-        except (_EvalFailure, ArithmeticError, ValueError) as exc:
+            result = impl(ctx, *values) if wants_ctx else impl(*values)
+        except (EvalFailure, ArithmeticError, ValueError) as exc:
             # Bad data in a record is Airtable's #ERROR!, never a server error.
             return ErrorValue(f"{spec.name}(): {exc}")
+        if type(result) is str and len(result) > MAX_TEXT:
+            return ErrorValue(f"{spec.name}(): text longer than {MAX_TEXT:,} characters")
+        return result
 
     return call

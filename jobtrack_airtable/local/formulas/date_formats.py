@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final
 
-from .dates import _to_dt, _weeknum
-from .values import _EvalFailure, _iso, _to_str
+from .dates import to_dt, weeknum
+from .registry import Function, fn
+from .values import EvalFailure, iso, to_str
 
 _MONTHS: Final = (
     "January",
@@ -95,8 +96,8 @@ _FORMATTERS: Final[dict[str, Callable[[datetime], str]]] = {
     "x": lambda d: str(int(d.timestamp() * 1000)),
     "WW": lambda d: f"{d.isocalendar()[1]:02d}",
     "W": lambda d: str(d.isocalendar()[1]),
-    "ww": lambda d: f"{_weeknum(d) or 0:02d}",
-    "w": lambda d: str(_weeknum(d) or 0),
+    "ww": lambda d: f"{weeknum(d) or 0:02d}",
+    "w": lambda d: str(weeknum(d) or 0),
 }
 
 
@@ -123,12 +124,12 @@ def _format_moment(dt: datetime, fmt: str) -> str:
 
 
 def _datetime_format(v: Any, fmt: Any = None) -> str | None:
-    dt = _to_dt(v)
+    dt = to_dt(v)
     if dt is None:
         return None
-    text = _to_str(fmt) if fmt is not None else ""
+    text = to_str(fmt) if fmt is not None else ""
     if not text or text == _DEFAULT_FORMAT:
-        return _iso(dt)  # Airtable's default output: 2025-09-30T14:15:22.000Z
+        return iso(dt)  # Airtable's default output: 2025-09-30T14:15:22.000Z
     # Formatting happens in the value's own zone: UTC unless SET_TIMEZONE() moved it.
     return _format_moment(dt, text)
 
@@ -202,7 +203,7 @@ def _parse_moment(text: str, fmt: str) -> datetime:
     pattern, names = _moment_parser(fmt)
     m = pattern.match(text.strip())
     if m is None:
-        raise _EvalFailure(f"{text!r} does not match format {fmt!r}")
+        raise EvalFailure(f"{text!r} does not match format {fmt!r}")
     year, month, day, hour, minute, second, micro = 1970, 1, 1, 0, 0, 0, 0
     pm: bool | None = None
     tz: timedelta | None = None
@@ -244,7 +245,7 @@ def _parse_moment(text: str, fmt: str) -> datetime:
     try:
         naive = datetime(year, month, day, hour, minute, second, micro)
     except ValueError as exc:
-        raise _EvalFailure(f"{text!r} is not a valid date: {exc}") from None
+        raise EvalFailure(f"{text!r} is not a valid date: {exc}") from None
     # Without an explicit offset the text is read as UTC (the API evaluates in GMT).
     return (naive - (tz or timedelta(0))).replace(tzinfo=UTC)
 
@@ -254,7 +255,15 @@ def _datetime_parse(v: Any, fmt: Any = None, locale: Any = None) -> datetime | N
         return v
     if v is None or v == "":
         return None
-    text = _to_str(v)
-    if fmt is not None and _to_str(fmt).strip() and _to_str(fmt).strip().upper() != "ISO":
-        return _parse_moment(text, _to_str(fmt))
-    return _to_dt(text)
+    text = to_str(v)
+    if fmt is not None and to_str(fmt).strip() and to_str(fmt).strip().upper() != "ISO":
+        return _parse_moment(text, to_str(fmt))
+    return to_dt(text)
+
+
+FUNCTIONS: Final[tuple[Function, ...]] = (
+    fn("DATETIME_PARSE", _datetime_parse, 1, 3),
+    fn("DATETIME_FORMAT", _datetime_format, 1, 2),
+    fn("DATESTR", lambda v: _datetime_format(v, "YYYY-MM-DD"), 1),
+    fn("TIMESTR", lambda v: _datetime_format(v, "HH:mm:ss"), 1),
+)

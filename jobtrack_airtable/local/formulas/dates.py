@@ -8,10 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .values import _EvalFailure, _int_arg, _num, _parse_datetime_text, _to_str
+from .registry import Function, fn
+from .values import EvalFailure, int_arg, num, parse_datetime_text, to_str
 
 
-def _to_dt(v: Any) -> datetime | None:
+def to_dt(v: Any) -> datetime | None:
     """A date argument: ``None`` for blank, an error for anything that is not a date."""
     if v is None or v == "":
         return None
@@ -20,12 +21,12 @@ def _to_dt(v: Any) -> datetime | None:
     if isinstance(v, date):
         return datetime(v.year, v.month, v.day, tzinfo=UTC)
     if isinstance(v, list) and len(v) == 1:
-        return _to_dt(v[0])
+        return to_dt(v[0])
     if isinstance(v, str):
-        parsed = _parse_datetime_text(v)
+        parsed = parse_datetime_text(v)
         if parsed is not None:
             return parsed
-    raise _EvalFailure(f"{_to_str(v)!r} is not a date")
+    raise EvalFailure(f"{to_str(v)!r} is not a date")
 
 
 _UNIT_ALIASES: Final = {
@@ -68,11 +69,11 @@ _UNIT_MICROSECONDS: Final = {
 
 
 def _unit(v: Any) -> str:
-    text = _to_str(v).strip()
+    text = to_str(v).strip()
     # 'M' (months) and 'm' (minutes) differ only by case, so exact spellings win first.
     unit = _UNIT_ALIASES.get(text) or _UNIT_ALIASES.get(text.lower())
     if unit is None:
-        raise _EvalFailure(f"unknown unit {text!r}")
+        raise EvalFailure(f"unknown unit {text!r}")
     return unit
 
 
@@ -103,8 +104,8 @@ def _month_diff(d1: datetime, d2: datetime) -> int:
     return months
 
 
-def _datetime_diff(a: Any, b: Any, unit: Any = "seconds") -> int | None:
-    d1, d2 = _to_dt(a), _to_dt(b)
+def datetime_diff(a: Any, b: Any, unit: Any = "seconds") -> int | None:
+    d1, d2 = to_dt(a), to_dt(b)
     if d1 is None or d2 is None:
         return None
     u = _unit(unit)
@@ -117,10 +118,10 @@ def _datetime_diff(a: Any, b: Any, unit: Any = "seconds") -> int | None:
 
 
 def _dateadd(v: Any, count: Any, unit: Any) -> datetime | None:
-    dt = _to_dt(v)
+    dt = to_dt(v)
     if dt is None:
         return None
-    n = _num(count)
+    n = num(count)
     u = _unit(unit)
     if u in _UNIT_MICROSECONDS:
         return dt + timedelta(microseconds=n * _UNIT_MICROSECONDS[u])
@@ -141,7 +142,7 @@ def _truncate(dt: datetime, unit: str) -> tuple[int, ...]:
 
 
 def _is_same(a: Any, b: Any, unit: Any = None) -> bool | None:
-    d1, d2 = _to_dt(a), _to_dt(b)
+    d1, d2 = to_dt(a), to_dt(b)
     if d1 is None or d2 is None:
         return None
     if unit is None or unit == "":
@@ -151,41 +152,41 @@ def _is_same(a: Any, b: Any, unit: Any = None) -> bool | None:
 
 
 def _is_before(a: Any, b: Any) -> bool | None:
-    d1, d2 = _to_dt(a), _to_dt(b)
+    d1, d2 = to_dt(a), to_dt(b)
     return None if d1 is None or d2 is None else d1 < d2
 
 
 def _is_after(a: Any, b: Any) -> bool | None:
-    d1, d2 = _to_dt(a), _to_dt(b)
+    d1, d2 = to_dt(a), to_dt(b)
     return None if d1 is None or d2 is None else d1 > d2
 
 
 def _date_part(getter: Callable[[datetime], int]) -> Callable[[Any], int | None]:
     def part(v: Any) -> int | None:
-        dt = _to_dt(v)
+        dt = to_dt(v)
         return None if dt is None else getter(dt)
 
     return part
 
 
 def _week_start_offset(start_day: Any) -> int:
-    text = _to_str(start_day).strip().lower() if start_day is not None else "sunday"
+    text = to_str(start_day).strip().lower() if start_day is not None else "sunday"
     if text in ("", "sunday"):
         return 1
     if text == "monday":
         return 0
-    raise _EvalFailure(f"week start must be 'Sunday' or 'Monday', not {text!r}")
+    raise EvalFailure(f"week start must be 'Sunday' or 'Monday', not {text!r}")
 
 
 def _weekday(v: Any, start_day: Any = None) -> int | None:
-    dt = _to_dt(v)
+    dt = to_dt(v)
     if dt is None:
         return None
     return (dt.weekday() + _week_start_offset(start_day)) % 7  # 0 = the week's first day
 
 
-def _weeknum(v: Any, start_day: Any = None) -> int | None:
-    dt = _to_dt(v)
+def weeknum(v: Any, start_day: Any = None) -> int | None:
+    dt = to_dt(v)
     if dt is None:
         return None
     offset = _week_start_offset(start_day)
@@ -198,18 +199,18 @@ def _holidays(v: Any) -> set[date]:
     if v is None or v == "":
         return set()
     days: set[date] = set()
-    for part in _to_str(v).split(","):
-        dt = _to_dt(part.strip())
+    for part in to_str(v).split(","):
+        dt = to_dt(part.strip())
         if dt is not None:
             days.add(dt.date())
     return days
 
 
 def _workday(start: Any, count: Any, holidays: Any = None) -> datetime | None:
-    dt = _to_dt(start)
+    dt = to_dt(start)
     if dt is None:
         return None
-    n, skip = _int_arg(count), _holidays(holidays)
+    n, skip = int_arg(count), _holidays(holidays)
     step = 1 if n >= 0 else -1
     day = dt.date()
     remaining = abs(n)
@@ -221,7 +222,7 @@ def _workday(start: Any, count: Any, holidays: Any = None) -> datetime | None:
 
 
 def _workday_diff(start: Any, end: Any, holidays: Any = None) -> int | None:
-    d1, d2 = _to_dt(start), _to_dt(end)
+    d1, d2 = to_dt(start), to_dt(end)
     if d1 is None or d2 is None:
         return None
     skip = _holidays(holidays)
@@ -235,10 +236,31 @@ def _workday_diff(start: Any, end: Any, holidays: Any = None) -> int | None:
 
 
 def _set_timezone(v: Any, tz: Any) -> datetime | None:
-    dt = _to_dt(v)
+    dt = to_dt(v)
     if dt is None:
         return None
     try:
-        return dt.astimezone(ZoneInfo(_to_str(tz).strip()))
+        return dt.astimezone(ZoneInfo(to_str(tz).strip()))
     except (ZoneInfoNotFoundError, ValueError):
-        raise _EvalFailure(f"unknown time zone {_to_str(tz)!r}") from None
+        raise EvalFailure(f"unknown time zone {to_str(tz)!r}") from None
+
+
+FUNCTIONS: Final[tuple[Function, ...]] = (
+    fn("DATETIME_DIFF", datetime_diff, 2, 3),
+    fn("DATEADD", _dateadd, 3),
+    fn("IS_BEFORE", _is_before, 2),
+    fn("IS_AFTER", _is_after, 2),
+    fn("IS_SAME", _is_same, 2, 3),
+    fn("SET_TIMEZONE", _set_timezone, 2),
+    fn("SET_LOCALE", lambda v, locale: to_dt(v), 2),  # English output only
+    fn("YEAR", _date_part(lambda d: d.year), 1),
+    fn("MONTH", _date_part(lambda d: d.month), 1),
+    fn("DAY", _date_part(lambda d: d.day), 1),
+    fn("HOUR", _date_part(lambda d: d.hour), 1),
+    fn("MINUTE", _date_part(lambda d: d.minute), 1),
+    fn("SECOND", _date_part(lambda d: d.second), 1),
+    fn("WEEKDAY", _weekday, 1, 2),
+    fn("WEEKNUM", weeknum, 1, 2),
+    fn("WORKDAY", _workday, 2, 3),
+    fn("WORKDAY_DIFF", _workday_diff, 2, 3),
+)

@@ -32,19 +32,19 @@ TokenKind = Literal["num", "str", "field", "ident", "op", "end"]
 
 
 @dataclass(frozen=True, slots=True)
-class _Token:
+class Token:
     kind: TokenKind
     value: Any
     pos: int
 
 
-def _fail(text: str, pos: int, detail: str) -> FormulaError:
+def fail(text: str, pos: int, detail: str) -> FormulaError:
     snippet = text[max(0, pos - 30) : pos + 30]
     return FormulaError(f"Invalid formula: {detail} at position {pos}: {snippet!r}")
 
 
-def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
+def tokenize(text: str) -> list[Token]:
+    tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
@@ -52,36 +52,36 @@ def _tokenize(text: str) -> list[_Token]:
             i += 1
         elif ch in "'\"":
             value, i2 = _scan_string(text, i)
-            tokens.append(_Token("str", value, i))
+            tokens.append(Token("str", value, i))
             i = i2
         elif ch == "{":
             name, i2 = _scan_field(text, i)
-            tokens.append(_Token("field", name, i))
+            tokens.append(Token("field", name, i))
             i = i2
         elif ch in _DIGITS or (ch == "." and i + 1 < n and text[i + 1] in _DIGITS):
             m = _NUMBER_RE.match(text, i)
             assert m is not None  # the first character is a digit or ".digit"
             raw = m.group()
             if m.end() < n and (text[m.end()].isalnum() or text[m.end()] in "_."):
-                raise _fail(text, i, f"malformed number {text[i : m.end() + 1]!r}")
+                raise fail(text, i, f"malformed number {text[i : m.end() + 1]!r}")
             number: int | float = float(raw) if any(c in raw for c in ".eE") else int(raw)
-            tokens.append(_Token("num", number, i))
+            tokens.append(Token("num", number, i))
             i = m.end()
         elif ch.isalpha() or ch == "_":
             m = _IDENT_RE.match(text, i)
             if m is None:  # a non-ASCII letter: Airtable wants such names in braces
-                raise _fail(text, i, f"unexpected character {ch!r} (field names need {{braces}})")
-            tokens.append(_Token("ident", m.group(), i))
+                raise fail(text, i, f"unexpected character {ch!r} (field names need {{braces}})")
+            tokens.append(Token("ident", m.group(), i))
             i = m.end()
         elif text.startswith(_TWO_CHAR_OPS, i):
-            tokens.append(_Token("op", text[i : i + 2], i))
+            tokens.append(Token("op", text[i : i + 2], i))
             i += 2
         elif ch in _ONE_CHAR_OPS:
-            tokens.append(_Token("op", ch, i))
+            tokens.append(Token("op", ch, i))
             i += 1
         else:
-            raise _fail(text, i, f"unexpected character {ch!r}")
-    tokens.append(_Token("end", None, n))
+            raise fail(text, i, f"unexpected character {ch!r}")
+    tokens.append(Token("end", None, n))
     return tokens
 
 
@@ -107,7 +107,7 @@ def _scan_string(text: str, start: int) -> tuple[str, int]:
         else:
             out.append(ch)  # raw newlines are kept: quoted() does not escape them
             i += 1
-    raise _fail(text, start, "unterminated string literal")
+    raise fail(text, start, "unterminated string literal")
 
 
 def _scan_field(text: str, start: int) -> tuple[str, int]:
@@ -120,9 +120,9 @@ def _scan_field(text: str, start: int) -> tuple[str, int]:
             i += 2
         elif ch == "}":
             if not out:
-                raise _fail(text, start, "empty field reference {}")
+                raise fail(text, start, "empty field reference {}")
             return "".join(out), i + 1
         else:
             out.append(ch)
             i += 1
-    raise _fail(text, start, "unterminated field reference (missing '}')")
+    raise fail(text, start, "unterminated field reference (missing '}')")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
-from .dates import _datetime_diff
-from .values import ErrorValue, EvalContext, Evaluator, _equals, is_truthy
+from .dates import datetime_diff
+from .registry import Function, fn
+from .values import ErrorValue, EvalContext, Evaluator, equals, is_truthy
 
 
 def _and(ctx: EvalContext, args: Sequence[Evaluator]) -> Any:
@@ -50,7 +51,7 @@ def _switch(ctx: EvalContext, args: Sequence[Evaluator]) -> Any:
         pattern = pairs[i](ctx)
         if type(pattern) is ErrorValue:
             return pattern
-        if _equals(subject, pattern) is True:
+        if equals(subject, pattern) is True:
             return pairs[i + 1](ctx)
     return default(ctx) if default is not None else None
 
@@ -78,5 +79,33 @@ def _today(ctx: EvalContext) -> datetime:
 
 def _days_from_now(ctx: EvalContext, v: Any) -> int | None:
     # TONOW/FROMNOW: whole days between now and the date, whichever comes first.
-    diff = _datetime_diff(ctx.now, v, "days")
+    diff = datetime_diff(ctx.now, v, "days")
     return None if diff is None else abs(diff)
+
+
+FUNCTIONS: Final[tuple[Function, ...]] = (
+    fn("AND", _and, 1, None, "lazy"),
+    fn("OR", _or, 1, None, "lazy"),
+    fn("IF", _if, 2, 3, "lazy"),
+    fn("SWITCH", _switch, 2, None, "lazy"),
+    fn("ISERROR", _iserror, 1, 1, "lazy"),
+    fn("ERROR", _error, 0, None, "lazy"),
+    fn("NOT", _not, 1),
+    fn("XOR", _xor, 1, None),
+    fn("TRUE", lambda: True, 0),
+    fn("FALSE", lambda: False, 0),
+    fn("BLANK", lambda: None, 0),
+    fn("RECORD_ID", lambda ctx: ctx.record_id, 0, 0, "ctx"),
+    fn("CREATED_TIME", lambda ctx: ctx.created_time, 0, 0, "ctx"),
+    fn(
+        "LAST_MODIFIED_TIME",
+        lambda ctx, *fields: ctx.last_modified_time or ctx.created_time,
+        0,
+        None,
+        "ctx",
+    ),
+    fn("NOW", lambda ctx: ctx.now, 0, 0, "ctx"),
+    fn("TODAY", _today, 0, 0, "ctx"),
+    fn("TONOW", _days_from_now, 1, 1, "ctx"),
+    fn("FROMNOW", _days_from_now, 1, 1, "ctx"),
+)

@@ -93,9 +93,9 @@ def to_json_value(value: Any) -> Any:
             return {"specialValue": "NaN"}
         if math.isinf(value):
             return {"specialValue": "Infinity" if value > 0 else "-Infinity"}
-        return _norm_num(value)
+        return norm_num(value)
     if isinstance(value, datetime):
-        return _iso(value)
+        return iso(value)
     if isinstance(value, ErrorValue):
         return value.to_json()
     if isinstance(value, list | tuple):
@@ -108,28 +108,40 @@ def to_json_value(value: Any) -> Any:
 # =============================================================================================
 
 
-class _EvalFailure(Exception):
+class EvalFailure(Exception):
     """Raised inside operators/functions; turned into an :class:`ErrorValue`."""
+
+
+#: Airtable caps long text at 100,000 characters; no formula value may grow beyond it either,
+#: so one request cannot build gigabytes (``REPT('x', 1e9)``).
+MAX_TEXT: Final = 100_000
+
+
+def check_text(text: str) -> str:
+    """``text``, or an evaluation failure if it is longer than :data:`MAX_TEXT`."""
+    if len(text) > MAX_TEXT:
+        raise EvalFailure(f"text longer than {MAX_TEXT:,} characters")
+    return text
 
 
 _NUMERIC_TEXT_RE: Final = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
 
 
-def _norm_num(x: float | int) -> float | int:
+def norm_num(x: float | int) -> float | int:
     """Integral floats become ints, so ``4 / 2`` is ``2`` (JSON ``2``, text ``"2"``)."""
     if type(x) is float and x.is_integer() and abs(x) < 2**53:
         return int(x)
     return x
 
 
-def _text_number(text: str) -> int | float | None:
+def text_number(text: str) -> int | float | None:
     if not _NUMERIC_TEXT_RE.fullmatch(text):
         return None
     value = float(text)
-    return _norm_num(value)
+    return norm_num(value)
 
 
-def _num(v: Any) -> int | float:
+def num(v: Any) -> int | float:
     """Coerce to a number for arithmetic: blank and ``""`` are 0, booleans 1/0."""
     if v is None:
         return 0
@@ -138,21 +150,21 @@ def _num(v: Any) -> int | float:
     if isinstance(v, str):
         if not v.strip():
             return 0
-        n = _text_number(v)
+        n = text_number(v)
         if n is None:
-            raise _EvalFailure(f"{v!r} is not a number")
+            raise EvalFailure(f"{v!r} is not a number")
         return n
     if isinstance(v, list) and len(v) <= 1:
-        return _num(v[0]) if v else 0
-    raise _EvalFailure(f"{_to_str(v)!r} is not a number")
+        return num(v[0]) if v else 0
+    raise EvalFailure(f"{to_str(v)!r} is not a number")
 
 
-def _int_arg(v: Any) -> int:
-    return int(_num(v))
+def int_arg(v: Any) -> int:
+    return int(num(v))
 
 
 def _format_number(x: float | int) -> str:
-    x = _norm_num(x)
+    x = norm_num(x)
     if isinstance(x, int):
         return str(x)
     if math.isnan(x):
@@ -162,7 +174,7 @@ def _format_number(x: float | int) -> str:
     return repr(x)
 
 
-def _to_str(v: Any) -> str:
+def to_str(v: Any) -> str:
     """Text form of a value, as ``&`` and text functions see it."""
     if v is None:
         return ""
@@ -173,19 +185,19 @@ def _to_str(v: Any) -> str:
     if isinstance(v, int | float):
         return _format_number(v)
     if isinstance(v, datetime):
-        return _iso(v)
+        return iso(v)
     if isinstance(v, list | tuple):
-        return ", ".join(_to_str(x) for x in v)  # how Airtable shows a multi-select
+        return ", ".join(to_str(x) for x in v)  # how Airtable shows a multi-select
     if isinstance(v, dict):
         # Collaborators, attachments, special values: their readable part.
         for key in ("name", "filename", "email", "url", "specialValue"):
             if key in v:
-                return _to_str(v[key])
+                return to_str(v[key])
         return ""
     return str(v)
 
 
-def _iso(dt: datetime) -> str:
+def iso(dt: datetime) -> str:
     dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
@@ -198,9 +210,9 @@ def _comparable(a: Any, b: Any) -> tuple[Any, Any] | None:
     if isinstance(b, bool):
         b = int(b)
     if isinstance(a, list | tuple | dict):
-        a = _to_str(a)
+        a = to_str(a)
     if isinstance(b, list | tuple | dict):
-        b = _to_str(b)
+        b = to_str(b)
     ta, tb = type(a), type(b)
     if ta is tb or (ta in (int, float) and tb in (int, float)):
         return (a, b) if a is not None else ("", "")
@@ -211,17 +223,17 @@ def _comparable(a: Any, b: Any) -> tuple[Any, Any] | None:
         b = _blank_like(a)
         return None if b is None else (a, b)
     if ta is str and tb in (int, float):
-        n = _text_number(a)
+        n = text_number(a)
         return (n, b) if n is not None else (a, _format_number(b))
     if tb is str and ta in (int, float):
-        n = _text_number(b)
+        n = text_number(b)
         return (a, n) if n is not None else (_format_number(a), b)
     if ta is datetime and tb is str:
-        parsed = _parse_datetime_text(b)
-        return (a, parsed) if parsed is not None else (_iso(a), b)
+        parsed = parse_datetime_text(b)
+        return (a, parsed) if parsed is not None else (iso(a), b)
     if tb is datetime and ta is str:
-        parsed = _parse_datetime_text(a)
-        return (parsed, b) if parsed is not None else (a, _iso(b))
+        parsed = parse_datetime_text(a)
+        return (parsed, b) if parsed is not None else (a, iso(b))
     return None
 
 
@@ -235,7 +247,7 @@ def _blank_like(other: Any) -> Any:
     return None
 
 
-def _equals(a: Any, b: Any) -> Any:
+def equals(a: Any, b: Any) -> Any:
     if type(a) is ErrorValue:
         return a
     if type(b) is ErrorValue:
@@ -244,7 +256,7 @@ def _equals(a: Any, b: Any) -> Any:
     return pair is not None and pair[0] == pair[1]
 
 
-def _ordered(cmp: Callable[[Any, Any], bool], a: Any, b: Any) -> Any:
+def ordered(cmp: Callable[[Any, Any], bool], a: Any, b: Any) -> Any:
     if type(a) is ErrorValue:
         return a
     if type(b) is ErrorValue:
@@ -253,7 +265,7 @@ def _ordered(cmp: Callable[[Any, Any], bool], a: Any, b: Any) -> Any:
     return pair is not None and cmp(pair[0], pair[1])
 
 
-_ORDERINGS: Final[dict[str, Callable[[Any, Any], bool]]] = {
+ORDERINGS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "<": operator.lt,
     ">": operator.gt,
     "<=": operator.le,
@@ -263,14 +275,16 @@ _ORDERINGS: Final[dict[str, Callable[[Any, Any], bool]]] = {
 
 def _divide(a: float | int, b: float | int) -> float | int:
     if b == 0:
-        raise _EvalFailure("division by zero")
-    return _norm_num(a / b)
+        if a == 0:
+            return math.nan  # Airtable: 0/0 is NaN ({"specialValue": "NaN"}), x/0 an error
+        raise EvalFailure("division by zero")
+    return norm_num(a / b)
 
 
-_ARITHMETIC: Final[dict[str, Callable[[Any, Any], Any]]] = {
-    "+": lambda a, b: _norm_num(a + b),
-    "-": lambda a, b: _norm_num(a - b),
-    "*": lambda a, b: _norm_num(a * b),
+ARITHMETIC: Final[dict[str, Callable[[Any, Any], Any]]] = {
+    "+": lambda a, b: norm_num(a + b),
+    "-": lambda a, b: norm_num(a - b),
+    "*": lambda a, b: norm_num(a * b),
     "/": _divide,
 }
 
@@ -294,17 +308,17 @@ _FALLBACK_DATE_FORMATS: Final = (
 
 
 @lru_cache(maxsize=16384)
-def _parse_datetime_text(text: str) -> datetime | None:
+def parse_datetime_text(text: str) -> datetime | None:
     """ISO-8601 (``…Z``, offsets, date-only = midnight UTC, naive = UTC) plus a few common
     non-ISO shapes; ``None`` when the text is not a datetime.  Cached: a listing parses the
     same stored timestamps for every filter page."""
     s = text.strip()
     if not s or not s[0].isalnum():
         return None
-    iso = s[:-1] + "+00:00" if s[-1] in "zZ" else s
+    iso_text = s[:-1] + "+00:00" if s[-1] in "zZ" else s
     parsed: datetime | None = None
     try:
-        parsed = datetime.fromisoformat(iso)
+        parsed = datetime.fromisoformat(iso_text)
     except ValueError:
         for fmt in _FALLBACK_DATE_FORMATS:
             try:
@@ -322,11 +336,11 @@ def _parse_datetime_text(text: str) -> datetime | None:
 # -- lists ------------------------------------------------------------------------------------
 
 
-def _flatten(values: Sequence[Any]) -> list[Any]:
+def flatten(values: Sequence[Any]) -> list[Any]:
     out: list[Any] = []
     for v in values:
         if isinstance(v, list | tuple):
-            out.extend(_flatten(v))
+            out.extend(flatten(v))
         else:
             out.append(v)
     return out
