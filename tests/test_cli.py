@@ -448,3 +448,100 @@ def test_library_warnings_go_to_stderr(base: Path) -> None:
             json.loads(result.stdout)  # stdout stays pure JSON
             return
     raise AssertionError("no run with duplicate client rows in the demo base")
+
+
+# -- global options anywhere (issue 14 item 6) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sync", "--json", "--local", "{base}"),
+        ("sync", "--local", "{base}", "--debug", "--json"),
+        ("--debug", "sync", "--local", "{base}", "--json"),
+        ("runs", "list", "--local", "{base}", "--json"),
+        ("schema", "check", "--json", "--local", "{base}"),
+    ],
+)
+def test_global_options_after_the_subcommand(base: Path, args: tuple[str, ...]) -> None:
+    result = run(*(a.format(base=base) for a in args))
+    assert result.exit_code in (0, 2), result.output
+    json.loads(result.stdout)
+    assert f"Using the embedded local base at {base}" in result.stderr
+
+
+def test_local_after_the_subcommand_wins(base: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.json"
+    result = run("--local", str(other), "runs", "list", "--local", str(base), "-n", "1")
+    assert result.exit_code == 0, result.output
+    assert f"at {base}" in result.stderr and not other.exists()
+
+
+def test_quiet_drops_notices_not_output_or_errors(base: Path) -> None:
+    result = run("runs", "list", "-n", "2", "--local", str(base), "--quiet")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert "run(s), newest first" in result.stdout
+    failed = run("-q", "--local", str(base), "runs", "show", "200101-000000")
+    assert failed.exit_code == 1
+    assert failed.stderr.splitlines() == [
+        "error: no run '200101-000000' in 'Job Tracking' or 'Client Run Results'"
+    ]
+
+
+def test_every_command_lists_the_global_options() -> None:
+    for command in (
+        ("sync",),
+        ("apply",),
+        ("runs", "list"),
+        ("runs", "show"),
+        ("schema", "check"),
+        ("schema", "init"),
+        ("local", "serve"),
+        ("local", "seed"),
+    ):
+        result = run(*command, "--help")
+        assert result.exit_code == 0, command
+        for option in ("--local", "--debug", "--quiet"):
+            assert option in result.stdout, (command, option)
+
+
+# -- a mistyped --local path (issue 14 item 4) -------------------------------------------------
+
+
+def test_mistyped_local_path_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "deeper" / "base.json"
+    for args in (("runs", "list"), ("sync",), ("local", "seed")):
+        result = run("--local", str(missing), *args)
+        assert result.exit_code == 1, args
+        [line] = error_lines(result)
+        assert str(missing.parent) in line and "does not exist" in line, line
+    assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_local_path_that_is_a_directory_or_under_a_file(tmp_path: Path) -> None:
+    directory = tmp_path / "adir"
+    directory.mkdir()
+    result = run("runs", "list", "--local", str(directory))
+    assert result.exit_code == 1
+    [line] = error_lines(result)
+    assert "adir' is a directory" in line
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x", encoding="utf-8")
+    under = run("--local", str(a_file / "base.json"), "runs", "list")
+    assert under.exit_code == 1
+    assert "is not a directory" in error_lines(under)[0]
+    assert list(directory.iterdir()) == []
+
+
+def test_lock_file_that_cannot_be_created_is_named_at_once(tmp_path: Path) -> None:
+    # A directory where the lock file should be: no command could ever take this lock.
+    # (Tests run as root, so a read-only directory would not stop them; this does.)
+    path = tmp_path / "base.json"
+    (tmp_path / "base.json.lock").mkdir()
+    result = run("--local", str(path), "runs", "list")
+    assert result.exit_code == 1
+    [line] = error_lines(result)
+    assert line.startswith(f"error: cannot create the lock file '{path}.lock'")
+    assert "in use" not in line
+    assert not path.exists()

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .. import views
-from ..metrics import AGGREGATE_KEYS, ClientRunRow, JobRow
-from ..repository import Repository
+from ..metrics import AGGREGATE_KEYS
 from ..statuses import Status, map_status
 from ._core import (
     Reads,
@@ -24,6 +22,9 @@ from ._core import (
     runs_app,
     state_of,
 )
+
+if TYPE_CHECKING:
+    from ..metrics import ClientRunRow, JobRow
 
 _STATUS_STYLE = {
     Status.RUNNING: "cyan",
@@ -93,6 +94,9 @@ def runs_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List job runs, newest first."""
+    from .. import views
+    from ..repository import Repository
+
     state = state_of(ctx)
     with errors_to_exit(state):
         moment = views.parse_since(since) if since is not None else None
@@ -171,6 +175,9 @@ def runs_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one job: its row, its client runs, and aggregates computed from them."""
+    from .. import views
+    from ..repository import Repository
+
     state = state_of(ctx)
     with errors_to_exit(state):
         with open_base(state) as backend:

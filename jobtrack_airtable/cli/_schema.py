@@ -8,7 +8,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .. import schema_check
 from ._core import (
     EXIT_ERROR,
     Reads,
@@ -27,6 +26,8 @@ def schema_check_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Compare the configured schema with the base (exit 1 on any difference)."""
+    from .. import schema_check
+
     state = state_of(ctx)
     with errors_to_exit(state):
         with open_base(state) as backend:
@@ -75,6 +76,8 @@ def schema_init_cmd(
     so against Airtable they are listed as manual steps with the formula to paste.  Exit 0
     when the base then matches the schema, 1 when manual steps remain.
     """
+    from .. import schema_check
+
     state = state_of(ctx)
     with errors_to_exit(state):
         with (

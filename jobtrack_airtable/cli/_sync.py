@@ -6,23 +6,11 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from ..errors import ConfigError
-from ..repository import Repository
-from ..sync import (
-    ApplyResult,
-    Plan,
-    StalePlanError,
-    apply_plan,
-    load_plan,
-    plan_sync,
-    plan_to_json,
-    save_plan,
-)
-from ..timeutil import utcnow
 from . import _core
 from ._core import (
     EXIT_CHANGES,
@@ -38,12 +26,19 @@ from ._core import (
     redact,
     state_of,
 )
-from .render import render_rich, summary_line
+
+if TYPE_CHECKING:
+    # The sync machinery (and pyairtable under it) is imported when a command runs, so
+    # `--help` and completion start fast.
+    from ..repository import Repository
+    from ..sync import ApplyResult, Plan, StalePlanError
 
 
 def _print_plan(plan: Plan) -> None:
     """The plan, Terraform style, on stdout (coloured on a terminal; lines never re-wrapped,
     so values stay exact)."""
+    from .render import render_rich
+
     console = out_console()
     console.soft_wrap = True
     console.print(render_rich(plan))
@@ -51,6 +46,9 @@ def _print_plan(plan: Plan) -> None:
 
 def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
     """Read both tables (a spinner counting rows) and plan; writes nothing."""
+    from ..sync import plan_sync
+    from ..timeutil import utcnow
+
     names = {t: repo.schema.table(t).name for t in ("jobs", "client_runs")}
     with Reads("Reading the base") as reads:
 
@@ -65,6 +63,8 @@ def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
 def _apply(repo: Repository, plan: Plan) -> ApplyResult:
     """Apply ``plan`` with a progress bar over the rows written; :class:`StalePlanError`
     (nothing written) when the base changed since the plan."""
+    from ..sync import apply_plan
+
     total = plan.summary.create + plan.summary.update + plan.summary.delete
     with Writes("Verifying the plan against the base", total=total) as writes:
 
@@ -144,6 +144,10 @@ def sync(
     Exit 0 when there is nothing to change, 2 when the plan has changes, 1 on error.
     With --apply, apply the plan (asking first on a terminal, unless --yes).
     """
+    from ..repository import Repository
+    from ..sync import StalePlanError, plan_to_json, save_plan
+    from .render import summary_line
+
     state = state_of(ctx)
     with errors_to_exit(state):
         if do_apply and not yes and not _core.stdin_is_tty():
@@ -207,6 +211,9 @@ def apply_cmd(
     The rows the plan depends on are re-read first: if any changed, vanished or appeared,
     nothing is written and the command exits 1, listing them.
     """
+    from ..repository import Repository
+    from ..sync import StalePlanError, load_plan
+
     state = state_of(ctx)
     with errors_to_exit(state):
         plan = load_plan(plan_file)
