@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from ._core import (
     EXIT_ERROR,
@@ -17,6 +16,14 @@ from ._core import (
     print_json,
     schema_app,
     state_of,
+)
+from .tables import Column, print_table
+
+_PROBLEM_COLUMNS = (
+    Column("Problem", wrap=True, min_width=8),
+    Column("Table", wrap=True, min_width=8),
+    Column("Field", wrap=True, min_width=8),
+    Column("Detail", wrap=True, min_width=20),
 )
 
 
@@ -48,17 +55,16 @@ def _print_schema_report(report: Any) -> None:
             f"{report.fields_checked} fields match the configuration."
         )
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("Problem")
-    table.add_column("Table")
-    table.add_column("Field")
-    table.add_column("Detail")
-    for p in report.problems:
-        detail = p.message + (f" — {p.hint}" if p.hint else "")
-        table.add_row(
-            p.kind.replace("_", " "), escape(p.table), escape(p.field or ""), escape(detail)
-        )
-    console.print(table)
+    cells = [
+        [
+            p.kind.replace("_", " "),
+            escape(p.table),
+            escape(p.field or ""),
+            escape(p.message + (f" — {p.hint}" if p.hint else "")),
+        ]
+        for p in report.problems
+    ]
+    print_table(console, _PROBLEM_COLUMNS, cells)
     console.print(
         f"[red]{len(report.problems)} schema problem(s).[/red] "
         "`jobtrack-airtable schema init` creates missing tables and fields."
