@@ -289,6 +289,10 @@ def plain_validation_message(msg: str) -> str:
     "unknown time zone 'Mars/Base'"
     """
     msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if msg == "Field required":
+        return "missing"
+    if msg == "Extra inputs are not permitted":
+        return "not a known field"
     if msg.startswith("Input should be "):
         msg = "must be " + msg.removeprefix("Input should be ")
     return msg
@@ -361,7 +365,7 @@ def _fail(exc: BaseException, state: State) -> NoReturn:
         # Not one of ours: the type helps a bug report.
         message = f"{type(exc).__name__}: {message}"
     hint = "" if state.debug else " (run with --debug for details)"
-    if isinstance(exc, JobtrackError):
+    if isinstance(exc, JobtrackError | OSError | ValidationError):
         hint = ""
     sys.stderr.write(redact(f"error: {message}{hint}") + "\n")
     raise typer.Exit(EXIT_ERROR)
@@ -372,15 +376,23 @@ def _describe(exc: BaseException) -> str:
     errors field by field without pydantic's wording or links."""
     if isinstance(exc, OSError) and exc.strerror:
         what = exc.strerror[:1].lower() + exc.strerror[1:]
-        return f"{exc.filename}: {what}" if exc.filename else what
+        return f"cannot use {str(exc.filename)!r}: {what}" if exc.filename else what
     if isinstance(exc, ValidationError):
-        parts = []
-        for err in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in err.get("loc", ()))
-            text = plain_validation_message(err.get("msg", ""))
-            parts.append(f"{where}: {text}" if where else text)
-        return "invalid value: " + "; ".join(parts)
+        return "invalid value: " + validation_summary(exc)
     return one_line(str(exc)) or type(exc).__name__
+
+
+def validation_summary(exc: ValidationError, *, limit: int = 3) -> str:
+    """The first few problems of a validation error as ``where: what; …`` (one line, our
+    wording, no pydantic type names or links)."""
+    errors = exc.errors(include_url=False)
+    parts = []
+    for err in errors[:limit]:
+        where = ".".join(str(p) for p in err.get("loc", ())) or "value"
+        parts.append(f"{where}: {plain_validation_message(err.get('msg', ''))}")
+    if len(errors) > limit:
+        parts.append(f"and {len(errors) - limit} more")
+    return "; ".join(parts)
 
 
 @contextlib.contextmanager

@@ -40,7 +40,10 @@ def _rate_limit(text: str) -> int | None:
     except ValueError:
         value = 0
     if value < 1:
-        raise typer.BadParameter(f"{text!r} is not a whole number of requests/s >= 1 or 'off'")
+        raise typer.BadParameter(
+            f"{text!r} is not a whole number of requests/s >= 1 or 'off'",
+            param_hint="'--rate-limit'",
+        )
     return value
 
 
