@@ -135,9 +135,9 @@ def test_runs_list_is_truthful_at_80_and_160_columns(base: Path, tmp_path: Path,
     _check_runs_table(plain, runs["runs"], cols)
     assert "…" not in plain
     if cols == 160:
-        assert "Stream" in plain and "Duration" in plain and "not shown" not in plain
+        assert "Stream" in plain and "Duration" in plain and "hidden at this width" not in plain
     else:
-        assert "not shown: the terminal is too narrow" in plain
+        assert "hidden at this width: Stream, Duration;" in plain
 
 
 @pytest.mark.slow

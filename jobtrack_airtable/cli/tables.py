@@ -20,7 +20,7 @@ from the width every cell needs:
 >>> print(out.getvalue().rstrip())
 Run ID         Profiles
 250930-141522   105,402
-(Stream not shown: the terminal is too narrow; widen it or use --json.)
+(hidden at this width: Stream; widen the terminal or use --json)
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def print_table(console: Console, columns: Sequence[Column], rows: Sequence[Sequ
     if dropped:
         names = ", ".join(columns[i].header for i in sorted(dropped))
         console.print(
-            f"[dim]({names} not shown: the terminal is too narrow; widen it or use --json.)[/dim]"
+            f"[dim](hidden at this width: {names}; widen the terminal or use --json)[/dim]"
         )
 
 
