@@ -126,9 +126,17 @@ def test_out_apply_then_sync_converges(base: Path, tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     assert summary(again)[:3] == (0, 0, 0)
 
-    # Applying the same plan again is refused: the rows it was made from have changed.
+    # Applying the same plan again writes nothing and says why, instead of listing every
+    # row it changed as "changed since the plan".
+    before = base.read_bytes()
     replay = local(base, "apply", str(plan))
-    assert replay.exit_code == 1
+    assert replay.exit_code == 0, replay.output
+    assert error_lines(replay) == [
+        f"Already applied: the embedded local base at {base} already holds every change of "
+        f"{plan}; nothing was written."
+    ]
+    assert replay.stdout == ""
+    assert base.read_bytes() == before
 
 
 def test_stale_saved_plan_is_refused_and_writes_nothing(base: Path, tmp_path: Path) -> None:
@@ -173,9 +181,9 @@ def test_sync_apply_asks_on_a_terminal(base: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(_core, "stdin_is_tty", lambda: True)
     before = base.read_bytes()
     declined = local(base, "sync", "--apply", input="n\n")
-    assert declined.exit_code == 2
+    assert declined.exit_code == 1  # like Terraform's cancelled apply (README exit codes)
     assert "Apply it to the embedded local base" in declined.stderr
-    assert "Not applied." in declined.stderr
+    assert "Apply cancelled: nothing was written." in declined.stderr
     assert base.read_bytes() == before
     accepted = local(base, "sync", "--apply", input="y\n")
     assert accepted.exit_code == 0, accepted.output
@@ -212,7 +220,11 @@ def test_apply_of_a_bad_plan_file(base: Path, tmp_path: Path) -> None:
     [line] = error_lines(result)
     assert line.startswith("error: ") and "format_version 99" in line
     missing = local(base, "apply", str(tmp_path / "nope.json"))
-    assert missing.exit_code == 1 and "cannot read plan file" in missing.stderr
+    assert missing.exit_code == 1
+    assert error_lines(missing) == [
+        f"error: invalid value for 'FILE': file '{tmp_path / 'nope.json'}' does not exist "
+        "(see `root apply --help`)"
+    ]
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -451,3 +463,351 @@ def test_library_warnings_go_to_stderr(base: Path) -> None:
             json.loads(result.stdout)  # stdout stays pure JSON
             return
     raise AssertionError("no run with duplicate client rows in the demo base")
+
+
+# -- global options anywhere (issue 14 item 6) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sync", "--json", "--local", "{base}"),
+        ("sync", "--local", "{base}", "--debug", "--json"),
+        ("--debug", "sync", "--local", "{base}", "--json"),
+        ("runs", "list", "--local", "{base}", "--json"),
+        ("schema", "check", "--json", "--local", "{base}"),
+    ],
+)
+def test_global_options_after_the_subcommand(base: Path, args: tuple[str, ...]) -> None:
+    result = run(*(a.format(base=base) for a in args))
+    assert result.exit_code in (0, 2), result.output
+    json.loads(result.stdout)
+    assert f"Using the embedded local base at {base}" in result.stderr
+
+
+def test_local_after_the_subcommand_wins(base: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.json"
+    result = run("--local", str(other), "runs", "list", "--local", str(base), "-n", "1")
+    assert result.exit_code == 0, result.output
+    assert f"at {base}" in result.stderr and not other.exists()
+
+
+def test_quiet_drops_notices_not_output_or_errors(base: Path) -> None:
+    result = run("runs", "list", "-n", "2", "--local", str(base), "--quiet")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert "run(s), newest first" in result.stdout
+    failed = run("-q", "--local", str(base), "runs", "show", "200101-000000")
+    assert failed.exit_code == 1
+    assert failed.stderr.splitlines() == [
+        "error: no run '200101-000000' in 'Job Tracking' or 'Client Run Results'"
+    ]
+
+
+def test_every_command_lists_the_global_options() -> None:
+    for command in (
+        ("sync",),
+        ("apply",),
+        ("runs", "list"),
+        ("runs", "show"),
+        ("schema", "check"),
+        ("schema", "init"),
+        ("local", "serve"),
+        ("local", "seed"),
+    ):
+        result = run(*command, "--help")
+        assert result.exit_code == 0, command
+        for option in ("--local", "--debug", "--quiet"):
+            assert option in result.stdout, (command, option)
+
+
+# -- a mistyped --local path (issue 14 item 4) -------------------------------------------------
+
+
+def test_mistyped_local_path_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "deeper" / "base.json"
+    for args in (("runs", "list"), ("sync",), ("local", "seed")):
+        result = run("--local", str(missing), *args)
+        assert result.exit_code == 1, args
+        [line] = error_lines(result)
+        assert str(missing.parent) in line and "does not exist" in line, line
+    assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_local_path_that_is_a_directory_or_under_a_file(tmp_path: Path) -> None:
+    directory = tmp_path / "adir"
+    directory.mkdir()
+    result = run("runs", "list", "--local", str(directory))
+    assert result.exit_code == 1
+    [line] = error_lines(result)
+    assert "adir' is a directory" in line
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x", encoding="utf-8")
+    under = run("--local", str(a_file / "base.json"), "runs", "list")
+    assert under.exit_code == 1
+    assert "is not a directory" in error_lines(under)[0]
+    assert list(directory.iterdir()) == []
+
+
+def test_lock_file_that_cannot_be_created_is_named_at_once(tmp_path: Path) -> None:
+    # A directory where the lock file should be: no command could ever take this lock.
+    # (Tests run as root, so a read-only directory would not stop them; this does.)
+    path = tmp_path / "base.json"
+    (tmp_path / "base.json.lock").mkdir()
+    result = run("--local", str(path), "runs", "list")
+    assert result.exit_code == 1
+    [line] = error_lines(result)
+    assert line.startswith(f"error: cannot create the lock file '{path}.lock'")
+    assert "in use" not in line
+    assert not path.exists()
+
+
+# -- exit codes and one-line messages (issue 14 item 5) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("runs", "list", "-n", "many"),
+            "error: invalid value for --limit: 'many' is not a whole number "
+            "(see `root runs list --help`)",
+        ),
+        (
+            ("sync", "--stale-after", "0"),
+            "error: invalid value for --stale-after: '0' must be at least 0.001 "
+            "(see `root sync --help`)",
+        ),
+        (
+            ("local", "serve", "--port", "99999"),
+            "error: invalid value for --port: '99999' must be at most 65535 "
+            "(see `root local serve --help`)",
+        ),
+        (
+            ("local", "serve", "--token", "t", "--host", "0.0.0.0"),
+            "error: invalid value for '--host': '0.0.0.0' is not a loopback address; use "
+            "127.0.0.1 or ::1 (see `root local serve --help`)",
+        ),
+        (
+            ("local", "serve", "--rate-limit", "fast", "--token", "t"),
+            "error: invalid value for '--rate-limit': 'fast' is not a whole number of "
+            "requests/s >= 1 or 'off' (see `root local serve --help`)",
+        ),
+        (
+            ("local", "serve"),
+            "error: invalid value for '--token': a bearer token is required: pass --token or "
+            "set JOBTRACK_LOCAL_TOKEN (see `root local serve --help`)",
+        ),
+        (
+            ("sync", "--yes"),
+            "error: invalid value for '--yes': --yes only confirms --apply; add --apply, or "
+            "drop --yes to plan only (see `root sync --help`)",
+        ),
+        (
+            ("sync", "--target", "everything"),
+            "error: invalid value for '--target': 'everything' is not a table, a kind of fix "
+            "or run:RUN_ID (jobs, client_runs, 'Job Tracking', 'Client Run Results', create, "
+            "update, delete, attention, run:RUN_ID) (see `root sync --help`)",
+        ),
+        (("no-such-command",), "error: no such command 'no-such-command' (see `root --help`)"),
+    ],
+)
+def test_usage_errors_are_one_line_naming_the_value(
+    base: Path, args: tuple[str, ...], line: str
+) -> None:
+    before = base.read_bytes()
+    result = local(base, *args)
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert error_lines(result) == [line]
+    assert base.read_bytes() == before
+
+
+def test_no_library_or_os_wording_leaks(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    malformed = tmp_path / "malformed.json"
+    malformed.write_text('{"format_version": 1, "records": [1]}', encoding="utf-8")
+    cases = [
+        local(base, "apply", str(malformed)),
+        local(base, "show", str(malformed)),
+        local(base, "sync", "--out", str(tmp_path / "no-dir" / "plan.json")),
+    ]
+    monkeypatch.setenv("JOBTRACK_STALE_AFTER_MINUTES", "0")
+    cases.append(local(base, "sync"))
+    monkeypatch.delenv("JOBTRACK_STALE_AFTER_MINUTES")
+    monkeypatch.setenv("JOBTRACK_SCHEMA_FILE", str(tmp_path))
+    cases.append(local(base, "runs", "list"))
+    for result in cases:
+        assert result.exit_code == 1, result.output
+        [line] = error_lines(result)
+        assert line.startswith("error: ")
+        for leak in ("pydantic", "Input should", "[Errno", "validation error", "Traceback", "╭"):
+            assert leak not in line, line
+    assert "malformed.json' is not a valid plan (base_id: missing;" in error_lines(cases[0])[0]
+    assert "no-dir' does not exist" in error_lines(cases[2])[0]
+    assert error_lines(cases[3]) == [
+        "error: invalid configuration: JOBTRACK_STALE_AFTER_MINUTES='0': must be greater than 0"
+    ]
+    assert error_lines(cases[4])[0] == f"error: cannot use '{tmp_path}': is a directory"
+
+
+# -- plans: show, targets, what apply wrote (issue 14 item 8) -----------------------------------
+
+
+def test_show_a_saved_plan_text_and_json(base: Path, tmp_path: Path) -> None:
+    plan_path = tmp_path / "plan.json"
+    made = local(base, "sync", "-o", str(plan_path))
+    assert made.exit_code == 2
+    before = base.read_bytes()
+    shown = run("show", str(plan_path))  # no base needed: only the file is read
+    assert shown.exit_code == 0, shown.output
+    assert shown.stderr == ""
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith(f"Plan for base {EMBEDDED_BASE_ID}, made ")
+    assert made.stdout.strip() in shown.stdout  # the very plan sync printed
+    create, update, delete, _ = summary(made)
+    assert lines[-1] == (
+        f"Applying it writes {create + update + delete} row(s): "
+        f"`jobtrack-airtable apply {plan_path}`."
+    )
+    doc = json.loads(run("show", str(plan_path), "--json").stdout)
+    assert doc["no_op"] is False
+    assert doc["plan"] == json.loads(plan_path.read_text(encoding="utf-8"))
+
+    assert local(base, "apply", str(plan_path)).exit_code == 0
+    empty = tmp_path / "empty.json"
+    assert local(base, "sync", "-o", str(empty)).exit_code == 0
+    assert run("show", str(empty)).stdout.splitlines()[-1] == (
+        "This plan is a no-op: applying it changes nothing."
+    )
+    assert json.loads(run("show", str(empty), "--json").stdout)["no_op"] is True
+    assert base.read_bytes() != before  # (the apply above did write)
+
+
+def test_apply_lists_the_rows_it_wrote(base: Path, tmp_path: Path) -> None:
+    plan_path = tmp_path / "plan.json"
+    assert local(base, "sync", "-o", str(plan_path)).exit_code == 2
+    plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    result = local(base, "apply", str(plan_path))
+    assert result.exit_code == 0, result.output
+    written = result.stdout.splitlines()
+    planned = [r for r in plan["records"] if r["action"] != "attention"]
+    assert len(written) == len(planned)
+    names = plan["table_names"]
+    symbol = {"create": "+", "update": "~", "delete": "-"}
+    for r in planned:
+        if r["action"] == "create":
+            pattern = rf"^\+ {names[r['table']]} rec\w{{14}} {re.escape(repr(r['key']))}$"
+            assert any(re.match(pattern, line) for line in written), r
+        else:
+            line = f"{symbol[r['action']]} {names[r['table']]} {r['record_id']} {r['key']!r}"
+            assert line in written
+
+
+def test_apply_json_names_the_rows(base: Path, tmp_path: Path) -> None:
+    plan_path = tmp_path / "plan.json"
+    assert local(base, "sync", "-o", str(plan_path)).exit_code == 2
+    doc = json.loads(local(base, "apply", str(plan_path), "--json").stdout)
+    assert doc["already_applied"] is False
+    assert len(doc["rows"]) == doc["total"] > 0
+    assert {r["action"] for r in doc["rows"]} == {"create", "update", "delete"}
+    again = json.loads(local(base, "apply", str(plan_path), "--json").stdout)
+    assert again == {"already_applied": True, "total": 0, "rows": []}
+
+
+def test_partly_changed_base_is_still_refused(base: Path, tmp_path: Path) -> None:
+    # "Already applied" only when the base holds *every* change: a plan applied and then
+    # edited by hand is stale, not applied.
+    plan_path = tmp_path / "plan.json"
+    assert local(base, "sync", "-o", str(plan_path)).exit_code == 2
+    assert local(base, "apply", str(plan_path)).exit_code == 0
+    plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    target = next(r for r in plan["records"] if r["table"] == "jobs" and r["action"] == "update")
+    field = target["changes"][0]["field"]
+    with open_backend(Settings(_env_file=None), local=base) as backend:
+        repo = Repository(backend.conn)
+        spec = repo.schema.table("jobs")
+        key = spec.by_name()[field].key if field in spec.by_name() else field
+        old = target["changes"][0]["old"]
+        repo.update_by_id("jobs", [(target["record_id"], {key: old})])
+    result = local(base, "apply", str(plan_path))
+    assert result.exit_code == 1
+    assert error_lines(result)[0].startswith("error: the base changed since the plan was made")
+
+
+def test_target_limits_the_plan_and_warns(base: Path, tmp_path: Path) -> None:
+    full = json.loads(local(base, "sync", "--json").stdout)
+    jobs_only = local(base, "sync", "--json", "--target", "jobs")
+    assert jobs_only.exit_code == 2
+    doc = json.loads(jobs_only.stdout)
+    assert doc["records"] and {r["table"] for r in doc["records"]} == {"jobs"}
+    left_out = len(full["records"]) - len(doc["records"])
+    assert (
+        f"Warning: the plan is limited to --target jobs; {left_out} other planned row(s) are "
+        "not in it and will not be applied." in jobs_only.stderr
+    )
+    deletes = json.loads(local(base, "sync", "--json", "-t", "delete").stdout)["records"]
+    # A merge stays whole: each duplicate's delete comes with the update of its survivor.
+    survivors = {r["merged_into"] for r in deletes if r["action"] == "delete"}
+    assert survivors and survivors <= {r["record_id"] for r in deletes if r["action"] == "update"}
+    assert {r["action"] for r in deletes} <= {"delete", "update"}
+
+    run_id = next(r["key"] for r in full["records"] if r["table"] == "client_runs")[:13]
+    one_run = json.loads(local(base, "sync", "--json", "-t", f"run:{run_id}").stdout)["records"]
+    assert one_run and all(r["key"].startswith(run_id) for r in one_run)
+
+    # A targeted plan applies only its rows; the rest is still planned afterwards.
+    plan_path = tmp_path / "jobs.json"
+    assert local(base, "sync", "-t", "Job Tracking", "-o", str(plan_path)).exit_code == 2
+    assert local(base, "apply", str(plan_path)).exit_code == 0
+    rest = json.loads(local(base, "sync", "--json").stdout)["records"]
+    assert not [r for r in rest if r["table"] == "jobs" and r["action"] != "attention"]
+    assert [r for r in rest if r["table"] == "client_runs" and r["action"] != "attention"]
+
+
+def test_runs_list_formats(base: Path) -> None:
+    as_json = json.loads(local(base, "runs", "list", "-n", "5", "--format", "json").stdout)
+    assert as_json == json.loads(local(base, "runs", "list", "-n", "5", "--json").stdout)
+    csv_out = local(base, "runs", "list", "-n", "5", "-f", "csv")
+    assert csv_out.exit_code == 0
+    import csv as csv_module
+
+    rows = list(csv_module.DictReader(csv_out.stdout.splitlines()))
+    assert [r["run_id"] for r in rows] == [r["run_id"] for r in as_json["runs"]]
+    for row, doc in zip(rows, as_json["runs"], strict=True):
+        assert row["status"] == doc["status"]
+        expected = doc["aggregates"].get("clients_processed")
+        assert row["clients_processed"] == ("" if expected is None else str(expected))
+    bad = local(base, "runs", "list", "--format", "yaml")
+    assert bad.exit_code == 1
+    assert error_lines(bad) == [
+        "error: invalid value for '--format': 'yaml' is not one of table, json, csv "
+        "(see `root runs list --help`)"
+    ]
+
+
+def test_notice_names_the_real_base_and_where_credentials_came_from(
+    airtable_env: LocalAirtable, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    result = run("runs", "list", "-n", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        f"Using base {airtable_env.base_id} at {airtable_env.url} "
+        "(credentials from the environment)."
+    )
+    assert run("-q", "runs", "list", "-n", "1").stderr == ""
+    # A stray .env switches to a real base: the notice says so and names the file.
+    monkeypatch.delenv("AIRTABLE_API_KEY")
+    monkeypatch.delenv("AIRTABLE_BASE_ID")
+    (tmp_path / ".env").write_text(
+        f"AIRTABLE_API_KEY={FAKE_TOKEN}\nAIRTABLE_BASE_ID={airtable_env.base_id}\n",
+        encoding="utf-8",
+    )
+    from_file = run("runs", "list", "-n", "1")
+    assert from_file.exit_code == 0, from_file.output
+    assert from_file.stderr.splitlines()[0] == (
+        f"Using base {airtable_env.base_id} at {airtable_env.url} "
+        f"(credentials from {tmp_path / '.env'})."
+    )
+    _assert_no_token(from_file)

@@ -192,3 +192,14 @@ def test_local_serve(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "Local Airtable stopped." in out
     assert data.exists()
+
+
+def test_local_serve_usage_errors_are_the_clis_own(tmp_path: Path) -> None:
+    result = _run(tmp_path, "local", "serve", "--port", "99999", "--token", FAKE_TOKEN)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: invalid value for --port: '99999' must be at most 65535 "
+        "(see `jobtrack-airtable local serve --help`)"
+    ]
+    assert result.stdout == ""
+    assert FAKE_TOKEN not in result.stderr

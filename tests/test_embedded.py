@@ -76,7 +76,7 @@ def test_count_records_of_missing_and_corrupt_files(tmp_path: Path) -> None:
 
 
 def test_open_backend_seeds_once_and_persists_writes(no_env: Settings, tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "base.json"
+    path = tmp_path / "base.json"
     with open_backend(no_env, local=path, now=NOW) as backend:
         assert backend.embedded is not None
         assert backend.is_local

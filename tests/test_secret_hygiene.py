@@ -443,7 +443,19 @@ def test_cli_outputs_plans_and_debug_logs(
     applied = _cli(hay, tmp_path, srv, SECRET, "--debug", "apply", str(plan), "--json")
     assert applied.returncode == 0, applied.stderr
     again = _cli(hay, tmp_path, srv, SECRET, "--debug", "apply", str(plan), "--json")
-    assert again.returncode == 1  # the base changed since the plan: refused, with rows listed
+    assert again.returncode == 0 and "Already applied" in again.stderr  # issue 14 item 8
+    # A row the plan wrote, edited since: refused, with the rows listed.
+    doc = json.loads(plan.read_text(encoding="utf-8"))
+    edited = next(
+        r["record_id"]
+        for r in doc["records"]
+        if r["table"] == "jobs"
+        and r["action"] == "update"
+        and any(c["field"] in ("System Notes", "system_notes") for c in r["changes"])
+    )
+    srv.table("jobs").update(edited, {"System Notes": "edited by hand"})
+    refused = _cli(hay, tmp_path, srv, SECRET, "--debug", "apply", str(plan), "--json")
+    assert refused.returncode == 1 and edited in refused.stderr
     srv.faults.add("drop", times=1)  # retried after a short backoff, with a log line
     retried = _cli(hay, tmp_path, srv, SECRET, "--debug", "runs", "list", "--json")
     assert retried.returncode == 0 and "retrying" in retried.stderr

@@ -1,33 +1,39 @@
 """``jobtrack-airtable``: the admin command line, a thin shell over the library.
 
-Commands::
+Commands (global options ``--local PATH``, ``--debug``, ``-q/--quiet`` go before or after any
+of them)::
 
-    jobtrack-airtable [--local PATH] [--debug] COMMAND ...
-
-    sync [--stale-after MIN] [--json] [--out FILE] [--apply [--yes]]
+    sync [--stale-after MIN] [--json] [-o/--out FILE] [-t/--target T]... [--apply [--yes]]
+    show FILE [--json]
     apply FILE [--json]
     check [--config FILE] [--stuck-after MIN] [--state FILE] [--notify URL]... [--json]
     report --html FILE [--since 30d] [--until DATE] [--json]
     archive --older-than AGE [--to FILE] [--json] [--out FILE] [--apply [--yes]]
-    runs list [--status S] [--since 7d|2025-09-30] [--limit N] [--json]
+    runs list [--status S] [--since 7d|2025-09-30] [-n N] [--format table|json|csv]
     runs show RUN_ID [--json]
     schema check [--json]
     schema init [--json]
-    local serve [--host] [--port] [--token] [--base-id] [--data FILE] [--schema FILE]
+    local serve [--host] [--port] [--token] [--base-id] [--data FILE] [--schema FILE] ...
     local seed [--reset]
 
-Exit codes: 0 success / nothing to change; 2 ``sync`` found changes (plan mode); 1 any error,
-including a refused stale plan, a usage error and a failed ``schema check``.  Errors are one
-line on stderr (``--debug`` adds the traceback); the API token is never printed, even inside
-an error.
+Exit codes: 0 success / nothing to change / already applied; 2 ``sync`` found changes (plan
+mode); 1 any error, including a declined ``sync --apply`` (like Terraform's cancelled apply), a
+refused stale plan, a usage error and a failed ``schema check``.  The README's table is
+checked by tests/test_cli_readme.py.  Errors are one line on stderr (``--debug`` adds the
+traceback); the API token is never printed, even inside an error.
 
 Without ``AIRTABLE_API_KEY``/``AIRTABLE_BASE_ID`` (or with ``--local PATH``) every command runs
-against the embedded local base (:mod:`jobtrack_airtable.cli.embedded`) and says so on stderr.
-Human output (tables, plans) goes to stdout, progress and notices to stderr; ``--json`` prints
-one JSON document on stdout and nothing else there.
+against the embedded local base (:mod:`jobtrack_airtable.cli.embedded`); either way a notice on
+stderr names the base.  Human output (tables, plans) goes to stdout, progress and notices to
+stderr; ``--json`` prints one JSON document on stdout and nothing else there.
 
-Modules: :mod:`._core` (apps, global options, output, errors, progress), :mod:`._sync`,
-:mod:`._runs`, :mod:`._schema`, :mod:`._local` (one per command group).
+Start-up stays light: command modules import the library (pyairtable, the local server) inside
+the commands, so ``--help``, ``--version`` and shell completion load neither.
+
+Modules: :mod:`._core` (apps, global options, output, errors, progress), :mod:`._sync`
+(``sync``/``show``/``apply``), :mod:`._plans` (targets, written rows, already-applied check),
+:mod:`._runs`, :mod:`._schema`, :mod:`._local`, :mod:`.tables` (width-safe tables),
+:mod:`.render` (plan text).
 """
 
 from __future__ import annotations

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from ..archive import (
-    ArchivePlan,
-    ArchiveResult,
-    apply_archive,
-    load_archive_plan,
-    parse_age,
-    plan_archive,
-    save_archive_plan,
-)
-from ..errors import ConfigError, StaleArchivePlanError
-from ..repository import Repository
+from ..errors import ConfigError
 from . import _core
 from ._core import (
     EXIT_CHANGES,
@@ -34,6 +24,12 @@ from ._core import (
     redact,
     state_of,
 )
+
+if TYPE_CHECKING:
+    # The library (pyairtable, requests) loads only when a command runs: --help stays fast.
+    from ..archive import ArchivePlan, ArchiveResult
+    from ..errors import StaleArchivePlanError
+    from ..repository import Repository
 
 DEFAULT_ARCHIVE = Path("jobtrack-archive.sqlite")
 
@@ -85,6 +81,9 @@ def _refused(exc: StaleArchivePlanError) -> NoReturn:
 def run_apply(repo: Repository, plan: ArchivePlan, *, as_json: bool) -> None:
     """Apply an archive plan with a progress bar; shared by ``archive --apply`` and
     ``apply FILE``."""
+    from ..archive import apply_archive
+    from ..errors import StaleArchivePlanError
+
     with Writes("Archiving", total=plan.row_count * 2) as writes:
 
         def progress(stage: str, rows: int) -> None:
@@ -112,6 +111,9 @@ def run_apply(repo: Repository, plan: ArchivePlan, *, as_json: bool) -> None:
 
 def apply_file(ctx: typer.Context, plan_file: Path, *, as_json: bool) -> None:
     """``apply FILE`` for an archive plan."""
+    from ..archive import load_archive_plan
+    from ..repository import Repository
+
     state = state_of(ctx)
     with errors_to_exit(state):
         plan = load_archive_plan(plan_file)
@@ -156,6 +158,9 @@ def archive(
     something to archive, 1 on error.  Rows are deleted from the base only after the archive
     has been read back and holds an exact copy of each.
     """
+    from ..archive import parse_age, plan_archive, save_archive_plan
+    from ..repository import Repository
+
     state = state_of(ctx)
     with errors_to_exit(state):
         age = parse_age(older_than)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .. import views
-from ..metrics import AGGREGATE_KEYS, ClientRunRow, JobRow
-from ..repository import Repository
+from ..metrics import AGGREGATE_KEYS
 from ..statuses import Status, map_status
 from ._core import (
     Reads,
@@ -24,6 +24,10 @@ from ._core import (
     runs_app,
     state_of,
 )
+from .tables import Column, print_table
+
+if TYPE_CHECKING:
+    from ..metrics import ClientRunRow, JobRow
 
 _STATUS_STYLE = {
     Status.RUNNING: "cyan",
@@ -90,11 +94,28 @@ def runs_list(
     limit: Annotated[
         int | None, typer.Option("--limit", "-n", min=1, help="Show at most this many runs.")
     ] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format: table (for humans), json or csv (for machines).",
+        ),
+    ] = "table",
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """List job runs, newest first."""
+    from .. import views
+    from ..repository import Repository
+
     state = state_of(ctx)
     with errors_to_exit(state):
+        if output not in _FORMATS:
+            raise typer.BadParameter(
+                f"{output!r} is not one of {', '.join(_FORMATS)}", param_hint="'--format'"
+            )
+        if as_json:
+            output = "json"
         moment = views.parse_since(since) if since is not None else None
         with open_base(state) as backend:
             repo = Repository(backend.conn)
@@ -102,7 +123,7 @@ def runs_list(
                 rows = views.list_runs(
                     repo, status=status, since=moment, limit=limit, on_page=reads.on_page
                 )
-        if as_json:
+        if output == "json":
             filters = {
                 "status": status,
                 "since": moment.isoformat() if moment else None,
@@ -110,7 +131,53 @@ def runs_list(
             }
             print_json(views.runs_to_json(rows, filters=filters))
             return
+        if output == "csv":
+            _print_csv([views.job_to_json(r) for r in rows])
+            return
         _print_runs(rows, limit)
+
+
+_FORMATS = ("table", "json", "csv")
+_CSV_FIELDS = (
+    "run_id",
+    "status",
+    "standard_status",
+    "stream",
+    "start_time",
+    "end_time",
+    "duration_seconds",
+    "last_updated",
+    "created_time",
+    "record_id",
+)
+
+
+def _print_csv(runs: list[dict[str, Any]]) -> None:
+    """One row per run: the JSON fields, aggregates flattened (empty cell = no value)."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow([*_CSV_FIELDS, *AGGREGATE_KEYS, "problems"])
+    for run in runs:
+        aggregates = run.get("aggregates") or {}
+        writer.writerow(
+            [
+                *("" if run.get(k) is None else run[k] for k in _CSV_FIELDS),
+                *("" if aggregates.get(k) is None else aggregates[k] for k in AGGREGATE_KEYS),
+                "; ".join(run.get("problems") or []),
+            ]
+        )
+
+
+_RUN_COLUMNS = (
+    # A legacy Run ID can be 40 characters: it folds onto more lines rather than pushing the
+    # numbers off the screen (a base run ID is 13 and never folds).
+    Column("Run ID", wrap=True, min_width=13),
+    Column("Status"),
+    Column("Stream", justify="right", drop=1),
+    Column("Started (UTC)"),
+    Column("Duration", justify="right", drop=2),
+    Column("Clients", justify="right"),
+    Column("Errors", justify="right"),
+)
 
 
 def _print_runs(rows: list[JobRow], limit: int | None) -> None:
@@ -118,29 +185,19 @@ def _print_runs(rows: list[JobRow], limit: int | None) -> None:
     if not rows:
         console.print("No runs match.")
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col, justify in (
-        ("Run ID", "left"),
-        ("Status", "left"),
-        ("Stream", "right"),
-        ("Started (UTC)", "left"),
-        ("Duration", "right"),
-        ("Clients", "right"),
-        ("Errors", "right"),
-    ):
-        table.add_column(col, justify=justify, no_wrap=col != "Status")  # type: ignore[arg-type]
-    for row in rows:
-        started = row.start_time or row.created_time
-        table.add_row(
+    cells = [
+        [
             escape(row.run_id or "—"),
             _status_cell(row.status_raw),
             _num(row.stream),
-            _when(started),
+            _when(row.start_time or row.created_time),
             _duration(row.start_time, row.end_time),
             _num(row.aggregates.get("clients_processed")),
             _num(row.aggregates.get("clients_with_errors")),
-        )
-    console.print(table)
+        ]
+        for row in rows
+    ]
+    print_table(console, _RUN_COLUMNS, cells)
     more = " (use --limit for more)" if limit is not None and len(rows) == limit else ""
     console.print(f"[dim]{len(rows)} run(s), newest first{more}.[/dim]")
 
@@ -158,6 +215,25 @@ _AGGREGATE_LABELS = {
 }
 
 
+_AGGREGATE_COLUMNS = (
+    Column("Metric", wrap=True, min_width=10),
+    Column("Computed", justify="right"),
+    Column("Stored", justify="right"),
+)
+_CLIENT_COLUMNS = (
+    # The error text wraps (every character kept); low-value columns go first when narrow.
+    Column("Client", wrap=True, min_width=16),
+    Column("Status"),
+    Column("Started (UTC)", drop=1),
+    Column("Duration", justify="right", drop=2),
+    Column("Profiles", justify="right"),
+    Column("Posts", justify="right", drop=5),
+    Column("Tokens", justify="right", drop=4),
+    Column("Cost", justify="right", drop=3),
+    Column("Error", wrap=True, min_width=12),
+)
+
+
 @runs_app.command("show")
 def runs_show(
     ctx: typer.Context,
@@ -171,6 +247,9 @@ def runs_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one job: its row, its client runs, and aggregates computed from them."""
+    from .. import views
+    from ..repository import Repository
+
     state = state_of(ctx)
     with errors_to_exit(state):
         with open_base(state) as backend:
@@ -197,8 +276,8 @@ def _print_detail(detail: Any) -> None:
             f"[bold]Run {escape(job.run_id or title)}[/bold]  {_status_cell(job.status_raw)}"
         )
         facts = Table.grid(padding=(0, 2))
-        facts.add_column(style="dim")
-        facts.add_column()
+        facts.add_column(style="dim", no_wrap=True)
+        facts.add_column(overflow="fold")
         facts.add_row("Stream", _num(job.stream))
         facts.add_row("Started (UTC)", _when(job.start_time))
         facts.add_row("Ended (UTC)", _when(job.end_time))
@@ -226,14 +305,7 @@ def _print_detail(detail: Any) -> None:
     _print_clients(detail.clients)
     console.print()
     console.print("[bold]Aggregates[/bold] [dim](computed from the client rows)[/dim]")
-    agg = Table(
-        box=None,
-        header_style="bold",
-        pad_edge=False,
-    )
-    agg.add_column("Metric")
-    agg.add_column("Computed", justify="right")
-    agg.add_column("Stored", justify="right")
+    cells: list[list[str]] = []
     counts = detail.computed.counts()
     for key in AGGREGATE_KEYS:
         if key in detail.stored:
@@ -242,11 +314,11 @@ def _print_detail(detail: Any) -> None:
                 stored = f"[red]{stored}[/red]"
         else:
             stored = "[dim]no field[/dim]"
-        agg.add_row(_AGGREGATE_LABELS.get(key, key), _num(counts[key]), stored)
-    agg.add_row("Total tokens", _num(detail.computed.total_tokens), "")
-    agg.add_row("Profile success rate", f"{detail.computed.profile_success_rate:.1%}", "")
-    agg.add_row("Post success rate", f"{detail.computed.post_success_rate:.1%}", "")
-    console.print(agg)
+        cells.append([_AGGREGATE_LABELS.get(key, key), _num(counts[key]), stored])
+    cells.append(["Total tokens", _num(detail.computed.total_tokens), ""])
+    cells.append(["Profile success rate", f"{detail.computed.profile_success_rate:.1%}", ""])
+    cells.append(["Post success rate", f"{detail.computed.post_success_rate:.1%}", ""])
+    print_table(console, _AGGREGATE_COLUMNS, cells)
     if detail.drift:
         console.print(
             f"[red]{len(detail.drift)} stored aggregate(s) differ from the client "
@@ -260,46 +332,23 @@ def _print_clients(clients: Sequence[ClientRunRow]) -> None:
         console.print("No client runs.")
         return
     console.print(f"[bold]Client runs[/bold] ({len(clients)})")
-    table = Table(
-        box=None,
-        header_style="bold",
-        pad_edge=False,
-    )
-    for col, justify in (
-        ("Client", "left"),
-        ("Status", "left"),
-        ("Started (UTC)", "left"),
-        ("Duration", "right"),
-        ("Profiles", "right"),
-        ("Posts", "right"),
-        ("Tokens", "right"),
-        ("Cost", "right"),
-        ("Error", "left"),
-    ):
-        # Only the error text gives way when the terminal is narrow: cut, never wrapped.
-        is_error = col == "Error"
-        table.add_column(
-            col,
-            justify=justify,  # type: ignore[arg-type]
-            no_wrap=True,
-            overflow="ellipsis" if is_error else "fold",
-            max_width=40 if is_error else None,
-            min_width=None if is_error else len(col),
-        )
+    cells = []
     for c in clients:
         m = c.metrics
         tokens = (m.profile_tokens or 0) + (m.post_tokens or 0)
         error = c.error_details or ("; ".join(c.problems) if c.problems else "")
-        table.add_row(
-            escape(c.client_id or c.run_id or "—"),
-            _status_cell(c.status_raw),
-            _when(c.start_time),
-            _duration(c.start_time, c.end_time),
-            f"{_num(m.profiles_scored)}/{_num(m.profiles_examined)}",
-            f"{_num(m.posts_scored)}/{_num(m.posts_examined)}",
-            _num(tokens),
-            _num(m.apify_costs),
-            escape(error),
+        cells.append(
+            [
+                escape(c.client_id or c.run_id or "—"),
+                _status_cell(c.status_raw),
+                _when(c.start_time),
+                _duration(c.start_time, c.end_time),
+                f"{_num(m.profiles_scored)}/{_num(m.profiles_examined)}",
+                f"{_num(m.posts_scored)}/{_num(m.posts_examined)}",
+                _num(tokens),
+                _num(m.apify_costs),
+                escape(error),
+            ]
         )
-    console.print(table)
+    print_table(console, _CLIENT_COLUMNS, cells)
     console.print("[dim]Profiles and Posts: scored/examined. Tokens: profile + post.[/dim]")

@@ -6,9 +6,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from .. import schema_check
 from ._core import (
     EXIT_ERROR,
     Reads,
@@ -19,6 +17,14 @@ from ._core import (
     schema_app,
     state_of,
 )
+from .tables import Column, print_table
+
+_PROBLEM_COLUMNS = (
+    Column("Problem", wrap=True, min_width=8),
+    Column("Table", wrap=True, min_width=8),
+    Column("Field", wrap=True, min_width=8),
+    Column("Detail", wrap=True, min_width=20),
+)
 
 
 @schema_app.command("check")
@@ -27,6 +33,8 @@ def schema_check_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Compare the configured schema with the base (exit 1 on any difference)."""
+    from .. import schema_check
+
     state = state_of(ctx)
     with errors_to_exit(state):
         with open_base(state) as backend:
@@ -47,17 +55,16 @@ def _print_schema_report(report: Any) -> None:
             f"{report.fields_checked} fields match the configuration."
         )
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("Problem")
-    table.add_column("Table")
-    table.add_column("Field")
-    table.add_column("Detail")
-    for p in report.problems:
-        detail = p.message + (f" — {p.hint}" if p.hint else "")
-        table.add_row(
-            p.kind.replace("_", " "), escape(p.table), escape(p.field or ""), escape(detail)
-        )
-    console.print(table)
+    cells = [
+        [
+            p.kind.replace("_", " "),
+            escape(p.table),
+            escape(p.field or ""),
+            escape(p.message + (f" — {p.hint}" if p.hint else "")),
+        ]
+        for p in report.problems
+    ]
+    print_table(console, _PROBLEM_COLUMNS, cells)
     console.print(
         f"[red]{len(report.problems)} schema problem(s).[/red] "
         "`jobtrack-airtable schema init` creates missing tables and fields."
@@ -75,6 +82,8 @@ def schema_init_cmd(
     so against Airtable they are listed as manual steps with the formula to paste.  Exit 0
     when the base then matches the schema, 1 when manual steps remain.
     """
+    from .. import schema_check
+
     state = state_of(ctx)
     with errors_to_exit(state):
         with (

@@ -1,28 +1,23 @@
-"""``sync`` and ``apply``: plan, show, save and apply fixes (:mod:`jobtrack_airtable.sync`)."""
+"""``sync``, ``apply`` and ``show``: plan, save, show and apply fixes (:mod:`..sync`).
+
+Exit codes (SPEC §3.6, README): ``sync`` 0 nothing to change, 2 changes planned, 1 error --
+including a declined confirmation (like Terraform's cancelled apply: the changes were wanted
+and did not happen) and a refused stale plan.  ``apply`` 0 applied or already applied, 1
+error.  ``show`` 0.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from ..errors import ConfigError
-from ..repository import Repository
-from ..sync import (
-    ApplyResult,
-    Plan,
-    StalePlanError,
-    apply_plan,
-    load_plan,
-    plan_sync,
-    plan_to_json,
-    save_plan,
-)
-from ..timeutil import utcnow
 from . import _core
 from ._core import (
     EXIT_CHANGES,
@@ -32,25 +27,50 @@ from ._core import (
     Writes,
     app,
     errors_to_exit,
+    notice,
     open_base,
     out_console,
     print_json,
     redact,
     state_of,
 )
-from .render import render_rich, summary_line
+
+if TYPE_CHECKING:
+    # The sync machinery (and pyairtable under it) is imported when a command runs, so
+    # `--help` and completion start fast.
+    from ..repository import Repository
+    from ..sync import ApplyResult, Plan, StalePlanError
+    from ._plans import Target
+
+NoPagerOption = Annotated[
+    bool,
+    typer.Option("--no-pager", help="Never page a long plan (a pager is used on a terminal)."),
+]
 
 
-def _print_plan(plan: Plan) -> None:
+def _print_plan(plan: Plan, *, pager: bool) -> None:
     """The plan, Terraform style, on stdout (coloured on a terminal; lines never re-wrapped,
-    so values stay exact)."""
+    so values stay exact).  Longer than the terminal → through the pager ($PAGER, else
+    ``less``; ``-FRX`` unless $LESS says otherwise: quits when it fits, keeps colours)."""
+    from .render import render_rich
+
     console = out_console()
     console.soft_wrap = True
-    console.print(render_rich(plan))
+    renderable = render_rich(plan)
+    lines = len(renderable.renderables)
+    if pager and console.is_terminal and lines > console.height - 2:
+        os.environ.setdefault("LESS", "-FRX")
+        with console.pager(styles=True):
+            console.print(renderable)
+        return
+    console.print(renderable)
 
 
 def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
     """Read both tables (a spinner counting rows) and plan; writes nothing."""
+    from ..sync import plan_sync
+    from ..timeutil import utcnow
+
     names = {t: repo.schema.table(t).name for t in ("jobs", "client_runs")}
     with Reads("Reading the base") as reads:
 
@@ -65,6 +85,8 @@ def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
 def _apply(repo: Repository, plan: Plan) -> ApplyResult:
     """Apply ``plan`` with a progress bar over the rows written; :class:`StalePlanError`
     (nothing written) when the base changed since the plan."""
+    from ..sync import apply_plan
+
     total = plan.summary.create + plan.summary.update + plan.summary.delete
     with Writes("Verifying the plan against the base", total=total) as writes:
 
@@ -90,12 +112,32 @@ def _applied_line(result: ApplyResult) -> str:
     )
 
 
-def _result_json(result: ApplyResult) -> dict[str, Any]:
+_SYMBOL = {"create": "+", "update": "~", "delete": "-"}
+
+
+def _report_written(plan: Plan, result: ApplyResult) -> None:
+    """Which rows were written, one line each (stdout), e.g. ``~ Job Tracking recX '250930-…'``."""
+    from ._plans import written_rows
+
+    console = out_console()
+    for row in written_rows(plan, result):
+        name = plan.table_names.get(row.table, row.table)  # type: ignore[call-overload]
+        key = f" {row.key!r}" if row.key is not None else ""
+        console.print(f"{_SYMBOL[row.action]} {name} {row.record_id}{key}", markup=False)
+
+
+def _result_json(plan: Plan, result: ApplyResult) -> dict[str, Any]:
+    from ._plans import written_rows
+
     return {
         "created": result.created,
         "updated": result.updated,
         "deleted": result.deleted,
         "total": result.total,
+        "rows": [
+            {"table": r.table, "action": r.action, "record_id": r.record_id, "key": r.key}
+            for r in written_rows(plan, result)
+        ],
     }
 
 
@@ -110,6 +152,50 @@ def _refused(exc: StalePlanError) -> NoReturn:
     raise typer.Exit(EXIT_ERROR)
 
 
+def _check_out(out: Path | None) -> None:
+    """``--out``'s directory must exist: found before reading the base, not after."""
+    if out is not None and not out.parent.is_dir():
+        raise typer.BadParameter(
+            f"the directory {str(out.parent)!r} does not exist; create it or fix the path",
+            param_hint="'--out'",
+        )
+
+
+def _targets(texts: list[str] | None, state: _core.State) -> list[Target]:
+    """``--target`` values, checked against the configured schema before any request."""
+    if not texts:
+        return []
+    from ..schema import load_schema
+    from ._plans import parse_target
+
+    schema = load_schema(state.settings.schema_file)
+    return [parse_target(t, schema) for t in texts]
+
+
+def load_plan_file(path: Path) -> Plan:
+    """A saved plan, or one error line naming the file and what is wrong (never pydantic's
+    multi-line text)."""
+    from pydantic import ValidationError
+
+    from ..sync import Plan, PlanFormatError, load_plan
+
+    try:
+        return load_plan(path)
+    except PlanFormatError as exc:
+        if "malformed" not in str(exc):
+            raise
+        try:
+            data = json.loads(path.read_bytes())
+            data.pop("summary", None)
+            Plan.model_validate(data)
+        except ValidationError as v:
+            raise PlanFormatError(
+                f"{str(path)!r} is not a valid plan ({_core.validation_summary(v)}); make a "
+                "new one with `jobtrack-airtable sync --out FILE`"
+            ) from None
+        raise
+
+
 @app.command()
 def sync(
     ctx: typer.Context,
@@ -119,6 +205,7 @@ def sync(
             "--stale-after",
             metavar="MINUTES",
             min=0.001,
+            show_default=False,
             help="A Running row without an update for this long is stale "
             "(default: JOBTRACK_STALE_AFTER_MINUTES, 120).",
         ),
@@ -128,8 +215,21 @@ def sync(
         Path | None,
         typer.Option(
             "--out",
+            "-o",
             dir_okay=False,
+            show_default=False,
             help="Save the plan to this file (apply it later with `apply FILE`).",
+        ),
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            "-t",
+            metavar="TARGET",
+            show_default=False,
+            help="Plan only this table (jobs, client_runs), run (run:250930-141522) or kind "
+            "of fix (create, update, delete, attention); repeatable. The rest is not planned.",
         ),
     ] = None,
     do_apply: Annotated[
@@ -138,14 +238,27 @@ def sync(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="With --apply: do not ask for confirmation.")
     ] = False,
+    no_pager: NoPagerOption = False,
 ) -> None:
     """Show what is inconsistent in the base and how it would be fixed (changes nothing).
 
     Exit 0 when there is nothing to change, 2 when the plan has changes, 1 on error.
-    With --apply, apply the plan (asking first on a terminal, unless --yes).
+    With --apply, apply the plan (asking first on a terminal, unless --yes); declining
+    exits 1.
     """
+    from ..repository import Repository
+    from ..sync import StalePlanError, plan_to_json, save_plan
+    from ._plans import target_plan
+    from .render import summary_line
+
     state = state_of(ctx)
     with errors_to_exit(state):
+        if yes and not do_apply:
+            raise typer.BadParameter(
+                "--yes only confirms --apply; add --apply, or drop --yes to plan only",
+                param_hint="'--yes'",
+            )
+        _check_out(out)
         if do_apply and not yes and not _core.stdin_is_tty():
             # Refuse before reading anything: a cron job needs --yes every time, not only on
             # the day the plan happens to be non-empty.
@@ -154,19 +267,25 @@ def sync(
                 "(pass --yes to apply non-interactively)"
             )
         minutes = stale_after if stale_after is not None else state.settings.stale_after_minutes
+        targets = _targets(target, state)
         with open_base(state) as backend:
             repo = Repository(backend.conn)
-            plan = _make_plan(repo, timedelta(minutes=minutes))
+            plan, left_out = target_plan(_make_plan(repo, timedelta(minutes=minutes)), targets)
+            if targets:
+                shown = ", ".join(str(t) for t in targets)
+                sys.stderr.write(
+                    f"Warning: the plan is limited to --target {shown}; {left_out} other "
+                    "planned row(s) are not in it and will not be applied. Run without "
+                    "--target to see everything.\n"
+                )
             if out is not None:
                 save_plan(plan, out)
             if as_json and not do_apply:
                 sys.stdout.write(plan_to_json(plan) + "\n")
             elif not as_json:
-                _print_plan(plan)
+                _print_plan(plan, pager=not no_pager and not do_apply)
             if out is not None:
-                sys.stderr.write(
-                    f"Plan saved to {out}; apply it with: jobtrack-airtable apply {out}\n"
-                )
+                notice(f"Plan saved to {out}; apply it with: jobtrack-airtable apply {out}")
             if not plan.has_changes:
                 if as_json and do_apply:
                     print_json({"plan": json.loads(plan_to_json(plan)), "applied": None})
@@ -178,17 +297,19 @@ def sync(
                 default=False,
                 err=True,
             ):
-                sys.stderr.write("Not applied.\n")
-                raise typer.Exit(EXIT_CHANGES)
+                sys.stderr.write("Apply cancelled: nothing was written.\n")
+                raise typer.Exit(EXIT_ERROR)
             try:
                 result = _apply(repo, plan)
             except StalePlanError as exc:
                 _refused(exc)
             if as_json:
                 print_json(
-                    {"plan": json.loads(plan_to_json(plan)), "applied": _result_json(result)}
+                    {"plan": json.loads(plan_to_json(plan)), "applied": _result_json(plan, result)}
                 )
-            sys.stderr.write(_applied_line(result) + "\n")
+            elif not state.quiet:
+                _report_written(plan, result)
+            notice(_applied_line(result))
 
 
 def _is_archive_plan(path: Path) -> bool:
@@ -208,6 +329,7 @@ def apply_cmd(
         Path,
         typer.Argument(
             metavar="FILE",
+            exists=True,
             dir_okay=False,
             help="A plan saved by `sync --out FILE` or `archive --out FILE`.",
         ),
@@ -219,25 +341,82 @@ def apply_cmd(
     """Apply a saved plan exactly, or refuse if the base changed since it was made.
 
     The rows the plan depends on are re-read first: if any changed, vanished or appeared,
-    nothing is written and the command exits 1, listing them.
+    nothing is written and the command exits 1, listing them -- unless the base already
+    holds everything the plan writes (it was applied before): then it says so and exits 0.
     """
     if _is_archive_plan(plan_file):
         from ._archive import apply_file
 
         apply_file(ctx, plan_file, as_json=as_json)
         return
+    from ..repository import Repository
+    from ..sync import StalePlanError
+    from ._plans import already_applied
+
     state = state_of(ctx)
     with errors_to_exit(state):
-        plan = load_plan(plan_file)
+        plan = load_plan_file(plan_file)
         with open_base(state) as backend:
             repo = Repository(backend.conn)
             try:
                 result = _apply(repo, plan)
             except StalePlanError as exc:
+                if plan.has_changes and already_applied(repo, plan):
+                    if as_json:
+                        print_json({"already_applied": True, "total": 0, "rows": []})
+                    sys.stderr.write(
+                        f"Already applied: {backend.description} already holds every change "
+                        f"of {plan_file}; nothing was written.\n"
+                    )
+                    raise typer.Exit(EXIT_OK) from None
                 _refused(exc)
         if as_json:
-            print_json(_result_json(result))
+            print_json({"already_applied": False, **_result_json(plan, result)})
         if plan.has_changes:
-            sys.stderr.write(_applied_line(result) + "\n")
+            if not as_json and not state.quiet:
+                _report_written(plan, result)
+            notice(_applied_line(result))
         else:
-            sys.stderr.write("Nothing to apply: the plan has no changes.\n")
+            notice("Nothing to apply: the plan has no changes.")
+
+
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    plan_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE", exists=True, dir_okay=False, help="A plan saved by `sync --out FILE`."
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    no_pager: NoPagerOption = False,
+) -> None:
+    """Show a saved plan without touching any base, and whether applying it changes anything.
+
+    Reads only the file.  Exit 0 (the plan's validity is checked; a bad file exits 1).
+    """
+    from ..sync import plan_to_json
+
+    state = state_of(ctx)
+    with errors_to_exit(state):
+        plan = load_plan_file(plan_file)
+        if as_json:
+            doc = json.loads(plan_to_json(plan))
+            print_json({"no_op": not plan.has_changes, "plan": doc})
+            return
+        header = (
+            f"Plan for base {plan.base_id}, made {plan.generated_at} "
+            f"(stale after {plan.stale_after_seconds / 60:g} min)."
+        )
+        out_console().print(header, markup=False, highlight=False)
+        _print_plan(plan, pager=not no_pager)
+        if plan.has_changes:
+            s = plan.summary
+            out_console().print(
+                f"Applying it writes {s.create + s.update + s.delete} row(s): "
+                f"`jobtrack-airtable apply {plan_file}`.",
+                markup=False,
+            )
+        else:
+            out_console().print("This plan is a no-op: applying it changes nothing.")

@@ -35,6 +35,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ __all__ = [
     "EMBEDDED_BASE_ID",
     "Backend",
     "EmbeddedBase",
+    "check_local_path",
     "count_records",
     "default_local_path",
     "lock_local_base",
@@ -169,11 +171,13 @@ def lock_local_base(path: str | Path, *, timeout: float = LOCK_TIMEOUT_SECONDS) 
     Every user of a local base file (the embedded base, ``local seed``, ``local serve``)
     loads the whole file and rewrites it on each write, so two at once would overwrite each
     other's changes; the lock makes them take turns.  Raises :class:`~.errors.ConfigError`
-    after ``timeout`` seconds (0 = do not wait).
+    after ``timeout`` seconds (0 = do not wait), and at once when the path is a directory,
+    its directory does not exist, or the lock file cannot be created there.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_local_path(path)
     lock = filelock.FileLock(str(path) + ".lock")
+    _probe_lock_file(Path(lock.lock_file))
     try:
         lock.acquire(timeout=timeout)
     except filelock.Timeout:
@@ -185,6 +189,37 @@ def lock_local_base(path: str | Path, *, timeout: float = LOCK_TIMEOUT_SECONDS) 
         yield
     finally:
         lock.release()
+
+
+def check_local_path(path: Path) -> None:
+    """Refuse a local base path that cannot be right, before anything is created: a
+    directory, or a file in a directory that does not exist (a mistyped ``--local`` must not
+    leave directories and a demo base behind)."""
+    if path.is_dir():
+        raise ConfigError(
+            f"the local base {str(path)!r} is a directory; give a file path such as "
+            f"{str(path / 'local-base.json')!r}"
+        )
+    if not path.parent.is_dir():
+        what = "is not a directory" if path.parent.exists() else "does not exist"
+        raise ConfigError(
+            f"cannot use the local base {str(path)!r}: the directory {str(path.parent)!r} "
+            f"{what}; create it first or fix the path"
+        )
+
+
+def _probe_lock_file(lock_file: Path) -> None:
+    """Open (creating) the lock file once, so a path we may not write says so at once --
+    filelock would retry until its timeout and then blame another command."""
+    try:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise ConfigError(
+            f"cannot create the lock file {str(lock_file)!r} of the local base: {reason}; "
+            f"check that {str(lock_file.parent)!r} is a writable directory"
+        ) from None
+    os.close(fd)
 
 
 class EmbeddedBase:
@@ -209,6 +244,8 @@ class EmbeddedBase:
         self.path = (
             Path(path).expanduser() if path is not None else default_local_path()
         ).absolute()
+        #: Only the default location is created on demand; a given path's directory must exist.
+        self.is_default = path is None
         self.settings = settings if settings is not None else Settings()
         self.schema = schema if schema is not None else load_schema(self.settings.schema_file)
         self.seed = seed
@@ -231,6 +268,8 @@ class EmbeddedBase:
         return self._conn
 
     def __enter__(self) -> EmbeddedBase:
+        if self.is_default:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         stack = contextlib.ExitStack()
         stack.enter_context(lock_local_base(self.path, timeout=self.lock_timeout))
         self._lock = stack
