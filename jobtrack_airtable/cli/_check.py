@@ -8,26 +8,29 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..ops import health
-from ..ops.config import CheckConfig, load_check_config, parse_duration
-from ..ops.notify import build_targets
-from ..ops.state import default_state_path, locked_state
-from ..repository import Repository
 from ._core import Reads, app, errors_to_exit, open_base, out_console, print_json, state_of
 
-_KIND_STYLE = {
-    health.ProblemKind.STUCK_RUN: "yellow",
-    health.ProblemKind.FAILED_RUN: "red",
-    health.ProblemKind.FAILED_CLIENT: "red",
-    health.ProblemKind.MISSED_RUN: "magenta",
-    health.ProblemKind.ERROR_RATE: "yellow",
-}
+if TYPE_CHECKING:
+    # The library (pyairtable, requests) loads only when the command runs: --help stays fast.
+    from ..ops import health
+
+
+def _kind_style(kind: health.ProblemKind) -> str:
+    from ..ops import health
+
+    return {
+        health.ProblemKind.STUCK_RUN: "yellow",
+        health.ProblemKind.FAILED_RUN: "red",
+        health.ProblemKind.FAILED_CLIENT: "red",
+        health.ProblemKind.MISSED_RUN: "magenta",
+        health.ProblemKind.ERROR_RATE: "yellow",
+    }[kind]
 
 
 @app.command("check")
@@ -71,6 +74,12 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check the base's health: stuck, failed and missing runs, client error rates."""
+    from ..ops import health
+    from ..ops.config import CheckConfig, load_check_config, parse_duration
+    from ..ops.notify import build_targets
+    from ..ops.state import default_state_path, locked_state
+    from ..repository import Repository
+
     state = state_of(ctx)
     with errors_to_exit(state):
         config = load_check_config(config_file) if config_file is not None else CheckConfig()
@@ -117,7 +126,7 @@ def _print_report(report: health.HealthReport) -> None:
         table.add_column("Problem", no_wrap=True)
         table.add_column("Details", overflow="fold")
         for p in report.problems:
-            style = _KIND_STYLE[p.kind]
+            style = _kind_style(p.kind)
             table.add_row(
                 "[bold]new[/bold]" if p.new else "[dim]seen[/dim]",
                 f"[{style}]{p.kind.label}[/{style}]",

@@ -9,9 +9,6 @@ from typing import Annotated
 import typer
 
 from ..errors import InvalidInputError
-from ..ops.report_data import collect_report, report_to_json
-from ..repository import Repository
-from ..views import parse_since
 from ._core import Reads, app, errors_to_exit, open_base, out_console, print_json, state_of
 
 
@@ -48,6 +45,11 @@ def report(
     ] = False,
 ) -> None:
     """Report on a period: runs per day, durations, errors, tokens and cost per client."""
+    # The library (pyairtable, requests) loads only when the command runs: --help stays fast.
+    from ..ops.report_data import collect_report, report_to_json
+    from ..repository import Repository
+    from ..views import parse_since
+
     state = state_of(ctx)
     with errors_to_exit(state):
         if html_file is None and not as_json:
