@@ -140,12 +140,16 @@ def shared_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def redis_url(shared_redis_url: str) -> str:
-    """The shared Redis, with this suite's keys removed so no test inherits grants."""
+    """The shared Redis, with this suite's keys removed so no test inherits slots or holds."""
     import redis
 
     client = redis.Redis.from_url(shared_redis_url)
     try:
-        client.delete(redis_key(TEST_BASE_ID), redis_key(BASE_B))
+        bases = (TEST_BASE_ID, BASE_B)
+        client.delete(
+            *(redis_key(b) for b in bases),
+            *(redis_key(f"hold:{b}") for b in (*bases, "*")),
+        )
     finally:
         client.close()
     return shared_redis_url
@@ -633,6 +637,83 @@ def test_two_bases_each_get_their_own_five_per_second(
     print("\n".join(report))
     # Together well above one base's limit: the two bases do not share a budget.
     assert total[2] > 7.0
+
+
+def test_a_429_holds_the_base_for_the_whole_fleet(redis_url: str) -> None:
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    prefix = f"jobtrack-test:{uuid.uuid4().hex}:"
+    throttled = RedisLimiter(redis_url, 5, fallback=None, key_prefix=prefix, sleep=sleep)
+    other = RedisLimiter(redis_url, 5, fallback=None, key_prefix=prefix, sleep=sleep)
+    throttled.release(throttled.reserve(TEST_BASE_ID), penalty=0.5)
+    other.acquire(BASE_B)  # another base is not held
+    assert waits == []
+    other.acquire(TEST_BASE_ID)  # another machine waits the penalty out
+    assert 0.3 < sum(waits) <= 0.6, waits
+    throttled.close()
+    other.close()
+
+
+def test_a_redis_that_lost_its_state_holds_every_base_for_a_window(
+    own_redis: RedisServer,
+) -> None:
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    limiter = RedisLimiter(own_redis.url, 5, fallback=None, sleep=sleep)
+    for _ in range(5):
+        limiter.acquire(TEST_BASE_ID)
+    own_redis.kill()
+    own_redis.start()  # empty: the five slots are forgotten
+    limiter.acquire(BASE_B)
+    # Served by Redis (no fallback exists), after the grace retries and the hold: the
+    # forgotten grants may have been for any base, so every base waits one window + quiet.
+    assert limiter.available
+    held = sum(w for w in waits if w > 0.06)  # the grace retries sleep 0.05 s each
+    assert limiter.window < held <= limiter.window + limiter.quiet + 0.1, waits
+    limiter.close()
+
+
+def test_a_redis_restart_mid_run_costs_no_429(
+    make_local_airtable: Callable[..., LocalAirtable], own_redis: RedisServer, tmp_path: Path
+) -> None:
+    # A restart (no persistence: Redis comes back empty) while three machines share a base.
+    # Before: each machine fell back to its own limiter (3 x 5/s), then Redis forgot the
+    # window -- 429s and their penalty.  Now: the grace rides out the restart and the epoch
+    # hold waits out the forgotten window.
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=2.0)
+    specs = make_specs(
+        srv,
+        own_redis.url,
+        tmp_path,
+        workers=3,
+        clients_each=8,
+        fallback="local",
+        policy=DEFAULT_POLICY.scaled(0.07),
+    )
+    kill = _kill_when_each_machine_has_completed_a_client(srv, own_redis, 3)
+
+    def restart() -> None:
+        kill()
+        time.sleep(0.5)  # a real restart takes a moment (shutdown, start-up, loading)
+        own_redis.start()
+
+    reports = run_fleet(specs, while_running=restart)
+    for r in reports:
+        assert r["error"] is None, r["error"]
+        assert r["limiter_warnings"] == []  # never fell back to a per-machine limiter
+    all_clients = {c for s in specs for c in s.clients}
+    assert_client_rows(srv, TEST_BASE_ID, completed=all_clients, started=all_clients)
+    statuses = [e.status for e in srv.request_log.entries]
+    print(f"\nfleet, Redis restarted mid-run: {len(statuses)} requests, {statuses.count(429)} 429s")
+    assert statuses.count(429) == 0
 
 
 # ------------------------------------------------------------------ Redis dies mid-run

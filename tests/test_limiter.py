@@ -531,3 +531,37 @@ def test_no_429_with_the_cpu_saturated_at_every_scale(
     statuses = _loaded_cpu_run(srv, tmp_path, processes=processes, total=48)
     assert len(statuses) == max(2, 48 // processes) * processes
     assert statuses.count(429) == 0
+
+
+# --- structure -----------------------------------------------------------------------------
+
+
+def test_the_limiter_package_has_no_import_cycle() -> None:
+    # limiter.py <-> limiter_redis.py imported each other; the package's modules form a DAG.
+    import ast
+
+    import jobtrack_airtable.limiter as package
+
+    root = Path(package.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for source in root.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    deps.add(node.module.split(".")[0])
+                else:
+                    deps.update(alias.name for alias in node.names)
+        graph[source.stem] = deps & {p.stem for p in root.glob("*.py")}
+    assert "redis" in graph and "sqlite" in graph and "adapter" in graph
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for dep in graph[start]:
+            if dep == target or (dep not in seen and reaches(dep, target, seen | {dep})):
+                return True
+        return False
+
+    cycles = [name for name in graph if reaches(name, name, {name})]
+    assert cycles == []
+    # No submodule goes back through the package's __init__.
+    assert all("__init__" not in deps for deps in graph.values())
