@@ -61,6 +61,7 @@ from .errors import (
     TransientServerError,
     UnknownFieldError,
 )
+from .limiter.usage import counting_retry
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -643,9 +644,15 @@ def call_with_retry(
     42
     """
 
+    attempts = 0
+
     def attempt() -> T:
+        nonlocal attempts
+        attempts += 1
         try:
-            return fn(*args, **kwargs)
+            # Requests of attempt 2 on count as retries in the monthly usage counters.
+            with counting_retry(attempts > 1):
+                return fn(*args, **kwargs)
         except Exception as exc:
             classified = classify(exc)
             if classified is exc:

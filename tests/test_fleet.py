@@ -33,8 +33,9 @@ import pytest
 
 from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import ConfigError, LimiterUnavailableError
-from jobtrack_airtable.limiter import LocalLimiter, build_limiter
+from jobtrack_airtable.limiter import LocalLimiter, build_limiter, usage_counts
 from jobtrack_airtable.limiter.redis import INSTALL_HINT, RedisLimiter, redis_key
+from jobtrack_airtable.limiter.usage import month_of
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.local.requestlog import LoggedRequest
 from jobtrack_airtable.recovery import DEFAULT_POLICY, RetryPolicy
@@ -42,6 +43,8 @@ from jobtrack_airtable.settings import Settings
 from jobtrack_airtable.tracker import Tracker
 
 from .conftest import TEST_BASE_ID, TEST_TOKEN
+from .test_usage import _expected as _usage_expected
+from .test_usage import _work as _usage_work
 
 CRR = "Client Run Results"
 JOBS = "Job Tracking"
@@ -149,6 +152,7 @@ def redis_url(shared_redis_url: str) -> str:
         client.delete(
             *(redis_key(b) for b in bases),
             *(redis_key(f"hold:{b}") for b in (*bases, "*")),
+            *(redis_key(f"usage:{b}:{month_of(time.time())}") for b in bases),
         )
     finally:
         client.close()
@@ -714,6 +718,22 @@ def test_a_redis_restart_mid_run_costs_no_429(
     statuses = [e.status for e in srv.request_log.entries]
     print(f"\nfleet, Redis restarted mid-run: {len(statuses)} requests, {statuses.count(429)} 429s")
     assert statuses.count(429) == 0
+
+
+def test_usage_is_counted_exactly_for_the_fleet_in_redis(
+    make_local_airtable: Callable[..., LocalAirtable], redis_url: str
+) -> None:
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=0.3)
+    settings = srv.settings(limiter_url=redis_url, limiter_fallback="fail", rate_limit=5)
+    _usage_work(srv, settings)
+    usage = usage_counts(settings)
+    expected = _usage_expected(srv)
+    print(f"\nfleet usage {usage.month}: {dict(usage.counts)}; server saw {expected}")
+    assert usage.total == expected["total"]
+    assert (usage.reads, usage.writes) == (expected["reads"], expected["writes"])
+    assert usage.get("rate_limited") == expected["rate_limited"] == 1
+    assert usage.get("retries") == expected["retries"] == 2
+    assert usage.get("sync_reads") == 2
 
 
 # ------------------------------------------------------------------ Redis dies mid-run

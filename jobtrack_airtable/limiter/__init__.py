@@ -11,7 +11,8 @@ The modules, one job each (no module imports this package, so there are no cycle
 * :mod:`.sqlite` -- :class:`LocalLimiter`, one machine, through a SQLite file;
 * :mod:`.redis` -- :class:`~.redis.RedisLimiter`, a fleet, through Redis (optional extra;
   import it from :mod:`jobtrack_airtable.limiter.redis`);
-* :mod:`.usage` -- requests counted per base and month in the same stores;
+* :mod:`.usage` -- what each request counts as, per base and month, in the same stores;
+* :mod:`.counts` -- :func:`usage_counts`, reading those counters back;
 * :mod:`.factory` -- :func:`build_limiter`, from :class:`~jobtrack_airtable.settings.Settings`.
 
 Why not pyrate-limiter's ``SQLiteBucket``
@@ -43,6 +44,7 @@ from .base import (
     Slot,
     base_key,
 )
+from .counts import UsageCounts, usage_counts
 from .factory import LIMITER_BACKENDS, build_limiter
 from .sqlite import LocalLimiter, default_limiter_path
 
@@ -58,7 +60,9 @@ __all__ = [
     "LocalLimiter",
     "NullLimiter",
     "Slot",
+    "UsageCounts",
     "base_key",
     "build_limiter",
     "default_limiter_path",
+    "usage_counts",
 ]

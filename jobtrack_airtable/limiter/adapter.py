@@ -16,6 +16,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .base import RATE_LIMIT_PENALTY, Limiter, base_key, check_seconds
+from .usage import usage_kinds
 
 __all__ = ["LimitedAdapter"]
 
@@ -31,7 +32,8 @@ class LimitedAdapter(HTTPAdapter):
     once the response headers are back (the server has counted the request by then), so the
     window is measured from the end of the request (see :mod:`.base`).  A 429 releases the
     slot with ``penalty_seconds`` (Airtable's 30 s), putting the base on hold for everyone
-    who shares the limiter.
+    who shares the limiter.  Each request is counted in the store's monthly usage counters
+    (:mod:`.usage`).
     """
 
     def __init__(
@@ -45,16 +47,19 @@ class LimitedAdapter(HTTPAdapter):
     def send(
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
     ) -> requests.Response:
-        slot = self.limiter.reserve(base_key(request.url or ""))
+        method, url = request.method or "GET", request.url or ""
+        slot = self.limiter.reserve(base_key(url))
         try:
             response = super().send(request, *args, **kwargs)
         except BaseException:
             # Failed before a response: maybe counted by the server, maybe not -- count it.
-            self._release(slot, 0.0, ("failed",))
+            self._release(slot, 0.0, usage_kinds(method, url, status=None))
             raise
-        limited = response.status_code == 429
+        status = response.status_code
         self._release(
-            slot, self.penalty_seconds if limited else 0.0, ("rate_limited",) if limited else ()
+            slot,
+            self.penalty_seconds if status == 429 else 0.0,
+            usage_kinds(method, url, status=status),
         )
         return response
 

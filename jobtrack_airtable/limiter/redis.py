@@ -518,25 +518,17 @@ class RedisLimiter:
         """Count one request on ``key`` that is sent and finished now (waits for a slot)."""
         self.release(self.reserve(key))
 
-    def usage(self, month: str) -> dict[str, dict[str, int]]:
-        """``{base: {kind: n}}`` counted in ``month`` (``"2026-12"``, UTC) by every worker
-        sharing this Redis.  Raises :class:`~jobtrack_airtable.errors.LimiterUnavailableError`
-        when Redis cannot be reached."""
-        pattern = self._key("usage:", f"*:{month}")
-        out: dict[str, dict[str, int]] = {}
+    def usage(self, key: str, month: str) -> dict[str, int]:
+        """``{kind: n}`` counted for ``key`` in ``month`` (``"2026-12"``, UTC) by every worker
+        sharing this Redis (requests counted by a local fallback during an outage are in
+        that machine's file).  Raises
+        :class:`~jobtrack_airtable.errors.LimiterUnavailableError` when Redis is down."""
         try:
-            for raw in self._client.scan_iter(match=pattern, count=500):
-                name = raw.decode() if isinstance(raw, bytes) else str(raw)
-                base = name[len(self._key("usage:", "")) :].rsplit(":", 1)[0]
-                counts = self._client.hgetall(name)
-                out[base] = {
-                    (k.decode() if isinstance(k, bytes) else str(k)): int(v)
-                    for k, v in counts.items()
-                }
+            counts = self._client.hgetall(self._key("usage:", f"{key}:{month}"))
         except redis.RedisError as exc:
             self._mark_down(exc)
             raise self._unavailable() from None
-        return out
+        return {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in counts.items()}
 
     def close(self) -> None:
         """Close the Redis connections and the fallback.  Idempotent."""

@@ -341,18 +341,15 @@ class LocalLimiter:
         """Count one request on ``key`` that is sent and finished now (waits for a slot)."""
         self.release(self.reserve(key))
 
-    def usage(self, month: str) -> dict[str, dict[str, int]]:
-        """``{key: {kind: n}}`` counted in ``month`` (``"2026-12"``, UTC)."""
+    def usage(self, key: str, month: str) -> dict[str, int]:
+        """``{kind: n}`` counted for ``key`` in ``month`` (``"2026-12"``, UTC)."""
         with self._thread_lock:
             rows = self._transaction(
                 lambda c, now: c.execute(
-                    "SELECT key, kind, n FROM usage WHERE month = ?", (month,)
+                    "SELECT kind, n FROM usage WHERE key = ? AND month = ?", (key, month)
                 ).fetchall()
             )
-        out: dict[str, dict[str, int]] = {}
-        for key, kind, n in rows:
-            out.setdefault(key, {})[kind] = int(n)
-        return out
+        return {str(kind): int(n) for kind, n in rows}
 
     def close(self) -> None:
         """Close the SQLite connection (reopened on the next use)."""
