@@ -706,7 +706,7 @@ def test_a_redis_restart_mid_run_costs_no_429(
 
     def restart() -> None:
         kill()
-        time.sleep(0.5)  # a real restart takes a moment (shutdown, start-up, loading)
+        time.sleep(1.5)  # a real restart takes a moment (shutdown, start-up, loading)
         own_redis.start()
 
     reports = run_fleet(specs, while_running=restart)
