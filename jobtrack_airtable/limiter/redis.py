@@ -54,8 +54,10 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import math
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -116,6 +118,9 @@ DEFAULT_GRACE = 2.0
 #: Pause between two attempts within the grace.
 _GRACE_STEP = 0.05
 
+#: A fallback domain that reserved nothing for this long no longer counts as sharing a base.
+MEMBER_HORIZON = 60.0
+
 #: Connect/read timeout of one Redis call.  Short: a limiter that hangs for the default
 #: minutes would stall the scoring job it is meant to protect.
 DEFAULT_SOCKET_TIMEOUT = 2.0
@@ -124,10 +129,11 @@ DEFAULT_SOCKET_TIMEOUT = 2.0
 INSTALL_HINT = "pip install 'jobtrack-airtable[redis]'"
 
 #: The atomic reserve step.  KEYS: the base's slots (sorted set, score = when the slot frees,
-#: µs of Redis TIME), the base's hold, the global hold, the epoch.  ARGV: limit, window (µs),
-#: lease (µs), a unique member, the epoch the caller last saw ('' if none), quiet (µs), the
-#: longest believable hold (µs).  Returns {0, 0, epoch} when a slot was taken, else
-#: {1, µs to wait, epoch}.  All arithmetic stays in integers passed straight to redis.call:
+#: µs of Redis TIME), the base's hold, the global hold, the epoch, the base's members.  ARGV:
+#: limit, window (µs), lease (µs), a unique member, the epoch the caller last saw ('' if
+#: none), quiet (µs), the longest believable hold (µs), the caller's fallback domain, how long
+#: a domain stays a member (µs).  Returns {0, 0, epoch, members} when a slot was taken, else
+#: {1, µs to wait, epoch, members}.  All arithmetic stays in integers passed straight to redis.call:
 #: Lua 5.1 would format a concatenated 16-digit number as "%.14g" and lose the microseconds.
 RESERVE_SCRIPT = """
 if redis.replicate_commands then redis.replicate_commands() end  -- Redis < 5: allow TIME
@@ -150,13 +156,19 @@ if ARGV[5] ~= '' and ARGV[5] ~= epoch then
     redis.call('SET', KEYS[3], quiet_until, 'PX', math.ceil((quiet_until - now) / 1000) + 1000)
   end
 end
+-- Who shares this base: one member per fallback domain (a machine's limiter file), seen in
+-- the last ARGV[9] µs.  During an outage each domain falls back to 1/members of the rate.
+redis.call('ZADD', KEYS[5], now, ARGV[8])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[9]))
+redis.call('PEXPIRE', KEYS[5], math.ceil(tonumber(ARGV[9]) / 1000) + 1000)
+local members = redis.call('ZCARD', KEYS[5])
 local hold = 0
 for i = 2, 3 do
   local h = tonumber(redis.call('GET', KEYS[i]) or '0')
   -- A hold further ahead than any real one was left by a clock that stepped back.
   if h > hold and h <= now + tonumber(ARGV[7]) then hold = h end
 end
-if hold > now then return {1, hold - now, epoch} end
+if hold > now then return {1, hold - now, epoch, members} end
 -- Freed slots, and slots "from the future" left by a server clock that stepped back.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], now + lease + window + 1, '+inf')
@@ -165,14 +177,14 @@ if count < limit then
   redis.call('ZADD', KEYS[1], now + lease, ARGV[4])
   -- Idle bases leave nothing behind.
   redis.call('PEXPIRE', KEYS[1], math.ceil((lease + window) / 1000) + 1000)
-  return {0, 0, epoch}
+  return {0, 0, epoch, members}
 end
 -- A released slot frees at its score; one in flight no earlier than a window from now.
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = tonumber(first[2]) - now
 if wait > window then wait = window end
 if wait < 1000 then wait = 1000 end
-return {1, wait, epoch}
+return {1, wait, epoch, members}
 """
 
 #: The atomic release step.  KEYS: the base's slots, the base's hold, the base's usage hash
@@ -337,6 +349,17 @@ class RedisLimiter:
         self._state_lock = threading.Lock()
         #: The epoch of the Redis state last seen ('' before the first call).
         self._epoch = ""
+        #: Fallback domains sharing each base at the last call (this one included).
+        self._members: dict[str, int] = {}
+        #: This process's fallback domain: its machine's limiter file, or the process itself.
+        self._domain = _domain_of(fallback, self._instance)
+        #: Per-machine limiters at a fair share of the rate, by number of members.
+        self._shares: dict[int, Limiter] = {}
+        #: Until then (monotonic), slots come from Redis *and* the fair share: machines still
+        #: on their fallbacks do not know this one is back on Redis yet.
+        self._dual_until = 0.0
+        #: Fair-share slots taken alongside Redis slots during the dual period.
+        self._companions: dict[str, tuple[Limiter, Slot]] = {}
         #: Releases that did not reach Redis, replayed on the next call that does.
         self._pending: list[tuple[Slot, float, tuple[str, ...]]] = []
         #: Set while Redis is considered down: the exception text of the last failure.
@@ -398,6 +421,10 @@ class RedisLimiter:
         with self._state_lock:
             was_down = self._down_reason is not None
             self._down_reason = None
+            if was_down:
+                # Every other machine probes Redis within retry_interval; until then (plus
+                # one window for their last fallback grants) keep to the fair share too.
+                self._dual_until = self._monotonic() + self.retry_interval + self.window
         if was_down:
             log.info("rate-limiter Redis at %s is reachable again; using it", self.url)
 
@@ -438,13 +465,14 @@ class RedisLimiter:
 
     # -- one attempt ----------------------------------------------------------------------
 
-    def _run_reserve(self, key: str, member: str) -> tuple[int, int, str]:
-        status, value, epoch = self._reserve_script(
+    def _run_reserve(self, key: str, member: str) -> tuple[int, int, str, int]:
+        status, value, epoch, members = self._reserve_script(
             keys=[
                 redis_key(key, self.key_prefix),
                 self._key("hold:", key),
                 self._key("hold:", "*"),
                 self._key("", "epoch"),
+                self._key("members:", key),
             ],
             args=[
                 self.limit,
@@ -454,9 +482,12 @@ class RedisLimiter:
                 self._epoch,
                 self._quiet_us,
                 round(MAX_HOLD * 1_000_000),
+                self._domain,
+                round(MEMBER_HORIZON * 1_000_000),
             ],
         )
-        return int(status), int(value), epoch.decode() if isinstance(epoch, bytes) else epoch
+        epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+        return int(status), int(value), epoch, int(members)
 
     def _run_release(self, slot: Slot, penalty: float, usage: Sequence[str]) -> None:
         month = month_of(time.time())
@@ -482,33 +513,82 @@ class RedisLimiter:
 
     # -- Limiter --------------------------------------------------------------------------
 
+    def _share(self, key: str) -> Limiter | None:
+        """The per-machine limiter at this machine's fair share of the slots (``limit //
+        members`` per window) when the fallback is a :class:`~.sqlite.LocalLimiter` (same
+        file, so the machine's processes share it), else the fallback itself."""
+        fallback = self.fallback
+        members = max(1, self._members.get(key, 1))
+        if not isinstance(fallback, LocalLimiter) or members == 1:
+            return fallback
+        with self._state_lock:
+            share = self._shares.get(members)
+            if share is None:
+                # floor(limit / members) slots in the same window: the shares add up to at
+                # most `limit` in any window.  With more machines than slots, one slot per
+                # ceil(members / limit) windows -- best effort, not a strict bound.
+                slots = max(1, self.limit // members)
+                windows = 1 if self.limit >= members else math.ceil(members / self.limit)
+                unit = self.limit / self.rate  # the window without its margin
+                share = LocalLimiter(
+                    slots / (windows * unit),
+                    fallback.path,
+                    margin=self.window - unit,
+                    lease=fallback.lease,
+                    quiet=fallback.quiet,
+                )
+                self._shares[members] = share
+        return share
+
     def reserve(self, key: str) -> Slot:
         """Block until a slot on ``key`` is free fleet-wide, then occupy it.
 
-        Raises :class:`~jobtrack_airtable.errors.LimiterUnavailableError` when Redis is
-        unreachable and there is no fallback.
+        While Redis is down, the slot comes from the fallback at this machine's fair share of
+        the rate (the rate divided by the machines seen sharing the base), so the fleet as a
+        whole stays under the limit.  Raises
+        :class:`~jobtrack_airtable.errors.LimiterUnavailableError` when Redis is unreachable
+        and there is no fallback.
         """
         while True:
             member = f"{os.getpid()}:{self._instance}:{next(self._seq)}"
             ok, result = self._call(functools.partial(self._run_reserve, key, member))
             if not ok:
-                if self.fallback is None:
+                share = self._share(key)
+                if share is None:
                     raise self._unavailable()
-                slot = self.fallback.reserve(key)
-                return Slot(slot.key, slot.token, origin="fallback")
-            status, wait_us, epoch = result
+                slot = share.reserve(key)
+                with self._state_lock:
+                    self._companions[slot.token] = (share, slot)
+                return Slot(key, slot.token, origin="fallback")
+            status, wait_us, epoch, members = result
             self._epoch = epoch
-            if status == 0:
-                return Slot(key, member)
-            self._sleep(wait_us / 1_000_000)
+            self._members[key] = members
+            if status != 0:
+                self._sleep(wait_us / 1_000_000)
+                continue
+            if self._monotonic() < self._dual_until:
+                share = self._share(key)
+                if share is not None:
+                    # Taken after the Redis slot: waiting for it delays the request, which
+                    # only makes the Redis slot's window more conservative.
+                    companion = share.reserve(key)
+                    with self._state_lock:
+                        self._companions[member] = (share, companion)
+            return Slot(key, member)
 
     def release(self, slot: Slot, *, penalty: float = 0.0, usage: Sequence[str] = ()) -> None:
         """The request of ``slot`` finished now; see :meth:`.base.Limiter.release`.  A
         release Redis does not take now is replayed on the next call that reaches it."""
+        with self._state_lock:
+            companion = self._companions.pop(slot.token, None)
         if slot.origin == "fallback":
-            if self.fallback is not None:
-                self.fallback.release(Slot(slot.key, slot.token), penalty=penalty, usage=usage)
+            if companion is not None:
+                share, inner = companion
+                share.release(inner, penalty=penalty, usage=usage)
             return
+        if companion is not None:
+            share, inner = companion
+            share.release(inner, penalty=penalty)  # counted once, in Redis
         ok, _ = self._call(lambda: self._run_release(slot, penalty, usage))
         if not ok:
             with self._state_lock:
@@ -541,6 +621,15 @@ class RedisLimiter:
             log.debug("closing the Redis client failed", exc_info=True)
         if self.fallback is not None:
             self.fallback.close()
+        for share in self._shares.values():
+            share.close()
+
+
+def _domain_of(fallback: Limiter | None, instance: str) -> str:
+    host = socket.gethostname()
+    if isinstance(fallback, LocalLimiter):
+        return f"{host}:{fallback.path}"
+    return f"{host}:{os.getpid()}:{instance}"
 
 
 def _check_db(url: str) -> None:
