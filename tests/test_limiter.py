@@ -372,6 +372,27 @@ def test_a_deleted_file_is_recreated_and_the_lost_window_waited_out(tmp_path: Pa
     assert fake.sleeps == []  # its five grants are more than a window old now
 
 
+def test_slots_in_flight_follow_their_process_to_the_new_file(tmp_path: Path) -> None:
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    in_flight = [old.reserve(BASE_A) for _ in range(3)]
+    for leftover in tmp_path.glob("rl.sqlite*"):
+        leftover.unlink()
+    old.release(in_flight[0])  # moves to the new file, bringing its two other slots along
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    newcomer.acquire(BASE_A)  # waits the hold the old process put on the new file
+    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
+    fake.sleeps.clear()
+    newcomer.acquire(BASE_A)
+    newcomer.acquire(BASE_A)
+    assert fake.sleeps == []  # the old process's 2 slots in flight + 3 = 5
+    newcomer.acquire(BASE_A)  # the sixth waits for a window
+    assert sum(fake.sleeps) == pytest.approx(WINDOW)
+    old.close()
+    newcomer.close()
+
+
 def test_a_replaced_or_garbage_file_is_detected_by_every_process(tmp_path: Path) -> None:
     fake = FakeTime()
     path = tmp_path / "rl.sqlite"
