@@ -483,9 +483,11 @@ def test_grants_are_per_base_and_follow_the_window(redis_url: str) -> None:
         limiter.acquire(BASE_B)  # another base: its own budget, no wait
     assert waits == []
     b.acquire(TEST_BASE_ID)  # the 6th on one base waits for the oldest to leave the window
-    # The oldest grant (~now) leaves the 1.1 s window.  (Possibly in two sleeps: Redis
-    # measures with the wall clock, time.sleep with the monotonic one.)
-    assert 0.5 < sum(waits) <= 1.2, waits
+    # It waits at most one 1.05 s window after the oldest release (possibly in two sleeps:
+    # Redis measures with the wall clock, time.sleep with the monotonic one).  How much less
+    # depends on how slowly this test ran, so no lower bound: the slot count below shows the
+    # oldest slot had to be freed for the sixth.
+    assert sum(waits) <= a.window + 0.05, waits
     client = redis.Redis.from_url(redis_url)
     try:
         assert client.zcard(redis_key(TEST_BASE_ID, prefix)) == 5
