@@ -66,14 +66,16 @@ def build_api(
     token: str | None = None,
     endpoint_url: str | None = None,
     timeout: float | None = None,
+    penalty_seconds: float = DEFAULT_POLICY.rate_limit_wait,
 ) -> pyairtable.Api:
     """A :class:`pyairtable.Api` with no built-in retries, an explicit timeout and the
     rate limiter mounted on its session.
 
     ``settings`` defaults to :class:`Settings` read from the environment; ``token``,
     ``endpoint_url`` and ``timeout`` override it; ``limiter`` defaults to
-    :func:`~.limiter.build_limiter` of the settings.  Raises :class:`~.errors.ConfigError`
-    naming ``AIRTABLE_API_KEY`` when no token is available.
+    :func:`~.limiter.build_limiter` of the settings; ``penalty_seconds`` is how long a 429
+    puts the base on hold for everyone sharing the limiter (Airtable's 30 s).  Raises
+    :class:`~.errors.ConfigError` naming ``AIRTABLE_API_KEY`` when no token is available.
 
     >>> from jobtrack_airtable.limiter import NullLimiter
     >>> api = build_api(Settings(rate_limit=0), token="patFAKEFAKEFAKEFAK.0123456789abcdef",
@@ -101,7 +103,10 @@ def build_api(
         retry_strategy=None,
         endpoint_url=url,
     )
-    adapter = LimitedAdapter(limiter if limiter is not None else build_limiter(settings))
+    adapter = LimitedAdapter(
+        limiter if limiter is not None else build_limiter(settings),
+        penalty_seconds=penalty_seconds,
+    )
     api.session.mount("https://", adapter)
     api.session.mount("http://", adapter)
     return api
@@ -145,7 +150,9 @@ class AirtableConnection:
         assert settings.base_id is not None
         schema = schema if schema is not None else load_schema(settings.schema_file)
         limiter = limiter if limiter is not None else build_limiter(settings)
-        api = build_api(settings, limiter=limiter)
+        # The policy's rate-limit wait is the penalty the server imposes (30 s on Airtable,
+        # less on a local server): the limiter holds the base that long after a 429.
+        api = build_api(settings, limiter=limiter, penalty_seconds=policy.rate_limit_wait)
         return cls(
             api=api,
             base_id=settings.base_id,

@@ -164,6 +164,21 @@ class NetworkError(AirtableError):
     """Connection refused or dropped, or a timeout: the request may or may not have applied."""
 
 
+class EndpointUnreachableError(NetworkError):
+    """The endpoint cannot be reached at all: connection refused, host name not found, or no
+    connection within the connect timeout.  Nothing was sent, so nothing applied; retried only
+    briefly (``RetryPolicy.unreachable_seconds``), because waiting rarely fixes a wrong URL, a
+    stopped server or a firewall.  ``endpoint`` is ``scheme://host:port``, ``reason`` a short
+    cause, ``hint`` what to check.
+    """
+
+    def __init__(self, endpoint: str, reason: str, hint: str, *, method: str | None = None) -> None:
+        self.endpoint = endpoint
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"cannot reach {endpoint} ({reason}): {hint}", method=method)
+
+
 class NotFoundError(AirtableError):
     """HTTP 404: record, table or route not found."""
 

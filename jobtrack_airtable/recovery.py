@@ -25,10 +25,10 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
-import random
 import re
+import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -36,11 +36,19 @@ from urllib.parse import urlsplit
 import requests
 import tenacity
 import urllib3.exceptions
+from tenacity.wait import (
+    wait_base,
+    wait_exception,
+    wait_fixed,
+    wait_random,
+    wait_random_exponential,
+)
 
 from .errors import (
     AirtableError,
     AuthenticationError,
     ComputedFieldError,
+    EndpointUnreachableError,
     InvalidFormulaError,
     InvalidRequestError,
     InvalidSelectOptionError,
@@ -53,6 +61,7 @@ from .errors import (
     TransientServerError,
     UnknownFieldError,
 )
+from .limiter.usage import counting_retry
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -176,6 +185,9 @@ def classify(
         return NetworkError(
             "response body is not valid JSON", method=method, path=_clean_path(path)
         )
+    unreachable = _unreachable(exc, method=method)
+    if unreachable is not None:
+        return unreachable
     if isinstance(exc, _NETWORK_EXCEPTIONS):
         req = getattr(exc, "request", None)
         method = method or getattr(req, "method", None)
@@ -187,6 +199,64 @@ def classify(
             f"{kind} ({type(exc).__name__}): {detail}", method=method, path=_clean_path(path)
         )
     return exc
+
+
+def _causes(exc: BaseException) -> Iterable[BaseException]:
+    """``exc``, what it wraps (urllib3's ``MaxRetryError.reason``, ``args[0]``) and its
+    ``__cause__``/``__context__`` chain, each once."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        nested += list(current.args[:1])
+        todo.extend(n for n in nested if isinstance(n, BaseException))
+
+
+def _unreachable(exc: BaseException, *, method: str | None) -> EndpointUnreachableError | None:
+    """An :class:`EndpointUnreachableError` when no connection could be made at all (refused,
+    name not resolved, connect timeout), else ``None``.  A connection that was made and then
+    dropped is an ordinary (retryable) :class:`NetworkError`."""
+    if not isinstance(exc, requests.exceptions.ConnectionError) or isinstance(
+        exc, requests.exceptions.SSLError | requests.exceptions.ProxyError
+    ):
+        return None
+    req = getattr(exc, "request", None)
+    url = urlsplit(getattr(req, "url", None) or "")
+    host = url.hostname or "the endpoint"
+    endpoint = f"{url.scheme}://{url.netloc.rpartition('@')[2]}" if url.scheme else host
+    check = "check JOBTRACK_ENDPOINT_URL"
+    for cause in _causes(exc):
+        if isinstance(cause, urllib3.exceptions.NameResolutionError | socket.gaierror):
+            return EndpointUnreachableError(
+                endpoint,
+                f"host name {host!r} not found",
+                f"{check} for a typo, and the machine's DNS and network",
+                method=method,
+            )
+        if isinstance(cause, ConnectionRefusedError) or (
+            isinstance(cause, urllib3.exceptions.NewConnectionError)
+            and "refused" in str(cause).lower()
+        ):
+            return EndpointUnreachableError(
+                endpoint,
+                "connection refused",
+                f"is the server running and listening on that port? ({check})",
+                method=method,
+            )
+        if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
+            return EndpointUnreachableError(
+                endpoint,
+                "no connection within the connect timeout",
+                f"{check}, and any firewall or proxy between this machine and it "
+                "(JOBTRACK_TIMEOUT sets the timeout)",
+                method=method,
+            )
+    return None
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -327,16 +397,47 @@ def is_retryable(exc: BaseException) -> bool:
 # --- policies ------------------------------------------------------------------------------
 
 
+def _retry_after(exc: BaseException) -> float:
+    error = classify(exc)
+    if isinstance(error, TransientServerError) and error.retry_after is not None:
+        return error.retry_after
+    return 0.0
+
+
+class wait_by_error(wait_base):
+    """The wait strategy of the first ``(error class, strategy)`` pair whose class the
+    (classified) exception is an instance of; ``default`` otherwise.  tenacity composes
+    waits by sum and chain but has no per-exception dispatch, which a policy needs."""
+
+    def __init__(
+        self, table: Sequence[tuple[type[BaseException], wait_base]], default: wait_base
+    ) -> None:
+        self.table = tuple(table)
+        self.default = default
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        error = classify(_exception_of(retry_state))
+        for cls, strategy in self.table:
+            if isinstance(error, cls):
+                return strategy(retry_state)
+        return self.default(retry_state)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How to wait and when to give up, per kind of failure.
+    """How to wait and when to give up, per kind of failure -- plain data, turned into
+    tenacity strategies by :meth:`wait_strategy` and :meth:`stop_strategy`.
 
-    * rate limited (429): wait ``rate_limit_wait`` (Airtable's 30 s penalty) plus a random
-      ``[0, rate_limit_jitter]`` so that workers that were throttled together do not return
-      together;
-    * transient (5xx) and network failures: exponential backoff with *full* jitter --
-      uniform in ``[0, min(transient_max, transient_initial * 2**(n-1))]`` -- or the server's
-      ``Retry-After`` when that is longer;
+    * rate limited (429): ``wait_fixed(rate_limit_wait) + wait_random(0, rate_limit_jitter)``
+      -- Airtable's 30 s penalty plus jitter, so that workers throttled together do not
+      return together;
+    * transient (5xx) and network failures: ``wait_random_exponential`` (full jitter: uniform
+      in ``[0, min(transient_max, transient_initial * 2**(n-1))]``), plus the server's
+      ``Retry-After`` (``wait_exception``) when it sent one -- never back earlier than asked,
+      and not all at the same instant either;
+    * an unreachable endpoint (:class:`~.errors.EndpointUnreachableError`: refused, unknown
+      host, connect timeout): the same short backoff, but only while the next attempt would
+      start within ``unreachable_seconds`` of the first -- a dead endpoint fails fast;
     * give up after ``max_attempts`` attempts, or before a sleep that would end past
       ``max_total_seconds`` since the first attempt.
 
@@ -353,6 +454,7 @@ class RetryPolicy:
     rate_limit_jitter: float = 5.0
     transient_initial: float = 1.0
     transient_max: float = 30.0
+    unreachable_seconds: float = 2.0
     max_attempts: int = 6
     max_total_seconds: float = 300.0
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
@@ -363,6 +465,7 @@ class RetryPolicy:
             "rate_limit_jitter",
             "transient_initial",
             "transient_max",
+            "unreachable_seconds",
             "max_total_seconds",
         ):
             value = getattr(self, name)
@@ -380,6 +483,7 @@ class RetryPolicy:
             rate_limit_jitter=self.rate_limit_jitter * factor,
             transient_initial=self.transient_initial * factor,
             transient_max=self.transient_max * factor,
+            unreachable_seconds=self.unreachable_seconds * factor,
             max_total_seconds=self.max_total_seconds * factor,
         )
 
@@ -387,17 +491,54 @@ class RetryPolicy:
         """The same policy waiting through ``sleep`` (e.g. a recorder in tests)."""
         return replace(self, sleep=sleep)
 
+    def wait_strategy(self) -> wait_base:
+        """The tenacity wait strategy of this policy (see the class docstring)."""
+        backoff = wait_random_exponential(multiplier=self.transient_initial, max=self.transient_max)
+        return wait_by_error(
+            [
+                (
+                    RateLimitedError,
+                    wait_fixed(self.rate_limit_wait) + wait_random(0, self.rate_limit_jitter),
+                ),
+                (TransientServerError, backoff + wait_exception(_retry_after)),
+            ],
+            default=backoff,
+        )
+
+    def stop_strategy(self) -> tenacity.stop.stop_base:
+        """The tenacity stop strategy of this policy (see the class docstring)."""
+        return (
+            tenacity.stop_after_attempt(self.max_attempts)
+            | tenacity.stop_before_delay(self.max_total_seconds)
+            | _stop_unreachable(self.unreachable_seconds)
+        )
+
     def wait_for(self, exc: BaseException, attempt: int) -> float:
-        """Seconds to wait after attempt number ``attempt`` (1-based) failed with ``exc``."""
-        error = classify(exc)
-        if isinstance(error, RateLimitedError):
-            return self.rate_limit_wait + random.uniform(0.0, self.rate_limit_jitter)
-        ceiling = min(self.transient_max, self.transient_initial * 2 ** (attempt - 1))
-        backoff = random.uniform(0.0, ceiling)
-        if isinstance(error, TransientServerError) and error.retry_after is not None:
-            # The server said when; never come back earlier than that.
-            return max(backoff, error.retry_after)
-        return backoff
+        """Seconds :meth:`wait_strategy` waits after attempt ``attempt`` (1-based) failed
+        with ``exc`` (for tests and for callers that schedule their own retries)."""
+        state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = attempt
+        outcome: tenacity.Future = tenacity.Future(attempt)
+        outcome.set_exception(exc)
+        state.outcome = outcome
+        return self.wait_strategy()(state)
+
+
+class _stop_unreachable(tenacity.stop.stop_base):
+    """Stop retrying an unreachable endpoint once the next attempt would start later than
+    ``seconds`` after the first."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if exc is None or not isinstance(classify(exc), EndpointUnreachableError):
+            return False
+        # idle_for: the sleeps so far, also when a test's sleep does not really sleep.
+        elapsed = max(retry_state.seconds_since_start or 0.0, retry_state.idle_for)
+        return elapsed + (retry_state.upcoming_sleep or 0.0) > self.seconds
 
 
 #: Production defaults: Airtable's 30 s penalty, up to 6 attempts within 5 minutes.
@@ -467,11 +608,8 @@ def retrying(
     """
     return tenacity.Retrying(
         sleep=policy.sleep,
-        stop=(
-            tenacity.stop_after_attempt(policy.max_attempts)
-            | tenacity.stop_before_delay(policy.max_total_seconds)
-        ),
-        wait=lambda rs: policy.wait_for(_exception_of(rs), rs.attempt_number),
+        stop=policy.stop_strategy(),
+        wait=policy.wait_strategy(),
         retry=tenacity.retry_if_exception(is_retryable),
         before_sleep=_before_sleep(op, context),
         reraise=True,
@@ -506,9 +644,15 @@ def call_with_retry(
     42
     """
 
+    attempts = 0
+
     def attempt() -> T:
+        nonlocal attempts
+        attempts += 1
         try:
-            return fn(*args, **kwargs)
+            # Requests of attempt 2 on count as retries in the monthly usage counters.
+            with counting_retry(attempts > 1):
+                return fn(*args, **kwargs)
         except Exception as exc:
             classified = classify(exc)
             if classified is exc:

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import requests
 
 from jobtrack_airtable.client import AirtableConnection, Connection, build_api
 from jobtrack_airtable.errors import AuthenticationError, ConfigError
-from jobtrack_airtable.limiter import LimitedAdapter, LocalLimiter, NullLimiter
+from jobtrack_airtable.limiter import LimitedAdapter, LocalLimiter, NullLimiter, Slot
 from jobtrack_airtable.recovery import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from jobtrack_airtable.settings import Settings
 
@@ -103,13 +103,18 @@ def server() -> Iterator[MiniServer]:
     srv.close()
 
 
-class RecordingLimiter:
+class RecordingLimiter(NullLimiter):
     def __init__(self) -> None:
         self.keys: list[str] = []
+        self.released: list[tuple[Slot, float, tuple[str, ...]]] = []
         self.closed = False
 
-    def acquire(self, key: str) -> None:
+    def reserve(self, key: str) -> Slot:
         self.keys.append(key)
+        return Slot(key, f"t{len(self.keys)}")
+
+    def release(self, slot: Slot, *, penalty: float = 0.0, usage: Sequence[str] = ()) -> None:
+        self.released.append((slot, penalty, tuple(usage)))
 
     def close(self) -> None:
         self.closed = True

@@ -8,12 +8,14 @@ bound (20 grants at 5/s cannot take less than ~3 s).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import requests
 
 from jobtrack_airtable.errors import ConfigError
 from jobtrack_airtable.limiter import (
@@ -25,10 +27,15 @@ from jobtrack_airtable.limiter import (
     build_limiter,
     default_limiter_path,
 )
+from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.settings import Settings
+
+from .conftest import MakeLocalAirtable
+from .hammer import JOBS, busy_loops, job_statuses, run_hammer, wait_for_requests
 
 BASE_A = "appAAAAAAAAAAAAAA"
 BASE_B = "appBBBBBBBBBBBBBB"
+WINDOW = 1.05  # 5 slots per 1 s + the 0.05 s margin, measured from the end of each request
 
 
 def max_in_window(stamps: Sequence[float], window: float = 1.0) -> int:
@@ -75,12 +82,12 @@ def test_window_is_one_second_plus_margin(tmp_path: Path) -> None:
         grants.append(fake.now)
     limiter.close()
 
-    assert limiter.window == pytest.approx(1.1)
+    assert limiter.window == pytest.approx(WINDOW)
     # Five at once, then each next five one window later.
     assert grants[:5] == [grants[0]] * 5
-    assert grants[5] - grants[0] == pytest.approx(1.1)
-    assert grants[10] - grants[5] == pytest.approx(1.1)
-    assert max_in_window(grants, 1.09) == 5
+    assert grants[5] - grants[0] == pytest.approx(WINDOW)
+    assert grants[10] - grants[5] == pytest.approx(WINDOW)
+    assert max_in_window(grants, 1.04) == 5
 
 
 def test_separate_keys_have_separate_budgets(tmp_path: Path) -> None:
@@ -92,7 +99,7 @@ def test_separate_keys_have_separate_budgets(tmp_path: Path) -> None:
         limiter.acquire(BASE_B)
     assert fake.sleeps == []  # B was not slowed by A
     limiter.acquire(BASE_A)
-    assert sum(fake.sleeps) == pytest.approx(1.1)
+    assert sum(fake.sleeps) == pytest.approx(WINDOW)
 
 
 def test_instances_on_one_file_share_the_budget(tmp_path: Path) -> None:
@@ -107,7 +114,7 @@ def test_instances_on_one_file_share_the_budget(tmp_path: Path) -> None:
         second.acquire(BASE_A)
     assert fake.sleeps == []
     second.acquire(BASE_A)
-    assert sum(fake.sleeps) == pytest.approx(1.1)
+    assert sum(fake.sleeps) == pytest.approx(WINDOW)
     first.close()
     second.close()
 
@@ -115,10 +122,10 @@ def test_instances_on_one_file_share_the_budget(tmp_path: Path) -> None:
 def test_fractional_and_slow_rates(tmp_path: Path) -> None:
     fake = FakeTime()
     slow = LocalLimiter(0.5, tmp_path / "rl.sqlite", clock=fake.clock, sleep=fake.sleep)
-    assert (slow.limit, slow.window) == (1, pytest.approx(2.1))
+    assert (slow.limit, slow.window) == (1, pytest.approx(2.05))
     slow.acquire(BASE_A)
     slow.acquire(BASE_A)
-    assert sum(fake.sleeps) == pytest.approx(2.1)
+    assert sum(fake.sleeps) == pytest.approx(2.05)
     odd = LocalLimiter(7.5, tmp_path / "rl2.sqlite", margin=0)
     # 7 grants per 7/7.5 s never exceeds 7.5 per second.
     assert odd.limit == 7
@@ -276,7 +283,7 @@ def test_build_limiter_default_path() -> None:
     limiter = build_limiter(Settings(rate_limit=5, limiter_url=None))
     assert isinstance(limiter, LocalLimiter)
     assert limiter.path == default_limiter_path()
-    assert limiter.path.name == "ratelimit.sqlite"
+    assert limiter.path.name == "ratelimit-v2.sqlite"
 
 
 def test_build_limiter_sqlite_url(tmp_path: Path) -> None:
@@ -306,3 +313,276 @@ def test_build_limiter_refuses(url: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match) as info:
         build_limiter(Settings(rate_limit=5, limiter_url=url))
     assert "hunter2secret" not in str(info.value)
+
+
+# --- slots: held until one window after the request finished -------------------------------
+
+
+def test_a_slot_in_flight_stays_occupied_until_released(tmp_path: Path) -> None:
+    fake = FakeTime()
+    limiter = LocalLimiter(5, tmp_path / "rl.sqlite", clock=fake.clock, sleep=fake.sleep)
+    slots = [limiter.reserve(BASE_A) for _ in range(5)]
+    fake.now += 3.0  # the five requests take 3 s (a descheduled process, a slow network)
+    for slot in slots[:4]:
+        limiter.release(slot)
+    limiter.release(slots[4])
+    limiter.reserve(BASE_A)
+    # Not 1.05 s after the grants: one window after the releases.
+    assert sum(fake.sleeps) == pytest.approx(WINDOW)
+
+
+def test_an_unreleased_slot_frees_at_its_lease(tmp_path: Path) -> None:
+    # A worker killed mid-request never releases: its slot comes back after the lease.
+    fake = FakeTime()
+    limiter = LocalLimiter(5, tmp_path / "rl.sqlite", lease=10, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        limiter.reserve(BASE_A)
+    limiter.reserve(BASE_A)
+    assert sum(fake.sleeps) == pytest.approx(10)
+
+
+def test_a_429_puts_the_base_on_hold_for_every_process(tmp_path: Path) -> None:
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    throttled = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    other = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    throttled.release(throttled.reserve(BASE_A), penalty=30.0)
+    other.acquire(BASE_B)  # another base is not held
+    assert fake.sleeps == []
+    other.acquire(BASE_A)  # another process on the same file waits the penalty out
+    assert sum(fake.sleeps) == pytest.approx(30.0)
+
+
+def test_a_deleted_file_is_recreated_and_the_lost_window_waited_out(tmp_path: Path) -> None:
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        old.acquire(BASE_A)
+    path.unlink()
+    # A process starting now finds the lock file without its database: grants may have been
+    # lost, so it waits one window plus the quiet second before its first grant.
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    newcomer.acquire(BASE_B)
+    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
+    assert path.exists()
+    # The old process moves to the new file and brings its own recent slots along.
+    fake.sleeps.clear()
+    newcomer.acquire(BASE_A)
+    assert fake.sleeps == []  # its five grants are more than a window old now
+
+
+def test_slots_in_flight_follow_their_process_to_the_new_file(tmp_path: Path) -> None:
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    in_flight = [old.reserve(BASE_A) for _ in range(3)]
+    for leftover in tmp_path.glob("rl.sqlite*"):
+        leftover.unlink()
+    old.release(in_flight[0])  # moves to the new file, bringing its two other slots along
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    newcomer.acquire(BASE_A)  # waits the hold the old process put on the new file
+    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
+    fake.sleeps.clear()
+    newcomer.acquire(BASE_A)
+    newcomer.acquire(BASE_A)
+    assert fake.sleeps == []  # the old process's 2 slots in flight + 3 = 5
+    newcomer.acquire(BASE_A)  # the sixth waits for a window
+    assert sum(fake.sleeps) == pytest.approx(WINDOW)
+    old.close()
+    newcomer.close()
+
+
+def test_a_replaced_or_garbage_file_is_detected_by_every_process(tmp_path: Path) -> None:
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    first = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    second = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(3):
+        first.acquire(BASE_A)
+    second.acquire(BASE_B)
+    other = tmp_path / "other.sqlite"
+    LocalLimiter(5, other, clock=fake.clock, sleep=fake.sleep).acquire(BASE_B)
+    os.replace(other, path)  # e.g. restored from a backup, or copied over
+    second.acquire(BASE_A)
+    # The file changed under `second`: every key waits until the lost grants are out.
+    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
+    fake.sleeps.clear()
+    path.write_bytes(b"not a database at all" * 100)
+    first.acquire(BASE_A)
+    assert (tmp_path / "rl.sqlite.corrupt").exists()
+    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
+    first.close()
+    second.close()
+
+
+# --- the guarantees with real processes (issue 10 item 6) ----------------------------------
+
+
+def _summary(label: str, statuses: Sequence[int | None]) -> str:
+    return f"\n{label}: {len(statuses)} requests, {statuses.count(429)} x 429"
+
+
+def test_delays_between_grant_and_arrival_earn_no_429(
+    make_local_airtable: MakeLocalAirtable, tmp_path: Path
+) -> None:
+    # What a saturated CPU (or a slow network) does: a request granted now reaches the
+    # server's count much later.  The server's seeded delay fault sits before its rate limit.
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=1.0)
+    srv.faults.seed(7)
+    srv.faults.add("delay", path=JOBS, probability=0.3, delay=0.4)
+    reports = run_hammer(
+        srv,
+        processes=4,
+        requests_each=6,
+        limiter_url=f"sqlite:///{tmp_path / 'rl.sqlite'}",
+        penalty_seconds=1.0,
+    )
+    statuses = job_statuses(srv)
+    print(_summary("4 processes, 30% of requests delayed 0.4 s", statuses))
+    assert [r["error"] for r in reports] == [None] * 4
+    assert srv.faults.counts.get("delay", 0) > 0
+    assert len(statuses) == 24
+    assert statuses.count(429) == 0
+
+
+def test_deleting_and_replacing_the_file_mid_run_earns_no_429(
+    make_local_airtable: MakeLocalAirtable, tmp_path: Path
+) -> None:
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=1.0)
+    path = tmp_path / "rl.sqlite"
+    url = f"sqlite:///{path}"
+    late: list[dict[str, object]] = []
+    spare = tmp_path / "spare.sqlite"
+    LocalLimiter(5, spare).acquire("appSpareSpareSpar")  # a valid, unrelated limiter file
+
+    def sabotage() -> None:
+        wait_for_requests(srv, 6)
+        for leftover in tmp_path.glob("rl.sqlite*"):
+            leftover.unlink()  # the database, its journal and its lock file
+        # Processes started now open a new file at the same path.
+        late.extend(
+            run_hammer(srv, processes=2, requests_each=5, limiter_url=url, penalty_seconds=1.0)
+        )
+        os.replace(spare, path)
+
+    reports = run_hammer(
+        srv,
+        processes=3,
+        requests_each=10,
+        limiter_url=url,
+        penalty_seconds=1.0,
+        while_running=sabotage,
+    )
+    statuses = job_statuses(srv)
+    print(_summary("3 + 2 processes, file deleted then replaced mid-run", statuses))
+    assert [r["error"] for r in reports + late] == [None] * 5
+    assert len(statuses) == 3 * 10 + 2 * 5
+    assert statuses.count(429) == 0
+
+
+def test_one_429_is_shared_not_multiplied(
+    make_local_airtable: MakeLocalAirtable, tmp_path: Path
+) -> None:
+    # Something outside the limiter (another tool, a misconfigured host) bursts past the
+    # base's limit.  Every worker sharing the limiter must wait the penalty out together:
+    # only requests already in flight may meet a 429 (at most one per slot).
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=3.0)
+
+    def intruder() -> None:
+        wait_for_requests(srv, 5)
+        session = requests.Session()
+        url = f"{srv.url}/v0/{srv.base_id}/Client%20Run%20Results"
+        for _ in range(6):
+            session.get(url, headers={"Authorization": f"Bearer {srv.token}"}, timeout=10)
+        session.close()
+
+    reports = run_hammer(
+        srv,
+        processes=6,
+        requests_each=4,
+        limiter_url=f"sqlite:///{tmp_path / 'rl.sqlite'}",
+        penalty_seconds=3.0,
+        while_running=intruder,
+    )
+    statuses = job_statuses(srv)
+    print(_summary("6 processes, one outside burst", statuses))
+    assert [r["error"] for r in reports] == [None] * 6
+    assert len(statuses) == 24
+    assert 1 <= statuses.count(429) <= 5
+
+
+def _loaded_cpu_run(srv: LocalAirtable, tmp_path: Path, processes: int, total: int) -> list[int]:
+    with busy_loops(2 * (os.cpu_count() or 2)):
+        started = time.monotonic()
+        reports = run_hammer(
+            srv,
+            processes=processes,
+            requests_each=max(2, total // processes),
+            limiter_url=f"sqlite:///{tmp_path / 'rl.sqlite'}",
+            penalty_seconds=2.0,
+        )
+        elapsed = time.monotonic() - started
+    assert [r["error"] for r in reports] == [None] * processes
+    statuses = job_statuses(srv)
+    print(
+        f"\nCPU saturated ({2 * (os.cpu_count() or 2)} busy loops), {processes} processes: "
+        f"{len(statuses)} requests in {elapsed:.1f} s, {statuses.count(429)} x 429"
+    )
+    return [s or 0 for s in statuses]
+
+
+def test_no_429_with_the_cpu_saturated(
+    make_local_airtable: MakeLocalAirtable, tmp_path: Path
+) -> None:
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=2.0)
+    # The fast variant; the scale matrix is the slow test below.  (On its own this does not
+    # reliably fail the old grant-time limiter; test_delays_between_grant_and_arrival... does.)
+    statuses = _loaded_cpu_run(srv, tmp_path, processes=2, total=10)
+    assert len(statuses) == 10
+    assert statuses.count(429) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2, 4, 8, 16])
+def test_no_429_with_the_cpu_saturated_at_every_scale(
+    make_local_airtable: MakeLocalAirtable, tmp_path: Path, processes: int
+) -> None:
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=2.0)
+    statuses = _loaded_cpu_run(srv, tmp_path, processes=processes, total=48)
+    assert len(statuses) == max(2, 48 // processes) * processes
+    assert statuses.count(429) == 0
+
+
+# --- structure -----------------------------------------------------------------------------
+
+
+def test_the_limiter_package_has_no_import_cycle() -> None:
+    # limiter.py <-> limiter_redis.py imported each other; the package's modules form a DAG.
+    import ast
+
+    import jobtrack_airtable.limiter as package
+
+    root = Path(package.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for source in root.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    deps.add(node.module.split(".")[0])
+                else:
+                    deps.update(alias.name for alias in node.names)
+        graph[source.stem] = deps & {p.stem for p in root.glob("*.py")}
+    assert "redis" in graph and "sqlite" in graph and "adapter" in graph
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for dep in graph[start]:
+            if dep == target or (dep not in seen and reaches(dep, target, seen | {dep})):
+                return True
+        return False
+
+    cycles = [name for name in graph if reaches(name, name, {name})]
+    assert cycles == []
+    # No submodule goes back through the package's __init__.
+    assert all("__init__" not in deps for deps in graph.values())

@@ -27,6 +27,7 @@ from jobtrack_airtable.errors import (
     AirtableError,
     AuthenticationError,
     ComputedFieldError,
+    EndpointUnreachableError,
     InvalidFormulaError,
     InvalidRequestError,
     InvalidSelectOptionError,
@@ -392,18 +393,97 @@ def test_dropped_connection_is_a_network_error(
     assert is_retryable(err)
 
 
-def test_connection_refused_is_a_network_error() -> None:
+def _dead_endpoint() -> str:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    api = pyairtable.Api(TOKEN, endpoint_url=f"http://127.0.0.1:{port}", retry_strategy=None)
+    return f"http://127.0.0.1:{port}"
+
+
+def assert_one_clear_line(err: BaseException, endpoint: str) -> None:
+    text = str(err)
+    assert "\n" not in text
+    assert endpoint in text
+    assert "JOBTRACK_ENDPOINT_URL" in text
+    # None of urllib3's dump ("HTTPConnectionPool(host=...): Max retries exceeded with url:
+    # ... (Caused by NewConnectionError('<urllib3.connection.HTTPConnection object at 0x...>")
+    for noise in ("urllib3", "Max retries", "HTTPConnection", "object at 0x", "Caused by"):
+        assert noise not in text, text
+
+
+def test_connection_refused_is_an_unreachable_endpoint() -> None:
+    endpoint = _dead_endpoint()
+    api = pyairtable.Api(TOKEN, endpoint_url=endpoint, retry_strategy=None)
     err = classify(failure_of(api.table(BASE, "Job Tracking").all, formula="{Run ID}='x'"))
-    assert type(err) is NetworkError
-    assert "connection failed" in err.message
-    assert "filterByFormula" not in str(err)  # requests' URL echo loses its query
+    assert type(err) is EndpointUnreachableError
+    assert isinstance(err, NetworkError)  # still a network failure for callers that catch it
+    assert err.endpoint == endpoint
+    assert err.reason == "connection refused"
+    assert str(err) == (
+        f"cannot reach {endpoint} (connection refused): is the server running and listening "
+        "on that port? (check JOBTRACK_ENDPOINT_URL)"
+    )
+    assert_one_clear_line(err, endpoint)
+    assert "filterByFormula" not in str(err)
     assert_no_token(err)
+
+
+def test_unknown_host_is_an_unreachable_endpoint() -> None:
+    # .invalid never resolves (RFC 2606); without any DNS the lookup fails the same way.
+    endpoint = "https://no-such-host.invalid"
+    api = pyairtable.Api(TOKEN, endpoint_url=endpoint, retry_strategy=None, timeout=(2, 2))
+    err = classify(failure_of(api.table(BASE, "Job Tracking").all))
+    assert type(err) is EndpointUnreachableError
+    assert err.reason == "host name 'no-such-host.invalid' not found"
+    assert_one_clear_line(err, endpoint)
+
+
+@pytest.mark.parametrize("endpoint", ["dead-port", "https://no-such-host.invalid"])
+def test_a_dead_endpoint_fails_fast(endpoint: str) -> None:
+    # Before: 6 attempts over 11-21 s of backoff, then a urllib3 dump.  Now: retried only
+    # while the next attempt starts within unreachable_seconds (2 s) of the first.
+    import random
+
+    url = _dead_endpoint() if endpoint == "dead-port" else endpoint
+    api = pyairtable.Api(TOKEN, endpoint_url=url, retry_strategy=None, timeout=(2, 2))
+    waits = SleepRecorder()
+    attempts = []
+
+    def list_jobs() -> object:
+        attempts.append(1)
+        return api.table(BASE, "Job Tracking").all()
+
+    random.seed(3)  # tenacity's jitter draws from the global generator
+    started = time.monotonic()
+    with pytest.raises(EndpointUnreachableError) as info:
+        call_with_retry(list_jobs, op="list jobs", policy=DEFAULT_POLICY.with_sleep(waits))
+    elapsed = time.monotonic() - started
+    print(
+        f"\ndead endpoint {endpoint}: {len(attempts)} attempts, {sum(waits.waits):.2f} s of "
+        f"backoff, {elapsed:.2f} s of requests: {info.value}"
+    )
+    assert 1 <= len(attempts) < DEFAULT_POLICY.max_attempts
+    assert len(waits.waits) == len(attempts) - 1
+    assert sum(waits.waits) <= DEFAULT_POLICY.unreachable_seconds
+    assert_one_clear_line(info.value, url)
+
+
+def test_a_dropped_connection_is_still_retried_in_full() -> None:
+    # The fail-fast rule is for endpoints that cannot be reached at all: a connection that
+    # was made and then dropped keeps the normal backoff and attempts.
+    policy = DEFAULT_POLICY.with_sleep(SleepRecorder())
+    dropped = NetworkError("connection failed (ConnectionError): reset")
+    attempts = []
+
+    def flaky() -> None:
+        attempts.append(1)
+        raise dropped
+
+    with pytest.raises(NetworkError):
+        call_with_retry(flaky, op="flaky", policy=policy)
+    assert len(attempts) == DEFAULT_POLICY.max_attempts
 
 
 def test_read_timeout_is_a_network_error(server: ScriptedServer) -> None:

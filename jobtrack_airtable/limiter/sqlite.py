@@ -1,0 +1,371 @@
+"""One machine: every thread and process shares the limit through a SQLite file.
+
+:class:`LocalLimiter` keeps the slots of :mod:`.base`'s rule in a SQLite file (by default in
+the user's cache directory); every process that opens the same path shares the budget.
+
+The file
+--------
+Tables ``slots(key, token, frees_at, in_flight)``, ``holds(key, until)`` (``key = '*'``: every
+key), ``meta(name, value)`` (a random ``store_id`` and the ``born`` time) and
+``usage(key, month, kind, n)`` (:mod:`.usage`).  Each operation is one ``BEGIN IMMEDIATE``
+transaction, taken under a :mod:`filelock` lock on ``<path>.lock`` (the lock only keeps the
+hand-over between processes quick; SQLite's own lock is what serialises them).  Wall-clock
+time is used because timestamps are compared between processes; rows from the future (a clock
+that stepped back) are discarded rather than trusted.
+
+The journal is a rollback journal (``TRUNCATE``) with ``synchronous=OFF``: a killed process
+cannot corrupt the file (only an OS crash could, and then the file is rebuilt), and -- unlike
+WAL, whose ``-wal``/``-shm`` files are shared by name -- a deleted or replaced file leaves no
+shared side files for the old and the new file to fight over.
+
+Surviving deletion and replacement
+----------------------------------
+Inside every transaction the limiter checks that ``path`` still names the file its connection
+has open (device and inode: an open file's inode cannot be reused).  If the file was deleted
+or replaced, it reopens ``path`` (creating it if needed) so that all processes converge on one
+file at their next request, and -- because the new file does not know the grants of the last
+window -- puts every key on hold until ``window + quiet`` seconds after the new file was born,
+then writes its own recent slots into it.  A file that is not a SQLite database any more is
+moved aside (``<path>.corrupt``) and rebuilt the same way.
+
+>>> import tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "rl.sqlite"
+>>> limiter = LocalLimiter(rate=5, path=path)
+>>> for _ in range(5):
+...     limiter.acquire("appAAAAAAAAAAAAAA")  # the first five do not wait
+>>> limiter.close()
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import filelock
+import platformdirs
+
+from ..errors import ConfigError
+from .base import (
+    DEFAULT_LEASE,
+    DEFAULT_MARGIN,
+    DEFAULT_QUIET,
+    MAX_HOLD,
+    Slot,
+    check_seconds,
+    slot_rule,
+)
+from .usage import month_of
+
+__all__ = ["LocalLimiter", "default_limiter_path"]
+
+T = TypeVar("T")
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS slots (key TEXT NOT NULL, token TEXT PRIMARY KEY,"
+    " frees_at REAL NOT NULL, in_flight INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS slots_key ON slots (key, frees_at)",
+    "CREATE TABLE IF NOT EXISTS holds (key TEXT PRIMARY KEY, until REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, month TEXT NOT NULL,"
+    " kind TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (key, month, kind))",
+)
+
+#: Times a transaction is retried when the file changes under it, before giving up.
+_REOPEN_ATTEMPTS = 5
+
+
+def default_limiter_path() -> Path:
+    """The per-user SQLite file shared by every process of this user on this machine.
+
+    (``-v2``: the slot table replaced the grant log of earlier versions.)
+    """
+    return Path(platformdirs.user_cache_dir("jobtrack-airtable")) / "ratelimit-v2.sqlite"
+
+
+class _FileChanged(Exception):
+    """``path`` no longer names the file the connection has open."""
+
+
+class LocalLimiter:
+    """The slot rule of :mod:`.base`, shared by all threads and processes on one machine.
+
+    ``rate`` requests/second per key; ``path`` the SQLite file (default
+    :func:`default_limiter_path`); ``margin``, ``lease``, ``quiet`` as in :mod:`.base`.  The
+    file is opened lazily and reopened after ``fork``.
+    """
+
+    def __init__(
+        self,
+        rate: float = 5.0,
+        path: Path | str | None = None,
+        *,
+        margin: float = DEFAULT_MARGIN,
+        lease: float = DEFAULT_LEASE,
+        quiet: float = DEFAULT_QUIET,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limit, self.window = slot_rule(rate, margin)
+        self.rate = float(rate)
+        self.lease = max(check_seconds("lease", lease), self.window)
+        self.quiet = check_seconds("quiet", quiet)
+        self.path = Path(path).expanduser() if path is not None else default_limiter_path()
+        self._clock = clock
+        self._sleep = sleep
+        self._thread_lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._file_lock: filelock.BaseFileLock | None = None
+        self._pid: int | None = None
+        self._identity: tuple[int, int] | None = None
+        #: The store_id of the file last used: a different one later means the file was lost.
+        self._known_store: str | None = None
+        #: This process's own recent slots, token -> (key, frees_at, in_flight): written into
+        #: a new file when the old one was lost.
+        self._mine: dict[str, tuple[str, float, bool]] = {}
+        self._instance = uuid.uuid4().hex[:12]
+        self._seq = itertools.count()
+
+    def __repr__(self) -> str:
+        return f"LocalLimiter(rate={self.rate:g}, window={self.window:g}s, path={str(self.path)!r})"
+
+    # -- the file -------------------------------------------------------------------------
+
+    def _lock_path(self) -> str:
+        return f"{self.path}.lock"
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _drop(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
+        self._identity = None
+
+    def _open(self) -> sqlite3.Connection:
+        # Connections and lock handles must not cross fork(): reopen in a child process.
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        self._conn = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # A lock file without its database: the database was deleted after some process
+            # used it, so its grants may still be in Airtable's window.
+            lock_existed = os.path.exists(self._lock_path())
+            # thread_local=False: the per-process threading lock already serialises threads;
+            # a short poll keeps cross-process hand-over quick (each hold is ~1 ms).
+            file_lock = filelock.FileLock(
+                self._lock_path(), thread_local=False, poll_interval=0.005
+            )
+            with file_lock:
+                conn = self._connect(lost_before=lock_existed and self._stat() is None)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"cannot open the rate-limiter file {str(self.path)!r}: {exc} "
+                "(set JOBTRACK_LIMITER_URL=sqlite:///a/writable/path or JOBTRACK_RATE_LIMIT=0)"
+            ) from exc
+        self._conn, self._file_lock, self._pid = conn, file_lock, os.getpid()
+        return conn
+
+    def _connect(self, *, lost_before: bool) -> sqlite3.Connection:
+        """Open (creating or rebuilding) the file; called under the file lock."""
+        for _ in range(_REOPEN_ATTEMPTS):
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute("PRAGMA journal_mode=TRUNCATE")
+                conn.execute("PRAGMA synchronous=OFF")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                identity = self._stat()
+                now = self._clock()
+                conn.execute("BEGIN IMMEDIATE")
+                store_id = _meta(conn, "store_id")
+                if store_id is None:
+                    store_id = uuid.uuid4().hex
+                    conn.execute("INSERT INTO meta VALUES ('store_id', ?)", (store_id,))
+                    conn.execute("INSERT INTO meta VALUES ('born', ?)", (repr(now),))
+                born = float(_meta(conn, "born") or now)
+                lost = lost_before or (
+                    self._known_store is not None and store_id != self._known_store
+                )
+                if lost:
+                    self._adopt(conn, born, now)
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise  # locked, read-only, disk full...: not a damaged file
+                # Not a database (replaced by something else) or damaged: move it aside.
+                os.replace(self.path, f"{self.path}.corrupt")
+                lost_before = True
+                continue
+            if identity is None or identity != self._stat():
+                conn.close()  # replaced while we opened it: open whatever is there now
+                lost_before = True
+                continue
+            self._identity = identity
+            self._known_store = store_id
+            return conn
+        raise sqlite3.OperationalError("the file kept changing while it was being opened")
+
+    def _adopt(self, conn: sqlite3.Connection, born: float, now: float) -> None:
+        """A new file replaced a lost one: hold every key until the lost file's grants have
+        left the window, and bring this process's own recent slots over."""
+        until = born + self.window + self.quiet
+        if until > now:
+            _hold(conn, "*", until)
+        for token, (key, frees_at, in_flight) in self._mine.items():
+            if frees_at > now:
+                conn.execute(
+                    "INSERT OR REPLACE INTO slots VALUES (?, ?, ?, ?)",
+                    (key, token, frees_at, int(in_flight)),
+                )
+
+    def _transaction(self, body: Callable[[sqlite3.Connection, float], T]) -> T:
+        """Run ``body(conn, now)`` in one immediate transaction on the file ``path`` names."""
+        for _ in range(_REOPEN_ATTEMPTS):
+            conn = self._open()
+            assert self._file_lock is not None
+            try:
+                with self._file_lock:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        if self._stat() != self._identity:
+                            raise _FileChanged
+                        result = body(conn, self._clock())
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+            except _FileChanged:
+                self._drop()
+                continue
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise
+                self._drop()  # the file went bad under us: rebuilt by the next _open
+                continue
+            return result
+        raise ConfigError(
+            f"the rate-limiter file {str(self.path)!r} keeps being replaced; "
+            "point JOBTRACK_LIMITER_URL at a file nothing else touches"
+        )
+
+    # -- the rule -------------------------------------------------------------------------
+
+    def _try_reserve(self, conn: sqlite3.Connection, now: float, key: str) -> tuple[str, float]:
+        # Expired slots, and slots/holds "from the future" left by a clock that stepped back.
+        conn.execute(
+            "DELETE FROM slots WHERE frees_at <= ? OR frees_at > ?",
+            (now, now + self.lease + self.window),
+        )
+        conn.execute("DELETE FROM holds WHERE until <= ? OR until > ?", (now, now + MAX_HOLD))
+        (hold,) = conn.execute(
+            "SELECT MAX(until) FROM holds WHERE key IN (?, '*')", (key,)
+        ).fetchone()
+        if hold is not None:
+            return "", hold - now
+        rows = conn.execute(
+            "SELECT frees_at FROM slots WHERE key = ? ORDER BY frees_at LIMIT ?",
+            (key, self.limit),
+        ).fetchall()
+        if len(rows) < self.limit:
+            token = f"{os.getpid()}:{self._instance}:{next(self._seq)}"
+            conn.execute("INSERT INTO slots VALUES (?, ?, ?, 1)", (key, token, now + self.lease))
+            self._mine[token] = (key, now + self.lease, True)
+            return token, 0.0
+        # A released slot frees at its time; one still in flight frees no earlier than one
+        # window from now (its release is at least "now"), so look again then.
+        return "", max(min(rows[0][0] - now, self.window), 0.001)
+
+    def _release(
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        slot: Slot,
+        penalty: float,
+        usage: Sequence[str],
+    ) -> None:
+        frees_at = now + self.window
+        # INSERT OR REPLACE: the row is missing when the file was replaced meanwhile, or the
+        # lease ran out; either way the request must count from now.
+        conn.execute(
+            "INSERT OR REPLACE INTO slots VALUES (?, ?, ?, 0)", (slot.key, slot.token, frees_at)
+        )
+        if penalty > 0:
+            _hold(conn, slot.key, now + penalty)
+        if usage:
+            month = month_of(now)
+            conn.executemany(
+                "INSERT INTO usage VALUES (?, ?, ?, 1) "
+                "ON CONFLICT (key, month, kind) DO UPDATE SET n = n + 1",
+                [(slot.key, month, kind) for kind in usage],
+            )
+        self._mine[slot.token] = (slot.key, frees_at, False)
+        for token in [t for t, (_, f, _) in self._mine.items() if f <= now]:
+            del self._mine[token]
+
+    # -- Limiter --------------------------------------------------------------------------
+
+    def reserve(self, key: str) -> Slot:
+        """Block until a slot on ``key`` is free, then occupy it."""
+        while True:
+            with self._thread_lock:
+                token, wait = self._transaction(lambda c, now: self._try_reserve(c, now, key))
+            if token:
+                return Slot(key, token)
+            # Sleep without holding either lock so other keys and processes proceed.
+            self._sleep(wait)
+
+    def release(self, slot: Slot, *, penalty: float = 0.0, usage: Sequence[str] = ()) -> None:
+        """The request of ``slot`` finished now; see :meth:`.base.Limiter.release`."""
+        if not slot.token:
+            return
+        with self._thread_lock:
+            self._transaction(lambda c, now: self._release(c, now, slot, penalty, usage))
+
+    def acquire(self, key: str) -> None:
+        """Count one request on ``key`` that is sent and finished now (waits for a slot)."""
+        self.release(self.reserve(key))
+
+    def usage(self, key: str, month: str) -> dict[str, int]:
+        """``{kind: n}`` counted for ``key`` in ``month`` (``"2026-12"``, UTC)."""
+        with self._thread_lock:
+            rows = self._transaction(
+                lambda c, now: c.execute(
+                    "SELECT kind, n FROM usage WHERE key = ? AND month = ?", (key, month)
+                ).fetchall()
+            )
+        return {str(kind): int(n) for kind, n in rows}
+
+    def close(self) -> None:
+        """Close the SQLite connection (reopened on the next use)."""
+        with self._thread_lock:
+            self._drop()
+            self._file_lock = None
+
+
+def _meta(conn: sqlite3.Connection, name: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _hold(conn: sqlite3.Connection, key: str, until: float) -> None:
+    # Holds only grow: a second 429 inside a penalty must not shorten it.
+    conn.execute(
+        "INSERT INTO holds VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET until = MAX(until, ?)",
+        (key, until, until),
+    )

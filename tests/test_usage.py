@@ -1,0 +1,88 @@
+"""Monthly request counters (issue 15 item 1): every request the library sends is counted per
+base and month, by kind, in the limiter's shared store -- exactly, checked against the local
+server's request log."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from jobtrack_airtable.client import Connection
+from jobtrack_airtable.errors import ConfigError, InvalidInputError
+from jobtrack_airtable.limiter import usage_counts
+from jobtrack_airtable.limiter.usage import counted_as, month_of
+from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.recovery import DEFAULT_POLICY
+from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.tracker import Tracker
+
+from .conftest import MakeLocalAirtable
+
+
+def _work(srv: LocalAirtable, settings: Settings) -> None:
+    """A worker's job with two clients, one retried 503 and one 429, then a sync-style read."""
+    srv.faults.add("503", method="PATCH", path="Client", times=1, retry_after=0)
+    srv.faults.add("429", method="PATCH", path="Job", times=1)
+    with Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.01)) as conn:
+        tracker = Tracker(conn)
+        job = tracker.start_job()
+        for cid in ("Guy-Wilson", "Dana-Li"):
+            with job.client(cid) as run:
+                run.add(profiles_examined=3)
+        job.complete()
+        with counted_as("sync"):
+            conn.table("jobs").all()
+            conn.table("client_runs").all()
+
+
+def _expected(srv: LocalAirtable) -> dict[str, int]:
+    entries = srv.request_log.entries
+    reads = [e for e in entries if e.method == "GET" or e.path.endswith("/listRecords")]
+    return {
+        "total": len(entries),
+        "reads": len(reads),
+        "writes": len(entries) - len(reads),
+        "rate_limited": sum(e.status == 429 for e in entries),
+        # Each injected fault was retried once.
+        "retries": srv.faults.total(),
+    }
+
+
+def test_usage_is_counted_exactly_in_the_sqlite_store(
+    make_local_airtable: MakeLocalAirtable, tmp_path: Path
+) -> None:
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=0.3)
+    settings = srv.settings(limiter_url=f"sqlite:///{tmp_path / 'rl.sqlite'}", rate_limit=5)
+    _work(srv, settings)
+    usage = usage_counts(settings)
+    expected = _expected(srv)
+    print(f"\nusage {usage.month}: {dict(usage.counts)}; server saw {expected}")
+    assert usage.month == month_of(time.time())
+    assert usage.total == expected["total"]
+    assert usage.reads == expected["reads"]
+    assert usage.writes == expected["writes"]
+    assert usage.get("rate_limited") == expected["rate_limited"] == 1
+    assert usage.get("retries") == expected["retries"] == 2
+    assert usage.get("sync_reads") == 2
+    assert usage.get("sync_writes") == 0
+    assert usage.get("worker_reads") + usage.get("worker_writes") == expected["total"] - 2
+    assert usage.get("failed") == 0
+    # Another month, another base: nothing.
+    assert usage_counts(settings, "1999-01").total == 0
+    assert usage_counts(settings, base_id="appOtherOtherOthe").total == 0
+
+
+def test_usage_counts_refuses_bad_input_before_reading(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None, base_id="appAAAAAAAAAAAAAA", limiter_url=f"sqlite:///{tmp_path}/rl"
+    )
+    for bad in ("2026-13", "26-01", "December", ""):
+        with pytest.raises(InvalidInputError, match=repr(bad)):
+            usage_counts(settings, bad)
+    with pytest.raises(ConfigError, match="AIRTABLE_BASE_ID"):
+        usage_counts(Settings(_env_file=None))
+    with pytest.raises(ConfigError, match="JOBTRACK_RATE_LIMIT=0"):
+        usage_counts(Settings(_env_file=None, base_id="appAAAAAAAAAAAAAA", rate_limit=0))
+    assert not (tmp_path / "rl").exists()  # refused before the store was touched
