@@ -392,6 +392,20 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
         out = {k: float(v) if isinstance(v, Decimal) else v for k, v in self.values().items()}
         return table.to_names(out)
 
+    def to_values(self, table: TableSpec) -> dict[str, Any]:
+        """The set metrics by logical key, ready to write (costs as ``float``), only those
+        the base has enabled: what the tracker hands the repository.
+
+        >>> from jobtrack_airtable.schema import load_schema
+        >>> ClientMetrics.of(apify_costs=2, posts_scored=1).to_values(load_schema().client_runs)
+        {'posts_scored': 1, 'apify_costs': 2.0}
+        """
+        return {
+            k: float(v) if isinstance(v, Decimal) else v
+            for k, v in self.values().items()
+            if table.has(k)
+        }
+
     # -- arithmetic --------------------------------------------------------------------------
 
     def plus(self, other: ClientMetrics) -> ClientMetrics:
@@ -777,6 +791,15 @@ class JobAggregate(BaseModel):
         >>> "Total Tokens Used" in fields or "Duration" in fields
         False
         """
+        return table.to_names(self.to_values(table, times=times))
+
+    def to_values(self, table: TableSpec, *, times: bool = True) -> dict[str, Any]:
+        """:meth:`to_fields` by logical key (what the tracker hands the repository).
+
+        >>> from jobtrack_airtable.schema import load_schema
+        >>> JobAggregate(clients_processed=2).to_values(load_schema().jobs)["clients_processed"]
+        2
+        """
         values: dict[str, Any] = self.counts()
         if times:
             for key in ("start_time", "end_time"):
@@ -784,7 +807,7 @@ class JobAggregate(BaseModel):
                 if moment is not None:
                     values[key] = format_time(key, moment)
         return {
-            table.name_of(key): value
+            key: value
             for key, value in values.items()
             if table.has(key) and not table.field(key).computed
         }

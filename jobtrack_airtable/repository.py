@@ -275,6 +275,12 @@ class Repository:
         return results
 
     def _upsert_chunk(self, table: str, chunk: list[dict[str, Any]]) -> list[RecordDict]:
+        return self._upsert_chunk_created(table, chunk)[0]
+
+    def _upsert_chunk_created(
+        self, table: str, chunk: list[dict[str, Any]]
+    ) -> tuple[list[RecordDict], set[str]]:
+        """One upsert request by natural key: the records, and the IDs it created."""
         spec = self.spec(table)
         t = self._table(table)
         key_name = spec.key_name
@@ -288,13 +294,80 @@ class Repository:
                 key_fields=[key_name],
                 key=first_key if len(chunk) == 1 else None,
             )
-            return list(result["records"])
+            return list(result["records"]), set(result.get("createdRecords", []))
         except InvalidRequestError as exc:
             # Airtable refuses an upsert whose key matches several rows, with an undocumented
             # 422: rather than parse its message, look the keys up and see.
             if exc.status != 422:
                 raise
-            return self._upsert_around_duplicates(table, chunk, exc)
+            # Writing around duplicates only ever updates existing rows.
+            return self._upsert_around_duplicates(table, chunk, exc), set()
+
+    def write(
+        self, table: str, items: Sequence[tuple[str | None, Mapping[str, Any]]]
+    ) -> list[tuple[RecordDict, bool]]:
+        """Write rows, ⌈N/10⌉ requests: by record ID where the caller knows it, else by
+        natural key (upsert).  Returns each row as written and whether this write created it.
+
+        Writing by record ID matches no key, so a short-lived second row with the same key
+        (another host's job-start claim, a duplicate awaiting ``sync``) can never make the
+        write fail with Airtable's 422 "records match fieldsToMergeOn".  A row whose record
+        ID is gone (``sync`` merged it away) is written again by natural key, once, which
+        lands on the surviving row.
+        """
+        spec = self.spec(table)
+        payloads: list[tuple[str | None, dict[str, Any]]] = []
+        for rid, v in items:
+            if not v.get(spec.natural_key):
+                raise ValueError(f"write into {spec.name!r} needs {spec.natural_key!r}: {v!r}")
+            payloads.append((rid, self._named(table, v)))
+        out: list[tuple[RecordDict, bool]] = []
+        for start in range(0, len(payloads), MAX_WRITE_BATCH):
+            out.extend(self._write_chunk(table, payloads[start : start + MAX_WRITE_BATCH]))
+        return out
+
+    def _write_chunk(
+        self, table: str, chunk: list[tuple[str | None, dict[str, Any]]]
+    ) -> list[tuple[RecordDict, bool]]:
+        spec = self.spec(table)
+        if all(rid is None for rid, _ in chunk):
+            records, created = self._upsert_chunk_created(table, [f for _, f in chunk])
+            return [(r, r["id"] in created) for r in records]
+        t = self._table(table)
+        body = [{"id": rid, "fields": f} if rid else {"fields": f} for rid, f in chunk]
+        try:
+            result = self._call(
+                f"write {spec.name}", t.batch_upsert, body, key_fields=[spec.key_name]
+            )
+        except NotFoundError:
+            log.warning(
+                "a row of %s written by record ID is gone (merged by sync?); writing by "
+                "natural key instead",
+                spec.name,
+            )
+            records, created = self._upsert_chunk_created(table, [f for _, f in chunk])
+            return [(r, r["id"] in created) for r in records]
+        created = set(result.get("createdRecords", []))
+        return [(r, r["id"] in created) for r in result["records"]]
+
+    def get(self, table: str, record_id: str) -> RecordDict | None:
+        """One row by record ID (1 request), or ``None`` when it is gone."""
+        t = self._table(table)
+        try:
+            record: RecordDict = self._call(f"read {self.spec(table).name}", t.get, record_id)
+        except NotFoundError:
+            return None
+        return record
+
+    def get_many(self, table: str, record_ids: Sequence[str]) -> list[RecordDict]:
+        """The rows of ``record_ids`` still present, in ⌈N/100⌉ requests (one formula)."""
+        out: list[RecordDict] = []
+        ids = list(dict.fromkeys(record_ids))
+        for start in range(0, len(ids), MAX_PAGE_SIZE):
+            terms = [F.EQ(F.RECORD_ID(), rid) for rid in ids[start : start + MAX_PAGE_SIZE]]
+            formula = F.to_formula_str(terms[0] if len(terms) == 1 else F.OR(*terms))
+            out.extend(self.list_records(table, formula=formula))
+        return out
 
     def _upsert_around_duplicates(
         self, table: str, chunk: list[dict[str, Any]], original: InvalidRequestError

@@ -1,11 +1,11 @@
 """The worker API (SPEC §3.2): record a job and its client runs in a few lines.
 
->>> tracker = Tracker.from_env()                                  # doctest: +SKIP
->>> with tracker.job(stream=1) as job:                            # doctest: +SKIP
-...     with job.client("Guy-Wilson", name="Guy Wilson") as run:
-...         for chunk in chunks:
-...             run.add(profiles_examined=len(chunk), profile_tokens=tokens)
-...     # leaving the block aggregates the client rows and completes the job
+>>> with Tracker.from_env() as tracker:                           # doctest: +SKIP
+...     with tracker.job(stream=1) as job:
+...         with job.client("Guy-Wilson", name="Guy Wilson") as run:
+...             for chunk in chunks:
+...                 run.add(profiles_examined=len(chunk), profile_tokens=tokens)
+...         # leaving the block aggregates the client rows and completes the job
 
 Guarantees:
 
@@ -13,10 +13,18 @@ Guarantees:
   client runs, in System Notes for jobs); a client run that did no work ends
   ``No Leads To Score``;
 * metric increments are accumulated in the process and written as absolute totals, so a
-  retried write can never double-count, and coalesced by ``flush_interval`` so a thousand
-  increments cost a handful of requests;
+  retried write can never double-count; the writes of all client runs of a tracker are
+  group-committed (:mod:`jobtrack_airtable.commit`): up to 10 runs per request, at most one
+  ``flush_interval`` after the change;
 * a job start never makes two rows, even when two orchestrators start in the same second or a
-  response is lost (see :meth:`Tracker.start_job`);
+  response is lost (see :meth:`Tracker.job`); every later write of the job goes by record ID,
+  so another host's short-lived claim row can never make it fail;
+* re-opening a client run that already has a row continues from its stored totals, and
+  refuses (:class:`~jobtrack_airtable.errors.TerminalRunError`) to reopen one that ended,
+  unless ``force=True``;
+* System Notes are append-only across processes: a write of notes merges this process's new
+  lines into the row's current text; a run someone else made terminal keeps that status
+  (unless ``force=True``) and the notes say what the worker found;
 * a terminal status is final unless ``force=True``, which leaves a note in System Notes.
 """
 
@@ -26,23 +34,33 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from types import TracebackType
 from typing import Any, Self
 
+from pyairtable.api.types import RecordDict
+
 from .client import Connection
+from .commit import GroupCommit
 from .errors import (
     InvalidClientIdError,
     InvalidInputError,
-    LimiterUnavailableError,
+    NotFoundError,
+    TerminalRunError,
     UnknownMetricError,
     show,
 )
-from .metrics import COUNT_KEYS, ClientMetrics, ClientRunRow, JobRow, aggregate, completion_status
-from .recovery import RETRYABLE
+from .metrics import (
+    COUNT_KEYS,
+    ClientMetrics,
+    ClientRunRow,
+    JobRow,
+    aggregate,
+    completion_status,
+    validate_metrics,
+)
 from .repository import Repository
 from .run_ids import (
     BaseRunId,
@@ -66,8 +84,6 @@ MAX_ERROR_DETAILS = 50_000
 MAX_START_ATTEMPTS = 60
 #: Fields a client run may ``set`` besides metrics.
 CLIENT_RUN_EXTRA_FIELDS = ("apify_run_id", "client_name")
-#: Failures of a deferred metric write that leave the totals pending (see ``_maybe_flush``).
-_DEFERRED_WRITE_ERRORS: tuple[type[Exception], ...] = (*RETRYABLE, LimiterUnavailableError)
 
 
 def _sendable(text: str) -> str:
@@ -87,7 +103,10 @@ def _did_work(totals: ClientMetrics) -> bool:
 
 
 class _Notes:
-    """System Notes held in the process and appended to, never overwritten.
+    """System Notes as this process writes them: the row's text as last seen on the server
+    plus the lines this process appended since.  Written, the text is always *server text +
+    new lines*, so nothing another writer appended is erased (the caller refreshes
+    ``server`` from a read or a write response just before writing).
 
     A caller's line must be a string that fits: System Notes is a long-text field of at most
     100,000 characters, and a line Airtable would refuse, once appended, would fail every
@@ -96,13 +115,23 @@ class _Notes:
     instead, so that recording a failure never fails.
     """
 
-    def __init__(self, existing: str | None, clock: Callable[[], datetime]) -> None:
-        self.text = existing or ""
+    def __init__(self, server: str | None, clock: Callable[[], datetime]) -> None:
+        self.server = server or ""
+        self.lines: list[str] = []
         self._clock = clock
 
-    def append(self, line: str, *, fit: bool = False) -> str:
+    @property
+    def text(self) -> str:
+        return "\n".join([t for t in (self.server, *self.lines) if t])
+
+    def check(self, line: Any) -> None:
+        """Raise as :meth:`append` would, changing nothing."""
+        self._stamped(line, fit=False)
+
+    def _stamped(self, line: Any, *, fit: bool) -> str:
         stamp = self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        head = f"{self.text}\n[{stamp}] " if self.text else f"[{stamp}] "
+        current = self.text
+        head = f"{current}\n[{stamp}] " if current else f"[{stamp}] "
         room = max(0, MAX_TEXT_LENGTH - len(head))
         if fit:
             line = _sendable(str(line))[:room]
@@ -110,16 +139,29 @@ class _Notes:
             raise InvalidInputError(f"a note must be a string, got {show(line)}")
         elif problem := text_problem(line, "the note", limit=room):
             raise InvalidInputError(f"{problem} (System Notes already holds {len(head)})")
-        self.text = head + line
+        return f"[{stamp}] {line}"
+
+    def append(self, line: Any, *, fit: bool = False) -> str:
+        self.lines.append(self._stamped(line, fit=fit))
         return self.text
+
+    def landed(self, server: str | None, sent: int) -> None:
+        """A write carrying the first ``sent`` new lines landed; ``server`` is the row's
+        text in its response."""
+        self.server = server or ""
+        del self.lines[:sent]
 
 
 class Tracker:
     """Entry point for workers: starts jobs and opens client runs.
 
     Build it with :meth:`from_env` (reads ``AIRTABLE_API_KEY`` / ``AIRTABLE_BASE_ID`` and the
-    other settings) or from an existing :class:`~jobtrack_airtable.client.Connection`.
-    ``clock`` and ``tz`` are injectable for tests.
+    other settings) or from an existing :class:`~jobtrack_airtable.client.Connection`.  Use
+    it as a context manager (or call :meth:`close`): leaving writes every pending change and
+    closes the HTTP session and the limiter.  ``clock`` and ``tz`` are injectable for tests.
+
+    >>> with Tracker.from_settings(srv.settings()) as tracker:    # doctest: +SKIP
+    ...     job = tracker.job()
     """
 
     def __init__(
@@ -137,14 +179,23 @@ class Tracker:
         self.repo = Repository(conn)
         self.clock = clock
         self.tz = tz if tz is not None else settings.tz
-        self.flush_interval = (
-            flush_interval if flush_interval is not None else settings.flush_interval
-        )
-        #: Who starts jobs, as written in System Notes (host and process by default).
+        interval = flush_interval if flush_interval is not None else settings.flush_interval
+        #: Who writes, as recorded in System Notes (host and process by default).
         self.origin = origin or f"{socket.gethostname()} pid {os.getpid()}"
         self._claim_marker = claim_marker or (lambda: uuid.uuid4().hex[:12])
         self._lock = threading.Lock()
         self._last_issued: BaseRunId | None = None
+        self._commit = GroupCommit(self.repo, interval=interval, clock=clock)
+        self._closed = False
+
+    @property
+    def flush_interval(self) -> float:
+        """The longest a client-run change waits before it is written (seconds)."""
+        return self._commit.interval
+
+    @flush_interval.setter
+    def flush_interval(self, value: float) -> None:
+        self._commit.interval = value
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Tracker:
@@ -160,6 +211,29 @@ class Tracker:
     def __repr__(self) -> str:
         return f"Tracker(base_id={self.conn.base_id!r})"
 
+    # ------------------------------------------------------------- lifecycle
+
+    def flush(self) -> None:
+        """Write every pending client-run change now (⌈K/10⌉ requests for K runs)."""
+        self._commit.drain()
+
+    def close(self) -> None:
+        """Write every pending change, then close the HTTP session and the limiter.
+        Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._commit.close()
+        finally:
+            self.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ------------------------------------------------------------------ jobs
 
     def _next_candidate(self) -> BaseRunId:
@@ -172,14 +246,19 @@ class Tracker:
             self._last_issued = candidate
         return candidate
 
-    def start_job(self, *, stream: int = 1, note: str | None = None) -> Job:
+    def job(self, *, stream: int = 1, note: str | None = None) -> Job:
         """Start a job: a ``Running`` row with a fresh, unique run ID (2 requests).
 
         Uniqueness across hosts cannot come from a check-then-create (two orchestrators can
         both see an ID free), so the start *creates* the row carrying a random claim marker,
         then reads every row of that ID: the oldest row wins.  A loser deletes its row and
         moves to the next second; copies of its own row left by a retried create (lost
-        response) are deleted too.
+        response) are deleted too.  The winner keeps its row's record ID and writes by it
+        from then on.
+
+        >>> with tracker.job(stream=2, note="nightly") as job:   # doctest: +SKIP
+        ...     print(job.run_id)
+        250930-141522
         """
         if isinstance(stream, bool) or not isinstance(stream, int) or stream < 1:
             raise InvalidInputError(f"stream must be an integer ≥ 1, got {show(stream)}")
@@ -201,7 +280,15 @@ class Tracker:
             }
             record = self.repo.claim("jobs", values, marker)
             if record is not None:
-                job = Job(self, candidate, stream=stream, notes=notes, status=Status.RUNNING)
+                notes.landed(notes.text, len(notes.lines))
+                job = Job(
+                    self,
+                    candidate,
+                    stream=stream,
+                    notes=notes,
+                    status=Status.RUNNING,
+                    record_id=record["id"],
+                )
                 log.info(
                     "started job %s (stream %d)",
                     candidate,
@@ -220,9 +307,21 @@ class Tracker:
                     self._last_issued = candidate
         raise InvalidInputError(f"no free run ID within {MAX_START_ATTEMPTS} s after {candidate}")
 
-    def job(self, *, stream: int = 1, note: str | None = None) -> Job:
-        """Alias of :meth:`start_job` that reads well in a ``with`` statement."""
-        return self.start_job(stream=stream, note=note)
+    def find_job(self, run_id: BaseRunId | str) -> JobRow | None:
+        """The job row of ``run_id`` as stored (1 request), or ``None``.
+
+        >>> tracker.find_job("250930-141522").status            # doctest: +SKIP
+        <Status.COMPLETED: 'Completed'>
+        """
+        return self.repo.find_job(run_id)
+
+    def client_runs(self, run_id: BaseRunId | str) -> list[ClientRunRow]:
+        """The client rows of the job ``run_id`` as stored (⌈N/100⌉ requests).
+
+        >>> [r.client_id for r in tracker.client_runs("250930-141522")]  # doctest: +SKIP
+        ['Guy-Wilson']
+        """
+        return self.repo.client_runs_of(run_id)
 
     def attach_job(self, run_id: BaseRunId | str) -> Job:
         """Attach to a job started elsewhere, by its propagated run ID (1 request).
@@ -232,8 +331,6 @@ class Tracker:
         key = as_base_run_id(run_id)
         row = self.repo.find_job(key)
         if row is None:
-            from .errors import NotFoundError
-
             raise NotFoundError(
                 f"no job with run ID {str(key)!r}", status=404, error_type="NOT_FOUND"
             )
@@ -244,6 +341,7 @@ class Tracker:
             stream=row.stream or 1,
             notes=_Notes(row.system_notes, self.clock),
             status=status,
+            record_id=row.record_id,
             attached=True,
         )
 
@@ -255,47 +353,64 @@ class Tracker:
         client_id: str,
         *,
         name: str | None = None,
+        force: bool = False,
     ) -> ClientRun:
         """Open a client run of a job started elsewhere (1 request, no read).
 
         The job's run ID is propagated from the orchestrator; it must be a *base* run ID.
+        This process cannot know whether the row exists already (a restarted worker), so the
+        open is written at once and writes nothing an existing row holds: if the row exists,
+        the run continues from its stored totals; if it ended, the open is refused with
+        :class:`~jobtrack_airtable.errors.TerminalRunError` unless ``force=True``.
+
+        >>> with tracker.client_run("250930-141522", "Guy-Wilson") as run:  # doctest: +SKIP
+        ...     run.add(profiles_examined=10)
         """
-        return self.open_client_runs(job_run_id, [(client_id, name)])[0]
+        return self.open_client_runs(job_run_id, [(client_id, name)], force=force)[0]
 
     def open_client_runs(
         self,
         job_run_id: BaseRunId | str,
         clients: Iterable[str | tuple[str, str | None]],
+        *,
+        force: bool = False,
     ) -> list[ClientRun]:
-        """Open many client runs at once: ⌈N/10⌉ requests.
+        """Open many client runs of a job started elsewhere at once: ⌈N/10⌉ requests.
 
         ``clients`` holds client IDs or ``(client ID, name)`` tuples.  Every one is validated
-        before the first request.
+        before the first request.  Existing rows are handled as in :meth:`client_run`; a
+        refusal raises :class:`~jobtrack_airtable.errors.TerminalRunError` for the first
+        ended run, with the runs that did open in its ``runs`` attribute.
         """
-        base = as_base_run_id(job_run_id)
-        if isinstance(clients, str | bytes | Mapping) or not isinstance(clients, Iterable):
-            # A lone string would otherwise open one client per character.
-            raise InvalidClientIdError(clients, "expected a list of client IDs")
-        specs: list[tuple[str, str | None]] = []
-        for item in clients:
-            if isinstance(item, str):
-                cid, cname = item, None
-            elif isinstance(item, tuple) and len(item) == 2:
-                cid, cname = item
-            else:
-                # Never unpack anything else: {"id": …, "name": …} would open client "id".
-                raise InvalidClientIdError(
-                    item, "expected a client ID or a (client ID, name) tuple"
-                )
-            specs.append((validate_client_id(cid), cname))
+        return self._open(as_base_run_id(job_run_id), clients, new=False, force=force)
+
+    def _open(
+        self,
+        base: BaseRunId,
+        clients: Iterable[str | tuple[str, str | None]],
+        *,
+        new: bool,
+        force: bool,
+    ) -> list[ClientRun]:
+        specs = _client_specs(clients)
         runs = [
-            ClientRun(self, with_client(base, cid), client_id=cid, name=cname or cid)
+            ClientRun(self, with_client(base, cid), client_id=cid, name=cname or cid, new=new,
+                      force=force)
             for cid, cname in specs
         ]
-        now = self.clock()
-        self.repo.upsert_client_runs([r._open_values(now) for r in runs])
         for r in runs:
-            r._last_flush = time.monotonic()
+            self._commit.mark(r)
+        if not new:
+            # The open must answer now (continue, or refuse), so it goes out at once,
+            # together with whatever else is pending.
+            self._commit.drain()
+            refused = [r for r in runs if r.refusal is not None]
+            if refused:
+                error = refused[0].refusal
+                assert error is not None
+                error.runs = [r for r in runs if r.refusal is None]  # type: ignore[attr-defined]
+                raise error
+        for r in runs:
             log.info(
                 "opened client run %s",
                 r.run_id,
@@ -309,8 +424,6 @@ class Tracker:
         key = as_client_run_id(run_id)
         row = self.repo.find_client_run(key)
         if row is None:
-            from .errors import NotFoundError
-
             raise NotFoundError(
                 f"no client run with run ID {str(key)!r}", status=404, error_type="NOT_FOUND"
             )
@@ -319,13 +432,27 @@ class Tracker:
             key,
             client_id=key.client_id,
             name=row.client_name or key.client_id,
-            notes=row.system_notes,
-            status=row.status or Status.RUNNING,
+            new=False,
         )
-        run._totals = row.metrics
-        run._opened = True
-        run._last_flush = time.monotonic()
+        run._adopt(row)
         return run
+
+
+def _client_specs(clients: Iterable[str | tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    if isinstance(clients, str | bytes | Mapping) or not isinstance(clients, Iterable):
+        # A lone string would otherwise open one client per character.
+        raise InvalidClientIdError(clients, "expected a list of client IDs")
+    specs: list[tuple[str, str | None]] = []
+    for item in clients:
+        if isinstance(item, str):
+            cid, cname = item, None
+        elif isinstance(item, tuple) and len(item) == 2:
+            cid, cname = item
+        else:
+            # Never unpack anything else: {"id": …, "name": …} would open client "id".
+            raise InvalidClientIdError(item, "expected a client ID or a (client ID, name) tuple")
+        specs.append((validate_client_id(cid), cname))
+    return specs
 
 
 class _EndsOnExit:
@@ -364,7 +491,11 @@ class _EndsOnExit:
 
 
 class Job(_EndsOnExit):
-    """A started (or attached) job.  A context manager: leaving it completes the job."""
+    """A started (or attached) job.  A context manager: leaving it completes the job.
+
+    Every write after the start goes by the row's record ID (never by Run ID), so another
+    host's short-lived claim row for the same Run ID cannot make it fail.
+    """
 
     def __init__(
         self,
@@ -374,14 +505,18 @@ class Job(_EndsOnExit):
         stream: int,
         notes: _Notes,
         status: Status,
+        record_id: str | None = None,
         attached: bool = False,
     ) -> None:
         self.tracker = tracker
         self.run_id = run_id
         self.stream = stream
         self.status = status
+        self.record_id = record_id
         self._notes = notes
         self._attached = attached
+        # Clients opened through this object: a second open of one of them may meet its row.
+        self._opened: set[str] = set()
         self._log_extra = {"run_id": str(run_id)}
 
     def __repr__(self) -> str:
@@ -393,31 +528,96 @@ class Job(_EndsOnExit):
     def _end_failed(self, exc: BaseException) -> None:
         self._finish(Status.FAILED, note=f"failed: {_error_text(exc)}", fit=True, error=exc)
 
-    def client(self, client_id: str, *, name: str | None = None) -> ClientRun:
-        """Open one client run of this job (1 request)."""
-        return self.tracker.client_run(self.run_id, client_id, name=name)
+    # ------------------------------------------------------------ client runs
 
-    def open_clients(self, clients: Iterable[str | tuple[str, str | None]]) -> list[ClientRun]:
-        """Open many client runs of this job: ⌈N/10⌉ requests."""
-        return self.tracker.open_client_runs(self.run_id, clients)
+    def client(self, client_id: str, *, name: str | None = None, force: bool = False) -> ClientRun:
+        """Open one client run of this job.
+
+        The open is group-committed with the run's later writes (a run opened and closed
+        within one flush interval costs one record of one request).  A client this job
+        already opened, or any client of an attached job, may have a row: that open is
+        written at once and handled as :meth:`Tracker.client_run` describes (continue from
+        the stored totals; refuse an ended run unless ``force=True``).
+
+        >>> with job.client("Guy-Wilson", name="Guy Wilson") as run:  # doctest: +SKIP
+        ...     run.add(profiles_examined=10, profile_tokens=900)
+        """
+        return self.open_clients([(client_id, name)], force=force)[0]
+
+    def open_clients(
+        self, clients: Iterable[str | tuple[str, str | None]], *, force: bool = False
+    ) -> list[ClientRun]:
+        """Open many client runs of this job: ⌈N/10⌉ records' worth of requests.
+
+        >>> runs = job.open_clients(["Guy-Wilson", ("Ana-Jones", "Ana Jones")])  # doctest: +SKIP
+        """
+        specs = _client_specs(clients)
+        ids = [cid for cid, _ in specs]
+        # Rows of a job this process started are new unless this job opened them already.
+        new = not self._attached and not (self._opened & set(ids)) and len(set(ids)) == len(ids)
+        runs = self.tracker._open(self.run_id, specs, new=new, force=force)
+        self._opened.update(ids)
+        return runs
+
+    # ------------------------------------------------------------ job writes
+
+    def _write(self, values: dict[str, Any]) -> RecordDict:
+        values = {"run_id": str(self.run_id), **values}
+        [(record, _)] = self.tracker.repo.write("jobs", [(self.record_id, values)])
+        self.record_id = record["id"]
+        return record
+
+    def _current(self) -> JobRow | None:
+        """The job row as stored now (1 request): by record ID, else by Run ID."""
+        repo = self.tracker.repo
+        record = repo.get("jobs", self.record_id) if self.record_id else None
+        if record is None:
+            row = repo.find_job(self.run_id)
+            if row is not None:
+                self.record_id = row.record_id
+            return row
+        return JobRow.from_record(record, self.tracker.conn.schema.jobs)
+
+    def refresh(self) -> JobRow:
+        """Read the job row as stored now (1 request), updating :attr:`status`.
+
+        >>> job.refresh().aggregates["clients_processed"]        # doctest: +SKIP
+        3
+        """
+        row = self._current()
+        if row is None:
+            raise NotFoundError(
+                f"no job with run ID {str(self.run_id)!r}", status=404, error_type="NOT_FOUND"
+            )
+        if row.status is not None:
+            self.status = row.status
+        self._notes.server = row.system_notes or ""
+        return row
 
     def note(self, text: str) -> None:
-        """Append a line to the job's System Notes (1 request)."""
-        now = self.tracker.clock()
-        self.tracker.repo.upsert_job(
-            {
-                "run_id": str(self.run_id),
-                "system_notes": self._notes.append(text),
-                "last_updated": to_airtable(now),
-            }
+        """Append a line to the job's System Notes (2 requests: the row's current notes are
+        read, so that lines another process appended are kept)."""
+        self._notes.check(text)
+        row = self._current()
+        if row is not None:
+            self._notes.server = row.system_notes or ""
+        self._notes.append(text)
+        sent = len(self._notes.lines)
+        record = self._write(
+            {"system_notes": self._notes.text, "last_updated": to_airtable(self.tracker.clock())}
         )
+        self._notes.landed(self._notes_of(record), sent)
+
+    def _notes_of(self, record: RecordDict) -> str | None:
+        value = record.get("fields", {}).get(
+            self.tracker.conn.schema.jobs.name_of("system_notes")
+        )
+        return value if isinstance(value, str) else None
 
     def heartbeat(self) -> None:
         """Refresh the job's Last Updated (1 request), so a long job with no other write is
         not taken for a stale one by ``sync``."""
-        self.tracker.repo.upsert_job(
-            {"run_id": str(self.run_id), "last_updated": to_airtable(self.tracker.clock())}
-        )
+        self._write({"last_updated": to_airtable(self.tracker.clock())})
 
     def complete(
         self,
@@ -426,17 +626,21 @@ class Job(_EndsOnExit):
         force: bool = False,
         note: str | None = None,
     ) -> JobRow:
-        """Aggregate the client rows and close the job: ⌈N/100⌉ + 1 requests.
+        """Aggregate the client rows and close the job: ⌈N/100⌉ + 2 requests (plus the
+        writes of client runs still pending).
 
         Without ``status`` the SPEC's rule decides (all failed → ``Failed``, nothing
         processed → ``No Leads To Score``, else ``Completed``).  The aggregates are
         recomputed from the client rows every time, never incremented, so completing twice
         (with ``force``) gives the same numbers.  ``note`` is appended to System Notes; a
         note that is not a string or does not fit is refused before any request.
+
+        The job row is read first: if another writer (``sync``, an admin) already made it
+        terminal, that status stays, unless ``force=True``, and the notes say so.
         """
         if note is not None:
-            # Refuse a bad note before reading anything (on a scratch copy of the notes).
-            _Notes(self._notes.text, self.tracker.clock).append(note)
+            # Refuse a bad note before reading anything.
+            self._notes.check(note)
         return self._finish(status, force=force, note=note, fit=False)
 
     def _finish(
@@ -451,44 +655,67 @@ class Job(_EndsOnExit):
         new = parse_status(status) if status is not None else None
         if new is not None:
             # Refuse before reading anything.
-            forced_note = check_transition(self.status, new, force=force)
-        rows = self.tracker.repo.client_runs_of(self.run_id)
+            check_transition(self.status, new, force=force)
+        tracker = self.tracker
+        tracker.flush()
+        current = self._current()
+        rows = tracker.repo.client_runs_of(self.run_id)
         if new is None:
             new = completion_status(rows)
-            forced_note = check_transition(self.status, new, force=force)
+            check_transition(self.status, new, force=force)
         agg = aggregate(rows)
-        now = self.tracker.clock()
+        now = tracker.clock()
+        jobs = tracker.conn.schema.jobs
         # The job's own start stands; its end is now.
-        jobs = self.tracker.conn.schema.jobs
-        values: dict[str, Any] = jobs.from_names(agg.to_fields(jobs, times=False))
-        if forced_note:
-            self._notes.append(forced_note, fit=True)
+        values: dict[str, Any] = agg.to_values(jobs, times=False)
+        values["last_updated"] = to_airtable(now)
+        if current is not None:
+            self._notes.server = current.system_notes or ""
+        theirs = current.status if current is not None else None
+        final = new
+        if theirs is not None and theirs.is_terminal and not self.status.is_terminal:
+            if theirs is new:
+                pass
+            elif force:
+                self._notes.append(
+                    f"{tracker.origin} finished the job as {new.value!r}; status forced from "
+                    f"{theirs.value!r}, set by another writer (force=True)",
+                    fit=True,
+                )
+            else:
+                final = theirs
+                self._notes.append(
+                    f"{tracker.origin} finished the job as {new.value!r}, but another writer "
+                    f"had already marked it {theirs.value!r}; status left {theirs.value!r} "
+                    "(complete(force=True) overrides)",
+                    fit=True,
+                )
+        else:
+            forced_note = check_transition(self.status, new, force=force)
+            if forced_note:
+                self._notes.append(forced_note, fit=True)
         if note:
             self._notes.append(note, fit=fit)
-        values.update(
-            {
-                "run_id": str(self.run_id),
-                "status": new.value,
-                "end_time": to_airtable(now),
-                "last_updated": to_airtable(now),
-            }
-        )
-        if forced_note or note:
+        if final is new:
+            values.update({"status": new.value, "end_time": to_airtable(now)})
+            if error is not None and jobs.has("error_details"):
+                # Job Tracking has no Error Details in the default schema (the error goes to
+                # System Notes); a base that adds the field gets it there too.
+                values["error_details"] = _error_text(error)
+        sent = len(self._notes.lines)
+        if sent:
             values["system_notes"] = self._notes.text
-        if error is not None and jobs.has("error_details"):
-            # Job Tracking has no Error Details in the default schema (the error goes to
-            # System Notes); a base that adds the field gets it there too.
-            values["error_details"] = _error_text(error)
-        row = self.tracker.repo.upsert_job(values)
-        self.status = new
+        record = self._write(values)
+        self._notes.landed(self._notes_of(record), sent)
+        self.status = final
         log.info(
             "job %s completed as %s (%d clients)",
             self.run_id,
-            new.value,
+            final.value,
             len(rows),
             extra=self._log_extra,
         )
-        return row
+        return JobRow.from_record(record, jobs)
 
     def fail(self, error: BaseException | str, *, force: bool = False) -> JobRow:
         """Close the job as ``Failed`` with the error in System Notes (and in Error Details,
@@ -505,8 +732,10 @@ class Job(_EndsOnExit):
 class ClientRun(_EndsOnExit):
     """One client's run inside a job.  A context manager: leaving it closes the run.
 
-    ``add()`` and ``set()`` change the in-process totals; they are written (as absolute
-    values) at most once per ``flush_interval``, and always on close.
+    ``add()``, ``set()``, ``note()`` and ``close()`` change the run's state in the process;
+    the tracker's group commit writes the newest state (absolute totals) with other runs'
+    writes, at most one ``flush_interval`` later; ``flush()`` and ``close(wait=True)`` put it
+    on the wire at once.
     """
 
     def __init__(
@@ -516,21 +745,38 @@ class ClientRun(_EndsOnExit):
         *,
         client_id: str,
         name: str,
-        notes: str | None = None,
-        status: Status = Status.RUNNING,
+        new: bool,
+        force: bool = False,
     ) -> None:
         self.tracker = tracker
         self.run_id = run_id
         self.client_id = client_id
         self.name = name
-        self.status = status
-        self._totals = ClientMetrics()
+        self.status = Status.RUNNING
+        #: The row's record ID, once a write told it.
+        self.record_id: str | None = None
+        #: Set when the open found the row already ended (and ``force`` was not given).
+        self.refusal: TerminalRunError | None = None
+        self._force = force
+        # Totals: the row's stored totals (when it existed) + this process's changes; a key
+        # this process ``set`` is absolute.
+        self._base = ClientMetrics()
+        self._local = ClientMetrics()
+        self._set_keys: set[str] = set()
         self._extra: dict[str, Any] = {}
-        self._notes = _Notes(notes, tracker.clock)
-        self._dirty = False
+        self._notes = _Notes(None, tracker.clock)
+        # An open that must learn whether the row exists writes nothing that row holds.
+        self._probe = not new
+        self._status_due: Status | None = Status.RUNNING if new else None
+        self._start_due: str | None = to_airtable(tracker.clock()) if new else None
+        self._end: str | None = None
+        self._error: str | None = None
+        self._closed_by_us = False
+        self._close_force = False
+        self._version = 1
+        self._written_version = 0
+        self._heartbeat = False
         self._worked = False
-        self._opened = False
-        self._last_flush = 0.0
         self._lock = threading.RLock()
         self._log_extra = {"run_id": str(run_id), "client_id": client_id}
 
@@ -539,19 +785,28 @@ class ClientRun(_EndsOnExit):
 
     @property
     def totals(self) -> ClientMetrics:
-        """The metric totals as the process knows them (written or pending)."""
-        return self._totals
+        """The metric totals as the process knows them (written or pending), including the
+        totals the row held when this run was re-opened."""
+        with self._lock:
+            base = {k: v for k, v in self._base.values().items() if k not in self._set_keys}
+            return validate_metrics(base).plus(self._local)
 
-    def _open_values(self, now: datetime) -> dict[str, Any]:
-        self._opened = True
-        return {
-            "run_id": str(self.run_id),
-            "client_id": self.client_id,
-            "client_name": self.name,
-            "status": Status.RUNNING.value,
-            "start_time": to_airtable(now),
-            "last_updated": to_airtable(now),
-        }
+    def _adopt(self, row: ClientRunRow) -> None:
+        """Continue from a stored row (re-open, attach)."""
+        self.record_id = row.record_id
+        self._probe = False
+        self._base = row.metrics
+        self._notes.server = row.system_notes or ""
+        self._worked = _did_work(row.metrics)
+        if row.client_name:
+            self.name = row.client_name
+        if row.status is not None:
+            self.status = row.status
+        if row.status is None:
+            # A row whose open was never confirmed (its worker died first): claim it.
+            self._status_due = Status.RUNNING
+            self._start_due = None if row.start_time else to_airtable(self.tracker.clock())
+            self._changed()
 
     def _end_ok(self) -> None:
         self.close()
@@ -559,28 +814,40 @@ class ClientRun(_EndsOnExit):
     def _end_failed(self, exc: BaseException) -> None:
         self.close(Status.FAILED, error=exc)
 
+    def _check_open(self) -> None:
+        if self.refusal is not None:
+            raise self.refusal
+
+    def _changed(self) -> None:
+        """Record a change (under the run lock) and hand the run to the group commit."""
+        self._version += 1
+
+    def _mark(self) -> None:
+        self.tracker._commit.mark(self)
+
     # --------------------------------------------------------------- metrics
 
     def add(self, **increments: Any) -> None:
         """Add to metric totals, e.g. ``run.add(profiles_examined=10, profile_tokens=900)``.
 
         Values are validated first (a bad one raises and changes nothing); the write is
-        deferred until the flush interval has passed since the last write.  If that deferred
-        write still fails after the retry policy (429, 5xx, network), it is logged and the
-        totals stay pending for the next flush or the close: ``add`` does not raise for it.
+        group-committed.  If that write fails even after the retry policy (429, 5xx,
+        network), the totals stay pending for the next one: ``add`` does not raise for it.
         """
+        self._check_open()
         delta = ClientMetrics.of(**increments)
         with self._lock:
-            self._totals = self._totals.plus(delta)
-            self._dirty = True
+            self._local = self._local.plus(delta)
             self._worked = self._worked or not delta.is_empty
-        self._maybe_flush()
+            self._changed()
+        self._mark()
 
     def set(self, **values: Any) -> None:
         """Set absolute values: metrics (``apify_costs=1.25``) or ``apify_run_id`` /
         ``client_name``.  Unknown names raise, listing what is allowed; so does a value
-        Airtable would refuse (checked now, so that it cannot fail a later flush).
+        Airtable would refuse (checked now, so that it cannot fail a later write).
         ``apify_run_id=None`` clears it; the client name cannot be cleared."""
+        self._check_open()
         extra = {k: values.pop(k) for k in CLIENT_RUN_EXTRA_FIELDS if k in values}
         try:
             metrics = ClientMetrics.of(**values)
@@ -597,65 +864,43 @@ class ClientRun(_EndsOnExit):
             if isinstance(value, str) and (problem := text_problem(value, key)):
                 raise InvalidInputError(problem)
         with self._lock:
-            self._totals = self._totals.merged(metrics)
+            self._local = self._local.merged(metrics)
+            self._set_keys.update(metrics.values())
             if extra.get("client_name"):
                 self.name = extra["client_name"]
             self._extra.update(extra)
-            self._dirty = True
             self._worked = self._worked or not metrics.is_empty
-        self._maybe_flush()
+            self._changed()
+        self._mark()
 
     def note(self, text: str) -> None:
-        """Append a line to System Notes (written with the next flush).  A note that is not a
-        string or does not fit in System Notes is refused, changing nothing."""
+        """Append a line to System Notes (written with the next group commit, merged into
+        the row's current notes).  A note that is not a string or does not fit is refused,
+        changing nothing."""
+        self._check_open()
         with self._lock:
             self._notes.append(text)
-            self._extra["system_notes"] = self._notes.text
-            self._dirty = True
-
-    def _maybe_flush(self) -> None:
-        if time.monotonic() - self._last_flush < self.tracker.flush_interval:
-            return
-        try:
-            self.flush()
-        except _DEFERRED_WRITE_ERRORS as exc:
-            # The retry policy gave up on a *deferred* write (or a fail-closed limiter refused
-            # it).  The increment is already in
-            # the totals and stays pending: the next flush or the close writes it, as an
-            # absolute total, so nothing is lost.  Raising here would report a failed
-            # add() that was in fact applied (a caller retrying it would count it twice)
-            # and abort the worker's scoring over a tracking hiccup.  Back off one interval.
-            self._last_flush = time.monotonic()
-            log.warning(
-                "metric write of client run %s failed after retries (%s); the totals stay "
-                "pending for the next flush or the close",
-                self.run_id,
-                type(exc).__name__,
-                extra=self._log_extra,
-            )
-
-    def _values(self, now: datetime) -> dict[str, Any]:
-        table = self.tracker.conn.schema.client_runs
-        values = table.from_names(self._totals.to_fields(table))
-        values.update(self._extra)
-        values.update({"run_id": str(self.run_id), "last_updated": to_airtable(now)})
-        return values
+            self._changed()
+        self._mark()
 
     def flush(self, *, heartbeat: bool = False) -> bool:
-        """Write pending totals now (1 request); ``False`` when nothing was pending.
+        """Write pending changes now, with every other pending run's (⌈K/10⌉ requests);
+        ``False`` when this run had nothing pending.
 
         With ``heartbeat=True`` it writes even when nothing is pending, refreshing Last
         Updated: call it during long silent phases so ``sync`` does not take a live run for
         a stale one.
         """
+        self._check_open()
         with self._lock:
-            if not self._dirty and not heartbeat:
+            if not self.dirty() and not heartbeat:
                 return False
-            values = self._values(self.tracker.clock())
-            self.tracker.repo.upsert("client_runs", [values])
-            self._dirty = False
-            self._last_flush = time.monotonic()
-            return True
+            if heartbeat:
+                self._heartbeat = True
+                self._changed()
+        self._mark()
+        self.tracker._commit.drain()
+        return True
 
     def close(
         self,
@@ -663,40 +908,190 @@ class ClientRun(_EndsOnExit):
         *,
         error: BaseException | str | None = None,
         force: bool = False,
-    ) -> ClientRunRow:
-        """Write the final totals and status in one request.
+        wait: bool = False,
+    ) -> ClientRunRow | None:
+        """End the run: the final totals and status go out with the next group commit (at
+        most one flush interval later, or at job completion / ``tracker.flush()`` / exit).
+        With ``wait=True`` it is written now and the row as written is returned.
 
         Without ``status``: ``Failed`` if ``error`` is given, ``No Leads To Score`` if nothing
         was recorded, else ``Completed``.
         """
+        self._check_open()
         with self._lock:
             if status is not None:
                 new = parse_status(status)
             elif error is not None:
                 new = Status.FAILED
-            elif not self._worked or not _did_work(self._totals):
+            elif not self._worked or not _did_work(self.totals):
                 new = Status.NO_LEADS
             else:
                 new = Status.COMPLETED
             forced_note = check_transition(self.status, new, force=force)
             if forced_note:
                 self._notes.append(forced_note, fit=True)
-                self._extra["system_notes"] = self._notes.text
-            now = self.tracker.clock()
-            values = self._values(now)
-            values.update({"status": new.value, "end_time": to_airtable(now)})
-            if error is not None:
-                values["error_details"] = _error_text(error)
-            if not self._opened:
-                values.update(
-                    {k: v for k, v in self._open_values(now).items() if k not in ("status",)}
-                )
-            record = self.tracker.repo.upsert("client_runs", [values])[0]
+            self._status_due = new
+            self._end = to_airtable(self.tracker.clock())
+            self._error = _error_text(error) if error is not None else None
+            self._closed_by_us = True
+            self._close_force = force
             self.status = new
-            self._dirty = False
-            log.info("client run %s closed as %s", self.run_id, new.value, extra=self._log_extra)
-            return ClientRunRow.from_record(record, self.tracker.conn.schema.client_runs)
+            self._changed()
+        log.info("client run %s closed as %s", self.run_id, new.value, extra=self._log_extra)
+        self._mark()
+        if not wait:
+            return None
+        self.tracker._commit.drain()
+        return self._row
 
-    def fail(self, error: BaseException | str, *, force: bool = False) -> ClientRunRow:
+    def fail(
+        self, error: BaseException | str, *, force: bool = False, wait: bool = False
+    ) -> ClientRunRow | None:
         """Close as ``Failed`` with ``error`` in Error Details."""
-        return self.close(Status.FAILED, error=error, force=force)
+        return self.close(Status.FAILED, error=error, force=force, wait=wait)
+
+    # ------------------------------------------------ the group commit's side
+
+    _row: ClientRunRow | None = None
+
+    def dirty(self) -> bool:
+        return self.refusal is None and (
+            self._written_version != self._version or self._heartbeat
+        )
+
+    def needs_read(self) -> bool:
+        with self._lock:
+            if self._probe or not self.dirty():
+                return False
+            return bool(self._notes.lines) or (
+                self._status_due is not None and self._status_due.is_terminal
+            )
+
+    def observe(self, record: RecordDict | None) -> None:
+        with self._lock:
+            if record is None:
+                # Gone (merged away by sync): the write by natural key lands on the survivor.
+                self.record_id = None
+                return
+            row = ClientRunRow.from_record(record, self.tracker.conn.schema.client_runs)
+            self._notes.server = row.system_notes or ""
+            theirs, ours = row.status, self._status_due
+            if (
+                theirs is None
+                or not theirs.is_terminal
+                or ours is None
+                or theirs is ours
+                or self._wrote_terminal
+            ):
+                return
+            # Someone else (sync marking it stale, an admin) ended the run meanwhile.
+            origin = self.tracker.origin
+            if self._close_force:
+                self._notes.append(
+                    f"{origin} closed the run as {ours.value!r}; status forced from "
+                    f"{theirs.value!r}, set by another writer (force=True)",
+                    fit=True,
+                )
+                return
+            self._notes.append(
+                f"{origin} closed the run as {ours.value!r}, but another writer had already "
+                f"marked it {theirs.value!r}; status left {theirs.value!r} "
+                "(close(force=True) overrides)",
+                fit=True,
+            )
+            self._status_due = None
+            self._end = None
+            self._error = None
+            self.status = theirs
+
+    _wrote_terminal = False
+
+    def take(self, now: datetime) -> tuple[str | None, dict[str, Any], Any] | None:
+        with self._lock:
+            if not self.dirty():
+                return None
+            fields: dict[str, Any] = {
+                "run_id": str(self.run_id),
+                "client_id": self.client_id,
+                "client_name": self.name,
+                "last_updated": to_airtable(now),
+            }
+            if self._probe:
+                # Nothing a stored row holds (status, times, totals, notes): see client_run.
+                return None, fields, ("probe", self._version)
+            table = self.tracker.conn.schema.client_runs
+            fields.update(self.totals.to_values(table))
+            fields.update(self._extra)
+            status = self._status_due
+            if status is not None:
+                fields["status"] = status.value
+                if self._start_due is not None:
+                    fields["start_time"] = self._start_due
+                if status.is_terminal:
+                    fields["end_time"] = self._end
+                    if self._error is not None:
+                        fields["error_details"] = self._error
+            sent = len(self._notes.lines)
+            if sent:
+                fields["system_notes"] = self._notes.text
+            return self.record_id, fields, ("write", self._version, status, sent)
+
+    def written(self, record: RecordDict, created: bool, token: Any) -> None:
+        with self._lock:
+            self.record_id = record["id"]
+            table = self.tracker.conn.schema.client_runs
+            row = ClientRunRow.from_record(record, table)
+            if token[0] == "probe":
+                self._probe = False
+                self._written_version = token[1]
+                if created:
+                    # A new row: the run's next write marks it Running with its start time.
+                    self._status_due = Status.RUNNING
+                    self._start_due = to_airtable(self.tracker.clock())
+                    self._changed()
+                elif row.status is not None and row.status.is_terminal and not self._force:
+                    self.status = row.status
+                    self.refusal = TerminalRunError(str(self.run_id), row.status.value)
+                else:
+                    previous = row.status
+                    self._adopt(row)
+                    if previous is not None and previous.is_terminal:
+                        self.status = Status.RUNNING
+                        self._status_due = Status.RUNNING
+                        self._notes.append(
+                            f"reopened by {self.tracker.origin} with force=True (was "
+                            f"{previous.value!r}); totals continue from the stored ones",
+                            fit=True,
+                        )
+                        self._changed()
+                    log.info(
+                        "client run %s already had a row (%s); continuing from its totals",
+                        self.run_id,
+                        previous.value if previous else "no status",
+                        extra=self._log_extra,
+                    )
+                return
+            _, version, status, sent = token
+            self._notes.landed(row.system_notes, sent)
+            if version == self._version:
+                self._written_version = version
+                self._heartbeat = False
+            if status is not None and status is self._status_due:
+                self._status_due = None
+                self._start_due = None
+                if status.is_terminal:
+                    self._wrote_terminal = True
+            self._row = row
+
+    def refused(self, error: Exception, token: Any) -> None:
+        with self._lock:
+            # Validated before queuing, so this is a base that changed under us; retrying
+            # the same record would fail the same way.
+            log.error(
+                "client run %s: Airtable refused its write (%s); dropped",
+                self.run_id,
+                error,
+                extra=self._log_extra,
+            )
+            self._written_version = self._version
+            self._heartbeat = False

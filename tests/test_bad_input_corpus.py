@@ -168,7 +168,7 @@ def test_corpus_is_big_and_varied() -> None:
 @pytest.mark.parametrize("case", _params(Kind.CLIENT_ID))
 def test_client_id(env: Env, case: Case) -> None:
     value = case.value
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     if case.rejected:
         assert case.error is not None
         env.refuse(lambda: job.client(value), case.error, value)
@@ -177,7 +177,7 @@ def test_client_id(env: Env, case: Case) -> None:
         env.refuse(lambda: env.tracker.open_client_runs(job.run_id, [value]), case.error, value)
         return
 
-    other = env.tracker.start_job()
+    other = env.tracker.job()
     decoys = near_misses(value)
     job.open_clients(decoys)
     other.open_clients([(value, "in another job"), *decoys])
@@ -237,7 +237,7 @@ def test_client_id(env: Env, case: Case) -> None:
 
 
 def _seed_decoy_job(env: Env) -> Job:
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     job.open_clients(["Guy-Wilson", "') , TRUE(), ('", "Guy"])
     return job
 
@@ -291,7 +291,7 @@ def test_client_run_id(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.CLIENT_NAME))
 def test_client_name(env: Env, case: Case) -> None:
     value = case.value
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     if case.rejected:
         assert case.error is not None
         env.refuse(lambda: job.client("Name-Probe", name=value), case.error, value)
@@ -326,7 +326,7 @@ def test_client_name(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.COUNT))
 def test_count_value(env: Env, case: Case) -> None:
     value = case.value
-    run = env.tracker.start_job().client("Metric-Probe")
+    run = env.tracker.job().client("Metric-Probe")
     if case.rejected:
         assert case.error is not None
         run.add(profiles_examined=3)
@@ -358,7 +358,7 @@ def test_count_value(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.COST))
 def test_cost_value(env: Env, case: Case) -> None:
     value = case.value
-    run = env.tracker.start_job().client("Cost-Probe")
+    run = env.tracker.job().client("Cost-Probe")
     if case.rejected:
         assert case.error is not None
         run.set(apify_costs=1.25)
@@ -383,7 +383,7 @@ def test_cost_value(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.STATUS))
 def test_status(env: Env, case: Case) -> None:
     value = case.value
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     run = job.client("Status-Probe")
     run.add(profiles_examined=1)
     if case.rejected:
@@ -411,7 +411,7 @@ def test_status(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.NOTE))
 def test_note(env: Env, case: Case) -> None:
     value = case.value
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     run = job.client("Note-Probe")
     job_notes = env.job_fields(str(job.run_id))["System Notes"]
     if case.rejected:
@@ -449,7 +449,7 @@ def test_note(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.FIELD_NAME))
 def test_field_name(env: Env, case: Case) -> None:
     name = case.value
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     run = job.client("Field-Probe")
     run.add(profiles_examined=2)
     schema = env.tracker.conn.schema
@@ -485,7 +485,7 @@ def test_field_name(env: Env, case: Case) -> None:
 
 def test_an_airtable_name_never_redirects_a_write_to_another_row(env: Env) -> None:
     """``{"run_id": A, "Run ID": B}`` used to write the fields of A into B's row."""
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     mine, theirs = job.open_clients(["Mine", "Theirs"])
     env.refuse(
         lambda: env.repo.upsert(
@@ -499,19 +499,19 @@ def test_an_airtable_name_never_redirects_a_write_to_another_row(env: Env) -> No
 
 def test_open_clients_refuses_a_single_string(env: Env) -> None:
     """A lone string used to open one client per character."""
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     env.refuse(lambda: job.open_clients("Guy-Wilson"), InvalidClientIdError, "Guy-Wilson")  # type: ignore[arg-type]
 
 
 def test_open_clients_never_unpacks_a_mapping(env: Env) -> None:
     """``{"id": …, "name": …}`` used to open the client "id", named "name"."""
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     item = {"id": "Guy-Wilson", "name": "Guy Wilson"}
     env.refuse(lambda: job.open_clients([item]), InvalidClientIdError, item)  # type: ignore[list-item]
 
 
 def test_a_note_that_would_overflow_system_notes_is_refused_and_nothing_is_lost(env: Env) -> None:
-    run = env.tracker.start_job().client("Long-Notes")
+    run = env.tracker.job().client("Long-Notes")
     run.add(posts_examined=5)
     run.note("a" * 60_000)
     env.refuse(lambda: run.note("b" * 60_000), InvalidInputError, "b" * 60_000)
@@ -523,7 +523,7 @@ def test_a_note_that_would_overflow_system_notes_is_refused_and_nothing_is_lost(
 
 
 def test_a_failure_with_unsendable_error_text_is_still_recorded(env: Env) -> None:
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     with pytest.raises(RuntimeError), job.client("Crashes") as run:
         run.add(profiles_examined=1)
         raise RuntimeError("undecodable \udcff byte " + "z" * 200_000)
@@ -535,7 +535,7 @@ def test_a_failure_with_unsendable_error_text_is_still_recorded(env: Env) -> Non
 
 
 def test_a_job_failure_is_recorded_even_when_its_notes_are_nearly_full(env: Env) -> None:
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     job.note("n" * 99_800)
     with pytest.raises(KeyError), job:
         raise KeyError("boom " * 1_000)

@@ -123,14 +123,14 @@ def _played(cassette: Cassette) -> int:
 
 def test_start_job(recorder: Recorder) -> None:
     with recorder.cassette() as cassette:
-        job = recorder.tracker.start_job(stream=2)
+        job = recorder.tracker.job(stream=2)
         assert str(job.run_id) == "250930-141522"
         assert _played(cassette) == 2
 
 
 def test_client_run_open_update_close(recorder: Recorder) -> None:
     with recorder.cassette() as cassette:
-        job = recorder.tracker.start_job()
+        job = recorder.tracker.job()
         before = _played(cassette)
         run = job.client("Guy-Wilson", name="Guy Wilson")
         run.add(profiles_examined=10, profiles_scored=7, profile_tokens=4200)
@@ -145,7 +145,7 @@ def test_client_run_open_update_close(recorder: Recorder) -> None:
 
 def test_batch_open(recorder: Recorder) -> None:
     with recorder.cassette() as cassette:
-        job = recorder.tracker.start_job()
+        job = recorder.tracker.job()
         before = _played(cassette)
         runs = job.open_clients([f"Client-{i:02d}" for i in range(12)] + ['O\'Brien "Q"'])
         assert _played(cassette) - before == 2
@@ -154,7 +154,7 @@ def test_batch_open(recorder: Recorder) -> None:
 
 def test_complete_job_with_aggregation(recorder: Recorder) -> None:
     with recorder.cassette() as cassette:
-        job = recorder.tracker.start_job()
+        job = recorder.tracker.job()
         a, b, c = job.open_clients(["Guy-Wilson", "Carl-Jones", "Empty-Co"])
         a.add(profiles_examined=10, profiles_scored=9, post_tokens=100)
         a.close()
@@ -172,7 +172,7 @@ def test_complete_job_with_aggregation(recorder: Recorder) -> None:
 
 def test_attach_by_run_id(recorder: Recorder) -> None:
     with recorder.cassette() as cassette:
-        job = recorder.tracker.start_job()
+        job = recorder.tracker.job()
         with job.client("Guy-Wilson") as run:
             run.add(profiles_examined=3)
         before = _played(cassette)

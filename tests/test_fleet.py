@@ -539,7 +539,7 @@ def test_three_machines_share_one_base_without_429(
             policy=policy,
         )
     )
-    job = parent.start_job()
+    job = parent.job()
     arrivals = record_arrivals(srv)
     # The workers record client runs of the parent's job.
     specs = make_specs(

@@ -50,7 +50,7 @@ def test_start_job_under_faults(
 ) -> None:
     tracker = Tracker(make_conn(local_airtable))
     _fault(local_airtable, kind, method, path, after)
-    job = tracker.start_job()
+    job = tracker.job()
     assert local_airtable.faults.counts == {kind: 1}
     [row] = rows(local_airtable, JOBS)
     assert row["fields"]["Run ID"] == str(job.run_id)
@@ -63,7 +63,7 @@ def test_client_run_writes_under_faults(
     local_airtable: LocalAirtable, kind: str, step: str
 ) -> None:
     tracker = Tracker(make_conn(local_airtable))
-    job = tracker.start_job()
+    job = tracker.job()
     if step == "open":
         _fault(local_airtable, kind, "PATCH", CRR)
     run = job.client("Guy-Wilson")
@@ -90,7 +90,7 @@ def test_complete_job_under_faults(
     local_airtable: LocalAirtable, kind: str, method: str, path: str
 ) -> None:
     tracker = Tracker(make_conn(local_airtable))
-    job = tracker.start_job()
+    job = tracker.job()
     runs = job.open_clients([f"C-{i}" for i in range(12)])
     for i, r in enumerate(runs):
         r.add(profiles_examined=i)
@@ -109,7 +109,7 @@ def test_complete_job_under_faults(
 @pytest.mark.parametrize("kind", FAULTS)
 def test_batch_open_under_faults(local_airtable: LocalAirtable, kind: str) -> None:
     tracker = Tracker(make_conn(local_airtable))
-    job = tracker.start_job()
+    job = tracker.job()
     _fault(local_airtable, kind, "PATCH", CRR, after=1)  # the second batch of 10
     job.open_clients([f"C-{i}" for i in range(25)])
     assert local_airtable.faults.counts == {kind: 1}
@@ -123,7 +123,7 @@ def test_real_rate_limit_penalty_is_waited_out(make_local_airtable) -> None:
     # the burst does hit 429 and the retry policy must wait the penalty out.
     srv = make_local_airtable(rate_limit=5, penalty_seconds=0.3)
     tracker = Tracker(make_conn(srv))
-    job = tracker.start_job()
+    job = tracker.job()
     runs = [job.client(f"C-{i}") for i in range(8)]
     for r in runs:
         r.add(profiles_examined=1)
@@ -138,7 +138,7 @@ def test_real_rate_limit_penalty_is_waited_out(make_local_airtable) -> None:
 def test_iterator_expiry_restarts_the_listing(make_local_airtable) -> None:
     srv = make_local_airtable(iterator_idle_seconds=0.2)
     tracker = Tracker(make_conn(srv))
-    job = tracker.start_job()
+    job = tracker.job()
     job.open_clients([f"C-{i:03d}" for i in range(150)])
     pages: list[int] = []
 
@@ -189,7 +189,7 @@ def _work(tracker: Tracker, job_run_id: str, clients: list[str]) -> None:
 
 def test_four_threads_record_one_job_exactly(local_airtable: LocalAirtable) -> None:
     tracker = Tracker(make_conn(local_airtable))
-    job = tracker.start_job()
+    job = tracker.job()
     clients = [f"T{t}-C{i}" for t in range(4) for i in range(5)]
     threads = [
         threading.Thread(target=_work, args=(tracker, str(job.run_id), clients[t::4]))
@@ -247,7 +247,7 @@ def test_processes_and_threads_share_the_limit_without_429(
         flush_interval=3600,
     )
     tracker = Tracker(Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.01)))
-    job = tracker.start_job()
+    job = tracker.job()
     clients = [f"W{w}-C{i}" for w in range(6) for i in range(2)]
     ctx = multiprocessing.get_context("spawn")
     procs = [

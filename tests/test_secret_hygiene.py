@@ -257,7 +257,7 @@ def test_401_wrong_token(
     srv = make_local_airtable(token=server_token)
     with _connect(srv, client_token) as conn:
         tracker = Tracker(conn)
-        error = _raises(hay, "start_job", AuthenticationError, tracker.start_job)
+        error = _raises(hay, "start_job", AuthenticationError, tracker.job)
         assert error.status == 401 and error.error_type == "AUTHENTICATION_REQUIRED"
         _raises(hay, "attach_job", AuthenticationError, lambda: tracker.attach_job("250930-141522"))
         _raises(
@@ -323,7 +323,7 @@ def test_429_from_the_server_limiter_and_injected_faults(
     with _connect(faulty, SECRET) as conn:
         tracker = Tracker(conn)
         faulty.faults.add("429", times=2)  # retried, then fine
-        job = tracker.start_job()
+        job = tracker.job()
         faulty.faults.add("429", times=FAST.max_attempts)  # never fine
         _raises(hay, "persistent 429", RateLimitedError, lambda: job.client("Guy-Wilson"))
         hay.obj("faults", faulty.faults)
@@ -356,7 +356,7 @@ def test_5xx_drops_lost_responses_timeouts_and_a_stopped_server(
         except requests.RequestException as exc:
             hay.error("raw unsendable", exc)
         srv.stop()
-        error = _raises(hay, "stopped server", NetworkError, tracker.start_job)
+        error = _raises(hay, "stopped server", NetworkError, tracker.job)
         assert error.status is None
         _public_objects(hay, srv, conn, tracker)
     text = "\n".join(logs.lines)
@@ -380,7 +380,7 @@ def test_cassette_recording_keeps_no_token(
         _connect(srv, OTHER) as conn,
         recorder.use_cassette(str(cassettes[1]), record_mode="all"),
     ):
-        _raises(hay, "recorded 401", AuthenticationError, Tracker(conn).start_job)
+        _raises(hay, "recorded 401", AuthenticationError, Tracker(conn).job)
     for path in cassettes:
         text = path.read_text(encoding="utf-8")
         assert "interactions" in text and "/v0/" in text

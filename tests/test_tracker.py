@@ -64,7 +64,7 @@ def by_key(srv: LocalAirtable, table: str) -> dict[str, list[dict]]:
 
 def test_start_job_costs_two_requests(tracker: Tracker, local_airtable: LocalAirtable) -> None:
     local_airtable.request_log.clear()
-    job = tracker.start_job(stream=3)
+    job = tracker.job(stream=3)
     assert local_airtable.request_log.total == 2
     [row] = rows(local_airtable, JOBS)
     assert row["fields"]["Run ID"] == str(job.run_id)
@@ -76,7 +76,7 @@ def test_start_job_costs_two_requests(tracker: Tracker, local_airtable: LocalAir
 def test_open_update_close_cost_one_request_each(
     tracker: Tracker, local_airtable: LocalAirtable
 ) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     log = local_airtable.request_log
     log.clear()
     run = job.client("Guy-Wilson", name="Guy Wilson")
@@ -98,7 +98,7 @@ def test_open_update_close_cost_one_request_each(
 def test_open_n_client_runs_costs_ceil_n_over_10(
     tracker: Tracker, local_airtable: LocalAirtable, n: int
 ) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     local_airtable.request_log.clear()
     runs = job.open_clients([f"Client-{i}" for i in range(n)])
     assert local_airtable.request_log.total == math.ceil(n / 10)
@@ -111,7 +111,7 @@ def test_thousand_increments_cost_open_close_plus_one_per_flush(
 ) -> None:
     now = [datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)]
     tracker = Tracker(make_conn(local_airtable), clock=lambda: now[0], flush_interval=0.0)
-    job = tracker.start_job()
+    job = tracker.job()
     # A fixed flush interval measured on the monotonic clock: drive it with a real interval.
     tracker.flush_interval = 3600.0
     local_airtable.request_log.clear()
@@ -126,7 +126,7 @@ def test_thousand_increments_cost_open_close_plus_one_per_flush(
 
 def test_flush_interval_bounds_requests(local_airtable: LocalAirtable) -> None:
     tracker = Tracker(make_conn(local_airtable), flush_interval=0.05)
-    job = tracker.start_job()
+    job = tracker.job()
     local_airtable.request_log.clear()
     import time
 
@@ -146,7 +146,7 @@ def test_flush_interval_bounds_requests(local_airtable: LocalAirtable) -> None:
 def test_complete_job_costs_pages_plus_one(
     tracker: Tracker, local_airtable: LocalAirtable, n: int
 ) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     runs = job.open_clients([f"C{i}" for i in range(n)]) if n else []
     for r in runs:
         r.add(profiles_examined=2, profiles_scored=1)
@@ -234,8 +234,8 @@ def test_two_jobs_in_the_same_second_get_different_ids(local_airtable: LocalAirt
     # Two trackers = two orchestrators (no shared in-process state), one frozen clock.
     t1 = Tracker(make_conn(local_airtable), clock=lambda: fixed)
     t2 = Tracker(make_conn(local_airtable), clock=lambda: fixed)
-    j1 = t1.start_job()
-    j2 = t2.start_job()
+    j1 = t1.job()
+    j2 = t2.job()
     assert str(j1.run_id) == "250930-141522"
     assert str(j2.run_id) == "250930-141523"
     assert sorted(by_key(local_airtable, JOBS)) == ["250930-141522", "250930-141523"]
@@ -250,7 +250,7 @@ def test_concurrent_starts_on_many_hosts_never_share_an_id(local_airtable: Local
 
     def start(t: Tracker) -> None:
         barrier.wait()
-        ids.append(str(t.start_job().run_id))
+        ids.append(str(t.job().run_id))
 
     threads = [threading.Thread(target=start, args=(t,)) for t in trackers]
     for th in threads:
@@ -267,7 +267,7 @@ def test_same_process_never_reissues_an_id(local_airtable: LocalAirtable) -> Non
     fixed = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
     t = Tracker(make_conn(local_airtable), clock=lambda: fixed)
     local_airtable.request_log.clear()
-    ids = [str(t.start_job().run_id) for _ in range(3)]
+    ids = [str(t.job().run_id) for _ in range(3)]
     assert ids == ["250930-141522", "250930-141523", "250930-141524"]
     assert local_airtable.request_log.total == 6  # 2 each: no collision round-trips
 
@@ -275,13 +275,13 @@ def test_same_process_never_reissues_an_id(local_airtable: LocalAirtable) -> Non
 def test_run_id_time_zone_is_configurable(local_airtable: LocalAirtable) -> None:
     fixed = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
     t = Tracker(make_conn(local_airtable, run_id_timezone="Asia/Tokyo"), clock=lambda: fixed)
-    assert str(t.start_job().run_id) == "250930-231522"
+    assert str(t.job().run_id) == "250930-231522"
 
 
 def test_attach_job_and_client_run_from_another_process(
     tracker: Tracker, local_airtable: LocalAirtable
 ) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     propagated = str(job.run_id)
     other = Tracker(make_conn(local_airtable))  # "another process"
     local_airtable.request_log.clear()
@@ -309,7 +309,7 @@ def test_attach_unknown_job_is_not_found(tracker: Tracker) -> None:
 
 
 def test_terminal_status_is_protected(tracker: Tracker, local_airtable: LocalAirtable) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     job.complete(Status.COMPLETED)
     local_airtable.request_log.clear()
     with pytest.raises(StatusTransitionError):
@@ -322,7 +322,7 @@ def test_terminal_status_is_protected(tracker: Tracker, local_airtable: LocalAir
 
 
 def test_notes_are_appended(tracker: Tracker, local_airtable: LocalAirtable) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     job.note("first")
     job.note("second")
     notes = rows(local_airtable, JOBS)[0]["fields"]["System Notes"].splitlines()
@@ -334,7 +334,7 @@ def test_every_write_refreshes_last_updated(local_airtable: LocalAirtable) -> No
     t0 = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
     clock = [t0]
     tracker = Tracker(make_conn(local_airtable), clock=lambda: clock[0])
-    job = tracker.start_job()
+    job = tracker.job()
     run = job.client("Guy-Wilson")
     clock[0] = t0 + timedelta(minutes=5)
     run.add(profiles_examined=1)
@@ -360,14 +360,14 @@ def test_every_write_refreshes_last_updated(local_airtable: LocalAirtable) -> No
         (lambda t, j: j.client(" padded"), InvalidClientIdError),
         (lambda t, j: j.client(""), InvalidClientIdError),
         (lambda t, j: j.open_clients(["ok", "[object Object]"]), InvalidClientIdError),
-        (lambda t, j: t.start_job(stream=0), ValueError),
-        (lambda t, j: t.start_job(stream=True), ValueError),
+        (lambda t, j: t.job(stream=0), ValueError),
+        (lambda t, j: t.job(stream=True), ValueError),
     ],
 )
 def test_bad_input_is_refused_before_any_request(
     tracker: Tracker, local_airtable: LocalAirtable, call, error: type[Exception]
 ) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     local_airtable.request_log.clear()
     with pytest.raises(error):
         call(tracker, job)
@@ -388,7 +388,7 @@ def test_bad_input_is_refused_before_any_request(
 def test_bad_metrics_are_refused_and_lose_nothing(
     tracker: Tracker, local_airtable: LocalAirtable, kwargs, error, fragment: str
 ) -> None:
-    run = tracker.start_job().client("Guy-Wilson")
+    run = tracker.job().client("Guy-Wilson")
     run.add(profiles_examined=3)
     local_airtable.request_log.clear()
     with pytest.raises(error, match=fragment):
@@ -400,7 +400,7 @@ def test_bad_metrics_are_refused_and_lose_nothing(
 
 
 def test_set_rejects_unknown_names_listing_extras(tracker: Tracker) -> None:
-    run = tracker.start_job().client("Guy-Wilson")
+    run = tracker.job().client("Guy-Wilson")
     with pytest.raises(UnknownMetricError, match="apify_run_id"):
         run.set(Duration=4)
 
@@ -425,12 +425,12 @@ HOSTILE_CLIENTS = [
 def test_hostile_client_ids_read_and_write_their_own_rows(
     tracker: Tracker, local_airtable: LocalAirtable
 ) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     runs = job.open_clients(HOSTILE_CLIENTS)
     for i, run in enumerate(runs):
         run.add(profiles_examined=i + 1)
         run.close()
-    other = tracker.start_job()
+    other = tracker.job()
     other.client("Guy").close()  # same client in another job must not leak in
     for i, cid in enumerate(HOSTILE_CLIENTS):
         row = tracker.repo.find_client_run(f"{job.run_id}-{cid}")
@@ -499,7 +499,7 @@ def test_heartbeats_refresh_last_updated_in_one_request(local_airtable: LocalAir
     t0 = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
     clock = [t0]
     tracker = Tracker(make_conn(local_airtable), clock=lambda: clock[0])
-    job = tracker.start_job()
+    job = tracker.job()
     run = job.client("Guy-Wilson")
     clock[0] = t0 + timedelta(hours=3)
     local_airtable.request_log.clear()
