@@ -175,10 +175,10 @@ class GroupCommit:
         while True:
             with self._lock:
                 self._wake.wait(timeout=self.interval)
-                if self._closed:
+                if self._closed or not self._pending:
+                    # Nothing to do: end; the next change starts a new thread.
+                    self._thread = None
                     return
-                if not self._pending:
-                    continue
             try:
                 self.drain()
             except Exception as exc:

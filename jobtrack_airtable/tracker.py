@@ -34,6 +34,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
@@ -393,6 +394,10 @@ class Tracker:
         force: bool,
     ) -> list[ClientRun]:
         specs = _client_specs(clients)
+        if not new:
+            # Pending writes first, so that the probe sees this process's own earlier writes
+            # of these rows (a run of the same client closed a moment ago).
+            self._commit.drain()
         runs = [
             ClientRun(self, with_client(base, cid), client_id=cid, name=cname or cid, new=new,
                       force=force)
@@ -960,12 +965,19 @@ class ClientRun(_EndsOnExit):
         )
 
     def needs_read(self) -> bool:
+        """Read the row before this write when it carries notes (to merge them into the
+        row's current text) or ends a run this process has not written for half the stale
+        threshold: only then can ``sync`` have ended it meanwhile (it ends ``Running`` rows
+        silent for the whole threshold), so an active run's close costs no read."""
         with self._lock:
             if self._probe or not self.dirty():
                 return False
-            return bool(self._notes.lines) or (
-                self._status_due is not None and self._status_due.is_terminal
-            )
+            if self._notes.lines:
+                return True
+            if self._status_due is None or not self._status_due.is_terminal:
+                return False
+            quiet = time.monotonic() - self._last_write
+            return quiet >= self.tracker.conn.settings.stale_after.total_seconds() / 2
 
     def observe(self, record: RecordDict | None) -> None:
         with self._lock:
@@ -1005,6 +1017,8 @@ class ClientRun(_EndsOnExit):
             self.status = theirs
 
     _wrote_terminal = False
+    #: ``time.monotonic()`` of the run's last landed write (0: adopted, never written).
+    _last_write = 0.0
 
     def take(self, now: datetime) -> tuple[str | None, dict[str, Any], Any] | None:
         with self._lock:
@@ -1041,6 +1055,7 @@ class ClientRun(_EndsOnExit):
             self.record_id = record["id"]
             table = self.tracker.conn.schema.client_runs
             row = ClientRunRow.from_record(record, table)
+            self._last_write = time.monotonic()
             if token[0] == "probe":
                 self._probe = False
                 self._written_version = token[1]
@@ -1073,6 +1088,7 @@ class ClientRun(_EndsOnExit):
                 return
             _, version, status, sent = token
             self._notes.landed(row.system_notes, sent)
+            self._last_write = time.monotonic()
             if version == self._version:
                 self._written_version = version
                 self._heartbeat = False
