@@ -456,6 +456,12 @@ def _client_specs(clients: Iterable[str | tuple[str, str | None]]) -> list[tuple
         else:
             # Never unpack anything else: {"id": …, "name": …} would open client "id".
             raise InvalidClientIdError(item, "expected a client ID or a (client ID, name) tuple")
+        if cname is not None:
+            # Checked now: the open itself is written later, with other runs' writes.
+            if not isinstance(cname, str):
+                raise InvalidInputError(f"client name must be a string, got {show(cname)}")
+            if cname and (problem := text_problem(cname, "client name")):
+                raise InvalidInputError(problem)
         specs.append((validate_client_id(cid), cname))
     return specs
 

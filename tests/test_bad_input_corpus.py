@@ -181,13 +181,14 @@ def test_client_id(env: Env, case: Case) -> None:
     decoys = near_misses(value)
     job.open_clients(decoys)
     other.open_clients([(value, "in another job"), *decoys])
+    env.tracker.flush()
     log = env.srv.request_log
     log.clear()
     run = job.client(value)
     run.add(profiles_examined=7)
     run.note(f"note of {value}")
-    closed = run.close()
-    assert log.total == 2  # open + close
+    closed = run.close(wait=True)
+    assert log.total == 1  # open and close, group-committed in one record
     key = f"{job.run_id}-{value}"
     assert str(run.run_id) == key
     assert run.client_id == value
@@ -239,6 +240,7 @@ def test_client_id(env: Env, case: Case) -> None:
 def _seed_decoy_job(env: Env) -> Job:
     job = env.tracker.job()
     job.open_clients(["Guy-Wilson", "') , TRUE(), ('", "Guy"])
+    env.tracker.flush()
     return job
 
 
@@ -297,24 +299,26 @@ def test_client_name(env: Env, case: Case) -> None:
         env.refuse(lambda: job.client("Name-Probe", name=value), case.error, value)
         run = job.client("Name-Probe")
         env.refuse(lambda: run.set(client_name=value), case.error, value)
-        run.close()  # the refused value did not poison the run
+        run.close(wait=True)  # the refused value did not poison the run
         assert env.crr_fields(str(run.run_id))["Client Name"] == "Name-Probe"
         return
     if case.stored is DEFAULTED:
         run = job.client("Name-Probe", name=value)
+        env.tracker.flush()
         assert env.crr_fields(str(run.run_id))["Client Name"] == "Name-Probe"
         env.refuse(lambda: run.set(client_name=value), InvalidInputError, value)
         return
     log = env.srv.request_log
     log.clear()
     run = job.client("Name-Probe", name=value)
+    env.tracker.flush()
     assert log.total == 1
     assert env.crr_fields(str(run.run_id))["Client Name"] == value
     row = env.repo.find_client_run(run.run_id)
     assert row is not None and row.client_name == value
     renamed = job.client("Name-Probe-2")
     renamed.set(client_name=value)
-    renamed.close()
+    renamed.close(wait=True)
     assert renamed.name == value
     assert env.crr_fields(str(renamed.run_id))["Client Name"] == value
     assert env.crr_fields(str(renamed.run_id))["Client ID"] == "Name-Probe-2"
@@ -335,7 +339,7 @@ def test_count_value(env: Env, case: Case) -> None:
         env.refuse(lambda: run.set(posts_harvested=value), case.error, value)
         assert run.totals.profiles_examined == 3
         assert run.totals.posts_harvested is None
-        run.close()
+        run.close(wait=True)
         fields = env.crr_fields(str(run.run_id))
         assert fields["Profiles Examined for Scoring"] == 3
         assert "Total Posts Harvested" not in fields
@@ -343,7 +347,7 @@ def test_count_value(env: Env, case: Case) -> None:
     env.srv.request_log.clear()
     run.add(profiles_examined=value)
     run.set(posts_harvested=value)
-    run.close()
+    run.close(wait=True)
     assert env.srv.request_log.total == 1  # deferred: only the close is sent
     fields = env.crr_fields(str(run.run_id))
     for name in ("Profiles Examined for Scoring", "Total Posts Harvested"):
@@ -364,11 +368,11 @@ def test_cost_value(env: Env, case: Case) -> None:
         run.set(apify_costs=1.25)
         env.refuse(lambda: run.set(apify_costs=value), case.error, value)
         env.refuse(lambda: run.add(apify_costs=value), case.error, value)
-        run.close()
+        run.close(wait=True)
         assert env.crr_fields(str(run.run_id))["Apify API Costs"] == 1.25
         return
     run.set(apify_costs=value)
-    run.close()
+    run.close(wait=True)
     stored = env.crr_fields(str(run.run_id))["Apify API Costs"]
     assert stored == case.expected
     assert isinstance(stored, int | float) and not isinstance(stored, bool)
@@ -391,11 +395,11 @@ def test_status(env: Env, case: Case) -> None:
         env.refuse(lambda: run.close(value), case.error, value)
         env.refuse(lambda: job.complete(value), case.error, value)
         assert run.status is Status.RUNNING and job.status is Status.RUNNING
-        run.close()
+        run.close(wait=True)
         assert env.crr_fields(str(run.run_id))["Status"] == "Completed"
         return
     env.srv.request_log.clear()
-    closed = run.close(value)
+    closed = run.close(value, wait=True)
     assert env.srv.request_log.total == 1
     assert closed.status_raw == case.expected
     assert env.crr_fields(str(run.run_id))["Status"] == case.expected
@@ -413,6 +417,7 @@ def test_note(env: Env, case: Case) -> None:
     value = case.value
     job = env.tracker.job()
     run = job.client("Note-Probe")
+    env.tracker.flush()
     job_notes = env.job_fields(str(job.run_id))["System Notes"]
     if case.rejected:
         assert case.error is not None
@@ -421,7 +426,7 @@ def test_note(env: Env, case: Case) -> None:
         env.refuse(lambda: job.note(value), case.error, value)
         if value is not None:  # complete(note=None) is "no note"
             env.refuse(lambda: job.complete(note=value), case.error, value)
-        run.close()
+        run.close(wait=True)
         assert "System Notes" not in env.crr_fields(str(run.run_id))
         job.complete()
         assert env.job_fields(str(job.run_id))["System Notes"] == job_notes
@@ -430,13 +435,13 @@ def test_note(env: Env, case: Case) -> None:
     log.clear()
     run.note(value)
     assert run.flush() is True
-    assert log.total == 1
+    assert log.total == 2  # the row's notes are read first, so other writers' lines stay
     assert env.crr_fields(str(run.run_id))["System Notes"] == STAMP + value
     row = env.repo.find_client_run(run.run_id)
     assert row is not None and row.system_notes == STAMP + value
     log.clear()
     job.note(value)
-    assert log.total == 1
+    assert log.total == 2  # the row's current notes are read, then written with the line
     expected = f"{job_notes}\n{STAMP}{value}"
     assert env.job_fields(str(job.run_id))["System Notes"] == expected
     found = env.repo.find_job(job.run_id)
@@ -474,7 +479,7 @@ def test_field_name(env: Env, case: Case) -> None:
     env.refuse(
         lambda: env.repo.upsert_job(job_row), SchemaViolationError, name, quoted=quoted("jobs")
     )
-    run.close()
+    run.close(wait=True)
     fields = env.crr_fields(str(run.run_id))
     assert fields["Profiles Examined for Scoring"] == 2
     assert fields["Client ID"] == "Field-Probe"
@@ -515,7 +520,7 @@ def test_a_note_that_would_overflow_system_notes_is_refused_and_nothing_is_lost(
     run.add(posts_examined=5)
     run.note("a" * 60_000)
     env.refuse(lambda: run.note("b" * 60_000), InvalidInputError, "b" * 60_000)
-    run.close()
+    run.close(wait=True)
     fields = env.crr_fields(str(run.run_id))
     assert fields["System Notes"] == STAMP + "a" * 60_000
     assert fields["Posts Examined for Scoring"] == 5
@@ -527,6 +532,7 @@ def test_a_failure_with_unsendable_error_text_is_still_recorded(env: Env) -> Non
     with pytest.raises(RuntimeError), job.client("Crashes") as run:
         run.add(profiles_examined=1)
         raise RuntimeError("undecodable \udcff byte " + "z" * 200_000)
+    env.tracker.flush()
     fields = env.crr_fields(str(run.run_id))
     assert fields["Status"] == "Failed"
     assert fields["Error Details"].startswith("RuntimeError: undecodable \\udcff byte zzz")
