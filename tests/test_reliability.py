@@ -67,6 +67,7 @@ def test_client_run_writes_under_faults(
     if step == "open":
         _fault(local_airtable, kind, "PATCH", CRR)
     run = job.client("Guy-Wilson")
+    tracker.flush()  # the open, on the wire
     run.add(profiles_examined=7, profile_tokens=70)
     if step == "flush":
         _fault(local_airtable, kind, "PATCH", CRR)
@@ -74,7 +75,7 @@ def test_client_run_writes_under_faults(
     run.add(profiles_examined=3)
     if step == "close":
         _fault(local_airtable, kind, "PATCH", CRR)
-    run.close()
+    run.close(wait=True)
     assert local_airtable.faults.counts == {kind: 1}
     [row] = rows(local_airtable, CRR)
     assert row["fields"]["Profiles Examined for Scoring"] == 10  # exactly once, not 17 or 7
@@ -112,6 +113,7 @@ def test_batch_open_under_faults(local_airtable: LocalAirtable, kind: str) -> No
     job = tracker.job()
     _fault(local_airtable, kind, "PATCH", CRR, after=1)  # the second batch of 10
     job.open_clients([f"C-{i}" for i in range(25)])
+    tracker.flush()
     assert local_airtable.faults.counts == {kind: 1}
     keys = by_key(local_airtable, CRR)
     assert len(keys) == 25
@@ -140,6 +142,7 @@ def test_iterator_expiry_restarts_the_listing(make_local_airtable) -> None:
     tracker = Tracker(make_conn(srv))
     job = tracker.job()
     job.open_clients([f"C-{i:03d}" for i in range(150)])
+    tracker.flush()
     pages: list[int] = []
 
     def slow_page(n: int) -> None:
@@ -165,6 +168,7 @@ def test_upsert_onto_duplicate_rows_writes_the_oldest(
     )
     with tracker.client_run("250930-141522", "Guy-Wilson") as run:
         run.add(profiles_examined=9)
+    tracker.flush()
     got = {r["id"]: r["fields"] for r in table.all()}
     assert got[first["id"]]["Profiles Examined for Scoring"] == 9
     assert got[first["id"]]["Status"] == "Completed"
@@ -278,8 +282,10 @@ def test_processes_and_threads_share_the_limit_without_429(
     assert fields["Clients Processed"] == 12
     assert fields["Total Profiles Examined"] == 12 * 10
     assert fields["Successful Profiles"] == 60
-    # Exact budget: start 2 + (open 1 + close 1) per client + completion (1 read + 1 write).
-    assert srv.request_log.total == 2 + 12 * 2 + 2
+    # Budget: start 2 + (open 1 + close 1) per client + completion (job read, client rows
+    # read, job write).  Fewer when one thread's open goes out with another's pending close
+    # (group commit), which depends on timing: hence ≤.
+    assert srv.request_log.total <= 2 + 12 * 2 + 3
 
 
 def test_duplicate_vanishing_mid_write_is_recreated_through_upsert_once(
@@ -303,11 +309,11 @@ def test_duplicate_vanishing_mid_write_is_recreated_through_upsert_once(
     run = tracker.client_run("250930-141522", "Guy-Wilson")
     [row] = rows(local_airtable, CRR)
     assert row["id"] == second["id"]
-    assert row["fields"]["Status"] == "Running"
+    assert "Status" not in row["fields"]  # the open writes nothing a stored row holds
     # upsert (422: two matches) → look-up → write by ID (404: vanished) → upsert again
     assert [e.status for e in local_airtable.request_log.entries] == [422, 200, 404, 200]
     assert any("vanished" in r.getMessage() for r in caplog.records)
-    run.close()
+    run.close(wait=True)
     assert rows(local_airtable, CRR)[0]["fields"]["Status"] == "No Leads To Score"
 
 
