@@ -156,7 +156,17 @@ class GroupCommit:
             if self.interval > 0 and not self._closed:
                 self._ensure_thread()
         if self.interval <= 0:
-            self.drain()
+            try:
+                self.drain()
+            except DEFERRABLE as exc:
+                # The change is in the run's state and stays pending: the next drain writes
+                # it, as an absolute total.  Raising would report a failed add() that was in
+                # fact applied (a caller retrying it would count it twice).
+                log.warning(
+                    "client-run write failed after retries (%s); the changes stay pending "
+                    "for the next write",
+                    type(exc).__name__,
+                )
 
     def _requeue(self, run: Committable) -> None:
         with self._lock:
@@ -183,8 +193,12 @@ class GroupCommit:
                 self.drain()
             except Exception as exc:
                 # The runs stay pending (absolute totals): the next drain writes them.
-                log.warning("group commit of client-run changes failed (%s); retrying in "
-                            "%g s", type(exc).__name__, self.interval)
+                log.warning(
+                    "group commit of client-run changes failed (%s); they stay pending, "
+                    "retried in %g s",
+                    type(exc).__name__,
+                    self.interval,
+                )
 
     def drain(self) -> None:
         """Write every pending change now, ⌈K/10⌉ requests for K runs (plus one read of the
