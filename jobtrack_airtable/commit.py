@@ -149,10 +149,11 @@ class GroupCommit:
         """How many runs have changes not yet written."""
         return len(self._pending)
 
-    def mark(self, run: Committable) -> None:
-        """``run`` has a change to write: within ``interval``, or now when it is 0."""
+    def mark(self, *runs: Committable) -> None:
+        """``runs`` have a change to write: within ``interval``, or now when it is 0."""
         with self._lock:
-            self._pending[id(run)] = run
+            for run in runs:
+                self._pending[id(run)] = run
             if self.interval > 0 and not self._closed:
                 self._ensure_thread()
         if self.interval <= 0:

@@ -403,8 +403,7 @@ class Tracker:
                       force=force)
             for cid, cname in specs
         ]
-        for r in runs:
-            self._commit.mark(r)
+        self._commit.mark(*runs)
         if not new:
             # The open must answer now (continue, or refuse), so it goes out at once,
             # together with whatever else is pending.
