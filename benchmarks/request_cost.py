@@ -33,10 +33,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import math
+
 from rich.console import Console
 from rich.table import Table
-
-import math
 
 from benchmarks._harness import (
     CostReport,

@@ -125,9 +125,7 @@ class GroupCommit:
     caller's thread).  ``clock`` stamps Last Updated.
     """
 
-    def __init__(
-        self, repo: Repository, *, interval: float, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, repo: Repository, *, interval: float, clock: Callable[[], datetime]) -> None:
         self.repo = repo
         self.interval = interval
         self.clock = clock

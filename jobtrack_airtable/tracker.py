@@ -399,8 +399,9 @@ class Tracker:
             # of these rows (a run of the same client closed a moment ago).
             self._commit.drain()
         runs = [
-            ClientRun(self, with_client(base, cid), client_id=cid, name=cname or cid, new=new,
-                      force=force)
+            ClientRun(
+                self, with_client(base, cid), client_id=cid, name=cname or cid, new=new, force=force
+            )
             for cid, cname in specs
         ]
         self._commit.mark(*runs)
@@ -565,7 +566,7 @@ class Job(_EndsOnExit):
         ids = [cid for cid, _ in specs]
         # Rows of a job this process started are new unless this job opened them already.
         new = not self._attached and not (self._opened & set(ids)) and len(set(ids)) == len(ids)
-        runs = self.tracker._open(self.run_id, specs, new=new, force=force)
+        runs = self.tracker._open(as_base_run_id(self.run_id), specs, new=new, force=force)
         self._opened.update(ids)
         return runs
 
@@ -619,9 +620,7 @@ class Job(_EndsOnExit):
         self._notes.landed(self._notes_of(record), sent)
 
     def _notes_of(self, record: RecordDict) -> str | None:
-        value = record.get("fields", {}).get(
-            self.tracker.conn.schema.jobs.name_of("system_notes")
-        )
+        value = record.get("fields", {}).get(self.tracker.conn.schema.jobs.name_of("system_notes"))
         return value if isinstance(value, str) else None
 
     def heartbeat(self) -> None:
@@ -965,9 +964,7 @@ class ClientRun(_EndsOnExit):
     _row: ClientRunRow | None = None
 
     def dirty(self) -> bool:
-        return self.refusal is None and (
-            self._written_version != self._version or self._heartbeat
-        )
+        return self.refusal is None and (self._written_version != self._version or self._heartbeat)
 
     def needs_read(self) -> bool:
         """Read the row before this write when it carries notes (to merge them into the
@@ -1097,11 +1094,11 @@ class ClientRun(_EndsOnExit):
             if version == self._version:
                 self._written_version = version
                 self._heartbeat = False
-            if status is not None and status is self._status_due:
+            sent_status: Status | None = status
+            if sent_status is not None and sent_status is self._status_due:
                 self._status_due = None
                 self._start_due = None
-                if status.is_terminal:
-                    self._wrote_terminal = True
+                self._wrote_terminal = self._wrote_terminal or sent_status.is_terminal
             self._row = row
 
     def refused(self, error: Exception, token: Any) -> None:

@@ -605,11 +605,11 @@ def test_two_bases_each_get_their_own_five_per_second(
             flush_interval=3600,
         )
         try:
-            with Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.07)) as conn:
-                with Tracker(conn) as tracker:  # leaving it writes the last close
-                    for cid in clients:
-                        with tracker.client_run(JOB_RUN_ID, cid) as run:
-                            run.add(profiles_examined=1)
+            conn = Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.07))
+            with Tracker(conn) as tracker:  # leaving it writes the last close, closes conn
+                for cid in clients:
+                    with tracker.client_run(JOB_RUN_ID, cid) as run:
+                        run.add(profiles_examined=1)
         except BaseException as exc:
             errors.append(exc)
 

@@ -78,7 +78,7 @@ def test_interpreter_exit_drains_pending_writes(local_airtable: LocalAirtable) -
 def test_sigkill_between_a_close_and_its_batch_loses_one_interval_and_converges(
     local_airtable: LocalAirtable,
 ) -> None:
-    tracker, base = _started(local_airtable)
+    _tracker, base = _started(local_airtable)
     proc = _spawn(local_airtable, "flushed", base)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)

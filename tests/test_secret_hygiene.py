@@ -325,9 +325,7 @@ def test_429_from_the_server_limiter_and_injected_faults(
         faulty.faults.add("429", times=2)  # retried, then fine
         job = tracker.job()
         faulty.faults.add("429", times=FAST.max_attempts)  # never fine
-        _raises(
-            hay, "persistent 429", RateLimitedError, lambda: job.client("Guy-Wilson").flush()
-        )
+        _raises(hay, "persistent 429", RateLimitedError, lambda: job.client("Guy-Wilson").flush())
         hay.obj("faults", faulty.faults)
         _public_objects(hay, faulty, conn, tracker)
     assert any("RateLimitedError 429" in line and "retrying" in line for line in logs.lines)

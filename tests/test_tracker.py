@@ -153,7 +153,7 @@ def test_runs_open_at_once_cost_ceil_k_over_10_per_flush_interval(
     runs = job.open_clients([f"Client-{i}" for i in range(k)])
     tracker.flush()
     log = local_airtable.request_log
-    for interval in range(3):
+    for _interval in range(3):
         log.clear()
         for r in runs:
             for _ in range(5):

@@ -39,7 +39,7 @@ def test_concurrent_starters_complete_every_job_with_one_row_each(
                     job.heartbeat()
                     job.note("scoring")
                 done.append(str(job.run_id))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(t,)) for t in trackers]
@@ -52,7 +52,9 @@ def test_concurrent_starters_complete_every_job_with_one_row_each(
     assert sorted(keys) == sorted(done)
     assert len(done) == 3 * STARTERS
     assert {k: len(v) for k, v in keys.items() if len(v) != 1} == {}
-    assert {k: v[0]["Status"] for k, v in keys.items() if v[0]["Status"] != "No Leads To Score"} == {}
+    assert {
+        k: v[0]["Status"] for k, v in keys.items() if v[0]["Status"] != "No Leads To Score"
+    } == {}
 
 
 # ------------------------------------------------------------------ re-opening a client run
