@@ -243,3 +243,36 @@ def test_closing_a_client_run_another_writer_failed_keeps_its_status_and_says_so
     assert "marked Failed" in fields["System Notes"]
     assert "closed the run as 'Completed'" in fields["System Notes"]
     assert run.status is Status.FAILED
+
+
+def test_writes_by_record_id_land_on_the_survivor_when_sync_merged_the_row_away(
+    local_airtable: LocalAirtable,
+) -> None:
+    tracker = Tracker(make_conn(local_airtable))
+    job = tracker.job()
+    run = job.client("Guy-Wilson")
+    run.add(profiles_examined=2)
+    run.flush()
+    assert job.record_id is not None and run.record_id is not None
+    store = local_airtable.store
+    # sync merged duplicates: the rows this process wrote are gone, a survivor holds the key
+    [job_survivor] = store.create_records(
+        None, JOBS, [{"Run ID": str(job.run_id), "Status": "Running"}]
+    )
+    [run_survivor] = store.create_records(
+        None,
+        CRR,
+        [{"Run ID": str(run.run_id), "Client ID": "Guy-Wilson", "Status": "Running"}],
+    )
+    store.delete_records(None, JOBS, [job.record_id])
+    store.delete_records(None, CRR, [run.record_id])
+    run.add(profiles_examined=1)
+    run.close(wait=True)
+    job.complete()
+    [crr] = rows(local_airtable, CRR)
+    [jobs] = rows(local_airtable, JOBS)
+    assert crr["id"] == run_survivor.id and jobs["id"] == job_survivor.id
+    assert crr["fields"]["Status"] == "Completed"
+    assert crr["fields"]["Profiles Examined for Scoring"] == 3
+    assert jobs["fields"]["Status"] == "Completed"
+    assert jobs["fields"]["Total Profiles Examined"] == 3
