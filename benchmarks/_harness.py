@@ -43,16 +43,15 @@ from examples.lead_scoring_worker import (  # noqa: E402
     run_job,
 )
 from jobtrack_airtable import (  # noqa: E402
-    DEFAULT_POLICY,
     Connection,
-    RetryPolicy,
     Settings,
     Status,
     Tracker,
-    load_schema,
 )
 from jobtrack_airtable.local import LocalAirtable  # noqa: E402
 from jobtrack_airtable.local.ratelimit import RateLimiter  # noqa: E402
+from jobtrack_airtable.recovery import DEFAULT_POLICY, RetryPolicy  # noqa: E402
+from jobtrack_airtable.schema import load_schema  # noqa: E402
 
 from .naive_baseline import NaiveTracker, naive_api, run_naive_job  # noqa: E402
 
@@ -281,7 +280,7 @@ def _run_ours_cost(
         started = time.perf_counter()
         truth = run_job(tracker, plans)
         seconds = time.perf_counter() - started
-        tracker.conn.close()
+        tracker.close()
         phases = classify_ours(srv.request_log.entries)
         assert sum(phases.values()) == srv.request_log.total, "request log overflowed"
         return CostRun(name, phases, truth, compare(srv, [truth]), seconds), srv
@@ -553,7 +552,7 @@ def soak_worker(url: str, worker: int, config: SoakConfig) -> list[JobTruth]:
             plans = make_plan(rng, config.clients, config.chunks, prefix=f"W{worker}J{j}-")
             truths.append(run_job(tracker, plans, stream=worker + 1))
     finally:
-        tracker.conn.close()
+        tracker.close()
     return truths
 
 
