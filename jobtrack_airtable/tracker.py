@@ -348,7 +348,7 @@ class Tracker:
 
     # ------------------------------------------------------------- client runs
 
-    def client_run(
+    def client(
         self,
         job_run_id: BaseRunId | str,
         client_id: str,
@@ -364,12 +364,12 @@ class Tracker:
         the run continues from its stored totals; if it ended, the open is refused with
         :class:`~jobtrack_airtable.errors.TerminalRunError` unless ``force=True``.
 
-        >>> with tracker.client_run("250930-141522", "Guy-Wilson") as run:  # doctest: +SKIP
+        >>> with tracker.client("250930-141522", "Guy-Wilson") as run:  # doctest: +SKIP
         ...     run.add(profiles_examined=10)
         """
-        return self.open_client_runs(job_run_id, [(client_id, name)], force=force)[0]
+        return self.open_clients(job_run_id, [(client_id, name)], force=force)[0]
 
-    def open_client_runs(
+    def open_clients(
         self,
         job_run_id: BaseRunId | str,
         clients: Iterable[str | tuple[str, str | None]],
@@ -379,7 +379,7 @@ class Tracker:
         """Open many client runs of a job started elsewhere at once: ⌈N/10⌉ requests.
 
         ``clients`` holds client IDs or ``(client ID, name)`` tuples.  Every one is validated
-        before the first request.  Existing rows are handled as in :meth:`client_run`; a
+        before the first request.  Existing rows are handled as in :meth:`client`; a
         refusal raises :class:`~jobtrack_airtable.errors.TerminalRunError` for the first
         ended run, with the runs that did open in its ``runs`` attribute.
         """
@@ -547,7 +547,7 @@ class Job(_EndsOnExit):
         The open is group-committed with the run's later writes (a run opened and closed
         within one flush interval costs one record of one request).  A client this job
         already opened, or any client of an attached job, may have a row: that open is
-        written at once and handled as :meth:`Tracker.client_run` describes (continue from
+        written at once and handled as :meth:`Tracker.client` describes (continue from
         the stored totals; refuse an ended run unless ``force=True``).
 
         >>> with job.client("Guy-Wilson", name="Guy Wilson") as run:  # doctest: +SKIP

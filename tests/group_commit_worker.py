@@ -21,13 +21,13 @@ from jobtrack_airtable.tracker import Tracker
 def main(mode: str, base: str) -> None:
     tracker = Tracker.from_env(flush_interval=3600.0)
     if mode == "flushed":
-        run = tracker.client_run(base, "A")
+        run = tracker.client(base, "A")
         run.add(profiles_examined=5)
         run.flush()
         run.add(profiles_examined=3)
         run.close()
     else:
-        a, b = tracker.open_client_runs(base, ["A", "B"])
+        a, b = tracker.open_clients(base, ["A", "B"])
         a.add(profiles_examined=7)
         b.add(profiles_examined=4)
         a.close()

@@ -172,9 +172,9 @@ def test_client_id(env: Env, case: Case) -> None:
     if case.rejected:
         assert case.error is not None
         env.refuse(lambda: job.client(value), case.error, value)
-        env.refuse(lambda: env.tracker.client_run(str(job.run_id), value), case.error, value)
+        env.refuse(lambda: env.tracker.client(str(job.run_id), value), case.error, value)
         env.refuse(lambda: job.open_clients(["Decoy-OK", value]), case.error, value)
-        env.refuse(lambda: env.tracker.open_client_runs(job.run_id, [value]), case.error, value)
+        env.refuse(lambda: env.tracker.open_clients(job.run_id, [value]), case.error, value)
         return
 
     other = env.tracker.job()
@@ -252,8 +252,8 @@ def test_base_run_id(env: Env, case: Case) -> None:
     if case.rejected:
         assert case.error is not None
         env.refuse(lambda: tracker.attach_job(value), case.error, value)
-        env.refuse(lambda: tracker.client_run(value, "Guy-Wilson"), case.error, value)
-        env.refuse(lambda: tracker.open_client_runs(value, ["Guy-Wilson"]), case.error, value)
+        env.refuse(lambda: tracker.client(value, "Guy-Wilson"), case.error, value)
+        env.refuse(lambda: tracker.open_clients(value, ["Guy-Wilson"]), case.error, value)
         env.refuse(lambda: repo.find_job(value), case.error, value)
         env.refuse(lambda: repo.client_runs_of(value), case.error, value)
         return

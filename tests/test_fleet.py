@@ -300,7 +300,7 @@ def _fleet_worker(spec: WorkerSpec, barrier: Any, results: Any) -> None:
         barrier.wait(timeout=60)
         for cid in spec.clients:
             started.append(cid)
-            with tracker.client_run(spec.job_run_id, cid) as run:
+            with tracker.client(spec.job_run_id, cid) as run:
                 for _ in range(3):
                     run.add(**{k: v // 3 for k, v in metrics_for(cid).items()})
                 # On the wire before the client counts as completed (group commit would
@@ -608,7 +608,7 @@ def test_two_bases_each_get_their_own_five_per_second(
             conn = Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.07))
             with Tracker(conn) as tracker:  # leaving it writes the last close, closes conn
                 for cid in clients:
-                    with tracker.client_run(JOB_RUN_ID, cid) as run:
+                    with tracker.client(JOB_RUN_ID, cid) as run:
                         run.add(profiles_examined=1)
         except BaseException as exc:
             errors.append(exc)
@@ -711,7 +711,7 @@ def test_redis_killed_mid_run_fail_closed_stops_workers_clearly(
     completed: set[str] = set()
     started: set[str] = set()
     for r in reports:
-        # The error reaches the caller out of the `with tracker.client_run(...)` block.
+        # The error reaches the caller out of the `with tracker.client(...)` block.
         assert r["error"] is not None, "a worker finished although Redis was killed"
         kind, message = r["error"]
         assert kind == "LimiterUnavailableError"
@@ -739,7 +739,7 @@ def test_fail_closed_surfaces_from_the_with_block_and_close_can_be_retried(
     tracker = Tracker(Connection.from_settings(settings, limiter=limiter))
     with (
         pytest.raises(LimiterUnavailableError) as info,
-        tracker.client_run(JOB_RUN_ID, "Guy-Wilson") as run,
+        tracker.client(JOB_RUN_ID, "Guy-Wilson") as run,
     ):
         run.add(profiles_examined=10, profile_tokens=900)
         own_redis.kill()
@@ -765,7 +765,7 @@ def test_fail_closed_timed_flush_in_add_does_not_raise_or_double_count(
     limiter = RedisLimiter(own_redis.url, 5, fallback=None, retry_interval=0.2)
     settings = local_airtable.settings(flush_interval=0)
     tracker = Tracker(Connection.from_settings(settings, limiter=limiter))
-    run = tracker.client_run(JOB_RUN_ID, "Guy-Wilson")
+    run = tracker.client(JOB_RUN_ID, "Guy-Wilson")
     run.add(profiles_examined=1)
     own_redis.kill()
     run.add(profiles_examined=2)  # the timed flush is refused: no exception

@@ -88,7 +88,7 @@ def test_sigkill_between_a_close_and_its_batch_loses_one_interval_and_converges(
     assert row["Profiles Examined for Scoring"] == 5
     # The restarted worker re-opens the run, resumes from what is stored, and closes it.
     restarted = Tracker(make_conn(local_airtable))
-    with restarted.client_run(base, "A") as run:
+    with restarted.client(base, "A") as run:
         done = run.totals.profiles_examined or 0
         run.add(profiles_examined=8 - done)
     restarted.flush()

@@ -166,7 +166,7 @@ def test_upsert_onto_duplicate_rows_writes_the_oldest(
     first, second = _two_rows(
         local_airtable, CRR, {"Run ID": "250930-141522-Guy-Wilson", "Client ID": "Guy-Wilson"}
     )
-    with tracker.client_run("250930-141522", "Guy-Wilson") as run:
+    with tracker.client("250930-141522", "Guy-Wilson") as run:
         run.add(profiles_examined=9)
     tracker.flush()
     got = {r["id"]: r["fields"] for r in table.all()}
@@ -186,7 +186,7 @@ def test_upsert_onto_duplicate_rows_writes_the_oldest(
 
 def _work(tracker: Tracker, job_run_id: str, clients: list[str]) -> None:
     for cid in clients:
-        with tracker.client_run(job_run_id, cid) as run:
+        with tracker.client(job_run_id, cid) as run:
             for _ in range(5):
                 run.add(profiles_examined=2, profiles_scored=1, post_tokens=3)
 
@@ -306,7 +306,7 @@ def test_duplicate_vanishing_mid_write_is_recreated_through_upsert_once(
 
     monkeypatch.setattr(tracker.repo, "list_records", racing_list)
     local_airtable.request_log.clear()
-    run = tracker.client_run("250930-141522", "Guy-Wilson")
+    run = tracker.client("250930-141522", "Guy-Wilson")
     [row] = rows(local_airtable, CRR)
     assert row["id"] == second["id"]
     assert "Status" not in row["fields"]  # the open writes nothing a stored row holds

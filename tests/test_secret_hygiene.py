@@ -264,7 +264,7 @@ def test_401_wrong_token(
             hay,
             "client_run",
             AuthenticationError,
-            lambda: tracker.client_run("250930-141522", "Guy-Wilson"),
+            lambda: tracker.client("250930-141522", "Guy-Wilson"),
         )
         _raises(hay, "list_records", AuthenticationError, lambda: tracker.repo.list_records("jobs"))
         raw = _raises(hay, "raw pyairtable", requests.HTTPError, conn.table("jobs").all)

@@ -119,7 +119,7 @@ def test_open_n_client_runs_of_a_propagated_job_costs_ceil_n_over_10(
     job = tracker.job()
     other = Tracker(make_conn(local_airtable))  # another process: it cannot know the rows
     local_airtable.request_log.clear()
-    runs = other.open_client_runs(str(job.run_id), [f"Client-{i}" for i in range(n)])
+    runs = other.open_clients(str(job.run_id), [f"Client-{i}" for i in range(n)])
     assert local_airtable.request_log.total == math.ceil(n / 10)
     assert len(runs) == n
     assert len(rows(local_airtable, CRR)) == n
@@ -348,7 +348,7 @@ def test_attach_job_and_client_run_from_another_process(
     propagated = str(job.run_id)
     other = Tracker(make_conn(local_airtable))  # "another process"
     local_airtable.request_log.clear()
-    with other.client_run(propagated, "Guy-Wilson") as run:
+    with other.client(propagated, "Guy-Wilson") as run:
         run.add(profiles_examined=4)
     other.flush()
     assert local_airtable.request_log.total == 2  # open + close, no read
@@ -415,9 +415,9 @@ def test_every_write_refreshes_last_updated(local_airtable: LocalAirtable) -> No
 @pytest.mark.parametrize(
     ("call", "error"),
     [
-        (lambda t, j: t.client_run("250930-141522-Guy-Wilson", "X"), InvalidRunIdError),
-        (lambda t, j: t.client_run({"id": 1}, "X"), InvalidRunIdError),
-        (lambda t, j: t.client_run("[object Object]", "X"), InvalidRunIdError),
+        (lambda t, j: t.client("250930-141522-Guy-Wilson", "X"), InvalidRunIdError),
+        (lambda t, j: t.client({"id": 1}, "X"), InvalidRunIdError),
+        (lambda t, j: t.client("[object Object]", "X"), InvalidRunIdError),
         (lambda t, j: t.attach_client_run("250930-141522"), InvalidRunIdError),
         (lambda t, j: t.attach_job(None), InvalidRunIdError),
         (lambda t, j: j.client("bad\nid"), InvalidClientIdError),

@@ -75,12 +75,12 @@ def test_reopening_a_running_client_run_continues_from_its_stored_totals(
 ) -> None:
     _, base = _job(local_airtable)
     first = Tracker(make_conn(local_airtable))
-    run = first.client_run(base, "Guy-Wilson")
+    run = first.client(base, "Guy-Wilson")
     run.add(profiles_examined=10, profile_tokens=100)
     run.flush()  # ... and the worker dies here
     restarted = Tracker(make_conn(local_airtable))
     local_airtable.request_log.clear()
-    again = restarted.client_run(base, "Guy-Wilson")
+    again = restarted.client(base, "Guy-Wilson")
     assert local_airtable.request_log.total == 1  # the open, no read
     assert again.totals.profiles_examined == 10  # where the stored row stands
     again.add(profiles_examined=2, profile_tokens=20)
@@ -95,17 +95,17 @@ def test_reopening_an_ended_client_run_is_refused_and_changes_nothing(
     local_airtable: LocalAirtable,
 ) -> None:
     tracker, base = _job(local_airtable)
-    with tracker.client_run(base, "Guy-Wilson") as run:
+    with tracker.client(base, "Guy-Wilson") as run:
         run.add(profiles_examined=10)
     tracker.flush()
     before = _crr(local_airtable)
     restarted = Tracker(make_conn(local_airtable))
     with pytest.raises(TerminalRunError, match="Completed"):
-        restarted.client_run(base, "Guy-Wilson")
+        restarted.client(base, "Guy-Wilson")
     with pytest.raises(TerminalRunError):
         restarted.attach_job(base).client("Guy-Wilson")
     with pytest.raises(TerminalRunError) as caught:
-        restarted.open_client_runs(base, ["Ana-Jones", "Guy-Wilson"])
+        restarted.open_clients(base, ["Ana-Jones", "Guy-Wilson"])
     assert [r.client_id for r in caught.value.runs] == ["Ana-Jones"]  # type: ignore[attr-defined]
     restarted.flush()
     after = by_key(local_airtable, CRR)[f"{base}-Guy-Wilson"]
@@ -119,11 +119,11 @@ def test_reopening_an_ended_client_run_with_force_continues_and_says_so(
     local_airtable: LocalAirtable,
 ) -> None:
     tracker, base = _job(local_airtable)
-    with tracker.client_run(base, "Guy-Wilson") as run:
+    with tracker.client(base, "Guy-Wilson") as run:
         run.add(profiles_examined=10)
     tracker.flush()
     restarted = Tracker(make_conn(local_airtable))
-    with restarted.client_run(base, "Guy-Wilson", force=True) as again:
+    with restarted.client(base, "Guy-Wilson", force=True) as again:
         assert again.totals.profiles_examined == 10
         again.add(profiles_examined=2)
     restarted.flush()
