@@ -34,9 +34,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from pyairtable.api.types import RecordDict
-
 from .errors import AirtableError, JobtrackError, LimiterUnavailableError
+from .metrics import ClientRunRow
 from .recovery import RETRYABLE
 from .repository import MAX_WRITE_BATCH, Repository
 
@@ -59,7 +58,7 @@ class Committable(Protocol):
         terminal status to check against another writer's)."""
         ...
 
-    def observe(self, record: RecordDict | None) -> None:
+    def observe(self, row: ClientRunRow | None) -> None:
         """The row as read just before the write (``None``: the row is gone)."""
         ...
 
@@ -67,7 +66,7 @@ class Committable(Protocol):
         """The record to write for the run's newest state, or ``None``."""
         ...
 
-    def written(self, record: RecordDict, created: bool, token: Any) -> None:
+    def written(self, row: ClientRunRow, created: bool, token: Any) -> None:
         """The write of ``take``'s record landed."""
         ...
 
@@ -231,14 +230,14 @@ class GroupCommit:
         if not runs:
             return
         ids = [r.record_id for r in runs if r.record_id]
-        found = {rec["id"]: rec for rec in self.repo.get_many("client_runs", ids)}
+        found = {row.record_id: row for row in self.repo.client_runs.get_many(ids)}
         for run in runs:
             run.observe(found.get(run.record_id or ""))
 
     def _send(self, chunk: list[tuple[Committable, Write]]) -> Exception | None:
         items = [(rid, fields) for _, (rid, fields, _) in chunk]
         try:
-            results = self.repo.write("client_runs", items)
+            results = self.repo.client_runs.write(items)
         except DEFERRABLE as exc:
             return exc
         except (AirtableError, JobtrackError) as exc:
@@ -249,8 +248,8 @@ class GroupCommit:
             # Refused outright: find the record at fault, write the others.
             errors = [self._send([one]) for one in chunk]
             return next((e for e in errors if e is not None), None)
-        for (run, (_, _, token)), (record, created) in zip(chunk, results, strict=True):
-            run.written(record, created, token)
+        for (run, (_, _, token)), (row, created) in zip(chunk, results, strict=True):
+            run.written(row, created, token)
         return None
 
     def close(self) -> None:

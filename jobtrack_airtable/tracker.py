@@ -41,8 +41,6 @@ from datetime import UTC, datetime, tzinfo
 from types import TracebackType
 from typing import Any, Self
 
-from pyairtable.api.types import RecordDict
-
 from .client import Connection
 from .commit import GroupCommit
 from .errors import (
@@ -279,8 +277,8 @@ class Tracker:
                 "last_updated": to_airtable(now),
                 "system_notes": notes.text,
             }
-            record = self.repo.claim("jobs", values, marker)
-            if record is not None:
+            claimed = self.repo.jobs.claim(values, marker)
+            if claimed is not None:
                 notes.landed(notes.text, len(notes.lines))
                 job = Job(
                     self,
@@ -288,7 +286,7 @@ class Tracker:
                     stream=stream,
                     notes=notes,
                     status=Status.RUNNING,
-                    record_id=record["id"],
+                    record_id=claimed.record_id,
                 )
                 log.info(
                     "started job %s (stream %d)",
@@ -314,7 +312,7 @@ class Tracker:
         >>> tracker.find_job("250930-141522").status            # doctest: +SKIP
         <Status.COMPLETED: 'Completed'>
         """
-        return self.repo.find_job(run_id)
+        return self.repo.jobs.find(run_id)
 
     def client_runs(self, run_id: BaseRunId | str) -> list[ClientRunRow]:
         """The client rows of the job ``run_id`` as stored (⌈N/100⌉ requests).
@@ -322,7 +320,7 @@ class Tracker:
         >>> [r.client_id for r in tracker.client_runs("250930-141522")]  # doctest: +SKIP
         ['Guy-Wilson']
         """
-        return self.repo.client_runs_of(run_id)
+        return self.repo.client_runs.of_job(run_id)
 
     def attach_job(self, run_id: BaseRunId | str) -> Job:
         """Attach to a job started elsewhere, by its propagated run ID (1 request).
@@ -330,7 +328,7 @@ class Tracker:
         Raises :class:`~jobtrack_airtable.errors.NotFoundError` if no such job exists.
         """
         key = as_base_run_id(run_id)
-        row = self.repo.find_job(key)
+        row = self.repo.jobs.find(key)
         if row is None:
             raise NotFoundError(
                 f"no job with run ID {str(key)!r}", status=404, error_type="NOT_FOUND"
@@ -427,7 +425,7 @@ class Tracker:
         """Resume a client run by its client run ID (1 read): totals continue from the row's
         values, so a worker restarted mid-run keeps counting instead of overwriting."""
         key = as_client_run_id(run_id)
-        row = self.repo.find_client_run(key)
+        row = self.repo.client_runs.find(key)
         if row is None:
             raise NotFoundError(
                 f"no client run with run ID {str(key)!r}", status=404, error_type="NOT_FOUND"
@@ -572,22 +570,21 @@ class Job(_EndsOnExit):
 
     # ------------------------------------------------------------ job writes
 
-    def _write(self, values: dict[str, Any]) -> RecordDict:
+    def _write(self, values: dict[str, Any]) -> JobRow:
         values = {"run_id": str(self.run_id), **values}
-        [(record, _)] = self.tracker.repo.write("jobs", [(self.record_id, values)])
-        self.record_id = record["id"]
-        return record
+        [(row, _)] = self.tracker.repo.jobs.write([(self.record_id, values)])
+        self.record_id = row.record_id
+        return row
 
     def _current(self) -> JobRow | None:
         """The job row as stored now (1 request): by record ID, else by Run ID."""
-        repo = self.tracker.repo
-        record = repo.get("jobs", self.record_id) if self.record_id else None
-        if record is None:
-            row = repo.find_job(self.run_id)
+        jobs = self.tracker.repo.jobs
+        row = jobs.get(self.record_id) if self.record_id else None
+        if row is None:
+            row = jobs.find(self.run_id)
             if row is not None:
                 self.record_id = row.record_id
-            return row
-        return JobRow.from_record(record, self.tracker.conn.schema.jobs)
+        return row
 
     def refresh(self) -> JobRow:
         """Read the job row as stored now (1 request), updating :attr:`status`.
@@ -614,14 +611,10 @@ class Job(_EndsOnExit):
             self._notes.server = row.system_notes or ""
         self._notes.append(text)
         sent = len(self._notes.lines)
-        record = self._write(
+        row = self._write(
             {"system_notes": self._notes.text, "last_updated": to_airtable(self.tracker.clock())}
         )
-        self._notes.landed(self._notes_of(record), sent)
-
-    def _notes_of(self, record: RecordDict) -> str | None:
-        value = record.get("fields", {}).get(self.tracker.conn.schema.jobs.name_of("system_notes"))
-        return value if isinstance(value, str) else None
+        self._notes.landed(row.system_notes, sent)
 
     def heartbeat(self) -> None:
         """Refresh the job's Last Updated (1 request), so a long job with no other write is
@@ -668,7 +661,7 @@ class Job(_EndsOnExit):
         tracker = self.tracker
         tracker.flush()
         current = self._current()
-        rows = tracker.repo.client_runs_of(self.run_id)
+        rows = tracker.repo.client_runs.of_job(self.run_id)
         if new is None:
             new = completion_status(rows)
             check_transition(self.status, new, force=force)
@@ -714,8 +707,8 @@ class Job(_EndsOnExit):
         sent = len(self._notes.lines)
         if sent:
             values["system_notes"] = self._notes.text
-        record = self._write(values)
-        self._notes.landed(self._notes_of(record), sent)
+        row = self._write(values)
+        self._notes.landed(row.system_notes, sent)
         self.status = final
         log.info(
             "job %s completed as %s (%d clients)",
@@ -724,7 +717,7 @@ class Job(_EndsOnExit):
             len(rows),
             extra=self._log_extra,
         )
-        return JobRow.from_record(record, jobs)
+        return row
 
     def fail(self, error: BaseException | str, *, force: bool = False) -> JobRow:
         """Close the job as ``Failed`` with the error in System Notes (and in Error Details,
@@ -981,13 +974,12 @@ class ClientRun(_EndsOnExit):
             quiet = time.monotonic() - self._last_write
             return quiet >= self.tracker.conn.settings.stale_after.total_seconds() / 2
 
-    def observe(self, record: RecordDict | None) -> None:
+    def observe(self, row: ClientRunRow | None) -> None:
         with self._lock:
-            if record is None:
+            if row is None:
                 # Gone (merged away by sync): the write by natural key lands on the survivor.
                 self.record_id = None
                 return
-            row = ClientRunRow.from_record(record, self.tracker.conn.schema.client_runs)
             self._notes.server = row.system_notes or ""
             theirs, ours = row.status, self._status_due
             if (
@@ -1052,11 +1044,9 @@ class ClientRun(_EndsOnExit):
                 fields["system_notes"] = self._notes.text
             return self.record_id, fields, ("write", self._version, status, sent)
 
-    def written(self, record: RecordDict, created: bool, token: Any) -> None:
+    def written(self, row: ClientRunRow, created: bool, token: Any) -> None:
         with self._lock:
-            self.record_id = record["id"]
-            table = self.tracker.conn.schema.client_runs
-            row = ClientRunRow.from_record(record, table)
+            self.record_id = row.record_id
             self._last_write = time.monotonic()
             if token[0] == "probe":
                 self._probe = False

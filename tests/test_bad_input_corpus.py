@@ -5,8 +5,8 @@ For every hostile value the outcome is one of (SPEC §5):
 * **refused** with its typed error (an ``InvalidInputError`` subclass) whose message quotes the
   value, before any request (the server's request log stays empty), with nothing already
   recorded changed (the server's store is compared before and after);
-* **stored** and read back byte for byte -- through the library (``find_client_run``,
-  ``client_runs_of``, ``attach_*``) and from the server's store directly -- without ever
+* **stored** and read back byte for byte -- through the library (``repo.client_runs.find``,
+  ``repo.client_runs.of_job``, ``attach_*``) and from the server's store directly -- without ever
   matching another client's rows: decoy clients whose IDs are prefixes, suffixes, doublings,
   case and normalisation variants of the value are seeded in the same job and in another job,
   and every read must return exactly the right rows.
@@ -194,7 +194,7 @@ def test_client_id(env: Env, case: Case) -> None:
     assert run.client_id == value
 
     # Through the library: the one row, exactly.
-    found = env.repo.find_client_run(key)
+    found = env.repo.client_runs.find(key)
     assert found is not None
     assert found.record_id == closed.record_id
     assert (found.run_id, found.client_id, found.client_name) == (key, value, value)
@@ -202,13 +202,13 @@ def test_client_id(env: Env, case: Case) -> None:
     assert found.status is Status.COMPLETED
     assert found.system_notes == f"{STAMP}note of {value}"
     for decoy in decoys:
-        near = env.repo.find_client_run(f"{job.run_id}-{decoy}")
+        near = env.repo.client_runs.find(f"{job.run_id}-{decoy}")
         assert near is not None and near.client_id == decoy
         assert near.metrics.profiles_examined is None
-    of_job = env.repo.client_runs_of(job.run_id)
+    of_job = env.repo.client_runs.of_job(job.run_id)
     assert sorted(r.client_id or "" for r in of_job) == sorted([value, *decoys])
     assert [r.client_id for r in of_job if r.metrics.profiles_examined] == [value]
-    of_other = env.repo.client_runs_of(other.run_id)
+    of_other = env.repo.client_runs.of_job(other.run_id)
     assert sorted(r.client_id or "" for r in of_other) == sorted([value, *decoys])
     assert not any(r.metrics.profiles_examined for r in of_other)
 
@@ -219,7 +219,7 @@ def test_client_id(env: Env, case: Case) -> None:
     assert resumed.status is Status.COMPLETED
     absent = f"{value}\u200b"
     if len(absent) <= 100:
-        assert env.repo.find_client_run(f"{job.run_id}-{absent}") is None
+        assert env.repo.client_runs.find(f"{job.run_id}-{absent}") is None
 
     # Ground truth in the server's store.
     stored = [r for r in rows(env.srv, CRR) if r["fields"].get("Client ID") == value]
@@ -254,17 +254,17 @@ def test_base_run_id(env: Env, case: Case) -> None:
         env.refuse(lambda: tracker.attach_job(value), case.error, value)
         env.refuse(lambda: tracker.client(value, "Guy-Wilson"), case.error, value)
         env.refuse(lambda: tracker.open_clients(value, ["Guy-Wilson"]), case.error, value)
-        env.refuse(lambda: repo.find_job(value), case.error, value)
-        env.refuse(lambda: repo.client_runs_of(value), case.error, value)
+        env.refuse(lambda: repo.jobs.find(value), case.error, value)
+        env.refuse(lambda: repo.client_runs.of_job(value), case.error, value)
         return
     assert case.stored is ABSENT
     env.srv.request_log.clear()
     with pytest.raises(NotFoundError, match=value):
         tracker.attach_job(value)
     assert env.srv.request_log.total == 1
-    assert repo.find_job(value) is None
-    assert repo.client_runs_of(value) == []
-    assert len(repo.client_runs_of(job.run_id)) == 3
+    assert repo.jobs.find(value) is None
+    assert repo.client_runs.of_job(value) == []
+    assert len(repo.client_runs.of_job(job.run_id)) == 3
     assert tracker.attach_job(str(job.run_id)).run_id == job.run_id
 
 
@@ -275,14 +275,14 @@ def test_client_run_id(env: Env, case: Case) -> None:
     if case.rejected:
         assert case.error is not None
         env.refuse(lambda: env.tracker.attach_client_run(value), case.error, value)
-        env.refuse(lambda: env.repo.find_client_run(value), case.error, value)
+        env.refuse(lambda: env.repo.client_runs.find(value), case.error, value)
         return
     assert case.stored is ABSENT
     env.srv.request_log.clear()
     with pytest.raises(NotFoundError):
         env.tracker.attach_client_run(value)
     assert env.srv.request_log.total == 1
-    assert env.repo.find_client_run(value) is None
+    assert env.repo.client_runs.find(value) is None
     same_client = f"{job.run_id}-{value.split('-', 2)[2]}"
     assert env.tracker.attach_client_run(same_client).run_id == same_client
 
@@ -314,7 +314,7 @@ def test_client_name(env: Env, case: Case) -> None:
     env.tracker.flush()
     assert log.total == 1
     assert env.crr_fields(str(run.run_id))["Client Name"] == value
-    row = env.repo.find_client_run(run.run_id)
+    row = env.repo.client_runs.find(run.run_id)
     assert row is not None and row.client_name == value
     renamed = job.client("Name-Probe-2")
     renamed.set(client_name=value)
@@ -353,7 +353,7 @@ def test_count_value(env: Env, case: Case) -> None:
     for name in ("Profiles Examined for Scoring", "Total Posts Harvested"):
         assert fields[name] == case.expected
         assert type(fields[name]) is int
-    row = env.repo.find_client_run(run.run_id)
+    row = env.repo.client_runs.find(run.run_id)
     assert row is not None and not row.problems
     assert row.metrics.profiles_examined == case.expected
     assert row.metrics.posts_harvested == case.expected
@@ -376,7 +376,7 @@ def test_cost_value(env: Env, case: Case) -> None:
     stored = env.crr_fields(str(run.run_id))["Apify API Costs"]
     assert stored == case.expected
     assert isinstance(stored, int | float) and not isinstance(stored, bool)
-    row = env.repo.find_client_run(run.run_id)
+    row = env.repo.client_runs.find(run.run_id)
     assert row is not None and row.metrics.apify_costs is not None
     assert float(row.metrics.apify_costs) == case.expected
 
@@ -437,14 +437,14 @@ def test_note(env: Env, case: Case) -> None:
     assert run.flush() is True
     assert log.total == 2  # the row's notes are read first, so other writers' lines stay
     assert env.crr_fields(str(run.run_id))["System Notes"] == STAMP + value
-    row = env.repo.find_client_run(run.run_id)
+    row = env.repo.client_runs.find(run.run_id)
     assert row is not None and row.system_notes == STAMP + value
     log.clear()
     job.note(value)
     assert log.total == 2  # the row's current notes are read, then written with the line
     expected = f"{job_notes}\n{STAMP}{value}"
     assert env.job_fields(str(job.run_id))["System Notes"] == expected
-    found = env.repo.find_job(job.run_id)
+    found = env.repo.jobs.find(job.run_id)
     assert found is not None and found.system_notes == expected
 
 
@@ -470,14 +470,14 @@ def test_field_name(env: Env, case: Case) -> None:
 
     crr_row = {"run_id": str(run.run_id), name: "x"}
     env.refuse(
-        lambda: env.repo.upsert("client_runs", [crr_row]),
+        lambda: env.repo.client_runs.upsert([crr_row]),
         SchemaViolationError,
         name,
         quoted=quoted("client_runs"),
     )
     job_row = {"run_id": str(job.run_id), name: "x"}
     env.refuse(
-        lambda: env.repo.upsert_job(job_row), SchemaViolationError, name, quoted=quoted("jobs")
+        lambda: env.repo.jobs.upsert([job_row]), SchemaViolationError, name, quoted=quoted("jobs")
     )
     run.close(wait=True)
     fields = env.crr_fields(str(run.run_id))
@@ -493,8 +493,7 @@ def test_an_airtable_name_never_redirects_a_write_to_another_row(env: Env) -> No
     job = env.tracker.job()
     mine, theirs = job.open_clients(["Mine", "Theirs"])
     env.refuse(
-        lambda: env.repo.upsert(
-            "client_runs",
+        lambda: env.repo.client_runs.upsert(
             [{"run_id": str(mine.run_id), "Run ID": str(theirs.run_id), "profiles_examined": 9}],
         ),
         SchemaViolationError,

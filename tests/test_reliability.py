@@ -177,7 +177,7 @@ def test_upsert_onto_duplicate_rows_writes_the_oldest(
     assert warnings and first["id"] in warnings[0].getMessage()
     assert second["id"] in warnings[0].getMessage()
     # Reads return the oldest too, and say so.
-    row = tracker.repo.find_client_run("250930-141522-Guy-Wilson")
+    row = tracker.repo.client_runs.find("250930-141522-Guy-Wilson")
     assert row is not None and row.record_id == first["id"]
 
 
@@ -315,19 +315,3 @@ def test_duplicate_vanishing_mid_write_is_recreated_through_upsert_once(
     assert any("vanished" in r.getMessage() for r in caplog.records)
     run.close(wait=True)
     assert rows(local_airtable, CRR)[0]["fields"]["Status"] == "No Leads To Score"
-
-
-def test_strict_read_refuses_to_guess_between_duplicates(local_airtable: LocalAirtable) -> None:
-    from jobtrack_airtable.errors import DuplicateRowsError, NotFoundError
-
-    tracker = Tracker(make_conn(local_airtable))
-    table = local_airtable.api().table(TEST_BASE_ID, JOBS)
-    first, second = _two_rows(local_airtable, JOBS, {"Run ID": "250930-141522"})
-    with pytest.raises(DuplicateRowsError) as info:
-        tracker.repo.require_single("jobs", "250930-141522")
-    assert info.value.record_ids == [first["id"], second["id"]]  # oldest first
-    assert "sync" in str(info.value)
-    with pytest.raises(NotFoundError):
-        tracker.repo.require_single("jobs", "250930-141523")
-    table.delete(second["id"])
-    assert tracker.repo.require_single("jobs", "250930-141522")["id"] == first["id"]

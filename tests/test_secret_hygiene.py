@@ -217,11 +217,11 @@ def test_library_objects_rows_and_logs_on_the_happy_path(
                 run.flush()
                 hay.obj("client run", run)
             hay.obj("job", job)
-            hay.obj("job rows", tracker.repo.client_runs_of(job.run_id))
+            hay.obj("job rows", tracker.repo.client_runs.of_job(job.run_id))
         hay.obj("attached job", tracker.attach_job(str(job.run_id)))
         hay.obj("attached run", tracker.attach_client_run(str(run.run_id)))
-        hay.obj("job row", tracker.repo.find_job(job.run_id))
-        hay.obj("client row", tracker.repo.find_client_run(run.run_id))
+        hay.obj("job row", tracker.repo.jobs.find(job.run_id))
+        hay.obj("client row", tracker.repo.client_runs.find(run.run_id))
         _public_objects(hay, srv, conn, tracker)
     assert any("Starting new HTTP connection" in line for line in logs.lines)  # urllib3 DEBUG
     assert any("completed as" in line for line in logs.lines)  # jobtrack_airtable INFO

@@ -213,7 +213,7 @@ def test_complete_job_costs_pages_plus_two(
 ) -> None:
     job = tracker.job()
     # Client rows written straight through the repository, to keep the test fast.
-    tracker.repo.upsert_client_runs(
+    tracker.repo.client_runs.upsert(
         [
             {
                 "run_id": f"{job.run_id}-C{i}",
@@ -497,13 +497,13 @@ def test_hostile_client_ids_read_and_write_their_own_rows(
     other = tracker.job()
     other.client("Guy").close(wait=True)  # same client in another job must not leak in
     for i, cid in enumerate(HOSTILE_CLIENTS):
-        row = tracker.repo.find_client_run(f"{job.run_id}-{cid}")
+        row = tracker.repo.client_runs.find(f"{job.run_id}-{cid}")
         assert row is not None
         assert row.client_id == cid
         assert row.metrics.profiles_examined == i + 1
-    of_job = tracker.repo.client_runs_of(job.run_id)
+    of_job = tracker.repo.client_runs.of_job(job.run_id)
     assert sorted(r.client_id for r in of_job) == sorted(HOSTILE_CLIENTS)
-    assert len(tracker.repo.client_runs_of(other.run_id)) == 1
+    assert len(tracker.repo.client_runs.of_job(other.run_id)) == 1
 
 
 # ------------------------------------------------------------------ logging
