@@ -8,7 +8,7 @@ Four things live here:
   raise :class:`~jobtrack_airtable.errors.InvalidMetricError` naming the field and the value;
   unknown names raise :class:`~jobtrack_airtable.errors.UnknownMetricError` listing the
   allowed names.  Pydantic's ``ValidationError`` never escapes the public constructors.
-* :func:`format_time` / :func:`time_fields`: Start/End/Last Updated as Airtable's UTC ``…Z``.
+* :func:`format_time`: Start/End/Last Updated as Airtable's UTC ``…Z``.
 * :class:`ClientRunRow` / :class:`JobRow`: tolerant parses of records read back from the base.
   Bad stored data never raises; it becomes ``None`` plus a line in ``problems`` so ``sync`` can
   flag it.
@@ -64,7 +64,6 @@ __all__ = [
     "aggregate",
     "completion_status",
     "format_time",
-    "time_fields",
     "validate_metrics",
 ]
 
@@ -508,31 +507,6 @@ give it one, or configure assume_utc
             field, value, "naive datetime (no time zone); give it one, or configure assume_utc"
         )
     return to_airtable(value, assume_utc=assume_utc)
-
-
-def time_fields(
-    table: TableSpec, *, assume_utc: bool = False, **times: datetime | None
-) -> dict[str, str]:
-    """Format ``start_time`` / ``end_time`` / ``last_updated`` for ``table`` (Airtable names).
-    ``None`` values are skipped (not cleared), as are fields the base has disabled.
-
-    >>> from datetime import datetime, UTC
-    >>> from jobtrack_airtable.schema import load_schema
-    >>> time_fields(load_schema().jobs, last_updated=datetime(2025, 9, 30, 14, 15, tzinfo=UTC))
-    {'Last Updated': '2025-09-30T14:15:00.000Z'}
-    """
-    unknown = [k for k in times if k not in TIME_KEYS]
-    if unknown:
-        raise InvalidInputError(
-            f"unknown time field(s) {', '.join(map(repr, sorted(unknown)))}; "
-            f"allowed: {', '.join(TIME_KEYS)}"
-        )
-    formatted = {
-        key: format_time(key, value, assume_utc=assume_utc)
-        for key, value in times.items()
-        if value is not None
-    }
-    return table.to_names(formatted)
 
 
 # --- rows read back ----------------------------------------------------------------------------
