@@ -576,3 +576,57 @@ def test_heartbeats_refresh_last_updated_in_one_request(local_airtable: LocalAir
     assert rows(local_airtable, CRR)[0]["fields"]["Last Updated"] == stamp
     assert rows(local_airtable, JOBS)[0]["fields"]["Last Updated"] == stamp
     assert rows(local_airtable, JOBS)[0]["fields"]["Status"] == "Running"
+
+
+# ------------------------------------------------------------------ lifecycle (issue 13)
+
+
+class _CountingLimiter:
+    """A limiter that never blocks and counts its close()."""
+
+    closed = 0
+
+    def acquire(self, base_id: str) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_tracker_as_a_context_manager_writes_pending_changes_and_closes_its_resources(
+    local_airtable: LocalAirtable,
+) -> None:
+    limiter = _CountingLimiter()
+    conn = Connection.from_settings(
+        local_airtable.settings(flush_interval=3600.0),
+        limiter=limiter,  # type: ignore[arg-type]
+    )
+    closed_sessions: list[bool] = []
+    original = conn.api.session.close
+    conn.api.session.close = lambda: (closed_sessions.append(True), original())[1]  # type: ignore[method-assign]
+    with Tracker(conn) as tracker:
+        run = tracker.job().client("Guy-Wilson")
+        run.add(profiles_examined=4)
+        run.close()
+        assert rows(local_airtable, CRR) == []  # still pending
+    assert rows(local_airtable, CRR)[0]["fields"]["Profiles Examined for Scoring"] == 4
+    assert limiter.closed == 1 and closed_sessions == [True]
+    tracker.close()  # twice is harmless
+    assert limiter.closed == 1
+
+
+def test_find_job_and_refresh_read_the_row_as_stored(
+    tracker: Tracker, local_airtable: LocalAirtable
+) -> None:
+    with tracker.job() as job:
+        with job.client("Guy-Wilson") as run:
+            run.add(profiles_examined=3)
+    local_airtable.request_log.clear()
+    found = tracker.find_job(job.run_id)
+    refreshed = job.refresh()
+    assert local_airtable.request_log.total == 2
+    assert found is not None and found.record_id == refreshed.record_id == job.record_id
+    assert refreshed.status is Status.COMPLETED
+    assert refreshed.aggregates["profiles_examined"] == 3
+    assert [r.client_id for r in tracker.client_runs(job.run_id)] == ["Guy-Wilson"]
+    assert tracker.find_job("250930-000000") is None
