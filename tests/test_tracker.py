@@ -618,9 +618,8 @@ def test_tracker_as_a_context_manager_writes_pending_changes_and_closes_its_reso
 def test_find_job_and_refresh_read_the_row_as_stored(
     tracker: Tracker, local_airtable: LocalAirtable
 ) -> None:
-    with tracker.job() as job:
-        with job.client("Guy-Wilson") as run:
-            run.add(profiles_examined=3)
+    with tracker.job() as job, job.client("Guy-Wilson") as run:
+        run.add(profiles_examined=3)
     local_airtable.request_log.clear()
     found = tracker.find_job(job.run_id)
     refreshed = job.refresh()
