@@ -34,31 +34,25 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, tzinfo
-from types import TracebackType
+from datetime import datetime, tzinfo
 from typing import Any, Self
 
 from .client import Connection
+from .client_run import ClientRun
 from .commit import GroupCommit
 from .errors import (
     InvalidClientIdError,
     InvalidInputError,
     NotFoundError,
-    TerminalRunError,
-    UnknownMetricError,
     show,
 )
 from .metrics import (
-    COUNT_KEYS,
-    ClientMetrics,
     ClientRunRow,
     JobRow,
     aggregate,
     completion_status,
-    validate_metrics,
 )
 from .repository import Repository
 from .run_ids import (
@@ -70,85 +64,18 @@ from .run_ids import (
     validate_client_id,
     with_client,
 )
-from .schema import MAX_TEXT_LENGTH, text_problem
+from .runs import EndsOnExit, Notes, error_text
+from .schema import text_problem
 from .settings import Settings
 from .statuses import Status, check_transition, parse_status
 from .timeutil import to_airtable, utcnow
 
+__all__ = ["ClientRun", "Job", "Tracker"]
+
 log = logging.getLogger(__name__)
 
-#: Error Details is a long-text field (100,000 characters); keep a margin.
-MAX_ERROR_DETAILS = 50_000
 #: How many seconds a job start moves forward looking for a free run ID.
 MAX_START_ATTEMPTS = 60
-#: Fields a client run may ``set`` besides metrics.
-CLIENT_RUN_EXTRA_FIELDS = ("apify_run_id", "client_name")
-
-
-def _sendable(text: str) -> str:
-    """``text`` with unpaired surrogates (undecodable bytes in an error message) written as
-    ``\\udcxx`` escapes: they cannot be sent as UTF-8, and a failure must still be recorded."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _error_text(error: BaseException | str) -> str:
-    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    return _sendable(text[:MAX_ERROR_DETAILS])
-
-
-def _did_work(totals: ClientMetrics) -> bool:
-    """Whether any count is non-zero (costs alone are not work)."""
-    return any(totals.values().get(k) for k in COUNT_KEYS)
-
-
-class _Notes:
-    """System Notes as this process writes them: the row's text as last seen on the server
-    plus the lines this process appended since.  Written, the text is always *server text +
-    new lines*, so nothing another writer appended is erased (the caller refreshes
-    ``server`` from a read or a write response just before writing).
-
-    A caller's line must be a string that fits: System Notes is a long-text field of at most
-    100,000 characters, and a line Airtable would refuse, once appended, would fail every
-    later write of the row (metrics included).  So :meth:`append` refuses it, changing
-    nothing; the library's own lines (``fit=True``: failures, forced statuses) are cut to fit
-    instead, so that recording a failure never fails.
-    """
-
-    def __init__(self, server: str | None, clock: Callable[[], datetime]) -> None:
-        self.server = server or ""
-        self.lines: list[str] = []
-        self._clock = clock
-
-    @property
-    def text(self) -> str:
-        return "\n".join([t for t in (self.server, *self.lines) if t])
-
-    def check(self, line: Any) -> None:
-        """Raise as :meth:`append` would, changing nothing."""
-        self._stamped(line, fit=False)
-
-    def _stamped(self, line: Any, *, fit: bool) -> str:
-        stamp = self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        current = self.text
-        head = f"{current}\n[{stamp}] " if current else f"[{stamp}] "
-        room = max(0, MAX_TEXT_LENGTH - len(head))
-        if fit:
-            line = _sendable(str(line))[:room]
-        elif not isinstance(line, str):
-            raise InvalidInputError(f"a note must be a string, got {show(line)}")
-        elif problem := text_problem(line, "the note", limit=room):
-            raise InvalidInputError(f"{problem} (System Notes already holds {len(head)})")
-        return f"[{stamp}] {line}"
-
-    def append(self, line: Any, *, fit: bool = False) -> str:
-        self.lines.append(self._stamped(line, fit=fit))
-        return self.text
-
-    def landed(self, server: str | None, sent: int) -> None:
-        """A write carrying the first ``sent`` new lines landed; ``server`` is the row's
-        text in its response."""
-        self.server = server or ""
-        del self.lines[:sent]
 
 
 class Tracker:
@@ -265,7 +192,7 @@ class Tracker:
         candidate = self._next_candidate()
         for _ in range(MAX_START_ATTEMPTS):
             now = self.clock()
-            notes = _Notes(None, self.clock)
+            notes = Notes(None, self.clock)
             notes.append(f"started on {self.origin} (claim {marker})", fit=True)
             if note:
                 notes.append(note)
@@ -338,7 +265,7 @@ class Tracker:
             self,
             key,
             stream=row.stream or 1,
-            notes=_Notes(row.system_notes, self.clock),
+            notes=Notes(row.system_notes, self.clock),
             status=status,
             record_id=row.record_id,
             attached=True,
@@ -464,42 +391,7 @@ def _client_specs(clients: Iterable[str | tuple[str, str | None]]) -> list[tuple
     return specs
 
 
-class _EndsOnExit:
-    """A run that always ends when its ``with`` block does: normally on success, as
-    ``Failed`` on an exception (including KeyboardInterrupt), never left ``Running``."""
-
-    status: Status
-    run_id: str
-    _log_extra: dict[str, str]
-
-    def _end_ok(self) -> None:
-        raise NotImplementedError
-
-    def _end_failed(self, exc: BaseException) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.status.is_terminal:
-            return
-        if exc is None:
-            self._end_ok()
-            return
-        try:
-            self._end_failed(exc)
-        except Exception:
-            # Never mask the worker's own exception with a tracking failure.
-            log.exception("could not record the failure of %s", self.run_id, extra=self._log_extra)
-
-
-class Job(_EndsOnExit):
+class Job(EndsOnExit):
     """A started (or attached) job.  A context manager: leaving it completes the job.
 
     Every write after the start goes by the row's record ID (never by Run ID), so another
@@ -512,7 +404,7 @@ class Job(_EndsOnExit):
         run_id: BaseRunId,
         *,
         stream: int,
-        notes: _Notes,
+        notes: Notes,
         status: Status,
         record_id: str | None = None,
         attached: bool = False,
@@ -535,7 +427,7 @@ class Job(_EndsOnExit):
         self.complete()
 
     def _end_failed(self, exc: BaseException) -> None:
-        self._finish(Status.FAILED, note=f"failed: {_error_text(exc)}", fit=True, error=exc)
+        self._finish(Status.FAILED, note=f"failed: {error_text(exc)}", fit=True, error=exc)
 
     # ------------------------------------------------------------ client runs
 
@@ -703,7 +595,7 @@ class Job(_EndsOnExit):
             if error is not None and jobs.has("error_details"):
                 # Job Tracking has no Error Details in the default schema (the error goes to
                 # System Notes); a base that adds the field gets it there too.
-                values["error_details"] = _error_text(error)
+                values["error_details"] = error_text(error)
         sent = len(self._notes.lines)
         if sent:
             values["system_notes"] = self._notes.text
@@ -725,381 +617,7 @@ class Job(_EndsOnExit):
         return self._finish(
             Status.FAILED,
             force=force,
-            note=f"failed: {_error_text(error)}",
+            note=f"failed: {error_text(error)}",
             fit=True,
             error=error,
         )
-
-
-class ClientRun(_EndsOnExit):
-    """One client's run inside a job.  A context manager: leaving it closes the run.
-
-    ``add()``, ``set()``, ``note()`` and ``close()`` change the run's state in the process;
-    the tracker's group commit writes the newest state (absolute totals) with other runs'
-    writes, at most one ``flush_interval`` later; ``flush()`` and ``close(wait=True)`` put it
-    on the wire at once.
-    """
-
-    def __init__(
-        self,
-        tracker: Tracker,
-        run_id: ClientRunId,
-        *,
-        client_id: str,
-        name: str,
-        new: bool,
-        force: bool = False,
-    ) -> None:
-        self.tracker = tracker
-        self.run_id = run_id
-        self.client_id = client_id
-        self.name = name
-        self.status = Status.RUNNING
-        #: The row's record ID, once a write told it.
-        self.record_id: str | None = None
-        #: Set when the open found the row already ended (and ``force`` was not given).
-        self.refusal: TerminalRunError | None = None
-        self._force = force
-        # Totals: the row's stored totals (when it existed) + this process's changes; a key
-        # this process ``set`` is absolute.
-        self._base = ClientMetrics()
-        self._local = ClientMetrics()
-        self._set_keys: set[str] = set()
-        self._extra: dict[str, Any] = {}
-        self._notes = _Notes(None, tracker.clock)
-        # An open that must learn whether the row exists writes nothing that row holds.
-        self._probe = not new
-        self._status_due: Status | None = Status.RUNNING if new else None
-        self._start_due: str | None = to_airtable(tracker.clock()) if new else None
-        self._end: str | None = None
-        self._error: str | None = None
-        self._closed_by_us = False
-        self._close_force = False
-        self._version = 1
-        self._written_version = 0
-        self._heartbeat = False
-        self._worked = False
-        self._lock = threading.RLock()
-        self._log_extra = {"run_id": str(run_id), "client_id": client_id}
-
-    def __repr__(self) -> str:
-        return f"ClientRun(run_id={str(self.run_id)!r}, status={self.status.value!r})"
-
-    @property
-    def totals(self) -> ClientMetrics:
-        """The metric totals as the process knows them (written or pending), including the
-        totals the row held when this run was re-opened."""
-        with self._lock:
-            base = {k: v for k, v in self._base.values().items() if k not in self._set_keys}
-            return validate_metrics(base).plus(self._local)
-
-    def _adopt(self, row: ClientRunRow) -> None:
-        """Continue from a stored row (re-open, attach)."""
-        self.record_id = row.record_id
-        self._probe = False
-        self._base = row.metrics
-        self._notes.server = row.system_notes or ""
-        self._worked = _did_work(row.metrics)
-        if row.client_name:
-            self.name = row.client_name
-        if row.status is not None:
-            self.status = row.status
-        if row.status is None:
-            # A row whose open was never confirmed (its worker died first): claim it.
-            self._status_due = Status.RUNNING
-            self._start_due = None if row.start_time else to_airtable(self.tracker.clock())
-            self._changed()
-
-    def _end_ok(self) -> None:
-        self.close()
-
-    def _end_failed(self, exc: BaseException) -> None:
-        self.close(Status.FAILED, error=exc)
-
-    def _check_open(self) -> None:
-        if self.refusal is not None:
-            raise self.refusal
-
-    def _changed(self) -> None:
-        """Record a change (under the run lock) and hand the run to the group commit."""
-        self._version += 1
-
-    def _mark(self) -> None:
-        self.tracker._commit.mark(self)
-
-    # --------------------------------------------------------------- metrics
-
-    def add(self, **increments: Any) -> None:
-        """Add to metric totals, e.g. ``run.add(profiles_examined=10, profile_tokens=900)``.
-
-        Values are validated first (a bad one raises and changes nothing); the write is
-        group-committed.  If that write fails even after the retry policy (429, 5xx,
-        network), the totals stay pending for the next one: ``add`` does not raise for it.
-        """
-        self._check_open()
-        delta = ClientMetrics.of(**increments)
-        with self._lock:
-            self._local = self._local.plus(delta)
-            self._worked = self._worked or not delta.is_empty
-            self._changed()
-        self._mark()
-
-    def set(self, **values: Any) -> None:
-        """Set absolute values: metrics (``apify_costs=1.25``) or ``apify_run_id`` /
-        ``client_name``.  Unknown names raise, listing what is allowed; so does a value
-        Airtable would refuse (checked now, so that it cannot fail a later write).
-        ``apify_run_id=None`` clears it; the client name cannot be cleared."""
-        self._check_open()
-        extra = {k: values.pop(k) for k in CLIENT_RUN_EXTRA_FIELDS if k in values}
-        try:
-            metrics = ClientMetrics.of(**values)
-        except UnknownMetricError as exc:
-            raise UnknownMetricError(exc.names, [*exc.allowed, *CLIENT_RUN_EXTRA_FIELDS]) from None
-        for key, value in extra.items():
-            if value is not None and not isinstance(value, str):
-                raise InvalidInputError(f"{key} must be a string, got {show(value)}")
-            if key == "client_name" and not value:
-                # Clearing it would leave the row nameless while ``self.name`` kept the old one.
-                raise InvalidInputError(
-                    f"client_name must be a non-empty string, got {show(value)}"
-                )
-            if isinstance(value, str) and (problem := text_problem(value, key)):
-                raise InvalidInputError(problem)
-        with self._lock:
-            self._local = self._local.merged(metrics)
-            self._set_keys.update(metrics.values())
-            if extra.get("client_name"):
-                self.name = extra["client_name"]
-            self._extra.update(extra)
-            self._worked = self._worked or not metrics.is_empty
-            self._changed()
-        self._mark()
-
-    def note(self, text: str) -> None:
-        """Append a line to System Notes (written with the next group commit, merged into
-        the row's current notes).  A note that is not a string or does not fit is refused,
-        changing nothing."""
-        self._check_open()
-        with self._lock:
-            self._notes.append(text)
-            self._changed()
-        self._mark()
-
-    def flush(self, *, heartbeat: bool = False) -> bool:
-        """Write pending changes now, with every other pending run's (⌈K/10⌉ requests);
-        ``False`` when this run had nothing pending.
-
-        With ``heartbeat=True`` it writes even when nothing is pending, refreshing Last
-        Updated: call it during long silent phases so ``sync`` does not take a live run for
-        a stale one.
-        """
-        self._check_open()
-        with self._lock:
-            if not self.dirty() and not heartbeat:
-                return False
-            if heartbeat:
-                self._heartbeat = True
-                self._changed()
-        self._mark()
-        self.tracker._commit.drain()
-        return True
-
-    def close(
-        self,
-        status: Status | str | None = None,
-        *,
-        error: BaseException | str | None = None,
-        force: bool = False,
-        wait: bool = False,
-    ) -> ClientRunRow | None:
-        """End the run: the final totals and status go out with the next group commit (at
-        most one flush interval later, or at job completion / ``tracker.flush()`` / exit).
-        With ``wait=True`` it is written now and the row as written is returned.
-
-        Without ``status``: ``Failed`` if ``error`` is given, ``No Leads To Score`` if nothing
-        was recorded, else ``Completed``.
-        """
-        self._check_open()
-        with self._lock:
-            if status is not None:
-                new = parse_status(status)
-            elif error is not None:
-                new = Status.FAILED
-            elif not self._worked or not _did_work(self.totals):
-                new = Status.NO_LEADS
-            else:
-                new = Status.COMPLETED
-            forced_note = check_transition(self.status, new, force=force)
-            if forced_note:
-                self._notes.append(forced_note, fit=True)
-            self._status_due = new
-            self._end = to_airtable(self.tracker.clock())
-            self._error = _error_text(error) if error is not None else None
-            self._closed_by_us = True
-            self._close_force = force
-            self.status = new
-            self._changed()
-        log.info("client run %s closed as %s", self.run_id, new.value, extra=self._log_extra)
-        self._mark()
-        if not wait:
-            return None
-        self.tracker._commit.drain()
-        return self._row
-
-    def fail(
-        self, error: BaseException | str, *, force: bool = False, wait: bool = False
-    ) -> ClientRunRow | None:
-        """Close as ``Failed`` with ``error`` in Error Details."""
-        return self.close(Status.FAILED, error=error, force=force, wait=wait)
-
-    # ------------------------------------------------ the group commit's side
-
-    _row: ClientRunRow | None = None
-
-    def dirty(self) -> bool:
-        return self.refusal is None and (self._written_version != self._version or self._heartbeat)
-
-    def needs_read(self) -> bool:
-        """Read the row before this write when it carries notes (to merge them into the
-        row's current text) or ends a run this process has not written for half the stale
-        threshold: only then can ``sync`` have ended it meanwhile (it ends ``Running`` rows
-        silent for the whole threshold), so an active run's close costs no read."""
-        with self._lock:
-            if self._probe or not self.dirty():
-                return False
-            if self._notes.lines:
-                return True
-            if self._status_due is None or not self._status_due.is_terminal:
-                return False
-            quiet = time.monotonic() - self._last_write
-            return quiet >= self.tracker.conn.settings.stale_after.total_seconds() / 2
-
-    def observe(self, row: ClientRunRow | None) -> None:
-        with self._lock:
-            if row is None:
-                # Gone (merged away by sync): the write by natural key lands on the survivor.
-                self.record_id = None
-                return
-            self._notes.server = row.system_notes or ""
-            theirs, ours = row.status, self._status_due
-            if (
-                theirs is None
-                or not theirs.is_terminal
-                or ours is None
-                or theirs is ours
-                or self._wrote_terminal
-            ):
-                return
-            # Someone else (sync marking it stale, an admin) ended the run meanwhile.
-            origin = self.tracker.origin
-            if self._close_force:
-                self._notes.append(
-                    f"{origin} closed the run as {ours.value!r}; status forced from "
-                    f"{theirs.value!r}, set by another writer (force=True)",
-                    fit=True,
-                )
-                return
-            self._notes.append(
-                f"{origin} closed the run as {ours.value!r}, but another writer had already "
-                f"marked it {theirs.value!r}; status left {theirs.value!r} "
-                "(close(force=True) overrides)",
-                fit=True,
-            )
-            self._status_due = None
-            self._end = None
-            self._error = None
-            self.status = theirs
-
-    _wrote_terminal = False
-    #: ``time.monotonic()`` of the run's last landed write (0: adopted, never written).
-    _last_write = 0.0
-
-    def take(self, now: datetime) -> tuple[str | None, dict[str, Any], Any] | None:
-        with self._lock:
-            if not self.dirty():
-                return None
-            fields: dict[str, Any] = {
-                "run_id": str(self.run_id),
-                "client_id": self.client_id,
-                "client_name": self.name,
-                "last_updated": to_airtable(now),
-            }
-            if self._probe:
-                # Nothing a stored row holds (status, times, totals, notes): see client_run.
-                return None, fields, ("probe", self._version)
-            table = self.tracker.conn.schema.client_runs
-            fields.update(self.totals.to_values(table))
-            fields.update(self._extra)
-            status = self._status_due
-            if status is not None:
-                fields["status"] = status.value
-                if self._start_due is not None:
-                    fields["start_time"] = self._start_due
-                if status.is_terminal:
-                    fields["end_time"] = self._end
-                    if self._error is not None:
-                        fields["error_details"] = self._error
-            sent = len(self._notes.lines)
-            if sent:
-                fields["system_notes"] = self._notes.text
-            return self.record_id, fields, ("write", self._version, status, sent)
-
-    def written(self, row: ClientRunRow, created: bool, token: Any) -> None:
-        with self._lock:
-            self.record_id = row.record_id
-            self._last_write = time.monotonic()
-            if token[0] == "probe":
-                self._probe = False
-                self._written_version = token[1]
-                if created:
-                    # A new row: the run's next write marks it Running with its start time.
-                    self._status_due = Status.RUNNING
-                    self._start_due = to_airtable(self.tracker.clock())
-                    self._changed()
-                elif row.status is not None and row.status.is_terminal and not self._force:
-                    self.status = row.status
-                    self.refusal = TerminalRunError(str(self.run_id), row.status.value)
-                else:
-                    previous = row.status
-                    self._adopt(row)
-                    if previous is not None and previous.is_terminal:
-                        self.status = Status.RUNNING
-                        self._status_due = Status.RUNNING
-                        self._notes.append(
-                            f"reopened by {self.tracker.origin} with force=True (was "
-                            f"{previous.value!r}); totals continue from the stored ones",
-                            fit=True,
-                        )
-                        self._changed()
-                    log.info(
-                        "client run %s already had a row (%s); continuing from its totals",
-                        self.run_id,
-                        previous.value if previous else "no status",
-                        extra=self._log_extra,
-                    )
-                return
-            _, version, status, sent = token
-            self._notes.landed(row.system_notes, sent)
-            self._last_write = time.monotonic()
-            if version == self._version:
-                self._written_version = version
-                self._heartbeat = False
-            sent_status: Status | None = status
-            if sent_status is not None and sent_status is self._status_due:
-                self._status_due = None
-                self._start_due = None
-                self._wrote_terminal = self._wrote_terminal or sent_status.is_terminal
-            self._row = row
-
-    def refused(self, error: Exception, token: Any) -> None:
-        with self._lock:
-            # Validated before queuing, so this is a base that changed under us; retrying
-            # the same record would fail the same way.
-            log.error(
-                "client run %s: Airtable refused its write (%s); dropped",
-                self.run_id,
-                error,
-                extra=self._log_extra,
-            )
-            self._written_version = self._version
-            self._heartbeat = False
