@@ -98,3 +98,30 @@ def test_sigkill_between_a_close_and_its_batch_loses_one_interval_and_converges(
     job = restarted.attach_job(base).complete()
     assert job.aggregates["profiles_examined"] == 8
     assert len(rows(local_airtable, CRR)) == 1
+
+
+def test_the_background_commit_writes_within_the_interval_without_being_asked(
+    local_airtable: LocalAirtable,
+) -> None:
+    import time
+
+    tracker = Tracker(make_conn(local_airtable, flush_interval=0.05))
+    job = tracker.job()
+    runs = job.open_clients([f"C-{i}" for i in range(12)])
+    for r in runs:
+        r.add(profiles_examined=3)
+    deadline = time.monotonic() + 30  # a bound for a loaded machine, not a timing assertion
+    while time.monotonic() < deadline:
+        stored = by_key(local_airtable, CRR)
+        if len(stored) == 12 and all(
+            v[0].get("Profiles Examined for Scoring") == 3 for v in stored.values()
+        ):
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError("the group commit never wrote the pending runs")
+    # The 12 opens were handed over together: the first drain carries 10 records, then 2.
+    writes = [e for e in local_airtable.request_log.entries if e.method == "PATCH"]
+    assert all(len(e.body["records"]) <= 10 for e in writes)
+    assert len(writes[0].body["records"]) == 10
+    tracker.close()
