@@ -34,7 +34,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from .errors import AirtableError, JobtrackError, LimiterUnavailableError
+from .errors import AirtableError, JobtrackError, LimiterUnavailableError, TrackerClosedError
 from .metrics import ClientRunRow
 from .recovery import RETRYABLE
 from .repository import MAX_WRITE_BATCH, Repository
@@ -149,9 +149,12 @@ class GroupCommit:
     def mark(self, *runs: Committable) -> None:
         """``runs`` have a change to write: within ``interval``, or now when it is 0."""
         with self._lock:
+            if self._closed:
+                # Nothing would ever write it (no thread, no exit hook): say so now.
+                raise TrackerClosedError(str(getattr(runs[0], "run_id", "?")) if runs else "?")
             for run in runs:
                 self._pending[id(run)] = run
-            if self.interval > 0 and not self._closed:
+            if self.interval > 0:
                 self._ensure_thread()
         if self.interval <= 0:
             try:

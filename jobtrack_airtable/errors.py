@@ -246,3 +246,13 @@ class LimiterUnavailableError(JobtrackError):
         self.store = store
         self.reason = reason
         super().__init__(f"the shared rate limiter at {store} is unavailable: {reason}")
+
+
+class TrackerClosedError(JobtrackError):
+    """A client run changed after its tracker was closed: the change could never be written."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"client run {run_id!r}: its tracker is closed; nothing more can be written"
+        )

@@ -125,3 +125,24 @@ def test_the_background_commit_writes_within_the_interval_without_being_asked(
     assert all(len(e.body["records"]) <= 10 for e in writes)
     assert len(writes[0].body["records"]) == 10
     tracker.close()
+
+
+def test_a_change_after_the_tracker_closed_is_refused_not_lost_silently(
+    local_airtable: LocalAirtable,
+) -> None:
+    import pytest
+
+    from jobtrack_airtable.errors import TrackerClosedError
+
+    tracker = Tracker(make_conn(local_airtable))
+    run = tracker.job().client("Guy-Wilson")
+    run.add(profiles_examined=1)
+    tracker.close()
+    assert (
+        _client_rows(local_airtable, str(run.run_id.base))["Guy-Wilson"][
+            "Profiles Examined for Scoring"
+        ]
+        == 1
+    )
+    with pytest.raises(TrackerClosedError, match="Guy-Wilson"):
+        run.add(profiles_examined=1)
