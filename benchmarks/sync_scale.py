@@ -47,8 +47,8 @@ from benchmarks._harness import (
     setup_logging,
     start_server,
 )
-from jobtrack_airtable import load_schema
 from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.timeutil import to_airtable
 
 INSERT_BATCH = 5_000
@@ -160,7 +160,7 @@ def plan_in_process(url: str, trace: bool) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] if trace else 0
     tracemalloc.stop()
-    tracker.conn.close()
+    tracker.close()
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {
         "seconds": seconds,

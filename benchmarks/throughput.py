@@ -63,8 +63,9 @@ from benchmarks.naive_baseline import (
     run_naive_job,
 )
 from examples.lead_scoring_worker import JobTruth, make_plan, run_job
-from jobtrack_airtable import DEFAULT_POLICY, Settings
+from jobtrack_airtable import Settings
 from jobtrack_airtable.limiter import build_limiter
+from jobtrack_airtable.recovery import DEFAULT_POLICY
 
 #: Airtable's per-base limit (SPEC §2.1).
 RATE = 5
@@ -162,7 +163,7 @@ def _worker(
             failed += len(truth.all_tracking_errors)
             jobs_in_window += time.monotonic() <= deadline
             n += 1
-        tracker.conn.close()
+        tracker.close()
     else:
         naive = NaiveTracker(naive_api(BENCH_TOKEN, url), BENCH_BASE_ID)
         barrier.wait()

@@ -42,14 +42,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from jobtrack_airtable import (
-    AirtableError,
-    ClientRun,
-    Connection,
-    Settings,
-    Status,
-    Tracker,
-)
+from jobtrack_airtable import ClientRun, Connection, Settings, Status, Tracker
+from jobtrack_airtable.errors import AirtableError
 
 __all__ = [
     "COUNT_METRICS",
@@ -370,10 +364,9 @@ def _tracker_from_environment(flush_interval: float | None) -> Iterator[tuple[Tr
         # Configured (environment or .env): record there.  A half-configured environment
         # raises ConfigError naming what is missing rather than silently going local.
         conn = Connection.from_settings(settings)
-        try:
-            yield Tracker(conn, flush_interval=flush_interval), f"base {conn.base_id}"
-        finally:
-            conn.close()
+        # Leaving the block writes what is pending and closes the connection.
+        with Tracker(conn, flush_interval=flush_interval) as tracker:
+            yield tracker, f"base {conn.base_id}"
         return
     from jobtrack_airtable.testing import TrackingServer
 
@@ -389,19 +382,17 @@ def _tracker_from_environment(flush_interval: float | None) -> Iterator[tuple[Tr
             limiter_url=f"sqlite:///{Path(tmp) / 'ratelimit.sqlite'}",
         )
         conn = Connection.from_settings(settings)
-        try:
-            where = f"a local Airtable-compatible server at {srv.url} (5 requests/s, 30 s penalty)"
-            yield Tracker(conn, flush_interval=flush_interval), where
-        finally:
-            conn.close()
+        where = f"a local Airtable-compatible server at {srv.url} (5 requests/s, 30 s penalty)"
+        with Tracker(conn, flush_interval=flush_interval) as tracker:
+            yield tracker, where
 
 
 def _report(tracker: Tracker, truth: JobTruth) -> None:
     if truth.run_id is None:
         print("the job could not be started:", *truth.tracking_errors, sep="\n  ")
         return
-    job = tracker.repo.find_job(truth.run_id)
-    rows = {r.client_id: r for r in tracker.repo.client_runs_of(truth.run_id)}
+    job = tracker.find_job(truth.run_id)
+    rows = {r.client_id: r for r in tracker.client_runs(truth.run_id)}
     status = job.status.value if job and job.status else "?"
     print(f"\njob {truth.run_id}: {status} (expected {truth.status.value})")
     header = f"{'client':<20} {'status':<18} {'examined':>9} {'scored':>7} {'tokens':>9}  ok"

@@ -1,11 +1,69 @@
 """jobtrack-airtable: record batch job runs of a multi-tenant lead-scoring service in Airtable,
 correctly, idempotently and within Airtable's rate limits.
 
+The top level holds what a worker needs; everything else lives in its module (exceptions in
+:mod:`jobtrack_airtable.errors`, the repository in :mod:`jobtrack_airtable.repository`, run ID
+helpers in :mod:`jobtrack_airtable.run_ids`, the local server in
+:mod:`jobtrack_airtable.local`).  Each public name, with an example:
+
+:class:`Tracker` — the entry point: starts jobs, opens client runs of propagated jobs, writes
+what is pending and closes its HTTP session when it is closed.
+
 >>> from jobtrack_airtable import Tracker                         # doctest: +SKIP
->>> tracker = Tracker.from_env()                                  # doctest: +SKIP
->>> with tracker.job(stream=1) as job:                            # doctest: +SKIP
-...     with job.client("Guy-Wilson") as run:
-...         run.add(profiles_examined=10, profiles_scored=8, profile_tokens=4200)
+>>> with Tracker.from_env() as tracker:                           # doctest: +SKIP
+...     with tracker.job(stream=1) as job:
+...         with job.client("Guy-Wilson") as run:
+...             run.add(profiles_examined=10, profiles_scored=8, profile_tokens=4200)
+
+:class:`Job` — a started or attached job (``tracker.job()``, ``tracker.attach_job(run_id)``);
+leaving its ``with`` block aggregates the client rows and completes it.
+
+>>> job = tracker.attach_job("250930-141522")                     # doctest: +SKIP
+>>> job.complete().status                                         # doctest: +SKIP
+<Status.COMPLETED: 'Completed'>
+
+:class:`ClientRun` — one client's run (``job.client(cid)``, ``tracker.client(run_id, cid)``);
+``add``/``set``/``note``/``close``, group-committed with the tracker's other runs.
+
+>>> run = job.client("Guy-Wilson")                                # doctest: +SKIP
+>>> run.add(posts_examined=4); run.close(wait=True).status        # doctest: +SKIP
+<Status.COMPLETED: 'Completed'>
+
+:class:`Status` — the four statuses.
+
+>>> Status("No Leads To Score").is_terminal
+True
+
+:class:`BaseRunId` / :class:`ClientRunId` — the two kinds of run ID, distinct types.
+
+>>> ClientRunId("250930-141522-Guy-Wilson").base
+BaseRunId('250930-141522')
+
+:class:`ClientMetrics` — validated metric values of a client run.
+
+>>> ClientMetrics.of(profiles_examined="12").profiles_examined
+12
+
+:class:`JobRow` / :class:`ClientRunRow` — rows as read back (``tracker.find_job(run_id)``,
+``tracker.client_runs(run_id)``, ``job.refresh()``), tolerant of bad stored data.
+
+>>> tracker.find_job("250930-141522").aggregates["clients_processed"]  # doctest: +SKIP
+3
+
+:class:`Settings` — configuration from the environment and ``.env``.
+
+>>> Settings(_env_file=None, flush_interval=2).flush_interval
+2.0
+
+:class:`Connection` — the pyairtable ``Api``, base, schema, limiter and retry policy a
+tracker talks through.
+
+>>> tracker = Tracker(Connection.from_env(), flush_interval=1.0)  # doctest: +SKIP
+
+``__version__`` — the package version.
+
+>>> isinstance(__version__, str)
+True
 """
 
 from __future__ import annotations
@@ -14,95 +72,24 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import Connection, build_api
-    from .errors import (
-        AirtableError,
-        AuthenticationError,
-        ComputedFieldError,
-        ConfigError,
-        DuplicateRowsError,
-        InvalidClientIdError,
-        InvalidInputError,
-        InvalidMetricError,
-        InvalidRequestError,
-        InvalidRunIdError,
-        InvalidStatusError,
-        JobtrackError,
-        NetworkError,
-        NotFoundError,
-        PermissionDeniedError,
-        RateLimitedError,
-        RunIdTypeError,
-        SchemaViolationError,
-        StatusTransitionError,
-        TransientServerError,
-        UnknownFieldError,
-        UnknownMetricError,
-    )
-    from .metrics import ClientMetrics, ClientRunRow, JobAggregate, JobRow, aggregate
-    from .recovery import DEFAULT_POLICY, RetryPolicy
-    from .repository import Repository
-    from .run_ids import (
-        BaseRunId,
-        ClientRunId,
-        generate_base_run_id,
-        parse_run_id,
-        recognise,
-        validate_client_id,
-        with_client,
-    )
-    from .schema import Schema, load_schema
+    from .client import Connection
+    from .metrics import ClientMetrics, ClientRunRow, JobRow
+    from .run_ids import BaseRunId, ClientRunId
     from .settings import Settings
-    from .statuses import Status, map_status
+    from .statuses import Status
     from .tracker import ClientRun, Job, Tracker
 
 # Lazy (PEP 562): importing the package, or a light submodule such as the CLI's, must not pull
 # in pyairtable and requests until a name that needs them is used (``--help`` stays fast).
 _LAZY: dict[str, str] = {
     "Connection": "client",
-    "build_api": "client",
-    "AirtableError": "errors",
-    "AuthenticationError": "errors",
-    "ComputedFieldError": "errors",
-    "ConfigError": "errors",
-    "DuplicateRowsError": "errors",
-    "InvalidClientIdError": "errors",
-    "InvalidInputError": "errors",
-    "InvalidMetricError": "errors",
-    "InvalidRequestError": "errors",
-    "InvalidRunIdError": "errors",
-    "InvalidStatusError": "errors",
-    "JobtrackError": "errors",
-    "NetworkError": "errors",
-    "NotFoundError": "errors",
-    "PermissionDeniedError": "errors",
-    "RateLimitedError": "errors",
-    "RunIdTypeError": "errors",
-    "SchemaViolationError": "errors",
-    "StatusTransitionError": "errors",
-    "TransientServerError": "errors",
-    "UnknownFieldError": "errors",
-    "UnknownMetricError": "errors",
     "ClientMetrics": "metrics",
     "ClientRunRow": "metrics",
-    "JobAggregate": "metrics",
     "JobRow": "metrics",
-    "aggregate": "metrics",
-    "DEFAULT_POLICY": "recovery",
-    "RetryPolicy": "recovery",
-    "Repository": "repository",
     "BaseRunId": "run_ids",
     "ClientRunId": "run_ids",
-    "generate_base_run_id": "run_ids",
-    "parse_run_id": "run_ids",
-    "recognise": "run_ids",
-    "validate_client_id": "run_ids",
-    "with_client": "run_ids",
-    "Schema": "schema",
-    "load_schema": "schema",
     "Settings": "settings",
     "Status": "statuses",
-    "map_status": "statuses",
     "ClientRun": "tracker",
     "Job": "tracker",
     "Tracker": "tracker",
@@ -111,54 +98,18 @@ _LAZY: dict[str, str] = {
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_POLICY",
-    "AirtableError",
-    "AuthenticationError",
     "BaseRunId",
     "ClientMetrics",
     "ClientRun",
     "ClientRunId",
     "ClientRunRow",
-    "ComputedFieldError",
-    "ConfigError",
     "Connection",
-    "DuplicateRowsError",
-    "InvalidClientIdError",
-    "InvalidInputError",
-    "InvalidMetricError",
-    "InvalidRequestError",
-    "InvalidRunIdError",
-    "InvalidStatusError",
     "Job",
-    "JobAggregate",
     "JobRow",
-    "JobtrackError",
-    "NetworkError",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "RateLimitedError",
-    "Repository",
-    "RetryPolicy",
-    "RunIdTypeError",
-    "Schema",
-    "SchemaViolationError",
     "Settings",
     "Status",
-    "StatusTransitionError",
     "Tracker",
-    "TransientServerError",
-    "UnknownFieldError",
-    "UnknownMetricError",
     "__version__",
-    "aggregate",
-    "build_api",
-    "generate_base_run_id",
-    "load_schema",
-    "map_status",
-    "parse_run_id",
-    "recognise",
-    "validate_client_id",
-    "with_client",
 ]
 
 

@@ -86,6 +86,21 @@ class StatusTransitionError(InvalidInputError):
         )
 
 
+class TerminalRunError(StatusTransitionError):
+    """Re-opening a client run whose row already ended (``Completed``, ``Failed``,
+    ``No Leads To Score``) without ``force=True``: the stored row is left as it was."""
+
+    def __init__(self, run_id: str, current: str) -> None:
+        self.run_id = run_id
+        self.current = current
+        self.new = "Running"
+        InvalidInputError.__init__(
+            self,
+            f"client run {run_id!r} already ended as {current!r}; refusing to reopen it "
+            "(pass force=True to continue it from its stored totals)",
+        )
+
+
 class InvalidMetricError(InvalidInputError):
     """A metric value failed validation; names the field and the value."""
 
@@ -268,3 +283,13 @@ class StaleArchivePlanError(JobtrackError):
 
 class ArchivePlanFormatError(JobtrackError, ValueError):
     """A file is not an archive plan this version of the library can apply."""
+
+
+class TrackerClosedError(JobtrackError):
+    """A client run changed after its tracker was closed: the change could never be written."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"client run {run_id!r}: its tracker is closed; nothing more can be written"
+        )

@@ -8,7 +8,7 @@ Four things live here:
   raise :class:`~jobtrack_airtable.errors.InvalidMetricError` naming the field and the value;
   unknown names raise :class:`~jobtrack_airtable.errors.UnknownMetricError` listing the
   allowed names.  Pydantic's ``ValidationError`` never escapes the public constructors.
-* :func:`format_time` / :func:`time_fields`: Start/End/Last Updated as Airtable's UTC ``…Z``.
+* :func:`format_time`: Start/End/Last Updated as Airtable's UTC ``…Z``.
 * :class:`ClientRunRow` / :class:`JobRow`: tolerant parses of records read back from the base.
   Bad stored data never raises; it becomes ``None`` plus a line in ``problems`` so ``sync`` can
   flag it.
@@ -64,7 +64,6 @@ __all__ = [
     "aggregate",
     "completion_status",
     "format_time",
-    "time_fields",
     "validate_metrics",
 ]
 
@@ -392,6 +391,20 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
         out = {k: float(v) if isinstance(v, Decimal) else v for k, v in self.values().items()}
         return table.to_names(out)
 
+    def to_values(self, table: TableSpec) -> dict[str, Any]:
+        """The set metrics by logical key, ready to write (costs as ``float``), only those
+        the base has enabled: what the tracker hands the repository.
+
+        >>> from jobtrack_airtable.schema import load_schema
+        >>> ClientMetrics.of(apify_costs=2, posts_scored=1).to_values(load_schema().client_runs)
+        {'posts_scored': 1, 'apify_costs': 2.0}
+        """
+        return {
+            k: float(v) if isinstance(v, Decimal) else v
+            for k, v in self.values().items()
+            if table.has(k)
+        }
+
     # -- arithmetic --------------------------------------------------------------------------
 
     def plus(self, other: ClientMetrics) -> ClientMetrics:
@@ -494,31 +507,6 @@ give it one, or configure assume_utc
             field, value, "naive datetime (no time zone); give it one, or configure assume_utc"
         )
     return to_airtable(value, assume_utc=assume_utc)
-
-
-def time_fields(
-    table: TableSpec, *, assume_utc: bool = False, **times: datetime | None
-) -> dict[str, str]:
-    """Format ``start_time`` / ``end_time`` / ``last_updated`` for ``table`` (Airtable names).
-    ``None`` values are skipped (not cleared), as are fields the base has disabled.
-
-    >>> from datetime import datetime, UTC
-    >>> from jobtrack_airtable.schema import load_schema
-    >>> time_fields(load_schema().jobs, last_updated=datetime(2025, 9, 30, 14, 15, tzinfo=UTC))
-    {'Last Updated': '2025-09-30T14:15:00.000Z'}
-    """
-    unknown = [k for k in times if k not in TIME_KEYS]
-    if unknown:
-        raise InvalidInputError(
-            f"unknown time field(s) {', '.join(map(repr, sorted(unknown)))}; "
-            f"allowed: {', '.join(TIME_KEYS)}"
-        )
-    formatted = {
-        key: format_time(key, value, assume_utc=assume_utc)
-        for key, value in times.items()
-        if value is not None
-    }
-    return table.to_names(formatted)
 
 
 # --- rows read back ----------------------------------------------------------------------------
@@ -777,6 +765,15 @@ class JobAggregate(BaseModel):
         >>> "Total Tokens Used" in fields or "Duration" in fields
         False
         """
+        return table.to_names(self.to_values(table, times=times))
+
+    def to_values(self, table: TableSpec, *, times: bool = True) -> dict[str, Any]:
+        """:meth:`to_fields` by logical key (what the tracker hands the repository).
+
+        >>> from jobtrack_airtable.schema import load_schema
+        >>> JobAggregate(clients_processed=2).to_values(load_schema().jobs)["clients_processed"]
+        2
+        """
         values: dict[str, Any] = self.counts()
         if times:
             for key in ("start_time", "end_time"):
@@ -784,7 +781,7 @@ class JobAggregate(BaseModel):
                 if moment is not None:
                     values[key] = format_time(key, moment)
         return {
-            table.name_of(key): value
+            key: value
             for key, value in values.items()
             if table.has(key) and not table.field(key).computed
         }

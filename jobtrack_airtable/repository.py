@@ -6,10 +6,14 @@ payload is checked against the schema before any request.  Reads of one key use 
 escaped formula; reads of one job's client rows use an exact prefix match (``LEFT`` of the
 fixed-length base run ID), never a substring ``FIND`` that would also catch other runs.
 
+Code above the repository uses the two per-table objects, which speak logical keys and return
+typed rows; the table-keyed methods of :class:`Repository` below them return raw records (the
+layer ``sync`` plans and applies on).
+
 >>> repo = Repository(conn)                                       # doctest: +SKIP
->>> repo.upsert_client_runs([{"run_id": "250930-141522-Guy-Wilson", "status": "Running"}])
+>>> repo.client_runs.upsert([{"run_id": "250930-141522-Guy-Wilson", "status": "Running"}])
 ...                                                               # doctest: +SKIP
->>> [r.client_id for r in repo.client_runs_of(BaseRunId("250930-141522"))]  # doctest: +SKIP
+>>> [r.client_id for r in repo.client_runs.of_job("250930-141522")]  # doctest: +SKIP
 ['Guy-Wilson']
 """
 
@@ -18,14 +22,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pyairtable import formulas as F
 from pyairtable.api.types import RecordDict
 
 from .client import Connection
 from .errors import (
-    DuplicateRowsError,
     InvalidRequestError,
     IteratorExpiredError,
     NotFoundError,
@@ -34,7 +37,7 @@ from .errors import (
 )
 from .metrics import ClientRunRow, JobRow
 from .recovery import call_with_retry
-from .run_ids import BaseRunId, ClientRunId, as_base_run_id, as_client_run_id
+from .run_ids import BaseRunId, as_base_run_id, as_client_run_id
 from .schema import TableSpec
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,33 @@ MAX_PAGE_SIZE = 100
 MAX_LISTING_RESTARTS = 3
 
 PageCallback = Callable[[int], None]
+#: Called with the number of records of each batch written (progress bars).
+BatchCallback = Callable[[int], None]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def in_batches(
+    items: Sequence[T],
+    send: Callable[[list[T]], Sequence[R]],
+    *,
+    size: int = MAX_WRITE_BATCH,
+    on_batch: BatchCallback | None = None,
+) -> list[R]:
+    """``send`` each batch of at most ``size`` items (one request each, Airtable's 10 for
+    writes) and collect the results in order; ``on_batch`` gets each batch's size.
+
+    >>> in_batches(list(range(25)), lambda chunk: [len(chunk)])
+    [10, 10, 5]
+    """
+    out: list[R] = []
+    for start in range(0, len(items), size):
+        chunk = list(items[start : start + size])
+        out.extend(send(chunk))
+        if on_batch:
+            on_batch(len(chunk))
+    return out
 
 
 def oldest_first(records: Iterable[RecordDict]) -> list[RecordDict]:
@@ -74,6 +104,9 @@ class Repository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.schema = conn.schema
+        #: The two tables as typed rows: what the code above the repository uses.
+        self.jobs = JobsTable(self)
+        self.client_runs = ClientRunsTable(self)
 
     def __repr__(self) -> str:
         return f"Repository(base_id={self.conn.base_id!r})"
@@ -215,46 +248,40 @@ class Repository:
             )
         return ordered[0]
 
-    def find_job(self, run_id: BaseRunId | str) -> JobRow | None:
-        """The job row of ``run_id`` (a base run ID), or ``None``."""
-        key = as_base_run_id(run_id)
-        record = self.find("jobs", key)
-        return JobRow.from_record(record, self.schema.jobs) if record else None
+    def get(self, table: str, record_id: str) -> RecordDict | None:
+        """One row by record ID (1 request), or ``None`` when it is gone."""
+        t = self._table(table)
+        try:
+            record: RecordDict = self._call(f"read {self.spec(table).name}", t.get, record_id)
+        except NotFoundError:
+            return None
+        return record
 
-    def find_client_run(self, run_id: ClientRunId | str) -> ClientRunRow | None:
-        """The client row of ``run_id`` (a client run ID), or ``None``."""
-        key = as_client_run_id(run_id)
-        record = self.find("client_runs", key)
-        return ClientRunRow.from_record(record, self.schema.client_runs) if record else None
+    def get_many(self, table: str, record_ids: Sequence[str]) -> list[RecordDict]:
+        """The rows of ``record_ids`` still present, in ⌈N/100⌉ requests (one formula)."""
+
+        def read(ids: list[str]) -> list[RecordDict]:
+            terms = [F.EQ(F.RECORD_ID(), rid) for rid in ids]
+            formula = F.to_formula_str(terms[0] if len(terms) == 1 else F.OR(*terms))
+            return self.list_records(table, formula=formula)
+
+        return in_batches(list(dict.fromkeys(record_ids)), read, size=MAX_PAGE_SIZE)
 
     def client_runs_of(
         self, job_run_id: BaseRunId | str, *, on_page: PageCallback | None = None
     ) -> list[ClientRunRow]:
-        """Every client row of one job, in ⌈N/100⌉ requests.
-
-        The match is exact: a client run ID is the 13-character base run ID, a hyphen and the
-        client ID, so ``LEFT({Run ID}, 14) = '<base>-'`` selects this job's rows and no other
-        job's.  Duplicate rows for one client are collapsed to the oldest, with a warning.
-        """
-        base = as_base_run_id(job_run_id)
-        prefix = f"{base}-"
-        field = F.Field(self.schema.client_runs.key_name)
-        formula = F.to_formula_str(F.EQ(F.LEFT(field, len(prefix)), prefix))
-        records = self.list_records("client_runs", formula=formula, on_page=on_page)
-        by_key: dict[str, list[RecordDict]] = defaultdict(list)
-        key_name = self.schema.client_runs.key_name
-        for r in records:
-            by_key[r["fields"].get(key_name, "")].append(r)
-        rows = []
-        for key, group in by_key.items():
-            chosen = self._one("client_runs", key, group)
-            assert chosen is not None
-            rows.append(ClientRunRow.from_record(chosen, self.schema.client_runs))
-        return rows
+        """Every client row of one job, in ⌈N/100⌉ requests (``repo.client_runs.of_job``)."""
+        return self.client_runs.of_job(job_run_id, on_page=on_page)
 
     # ---------------------------------------------------------------- writes
 
-    def upsert(self, table: str, values: Sequence[Mapping[str, Any]]) -> list[RecordDict]:
+    def upsert(
+        self,
+        table: str,
+        values: Sequence[Mapping[str, Any]],
+        *,
+        on_batch: BatchCallback | None = None,
+    ) -> list[RecordDict]:
         """Create or update rows by natural key, ⌈N/10⌉ requests for N rows.
 
         ``values`` are dicts keyed by logical field key and must each hold the natural key.
@@ -262,39 +289,82 @@ class Repository:
         several rows (which Airtable refuses with a 422) is written to the oldest row by
         record ID, with a warning naming every duplicate: the write is never lost.
         """
-        spec = self.spec(table)
-        payloads = []
-        for v in values:
-            if not v.get(spec.natural_key):
-                raise ValueError(f"upsert into {spec.name!r} needs {spec.natural_key!r}: {v!r}")
-            payloads.append(self._named(table, v))
-        results: list[RecordDict] = []
-        for start in range(0, len(payloads), MAX_WRITE_BATCH):
-            chunk = payloads[start : start + MAX_WRITE_BATCH]
-            results.extend(self._upsert_chunk(table, chunk))
-        return results
+        written = self.write(table, [(None, v) for v in values], on_batch=on_batch)
+        return [record for record, _ in written]
 
-    def _upsert_chunk(self, table: str, chunk: list[dict[str, Any]]) -> list[RecordDict]:
+    def write(
+        self,
+        table: str,
+        items: Sequence[tuple[str | None, Mapping[str, Any]]],
+        *,
+        on_batch: BatchCallback | None = None,
+    ) -> list[tuple[RecordDict, bool]]:
+        """Write rows, ⌈N/10⌉ requests: by record ID where the caller knows it, else by
+        natural key (upsert).  Returns each row as written and whether this write created it.
+
+        Writing by record ID matches no key, so a short-lived second row with the same key
+        (another host's job-start claim, a duplicate awaiting ``sync``) can never make the
+        write fail with Airtable's 422 "records match fieldsToMergeOn".  A row whose record
+        ID is gone (``sync`` merged it away) is written again by natural key, once, which
+        lands on the surviving row.
+        """
+        spec = self.spec(table)
+        payloads: list[tuple[str | None, dict[str, Any]]] = []
+        for rid, v in items:
+            if not v.get(spec.natural_key):
+                raise ValueError(f"write into {spec.name!r} needs {spec.natural_key!r}: {v!r}")
+            payloads.append((rid, self._named(table, v)))
+        return in_batches(
+            payloads, lambda chunk: self._write_chunk(table, chunk), on_batch=on_batch
+        )
+
+    def _write_chunk(
+        self, table: str, chunk: list[tuple[str | None, dict[str, Any]]]
+    ) -> list[tuple[RecordDict, bool]]:
+        spec = self.spec(table)
+        if any(rid for rid, _ in chunk):
+            t = self._table(table)
+            body = [{"id": rid, "fields": f} if rid else {"fields": f} for rid, f in chunk]
+            try:
+                result = self._call(
+                    f"write {spec.name}", t.batch_upsert, body, key_fields=[spec.key_name]
+                )
+            except NotFoundError:
+                log.warning(
+                    "a row of %s written by record ID is gone (merged by sync?); writing by "
+                    "natural key instead",
+                    spec.name,
+                )
+            else:
+                created = set(result.get("createdRecords", []))
+                return [(r, r["id"] in created) for r in result["records"]]
+        records, created = self._upsert_by_key(table, [f for _, f in chunk])
+        return [(r, r["id"] in created) for r in records]
+
+    def _upsert_by_key(
+        self, table: str, chunk: list[dict[str, Any]]
+    ) -> tuple[list[RecordDict], set[str]]:
+        """One upsert request by natural key: the records, and the IDs it created."""
         spec = self.spec(table)
         t = self._table(table)
         key_name = spec.key_name
         first_key = str(chunk[0][key_name])
-        op = f"upsert {spec.name}"
         try:
             result = self._call(
-                op,
+                f"upsert {spec.name}",
                 t.batch_upsert,
                 [{"fields": f} for f in chunk],
                 key_fields=[key_name],
                 key=first_key if len(chunk) == 1 else None,
             )
-            return list(result["records"])
+            return list(result["records"]), set(result.get("createdRecords", []))
         except InvalidRequestError as exc:
             # Airtable refuses an upsert whose key matches several rows, with an undocumented
             # 422: rather than parse its message, look the keys up and see.
             if exc.status != 422:
                 raise
-            return self._upsert_around_duplicates(table, chunk, exc)
+            # Writing around duplicates only ever updates existing rows.
+            return self._upsert_around_duplicates(table, chunk, exc), set()
 
     def _upsert_around_duplicates(
         self, table: str, chunk: list[dict[str, Any]], original: InvalidRequestError
@@ -346,60 +416,60 @@ class Repository:
             )
         return list(result["records"])
 
-    def upsert_job(self, values: Mapping[str, Any]) -> JobRow:
-        """Upsert one job row (1 request); ``values`` by logical key, with ``run_id``."""
-        record = self.upsert("jobs", [values])[0]
-        return JobRow.from_record(record, self.schema.jobs)
-
-    def upsert_client_runs(self, values: Sequence[Mapping[str, Any]]) -> list[ClientRunRow]:
-        """Upsert client rows, ⌈N/10⌉ requests."""
-        return [
-            ClientRunRow.from_record(r, self.schema.client_runs)
-            for r in self.upsert("client_runs", values)
-        ]
-
-    def create(self, table: str, values: Sequence[Mapping[str, Any]]) -> list[RecordDict]:
+    def create(
+        self,
+        table: str,
+        values: Sequence[Mapping[str, Any]],
+        *,
+        on_batch: BatchCallback | None = None,
+    ) -> list[RecordDict]:
         """Create rows (no key matching), ⌈N/10⌉ requests.  Only for callers that detect
         duplicates themselves (job start claims, sync)."""
         payloads = [self._named(table, v) for v in values]
         t = self._table(table)
-        out: list[RecordDict] = []
-        for start in range(0, len(payloads), MAX_WRITE_BATCH):
-            chunk = payloads[start : start + MAX_WRITE_BATCH]
-            out.extend(self._call(f"create {self.spec(table).name}", t.batch_create, chunk))
-        return out
+        op = f"create {self.spec(table).name}"
+        return in_batches(
+            payloads, lambda chunk: self._call(op, t.batch_create, chunk), on_batch=on_batch
+        )
 
     def update_by_id(
-        self, table: str, updates: Sequence[tuple[str, Mapping[str, Any]]]
+        self,
+        table: str,
+        updates: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        on_batch: BatchCallback | None = None,
     ) -> list[RecordDict]:
         """Patch rows by record ID, ⌈N/10⌉ requests (only the fields sent change)."""
         payloads = [{"id": rid, "fields": self._named(table, v)} for rid, v in updates]
         t = self._table(table)
-        out: list[RecordDict] = []
-        for start in range(0, len(payloads), MAX_WRITE_BATCH):
-            chunk = payloads[start : start + MAX_WRITE_BATCH]
-            out.extend(self._call(f"update {self.spec(table).name}", t.batch_update, chunk))
-        return out
+        op = f"update {self.spec(table).name}"
+        return in_batches(
+            payloads, lambda chunk: self._call(op, t.batch_update, chunk), on_batch=on_batch
+        )
 
-    def delete(self, table: str, record_ids: Sequence[str]) -> int:
+    def delete(
+        self, table: str, record_ids: Sequence[str], *, on_batch: BatchCallback | None = None
+    ) -> int:
         """Delete rows by record ID, ⌈N/10⌉ requests.  A row already gone counts as deleted
         (a delete retried after a lost response must not fail)."""
         t = self._table(table)
-        deleted = 0
-        ids = list(record_ids)
-        for start in range(0, len(ids), MAX_WRITE_BATCH):
-            chunk = ids[start : start + MAX_WRITE_BATCH]
+        op = f"delete {self.spec(table).name}"
+
+        def send(chunk: list[str]) -> list[int]:
             try:
-                deleted += len(self._call(f"delete {self.spec(table).name}", t.batch_delete, chunk))
+                return [len(self._call(op, t.batch_delete, chunk))]
             except NotFoundError:
                 # One missing ID fails the whole batch; delete the rest one by one.
+                deleted = 0
                 for rid in chunk:
                     try:
-                        self._call(f"delete {self.spec(table).name}", t.delete, rid)
+                        self._call(op, t.delete, rid)
                         deleted += 1
                     except NotFoundError:
                         pass
-        return deleted
+                return [deleted]
+
+        return sum(in_batches(list(record_ids), send, on_batch=on_batch))
 
     def claim(self, table: str, values: Mapping[str, Any], marker: str) -> RecordDict | None:
         """Create a row carrying ``marker`` in its System Notes and keep it only if it is the
@@ -429,18 +499,118 @@ class Repository:
             self.delete(table, losers)
         return winner if won else None
 
-    def require_single(self, table: str, key: str) -> RecordDict:
-        """The one row of ``key``; :class:`DuplicateRowsError` if there are several and
-        :class:`NotFoundError` if none — for callers where a guess would be wrong."""
-        rows = self.list_records(table, formula=self.key_formula(table, [key]))
-        if len(rows) > 1:
-            raise DuplicateRowsError(
-                self.spec(table).name, key, [r["id"] for r in oldest_first(rows)]
-            )
-        if not rows:
-            raise NotFoundError(
-                f"no row with key {key!r} in {self.spec(table).name!r}",
-                status=404,
-                error_type="NOT_FOUND",
-            )
-        return rows[0]
+
+RowT = TypeVar("RowT", JobRow, ClientRunRow)
+
+
+class TableRepository(Generic[RowT]):
+    """One tracking table as typed rows: ``repo.jobs`` (:class:`JobRow`) and
+    ``repo.client_runs`` (:class:`ClientRunRow`).  Values go in by logical key; rows come
+    out parsed.  The code above the repository uses these objects only.
+
+    >>> repo.client_runs.find("250930-141522-Guy-Wilson").status   # doctest: +SKIP
+    <Status.COMPLETED: 'Completed'>
+    >>> [row] = repo.jobs.upsert([{"run_id": "250930-141522", "stream": 2}])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        repo: Repository,
+        key: str,
+        row_type: type[RowT],
+        natural_key: Callable[[Any], str],
+    ) -> None:
+        self.repo = repo
+        self.key = key
+        self._row_type: Any = row_type
+        self._natural_key = natural_key
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec.name!r})"
+
+    @property
+    def spec(self) -> TableSpec:
+        return self.repo.spec(self.key)
+
+    def row(self, record: RecordDict) -> RowT:
+        """Parse a pyairtable record of this table (never raises for bad stored data)."""
+        row: RowT = self._row_type.from_record(record, self.spec)
+        return row
+
+    def find(self, run_id: Any) -> RowT | None:
+        """The row of ``run_id`` (validated first), or ``None``; with duplicates the oldest,
+        with a warning (1 request per 100 duplicates)."""
+        record = self.repo.find(self.key, self._natural_key(run_id))
+        return self.row(record) if record else None
+
+    def get(self, record_id: str) -> RowT | None:
+        """The row with record ID ``record_id`` (1 request), or ``None`` when it is gone."""
+        record = self.repo.get(self.key, record_id)
+        return self.row(record) if record else None
+
+    def get_many(self, record_ids: Sequence[str]) -> list[RowT]:
+        """The rows of ``record_ids`` still present, ⌈N/100⌉ requests."""
+        return [self.row(r) for r in self.repo.get_many(self.key, record_ids)]
+
+    def upsert(
+        self, values: Sequence[Mapping[str, Any]], *, on_batch: BatchCallback | None = None
+    ) -> list[RowT]:
+        """Create or update rows by natural key, ⌈N/10⌉ requests."""
+        return [self.row(r) for r in self.repo.upsert(self.key, values, on_batch=on_batch)]
+
+    def write(
+        self,
+        items: Sequence[tuple[str | None, Mapping[str, Any]]],
+        *,
+        on_batch: BatchCallback | None = None,
+    ) -> list[tuple[RowT, bool]]:
+        """Write rows by record ID where known, else by natural key; each row as written
+        and whether it was created (see :meth:`Repository.write`)."""
+        return [
+            (self.row(r), created)
+            for r, created in self.repo.write(self.key, items, on_batch=on_batch)
+        ]
+
+
+class JobsTable(TableRepository[JobRow]):
+    """``repo.jobs``: the Job Tracking table."""
+
+    def __init__(self, repo: Repository) -> None:
+        super().__init__(repo, "jobs", JobRow, as_base_run_id)
+
+    def claim(self, values: Mapping[str, Any], marker: str) -> JobRow | None:
+        """Create the job row carrying ``marker`` and keep it only if it is the oldest of
+        its Run ID (2 requests); see :meth:`Repository.claim`."""
+        record = self.repo.claim(self.key, values, marker)
+        return self.row(record) if record else None
+
+
+class ClientRunsTable(TableRepository[ClientRunRow]):
+    """``repo.client_runs``: the Client Run Results table."""
+
+    def __init__(self, repo: Repository) -> None:
+        super().__init__(repo, "client_runs", ClientRunRow, as_client_run_id)
+
+    def of_job(
+        self, job_run_id: BaseRunId | str, *, on_page: PageCallback | None = None
+    ) -> list[ClientRunRow]:
+        """Every client row of one job, in ⌈N/100⌉ requests.
+
+        The match is exact: a client run ID is the 13-character base run ID, a hyphen and the
+        client ID, so ``LEFT({Run ID}, 14) = '<base>-'`` selects this job's rows and no other
+        job's.  Duplicate rows for one client are collapsed to the oldest, with a warning.
+        """
+        base = as_base_run_id(job_run_id)
+        prefix = f"{base}-"
+        key_name = self.spec.key_name
+        formula = F.to_formula_str(F.EQ(F.LEFT(F.Field(key_name), len(prefix)), prefix))
+        records = self.repo.list_records(self.key, formula=formula, on_page=on_page)
+        by_key: dict[str, list[RecordDict]] = defaultdict(list)
+        for r in records:
+            by_key[r["fields"].get(key_name, "")].append(r)
+        rows = []
+        for key, group in by_key.items():
+            chosen = self.repo._one(self.key, key, group)
+            assert chosen is not None
+            rows.append(self.row(chosen))
+        return rows

@@ -47,7 +47,6 @@ from .errors import (
     InvalidClientIdError,
     InvalidInputError,
     InvalidRunIdError,
-    JobtrackError,
     RunIdTypeError,
     show,
 )
@@ -62,15 +61,12 @@ __all__ = [
     "BaseRunId",
     "ClientRunId",
     "LegacyFormat",
-    "NoFreeRunIdError",
     "Recognised",
     "as_base_run_id",
     "as_client_run_id",
     "format_base_run_id",
     "generate_base_run_id",
-    "next_free_run_id",
     "parse_base_run_id",
-    "parse_client_run_id",
     "parse_run_id",
     "recognise",
     "validate_client_id",
@@ -97,15 +93,6 @@ _FORBIDDEN_CATEGORIES: Final = {
     "Zp": "paragraph separator",
     "Cs": "unpaired surrogate",
 }
-
-
-class NoFreeRunIdError(JobtrackError, RuntimeError):
-    """:func:`next_free_run_id` found every candidate second taken."""
-
-    def __init__(self, candidate: BaseRunId, tries: int) -> None:
-        self.candidate = candidate
-        self.tries = tries
-        super().__init__(f"no free run ID in the {tries} second(s) from {str(candidate)!r}")
 
 
 # --- shared checks -------------------------------------------------------------------------
@@ -409,7 +396,7 @@ def format_base_run_id(dt: datetime, tz: tzinfo = UTC) -> BaseRunId:
 def generate_base_run_id(*, clock: Callable[[], datetime] = utcnow, tz: tzinfo = UTC) -> BaseRunId:
     """A new base run ID for "now" in ``tz`` (UTC unless configured otherwise).
 
-    This does not check uniqueness; see :func:`next_free_run_id`.
+    This does not check uniqueness: ``Tracker.job()`` claims it (see the tracker).
 
     >>> from zoneinfo import ZoneInfo
     >>> clock = lambda: datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
@@ -430,11 +417,6 @@ def parse_base_run_id(s: Any) -> BaseRunId:
     jobtrack_airtable.errors.InvalidRunIdError: ...numeric artefact form of '250930-141522'...
     """
     return BaseRunId(s)
-
-
-def parse_client_run_id(s: Any) -> ClientRunId:
-    """Strictly parse a client run ID (no legacy forms); same as :func:`as_client_run_id`."""
-    return ClientRunId(s)
 
 
 def parse_run_id(s: Any) -> BaseRunId | ClientRunId:
@@ -474,29 +456,6 @@ def with_client(run_id: BaseRunId | ClientRunId | str, client_id: str) -> Client
     if _repeated_unit(parsed.client_id) == client_id:
         reason += " (it has a doubled legacy suffix; see recognise())"
     raise InvalidRunIdError(str(parsed), reason)
-
-
-def next_free_run_id(
-    candidate: BaseRunId, is_taken: Callable[[BaseRunId], bool], max_tries: int = 3600
-) -> BaseRunId:
-    """The first of ``candidate``, ``candidate + 1 s``, ... for which ``is_taken`` is false.
-
-    Two jobs started in the same second must not share a run ID; moving forward keeps IDs in
-    start order.  Raises :class:`NoFreeRunIdError` after ``max_tries`` taken seconds.
-
-    >>> taken = {"250930-141522", "250930-141523"}
-    >>> next_free_run_id(BaseRunId("250930-141522"), taken.__contains__)
-    BaseRunId('250930-141524')
-    """
-    if max_tries < 1:
-        raise ValueError(f"max_tries must be at least 1, got {max_tries!r}")
-    current = as_base_run_id(candidate)
-    for attempt in range(max_tries):
-        if not is_taken(current):
-            return current
-        if attempt + 1 < max_tries:
-            current = current.next_second()
-    raise NoFreeRunIdError(as_base_run_id(candidate), max_tries)
 
 
 # --- legacy forms --------------------------------------------------------------------------

@@ -5,8 +5,8 @@ For every hostile value the outcome is one of (SPEC §5):
 * **refused** with its typed error (an ``InvalidInputError`` subclass) whose message quotes the
   value, before any request (the server's request log stays empty), with nothing already
   recorded changed (the server's store is compared before and after);
-* **stored** and read back byte for byte -- through the library (``find_client_run``,
-  ``client_runs_of``, ``attach_*``) and from the server's store directly -- without ever
+* **stored** and read back byte for byte -- through the library (``repo.client_runs.find``,
+  ``repo.client_runs.of_job``, ``attach_*``) and from the server's store directly -- without ever
   matching another client's rows: decoy clients whose IDs are prefixes, suffixes, doublings,
   case and normalisation variants of the value are seeded in the same job and in another job,
   and every read must return exactly the right rows.
@@ -169,32 +169,33 @@ def test_corpus_is_big_and_varied() -> None:
 @pytest.mark.parametrize("case", _params(Kind.CLIENT_ID))
 def test_client_id(env: Env, case: Case) -> None:
     value = case.value
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     if case.rejected:
         assert case.error is not None
         env.refuse(lambda: job.client(value), case.error, value)
-        env.refuse(lambda: env.tracker.client_run(str(job.run_id), value), case.error, value)
+        env.refuse(lambda: env.tracker.client(str(job.run_id), value), case.error, value)
         env.refuse(lambda: job.open_clients(["Decoy-OK", value]), case.error, value)
-        env.refuse(lambda: env.tracker.open_client_runs(job.run_id, [value]), case.error, value)
+        env.refuse(lambda: env.tracker.open_clients(job.run_id, [value]), case.error, value)
         return
 
-    other = env.tracker.start_job()
+    other = env.tracker.job()
     decoys = near_misses(value)
     job.open_clients(decoys)
     other.open_clients([(value, "in another job"), *decoys])
+    env.tracker.flush()
     log = env.srv.request_log
     log.clear()
     run = job.client(value)
     run.add(profiles_examined=7)
     run.note(f"note of {value}")
-    closed = run.close()
-    assert log.total == 2  # open + close
+    closed = run.close(wait=True)
+    assert log.total == 1  # open and close, group-committed in one record
     key = f"{job.run_id}-{value}"
     assert str(run.run_id) == key
     assert run.client_id == value
 
     # Through the library: the one row, exactly.
-    found = env.repo.find_client_run(key)
+    found = env.repo.client_runs.find(key)
     assert found is not None
     assert found.record_id == closed.record_id
     assert (found.run_id, found.client_id, found.client_name) == (key, value, value)
@@ -202,13 +203,13 @@ def test_client_id(env: Env, case: Case) -> None:
     assert found.status is Status.COMPLETED
     assert found.system_notes == f"{STAMP}note of {value}"
     for decoy in decoys:
-        near = env.repo.find_client_run(f"{job.run_id}-{decoy}")
+        near = env.repo.client_runs.find(f"{job.run_id}-{decoy}")
         assert near is not None and near.client_id == decoy
         assert near.metrics.profiles_examined is None
-    of_job = env.repo.client_runs_of(job.run_id)
+    of_job = env.repo.client_runs.of_job(job.run_id)
     assert sorted(r.client_id or "" for r in of_job) == sorted([value, *decoys])
     assert [r.client_id for r in of_job if r.metrics.profiles_examined] == [value]
-    of_other = env.repo.client_runs_of(other.run_id)
+    of_other = env.repo.client_runs.of_job(other.run_id)
     assert sorted(r.client_id or "" for r in of_other) == sorted([value, *decoys])
     assert not any(r.metrics.profiles_examined for r in of_other)
 
@@ -219,7 +220,7 @@ def test_client_id(env: Env, case: Case) -> None:
     assert resumed.status is Status.COMPLETED
     absent = f"{value}\u200b"
     if len(absent) <= 100:
-        assert env.repo.find_client_run(f"{job.run_id}-{absent}") is None
+        assert env.repo.client_runs.find(f"{job.run_id}-{absent}") is None
 
     # Ground truth in the server's store.
     stored = [r for r in rows(env.srv, CRR) if r["fields"].get("Client ID") == value]
@@ -238,8 +239,9 @@ def test_client_id(env: Env, case: Case) -> None:
 
 
 def _seed_decoy_job(env: Env) -> Job:
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     job.open_clients(["Guy-Wilson", "') , TRUE(), ('", "Guy"])
+    env.tracker.flush()
     return job
 
 
@@ -251,19 +253,19 @@ def test_base_run_id(env: Env, case: Case) -> None:
     if case.rejected:
         assert case.error is not None
         env.refuse(lambda: tracker.attach_job(value), case.error, value)
-        env.refuse(lambda: tracker.client_run(value, "Guy-Wilson"), case.error, value)
-        env.refuse(lambda: tracker.open_client_runs(value, ["Guy-Wilson"]), case.error, value)
-        env.refuse(lambda: repo.find_job(value), case.error, value)
-        env.refuse(lambda: repo.client_runs_of(value), case.error, value)
+        env.refuse(lambda: tracker.client(value, "Guy-Wilson"), case.error, value)
+        env.refuse(lambda: tracker.open_clients(value, ["Guy-Wilson"]), case.error, value)
+        env.refuse(lambda: repo.jobs.find(value), case.error, value)
+        env.refuse(lambda: repo.client_runs.of_job(value), case.error, value)
         return
     assert case.stored is ABSENT
     env.srv.request_log.clear()
     with pytest.raises(NotFoundError, match=value):
         tracker.attach_job(value)
     assert env.srv.request_log.total == 1
-    assert repo.find_job(value) is None
-    assert repo.client_runs_of(value) == []
-    assert len(repo.client_runs_of(job.run_id)) == 3
+    assert repo.jobs.find(value) is None
+    assert repo.client_runs.of_job(value) == []
+    assert len(repo.client_runs.of_job(job.run_id)) == 3
     assert tracker.attach_job(str(job.run_id)).run_id == job.run_id
 
 
@@ -274,14 +276,14 @@ def test_client_run_id(env: Env, case: Case) -> None:
     if case.rejected:
         assert case.error is not None
         env.refuse(lambda: env.tracker.attach_client_run(value), case.error, value)
-        env.refuse(lambda: env.repo.find_client_run(value), case.error, value)
+        env.refuse(lambda: env.repo.client_runs.find(value), case.error, value)
         return
     assert case.stored is ABSENT
     env.srv.request_log.clear()
     with pytest.raises(NotFoundError):
         env.tracker.attach_client_run(value)
     assert env.srv.request_log.total == 1
-    assert env.repo.find_client_run(value) is None
+    assert env.repo.client_runs.find(value) is None
     same_client = f"{job.run_id}-{value.split('-', 2)[2]}"
     assert env.tracker.attach_client_run(same_client).run_id == same_client
 
@@ -292,30 +294,32 @@ def test_client_run_id(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.CLIENT_NAME))
 def test_client_name(env: Env, case: Case) -> None:
     value = case.value
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     if case.rejected:
         assert case.error is not None
         env.refuse(lambda: job.client("Name-Probe", name=value), case.error, value)
         run = job.client("Name-Probe")
         env.refuse(lambda: run.set(client_name=value), case.error, value)
-        run.close()  # the refused value did not poison the run
+        run.close(wait=True)  # the refused value did not poison the run
         assert env.crr_fields(str(run.run_id))["Client Name"] == "Name-Probe"
         return
     if case.stored is DEFAULTED:
         run = job.client("Name-Probe", name=value)
+        env.tracker.flush()
         assert env.crr_fields(str(run.run_id))["Client Name"] == "Name-Probe"
         env.refuse(lambda: run.set(client_name=value), InvalidInputError, value)
         return
     log = env.srv.request_log
     log.clear()
     run = job.client("Name-Probe", name=value)
+    env.tracker.flush()
     assert log.total == 1
     assert env.crr_fields(str(run.run_id))["Client Name"] == value
-    row = env.repo.find_client_run(run.run_id)
+    row = env.repo.client_runs.find(run.run_id)
     assert row is not None and row.client_name == value
     renamed = job.client("Name-Probe-2")
     renamed.set(client_name=value)
-    renamed.close()
+    renamed.close(wait=True)
     assert renamed.name == value
     assert env.crr_fields(str(renamed.run_id))["Client Name"] == value
     assert env.crr_fields(str(renamed.run_id))["Client ID"] == "Name-Probe-2"
@@ -327,7 +331,7 @@ def test_client_name(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.COUNT))
 def test_count_value(env: Env, case: Case) -> None:
     value = case.value
-    run = env.tracker.start_job().client("Metric-Probe")
+    run = env.tracker.job().client("Metric-Probe")
     if case.rejected:
         assert case.error is not None
         run.add(profiles_examined=3)
@@ -336,7 +340,7 @@ def test_count_value(env: Env, case: Case) -> None:
         env.refuse(lambda: run.set(posts_harvested=value), case.error, value)
         assert run.totals.profiles_examined == 3
         assert run.totals.posts_harvested is None
-        run.close()
+        run.close(wait=True)
         fields = env.crr_fields(str(run.run_id))
         assert fields["Profiles Examined for Scoring"] == 3
         assert "Total Posts Harvested" not in fields
@@ -344,13 +348,13 @@ def test_count_value(env: Env, case: Case) -> None:
     env.srv.request_log.clear()
     run.add(profiles_examined=value)
     run.set(posts_harvested=value)
-    run.close()
+    run.close(wait=True)
     assert env.srv.request_log.total == 1  # deferred: only the close is sent
     fields = env.crr_fields(str(run.run_id))
     for name in ("Profiles Examined for Scoring", "Total Posts Harvested"):
         assert fields[name] == case.expected
         assert type(fields[name]) is int
-    row = env.repo.find_client_run(run.run_id)
+    row = env.repo.client_runs.find(run.run_id)
     assert row is not None and not row.problems
     assert row.metrics.profiles_examined == case.expected
     assert row.metrics.posts_harvested == case.expected
@@ -359,21 +363,21 @@ def test_count_value(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.COST))
 def test_cost_value(env: Env, case: Case) -> None:
     value = case.value
-    run = env.tracker.start_job().client("Cost-Probe")
+    run = env.tracker.job().client("Cost-Probe")
     if case.rejected:
         assert case.error is not None
         run.set(apify_costs=1.25)
         env.refuse(lambda: run.set(apify_costs=value), case.error, value)
         env.refuse(lambda: run.add(apify_costs=value), case.error, value)
-        run.close()
+        run.close(wait=True)
         assert env.crr_fields(str(run.run_id))["Apify API Costs"] == 1.25
         return
     run.set(apify_costs=value)
-    run.close()
+    run.close(wait=True)
     stored = env.crr_fields(str(run.run_id))["Apify API Costs"]
     assert stored == case.expected
     assert isinstance(stored, int | float) and not isinstance(stored, bool)
-    row = env.repo.find_client_run(run.run_id)
+    row = env.repo.client_runs.find(run.run_id)
     assert row is not None and row.metrics.apify_costs is not None
     assert float(row.metrics.apify_costs) == case.expected
 
@@ -384,7 +388,7 @@ def test_cost_value(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.STATUS))
 def test_status(env: Env, case: Case) -> None:
     value = case.value
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     run = job.client("Status-Probe")
     run.add(profiles_examined=1)
     if case.rejected:
@@ -392,11 +396,11 @@ def test_status(env: Env, case: Case) -> None:
         env.refuse(lambda: run.close(value), case.error, value)
         env.refuse(lambda: job.complete(value), case.error, value)
         assert run.status is Status.RUNNING and job.status is Status.RUNNING
-        run.close()
+        run.close(wait=True)
         assert env.crr_fields(str(run.run_id))["Status"] == "Completed"
         return
     env.srv.request_log.clear()
-    closed = run.close(value)
+    closed = run.close(value, wait=True)
     assert env.srv.request_log.total == 1
     assert closed.status_raw == case.expected
     assert env.crr_fields(str(run.run_id))["Status"] == case.expected
@@ -412,8 +416,9 @@ def test_status(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.NOTE))
 def test_note(env: Env, case: Case) -> None:
     value = case.value
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     run = job.client("Note-Probe")
+    env.tracker.flush()
     job_notes = env.job_fields(str(job.run_id))["System Notes"]
     if case.rejected:
         assert case.error is not None
@@ -422,7 +427,7 @@ def test_note(env: Env, case: Case) -> None:
         env.refuse(lambda: job.note(value), case.error, value)
         if value is not None:  # complete(note=None) is "no note"
             env.refuse(lambda: job.complete(note=value), case.error, value)
-        run.close()
+        run.close(wait=True)
         assert "System Notes" not in env.crr_fields(str(run.run_id))
         job.complete()
         assert env.job_fields(str(job.run_id))["System Notes"] == job_notes
@@ -431,16 +436,16 @@ def test_note(env: Env, case: Case) -> None:
     log.clear()
     run.note(value)
     assert run.flush() is True
-    assert log.total == 1
+    assert log.total == 2  # the row's notes are read first, so other writers' lines stay
     assert env.crr_fields(str(run.run_id))["System Notes"] == STAMP + value
-    row = env.repo.find_client_run(run.run_id)
+    row = env.repo.client_runs.find(run.run_id)
     assert row is not None and row.system_notes == STAMP + value
     log.clear()
     job.note(value)
-    assert log.total == 1
+    assert log.total == 2  # the row's current notes are read, then written with the line
     expected = f"{job_notes}\n{STAMP}{value}"
     assert env.job_fields(str(job.run_id))["System Notes"] == expected
-    found = env.repo.find_job(job.run_id)
+    found = env.repo.jobs.find(job.run_id)
     assert found is not None and found.system_notes == expected
 
 
@@ -450,7 +455,7 @@ def test_note(env: Env, case: Case) -> None:
 @pytest.mark.parametrize("case", _params(Kind.FIELD_NAME))
 def test_field_name(env: Env, case: Case) -> None:
     name = case.value
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     run = job.client("Field-Probe")
     run.add(profiles_examined=2)
     schema = env.tracker.conn.schema
@@ -466,16 +471,16 @@ def test_field_name(env: Env, case: Case) -> None:
 
     crr_row = {"run_id": str(run.run_id), name: "x"}
     env.refuse(
-        lambda: env.repo.upsert("client_runs", [crr_row]),
+        lambda: env.repo.client_runs.upsert([crr_row]),
         SchemaViolationError,
         name,
         quoted=quoted("client_runs"),
     )
     job_row = {"run_id": str(job.run_id), name: "x"}
     env.refuse(
-        lambda: env.repo.upsert_job(job_row), SchemaViolationError, name, quoted=quoted("jobs")
+        lambda: env.repo.jobs.upsert([job_row]), SchemaViolationError, name, quoted=quoted("jobs")
     )
-    run.close()
+    run.close(wait=True)
     fields = env.crr_fields(str(run.run_id))
     assert fields["Profiles Examined for Scoring"] == 2
     assert fields["Client ID"] == "Field-Probe"
@@ -486,11 +491,10 @@ def test_field_name(env: Env, case: Case) -> None:
 
 def test_an_airtable_name_never_redirects_a_write_to_another_row(env: Env) -> None:
     """``{"run_id": A, "Run ID": B}`` used to write the fields of A into B's row."""
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     mine, theirs = job.open_clients(["Mine", "Theirs"])
     env.refuse(
-        lambda: env.repo.upsert(
-            "client_runs",
+        lambda: env.repo.client_runs.upsert(
             [{"run_id": str(mine.run_id), "Run ID": str(theirs.run_id), "profiles_examined": 9}],
         ),
         SchemaViolationError,
@@ -500,23 +504,23 @@ def test_an_airtable_name_never_redirects_a_write_to_another_row(env: Env) -> No
 
 def test_open_clients_refuses_a_single_string(env: Env) -> None:
     """A lone string used to open one client per character."""
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     env.refuse(lambda: job.open_clients("Guy-Wilson"), InvalidClientIdError, "Guy-Wilson")  # type: ignore[arg-type]
 
 
 def test_open_clients_never_unpacks_a_mapping(env: Env) -> None:
     """``{"id": …, "name": …}`` used to open the client "id", named "name"."""
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     item = {"id": "Guy-Wilson", "name": "Guy Wilson"}
     env.refuse(lambda: job.open_clients([item]), InvalidClientIdError, item)  # type: ignore[list-item]
 
 
 def test_a_note_that_would_overflow_system_notes_is_refused_and_nothing_is_lost(env: Env) -> None:
-    run = env.tracker.start_job().client("Long-Notes")
+    run = env.tracker.job().client("Long-Notes")
     run.add(posts_examined=5)
     run.note("a" * 60_000)
     env.refuse(lambda: run.note("b" * 60_000), InvalidInputError, "b" * 60_000)
-    run.close()
+    run.close(wait=True)
     fields = env.crr_fields(str(run.run_id))
     assert fields["System Notes"] == STAMP + "a" * 60_000
     assert fields["Posts Examined for Scoring"] == 5
@@ -524,10 +528,11 @@ def test_a_note_that_would_overflow_system_notes_is_refused_and_nothing_is_lost(
 
 
 def test_a_failure_with_unsendable_error_text_is_still_recorded(env: Env) -> None:
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     with pytest.raises(RuntimeError), job.client("Crashes") as run:
         run.add(profiles_examined=1)
         raise RuntimeError("undecodable \udcff byte " + "z" * 200_000)
+    env.tracker.flush()
     fields = env.crr_fields(str(run.run_id))
     assert fields["Status"] == "Failed"
     assert fields["Error Details"].startswith("RuntimeError: undecodable \\udcff byte zzz")
@@ -536,7 +541,7 @@ def test_a_failure_with_unsendable_error_text_is_still_recorded(env: Env) -> Non
 
 
 def test_a_job_failure_is_recorded_even_when_its_notes_are_nearly_full(env: Env) -> None:
-    job = env.tracker.start_job()
+    job = env.tracker.job()
     job.note("n" * 99_800)
     with pytest.raises(KeyError), job:
         raise KeyError("boom " * 1_000)

@@ -86,7 +86,7 @@ def test_open_backend_seeds_once_and_persists_writes(no_env: Settings, tmp_path:
         assert "AIRTABLE_API_KEY" not in backend.notice  # --local was explicit
         repo = Repository(backend.conn)
         assert len(repo.list_records("jobs")) == 40
-        repo.upsert_job({"run_id": "250101-000000", "status": "Running", "stream": 1})
+        repo.jobs.upsert([{"run_id": "250101-000000", "status": "Running", "stream": 1}])
         url = backend.embedded.server.url  # type: ignore[union-attr]
         token = backend.embedded.server.token  # type: ignore[union-attr]
     # Stopped: nothing listens any more.
@@ -94,7 +94,7 @@ def test_open_backend_seeds_once_and_persists_writes(no_env: Settings, tmp_path:
         requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2)
     with open_backend(no_env, local=path) as backend:
         assert "seeded" not in (backend.notice or "")
-        assert Repository(backend.conn).find_job("250101-000000") is not None
+        assert Repository(backend.conn).jobs.find("250101-000000") is not None
 
 
 def test_default_embedded_base_says_why(

@@ -28,7 +28,6 @@ from jobtrack_airtable.metrics import (
     aggregate,
     completion_status,
     format_time,
-    time_fields,
     validate_metrics,
 )
 from jobtrack_airtable.schema import TableSpec, load_schema
@@ -387,20 +386,6 @@ def test_format_time_refuses_naive_naming_the_field() -> None:
 def test_format_time_refuses_non_datetimes(value: Any) -> None:
     with pytest.raises(InvalidMetricError):
         format_time("last_updated", value)
-
-
-def test_time_fields() -> None:
-    start = datetime(2025, 9, 30, 14, 0, tzinfo=UTC)
-    assert time_fields(CRR, start_time=start, end_time=None) == {
-        "Start Time": "2025-09-30T14:00:00.000Z"
-    }
-    with pytest.raises(InvalidMetricError, match="start_time"):
-        time_fields(CRR, start_time=datetime(2025, 9, 30))
-    with pytest.raises(InvalidInputError, match="duration"):
-        time_fields(CRR, duration=start)
-
-
-# --- rows read back ----------------------------------------------------------------------------
 
 
 def test_client_row_full_parse() -> None:

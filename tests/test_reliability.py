@@ -50,7 +50,7 @@ def test_start_job_under_faults(
 ) -> None:
     tracker = Tracker(make_conn(local_airtable))
     _fault(local_airtable, kind, method, path, after)
-    job = tracker.start_job()
+    job = tracker.job()
     assert local_airtable.faults.counts == {kind: 1}
     [row] = rows(local_airtable, JOBS)
     assert row["fields"]["Run ID"] == str(job.run_id)
@@ -63,10 +63,11 @@ def test_client_run_writes_under_faults(
     local_airtable: LocalAirtable, kind: str, step: str
 ) -> None:
     tracker = Tracker(make_conn(local_airtable))
-    job = tracker.start_job()
+    job = tracker.job()
     if step == "open":
         _fault(local_airtable, kind, "PATCH", CRR)
     run = job.client("Guy-Wilson")
+    tracker.flush()  # the open, on the wire
     run.add(profiles_examined=7, profile_tokens=70)
     if step == "flush":
         _fault(local_airtable, kind, "PATCH", CRR)
@@ -74,7 +75,7 @@ def test_client_run_writes_under_faults(
     run.add(profiles_examined=3)
     if step == "close":
         _fault(local_airtable, kind, "PATCH", CRR)
-    run.close()
+    run.close(wait=True)
     assert local_airtable.faults.counts == {kind: 1}
     [row] = rows(local_airtable, CRR)
     assert row["fields"]["Profiles Examined for Scoring"] == 10  # exactly once, not 17 or 7
@@ -90,7 +91,7 @@ def test_complete_job_under_faults(
     local_airtable: LocalAirtable, kind: str, method: str, path: str
 ) -> None:
     tracker = Tracker(make_conn(local_airtable))
-    job = tracker.start_job()
+    job = tracker.job()
     runs = job.open_clients([f"C-{i}" for i in range(12)])
     for i, r in enumerate(runs):
         r.add(profiles_examined=i)
@@ -109,9 +110,10 @@ def test_complete_job_under_faults(
 @pytest.mark.parametrize("kind", FAULTS)
 def test_batch_open_under_faults(local_airtable: LocalAirtable, kind: str) -> None:
     tracker = Tracker(make_conn(local_airtable))
-    job = tracker.start_job()
+    job = tracker.job()
     _fault(local_airtable, kind, "PATCH", CRR, after=1)  # the second batch of 10
     job.open_clients([f"C-{i}" for i in range(25)])
+    tracker.flush()
     assert local_airtable.faults.counts == {kind: 1}
     keys = by_key(local_airtable, CRR)
     assert len(keys) == 25
@@ -123,7 +125,7 @@ def test_real_rate_limit_penalty_is_waited_out(make_local_airtable) -> None:
     # the burst does hit 429 and the retry policy must wait the penalty out.
     srv = make_local_airtable(rate_limit=5, penalty_seconds=0.3)
     tracker = Tracker(make_conn(srv))
-    job = tracker.start_job()
+    job = tracker.job()
     runs = [job.client(f"C-{i}") for i in range(8)]
     for r in runs:
         r.add(profiles_examined=1)
@@ -138,8 +140,9 @@ def test_real_rate_limit_penalty_is_waited_out(make_local_airtable) -> None:
 def test_iterator_expiry_restarts_the_listing(make_local_airtable) -> None:
     srv = make_local_airtable(iterator_idle_seconds=0.2)
     tracker = Tracker(make_conn(srv))
-    job = tracker.start_job()
+    job = tracker.job()
     job.open_clients([f"C-{i:03d}" for i in range(150)])
+    tracker.flush()
     pages: list[int] = []
 
     def slow_page(n: int) -> None:
@@ -163,8 +166,9 @@ def test_upsert_onto_duplicate_rows_writes_the_oldest(
     first, second = _two_rows(
         local_airtable, CRR, {"Run ID": "250930-141522-Guy-Wilson", "Client ID": "Guy-Wilson"}
     )
-    with tracker.client_run("250930-141522", "Guy-Wilson") as run:
+    with tracker.client("250930-141522", "Guy-Wilson") as run:
         run.add(profiles_examined=9)
+    tracker.flush()
     got = {r["id"]: r["fields"] for r in table.all()}
     assert got[first["id"]]["Profiles Examined for Scoring"] == 9
     assert got[first["id"]]["Status"] == "Completed"
@@ -173,7 +177,7 @@ def test_upsert_onto_duplicate_rows_writes_the_oldest(
     assert warnings and first["id"] in warnings[0].getMessage()
     assert second["id"] in warnings[0].getMessage()
     # Reads return the oldest too, and say so.
-    row = tracker.repo.find_client_run("250930-141522-Guy-Wilson")
+    row = tracker.repo.client_runs.find("250930-141522-Guy-Wilson")
     assert row is not None and row.record_id == first["id"]
 
 
@@ -182,14 +186,14 @@ def test_upsert_onto_duplicate_rows_writes_the_oldest(
 
 def _work(tracker: Tracker, job_run_id: str, clients: list[str]) -> None:
     for cid in clients:
-        with tracker.client_run(job_run_id, cid) as run:
+        with tracker.client(job_run_id, cid) as run:
             for _ in range(5):
                 run.add(profiles_examined=2, profiles_scored=1, post_tokens=3)
 
 
 def test_four_threads_record_one_job_exactly(local_airtable: LocalAirtable) -> None:
     tracker = Tracker(make_conn(local_airtable))
-    job = tracker.start_job()
+    job = tracker.job()
     clients = [f"T{t}-C{i}" for t in range(4) for i in range(5)]
     threads = [
         threading.Thread(target=_work, args=(tracker, str(job.run_id), clients[t::4]))
@@ -247,7 +251,7 @@ def test_processes_and_threads_share_the_limit_without_429(
         flush_interval=3600,
     )
     tracker = Tracker(Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.01)))
-    job = tracker.start_job()
+    job = tracker.job()
     clients = [f"W{w}-C{i}" for w in range(6) for i in range(2)]
     ctx = multiprocessing.get_context("spawn")
     procs = [
@@ -278,8 +282,10 @@ def test_processes_and_threads_share_the_limit_without_429(
     assert fields["Clients Processed"] == 12
     assert fields["Total Profiles Examined"] == 12 * 10
     assert fields["Successful Profiles"] == 60
-    # Exact budget: start 2 + (open 1 + close 1) per client + completion (1 read + 1 write).
-    assert srv.request_log.total == 2 + 12 * 2 + 2
+    # Budget: start 2 + (open 1 + close 1) per client + completion (job read, client rows
+    # read, job write).  Fewer when one thread's open goes out with another's pending close
+    # (group commit), which depends on timing: hence ≤.
+    assert srv.request_log.total <= 2 + 12 * 2 + 3
 
 
 def test_duplicate_vanishing_mid_write_is_recreated_through_upsert_once(
@@ -300,28 +306,12 @@ def test_duplicate_vanishing_mid_write_is_recreated_through_upsert_once(
 
     monkeypatch.setattr(tracker.repo, "list_records", racing_list)
     local_airtable.request_log.clear()
-    run = tracker.client_run("250930-141522", "Guy-Wilson")
+    run = tracker.client("250930-141522", "Guy-Wilson")
     [row] = rows(local_airtable, CRR)
     assert row["id"] == second["id"]
-    assert row["fields"]["Status"] == "Running"
+    assert "Status" not in row["fields"]  # the open writes nothing a stored row holds
     # upsert (422: two matches) → look-up → write by ID (404: vanished) → upsert again
     assert [e.status for e in local_airtable.request_log.entries] == [422, 200, 404, 200]
     assert any("vanished" in r.getMessage() for r in caplog.records)
-    run.close()
+    run.close(wait=True)
     assert rows(local_airtable, CRR)[0]["fields"]["Status"] == "No Leads To Score"
-
-
-def test_strict_read_refuses_to_guess_between_duplicates(local_airtable: LocalAirtable) -> None:
-    from jobtrack_airtable.errors import DuplicateRowsError, NotFoundError
-
-    tracker = Tracker(make_conn(local_airtable))
-    table = local_airtable.api().table(TEST_BASE_ID, JOBS)
-    first, second = _two_rows(local_airtable, JOBS, {"Run ID": "250930-141522"})
-    with pytest.raises(DuplicateRowsError) as info:
-        tracker.repo.require_single("jobs", "250930-141522")
-    assert info.value.record_ids == [first["id"], second["id"]]  # oldest first
-    assert "sync" in str(info.value)
-    with pytest.raises(NotFoundError):
-        tracker.repo.require_single("jobs", "250930-141523")
-    table.delete(second["id"])
-    assert tracker.repo.require_single("jobs", "250930-141522")["id"] == first["id"]

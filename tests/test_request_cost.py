@@ -16,13 +16,14 @@ def report():
 
 def test_ours_is_within_the_spec_budget(report) -> None:
     ours = report.ours.phases
-    # 1 job start (create + verify), 20 runs opened in 2 batches, 20 closes, completion
-    # (1 page read + 1 write); with the default 5 s flush interval a sub-second run of
-    # increments costs nothing until the close.
+    # 1 job start (create + verify); the 20 runs' opens, increments and closes are
+    # group-committed within one flush interval (the default 5 s; this run takes well under
+    # it): each run's open coalesces with its close, 10 runs a request -- 2 requests; the
+    # completion reads the job row and the client rows and writes the job.
     assert ours["start"] == 2
-    assert ours["open"] == 2
-    assert ours["close"] == 20
-    assert ours["complete"] == 2
+    assert ours.get("open", 0) == 0
+    assert ours["close"] == 2
+    assert ours["complete"] == 3
     assert ours.get("other", 0) == 0
     for phase, n in ours.items():
         assert n <= report.budget[phase], (phase, n, report.budget)

@@ -21,14 +21,11 @@ from jobtrack_airtable.run_ids import (
     BaseRunId,
     ClientRunId,
     LegacyFormat,
-    NoFreeRunIdError,
     as_base_run_id,
     as_client_run_id,
     format_base_run_id,
     generate_base_run_id,
-    next_free_run_id,
     parse_base_run_id,
-    parse_client_run_id,
     parse_run_id,
     recognise,
     validate_client_id,
@@ -190,7 +187,7 @@ def test_impossible_calendar_dates_rejected(value):
         parse_base_run_id(value)
     assert repr(value) in str(info.value)
     with pytest.raises(InvalidRunIdError, match="not a real calendar date and time"):
-        parse_client_run_id(f"{value}-Guy-Wilson")
+        ClientRunId(f"{value}-Guy-Wilson")
     with pytest.raises(InvalidRunIdError, match="not a real calendar date and time"):
         parse_run_id(value)
 
@@ -218,7 +215,7 @@ def test_leap_day_accepted():
 )
 def test_malformed_client_run_id_rejected(value):
     with pytest.raises(InvalidRunIdError) as info:
-        parse_client_run_id(value)
+        ClientRunId(value)
     assert repr(value)[:40] in str(info.value)
 
 
@@ -226,7 +223,7 @@ def test_strict_parse_error_points_at_legacy_conversion():
     with pytest.raises(InvalidRunIdError, match=r"legacy job process ID form of '250929-094802'"):
         parse_run_id("job_post_scoring_stream1_20250929094802")
     with pytest.raises(InvalidRunIdError, match=r"legacy structured SR form; see recognise"):
-        parse_client_run_id("SR-250924-001-T3304-S1-Guy-Wilson")
+        ClientRunId("SR-250924-001-T3304-S1-Guy-Wilson")
 
 
 @pytest.mark.parametrize(
@@ -447,46 +444,12 @@ def test_format_refuses_non_datetimes():
 # --- uniqueness ----------------------------------------------------------------------------
 
 
-def test_next_free_returns_candidate_when_free():
-    candidate = BaseRunId(BASE)
-    assert next_free_run_id(candidate, lambda _: False) is candidate
-
-
-def test_next_free_moves_forward_one_second_at_a_time():
-    taken = {"250930-141522", "250930-141523", "250930-141524"}
-    seen: list[BaseRunId] = []
-
-    def is_taken(run_id: BaseRunId) -> bool:
-        assert type(run_id) is BaseRunId
-        seen.append(run_id)
-        return run_id in taken
-
-    assert next_free_run_id(BaseRunId(BASE), is_taken) == "250930-141525"
-    assert seen == ["250930-141522", "250930-141523", "250930-141524", "250930-141525"]
-
-
-def test_next_free_crosses_midnight_and_year_end():
-    assert next_free_run_id(BaseRunId("251231-235959"), {"251231-235959"}.__contains__) == (
-        "260101-000000"
-    )
-    assert next_free_run_id(BaseRunId("240228-235959"), {"240228-235959"}.__contains__) == (
-        "240229-000000"
-    )
-
-
-def test_next_free_gives_up_after_max_tries():
-    calls = []
-    with pytest.raises(NoFreeRunIdError, match="3 second"):
-        next_free_run_id(BaseRunId(BASE), lambda r: calls.append(r) or True, max_tries=3)
-    assert calls == ["250930-141522", "250930-141523", "250930-141524"]
-
-
-def test_next_free_accepts_string_but_refuses_client_run_id():
-    assert next_free_run_id(BASE, lambda _: False) == BASE  # type: ignore[arg-type]
-    with pytest.raises(RunIdTypeError):
-        next_free_run_id(ClientRunId(CLIENT), lambda _: False)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="max_tries"):
-        next_free_run_id(BaseRunId(BASE), lambda _: False, max_tries=0)
+def test_next_second_crosses_midnight_and_year_end():
+    # Tracker.job() moves to the next second when a run ID is taken.
+    assert BaseRunId("250930-141522").next_second() == "250930-141523"
+    assert BaseRunId("251231-235959").next_second() == "260101-000000"
+    assert BaseRunId("240228-235959").next_second() == "240229-000000"
+    assert type(BaseRunId(BASE).next_second()) is BaseRunId
 
 
 def test_no_run_id_after_2099():

@@ -217,11 +217,11 @@ def test_library_objects_rows_and_logs_on_the_happy_path(
                 run.flush()
                 hay.obj("client run", run)
             hay.obj("job", job)
-            hay.obj("job rows", tracker.repo.client_runs_of(job.run_id))
+            hay.obj("job rows", tracker.repo.client_runs.of_job(job.run_id))
         hay.obj("attached job", tracker.attach_job(str(job.run_id)))
         hay.obj("attached run", tracker.attach_client_run(str(run.run_id)))
-        hay.obj("job row", tracker.repo.find_job(job.run_id))
-        hay.obj("client row", tracker.repo.find_client_run(run.run_id))
+        hay.obj("job row", tracker.repo.jobs.find(job.run_id))
+        hay.obj("client row", tracker.repo.client_runs.find(run.run_id))
         _public_objects(hay, srv, conn, tracker)
     assert any("Starting new HTTP connection" in line for line in logs.lines)  # urllib3 DEBUG
     assert any("completed as" in line for line in logs.lines)  # jobtrack_airtable INFO
@@ -257,14 +257,14 @@ def test_401_wrong_token(
     srv = make_local_airtable(token=server_token)
     with _connect(srv, client_token) as conn:
         tracker = Tracker(conn)
-        error = _raises(hay, "start_job", AuthenticationError, tracker.start_job)
+        error = _raises(hay, "start_job", AuthenticationError, tracker.job)
         assert error.status == 401 and error.error_type == "AUTHENTICATION_REQUIRED"
         _raises(hay, "attach_job", AuthenticationError, lambda: tracker.attach_job("250930-141522"))
         _raises(
             hay,
             "client_run",
             AuthenticationError,
-            lambda: tracker.client_run("250930-141522", "Guy-Wilson"),
+            lambda: tracker.client("250930-141522", "Guy-Wilson"),
         )
         _raises(hay, "list_records", AuthenticationError, lambda: tracker.repo.list_records("jobs"))
         raw = _raises(hay, "raw pyairtable", requests.HTTPError, conn.table("jobs").all)
@@ -323,9 +323,9 @@ def test_429_from_the_server_limiter_and_injected_faults(
     with _connect(faulty, SECRET) as conn:
         tracker = Tracker(conn)
         faulty.faults.add("429", times=2)  # retried, then fine
-        job = tracker.start_job()
+        job = tracker.job()
         faulty.faults.add("429", times=FAST.max_attempts)  # never fine
-        _raises(hay, "persistent 429", RateLimitedError, lambda: job.client("Guy-Wilson"))
+        _raises(hay, "persistent 429", RateLimitedError, lambda: job.client("Guy-Wilson").flush())
         hay.obj("faults", faulty.faults)
         _public_objects(hay, faulty, conn, tracker)
     assert any("RateLimitedError 429" in line and "retrying" in line for line in logs.lines)
@@ -356,7 +356,7 @@ def test_5xx_drops_lost_responses_timeouts_and_a_stopped_server(
         except requests.RequestException as exc:
             hay.error("raw unsendable", exc)
         srv.stop()
-        error = _raises(hay, "stopped server", NetworkError, tracker.start_job)
+        error = _raises(hay, "stopped server", NetworkError, tracker.job)
         assert error.status is None
         _public_objects(hay, srv, conn, tracker)
     text = "\n".join(logs.lines)
@@ -380,7 +380,7 @@ def test_cassette_recording_keeps_no_token(
         _connect(srv, OTHER) as conn,
         recorder.use_cassette(str(cassettes[1]), record_mode="all"),
     ):
-        _raises(hay, "recorded 401", AuthenticationError, Tracker(conn).start_job)
+        _raises(hay, "recorded 401", AuthenticationError, Tracker(conn).job)
     for path in cassettes:
         text = path.read_text(encoding="utf-8")
         assert "interactions" in text and "/v0/" in text

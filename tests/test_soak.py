@@ -20,7 +20,7 @@ from benchmarks._harness import (
 )
 from examples import lead_scoring_worker
 from examples.lead_scoring_worker import make_plan, run_job
-from jobtrack_airtable import DEFAULT_POLICY
+from jobtrack_airtable.recovery import DEFAULT_POLICY
 
 CRR = "Client%20Run%20Results"
 

@@ -64,7 +64,7 @@ def by_key(srv: LocalAirtable, table: str) -> dict[str, list[dict]]:
 
 def test_start_job_costs_two_requests(tracker: Tracker, local_airtable: LocalAirtable) -> None:
     local_airtable.request_log.clear()
-    job = tracker.start_job(stream=3)
+    job = tracker.job(stream=3)
     assert local_airtable.request_log.total == 2
     [row] = rows(local_airtable, JOBS)
     assert row["fields"]["Run ID"] == str(job.run_id)
@@ -73,20 +73,24 @@ def test_start_job_costs_two_requests(tracker: Tracker, local_airtable: LocalAir
     assert isinstance(job.run_id, BaseRunId)
 
 
-def test_open_update_close_cost_one_request_each(
+def test_open_update_close_cost_one_record_each(
     tracker: Tracker, local_airtable: LocalAirtable
 ) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     log = local_airtable.request_log
     log.clear()
     run = job.client("Guy-Wilson", name="Guy Wilson")
+    assert log.total == 0  # group-committed: on the wire with the next drain
+    tracker.flush()
     assert log.total == 1
+    assert rows(local_airtable, CRR)[0]["fields"]["Status"] == "Running"
     run.add(profiles_examined=10, profile_tokens=900)
     assert run.flush() is True
     assert log.total == 2
     assert run.flush() is False  # nothing pending: no request
-    run.close()
+    closed = run.close(wait=True)
     assert log.total == 3
+    assert closed is not None and closed.status is Status.COMPLETED
     assert all(e.method == "PATCH" for e in log.entries)  # every write is an upsert
     [row] = rows(local_airtable, CRR)
     assert row["fields"]["Status"] == "Completed"
@@ -98,27 +102,86 @@ def test_open_update_close_cost_one_request_each(
 def test_open_n_client_runs_costs_ceil_n_over_10(
     tracker: Tracker, local_airtable: LocalAirtable, n: int
 ) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     local_airtable.request_log.clear()
     runs = job.open_clients([f"Client-{i}" for i in range(n)])
+    tracker.flush()
+    assert local_airtable.request_log.total == math.ceil(n / 10)
+    assert len(runs) == n
+    assert {r["fields"]["Status"] for r in rows(local_airtable, CRR)} == {"Running"}
+    assert len(rows(local_airtable, CRR)) == n
+
+
+@pytest.mark.parametrize("n", [1, 10, 11, 25])
+def test_open_n_client_runs_of_a_propagated_job_costs_ceil_n_over_10(
+    tracker: Tracker, local_airtable: LocalAirtable, n: int
+) -> None:
+    job = tracker.job()
+    other = Tracker(make_conn(local_airtable))  # another process: it cannot know the rows
+    local_airtable.request_log.clear()
+    runs = other.open_clients(str(job.run_id), [f"Client-{i}" for i in range(n)])
     assert local_airtable.request_log.total == math.ceil(n / 10)
     assert len(runs) == n
     assert len(rows(local_airtable, CRR)) == n
+
+
+@pytest.mark.parametrize("n", [1, 9, 10, 11, 35])
+def test_clients_opened_run_and_closed_one_after_another_cost_ceil_n_over_10(
+    tracker: Tracker, local_airtable: LocalAirtable, n: int
+) -> None:
+    """Issue 11: N clients one after another cost ⌈N/10⌉ + a constant, not 2N.  Within one
+    flush interval a run's open, flushes and close coalesce into one record, so here the
+    client writes cost ⌈N/10⌉ (the issue's bound is ⌈N/10⌉ opens + ⌈N/10⌉ closes)."""
+    local_airtable.request_log.clear()
+    with tracker.job() as job:
+        for i in range(n):
+            with job.client(f"Client-{i}") as run:
+                run.add(profiles_examined=i + 1, profiles_scored=1)
+    start, completion = 2, 1 + 1 + 1  # job read, client rows read, job write
+    assert local_airtable.request_log.total == start + math.ceil(n / 10) + completion
+    stored = by_key(local_airtable, CRR)
+    assert len(stored) == n
+    assert {v[0]["Status"] for v in stored.values()} == {"Completed"}
+    assert rows(local_airtable, JOBS)[0]["fields"]["Total Profiles Examined"] == n * (n + 1) // 2
+
+
+@pytest.mark.parametrize("k", [3, 10, 25])
+def test_runs_open_at_once_cost_ceil_k_over_10_per_flush_interval(
+    tracker: Tracker, local_airtable: LocalAirtable, k: int
+) -> None:
+    job = tracker.job()
+    runs = job.open_clients([f"Client-{i}" for i in range(k)])
+    tracker.flush()
+    log = local_airtable.request_log
+    for _interval in range(3):
+        log.clear()
+        for r in runs:
+            for _ in range(5):
+                r.add(posts_examined=1)
+        tracker.flush()  # what the background thread does once per flush interval
+        assert log.total == math.ceil(k / 10)
+    log.clear()
+    for r in runs:
+        r.close()
+    tracker.flush()
+    assert log.total == math.ceil(k / 10)
+    assert {v[0]["Posts Examined for Scoring"] for v in by_key(local_airtable, CRR).values()} == {
+        15
+    }
 
 
 def test_thousand_increments_cost_open_close_plus_one_per_flush(
     local_airtable: LocalAirtable,
 ) -> None:
     now = [datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)]
-    tracker = Tracker(make_conn(local_airtable), clock=lambda: now[0], flush_interval=0.0)
-    job = tracker.start_job()
-    # A fixed flush interval measured on the monotonic clock: drive it with a real interval.
-    tracker.flush_interval = 3600.0
+    tracker = Tracker(make_conn(local_airtable), clock=lambda: now[0], flush_interval=3600.0)
+    job = tracker.job()
     local_airtable.request_log.clear()
     with job.client("Guy-Wilson") as run:
         for _ in range(1000):
             run.add(profiles_examined=1, profile_tokens=7)
-    assert local_airtable.request_log.total == 2  # open + close: no flush interval elapsed
+    tracker.flush()
+    assert local_airtable.request_log.total == 1  # open and close coalesced: no interval elapsed
     [row] = rows(local_airtable, CRR)
     assert row["fields"]["Profiles Examined for Scoring"] == 1000
     assert row["fields"]["Profile Scoring Tokens"] == 7000
@@ -126,7 +189,7 @@ def test_thousand_increments_cost_open_close_plus_one_per_flush(
 
 def test_flush_interval_bounds_requests(local_airtable: LocalAirtable) -> None:
     tracker = Tracker(make_conn(local_airtable), flush_interval=0.05)
-    job = tracker.start_job()
+    job = tracker.job()
     local_airtable.request_log.clear()
     import time
 
@@ -135,37 +198,37 @@ def test_flush_interval_bounds_requests(local_airtable: LocalAirtable) -> None:
         for _ in range(1000):
             run.add(posts_examined=1)
             time.sleep(0.0002)
+    tracker.flush()
     elapsed = time.monotonic() - started
     intervals = math.ceil(elapsed / 0.05)
     total = local_airtable.request_log.total
-    assert total <= 3 + intervals
+    assert total <= 1 + intervals
     assert rows(local_airtable, CRR)[0]["fields"]["Posts Examined for Scoring"] == 1000
+    tracker.close()
 
 
 @pytest.mark.parametrize("n", [0, 3, 100, 150])
-def test_complete_job_costs_pages_plus_one(
+def test_complete_job_costs_pages_plus_two(
     tracker: Tracker, local_airtable: LocalAirtable, n: int
 ) -> None:
-    job = tracker.start_job()
-    runs = job.open_clients([f"C{i}" for i in range(n)]) if n else []
-    for r in runs:
-        r.add(profiles_examined=2, profiles_scored=1)
-    # Close in batches through the repository, not one by one, to keep the test fast.
-    tracker.repo.upsert_client_runs(
+    job = tracker.job()
+    # Client rows written straight through the repository, to keep the test fast.
+    tracker.repo.client_runs.upsert(
         [
             {
-                "run_id": str(r.run_id),
+                "run_id": f"{job.run_id}-C{i}",
+                "client_id": f"C{i}",
                 "status": "Completed",
                 "profiles_examined": 2,
                 "profiles_scored": 1,
             }
-            for r in runs
+            for i in range(n)
         ]
     )
     local_airtable.request_log.clear()
     row = job.complete()
     pages = max(1, math.ceil(n / 100))
-    assert local_airtable.request_log.total == pages + 1
+    assert local_airtable.request_log.total == pages + 2  # + the job row read, + its write
     assert row.status == (Status.COMPLETED if n else Status.NO_LEADS)
     fields = rows(local_airtable, JOBS)[0]["fields"]
     assert fields.get("Clients Processed", 0) == n
@@ -234,8 +297,8 @@ def test_two_jobs_in_the_same_second_get_different_ids(local_airtable: LocalAirt
     # Two trackers = two orchestrators (no shared in-process state), one frozen clock.
     t1 = Tracker(make_conn(local_airtable), clock=lambda: fixed)
     t2 = Tracker(make_conn(local_airtable), clock=lambda: fixed)
-    j1 = t1.start_job()
-    j2 = t2.start_job()
+    j1 = t1.job()
+    j2 = t2.job()
     assert str(j1.run_id) == "250930-141522"
     assert str(j2.run_id) == "250930-141523"
     assert sorted(by_key(local_airtable, JOBS)) == ["250930-141522", "250930-141523"]
@@ -250,7 +313,7 @@ def test_concurrent_starts_on_many_hosts_never_share_an_id(local_airtable: Local
 
     def start(t: Tracker) -> None:
         barrier.wait()
-        ids.append(str(t.start_job().run_id))
+        ids.append(str(t.job().run_id))
 
     threads = [threading.Thread(target=start, args=(t,)) for t in trackers]
     for th in threads:
@@ -267,7 +330,7 @@ def test_same_process_never_reissues_an_id(local_airtable: LocalAirtable) -> Non
     fixed = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
     t = Tracker(make_conn(local_airtable), clock=lambda: fixed)
     local_airtable.request_log.clear()
-    ids = [str(t.start_job().run_id) for _ in range(3)]
+    ids = [str(t.job().run_id) for _ in range(3)]
     assert ids == ["250930-141522", "250930-141523", "250930-141524"]
     assert local_airtable.request_log.total == 6  # 2 each: no collision round-trips
 
@@ -275,18 +338,19 @@ def test_same_process_never_reissues_an_id(local_airtable: LocalAirtable) -> Non
 def test_run_id_time_zone_is_configurable(local_airtable: LocalAirtable) -> None:
     fixed = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
     t = Tracker(make_conn(local_airtable, run_id_timezone="Asia/Tokyo"), clock=lambda: fixed)
-    assert str(t.start_job().run_id) == "250930-231522"
+    assert str(t.job().run_id) == "250930-231522"
 
 
 def test_attach_job_and_client_run_from_another_process(
     tracker: Tracker, local_airtable: LocalAirtable
 ) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     propagated = str(job.run_id)
     other = Tracker(make_conn(local_airtable))  # "another process"
     local_airtable.request_log.clear()
-    with other.client_run(propagated, "Guy-Wilson") as run:
+    with other.client(propagated, "Guy-Wilson") as run:
         run.add(profiles_examined=4)
+    other.flush()
     assert local_airtable.request_log.total == 2  # open + close, no read
     attached = other.attach_job(propagated)
     assert attached.run_id == job.run_id
@@ -296,7 +360,7 @@ def test_attach_job_and_client_run_from_another_process(
     with pytest.raises(StatusTransitionError):
         resumed.close(Status.RUNNING)
     resumed.add(profiles_examined=1)
-    resumed.close(Status.FAILED, force=True)
+    resumed.close(Status.FAILED, force=True, wait=True)
     row = rows(local_airtable, CRR)[0]["fields"]
     assert row["Profiles Examined for Scoring"] == 5
     assert row["Status"] == "Failed"
@@ -309,7 +373,7 @@ def test_attach_unknown_job_is_not_found(tracker: Tracker) -> None:
 
 
 def test_terminal_status_is_protected(tracker: Tracker, local_airtable: LocalAirtable) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     job.complete(Status.COMPLETED)
     local_airtable.request_log.clear()
     with pytest.raises(StatusTransitionError):
@@ -322,7 +386,7 @@ def test_terminal_status_is_protected(tracker: Tracker, local_airtable: LocalAir
 
 
 def test_notes_are_appended(tracker: Tracker, local_airtable: LocalAirtable) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     job.note("first")
     job.note("second")
     notes = rows(local_airtable, JOBS)[0]["fields"]["System Notes"].splitlines()
@@ -334,7 +398,7 @@ def test_every_write_refreshes_last_updated(local_airtable: LocalAirtable) -> No
     t0 = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
     clock = [t0]
     tracker = Tracker(make_conn(local_airtable), clock=lambda: clock[0])
-    job = tracker.start_job()
+    job = tracker.job()
     run = job.client("Guy-Wilson")
     clock[0] = t0 + timedelta(minutes=5)
     run.add(profiles_examined=1)
@@ -351,23 +415,23 @@ def test_every_write_refreshes_last_updated(local_airtable: LocalAirtable) -> No
 @pytest.mark.parametrize(
     ("call", "error"),
     [
-        (lambda t, j: t.client_run("250930-141522-Guy-Wilson", "X"), InvalidRunIdError),
-        (lambda t, j: t.client_run({"id": 1}, "X"), InvalidRunIdError),
-        (lambda t, j: t.client_run("[object Object]", "X"), InvalidRunIdError),
+        (lambda t, j: t.client("250930-141522-Guy-Wilson", "X"), InvalidRunIdError),
+        (lambda t, j: t.client({"id": 1}, "X"), InvalidRunIdError),
+        (lambda t, j: t.client("[object Object]", "X"), InvalidRunIdError),
         (lambda t, j: t.attach_client_run("250930-141522"), InvalidRunIdError),
         (lambda t, j: t.attach_job(None), InvalidRunIdError),
         (lambda t, j: j.client("bad\nid"), InvalidClientIdError),
         (lambda t, j: j.client(" padded"), InvalidClientIdError),
         (lambda t, j: j.client(""), InvalidClientIdError),
         (lambda t, j: j.open_clients(["ok", "[object Object]"]), InvalidClientIdError),
-        (lambda t, j: t.start_job(stream=0), ValueError),
-        (lambda t, j: t.start_job(stream=True), ValueError),
+        (lambda t, j: t.job(stream=0), ValueError),
+        (lambda t, j: t.job(stream=True), ValueError),
     ],
 )
 def test_bad_input_is_refused_before_any_request(
     tracker: Tracker, local_airtable: LocalAirtable, call, error: type[Exception]
 ) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     local_airtable.request_log.clear()
     with pytest.raises(error):
         call(tracker, job)
@@ -388,19 +452,19 @@ def test_bad_input_is_refused_before_any_request(
 def test_bad_metrics_are_refused_and_lose_nothing(
     tracker: Tracker, local_airtable: LocalAirtable, kwargs, error, fragment: str
 ) -> None:
-    run = tracker.start_job().client("Guy-Wilson")
+    run = tracker.job().client("Guy-Wilson")
     run.add(profiles_examined=3)
     local_airtable.request_log.clear()
     with pytest.raises(error, match=fragment):
         run.add(**kwargs)
     assert local_airtable.request_log.total == 0
     assert run.totals.profiles_examined == 3  # what was recorded is intact
-    run.close()
+    run.close(wait=True)
     assert rows(local_airtable, CRR)[0]["fields"]["Profiles Examined for Scoring"] == 3
 
 
 def test_set_rejects_unknown_names_listing_extras(tracker: Tracker) -> None:
-    run = tracker.start_job().client("Guy-Wilson")
+    run = tracker.job().client("Guy-Wilson")
     with pytest.raises(UnknownMetricError, match="apify_run_id"):
         run.set(Duration=4)
 
@@ -425,21 +489,21 @@ HOSTILE_CLIENTS = [
 def test_hostile_client_ids_read_and_write_their_own_rows(
     tracker: Tracker, local_airtable: LocalAirtable
 ) -> None:
-    job = tracker.start_job()
+    job = tracker.job()
     runs = job.open_clients(HOSTILE_CLIENTS)
     for i, run in enumerate(runs):
         run.add(profiles_examined=i + 1)
         run.close()
-    other = tracker.start_job()
-    other.client("Guy").close()  # same client in another job must not leak in
+    other = tracker.job()
+    other.client("Guy").close(wait=True)  # same client in another job must not leak in
     for i, cid in enumerate(HOSTILE_CLIENTS):
-        row = tracker.repo.find_client_run(f"{job.run_id}-{cid}")
+        row = tracker.repo.client_runs.find(f"{job.run_id}-{cid}")
         assert row is not None
         assert row.client_id == cid
         assert row.metrics.profiles_examined == i + 1
-    of_job = tracker.repo.client_runs_of(job.run_id)
+    of_job = tracker.repo.client_runs.of_job(job.run_id)
     assert sorted(r.client_id for r in of_job) == sorted(HOSTILE_CLIENTS)
-    assert len(tracker.repo.client_runs_of(other.run_id)) == 1
+    assert len(tracker.repo.client_runs.of_job(other.run_id)) == 1
 
 
 # ------------------------------------------------------------------ logging
@@ -499,8 +563,9 @@ def test_heartbeats_refresh_last_updated_in_one_request(local_airtable: LocalAir
     t0 = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
     clock = [t0]
     tracker = Tracker(make_conn(local_airtable), clock=lambda: clock[0])
-    job = tracker.start_job()
+    job = tracker.job()
     run = job.client("Guy-Wilson")
+    tracker.flush()
     clock[0] = t0 + timedelta(hours=3)
     local_airtable.request_log.clear()
     assert run.flush() is False  # nothing pending: no request
@@ -511,3 +576,56 @@ def test_heartbeats_refresh_last_updated_in_one_request(local_airtable: LocalAir
     assert rows(local_airtable, CRR)[0]["fields"]["Last Updated"] == stamp
     assert rows(local_airtable, JOBS)[0]["fields"]["Last Updated"] == stamp
     assert rows(local_airtable, JOBS)[0]["fields"]["Status"] == "Running"
+
+
+# ------------------------------------------------------------------ lifecycle (issue 13)
+
+
+class _CountingLimiter:
+    """A limiter that never blocks and counts its close()."""
+
+    closed = 0
+
+    def acquire(self, base_id: str) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_tracker_as_a_context_manager_writes_pending_changes_and_closes_its_resources(
+    local_airtable: LocalAirtable,
+) -> None:
+    limiter = _CountingLimiter()
+    conn = Connection.from_settings(
+        local_airtable.settings(flush_interval=3600.0),
+        limiter=limiter,  # type: ignore[arg-type]
+    )
+    closed_sessions: list[bool] = []
+    original = conn.api.session.close
+    conn.api.session.close = lambda: (closed_sessions.append(True), original())[1]  # type: ignore[method-assign]
+    with Tracker(conn) as tracker:
+        run = tracker.job().client("Guy-Wilson")
+        run.add(profiles_examined=4)
+        run.close()
+        assert rows(local_airtable, CRR) == []  # still pending
+    assert rows(local_airtable, CRR)[0]["fields"]["Profiles Examined for Scoring"] == 4
+    assert limiter.closed == 1 and closed_sessions == [True]
+    tracker.close()  # twice is harmless
+    assert limiter.closed == 1
+
+
+def test_find_job_and_refresh_read_the_row_as_stored(
+    tracker: Tracker, local_airtable: LocalAirtable
+) -> None:
+    with tracker.job() as job, job.client("Guy-Wilson") as run:
+        run.add(profiles_examined=3)
+    local_airtable.request_log.clear()
+    found = tracker.find_job(job.run_id)
+    refreshed = job.refresh()
+    assert local_airtable.request_log.total == 2
+    assert found is not None and found.record_id == refreshed.record_id == job.record_id
+    assert refreshed.status is Status.COMPLETED
+    assert refreshed.aggregates["profiles_examined"] == 3
+    assert [r.client_id for r in tracker.client_runs(job.run_id)] == ["Guy-Wilson"]
+    assert tracker.find_job("250930-000000") is None

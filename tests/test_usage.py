@@ -27,7 +27,7 @@ def _work(srv: LocalAirtable, settings: Settings) -> None:
     srv.faults.add("429", method="PATCH", path="Job", times=1)
     with Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.01)) as conn:
         tracker = Tracker(conn)
-        job = tracker.start_job()
+        job = tracker.job()
         for cid in ("Guy-Wilson", "Dana-Li"):
             with job.client(cid) as run:
                 run.add(profiles_examined=3)
