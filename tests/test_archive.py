@@ -54,6 +54,7 @@ def _record(srv: LocalAirtable, clock: datetime, clients: int, *, finish: bool =
             run.close()
     if finish:
         job.complete()
+    tracker.close()  # writes what is pending (the unfinished runs' rows too)
     return str(job.run_id)
 
 

@@ -22,6 +22,7 @@ from jobtrack_airtable.errors import (
     StatusTransitionError,
     UnknownMetricError,
 )
+from jobtrack_airtable.limiter import NullLimiter
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.run_ids import BaseRunId, ClientRunId
@@ -581,13 +582,10 @@ def test_heartbeats_refresh_last_updated_in_one_request(local_airtable: LocalAir
 # ------------------------------------------------------------------ lifecycle (issue 13)
 
 
-class _CountingLimiter:
+class _CountingLimiter(NullLimiter):
     """A limiter that never blocks and counts its close()."""
 
     closed = 0
-
-    def acquire(self, base_id: str) -> None:
-        pass
 
     def close(self) -> None:
         self.closed += 1
@@ -599,7 +597,7 @@ def test_tracker_as_a_context_manager_writes_pending_changes_and_closes_its_reso
     limiter = _CountingLimiter()
     conn = Connection.from_settings(
         local_airtable.settings(flush_interval=3600.0),
-        limiter=limiter,  # type: ignore[arg-type]
+        limiter=limiter,
     )
     closed_sessions: list[bool] = []
     original = conn.api.session.close
