@@ -17,6 +17,9 @@ variable                          meaning                                       
 ``JOBTRACK_FLUSH_INTERVAL``       seconds between metric flushes of a client run  ``5``
 ``JOBTRACK_ASSUME_UTC``           treat naive datetimes as UTC instead of         ``false``
                                   refusing them
+``JOBTRACK_AIRTABLE_PLAN``        the workspace's plan (``free``, ``team``,         ``team``
+                                  ``business``, ``enterprise``): quotas of
+                                  ``usage``
 ================================  ==============================================  ============
 
 >>> s = Settings(AIRTABLE_API_KEY="patSECRET.123", AIRTABLE_BASE_ID="appAAAAAAAAAAAAAA")
@@ -79,6 +82,9 @@ class Settings(BaseSettings):
     )
     assume_utc: bool = Field(
         False, validation_alias=AliasChoices("JOBTRACK_ASSUME_UTC", "assume_utc")
+    )
+    airtable_plan: Literal["free", "team", "business", "enterprise"] = Field(
+        "team", validation_alias=AliasChoices("JOBTRACK_AIRTABLE_PLAN", "airtable_plan")
     )
 
     @field_validator("base_id")

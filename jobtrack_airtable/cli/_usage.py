@@ -1,0 +1,86 @@
+"""``usage``: API calls this month and the base's records against the plan's limits
+(:mod:`jobtrack_airtable.ops.quota`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ._core import EXIT_ERROR, Reads, app, errors_to_exit, open_base, print_json, state_of
+
+if TYPE_CHECKING:
+    from ..ops.quota import UsageReport
+
+
+def _days(value: float | None) -> str:
+    if value is None:
+        return "never at the current growth"
+    return f"in {value:,.0f} day(s)" if value >= 1 else "within a day"
+
+
+def _lines(report: UsageReport) -> list[str]:
+    r, c = report.requests, report.records
+    limit = f"{r.limit:,}" if r.limit is not None else "unlimited"
+    if r.counted is None:
+        requests = f"API calls {r.month}: not counted ({r.note})"
+    else:
+        flag = "  OVER THE QUOTA" if r.over_limit else ""
+        requests = (
+            f"API calls {r.month}: {r.counted:,} so far, {r.projected:,} projected by month end, "
+            f"quota {limit}{flag}"
+        )
+    kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(r.counts.items()))
+    tables = ", ".join(f"{name} {n:,}" for name, n in c.by_table.items())
+    flag = "  OVER THE CAP" if c.over_limit else ""
+    return [
+        f"Base {report.base_id}, plan {report.plan.name} "
+        f"({report.days_left_in_month:.1f} day(s) left this month)",
+        requests,
+        *([f"  by kind: {kinds}"] if kinds else []),
+        f"Records: {c.total:,} of {c.limit:,} ({tables}); +{c.per_day:,.1f}/day over 30 days; "
+        f"full {_days(c.days_until_full)}; {c.projected_at_month_end:,} by month end{flag}",
+    ]
+
+
+@app.command("usage")
+def usage(
+    ctx: typer.Context,
+    plan: Annotated[
+        str | None,
+        typer.Option(
+            "--plan",
+            metavar="PLAN",
+            help="free, team, business or enterprise (default JOBTRACK_AIRTABLE_PLAN, team).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """API calls this month and records in the base, projected to the month's end against the
+    plan's quota and record cap.  Exit 1 when a projection crosses a limit (for cron)."""
+    from ..errors import ConfigError
+    from ..ops.quota import PLANS, usage_report, usage_to_json
+    from ..repository import Repository
+
+    state = state_of(ctx)
+    with errors_to_exit(state):
+        if plan is not None and plan not in PLANS:
+            raise ConfigError(f"unknown plan {plan!r}: use one of {', '.join(PLANS)}")
+        with open_base(state) as backend, Reads("Counting records") as reads:
+            report = usage_report(
+                Repository(backend.conn),
+                state.settings,
+                plan=plan,  # type: ignore[arg-type]
+                on_page=reads.on_page,
+                uncounted=(
+                    "the embedded local base costs no API calls and is not counted"
+                    if backend.embedded is not None
+                    else None
+                ),
+            )
+        if as_json:
+            print_json(usage_to_json(report))
+        else:
+            typer.echo("\n".join(_lines(report)))
+        if report.over_limit:
+            raise typer.Exit(EXIT_ERROR)
