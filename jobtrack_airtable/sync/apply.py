@@ -20,8 +20,12 @@ empty table still costs one request), then calls the pure :func:`~.detect.build_
    The full listing wins ties (same cost, no formula).  :func:`apply_budget` computes the
    exact figures from the plan alone.
 2. *Write*, through the repository (schema check, rate limiter, retry policy), every payload
-   checked against the schema first: per table, updates by record ID (batch PATCH), then
-   creates, then deletes (batch DELETE), 10 rows per request.  So K changes of one kind in one
+   checked against the schema first: per table, updates by record ID (batch PATCH of
+   absolute values), then creates as upserts on the natural key (batch PATCH with
+   ``performUpsert``), then deletes (batch DELETE; a row already gone counts as deleted),
+   10 rows per request.  Every one of them is idempotent, so a write retried after a lost
+   response, an apply re-run after it was killed, or two admins applying the same plan at
+   once never make a second row for a Run ID.  So K changes of one kind in one
    table cost ``⌈K/10⌉`` requests, and the whole apply costs
 
    ``re-read + Σ over tables (⌈updates/10⌉ + ⌈creates/10⌉ + ⌈deletes/10⌉)``.
@@ -401,7 +405,10 @@ def apply_plan(
     for table in TABLE_ORDER:
         items = payloads[(table, Action.CREATE)]
         for start in range(0, len(items), WRITE_BATCH):
-            created = repo.create(
+            # An upsert on the natural key, never a plain POST: a create retried after a lost
+            # response, re-run after a killed apply, or raced by a second admin applying the
+            # same plan updates the row the first one made instead of adding another.
+            created = repo.upsert(
                 table, [values for _, values in items[start : start + WRITE_BATCH]]
             )
             result.created.setdefault(table, []).extend(r["id"] for r in created)
