@@ -18,8 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from jobtrack_airtable.client import Connection
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.recovery import DEFAULT_POLICY
@@ -107,7 +105,7 @@ def test_two_admins_applying_the_same_plan_at_once_make_no_duplicates(
             apply_plan(repo, plan, on_progress=on_progress)
         except StalePlanError:  # refusing is fine too; writing twice is not
             pass
-        except BaseException as exc:  # noqa: BLE001  (reported by the main thread)
+        except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=admin) for _ in range(2)]

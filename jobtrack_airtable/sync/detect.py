@@ -43,7 +43,7 @@ from ..errors import InvalidClientIdError, InvalidInputError, show
 from ..metrics import AGGREGATE_KEYS, ClientRunRow, JobRow, aggregate, completion_status
 from ..run_ids import LegacyFormat, Recognised, recognise, validate_client_id
 from ..schema import Schema, TableSpec
-from ..statuses import Status, map_status, stale_reason
+from ..statuses import Status, map_status, staleness
 from ..timeutil import parse_airtable, to_airtable
 from .model import (
     TABLE_ORDER,
@@ -459,7 +459,7 @@ class _Planner:
         if entity.status is not Status.RUNNING:
             return None
         p = entity.parsed
-        return stale_reason(
+        found = staleness(
             Status.RUNNING,
             last_updated=p.last_updated,
             start_time=p.start_time,
@@ -467,6 +467,7 @@ class _Planner:
             threshold=self.stale_after,
             now=self.now,
         )
+        return found.reason if found is not None else None
 
     def _fail(self, entity: _Entity, reason: str, note: str) -> None:
         status_name = self.specs[entity.table].name_of("status")
