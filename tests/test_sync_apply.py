@@ -171,7 +171,7 @@ def test_saved_plan_round_trips_and_applies_exactly(base: SyncBase, tmp_path: Pa
     path = save_plan(plan, tmp_path / "plan.json")
     loaded = load_plan(path)
     assert loaded == plan
-    assert json.loads(path.read_text())["format_version"] == FORMAT_VERSION == 1
+    assert json.loads(path.read_text())["format_version"] == FORMAT_VERSION == 2
     base.apply(loaded)
     assert base.get(JOBS, ids["job"])["Run ID"] == "250930-100000"
     assert base.get(CRR, ids["c1"])["Status"] == "Completed"
@@ -230,7 +230,7 @@ def test_plan_json_has_format_version_and_round_trips(base: SyncBase) -> None:
     _legacy_fixture(base)
     plan = base.plan()
     data = json.loads(plan_to_json(plan))
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     assert data["summary"] == plan.summary.model_dump()
     update = next(r for r in data["records"] if r["record_id"] and r["action"] == "update")
     assert {"field", "old", "new"} == set(update["changes"][0])
@@ -243,12 +243,14 @@ def test_plan_json_has_format_version_and_round_trips(base: SyncBase) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"format_version": 2, "records": []}', "format_version 2 is not supported"),
+        ('{"format_version": 3, "records": []}', "format_version 3 is not supported"),
+        # Version 1 plans named fields by display name: refused, never misread.
+        ('{"format_version": 1, "records": []}', "format_version 1 is not supported"),
         ('{"format_version": "1"}', "format_version '1' is not supported"),
         ('{"records": []}', "no format_version"),
         ("[1]", "must be a JSON object"),
         ("not json", "not valid JSON"),
-        ('{"format_version": 1, "base_id": 5}', "malformed"),
+        ('{"format_version": 2, "base_id": 5}', "malformed"),
     ],
 )
 def test_unknown_or_malformed_plans_are_refused_clearly(text: str, message: str) -> None:
@@ -311,8 +313,10 @@ def test_plan_costs_one_request_per_100_rows(base: SyncBase) -> None:
     base.log.clear()
     base.plan(on_progress=lambda stage, n: pages.append((stage, n)))
     assert counts(base) == {("GET", JOBS): 2, ("GET", CRR): 3}
-    assert base.log.total == plan_budget(150, 250) == math.ceil(150 / 100) + math.ceil(250 / 100)
+    assert base.log.count(method="GET", path="/v0/meta/bases/") == 1  # the schema read
+    assert base.log.total == plan_budget(150, 250) == 1 + math.ceil(150 / 100) + math.ceil(250 / 100)
     assert pages == [
+        ("read schema", 2),
         ("read jobs", 100),
         ("read jobs", 50),
         ("read client_runs", 100),
@@ -388,7 +392,7 @@ def test_ten_thousand_client_rows_within_budget(base: SyncBase) -> None:
 
     base.log.clear()
     plan = base.plan()
-    assert base.log.total == plan_budget(100, 10_000) == 1 + 100
+    assert base.log.total == plan_budget(100, 10_000) == 1 + 1 + 100
     assert plan.summary.update == 26
 
     budget = apply_budget(plan, base.schema)

@@ -1,8 +1,10 @@
 """Reading the base into a plan, and applying a plan exactly (or refusing it).
 
-**Planning** (:func:`plan_sync`) lists both tables, 100 rows per request:
-``max(1, ⌈J/100⌉) + max(1, ⌈C/100⌉)`` requests for J job rows and C client rows (listing an
-empty table still costs one request), then calls the pure :func:`~.detect.build_plan`.
+**Planning** (:func:`plan_sync`) reads the base's schema (1 request, the meta API), leaves out
+of the plan the optional fields the base lacks and refuses if it lacks anything else, then
+lists both tables, 100 rows per request: ``1 + max(1, ⌈J/100⌉) + max(1, ⌈C/100⌉)`` requests
+for J job rows and C client rows (listing an empty table still costs one request), and calls
+the pure :func:`~.detect.build_plan`.
 
 **Applying** (:func:`apply_plan`) executes a plan as it was reviewed:
 
@@ -48,6 +50,7 @@ from pyairtable import formulas as F
 from ..errors import JobtrackError
 from ..repository import Repository
 from ..schema import TableSpec
+from ..schema_check import compare_schema, fetch_meta, fit_schema
 from ..timeutil import utcnow
 from .detect import build_plan
 from .model import TABLE_ORDER, Action, Plan, PlanFormatError, TableKey, fingerprint
@@ -123,13 +126,18 @@ def _pages(n: int) -> int:
     return max(1, math.ceil(n / PAGE_SIZE))
 
 
+#: The base's schema, read once per plan through the meta API.
+SCHEMA_READS = 1
+
+
 def plan_budget(jobs: int, client_runs: int) -> int:
-    """Requests :func:`plan_sync` makes for a base of ``jobs`` and ``client_runs`` rows.
+    """Requests :func:`plan_sync` makes for a base of ``jobs`` and ``client_runs`` rows: the
+    schema read, then one per page of 100 rows of each table.
 
     >>> plan_budget(0, 0), plan_budget(40, 300), plan_budget(100, 10_000)
-    (2, 4, 101)
+    (3, 5, 102)
     """
-    return _pages(jobs) + _pages(client_runs)
+    return SCHEMA_READS + _pages(jobs) + _pages(client_runs)
 
 
 @dataclass(frozen=True)
@@ -240,7 +248,10 @@ def plan_sync(
 ) -> Plan:
     """Read both tables and plan every fix; changes nothing.
 
-    ``max(1, ⌈J/100⌉) + max(1, ⌈C/100⌉)`` requests (see :func:`plan_budget`).  ``now``
+    ``1 + max(1, ⌈J/100⌉) + max(1, ⌈C/100⌉)`` requests (see :func:`plan_budget`): the
+    base's schema first -- optional fields the base lacks are left out of the plan (listed in
+    ``plan.absent_fields``), anything else missing raises
+    :class:`~jobtrack_airtable.errors.SchemaMismatchError` before a row is read.  ``now``
     defaults to the *server's* current time (``conn.server_now()``, learnt from the ``Date``
     headers of the reads, so an admin's skewed clock cannot mark live runs stale or hide dead
     ones); ``stale_after`` to the connection's settings
@@ -252,6 +263,14 @@ def plan_sync(
     if stale_after is None:
         settings = getattr(repo.conn, "settings", None)
         stale_after = getattr(settings, "stale_after", None) or DEFAULT_STALE_AFTER
+    # The base's schema first (1 request): a field the base lacks would otherwise be planned
+    # and fail half way through apply with 422 UNKNOWN_FIELD_NAME.  Optional and computed
+    # fields it lacks are left out of the plan; anything else is refused here, naming every
+    # problem and the fix, before a row is read.
+    meta = fetch_meta(repo.conn)
+    if on_progress:
+        on_progress("read schema", len(meta.get("tables", [])))
+    schema, skipped = fit_schema(repo.schema, compare_schema(repo.schema, meta))
     jobs = repo.list_records("jobs", on_page=_pager(on_progress, "read jobs"))
     clients = repo.list_records("client_runs", on_page=_pager(on_progress, "read client_runs"))
     if now is None:
@@ -259,14 +278,19 @@ def plan_sync(
         # liveness is judged on the one clock no worker or admin can skew (SPEC §2.10).
         server_now = getattr(repo.conn, "server_now", None)
         now = server_now() if callable(server_now) else utcnow()
-    return build_plan(
+    plan = build_plan(
         jobs,
         clients,
-        schema=repo.schema,
+        schema=schema,
         now=now,
         stale_after=stale_after,
         base_id=repo.conn.base_id,
     )
+    absent: dict[TableKey, list[str]] = {}
+    for problem in skipped:
+        if problem.field_key is not None and problem.table_key in TABLE_ORDER:
+            absent.setdefault(problem.table_key, []).append(problem.field_key)  # type: ignore[index]
+    return plan.model_copy(update={"absent_fields": absent}) if absent else plan
 
 
 # --- applying ------------------------------------------------------------------------------

@@ -51,9 +51,10 @@ __all__ = [
 ]
 
 #: The version written by this library.  Bump it whenever a plan file's meaning changes.
-FORMAT_VERSION: Final = 1
+#: 2: ``absent_fields``; changes name fields by logical key (``field``), not display name.
+FORMAT_VERSION: Final = 2
 #: Versions :func:`load_plan` accepts.
-SUPPORTED_FORMAT_VERSIONS: frozenset[int] = frozenset({1})
+SUPPORTED_FORMAT_VERSIONS: frozenset[int] = frozenset({2})
 
 TableKey = Literal["jobs", "client_runs"]
 #: Display and apply order of the tables.
@@ -175,13 +176,16 @@ class Plan(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format_version: Literal[1] = FORMAT_VERSION
+    format_version: Literal[2] = FORMAT_VERSION
     base_id: str
     generated_at: str
     stale_after_seconds: float
     table_names: dict[TableKey, str]
     records: list[RecordChange] = Field(default_factory=list)
     guards: Guards = Field(default_factory=Guards)
+    #: Logical keys of configured optional (or computed) fields the base lacks, per table:
+    #: left out of the plan, neither read nor written.
+    absent_fields: dict[TableKey, list[str]] = Field(default_factory=dict)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -240,7 +244,7 @@ def fingerprint(record: Mapping[str, Any]) -> str:
 def plan_to_json(plan: Plan, *, indent: int | None = 2) -> str:
     """The plan as JSON (``format_version`` first; values raw, as they are written).
 
-    >>> '"format_version": 1' in plan_to_json(Plan(base_id="appAAAAAAAAAAAAAA",
+    >>> '"format_version": 2' in plan_to_json(Plan(base_id="appAAAAAAAAAAAAAA",
     ...     generated_at="2025-10-01T00:00:00.000Z", stale_after_seconds=60, table_names={}))
     True
     """
