@@ -314,7 +314,7 @@ def test_plan_costs_one_request_per_100_rows(base: SyncBase) -> None:
     base.plan(on_progress=lambda stage, n: pages.append((stage, n)))
     assert counts(base) == {("GET", JOBS): 2, ("GET", CRR): 3}
     assert base.log.count(method="GET", path="/v0/meta/bases/") == 1  # the schema read
-    assert base.log.total == plan_budget(150, 250) == 1 + math.ceil(150 / 100) + math.ceil(250 / 100)
+    assert base.log.total == plan_budget(150, 250) == 1 + 2 + 3  # schema, ⌈150/100⌉, ⌈250/100⌉
     assert pages == [
         ("read schema", 2),
         ("read jobs", 100),

@@ -36,9 +36,7 @@ def test_optional_fields_the_base_lacks_are_left_out_of_the_plan(base: SyncBase)
     # One schema read (through pyairtable's Base.schema()), then one page per table.
     assert base.log.count(method="GET", path=META) == 1
     assert base.log.total == plan_budget(0, 3) == 3
-    assert plan.absent_fields == {
-        JOBS: ["clients_processed", "profiles_scored", "total_tokens"]
-    }
+    assert plan.absent_fields == {JOBS: ["clients_processed", "profiles_scored", "total_tokens"]}
     (created,) = plan.changes(JOBS, Action.CREATE)
     written = {c.field for c in created.changes}
     assert "Clients With Errors" in written
@@ -70,6 +68,6 @@ def test_missing_required_fields_are_refused_before_planning(base: SyncBase) -> 
 def test_a_missing_table_is_refused_naming_it(make_local_airtable: MakeLocalAirtable) -> None:
     srv = make_local_airtable(create_tables=False)
     b = SyncBase(srv)
-    with pytest.raises(SchemaMismatchError, match="table 'Job Tracking' is missing.*schema init"):
+    with pytest.raises(SchemaMismatchError, match=r"table 'Job Tracking' is missing.*schema init"):
         b.plan()
     assert srv.request_log.total == 1

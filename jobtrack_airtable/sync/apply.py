@@ -289,7 +289,7 @@ def plan_sync(
     absent: dict[TableKey, list[str]] = {}
     for problem in skipped:
         if problem.field_key is not None and problem.table_key in TABLE_ORDER:
-            absent.setdefault(problem.table_key, []).append(problem.field_key)  # type: ignore[index]
+            absent.setdefault(problem.table_key, []).append(problem.field_key)
     return plan.model_copy(update={"absent_fields": absent}) if absent else plan
 
 
