@@ -131,7 +131,7 @@ def test_skewed_workers_and_admins_judge_liveness_on_the_server_clock(
             r.key
             for r in plan.records
             if r.action is Action.UPDATE
-            and any(c.field == "Status" and c.new == Status.FAILED.value for c in r.changes)
+            and any(c.field == "status" and c.new == Status.FAILED.value for c in r.changes)
         }
         assert failed & live_keys == set(), "a live run was marked stale"
         assert failed == dead_keys, "a dead run was not found stale past threshold + 1 minute"

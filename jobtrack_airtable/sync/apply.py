@@ -52,8 +52,9 @@ from ..repository import Repository
 from ..schema import TableSpec
 from ..schema_check import compare_schema, fetch_meta, fit_schema
 from ..timeutil import utcnow
-from .detect import build_plan
+from .detect import StreamingPlanner
 from .model import TABLE_ORDER, Action, Plan, PlanFormatError, TableKey, fingerprint
+from .reader import read_tables
 
 __all__ = [
     "DEFAULT_STALE_AFTER",
@@ -271,21 +272,21 @@ def plan_sync(
     if on_progress:
         on_progress("read schema", len(meta.get("tables", [])))
     schema, skipped = fit_schema(repo.schema, compare_schema(repo.schema, meta))
-    jobs = repo.list_records("jobs", on_page=_pager(on_progress, "read jobs"))
-    clients = repo.list_records("client_runs", on_page=_pager(on_progress, "read client_runs"))
+    # Each page becomes compact rows as it arrives, while the reader fetches the next ones.
+    planner = StreamingPlanner(schema)
+    for page in read_tables(repo, TABLE_ORDER):
+        if page.kind == "reset":
+            planner.reset(page.table)
+            continue
+        planner.add(page.table, page.records)
+        if on_progress:
+            on_progress(f"read {page.table}", len(page.records))
     if now is None:
         # The server's clock, learnt from the responses just read, never this machine's:
         # liveness is judged on the one clock no worker or admin can skew (SPEC §2.10).
         server_now = getattr(repo.conn, "server_now", None)
         now = server_now() if callable(server_now) else utcnow()
-    plan = build_plan(
-        jobs,
-        clients,
-        schema=schema,
-        now=now,
-        stale_after=stale_after,
-        base_id=repo.conn.base_id,
-    )
+    plan = planner.finish(now=now, stale_after=stale_after, base_id=repo.conn.base_id)
     absent: dict[TableKey, list[str]] = {}
     for problem in skipped:
         if problem.field_key is not None and problem.table_key in TABLE_ORDER:
@@ -327,17 +328,16 @@ def _check_plan_fits(repo: Repository, plan: Plan) -> None:
             )
 
 
-def _logical(spec: TableSpec, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Airtable names → logical keys, refusing anything the schema would refuse."""
-    by_name = spec.by_name()
-    unknown = [name for name in values if name not in by_name]
+def _checked(spec: TableSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan's values (by logical key), refusing anything the schema would refuse."""
+    unknown = [key for key in values if not spec.has(key)]
     if unknown:
         raise PlanFormatError(
             f"the plan writes field(s) {', '.join(map(repr, unknown))} that table "
             f"{spec.name!r} does not have in the current schema"
         )
-    spec.check_fields(values)
-    return {by_name[name].key: value for name, value in values.items()}
+    spec.check_fields(spec.to_names(values))
+    return dict(values)
 
 
 def _verify(
@@ -406,7 +406,7 @@ def apply_plan(
     for table in TABLE_ORDER:
         for action in (Action.UPDATE, Action.CREATE, Action.DELETE):
             payloads[(table, action)] = [
-                (r.record_id, _logical(specs[table], r.values()) if action != Action.DELETE else {})
+                (r.record_id, _checked(specs[table], r.values()) if action != Action.DELETE else {})
                 for r in plan.changes(table, action)
             ]
 

@@ -1,0 +1,108 @@
+"""Pass 3: rows sharing a natural key (after conversion) merge into the oldest row.
+
+Merge rules, per field sync writes:
+
+* the newest non-empty value wins (newest ``createdTime``, then record ID);
+* ``status``: a terminal status is final (SPEC §1.3), so the newest *terminal* value wins over
+  a newer ``Running``; unmappable values are skipped (and flagged);
+* ``system_notes`` are appended, never overwritten (SPEC §1.1): the distinct notes of all
+  rows, oldest first, one per line;
+* computed fields and fields the schema does not know are not written.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import show
+from ...statuses import map_status
+from ..model import TABLE_ORDER, TableKey
+from ..state import Entity, PlanState, Row, is_empty
+
+__all__ = ["merge"]
+
+
+def merge(state: PlanState) -> None:
+    for table in TABLE_ORDER:
+        layout = state.ctx.layouts[table]
+        groups: dict[str, list[Row]] = defaultdict(list)
+        entities = state.entities[table]
+        loose: list[Row] = []
+        for row in state.rows[table]:
+            if row.key is None:
+                loose.append(row)
+            else:
+                groups[row.key].append(row)
+        for key, members in groups.items():
+            if len(members) > 1:
+                members.sort(key=lambda r: r.order)
+            entities.append(_entity(state, table, key, members))
+        for row in loose:
+            entity = Entity(table, None, [row], layout)
+            entity.attention.extend(row.attention or ())
+            entities.append(entity)
+
+
+def _entity(state: PlanState, table: TableKey, key: str, members: list[Row]) -> Entity:
+    survivor = members[0]
+    entity = Entity(table, key, members, state.ctx.layouts[table])
+    entity.reasons.extend(survivor.reasons or ())
+    entity.attention.extend(survivor.attention or ())
+    if len(members) == 1:
+        return entity
+    for row in members:
+        state.fingerprint(row)
+    layout = entity.layout
+    newest_first = members[::-1]
+    for key_, i in layout.index.items():
+        if key_ == "status":
+            value = _merge_status(entity, i, newest_first)
+        elif key_ == "system_notes":
+            texts: list[Any] = []
+            for row in members:
+                text = row.values[i]
+                if not is_empty(text) and text not in texts:
+                    texts.append(text)
+            value = (
+                "\n".join(texts)
+                if texts and all(isinstance(t, str) for t in texts)
+                else (texts[-1] if texts else None)
+            )
+        else:
+            value = next((r.values[i] for r in newest_first if not is_empty(r.values[i])), None)
+        if value != survivor.values[i] or type(value) is not type(survivor.values[i]):
+            entity.set(key_, value)
+    others = ", ".join(r.id for r in members[1:])
+    entity.reasons.append(
+        f"{len(members) - 1} duplicate row(s) with Run ID {key!r} merged into this, the "
+        f"oldest row (newest non-empty value per field): {others}"
+    )
+    state.ctx.note(entity, f"merged duplicate row(s) {others} into this row")
+    return entity
+
+
+def _merge_status(entity: Entity, i: int, newest_first: Sequence[Row]) -> Any:
+    terminal = running = None
+    for row in newest_first:
+        value = row.values[i]
+        if is_empty(value):
+            continue
+        mapped = map_status(value).status
+        if mapped is None:
+            if row is not entity.survivor:
+                entity.attention.append(
+                    f"duplicate {row.id} holds unmappable Status {show(value)}; "
+                    "not used in the merge"
+                )
+            continue
+        if mapped.is_terminal and terminal is None:
+            terminal = value
+        elif not mapped.is_terminal and running is None:
+            running = value
+    if terminal is not None:
+        return terminal
+    if running is not None:
+        return running
+    return entity.survivor.values[i]
