@@ -102,10 +102,11 @@ class Entity:
     key: str | None
     members: list[Row]
     layout: Layout
-    changed: dict[str, Any] = field(default_factory=dict)
-    reasons: list[str] = field(default_factory=list)
-    attention: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    # Created on first use: most rows need no change, and planning holds one entity per row.
+    changed: dict[str, Any] | None = None
+    reasons: list[str] | None = None
+    attention: list[str] | None = None
+    notes: list[str] | None = None
     status: Status | None = None
     stale: str | None = None
     #: The parsed job row (jobs only: client rows are re-read when aggregated, so that
@@ -123,9 +124,21 @@ class Entity:
 
     def get(self, key: str) -> Any:
         """The value of ``key`` as it will be after the plan."""
-        if key in self.changed:
+        if self.changed is not None and key in self.changed:
             return self.changed[key]
         return self.read(key)
+
+    def reason(self, text: str) -> None:
+        """Say why the plan changes this row."""
+        if self.reasons is None:
+            self.reasons = []
+        self.reasons.append(text)
+
+    def flag(self, text: str) -> None:
+        """Report a problem a human must look at."""
+        if self.attention is None:
+            self.attention = []
+        self.attention.append(text)
 
     def set(self, key: str, value: Any) -> None:
         """Give ``key`` a new value (``None`` empties it); only layout fields are written."""
@@ -133,6 +146,11 @@ class Entity:
             return
         if is_empty(value):
             value = None
+        if self.changed is None:
+            old = self.read(key)
+            if value == old and type(value) is type(old):
+                return  # no change, and no dict for the many rows that need none
+            self.changed = {}
         self.changed[key] = value
 
     def items(self) -> Iterator[tuple[str, Any]]:
@@ -175,6 +193,8 @@ class Context:
 
     def note(self, entity: Entity, text: str) -> None:
         """Queue a ``[<now>] sync: <text>`` line for the entity's System Notes."""
+        if entity.notes is None:
+            entity.notes = []
         entity.notes.append(f"[{self.stamp}] sync: {text}")
 
 

@@ -47,8 +47,10 @@ def aggregates(state: PlanState) -> None:
         # Invalid stored aggregates are rewritten here, so they need no human.
         names = [layout.spec.name_of(k) for k in agg_keys]
         job.attention = [
-            a for a in job.attention if not any(a.startswith(f"field {n!r} holds") for n in names)
-        ]
+            a
+            for a in job.attention or ()
+            if not any(a.startswith(f"field {n!r} holds") for n in names)
+        ] or None
         times = []
         if layout.has("start_time") and is_empty(job.get("start_time")) and agg.start_time:
             job.set("start_time", to_airtable(agg.start_time))
@@ -58,15 +60,13 @@ def aggregates(state: PlanState) -> None:
             times.append("End Time")
         n = len(clients)
         if missing:
-            job.reasons.append(
-                f"aggregates missing: {', '.join(missing)}; computed from {n} client row(s)"
-            )
+            job.reason(f"aggregates missing: {', '.join(missing)}; computed from {n} client row(s)")
         if wrong:
-            job.reasons.append(
+            job.reason(
                 f"aggregates disagree with the {n} client row(s): {', '.join(wrong)}; recomputed"
             )
         if times:
-            job.reasons.append(
+            job.reason(
                 f"{' and '.join(times)} empty: taken from the client rows "
                 "(earliest start, latest end)"
             )

@@ -31,7 +31,7 @@ def diff(state: PlanState) -> None:
                 )
             changes = []
             for key in layout.keys:  # layout order, so plans read the same every time
-                if key not in entity.changed:
+                if entity.changed is None or key not in entity.changed:
                     continue
                 old, new = entity.read(key), entity.changed[key]
                 if is_empty(old) and is_empty(new):
@@ -56,8 +56,8 @@ def diff(state: PlanState) -> None:
                         record_id=survivor.id,
                         key=entity.key if entity.key is not None else survivor.raw_key,
                         changes=changes,
-                        reasons=entity.reasons if changes else [],
-                        attention=entity.attention,
+                        reasons=(entity.reasons or []) if changes else [],
+                        attention=entity.attention or [],
                     )
                 )
             for dup in entity.members[1:]:

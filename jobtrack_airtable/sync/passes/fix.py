@@ -44,7 +44,7 @@ def _client_fields(entity: Entity) -> None:
     layout = entity.layout
     if layout.has("client_id") and entity.get("client_id") != client:
         old = entity.get("client_id")
-        entity.reasons.append(
+        entity.reason(
             f"Client ID {show(old)} disagrees with the Run ID's client "
             f"{client!r}: the Run ID is the identity, so Client ID is set to it"
             if not is_empty(old)
@@ -55,7 +55,7 @@ def _client_fields(entity: Entity) -> None:
         apify = next((r.apify for r in reversed(entity.members) if r.apify), None)
         if apify:
             entity.set("apify_run_id", apify)
-            entity.reasons.append(
+            entity.reason(
                 f"Apify run ID {apify!r} from the Apify-tagged Run ID kept in Apify Run ID"
             )
 
@@ -65,17 +65,15 @@ def _status(entity: Entity) -> None:
     mapping = map_status(raw_status)
     if mapping.status is None:
         if is_empty(raw_status):
-            entity.attention.append("Status is empty; not guessed")
+            entity.flag("Status is empty; not guessed")
         else:
-            entity.attention.append(
+            entity.flag(
                 f"Status {show(raw_status)} is unmappable ({mapping.reason}); "
                 "left unchanged, not guessed"
             )
     elif mapping.is_legacy:
         entity.set("status", mapping.status.value)
-        entity.reasons.append(
-            f"legacy status {show(raw_status)} mapped to {mapping.status.value!r}"
-        )
+        entity.reason(f"legacy status {show(raw_status)} mapped to {mapping.status.value!r}")
     entity.status = mapping.status
 
 
@@ -90,8 +88,8 @@ def _check(ctx: Context, entity: Entity) -> None:
         entity.job = parsed
         problems = list(parsed.problems)
     for problem in problems:
-        if problem not in entity.attention:
-            entity.attention.append(problem)
+        if problem not in (entity.attention or ()):
+            entity.flag(problem)
     if entity.status is Status.RUNNING:
         found = staleness(
             Status.RUNNING,

@@ -8,6 +8,7 @@ wait for :mod:`.identify`: resolving the old ``C`` client prefix needs every kno
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,6 +28,22 @@ def valid_client(value: Any) -> bool:
     except InvalidClientIdError:
         return False
     return True
+
+
+#: Fields whose values repeat across rows (a handful of statuses; the same clients every
+#: run): one shared string each instead of one per row.
+INTERNED = ("status", "client_id", "client_name")
+
+
+def _values(
+    fields: Mapping[str, Any], names: tuple[str, ...], interned: list[int]
+) -> tuple[Any, ...]:
+    values = [fields.get(n) for n in names]
+    for i in interned:
+        value = values[i]
+        if type(value) is str:
+            values[i] = sys.intern(value)
+    return tuple(values)
 
 
 def key_of(state: PlanState, row: Row, found: Recognised) -> None:
@@ -84,6 +101,7 @@ def ingest(state: PlanState, table: TableKey, records: Iterable[Mapping[str, Any
     key_name = layout.spec.key_name
     names = layout.names
     cid_index = layout.index.get("client_id") if table == "client_runs" else None
+    interned = [layout.index[k] for k in INTERNED if k in layout.index]
     out = state.rows[table]
     known = state.known_clients
     for record in records:
@@ -98,7 +116,7 @@ def ingest(state: PlanState, table: TableKey, records: Iterable[Mapping[str, Any
             table,
             record["id"],
             created if isinstance(created, str) else "",
-            tuple(fields.get(n) for n in names),
+            _values(fields, names, interned),
             fingerprint_digest(record),
             raw,
         )

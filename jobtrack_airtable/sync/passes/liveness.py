@@ -26,7 +26,7 @@ __all__ = ["fail", "liveness"]
 def fail(ctx: Context, entity: Entity, reason: str, note: str) -> None:
     entity.status = Status.FAILED
     entity.set("status", Status.FAILED.value)
-    entity.reasons.append(reason)
+    entity.reason(reason)
     ctx.note(entity, note)
 
 

@@ -12,13 +12,12 @@ Merge rules, per field sync writes:
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from ...errors import show
 from ...statuses import map_status
-from ..model import TABLE_ORDER, TableKey
+from ..model import TABLE_ORDER
 from ..state import Entity, PlanState, Row, is_empty
 
 __all__ = ["merge"]
@@ -27,31 +26,33 @@ __all__ = ["merge"]
 def merge(state: PlanState) -> None:
     for table in TABLE_ORDER:
         layout = state.ctx.layouts[table]
-        groups: dict[str, list[Row]] = defaultdict(list)
+        by_key: dict[str, Entity] = {}
         entities = state.entities[table]
-        loose: list[Row] = []
         for row in state.rows[table]:
-            if row.key is None:
-                loose.append(row)
-            else:
-                groups[row.key].append(row)
-        for key, members in groups.items():
-            if len(members) > 1:
-                members.sort(key=lambda r: r.order)
-            entities.append(_entity(state, table, key, members))
-        for row in loose:
-            entity = Entity(table, None, [row], layout)
-            entity.attention.extend(row.attention or ())
+            entity = by_key.get(row.key) if row.key is not None else None
+            if entity is not None:
+                entity.members.append(row)
+                continue
+            # A row's own reasons and problems become its entity's (shared, not copied: one
+            # entity per row is what planning holds).
+            entity = Entity(
+                table, row.key, [row], layout, reasons=row.reasons, attention=row.attention
+            )
             entities.append(entity)
+            if row.key is not None:
+                by_key[row.key] = entity
+        for entity in entities:
+            if len(entity.members) > 1:
+                _merge(state, entity)
 
 
-def _entity(state: PlanState, table: TableKey, key: str, members: list[Row]) -> Entity:
+def _merge(state: PlanState, entity: Entity) -> None:
+    members = entity.members
+    members.sort(key=lambda r: r.order)
     survivor = members[0]
-    entity = Entity(table, key, members, state.ctx.layouts[table])
-    entity.reasons.extend(survivor.reasons or ())
-    entity.attention.extend(survivor.attention or ())
-    if len(members) == 1:
-        return entity
+    key = entity.key
+    entity.reasons = list(survivor.reasons) if survivor.reasons else None
+    entity.attention = list(survivor.attention) if survivor.attention else None
     for row in members:
         state.fingerprint(row)
     layout = entity.layout
@@ -75,12 +76,11 @@ def _entity(state: PlanState, table: TableKey, key: str, members: list[Row]) -> 
         if value != survivor.values[i] or type(value) is not type(survivor.values[i]):
             entity.set(key_, value)
     others = ", ".join(r.id for r in members[1:])
-    entity.reasons.append(
+    entity.reason(
         f"{len(members) - 1} duplicate row(s) with Run ID {key!r} merged into this, the "
         f"oldest row (newest non-empty value per field): {others}"
     )
     state.ctx.note(entity, f"merged duplicate row(s) {others} into this row")
-    return entity
 
 
 def _merge_status(entity: Entity, i: int, newest_first: Sequence[Row]) -> Any:
@@ -92,7 +92,7 @@ def _merge_status(entity: Entity, i: int, newest_first: Sequence[Row]) -> Any:
         mapped = map_status(value).status
         if mapped is None:
             if row is not entity.survivor:
-                entity.attention.append(
+                entity.flag(
                     f"duplicate {row.id} holds unmappable Status {show(value)}; "
                     "not used in the merge"
                 )
