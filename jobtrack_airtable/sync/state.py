@@ -16,19 +16,64 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import InvalidInputError, show
-from ..schema import Schema, TableSpec
+from ..schema import NUMBER_TYPES, Schema, TableSpec
 from ..statuses import Status
 from ..timeutil import to_airtable
 from .model import TABLE_ORDER, RecordChange, TableKey
 
-__all__ = ["Context", "Entity", "Layout", "PlanState", "Row", "is_empty", "layouts_of"]
+__all__ = [
+    "Context",
+    "Entity",
+    "Layout",
+    "PlanState",
+    "Row",
+    "Stamp",
+    "is_empty",
+    "layouts_of",
+    "pack",
+    "unpack",
+]
 
 BASE_LEN = 13  # len("YYMMDD-HHMMSS")
 PREFIX_LEN = BASE_LEN + 1  # the base and the hyphen before the client ID
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+class Stamp(int):
+    """An Airtable timestamp in its canonical text form (``2025-09-30T14:15:22.000Z``), held
+    as milliseconds since the epoch: 48 bytes instead of a 73-byte string, and planning holds
+    a few per row.  :func:`unpack` gives the exact text back."""
+
+    __slots__ = ()
+
+    def text(self) -> str:
+        return to_airtable(_EPOCH + int(self) * _MS)
+
+
+def pack(value: Any) -> Any:
+    """``value`` as a :class:`Stamp` when it is a canonical timestamp that round-trips
+    exactly; otherwise unchanged."""
+    if type(value) is str and len(value) == 24 and value[10] == "T" and value[23] == "Z":
+        try:
+            moment = datetime.fromisoformat(value[:23] + "+00:00")
+        except ValueError:
+            return value
+        stamp = Stamp((moment - _EPOCH) // _MS)
+        if stamp.text() == value:
+            return stamp
+    return value
+
+
+def unpack(value: Any) -> Any:
+    """The value as read (a :class:`Stamp` back to its text)."""
+    return value.text() if type(value) is Stamp else value
 
 
 def is_empty(value: Any) -> bool:
@@ -46,13 +91,23 @@ class Layout:
     keys: tuple[str, ...]
     names: tuple[str, ...]
     index: Mapping[str, int]
+    #: Positions of the dateTime fields, held packed (:class:`Stamp`).
+    times: tuple[int, ...] = ()
+    #: Positions of the number fields (counts repeat across rows: one shared object each).
+    numbers: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, table: TableKey, spec: TableSpec) -> Layout:
         fields = [f for f in spec.enabled_fields() if not f.computed]
         keys = tuple(f.key for f in fields)
         return cls(
-            table, spec, keys, tuple(f.name for f in fields), {k: i for i, k in enumerate(keys)}
+            table,
+            spec,
+            keys,
+            tuple(f.name for f in fields),
+            {k: i for i, k in enumerate(keys)},
+            tuple(i for i, f in enumerate(fields) if f.type == "dateTime"),
+            tuple(i for i, f in enumerate(fields) if f.type in NUMBER_TYPES),
         )
 
     def has(self, key: str) -> bool:
@@ -61,13 +116,18 @@ class Layout:
 
 @dataclass(slots=True, eq=False)
 class Row:
-    """One record as read, compact: see the module docstring.  ``key`` is its natural key
-    once recognised (``None`` while unknown or unconvertible)."""
+    """One record as read, compact (see the module docstring), and -- once :mod:`.passes.merge`
+    has run -- the *entity* of its natural key when it survives: the row that will hold the
+    key after the plan, with its merged ``duplicates`` (newer rows of the same key, deleted by
+    the plan) and ``changed`` the values the plan gives it (logical key → value, ``None`` =
+    empty).  One object per row, whatever it turns out to be: planning holds nothing else per
+    row.  ``key`` is the natural key once recognised (``None`` while unknown or unconvertible).
+    """
 
-    table: TableKey
+    layout: Layout
     id: str
-    created: str
-    values: tuple[Any, ...]
+    created_at: Any  # the created time, packed (a Stamp, or the text as read)
+    packed: tuple[Any, ...]  # field values in layout order, timestamps packed
     digest: bytes
     raw_key: Any
     key: str | None = None
@@ -75,52 +135,52 @@ class Row:
     apify: str | None = None
     reasons: list[str] | None = None
     attention: list[str] | None = None
+    # As an entity (each created on first use: most rows need none of them).
+    duplicates: list[Row] | None = None
+    changed: dict[str, Any] | None = None
+    notes: list[str] | None = None
+    status: Status | None = None
+    stale: str | None = None
+
+    @property
+    def table(self) -> TableKey:
+        return self.layout.table
+
+    @property
+    def created(self) -> str:
+        """The record's created time as read."""
+        return str(unpack(self.created_at))
+
+    def value(self, i: int) -> Any:
+        """The value of layout field ``i`` as read."""
+        return unpack(self.packed[i])
+
+    @property
+    def values(self) -> tuple[Any, ...]:
+        """Every layout field's value as read."""
+        return tuple(unpack(v) for v in self.packed)
 
     @property
     def order(self) -> tuple[str, str]:
         """Oldest first: created time, then record ID (how every process picks survivors)."""
         return (self.created, self.id)
 
-    def reason(self, text: str) -> None:
-        if self.reasons is None:
-            self.reasons = []
-        self.reasons.append(text)
-
-    def flag(self, text: str) -> None:
-        if self.attention is None:
-            self.attention = []
-        self.attention.append(text)
-
-
-@dataclass(slots=True, eq=False)
-class Entity:
-    """The row that will hold one natural key after the plan: the oldest of its duplicates
-    (``members[0]``) with ``changed`` the values the plan gives it (logical key → value,
-    ``None`` = empty)."""
-
-    table: TableKey
-    key: str | None
-    members: list[Row]
-    layout: Layout
-    # Created on first use: most rows need no change, and planning holds one entity per row.
-    changed: dict[str, Any] | None = None
-    reasons: list[str] | None = None
-    attention: list[str] | None = None
-    notes: list[str] | None = None
-    status: Status | None = None
-    stale: str | None = None
-    #: The parsed job row (jobs only: client rows are re-read when aggregated, so that
-    #: planning never holds a parsed model per client row).
-    job: Any = None
+    # -- as an entity ---------------------------------------------------------------------
 
     @property
     def survivor(self) -> Row:
-        return self.members[0]
+        """The row that keeps the key: this one (an entity is its surviving row)."""
+        return self
+
+    @property
+    def members(self) -> list[Row]:
+        """The survivor and its duplicates, oldest first."""
+        return [self, *self.duplicates] if self.duplicates else [self]
 
     def read(self, key: str) -> Any:
-        """The survivor's value of ``key`` as read (``None`` when empty or not in the layout)."""
+        """The value of ``key`` as read (``None`` when empty or not in the layout)."""
         i = self.layout.index.get(key)
-        return None if i is None else self.survivor.values[i]
+        return None if i is None else unpack(self.packed[i])
 
     def get(self, key: str) -> Any:
         """The value of ``key`` as it will be after the plan."""
@@ -170,6 +230,10 @@ class Entity:
         }
 
 
+#: What the passes after :mod:`.passes.merge` work on: a surviving :class:`Row`.
+Entity = Row
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """What every pass may consult and none changes: the schema, the clock, the threshold."""
@@ -216,6 +280,8 @@ class PlanState:
     rows: dict[TableKey, list[Row]] = field(default_factory=lambda: {"jobs": [], "client_runs": []})
     #: client IDs known from the data (valid Client ID values, standard client run IDs).
     known_clients: set[str] = field(default_factory=set)
+    #: one object per distinct count, shared by every row holding it.
+    shared_numbers: dict[int, int] = field(default_factory=dict)
     #: pass ``merge``: one entity per natural key (and per unconvertible row).
     entities: dict[TableKey, list[Entity]] = field(
         default_factory=lambda: {"jobs": [], "client_runs": []}
@@ -233,6 +299,9 @@ class PlanState:
         default_factory=lambda: {"jobs": set(), "client_runs": set()}
     )
     guard_prefixes: set[str] = field(default_factory=set)
+    #: pass ``fix``: the parsed job rows by record ID (jobs only: client rows are read again
+    #: when aggregated, so that planning never holds a parsed model per client row).
+    job_rows: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ctx(self) -> Context:

@@ -35,7 +35,7 @@ def aggregates(state: PlanState) -> None:
         if job.status is None or not job.status.is_terminal:
             continue
         counts = agg.counts()
-        stored: JobRow = job.job
+        stored: JobRow = state.job_rows[job.id]
         missing: list[str] = []
         wrong: list[str] = []
         for key in agg_keys:

@@ -36,7 +36,7 @@ def fix(state: PlanState) -> None:
             if table == "client_runs" and entity.key is not None:
                 _client_fields(entity)
             _status(entity)
-            _check(ctx, entity)
+            _check(state, ctx, entity)
 
 
 def _client_fields(entity: Entity) -> None:
@@ -77,7 +77,7 @@ def _status(entity: Entity) -> None:
     entity.status = mapping.status
 
 
-def _check(ctx: Context, entity: Entity) -> None:
+def _check(state: PlanState, ctx: Context, entity: Entity) -> None:
     spec = entity.layout.spec
     parsed: ClientRunRow | JobRow
     if entity.table == "client_runs":
@@ -85,7 +85,7 @@ def _check(ctx: Context, entity: Entity) -> None:
         problems = [*parsed.problems, *parsed.metrics.sanity_warnings(spec)]
     else:
         parsed = JobRow.from_record(entity.record(), spec)
-        entity.job = parsed
+        state.job_rows[entity.id] = parsed
         problems = list(parsed.problems)
     for problem in problems:
         if problem not in (entity.attention or ()):

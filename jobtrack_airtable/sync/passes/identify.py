@@ -35,6 +35,6 @@ def identify(state: PlanState) -> None:
         for row in state.rows[table]:
             if row.identified:
                 continue
-            start = parse_time(row.values[start_index]) if start_index is not None else None
+            start = parse_time(row.value(start_index)) if start_index is not None else None
             start = start or parse_time(row.created)
             key_of(state, row, recognise(row.raw_key, start_time=start, known_client_ids=known))

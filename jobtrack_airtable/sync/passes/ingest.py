@@ -15,7 +15,7 @@ from typing import Any
 from ...errors import InvalidClientIdError, InvalidInputError, show
 from ...run_ids import LegacyFormat, Recognised, recognise, validate_client_id
 from ..model import TableKey, fingerprint_digest
-from ..state import PlanState, Row, is_empty
+from ..state import Layout, PlanState, Row, is_empty, pack
 
 __all__ = ["CURRENT_FORMATS", "ingest", "key_of", "valid_client"]
 
@@ -35,14 +35,20 @@ def valid_client(value: Any) -> bool:
 INTERNED = ("status", "client_id", "client_name")
 
 
-def _values(
-    fields: Mapping[str, Any], names: tuple[str, ...], interned: list[int]
+def _packed(
+    fields: Mapping[str, Any], layout: Layout, interned: list[int], numbers: dict[int, int]
 ) -> tuple[Any, ...]:
-    values = [fields.get(n) for n in names]
+    values = [fields.get(n) for n in layout.names]
     for i in interned:
         value = values[i]
         if type(value) is str:
             values[i] = sys.intern(value)
+    for i in layout.numbers:
+        value = values[i]
+        if type(value) is int:
+            values[i] = numbers.setdefault(value, value)
+    for i in layout.times:
+        values[i] = pack(values[i])
     return tuple(values)
 
 
@@ -70,7 +76,7 @@ def key_of(state: PlanState, row: Row, found: Recognised) -> None:
         if client is None:
             layout = state.layouts["client_runs"]
             i = layout.index.get("client_id")
-            cid = row.values[i] if i is not None else None
+            cid = row.value(i) if i is not None else None
             if not (isinstance(cid, str) and valid_client(cid)):
                 row.flag(
                     f"Run ID {show(row.raw_key)} names no client and Client ID "
@@ -99,7 +105,6 @@ def ingest(state: PlanState, table: TableKey, records: Iterable[Mapping[str, Any
     """Add one page (or all) of ``table``'s records to ``state.rows``."""
     layout = state.layouts[table]
     key_name = layout.spec.key_name
-    names = layout.names
     cid_index = layout.index.get("client_id") if table == "client_runs" else None
     interned = [layout.index[k] for k in INTERNED if k in layout.index]
     out = state.rows[table]
@@ -113,16 +118,16 @@ def ingest(state: PlanState, table: TableKey, records: Iterable[Mapping[str, Any
         created = record.get("createdTime")
         raw = fields.get(key_name)
         row = Row(
-            table,
+            layout,
             record["id"],
-            created if isinstance(created, str) else "",
-            _values(fields, names, interned),
+            pack(created) if isinstance(created, str) else "",
+            _packed(fields, layout, interned, state.shared_numbers),
             fingerprint_digest(record),
             raw,
         )
         out.append(row)
         if cid_index is not None:
-            cid = row.values[cid_index]
+            cid = row.packed[cid_index]
             if isinstance(cid, str) and valid_client(cid):
                 known.add(cid)
         if isinstance(raw, str):

@@ -25,32 +25,34 @@ __all__ = ["merge"]
 
 def merge(state: PlanState) -> None:
     for table in TABLE_ORDER:
-        layout = state.ctx.layouts[table]
-        by_key: dict[str, Entity] = {}
+        position: dict[str, int] = {}  # natural key → its entity's index in ``entities``
         entities = state.entities[table]
+        grouped: list[int] = []
         for row in state.rows[table]:
-            entity = by_key.get(row.key) if row.key is not None else None
-            if entity is not None:
-                entity.members.append(row)
+            index = position.get(row.key) if row.key is not None else None
+            if index is None:
+                # A row is its own entity until a duplicate turns up: no object of its own.
+                if row.key is not None:
+                    position[row.key] = len(entities)
+                entities.append(row)
                 continue
-            # A row's own reasons and problems become its entity's (shared, not copied: one
-            # entity per row is what planning holds).
-            entity = Entity(
-                table, row.key, [row], layout, reasons=row.reasons, attention=row.attention
-            )
-            entities.append(entity)
-            if row.key is not None:
-                by_key[row.key] = entity
-        for entity in entities:
-            if len(entity.members) > 1:
-                _merge(state, entity)
+            first = entities[index]
+            if first.duplicates is None:
+                first.duplicates = []
+                grouped.append(index)
+            first.duplicates.append(row)
+        for index in grouped:
+            entities[index] = _merge(state, entities[index])
 
 
-def _merge(state: PlanState, entity: Entity) -> None:
-    members = entity.members
-    members.sort(key=lambda r: r.order)
-    survivor = members[0]
+def _merge(state: PlanState, first: Row) -> Row:
+    """The entity of ``first``'s key, with its duplicates merged into the oldest row."""
+    members = sorted([first, *(first.duplicates or ())], key=lambda r: r.order)
+    first.duplicates = None
+    entity = survivor = members[0]
+    survivor.duplicates = members[1:]
     key = entity.key
+    # The survivor's own reasons and problems as a row are its first ones as the entity.
     entity.reasons = list(survivor.reasons) if survivor.reasons else None
     entity.attention = list(survivor.attention) if survivor.attention else None
     for row in members:
@@ -63,7 +65,7 @@ def _merge(state: PlanState, entity: Entity) -> None:
         elif key_ == "system_notes":
             texts: list[Any] = []
             for row in members:
-                text = row.values[i]
+                text = row.value(i)
                 if not is_empty(text) and text not in texts:
                     texts.append(text)
             value = (
@@ -72,8 +74,8 @@ def _merge(state: PlanState, entity: Entity) -> None:
                 else (texts[-1] if texts else None)
             )
         else:
-            value = next((r.values[i] for r in newest_first if not is_empty(r.values[i])), None)
-        if value != survivor.values[i] or type(value) is not type(survivor.values[i]):
+            value = next((r.value(i) for r in newest_first if not is_empty(r.value(i))), None)
+        if value != survivor.value(i) or type(value) is not type(survivor.value(i)):
             entity.set(key_, value)
     others = ", ".join(r.id for r in members[1:])
     entity.reason(
@@ -81,12 +83,13 @@ def _merge(state: PlanState, entity: Entity) -> None:
         f"oldest row (newest non-empty value per field): {others}"
     )
     state.ctx.note(entity, f"merged duplicate row(s) {others} into this row")
+    return entity
 
 
 def _merge_status(entity: Entity, i: int, newest_first: Sequence[Row]) -> Any:
     terminal = running = None
     for row in newest_first:
-        value = row.values[i]
+        value = row.value(i)
         if is_empty(value):
             continue
         mapped = map_status(value).status
@@ -105,4 +108,4 @@ def _merge_status(entity: Entity, i: int, newest_first: Sequence[Row]) -> Any:
         return terminal
     if running is not None:
         return running
-    return entity.survivor.values[i]
+    return entity.survivor.value(i)
