@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from rich.console import Console
 
 from jobtrack_airtable.cli.embedded import seed_store
 from jobtrack_airtable.cli.render import render_rich, render_text, summary_line
-from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.sync import (
     FORMAT_VERSION,
     Action,
@@ -23,7 +21,6 @@ from jobtrack_airtable.sync import (
     StalePlanError,
     apply_budget,
     apply_plan,
-    build_plan,
     load_plan,
     plan_budget,
     plan_from_json,
@@ -31,7 +28,6 @@ from jobtrack_airtable.sync import (
     save_plan,
     sync_and_apply,
 )
-from jobtrack_airtable.timeutil import to_airtable
 from tests.test_sync_support import (  # noqa: F401  (base is a fixture)
     CRR,
     JOBS,
@@ -374,7 +370,7 @@ def test_apply_costs_ceil_k_over_10_per_kind(base: SyncBase) -> None:
 
 
 def test_ten_thousand_client_rows_within_budget(base: SyncBase) -> None:
-    started = time.perf_counter()
+    # Requests only: how fast planning is, is benchmarks/sync_scale.py's job (no timed test).
     jobs, clients = [], []
     for j in range(100):
         run = f"250930-{j // 60 + 10:02d}{j % 60:02d}00"
@@ -404,42 +400,6 @@ def test_ten_thousand_client_rows_within_budget(base: SyncBase) -> None:
     assert base.log.total == budget.total == 4
     (reread,) = [e for e in base.log.entries if e.method == "GET"]
     assert "RECORD_ID()" in reread.query["filterByFormula"][0]
-    assert time.perf_counter() - started < 60
-
-
-def test_fifty_thousand_rows_plan_in_seconds() -> None:
-    schema = load_schema()
-    jobs, clients = [], []
-    for j in range(5000):
-        start = NOW - timedelta(hours=3, minutes=j)
-        run = start.strftime("%y%m%d-%H%M%S")
-        jobs.append(
-            {
-                "id": f"recJ{j:013d}",
-                "createdTime": to_airtable(start),
-                "fields": {"Run ID": run, "Status": "Running", "Last Updated": at(minutes=1)},
-            }
-        )
-        clients += [
-            {
-                "id": f"recC{j:08d}{c:05d}",
-                "createdTime": to_airtable(start),
-                "fields": {
-                    "Run ID": f"{run}-Client-{c}",
-                    "Client ID": f"Client-{c}",
-                    "Status": "Completed" if c else "Success",
-                    "Profiles Examined for Scoring": 10,
-                },
-            }
-            for c in range(10)
-        ]
-    started = time.perf_counter()
-    plan = build_plan(
-        jobs, clients, schema=schema, now=NOW, stale_after=STALE, base_id="appJobtrackTest01"
-    )
-    elapsed = time.perf_counter() - started
-    assert plan.summary.update == 5000
-    assert elapsed < 20, f"planning 50,000 client rows took {elapsed:.1f} s"
 
 
 # --- hostile values ----------------------------------------------------------------------

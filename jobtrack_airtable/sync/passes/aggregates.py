@@ -54,10 +54,10 @@ def aggregates(state: PlanState) -> None:
         times = []
         if layout.has("start_time") and is_empty(job.get("start_time")) and agg.start_time:
             job.set("start_time", to_airtable(agg.start_time))
-            times.append("Start Time")
+            times.append(layout.spec.name_of("start_time"))
         if layout.has("end_time") and is_empty(job.get("end_time")) and agg.end_time:
             job.set("end_time", to_airtable(agg.end_time))
-            times.append("End Time")
+            times.append(layout.spec.name_of("end_time"))
         n = len(clients)
         if missing:
             job.reason(f"aggregates missing: {', '.join(missing)}; computed from {n} client row(s)")

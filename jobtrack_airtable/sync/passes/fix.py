@@ -44,11 +44,12 @@ def _client_fields(entity: Entity) -> None:
     layout = entity.layout
     if layout.has("client_id") and entity.get("client_id") != client:
         old = entity.get("client_id")
+        name = layout.spec.name_of("client_id")  # the base's name, in text for humans
         entity.reason(
-            f"Client ID {show(old)} disagrees with the Run ID's client "
-            f"{client!r}: the Run ID is the identity, so Client ID is set to it"
+            f"{name} {show(old)} disagrees with the Run ID's client "
+            f"{client!r}: the Run ID is the identity, so {name} is set to it"
             if not is_empty(old)
-            else f"Client ID is empty: set to the Run ID's client {client!r}"
+            else f"{name} is empty: set to the Run ID's client {client!r}"
         )
         entity.set("client_id", client)
     if layout.has("apify_run_id") and is_empty(entity.get("apify_run_id")):
@@ -56,7 +57,8 @@ def _client_fields(entity: Entity) -> None:
         if apify:
             entity.set("apify_run_id", apify)
             entity.reason(
-                f"Apify run ID {apify!r} from the Apify-tagged Run ID kept in Apify Run ID"
+                f"Apify run ID {apify!r} from the Apify-tagged Run ID kept in "
+                f"{layout.spec.name_of('apify_run_id')}"
             )
 
 
