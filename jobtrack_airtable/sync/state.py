@@ -31,7 +31,6 @@ __all__ = [
     "Layout",
     "PlanState",
     "Row",
-    "Stamp",
     "is_empty",
     "layouts_of",
     "pack",
@@ -46,34 +45,39 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 
-class Stamp(int):
-    """An Airtable timestamp in its canonical text form (``2025-09-30T14:15:22.000Z``), held
-    as milliseconds since the epoch: 48 bytes instead of a 73-byte string, and planning holds
-    a few per row.  :func:`unpack` gives the exact text back."""
-
-    __slots__ = ()
-
-    def text(self) -> str:
-        return to_airtable(_EPOCH + int(self) * _MS)
-
-
 def pack(value: Any) -> Any:
-    """``value`` as a :class:`Stamp` when it is a canonical timestamp that round-trips
-    exactly; otherwise unchanged."""
-    if type(value) is str and len(value) == 24 and value[10] == "T" and value[23] == "Z":
-        try:
-            moment = datetime.fromisoformat(value[:23] + "+00:00")
-        except ValueError:
-            return value
-        stamp = Stamp((moment - _EPOCH) // _MS)
-        if stamp.text() == value:
-            return stamp
-    return value
+    """A timestamp field's value as planning holds it: a canonical Airtable timestamp
+    (``2025-09-30T14:15:22.000Z``) that round-trips exactly becomes its milliseconds since the
+    epoch, a plain ``int`` (32 bytes instead of a 73-byte string; a row holds several); any
+    other value is kept as it is, wrapped in a 1-tuple when it is not a string, so that
+    :func:`unpack` can tell the two apart.  Only for the positions of timestamp fields
+    (:attr:`Layout.times`) and the created time.
+
+    >>> pack("2025-09-30T14:15:22.000Z"), unpack(pack("2025-09-30T14:15:22.000Z"))
+    (1759241722000, '2025-09-30T14:15:22.000Z')
+    >>> unpack(pack("30/09/2025")), unpack(pack(12)), unpack(pack(None))
+    ('30/09/2025', 12, None)
+    """
+    if type(value) is str:
+        if len(value) == 24 and value[10] == "T" and value[23] == "Z":
+            try:
+                moment = datetime.fromisoformat(value[:23] + "+00:00")
+            except ValueError:
+                return value
+            ms = (moment - _EPOCH) // _MS
+            if to_airtable(_EPOCH + ms * _MS) == value:
+                return ms
+        return value
+    return value if value is None else (value,)
 
 
 def unpack(value: Any) -> Any:
-    """The value as read (a :class:`Stamp` back to its text)."""
-    return value.text() if type(value) is Stamp else value
+    """The value :func:`pack` was given."""
+    if type(value) is int:
+        return to_airtable(_EPOCH + value * _MS)
+    if type(value) is tuple:
+        return value[0]
+    return value
 
 
 def is_empty(value: Any) -> bool:
@@ -91,8 +95,8 @@ class Layout:
     keys: tuple[str, ...]
     names: tuple[str, ...]
     index: Mapping[str, int]
-    #: Positions of the dateTime fields, held packed (:class:`Stamp`).
-    times: tuple[int, ...] = ()
+    #: Positions of the dateTime fields, held packed (:func:`pack`).
+    times: frozenset[int] = frozenset()
     #: Positions of the number fields (counts repeat across rows: one shared object each).
     numbers: tuple[int, ...] = ()
 
@@ -106,7 +110,7 @@ class Layout:
             keys,
             tuple(f.name for f in fields),
             {k: i for i, k in enumerate(keys)},
-            tuple(i for i, f in enumerate(fields) if f.type == "dateTime"),
+            frozenset(i for i, f in enumerate(fields) if f.type == "dateTime"),
             tuple(i for i, f in enumerate(fields) if f.type in NUMBER_TYPES),
         )
 
@@ -126,7 +130,7 @@ class Row:
 
     layout: Layout
     id: str
-    created_at: Any  # the created time, packed (a Stamp, or the text as read)
+    created_at: Any  # the created time, packed (see pack)
     packed: tuple[Any, ...]  # field values in layout order, timestamps packed
     digest: bytes
     raw_key: Any
@@ -153,12 +157,13 @@ class Row:
 
     def value(self, i: int) -> Any:
         """The value of layout field ``i`` as read."""
-        return unpack(self.packed[i])
+        value = self.packed[i]
+        return unpack(value) if i in self.layout.times else value
 
     @property
     def values(self) -> tuple[Any, ...]:
         """Every layout field's value as read."""
-        return tuple(unpack(v) for v in self.packed)
+        return tuple(self.value(i) for i in range(len(self.packed)))
 
     @property
     def order(self) -> tuple[str, str]:
@@ -180,7 +185,7 @@ class Row:
     def read(self, key: str) -> Any:
         """The value of ``key`` as read (``None`` when empty or not in the layout)."""
         i = self.layout.index.get(key)
-        return None if i is None else unpack(self.packed[i])
+        return None if i is None else self.value(i)
 
     def get(self, key: str) -> Any:
         """The value of ``key`` as it will be after the plan."""
