@@ -8,17 +8,20 @@ with a realistic base: jobs of ``--clients-per-job`` client rows each, mostly co
 a small share of planted problems so the plan has work to do (legacy statuses, stale
 ``Running`` rows, wrong job aggregates, duplicate client rows).  Then
 :func:`jobtrack_airtable.sync.plan_sync` plans over it in a separate process (spawned, like
-an admin's CLI process, so the server's own memory is not counted), with the client-side
-limiter off: the requests are counted, not throttled.
+an admin's CLI process, so the server's own memory is not counted).
 
 Columns: rows, requests made (from the server's request log) against the SPEC §4 budget
-``⌈J/100⌉ + ⌈C/100⌉``, wall time of the plan (reads + detection), the time the same requests
-take at Airtable's 5 requests/s, peak traced Python memory of the planning process
-(``tracemalloc``, in a second, traced run) and its peak RSS (``resource.getrusage``, untraced
-run, interpreter and libraries included), and the plan's summary.
+``1 + ⌈J/100⌉ + ⌈C/100⌉`` (the schema read, then the pages), wall time of the plan with the
+limiter off (reads + detection), peak traced Python memory of the planning process
+(``tracemalloc``, in a second, traced run) and the same per client row, its peak RSS
+(``resource.getrusage``, untraced run, interpreter and libraries included); then, with
+``--rate`` (default 5, Airtable's limit), the plan's wall time with the client-side limiter at
+that rate against the same requests made without planning (the reads alone), and their ratio:
+a streaming plan hides its CPU behind the reads, so the ratio stays near 1.
 
-Ends with one line: ``rows=N requests=N budget=N seconds=S peak_mib=M`` per size, joined
-by `` | ``.
+Ends with one line: ``rows=N requests=N budget=N seconds=S peak_mib=M bytes_per_row=B
+[paced_seconds=S reads_seconds=S ratio=R]`` per size, joined by `` | ``.  Exits 1 when a
+size breaks the budget, holds more than 1 KiB per client row, or has a ratio above 1.10.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from benchmarks._harness import (
     start_server,
 )
 from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.metrics import JOB_SUM_KEYS
 from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.timeutil import to_airtable
 
@@ -81,7 +85,8 @@ def fill_store(
     for j in range(jobs_n):
         began = start + timedelta(minutes=20 * j)
         base = began.strftime("%y%m%d-%H%M%S")
-        sums = dict.fromkeys(("profiles_examined", "profiles_scored", "profile_tokens"), 0)
+        # Every aggregate the job row holds, so a consistent job is consistent in full.
+        sums = dict.fromkeys(JOB_SUM_KEYS, 0)
         failed = 0
         n = min(clients_per_job, client_rows - j * clients_per_job)
         for i in range(n):
@@ -110,7 +115,7 @@ def fill_store(
                 values.pop("end_time")
             failed += values["status"] == "Failed"
             for key in sums:
-                sums[key] += values[key]
+                sums[key] += values.get(key, 0)
             client_batch.append(crr_spec.to_names(values))
             if rng.random() < 0.001:  # a duplicate row for the same run
                 client_batch.append(crr_spec.to_names(values))
@@ -142,23 +147,43 @@ def fill_store(
     return len(job_rows), inserted
 
 
-def plan_in_process(url: str, trace: bool) -> dict[str, Any]:
-    """Plan over the base at ``url``; runs in a spawned process and measures itself: wall
-    time and peak RSS untraced, or the peak of traced Python allocations with ``trace``
-    (tracemalloc slows the run down about threefold, so the two are separate runs)."""
+def plan_in_process(url: str, mode: str, rate: float) -> dict[str, Any]:
+    """Run in a spawned process and measure itself.  ``mode``:
+
+    * ``"plan"``: :func:`plan_sync` untraced: wall time and peak RSS;
+    * ``"traced"``: the same under ``tracemalloc`` (about threefold slower, hence a separate
+      run): the peak of traced Python allocations;
+    * ``"reads"``: the same requests without planning (schema read, then every page of both
+      tables): what the plan's wall time is compared with at ``rate`` requests/s.
+
+    ``rate`` is the client-side limiter's rate (0 = off: requests counted, not throttled).
+    """
     import resource
     import tracemalloc
 
+    from jobtrack_airtable.schema_check import fetch_meta
     from jobtrack_airtable.sync import plan_sync
+    from jobtrack_airtable.sync.model import TABLE_ORDER
+    from jobtrack_airtable.sync.reader import read_tables
 
     setup_logging(False)
-    tracker = make_tracker(url, timeout=120.0)
-    if trace:
+    tracker = make_tracker(url, timeout=120.0, rate_limit=rate)
+    if mode == "traced":
         tracemalloc.start()
     started = time.perf_counter()
-    plan = plan_sync(tracker.repo)
+    summary = ""
+    if mode == "reads":
+        fetch_meta(tracker.conn)
+        for _page in read_tables(tracker.repo, TABLE_ORDER):
+            pass
+    else:
+        plan = plan_sync(tracker.repo)
+        summary = (
+            f"{plan.summary.update} update, {plan.summary.delete} delete, "
+            f"{plan.summary.create} create, {plan.summary.attention} attention"
+        )
     seconds = time.perf_counter() - started
-    peak = tracemalloc.get_traced_memory()[1] if trace else 0
+    peak = tracemalloc.get_traced_memory()[1] if mode == "traced" else 0
     tracemalloc.stop()
     tracker.close()
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -166,15 +191,20 @@ def plan_in_process(url: str, trace: bool) -> dict[str, Any]:
         "seconds": seconds,
         "peak_bytes": peak,
         "rss_bytes": rss_kib * 1024,
-        "summary": (
-            f"{plan.summary.update} update, {plan.summary.delete} delete, "
-            f"{plan.summary.create} create, {plan.summary.attention} attention"
-        ),
+        "summary": summary,
     }
 
 
+def _run(ctx: Any, url: str, mode: str, rate: float) -> dict[str, Any]:
+    # A fresh process per run: peak RSS and traced memory are per process.
+    with ctx.Pool(1) as pool:
+        result: dict[str, Any] = pool.apply(plan_in_process, (url, mode, rate))
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Plan over each size; exit 1 if a plan exceeds its request budget."""
+    """Plan over each size; exit 1 if a plan exceeds its request budget, holds more than
+    1 KiB per client row, or (with ``--rate``) takes 10 % longer than its reads alone."""
     parser = argparse.ArgumentParser(
         description="Requests, wall time and peak memory of sync planning over large bases "
         "(rows inserted directly into the local server's store)."
@@ -184,24 +214,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--clients-per-job", type=int, default=50, help="client rows per job")
     parser.add_argument("--seed", type=int, default=3, help="seed of the data set (3)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=5.0,
+        help="requests/s of the simulated Airtable run (plan vs reads alone); 0 skips it (5)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show log lines")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     from jobtrack_airtable.sync import plan_budget
 
     console = make_console()
-    table = Table(title="sync plan at scale (client-side limiter off: requests counted)")
-    for name in (
-        "client rows",
-        "jobs",
-        "requests",
-        "budget",
-        "plan wall time",
-        "at 5 req/s",
-        "peak traced",
-        "peak RSS",
-        "plan",
-    ):
+    table = Table(title="sync plan at scale")
+    columns = ["client rows", "jobs", "requests", "budget", "plan (no limit)", "peak traced"]
+    columns += ["bytes/row", "peak RSS"]
+    if args.rate:
+        columns += [f"plan at {args.rate:g} req/s", f"reads alone at {args.rate:g} req/s", "ratio"]
+    columns.append("plan")
+    for name in columns:
         table.add_column(name, justify="left" if name == "plan" else "right")
     lines = []
     ok = True
@@ -214,32 +245,45 @@ def main(argv: Sequence[str] | None = None) -> int:
                 srv, size, clients_per_job=args.clients_per_job, seed=args.seed
             )
             srv.request_log.clear()
-            # A fresh process per run: peak RSS is per process.
-            with ctx.Pool(1) as pool:
-                result = pool.apply(plan_in_process, (srv.url, False))
+            result = _run(ctx, srv.url, "plan", 0)
             requests = srv.request_log.total
-            with ctx.Pool(1) as pool:
-                traced = pool.apply(plan_in_process, (srv.url, True))
+            traced = _run(ctx, srv.url, "traced", 0)
+            paced = reads = None
+            if args.rate:
+                console.print(f"  … and at {args.rate:g} requests/s (plan, then reads alone)")
+                paced = _run(ctx, srv.url, "plan", args.rate)
+                reads = _run(ctx, srv.url, "reads", args.rate)
         finally:
             srv.stop()
         budget = plan_budget(jobs, clients)
-        ok = ok and requests <= budget
+        per_row = traced["peak_bytes"] / clients
+        ok = ok and requests == budget and per_row <= 1024
         mib = traced["peak_bytes"] / 2**20
-        table.add_row(
+        row = [
             fmt(clients),
             fmt(jobs),
             fmt(requests),
-            f"≤ {budget}",
+            f"= {budget}",
             f"{result['seconds']:.1f} s",
-            f"{requests / 5:.0f} s",
             f"{mib:.0f} MiB",
+            f"{per_row:,.0f}",
             f"{result['rss_bytes'] / 2**20:.0f} MiB",
-            result["summary"],
-        )
-        lines.append(
+        ]
+        line = (
             f"rows={clients} requests={requests} budget={budget} "
-            f"seconds={result['seconds']:.1f} peak_mib={mib:.0f}"
+            f"seconds={result['seconds']:.1f} peak_mib={mib:.0f} bytes_per_row={per_row:.0f}"
         )
+        if paced is not None and reads is not None:
+            ratio = paced["seconds"] / reads["seconds"]
+            ok = ok and ratio <= 1.10
+            row += [f"{paced['seconds']:.1f} s", f"{reads['seconds']:.1f} s", f"{ratio:.3f}"]
+            line += (
+                f" paced_seconds={paced['seconds']:.1f} reads_seconds={reads['seconds']:.1f} "
+                f"ratio={ratio:.3f}"
+            )
+        row.append(result["summary"])
+        table.add_row(*row)
+        lines.append(line)
     console.print(table)
     print(" | ".join(lines))
     return 0 if ok else 1

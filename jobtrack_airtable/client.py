@@ -24,7 +24,8 @@ False
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pyairtable
@@ -33,6 +34,7 @@ from .errors import ConfigError
 from .limiter import LimitedAdapter, Limiter, build_limiter
 from .recovery import DEFAULT_POLICY, RetryPolicy
 from .schema import Schema, load_schema
+from .server_clock import ServerClock
 from .settings import Settings
 
 __all__ = ["DEFAULT_ENDPOINT_URL", "AirtableConnection", "Connection", "build_api"]
@@ -132,6 +134,11 @@ class AirtableConnection:
     settings: Settings
     limiter: Limiter
     policy: RetryPolicy = DEFAULT_POLICY
+    #: The server's clock, learnt from every response's ``Date`` header (SPEC §2.10).
+    clock: ServerClock = field(default_factory=ServerClock)
+
+    def __post_init__(self) -> None:
+        self.clock.install(self.api.session)
 
     @classmethod
     def from_settings(
@@ -141,6 +148,7 @@ class AirtableConnection:
         schema: Schema | None = None,
         limiter: Limiter | None = None,
         policy: RetryPolicy = DEFAULT_POLICY,
+        clock: ServerClock | None = None,
     ) -> AirtableConnection:
         """Connect as ``settings`` say; :class:`~.errors.ConfigError` naming every missing
         variable (``AIRTABLE_API_KEY``, ``AIRTABLE_BASE_ID``) when credentials are absent."""
@@ -160,18 +168,26 @@ class AirtableConnection:
             settings=settings,
             limiter=limiter,
             policy=policy,
+            clock=clock if clock is not None else ServerClock(),
         )
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> AirtableConnection:
         """:meth:`from_settings` of :class:`Settings` read from the environment and ``.env``;
-        ``kwargs`` go to :meth:`from_settings` (``schema``, ``limiter``, ``policy``)."""
+        ``kwargs`` go to :meth:`from_settings` (``schema``, ``limiter``, ``policy``,
+        ``clock``)."""
         return cls.from_settings(Settings(), **kwargs)
 
     def table(self, key: str) -> pyairtable.Table:
         """The pyairtable ``Table`` for the schema table ``key`` (``"jobs"``,
         ``"client_runs"``), addressed by its configured Airtable name."""
         return self.api.table(self.base_id, self.schema.table(key).name)
+
+    def server_now(self) -> datetime:
+        """The server's current time (the local clock corrected by the offset learnt from
+        responses' ``Date`` headers): the clock to stamp and judge liveness with, since
+        workers' own clocks may be hours off."""
+        return self.clock.now()
 
     @property
     def endpoint_url(self) -> str:

@@ -137,6 +137,15 @@ class ConfigError(JobtrackError, ValueError):
     """The configuration (settings or schema file) is invalid or inconsistent with the base."""
 
 
+class SchemaMismatchError(ConfigError):
+    """The base lacks tables or fields the configured schema needs (read through the meta API
+    before anything is planned or written); ``problems`` names every one."""
+
+    def __init__(self, message: str, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(message)
+
+
 # --- failures reported by Airtable (or the network) ----------------------------------------
 
 

@@ -7,8 +7,10 @@ options the code writes that the field lacks.  Fields the schema disables (``ena
 are not checked; extra tables, fields and options in the base are fine.
 
 :func:`init_schema` creates, through the meta API, the missing tables (``POST …/tables``) and
-fields (``POST …/tables/{table}/fields``).  Three kinds of problem are never fixed
-automatically and come back as :class:`ManualStep` s instead:
+fields (``POST …/tables/{table}/fields``).  Every meta-API call goes through pyairtable
+(``Base.schema()``, ``Base.create_table``, ``Table.create_field``), none is built by hand.
+Three kinds of problem are never fixed automatically and come back as :class:`ManualStep` s
+instead:
 
 * **formula fields against Airtable**: Airtable's Web API does not create formula (or other
   computed) fields, so they are listed with the formula to paste into the Airtable UI.  Against
@@ -34,8 +36,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict
 
+from pydantic import ValidationError as PydanticValidationError
+
 from .client import Connection
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, SchemaMismatchError
 from .recovery import call_with_retry
 from .schema import COMPUTED_TYPES, NUMBER_TYPES, FieldSpec, Schema, TableSpec
 
@@ -49,6 +53,7 @@ __all__ = [
     "compare_schema",
     "fetch_meta",
     "field_model",
+    "fit_schema",
     "init_schema",
 ]
 
@@ -127,15 +132,17 @@ def _problem_json(problem: SchemaProblem) -> dict[str, Any]:
 
 
 def fetch_meta(conn: Connection) -> dict[str, Any]:
-    """The base's schema as the meta API returns it (``{"tables": [...]}``), one request,
-    retried and classified like every other request."""
-    url = conn.api.base(conn.base_id).urls.tables
-    result = call_with_retry(
-        conn.api.request, "get", url, op="read base schema", policy=conn.policy
-    )
-    if not isinstance(result, Mapping) or not isinstance(result.get("tables"), list):
-        raise InvalidRequestError("the meta API answered without a 'tables' list", status=None)
-    return dict(result)
+    """The base's schema in the meta API's shape (``{"tables": [...]}``), one request
+    (pyairtable's ``Base.schema()``, forced fresh), retried and classified like every other
+    request."""
+    base = conn.api.base(conn.base_id)
+    try:
+        schema = call_with_retry(base.schema, force=True, op="read base schema", policy=conn.policy)
+    except PydanticValidationError as exc:
+        raise InvalidRequestError(
+            f"the meta API answered with a schema pyairtable cannot read: {exc}", status=None
+        ) from None
+    return dict(schema.model_dump(by_alias=True, mode="json"))
 
 
 def _choices(meta_field: Mapping[str, Any]) -> list[str]:
@@ -234,6 +241,66 @@ def _field_problem(
 def check_schema(conn: Connection) -> SchemaReport:
     """Compare the connection's configured schema with its base (1 request)."""
     return compare_schema(conn.schema, fetch_meta(conn))
+
+
+def fit_schema(schema: Schema, report: SchemaReport) -> tuple[Schema, list[SchemaProblem]]:
+    """The configured ``schema`` as this base can take it, given ``report``
+    (:func:`compare_schema` of the base), for code that reads and writes the base (``sync``).
+
+    Fields the base lacks but nothing needs -- optional fields (the aggregates) and computed
+    ones (never written) -- are disabled, and returned as the second element so the caller can
+    say what was left out.  Anything else missing or incompatible would fail half way through
+    a write, so it is refused, before anything is planned, with
+    :class:`~jobtrack_airtable.errors.SchemaMismatchError` naming every problem and the fix.
+
+    >>> from jobtrack_airtable.schema import load_schema
+    >>> fit_schema(load_schema(), compare_schema(load_schema(), {"tables": []}))
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    jobtrack_airtable.errors.SchemaMismatchError: the base does not match the schema ...
+    """
+    blocking: list[SchemaProblem] = []
+    skipped: list[SchemaProblem] = []
+    for problem in report.problems:
+        spec = (
+            schema.table(problem.table_key).fields.get(problem.field_key)
+            if problem.field_key is not None
+            else None
+        )
+        if (
+            spec is not None
+            and problem.kind != "missing_options"
+            and (spec.computed or (spec.optional and problem.kind == "missing_field"))
+        ):
+            skipped.append(problem)
+        else:
+            blocking.append(problem)
+    if blocking:
+        fixes = []
+        if any(p.kind in ("missing_table", "missing_field") for p in blocking):
+            fixes.append(
+                "run `jobtrack-airtable schema init` to create the missing tables and fields"
+            )
+        if any(p.kind in ("wrong_type", "missing_options") for p in blocking):
+            fixes.append(
+                "fix field types and select options in the Airtable UI "
+                "(`jobtrack-airtable schema check` lists them)"
+            )
+        raise SchemaMismatchError(
+            f"the base does not match the schema ({len(blocking)} problem(s)): "
+            + "; ".join(p.message for p in blocking)
+            + ". Nothing was planned or written; "
+            + " and ".join(fixes),
+            [p.message for p in blocking],
+        )
+    if not skipped:
+        return schema, []
+    data = schema.model_dump()
+    for problem in skipped:
+        assert problem.field_key is not None
+        data["tables"][problem.table_key]["fields"][problem.field_key]["enabled"] = False
+    return Schema.model_validate(data), skipped
 
 
 # -- creating what is missing ----------------------------------------------------------------
@@ -336,7 +403,8 @@ def init_schema(
 ) -> InitResult:
     """Create the missing tables and fields of the configured schema in the base.
 
-    1 request to read the schema, 1 per table and per field created, 1 to read it again.
+    1 request to read the schema, 2 per table created (pyairtable's ``create_table`` reads the
+    new table's schema back), 1 per field created, 1 to read the schema again.
     ``on_step`` is called with a short description before every write.  See the module
     docstring for what is left as :class:`ManualStep` s.
     """
@@ -345,21 +413,25 @@ def init_schema(
     before = compare_schema(schema, meta)
     result = InitResult(before=before, after=before)
     base = conn.api.base(conn.base_id)
-    # Airtable's create-field endpoint takes the table ID, not its name.
+    # Airtable's create-field endpoint takes the table ID, not its name: address each table
+    # by its ID so pyairtable needs no schema read to find it.
     table_ids = {
         str(t.get("name")): str(t.get("id")) for t in meta["tables"] if isinstance(t, Mapping)
     }
-
-    def fields_url(table_name: str) -> str:
-        return str(base.urls.tables / table_ids.get(table_name, table_name) / "fields")
 
     def step(text: str) -> None:
         if on_step is not None:
             on_step(text)
 
-    def post(url: str, body: dict[str, Any], op: str) -> dict[str, Any]:
-        return dict(
-            call_with_retry(conn.api.request, "post", url, json=body, op=op, policy=conn.policy)
+    def create_field(table_name: str, model: dict[str, Any], op: str) -> None:
+        table = base.table(table_ids.get(table_name, table_name))
+        call_with_retry(
+            table.create_field,
+            model["name"],
+            model["type"],
+            options=model.get("options"),
+            op=op,
+            policy=conn.policy,
         )
 
     # Formula fields go last, after every plain field they may reference exists.
@@ -372,13 +444,15 @@ def init_schema(
         )
         models = [m for f in plain if (m := field_model(f)) is not None]
         step(f"create table {table_spec.name!r} ({len(models)} fields)")
-        created = post(
-            base.urls.tables,
-            {"name": table_spec.name, "fields": models},
-            f"create table {table_spec.name}",
+        created = call_with_retry(
+            base.create_table,
+            table_spec.name,
+            models,
+            op=f"create table {table_spec.name}",
+            policy=conn.policy,
         )
         result.created_tables.append(table_spec.name)
-        table_ids[table_spec.name] = str(created.get("id") or table_spec.name)
+        table_ids[table_spec.name] = str(created.id)
         deferred.extend((table_spec.name, f) for f in table_spec.enabled_fields() if f.computed)
 
     for problem in before.problems:
@@ -390,7 +464,7 @@ def init_schema(
             model = field_model(spec)
             assert model is not None
             step(f"create field {problem.table!r}.{spec.name!r} ({spec.type})")
-            post(fields_url(problem.table), model, f"create field {problem.table}.{spec.name}")
+            create_field(problem.table, model, f"create field {problem.table}.{spec.name}")
             result.created_fields.append((problem.table, spec.name))
         elif problem.kind == "wrong_type":
             result.manual.append(
@@ -430,7 +504,7 @@ def init_schema(
             continue
         step(f"create field {table_name!r}.{spec.name!r} ({spec.type})")
         try:
-            post(fields_url(table_name), model, f"create field {table_name}.{spec.name}")
+            create_field(table_name, model, f"create field {table_name}.{spec.name}")
         except InvalidRequestError as exc:
             # A server that does not take formulas through the API: leave it to the admin.
             result.manual.append(

@@ -24,14 +24,15 @@ from .errors import InvalidInputError, InvalidStatusError, StatusTransitionError
 from .timeutil import to_airtable
 
 __all__ = [
+    "CLOCK_TOLERANCE",
     "LEGACY_STATUS_ALIASES",
+    "Staleness",
     "Status",
     "StatusMapping",
     "check_transition",
-    "is_stale",
     "map_status",
     "parse_status",
-    "stale_reason",
+    "staleness",
 ]
 
 
@@ -199,21 +200,66 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
     return value
 
 
+#: How far a liveness stamp may disagree with the server-set created time (or the judge's
+#: clock) before it is taken for a stamp written on a skewed clock.
+CLOCK_TOLERANCE: Final = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Staleness:
+    """Why a ``Running`` run is stale: aged by ``label`` (``Last Updated``, ``Start Time`` or
+    ``created time``) since ``since``, ``age`` ago against ``threshold``; ``distrusted`` names
+    a stamp set aside as written on a skewed clock."""
+
+    label: str
+    since: datetime
+    age: timedelta
+    threshold: timedelta
+    distrusted: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """The System Notes text ``sync`` writes when it marks the run ``Failed``."""
+        source = self.label if self.distrusted is None else f"{self.label}; {self.distrusted}"
+        return (
+            f"Stale: still Running with no update since {to_airtable(self.since)} ({source}), "
+            f"{_human(self.age)} ago (threshold {_human(self.threshold)})"
+        )
+
+
 def _reference(
-    last_updated: datetime | None, start_time: datetime | None, created_time: datetime | None
-) -> tuple[str, datetime] | None:
-    """The liveness signal to age a run by, in SPEC order, with the field it came from."""
-    for label, value in (
-        ("Last Updated", last_updated),
-        ("Start Time", start_time),
-        ("created time", created_time),
-    ):
-        if (checked := _aware(label, value)) is not None:
-            return label, checked
-    return None
+    last_updated: datetime | None,
+    start_time: datetime | None,
+    created_time: datetime | None,
+    now: datetime,
+) -> tuple[str, datetime, str | None] | None:
+    """The liveness signal to age a run by, in SPEC order, with the field it came from, and
+    why a worker-written stamp was set aside.
+
+    ``Last Updated`` and ``Start Time`` are written on the worker's clock; the created time on
+    the server's.  A row is written at least once at its created time, so a stamp older than
+    it (beyond :data:`CLOCK_TOLERANCE`) came from a clock behind, and a stamp in the judge's
+    future from a clock ahead: either way the created time is the better signal.
+    """
+    created = _aware("created time", created_time)
+    for label, value in (("Last Updated", last_updated), ("Start Time", start_time)):
+        if (checked := _aware(label, value)) is None:
+            continue
+        if created is None:
+            return label, checked, None
+        if checked > now + CLOCK_TOLERANCE:
+            return "created time", created, f"{label} {to_airtable(checked)} is in the future"
+        if checked < created - CLOCK_TOLERANCE:
+            return (
+                "created time",
+                created,
+                f"{label} {to_airtable(checked)} is older than the row",
+            )
+        return label, checked, None
+    return ("created time", created, None) if created is not None else None
 
 
-def _stale_reference(
+def staleness(
     status: Status | str | None,
     *,
     last_updated: datetime | None,
@@ -221,54 +267,42 @@ def _stale_reference(
     created_time: datetime | None,
     threshold: timedelta,
     now: datetime,
-) -> tuple[str, datetime, timedelta] | None:
-    if not isinstance(threshold, timedelta) or threshold <= timedelta(0):
-        raise InvalidInputError(f"threshold must be a positive timedelta, got {show(threshold)}")
-    if _aware("now", now) is None:
-        raise InvalidInputError("now is required")
-    # A finished run is never stale; an unreadable status is sync's problem, not a guess here.
-    if map_status(status).status is not Status.RUNNING:
-        return None
-    reference = _reference(last_updated, start_time, created_time)
-    if reference is None:
-        return None  # nothing to age it by: report nothing rather than guess
-    label, since = reference
-    age = now - since
-    return (label, since, age) if age > threshold else None
+) -> Staleness | None:
+    """Why a ``Running`` run is stale, or ``None`` when it is not.
 
-
-def is_stale(
-    status: Status | str | None,
-    *,
-    last_updated: datetime | None,
-    start_time: datetime | None,
-    created_time: datetime | None,
-    threshold: timedelta,
-    now: datetime,
-) -> bool:
-    """True when a ``Running`` run's liveness signal is older than ``threshold``.
-
-    The signal is ``last_updated``, else ``start_time``, else ``created_time`` (the first that
-    is set); with none set the run is not called stale.  Only ``Running`` (or a legacy alias of
-    it) can be stale.  Datetimes must be timezone-aware.
+    Stale: its liveness signal -- ``last_updated``, else ``start_time``, else
+    ``created_time`` (the first that is set), the created time instead when the stamp is
+    clearly from a skewed clock (see :func:`_reference`) -- is older than ``threshold`` at
+    ``now``.  With none set the run is not called stale.  Only ``Running`` (or a legacy alias
+    of it) can be stale.  Datetimes must be timezone-aware; ``now`` should be the server's
+    clock (``conn.server_now()``), never a worker's.
 
     >>> from datetime import UTC
-    >>> now = datetime(2025, 9, 30, 18, 0, tzinfo=UTC)
-    >>> is_stale("Running", last_updated=datetime(2025, 9, 30, 14, 0, tzinfo=UTC),
-    ...          start_time=None, created_time=None, threshold=timedelta(hours=2), now=now)
+    >>> started = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
+    >>> print(staleness("Running", last_updated=None, start_time=started, created_time=None,
+    ...                 threshold=timedelta(hours=2), now=started + timedelta(hours=3.5)).reason)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    Stale: still Running with no update since 2025-09-30T14:15:22.000Z (Start Time), 3h 30m ago
+    (threshold 2h)
+    >>> staleness("Completed", last_updated=None, start_time=started, created_time=None,
+    ...           threshold=timedelta(hours=2), now=started + timedelta(hours=3.5)) is None
     True
     """
-    return (
-        _stale_reference(
-            status,
-            last_updated=last_updated,
-            start_time=start_time,
-            created_time=created_time,
-            threshold=threshold,
-            now=now,
-        )
-        is not None
-    )
+    if not isinstance(threshold, timedelta) or threshold <= timedelta(0):
+        raise InvalidInputError(f"threshold must be a positive timedelta, got {show(threshold)}")
+    checked_now = _aware("now", now)
+    if checked_now is None:
+        raise InvalidInputError("now is required")
+    # Inputs are checked whatever the status, so a bad call fails the same way every time.
+    reference = _reference(last_updated, start_time, created_time, checked_now)
+    # A finished run is never stale; an unreadable status is sync's problem, not a guess here.
+    if map_status(status).status is not Status.RUNNING or reference is None:
+        return None  # with nothing to age it by, report nothing rather than guess
+    label, since, distrusted = reference
+    age = checked_now - since
+    if age <= threshold:
+        return None
+    return Staleness(label, since, age, threshold, distrusted)
 
 
 def _human(delta: timedelta) -> str:
@@ -289,40 +323,3 @@ def _human(delta: timedelta) -> str:
     while len(parts) > 1 and parts[-1][0] == 0:
         parts.pop()
     return " ".join(f"{n}{unit}" for n, unit in parts)
-
-
-def stale_reason(
-    status: Status | str | None,
-    *,
-    last_updated: datetime | None,
-    start_time: datetime | None,
-    created_time: datetime | None,
-    threshold: timedelta,
-    now: datetime,
-) -> str | None:
-    """The System Notes text ``sync`` writes when it marks a stale run ``Failed``; None when
-    the run is not stale (same rules as :func:`is_stale`).
-
-    >>> from datetime import UTC
-    >>> started = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
-    >>> print(stale_reason("Running", last_updated=None, start_time=started, created_time=None,
-    ...                    threshold=timedelta(hours=2), now=started + timedelta(hours=3.5)))
-    ... # doctest: +NORMALIZE_WHITESPACE
-    Stale: still Running with no update since 2025-09-30T14:15:22.000Z (Start Time), 3h 30m ago
-    (threshold 2h)
-    """
-    found = _stale_reference(
-        status,
-        last_updated=last_updated,
-        start_time=start_time,
-        created_time=created_time,
-        threshold=threshold,
-        now=now,
-    )
-    if found is None:
-        return None
-    label, since, age = found
-    return (
-        f"Stale: still Running with no update since {to_airtable(since)} ({label}), "
-        f"{_human(age)} ago (threshold {_human(threshold)})"
-    )

@@ -68,7 +68,7 @@ from .runs import EndsOnExit, Notes, error_text
 from .schema import text_problem
 from .settings import Settings
 from .statuses import Status, check_transition, parse_status
-from .timeutil import to_airtable, utcnow
+from .timeutil import to_airtable
 
 __all__ = ["ClientRun", "Job", "Tracker"]
 
@@ -84,7 +84,8 @@ class Tracker:
     Build it with :meth:`from_env` (reads ``AIRTABLE_API_KEY`` / ``AIRTABLE_BASE_ID`` and the
     other settings) or from an existing :class:`~jobtrack_airtable.client.Connection`.  Use
     it as a context manager (or call :meth:`close`): leaving writes every pending change and
-    closes the HTTP session and the limiter.  ``clock`` and ``tz`` are injectable for tests.
+    closes the HTTP session and the limiter.  Rows are stamped on the server's clock
+    (:meth:`Connection.server_now`); ``clock`` and ``tz`` are injectable for tests.
 
     >>> with Tracker.from_settings(srv.settings()) as tracker:    # doctest: +SKIP
     ...     job = tracker.job()
@@ -94,7 +95,7 @@ class Tracker:
         self,
         conn: Connection,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
         tz: tzinfo | None = None,
         flush_interval: float | None = None,
         origin: str | None = None,
@@ -103,7 +104,9 @@ class Tracker:
         settings = conn.settings
         self.conn = conn
         self.repo = Repository(conn)
-        self.clock = clock
+        # The server's clock (learnt from responses' Date headers), not this machine's: rows'
+        # stamps are judged by sync against Airtable's time, and workers' clocks drift.
+        self.clock = clock if clock is not None else conn.server_now
         self.tz = tz if tz is not None else settings.tz
         interval = flush_interval if flush_interval is not None else settings.flush_interval
         #: Who writes, as recorded in System Notes (host and process by default).
@@ -111,7 +114,7 @@ class Tracker:
         self._claim_marker = claim_marker or (lambda: uuid.uuid4().hex[:12])
         self._lock = threading.Lock()
         self._last_issued: BaseRunId | None = None
-        self._commit = GroupCommit(self.repo, interval=interval, clock=clock)
+        self._commit = GroupCommit(self.repo, interval=interval, clock=self.clock)
         self._closed = False
 
     @property

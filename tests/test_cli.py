@@ -104,7 +104,7 @@ def test_sync_json_is_a_plan_document(base: Path) -> None:
     result = local(base, "sync", "--json")
     assert result.exit_code == 2
     doc = json.loads(result.stdout)  # stdout holds the JSON and nothing else
-    assert doc["format_version"] == 1
+    assert doc["format_version"] == 2
     assert doc["base_id"] == EMBEDDED_BASE_ID
     assert doc["summary"]["update"] > 0
     assert doc["records"]
@@ -114,7 +114,7 @@ def test_out_apply_then_sync_converges(base: Path, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     first = local(base, "sync", "--out", str(plan))
     assert first.exit_code == 2
-    assert json.loads(plan.read_text(encoding="utf-8"))["format_version"] == 1
+    assert json.loads(plan.read_text(encoding="utf-8"))["format_version"] == 2
     assert f"jobtrack-airtable apply {plan}" in first.stderr
 
     applied = local(base, "apply", str(plan))
@@ -194,7 +194,7 @@ def test_sync_apply_json(base: Path) -> None:
     result = local(base, "sync", "--apply", "--yes", "--json")
     assert result.exit_code == 0
     doc = json.loads(result.stdout)
-    assert doc["plan"]["format_version"] == 1
+    assert doc["plan"]["format_version"] == 2
     assert doc["applied"]["total"] == sum(
         doc["plan"]["summary"][k] for k in ("create", "update", "delete")
     )

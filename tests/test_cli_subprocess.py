@@ -88,7 +88,7 @@ def test_sync_plan_apply_converge(base: Path, tmp_path: Path) -> None:
     again = _run(tmp_path, "--local", str(base), "sync", "--json", module=True)
     assert again.returncode == 0, again.stderr
     doc = json.loads(again.stdout)
-    assert doc["format_version"] == 1
+    assert doc["format_version"] == 2
     assert doc["summary"]["create"] == doc["summary"]["update"] == doc["summary"]["delete"] == 0
 
 

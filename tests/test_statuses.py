@@ -14,10 +14,9 @@ from jobtrack_airtable.statuses import (
     LEGACY_STATUS_ALIASES,
     Status,
     check_transition,
-    is_stale,
     map_status,
     parse_status,
-    stale_reason,
+    staleness,
 )
 
 # Every row of the SPEC §1.3 legacy table.
@@ -249,7 +248,7 @@ def stale_kwargs(**overrides):
             False,
             None,
         ),
-        ({"start_time": NOW - 5 * HOUR, "created_time": NOW - HOUR}, True, "Start Time"),
+        ({"start_time": NOW - 5 * HOUR, "created_time": NOW - 6 * HOUR}, True, "Start Time"),
         ({"start_time": NOW - HOUR, "created_time": NOW - 6 * HOUR}, False, None),
         ({"created_time": NOW - 6 * HOUR}, True, "created time"),
         ({}, False, None),  # nothing to age it by: not guessed
@@ -258,45 +257,44 @@ def stale_kwargs(**overrides):
 )
 def test_running_staleness_and_fallback_order(times, stale, source):
     kwargs = stale_kwargs(**times)
-    assert is_stale(Status.RUNNING, **kwargs) is stale
-    reason = stale_reason(Status.RUNNING, **kwargs)
+    found = staleness(Status.RUNNING, **kwargs)
     if stale:
-        assert f"({source})" in reason
+        assert found is not None and f"({source})" in found.reason
     else:
-        assert reason is None
+        assert found is None
 
 
 @pytest.mark.parametrize("status", [*TERMINAL, "Recovery", None, "Done"])
 def test_only_running_can_be_stale(status):
     kwargs = stale_kwargs(last_updated=NOW - 100 * HOUR)
-    assert not is_stale(status, **kwargs)
-    assert stale_reason(status, **kwargs) is None
+    assert staleness(status, **kwargs) is None
 
 
 @pytest.mark.parametrize("status", ["Running", "in_progress", "Started"])
 def test_legacy_running_aliases_can_be_stale(status):
-    assert is_stale(status, **stale_kwargs(last_updated=NOW - 3 * HOUR))
+    assert staleness(status, **stale_kwargs(last_updated=NOW - 3 * HOUR)) is not None
 
 
 def test_stale_reason_text():
-    reason = stale_reason(
+    found = staleness(
         Status.RUNNING,
         **stale_kwargs(
             last_updated=datetime(2025, 9, 30, 14, 15, 22, tzinfo=ZoneInfo("Europe/London")),
             threshold=timedelta(hours=2, minutes=30),
         ),
     )
-    assert reason == (
+    assert found is not None
+    assert found.reason == (
         "Stale: still Running with no update since 2025-09-30T13:15:22.000Z (Last Updated), "
         "4h 44m 38s ago (threshold 2h 30m)"
     )
 
 
 def test_stale_reason_spans_days():
-    reason = stale_reason(
+    found = staleness(
         "Running", **stale_kwargs(start_time=NOW - timedelta(days=3, hours=1), threshold=24 * HOUR)
     )
-    assert reason.endswith("3d 1h ago (threshold 1d)")
+    assert found is not None and found.reason.endswith("3d 1h ago (threshold 1d)")
 
 
 @pytest.mark.parametrize(
@@ -314,6 +312,39 @@ def test_stale_reason_spans_days():
 )
 def test_staleness_refuses_bad_inputs(overrides):
     with pytest.raises(InvalidInputError):
-        is_stale(Status.RUNNING, **stale_kwargs(**overrides))
-    with pytest.raises(InvalidInputError):
-        stale_reason(Status.RUNNING, **stale_kwargs(**overrides))
+        staleness(Status.RUNNING, **stale_kwargs(**overrides))
+
+
+# --- stamps from skewed clocks (issue 10 item 4) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("times", "stale", "why"),
+    [
+        # A worker 3 h ahead stamped its first write before learning the server clock: the
+        # stamp is in the future, so the server-set created time ages the row.
+        ({"last_updated": NOW + 3 * HOUR, "created_time": NOW - 3 * HOUR}, True, "future"),
+        ({"last_updated": NOW + 3 * HOUR, "created_time": NOW - HOUR}, False, None),
+        # 3 h behind: a stamp older than the row itself cannot be the last write.
+        ({"last_updated": NOW - 4 * HOUR, "created_time": NOW - HOUR}, False, None),
+        ({"start_time": NOW - 4 * HOUR, "created_time": NOW - 3 * HOUR}, True, "older than"),
+        # Within the tolerance, the worker's stamp stands.
+        (
+            {
+                "last_updated": NOW - 3 * HOUR,
+                "created_time": NOW - 3 * HOUR + timedelta(seconds=30),
+            },
+            True,
+            None,
+        ),
+    ],
+)
+def test_stamps_from_skewed_clocks_give_way_to_the_created_time(times, stale, why):
+    found = staleness(Status.RUNNING, **stale_kwargs(**times))
+    assert (found is not None) is stale
+    if found is not None:
+        if why is None:
+            assert found.distrusted is None and found.label != "created time"
+        else:
+            assert found.label == "created time" and why in (found.distrusted or "")
+            assert why in found.reason

@@ -599,11 +599,12 @@ def test_duplicates_merge_into_the_oldest_row(base: SyncBase) -> None:
     assert sorted((d.record_id, d.merged_into) for d in deletes) == sorted(
         [(middle, oldest), (newest, oldest)]
     )
+    # A delete carries the values it held, by logical key as every plan entry.
     assert {c.field: c.old for c in entries(plan, JOBS, middle)[0].changes} == {
-        "Run ID": "250930-100000.0",
-        "Status": "Failed",
-        "Stream": 2,
-        "System Notes": "second",
+        "run_id": "250930-100000.0",
+        "status": "Failed",
+        "stream": 2,
+        "system_notes": "second",
     }
     kept, dropped = sorted(twins)
     assert changes(plan, CRR, kept)["Profiles Examined for Scoring"] == (

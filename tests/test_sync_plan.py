@@ -68,13 +68,15 @@ def test_aggregates_disabled_in_the_schema_are_neither_checked_nor_written() -> 
     plan = plan_of([], clients, schema)
     (created,) = plan.records
     assert created.action is Action.CREATE
+    # Plans speak logical keys, in schema order; the names are for renderers only.
     assert [c.field for c in created.changes] == [
-        "Run ID",
-        "Status",
-        "Start Time",
-        "End Time",
-        "System Notes",
+        "run_id",
+        "status",
+        "start_time",
+        "end_time",
+        "system_notes",
     ]
+    assert [plan.field_name("jobs", c.field) for c in created.changes][:2] == ["Run ID", "Status"]
 
 
 def test_plans_are_deterministic() -> None:
@@ -91,7 +93,7 @@ def test_a_stale_job_with_an_unconvertible_id_is_still_failed_and_flagged() -> N
     job = rec(1, {"Run ID": "nightly run", "Status": "Running", "Last Updated": at(hours=9)})
     (entry,) = plan_of([job], []).records
     assert entry.action is Action.UPDATE
-    assert {c.field: c.new for c in entry.changes}["Status"] == "Failed"
+    assert {c.field: c.new for c in entry.changes}["status"] == "Failed"
     assert "'nightly run' cannot be converted" in entry.attention[0]
 
 

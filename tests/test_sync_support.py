@@ -132,9 +132,10 @@ def changes(
     key: str | None = None,
     action: Action | None = None,
 ) -> dict[str, tuple[Any, Any]]:
-    """``{field: (old, new)}`` of the one plan entry for a record (or a created key)."""
+    """``{Airtable name: (old, new)}`` of the one plan entry for a record (or a created key).
+    Plans speak logical keys; the names (as a renderer shows them) keep assertions readable."""
     (entry,) = entries(plan, table, record_id, key=key, action=action)
-    return {c.field: (c.old, c.new) for c in entry.changes}
+    return {plan.field_name(table, c.field): (c.old, c.new) for c in entry.changes}
 
 
 def entries(

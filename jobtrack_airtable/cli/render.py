@@ -1,9 +1,10 @@
 """Rendering a plan for humans, Terraform style; separate from detection.
 
 One symbol per row (``+`` create, ``~`` update, ``-`` delete, ``!`` needs attention), each
-changed field as ``old → new``, rows grouped by table, then one summary line.  Strings are shown
-``repr``-quoted, so quotes, trailing spaces and newlines are visible and exact; empty cells show
-as ``(empty)``.
+changed field as ``old → new`` under its Airtable name (plans speak logical keys; the plan's
+``field_names`` map them to the names shown), rows grouped by table, then one summary
+line.  Strings are shown ``repr``-quoted, so quotes, trailing spaces and newlines are visible
+and exact; empty cells show as ``(empty)``.
 
 :func:`render_rich` returns a rich renderable (the CLI prints it with colour);
 :func:`render_text` returns the same content as a plain string.
@@ -11,9 +12,10 @@ as ``(empty)``.
 >>> from jobtrack_airtable.sync.model import FieldChange
 >>> plan = Plan(base_id="appAAAAAAAAAAAAAA", generated_at="2025-10-01T00:00:00.000Z",
 ...             stale_after_seconds=60, table_names={"jobs": "Job Tracking"},
+...             field_names={"jobs": {"status": "Status"}},
 ...             records=[RecordChange(table="jobs", action=Action.UPDATE,
 ...                      record_id="recAAAAAAAAAAAAAA", key="250930-141522",
-...                      changes=[FieldChange(field="Status", old="Success", new="Completed")],
+...                      changes=[FieldChange(field="status", old="Success", new="Completed")],
 ...                      reasons=["legacy status 'Success' mapped to 'Completed'"])])
 >>> print(render_text(plan))
 Job Tracking
@@ -73,7 +75,7 @@ def summary_line(plan: Plan) -> str:
     )
 
 
-def _record_lines(record: RecordChange) -> list[Text]:
+def _record_lines(plan: Plan, record: RecordChange) -> list[Text]:
     style = _STYLES[record.action]
     head = Text("  ")
     head.append(record.symbol, style=f"bold {style}")
@@ -85,7 +87,7 @@ def _record_lines(record: RecordChange) -> list[Text]:
         head.append(f"  (merged into {record.merged_into})", style="dim")
     lines = [head]
     for change in record.changes:
-        line = Text(f"      {change.field}: ")
+        line = Text(f"      {plan.field_name(record.table, change.field)}: ")
         line.append(format_value(change.old), style="red" if change.old is not None else "dim")
         line.append(" → ")
         line.append(format_value(change.new), style="green" if change.new is not None else "dim")
@@ -107,7 +109,7 @@ def _lines(plan: Plan) -> list[Text]:
             continue
         out.append(Text(plan.table_names.get(table, table), style="bold underline"))
         for record in records:
-            out.extend(_record_lines(record))
+            out.extend(_record_lines(plan, record))
         out.append(Text(""))
     out.append(Text(summary_line(plan), style="bold"))
     return out

@@ -40,8 +40,8 @@ from typing import Any, Protocol
 from ..errors import InvalidInputError, show
 from ..metrics import ClientRunRow, JobRow
 from ..repository import Repository
-from ..statuses import Status, map_status, stale_reason
-from ..timeutil import to_airtable, utcnow
+from ..statuses import Status, map_status, staleness
+from ..timeutil import to_airtable
 from .activity import Activity, base_run_id_of, client_id_of, read_activity, run_time
 from .config import CheckConfig, ScheduleRule
 from .state import CheckState, SeenProblem
@@ -206,7 +206,7 @@ def _job_label(job: JobRow) -> str:
 def _stuck(jobs: Iterable[JobRow], threshold: timedelta, now: datetime) -> list[Problem]:
     out = []
     for job in jobs:
-        reason = stale_reason(
+        stale = staleness(
             job.status_raw,
             last_updated=job.last_updated,
             start_time=job.start_time,
@@ -214,9 +214,9 @@ def _stuck(jobs: Iterable[JobRow], threshold: timedelta, now: datetime) -> list[
             threshold=threshold,
             now=now,
         )
-        if reason is None:
+        if stale is None:
             continue
-        detail = reason.removeprefix("Stale: ")
+        detail = stale.reason.removeprefix("Stale: ")
         out.append(
             Problem(
                 key=f"stuck_run:{job.run_id or job.record_id}",
@@ -451,7 +451,8 @@ def run_check(
     """One health check of ``repo``'s base: reads, evaluates, updates ``state`` in place
     (the caller saves it: :func:`~.state.locked_state`) and delivers one message per
     problem to each of ``targets`` that has not had it yet."""
-    now = now if now is not None else utcnow()
+    given_now = now
+    now = now if now is not None else repo.conn.server_now()
     if not isinstance(stuck_after, timedelta) or stuck_after <= timedelta(0):
         raise InvalidInputError(f"stuck_after must be a positive duration, not {show(stuck_after)}")
     last = state.last_check
@@ -464,6 +465,10 @@ def run_check(
         open_jobs=True,
         on_page=on_page,
     )
+    if given_now is None:
+        # Liveness is judged on the server's clock (learnt from the reads' Date headers),
+        # never on this machine's, which may be hours off.
+        now = repo.conn.server_now()
     found, rates, deadlines = evaluate(
         activity, config, now=now, events_since=events_since, stuck_after=stuck_after
     )

@@ -1,8 +1,10 @@
 """Reading the base into a plan, and applying a plan exactly (or refusing it).
 
-**Planning** (:func:`plan_sync`) lists both tables, 100 rows per request:
-``max(1, ⌈J/100⌉) + max(1, ⌈C/100⌉)`` requests for J job rows and C client rows (listing an
-empty table still costs one request), then calls the pure :func:`~.detect.build_plan`.
+**Planning** (:func:`plan_sync`) reads the base's schema (1 request, the meta API), leaves out
+of the plan the optional fields the base lacks and refuses if it lacks anything else, then
+lists both tables, 100 rows per request: ``1 + max(1, ⌈J/100⌉) + max(1, ⌈C/100⌉)`` requests
+for J job rows and C client rows (listing an empty table still costs one request), and calls
+the pure :func:`~.detect.build_plan`.
 
 **Applying** (:func:`apply_plan`) executes a plan as it was reviewed:
 
@@ -20,8 +22,12 @@ empty table still costs one request), then calls the pure :func:`~.detect.build_
    The full listing wins ties (same cost, no formula).  :func:`apply_budget` computes the
    exact figures from the plan alone.
 2. *Write*, through the repository (schema check, rate limiter, retry policy), every payload
-   checked against the schema first: per table, updates by record ID (batch PATCH), then
-   creates, then deletes (batch DELETE), 10 rows per request.  So K changes of one kind in one
+   checked against the schema first: per table, updates by record ID (batch PATCH of
+   absolute values), then creates as upserts on the natural key (batch PATCH with
+   ``performUpsert``), then deletes (batch DELETE; a row already gone counts as deleted),
+   10 rows per request.  Every one of them is idempotent, so a write retried after a lost
+   response, an apply re-run after it was killed, or two admins applying the same plan at
+   once never make a second row for a Run ID.  So K changes of one kind in one
    table cost ``⌈K/10⌉`` requests, and the whole apply costs
 
    ``re-read + Σ over tables (⌈updates/10⌉ + ⌈creates/10⌉ + ⌈deletes/10⌉)``.
@@ -44,9 +50,11 @@ from pyairtable import formulas as F
 from ..errors import JobtrackError
 from ..repository import Repository
 from ..schema import TableSpec
+from ..schema_check import compare_schema, fetch_meta, fit_schema
 from ..timeutil import utcnow
-from .detect import build_plan
+from .detect import StreamingPlanner
 from .model import TABLE_ORDER, Action, Plan, PlanFormatError, TableKey, fingerprint
+from .reader import read_tables
 
 __all__ = [
     "DEFAULT_STALE_AFTER",
@@ -119,13 +127,18 @@ def _pages(n: int) -> int:
     return max(1, math.ceil(n / PAGE_SIZE))
 
 
+#: The base's schema, read once per plan through the meta API.
+SCHEMA_READS = 1
+
+
 def plan_budget(jobs: int, client_runs: int) -> int:
-    """Requests :func:`plan_sync` makes for a base of ``jobs`` and ``client_runs`` rows.
+    """Requests :func:`plan_sync` makes for a base of ``jobs`` and ``client_runs`` rows: the
+    schema read, then one per page of 100 rows of each table.
 
     >>> plan_budget(0, 0), plan_budget(40, 300), plan_budget(100, 10_000)
-    (2, 4, 101)
+    (3, 5, 102)
     """
-    return _pages(jobs) + _pages(client_runs)
+    return SCHEMA_READS + _pages(jobs) + _pages(client_runs)
 
 
 @dataclass(frozen=True)
@@ -236,27 +249,49 @@ def plan_sync(
 ) -> Plan:
     """Read both tables and plan every fix; changes nothing.
 
-    ``max(1, ⌈J/100⌉) + max(1, ⌈C/100⌉)`` requests (see :func:`plan_budget`).  ``now``
-    defaults to the current time; ``stale_after`` to the connection's settings
+    ``1 + max(1, ⌈J/100⌉) + max(1, ⌈C/100⌉)`` requests (see :func:`plan_budget`): the
+    base's schema first -- optional fields the base lacks are left out of the plan (listed in
+    ``plan.absent_fields``), anything else missing raises
+    :class:`~jobtrack_airtable.errors.SchemaMismatchError` before a row is read.  ``now``
+    defaults to the *server's* current time (``conn.server_now()``, learnt from the ``Date``
+    headers of the reads, so an admin's skewed clock cannot mark live runs stale or hide dead
+    ones); ``stale_after`` to the connection's settings
     (``JOBTRACK_STALE_AFTER_MINUTES``), else :data:`DEFAULT_STALE_AFTER`.
 
     >>> plan = plan_sync(repo, stale_after=timedelta(hours=6))    # doctest: +SKIP
     >>> print(render_text(plan))                                  # doctest: +SKIP
     """
-    now = now if now is not None else utcnow()
     if stale_after is None:
         settings = getattr(repo.conn, "settings", None)
         stale_after = getattr(settings, "stale_after", None) or DEFAULT_STALE_AFTER
-    jobs = repo.list_records("jobs", on_page=_pager(on_progress, "read jobs"))
-    clients = repo.list_records("client_runs", on_page=_pager(on_progress, "read client_runs"))
-    return build_plan(
-        jobs,
-        clients,
-        schema=repo.schema,
-        now=now,
-        stale_after=stale_after,
-        base_id=repo.conn.base_id,
-    )
+    # The base's schema first (1 request): a field the base lacks would otherwise be planned
+    # and fail half way through apply with 422 UNKNOWN_FIELD_NAME.  Optional and computed
+    # fields it lacks are left out of the plan; anything else is refused here, naming every
+    # problem and the fix, before a row is read.
+    meta = fetch_meta(repo.conn)
+    if on_progress:
+        on_progress("read schema", len(meta.get("tables", [])))
+    schema, skipped = fit_schema(repo.schema, compare_schema(repo.schema, meta))
+    # Each page becomes compact rows as it arrives, while the reader fetches the next ones.
+    planner = StreamingPlanner(schema)
+    for page in read_tables(repo, TABLE_ORDER):
+        if page.kind == "reset":
+            planner.reset(page.table)
+            continue
+        planner.add(page.table, page.records)
+        if on_progress:
+            on_progress(f"read {page.table}", len(page.records))
+    if now is None:
+        # The server's clock, learnt from the responses just read, never this machine's:
+        # liveness is judged on the one clock no worker or admin can skew (SPEC §2.10).
+        server_now = getattr(repo.conn, "server_now", None)
+        now = server_now() if callable(server_now) else utcnow()
+    plan = planner.finish(now=now, stale_after=stale_after, base_id=repo.conn.base_id)
+    absent: dict[TableKey, list[str]] = {}
+    for problem in skipped:
+        if problem.field_key is not None and problem.table_key in TABLE_ORDER:
+            absent.setdefault(problem.table_key, []).append(problem.field_key)
+    return plan.model_copy(update={"absent_fields": absent}) if absent else plan
 
 
 # --- applying ------------------------------------------------------------------------------
@@ -293,17 +328,16 @@ def _check_plan_fits(repo: Repository, plan: Plan) -> None:
             )
 
 
-def _logical(spec: TableSpec, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Airtable names → logical keys, refusing anything the schema would refuse."""
-    by_name = spec.by_name()
-    unknown = [name for name in values if name not in by_name]
+def _checked(spec: TableSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan's values (by logical key), refusing anything the schema would refuse."""
+    unknown = [key for key in values if not spec.has(key)]
     if unknown:
         raise PlanFormatError(
             f"the plan writes field(s) {', '.join(map(repr, unknown))} that table "
             f"{spec.name!r} does not have in the current schema"
         )
-    spec.check_fields(values)
-    return {by_name[name].key: value for name, value in values.items()}
+    spec.check_fields(spec.to_names(values))
+    return dict(values)
 
 
 def _verify(
@@ -372,7 +406,7 @@ def apply_plan(
     for table in TABLE_ORDER:
         for action in (Action.UPDATE, Action.CREATE, Action.DELETE):
             payloads[(table, action)] = [
-                (r.record_id, _logical(specs[table], r.values()) if action != Action.DELETE else {})
+                (r.record_id, _checked(specs[table], r.values()) if action != Action.DELETE else {})
                 for r in plan.changes(table, action)
             ]
 
@@ -401,7 +435,10 @@ def apply_plan(
     for table in TABLE_ORDER:
         items = payloads[(table, Action.CREATE)]
         for start in range(0, len(items), WRITE_BATCH):
-            created = repo.create(
+            # An upsert on the natural key, never a plain POST: a create retried after a lost
+            # response, re-run after a killed apply, or raced by a second admin applying the
+            # same plan updates the row the first one made instead of adding another.
+            created = repo.upsert(
                 table, [values for _, values in items[start : start + WRITE_BATCH]]
             )
             result.created.setdefault(table, []).extend(r["id"] for r in created)

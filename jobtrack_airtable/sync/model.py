@@ -6,7 +6,9 @@ and :func:`save_plan` / :func:`load_plan` put it in a file that a later apply ex
 was reviewed, or refuses (see :mod:`.apply`).
 
 Every field value in a plan is a raw Airtable value (string, number, ``None`` = empty), keyed by
-the field's Airtable name, so the JSON shows exactly what is written.  A plan never holds the
+the field's *logical key* (``status``, ``profiles_examined``), so a plan means the same thing
+whatever a base calls its fields; ``field_names`` records the Airtable names at planning time,
+for renderers only.  A plan never holds the
 API token: nothing in it comes from the connection but the base ID.
 
 >>> plan = Plan(base_id="appAAAAAAAAAAAAAA", generated_at="2025-10-01T00:00:00.000Z",
@@ -44,6 +46,7 @@ __all__ = [
     "RecordChange",
     "TableKey",
     "fingerprint",
+    "fingerprint_digest",
     "load_plan",
     "plan_from_json",
     "plan_to_json",
@@ -51,9 +54,10 @@ __all__ = [
 ]
 
 #: The version written by this library.  Bump it whenever a plan file's meaning changes.
-FORMAT_VERSION: Final = 1
+#: 2: ``absent_fields``; changes name fields by logical key (``field``), not display name.
+FORMAT_VERSION: Final = 2
 #: Versions :func:`load_plan` accepts.
-SUPPORTED_FORMAT_VERSIONS: frozenset[int] = frozenset({1})
+SUPPORTED_FORMAT_VERSIONS: frozenset[int] = frozenset({2})
 
 TableKey = Literal["jobs", "client_runs"]
 #: Display and apply order of the tables.
@@ -95,6 +99,7 @@ class FieldChange(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: The field's logical key (``status``); ``Plan.field_name`` gives its Airtable name.
     field: str
     old: Any = None
     new: Any = None
@@ -130,7 +135,7 @@ class RecordChange(BaseModel):
         return self.action.symbol
 
     def values(self) -> dict[str, Any]:
-        """The fields to write, ``{Airtable name: new value}`` (``None`` clears a field)."""
+        """The fields to write, ``{logical key: new value}`` (``None`` clears a field)."""
         return {c.field: c.new for c in self.changes}
 
 
@@ -175,13 +180,22 @@ class Plan(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format_version: Literal[1] = FORMAT_VERSION
+    format_version: Literal[2] = FORMAT_VERSION
     base_id: str
     generated_at: str
     stale_after_seconds: float
     table_names: dict[TableKey, str]
     records: list[RecordChange] = Field(default_factory=list)
     guards: Guards = Field(default_factory=Guards)
+    #: Logical keys of configured optional (or computed) fields the base lacks, per table:
+    #: left out of the plan, neither read nor written.
+    absent_fields: dict[TableKey, list[str]] = Field(default_factory=dict)
+    #: ``{table: {logical key: Airtable name}}`` when planning: what renderers show.
+    field_names: dict[TableKey, dict[str, str]] = Field(default_factory=dict)
+
+    def field_name(self, table: TableKey, key: str) -> str:
+        """The Airtable name of field ``key`` of ``table`` (the key itself if unknown)."""
+        return self.field_names.get(table, {}).get(key, key)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -218,6 +232,13 @@ class Plan(BaseModel):
 # --- fingerprints --------------------------------------------------------------------------
 
 
+def fingerprint_digest(record: Mapping[str, Any]) -> bytes:
+    """The raw SHA-256 behind :func:`fingerprint` (planning keeps 32 bytes per row)."""
+    payload = {"id": record.get("id"), "fields": record.get("fields") or {}}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
 def fingerprint(record: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of a record's ID and fields as read.
 
@@ -229,9 +250,7 @@ def fingerprint(record: Mapping[str, Any]) -> str:
     >>> fingerprint(a) == fingerprint(b), len(fingerprint(a))
     (True, 64)
     """
-    payload = {"id": record.get("id"), "fields": record.get("fields") or {}}
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return fingerprint_digest(record).hex()
 
 
 # --- JSON and files ------------------------------------------------------------------------
@@ -240,7 +259,7 @@ def fingerprint(record: Mapping[str, Any]) -> str:
 def plan_to_json(plan: Plan, *, indent: int | None = 2) -> str:
     """The plan as JSON (``format_version`` first; values raw, as they are written).
 
-    >>> '"format_version": 1' in plan_to_json(Plan(base_id="appAAAAAAAAAAAAAA",
+    >>> '"format_version": 2' in plan_to_json(Plan(base_id="appAAAAAAAAAAAAAA",
     ...     generated_at="2025-10-01T00:00:00.000Z", stale_after_seconds=60, table_names={}))
     True
     """

@@ -1,0 +1,84 @@
+"""Pass 5: liveness.  Stale runs are failed, client runs still ``Running`` under a finished job
+are failed, and each job row to be created (orphan client rows) gets its status.
+
+* A ``Running`` client row past the threshold → ``Failed``.
+* A ``Running`` job past the threshold → ``Failed`` only if none of its client rows is still
+  running and fresh (workers update client rows, not necessarily the job row).
+* Orphan client rows' job row: ``Running`` if any of them is running and fresh, else the
+  completion rule (SPEC §1.4).
+* A client row still ``Running`` under a finished job (existing or to be created) → ``Failed``,
+  and the job row is fingerprinted (the fix depends on its status).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from ...metrics import completion_status
+from ...statuses import Status
+from ..state import BASE_LEN, Context, Entity, PlanState
+from .fix import client_row
+
+__all__ = ["fail", "liveness"]
+
+
+def fail(ctx: Context, entity: Entity, reason: str, note: str) -> None:
+    entity.status = Status.FAILED
+    entity.set("status", Status.FAILED.value)
+    entity.reason(reason)
+    ctx.note(entity, note)
+
+
+def _live(clients: Iterable[Entity]) -> bool:
+    return any(c.status is Status.RUNNING and c.stale is None for c in clients)
+
+
+def liveness(state: PlanState) -> None:
+    ctx = state.ctx
+    clients_by_base: dict[str, list[Entity]] = defaultdict(list)
+    for entity in state.entities["client_runs"]:
+        if entity.key is not None:
+            clients_by_base[entity.key[:BASE_LEN]].append(entity)
+
+    jobs = {e.key: e for e in state.entities["jobs"] if e.key is not None}
+    for entity in state.entities["jobs"]:
+        clients = clients_by_base.get(entity.key, []) if entity.key is not None else []
+        if entity.stale is not None and not _live(clients):
+            fail(ctx, entity, f"{entity.stale}; marked Failed", f"{entity.stale}; marked Failed")
+
+    for entity in state.entities["client_runs"]:
+        if entity.stale is not None:
+            fail(ctx, entity, f"{entity.stale}; marked Failed", f"{entity.stale}; marked Failed")
+
+    bases: list[tuple[str, list[Entity], Entity | None]] = [
+        (base, clients, jobs.get(base)) for base, clients in clients_by_base.items()
+    ]
+    bases.extend((key, [], entity) for key, entity in jobs.items() if key not in clients_by_base)
+
+    created: dict[str, Status] = {}
+    for base, clients, job in bases:
+        if job is None:
+            created[base] = (
+                Status.RUNNING
+                if _live(clients)
+                else completion_status(client_row(c) for c in clients)
+            )
+
+    for base, clients, job in bases:
+        job_status = job.status if job is not None else created[base]
+        if job_status is None or not job_status.is_terminal:
+            continue
+        for client in clients:
+            if client.status is Status.RUNNING:
+                fail(
+                    ctx,
+                    client,
+                    f"job {base} is {job_status.value} but this client run was still Running",
+                    f"job {base} finished ({job_status.value}) while this client run was "
+                    "still Running; marked Failed",
+                )
+                if job is not None:
+                    state.fingerprint(job.survivor)
+    state.bases = bases
+    state.created_status = created
