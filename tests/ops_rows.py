@@ -9,11 +9,17 @@ from typing import Any
 from jobtrack_airtable.client import Connection
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.repository import Repository
-from jobtrack_airtable.timeutil import to_airtable
+from jobtrack_airtable.timeutil import parse_airtable, to_airtable
+
+
+#: The server behind each repository ``connect`` made, so ``put`` can date rows' creation.
+_SERVERS: dict[int, LocalAirtable] = {}
 
 
 def connect(srv: LocalAirtable) -> Repository:
-    return Repository(Connection.from_settings(srv.settings(), schema=srv.schema))
+    repo = Repository(Connection.from_settings(srv.settings(), schema=srv.schema))
+    _SERVERS[id(repo)] = srv
+    return repo
 
 
 def base_id_at(moment: datetime) -> str:
@@ -82,14 +88,31 @@ def put(
     jobs: list[dict[str, Any]] | None = None,
     clients: list[dict[str, Any]] | None = None,
 ) -> None:
-    if jobs:
-        repo.upsert("jobs", jobs)
-    if clients:
-        repo.upsert("client_runs", clients)
+    """Upsert the rows over HTTP, each created (by the server's clock) when it started, as a
+    real row is: a row whose stamps predate its creation reads as written on a skewed clock."""
+    srv = _SERVERS.get(id(repo))
+    for table, rows in (("jobs", jobs or []), ("client_runs", clients or [])):
+        for row in rows:
+            if srv is None:
+                repo.upsert(table, [row])
+                continue
+            created = parse_airtable(row["start_time"])
+            saved = srv.store.clock
+            srv.store.clock = lambda created=created: created
+            try:
+                repo.upsert(table, [row])
+            finally:
+                srv.store.clock = saved
 
 
 def put_legacy(srv: LocalAirtable, table: str, fields: dict[str, Any]) -> None:
     """Insert a row holding a legacy value (``In Progress``) the schema check would refuse,
     straight into the server's store with typecast, as a legacy base holds it."""
     spec = srv.schema.table(table)
-    srv.store.create_records(srv.base_id, spec.name, [spec.to_names(fields)], typecast=True)
+    srv.store.create_records(
+        srv.base_id,
+        spec.name,
+        [spec.to_names(fields)],
+        typecast=True,
+        created_time=parse_airtable(fields["start_time"]),
+    )

@@ -627,7 +627,7 @@ def test_no_library_or_os_wording_leaks(
     base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     malformed = tmp_path / "malformed.json"
-    malformed.write_text('{"format_version": 1, "records": [1]}', encoding="utf-8")
+    malformed.write_text('{"format_version": 2, "records": [1]}', encoding="utf-8")
     cases = [
         local(base, "apply", str(malformed)),
         local(base, "show", str(malformed)),

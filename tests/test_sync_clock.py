@@ -88,7 +88,7 @@ def _worker(srv: LocalAirtable, skew: timedelta) -> tuple[Tracker, str, str]:
     timestamps on the server-corrected clock (the tracker's clock is the connection's)."""
     conn = _connect(srv, skew)
     tracker = Tracker(conn, clock=conn.server_now)
-    job = tracker.start_job()
+    job = tracker.job()
     client = job.client(f"Skew {int(skew.total_seconds() // 3600):+d}h {id(tracker)}")
     client.flush(heartbeat=True)
     return tracker, str(job.run_id), str(client.run_id)
