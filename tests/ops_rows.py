@@ -11,7 +11,6 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.timeutil import parse_airtable, to_airtable
 
-
 #: The server behind each repository ``connect`` made, so ``put`` can date rows' creation.
 _SERVERS: dict[int, LocalAirtable] = {}
 
