@@ -50,7 +50,7 @@ from .errors import (
     show,
 )
 from .metrics import ClientRunRow, JobRow
-from .repository import MAX_PAGE_SIZE, Repository, oldest_first
+from .repository import Repository, oldest_first
 from .schema import Schema
 from .statuses import Status, map_status
 from .sync.model import fingerprint
@@ -445,20 +445,8 @@ class ArchiveResult:
         return sum(len(v) for v in self.deleted.values())
 
 
-def _record_id_formula(ids: Sequence[str]) -> str:
-    from pyairtable import formulas as F
-
-    terms = [F.EQ(F.RECORD_ID(), rid) for rid in ids]
-    return F.to_formula_str(terms[0] if len(terms) == 1 else F.OR(*terms))
-
-
 def _reread(repo: Repository, table: TableKey, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), MAX_PAGE_SIZE):
-        chunk = ids[start : start + MAX_PAGE_SIZE]
-        for record in repo.list_records(table, formula=_record_id_formula(chunk)):
-            found[record["id"]] = dict(record)
-    return found
+    return {r["id"]: dict(r) for r in repo.get_many(table, ids)}
 
 
 def apply_archive(

@@ -22,7 +22,7 @@ This module never prints.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -140,10 +140,35 @@ def list_runs(
     formula = _since_formula(repo, since) if since is not None else None
     records = repo.list_records("jobs", formula=formula, on_page=on_page)
     rows = [JobRow.from_record(r, repo.schema.jobs) for r in records]
-    if wanted is not None:
-        rows = [r for r in rows if map_status(r.status_raw).status is wanted]
-    rows.sort(key=_newest_first_key, reverse=True)
-    return rows[:limit] if limit is not None else rows
+    # The formula already kept the runs since ``since``; select_runs does no harm repeating it.
+    return select_runs(rows, status=wanted, since=since, limit=limit)
+
+
+def select_runs(
+    rows: Iterable[JobRow],
+    *,
+    status: Status | str | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[JobRow]:
+    """The rows :func:`list_runs` would return from ``rows`` already read (an archive's).
+
+    >>> select_runs([], status="completed", limit=5)
+    []
+    """
+    wanted = parse_status(status) if status is not None else None
+    if limit is not None and limit < 1:
+        raise InvalidInputError(f"--limit must be at least 1, not {show(limit)}")
+
+    def keep(row: JobRow) -> bool:
+        if wanted is not None and map_status(row.status_raw).status is not wanted:
+            return False
+        moment = run_time(row)
+        return since is None or (moment is not None and moment >= since)
+
+    kept = [r for r in rows if keep(r)]
+    kept.sort(key=_newest_first_key, reverse=True)
+    return kept[:limit] if limit is not None else kept
 
 
 # -- one run --------------------------------------------------------------------------------
@@ -181,23 +206,69 @@ def show_run(repo: Repository, run_id: str, *, on_page: PageCallback | None = No
     its standard form, in one request).  Raises :class:`~.errors.NotFoundError` when neither a
     job row nor any client row exists.
     """
-    if not isinstance(run_id, str) or not run_id.strip():
-        raise InvalidInputError(f"invalid run ID {show(run_id)}: empty")
-    raw = run_id.strip()
-    found = recognise(raw)
-    base = str(found.base) if found.base is not None else None
-    keys = list(dict.fromkeys(k for k in (base, raw) if k))
+    query = _Query.of(run_id)
     records = oldest_first(
-        repo.list_records("jobs", formula=repo.key_formula("jobs", keys), on_page=on_page)
+        repo.list_records("jobs", formula=repo.key_formula("jobs", query.keys), on_page=on_page)
     )
     jobs = [JobRow.from_record(r, repo.schema.jobs) for r in records]
-    clients = repo.client_runs_of(base, on_page=on_page) if base is not None else []
+    clients = repo.client_runs_of(query.base, on_page=on_page) if query.base is not None else []
+    names = (repo.schema.jobs.name, repo.schema.client_runs.name)
+    return _detail(query, jobs, clients, where=names)
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A run ID as asked for: the text, its job's base run ID (``None`` if unrecognised, with
+    the reason) and the keys a job row may be stored under (both forms)."""
+
+    raw: str
+    base: str | None
+    keys: list[str]
+    reason: str | None
+
+    @classmethod
+    def of(cls, run_id: str) -> _Query:
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise InvalidInputError(f"invalid run ID {show(run_id)}: empty")
+        raw = run_id.strip()
+        found = recognise(raw)
+        base = str(found.base) if found.base is not None else None
+        keys = list(dict.fromkeys(k for k in (base, raw) if k))
+        return cls(raw, base, keys, found.reason if base is None else None)
+
+
+def find_run(
+    run_id: str, jobs: Iterable[JobRow], clients: Iterable[ClientRunRow], *, where: tuple[str, str]
+) -> RunDetail:
+    """:func:`show_run` over rows already read (an archive's): the job rows stored under
+    ``run_id``'s keys, its client rows, the same detail.
+
+    >>> find_run("250930-141522", [], [], where=("jobs", "clients"))
+    Traceback (most recent call last):
+    jobtrack_airtable.errors.NotFoundError: no run '250930-141522' in 'jobs' or 'clients'
+    """
+    query = _Query.of(run_id)
+    floor = datetime.min.replace(tzinfo=UTC)
+    matching = sorted(
+        (j for j in jobs if j.run_id in query.keys),
+        key=lambda j: (j.created_time or floor, j.record_id),
+    )
+    prefix = f"{query.base}-" if query.base is not None else None
+    mine = [c for c in clients if prefix is not None and (c.run_id or "").startswith(prefix)]
+    return _detail(query, matching, mine, where=where)
+
+
+def _detail(
+    query: _Query, jobs: list[JobRow], clients: list[ClientRunRow], *, where: tuple[str, str]
+) -> RunDetail:
+    """The :class:`RunDetail` of one run's job rows (oldest first) and client rows;
+    :class:`~.errors.NotFoundError` naming ``where`` (the two tables) when both are empty."""
     if not jobs and not clients:
-        hint = f" ({found.reason})" if found.base is None and found.reason else ""
-        raise NotFoundError(
-            f"no run {raw!r} in {repo.schema.jobs.name!r} or {repo.schema.client_runs.name!r}{hint}"
-        )
-    clients.sort(key=lambda c: (run_time(c) or datetime.min.replace(tzinfo=UTC), c.run_id or ""))
+        hint = f" ({query.reason})" if query.reason else ""
+        raise NotFoundError(f"no run {query.raw!r} in {where[0]!r} or {where[1]!r}{hint}")
+    clients = sorted(
+        clients, key=lambda c: (run_time(c) or datetime.min.replace(tzinfo=UTC), c.run_id or "")
+    )
     computed = aggregate(clients)
     job = jobs[0] if jobs else None
     stored = dict(job.aggregates) if job is not None else {}
@@ -211,8 +282,8 @@ def show_run(repo: Repository, run_id: str, *, on_page: PageCallback | None = No
         if k in counts and v != counts[k] and (v is not None or finished)
     }
     return RunDetail(
-        query=raw,
-        base_run_id=base,
+        query=query.raw,
+        base_run_id=query.base,
         job=job,
         duplicates=jobs[1:],
         clients=clients,

@@ -90,3 +90,28 @@ def test_bad_options_are_one_line_errors(base: Path, args: list[str], message: s
     assert result.exit_code == 1
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2  # the notice naming the base, the error
+
+
+def test_runs_list_and_show_read_the_archive(base: Path, tmp_path: Path) -> None:
+    assert (
+        local(base, "archive", "--older-than", "20d", "--to", "a.sqlite", "-o", "p.json").exit_code
+        == 2
+    )
+    plan = json.loads((tmp_path / "p.json").read_text())
+    assert local(base, "apply", "p.json").exit_code == 0
+    keys = sorted((j["job"]["key"] for j in plan["jobs"]), reverse=True)
+
+    listed = local(base, "runs", "list", "--archive", "a.sqlite", "--json", "-n", "100")
+    assert listed.exit_code == 0, listed.output
+    assert [r["run_id"] for r in json.loads(listed.stdout)["runs"]] == keys
+    # The base no longer has them.
+    live = json.loads(local(base, "runs", "list", "--json", "-n", "100").stdout)["runs"]
+    assert not {r["run_id"] for r in live} & set(keys)
+
+    job = plan["jobs"][0]
+    shown = local(base, "runs", "show", job["job"]["key"], "--archive", "a.sqlite", "--json")
+    assert shown.exit_code == 0, shown.output
+    detail = json.loads(shown.stdout)
+    assert len(detail["clients"]) == len(job["clients"])
+    missing = local(base, "runs", "show", "250101-000000", "--archive", "a.sqlite")
+    assert missing.exit_code == 1 and "no run '250101-000000'" in missing.stderr

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -103,8 +104,17 @@ def runs_list(
         ),
     ] = "table",
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--archive",
+            metavar="FILE",
+            dir_okay=False,
+            help="Read an archive written by `archive` instead of the base.",
+        ),
+    ] = None,
 ) -> None:
-    """List job runs, newest first."""
+    """List job runs, newest first (from the base, or from an archive with --archive)."""
     from .. import views
     from ..repository import Repository
 
@@ -117,12 +127,19 @@ def runs_list(
         if as_json:
             output = "json"
         moment = views.parse_since(since) if since is not None else None
-        with open_base(state) as backend:
-            repo = Repository(backend.conn)
-            with Reads(f"Reading {repo.schema.jobs.name}") as reads:
-                rows = views.list_runs(
-                    repo, status=status, since=moment, limit=limit, on_page=reads.on_page
-                )
+        if archive is not None:
+            from ..archive import archived_runs
+            from ..schema import load_schema
+
+            jobs, _ = archived_runs(archive, load_schema(state.settings.schema_file))
+            rows = views.select_runs(jobs, status=status, since=moment, limit=limit)
+        else:
+            with open_base(state) as backend:
+                repo = Repository(backend.conn)
+                with Reads(f"Reading {repo.schema.jobs.name}") as reads:
+                    rows = views.list_runs(
+                        repo, status=status, since=moment, limit=limit, on_page=reads.on_page
+                    )
         if output == "json":
             filters = {
                 "status": status,
@@ -245,6 +262,15 @@ def runs_show(
         ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--archive",
+            metavar="FILE",
+            dir_okay=False,
+            help="Read an archive written by `archive` instead of the base.",
+        ),
+    ] = None,
 ) -> None:
     """Show one job: its row, its client runs, and aggregates computed from them."""
     from .. import views
@@ -252,10 +278,19 @@ def runs_show(
 
     state = state_of(ctx)
     with errors_to_exit(state):
-        with open_base(state) as backend:
-            repo = Repository(backend.conn)
-            with Reads("Reading the run") as reads:
-                detail = views.show_run(repo, run_id, on_page=reads.on_page)
+        if archive is not None:
+            from ..archive import archived_runs
+            from ..schema import load_schema
+
+            schema = load_schema(state.settings.schema_file)
+            jobs, clients = archived_runs(archive, schema)
+            where = (f"{archive} ({schema.jobs.name})", schema.client_runs.name)
+            detail = views.find_run(run_id, jobs, clients, where=where)
+        else:
+            with open_base(state) as backend:
+                repo = Repository(backend.conn)
+                with Reads("Reading the run") as reads:
+                    detail = views.show_run(repo, run_id, on_page=reads.on_page)
         if as_json:
             print_json(views.detail_to_json(detail))
             return
