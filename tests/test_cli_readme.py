@@ -94,6 +94,13 @@ def _already_applied(s: Scenario) -> int:
     return s.cli("apply", str(path))
 
 
+def _archive_applied(s: Scenario) -> int:
+    plan = s.tmp / "archive-plan.json"
+    to = str(s.tmp / "a.sqlite")
+    assert s.cli("archive", "--older-than", "20d", "--to", to, "-o", str(plan)) == 2
+    return s.cli("apply", str(plan))
+
+
 def _schema_differs(s: Scenario) -> int:
     from .test_cli import _drop_field
 
@@ -125,6 +132,18 @@ SCENARIOS: dict[tuple[str, str], Callable[[Scenario], int]] = {
     ("schema check", "base matches the schema"): lambda s: s.cli("schema", "check"),
     ("schema check", "differences found"): _schema_differs,
     ("runs show RUN_ID", "no such run"): lambda s: s.cli("runs", "show", "200101-000000"),
+    (
+        "archive --older-than AGE",
+        "old finished jobs to archive (plan shown, nothing changed)",
+    ): lambda s: s.cli("archive", "--older-than", "20d", "--to", str(s.tmp / "a.sqlite")),
+    ("archive --older-than AGE", "nothing old enough"): lambda s: s.cli(
+        "archive", "--older-than", "1000d", "--to", str(s.tmp / "a.sqlite")
+    ),
+    ("apply FILE", "an archive plan: archived, read back, deleted"): _archive_applied,
+    ("usage", "projections within the plan's limits"): lambda s: s.cli("usage"),
+    ("check", "problems found (a stuck run, failures, a missed schedule)"): lambda s: s.cli(
+        "check", "--state", str(s.tmp / "check-state.json")
+    ),
     ("any command", "usage error (unknown option, bad value)"): lambda s: s.cli(
         "runs", "list", "--limit", "many"
     ),
