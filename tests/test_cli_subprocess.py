@@ -24,6 +24,10 @@ from jobtrack_airtable.timeutil import utcnow
 
 from .conftest import MakeLocalAirtable
 
+# Real subprocesses of the installed CLI: the slow suite (the same behaviour is covered
+# in-process by test_cli.py in the default run).
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(sys.executable).parent / "jobtrack-airtable"
 FAKE_TOKEN = "patSUBPROCESSfake.fedcba9876543210TOKEN"
 SUMMARY_RE = re.compile(

@@ -508,6 +508,7 @@ def test_grants_are_per_base_and_follow_the_window(redis_url: str) -> None:
     b.close()
 
 
+@pytest.mark.slow
 def test_redis_is_used_again_when_it_comes_back(
     own_redis: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -537,6 +538,7 @@ def test_redis_is_used_again_when_it_comes_back(
     limiter.close()
 
 
+@pytest.mark.slow
 def test_three_machines_share_one_base_without_429(
     make_local_airtable: Callable[..., LocalAirtable], redis_url: str, tmp_path: Path
 ) -> None:
@@ -598,6 +600,7 @@ def test_three_machines_share_one_base_without_429(
     )
 
 
+@pytest.mark.slow
 def test_two_bases_each_get_their_own_five_per_second(
     make_local_airtable: Callable[..., LocalAirtable], redis_url: str
 ) -> None:
@@ -671,6 +674,7 @@ def test_a_429_holds_the_base_for_the_whole_fleet(redis_url: str) -> None:
     other.close()
 
 
+@pytest.mark.slow
 def test_a_redis_that_lost_its_state_holds_every_base_for_a_window(
     own_redis: RedisServer,
 ) -> None:
@@ -811,6 +815,7 @@ def test_redis_killed_mid_run_fallback_keeps_workers_going_without_429(
     assert statuses.count(429) == 0
 
 
+@pytest.mark.slow
 def test_redis_killed_mid_run_fail_closed_stops_workers_clearly(
     make_local_airtable: Callable[..., LocalAirtable], own_redis: RedisServer, tmp_path: Path
 ) -> None:
@@ -847,6 +852,7 @@ def test_redis_killed_mid_run_fail_closed_stops_workers_clearly(
     assert_client_rows(srv, TEST_BASE_ID, completed=completed, started=started)
 
 
+@pytest.mark.slow
 def test_fail_closed_surfaces_from_the_with_block_and_close_can_be_retried(
     local_airtable: LocalAirtable, own_redis: RedisServer, tmp_path: Path
 ) -> None:
@@ -876,6 +882,7 @@ def test_fail_closed_surfaces_from_the_with_block_and_close_can_be_retried(
     tracker.conn.close()
 
 
+@pytest.mark.slow
 def test_fail_closed_timed_flush_in_add_does_not_raise_or_double_count(
     local_airtable: LocalAirtable, own_redis: RedisServer
 ) -> None:

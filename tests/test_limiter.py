@@ -160,6 +160,7 @@ def test_unwritable_path_is_a_config_error(tmp_path: Path) -> None:
 # --- real threads and processes ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_threads_share_the_limit(tmp_path: Path) -> None:
     limiter = LocalLimiter(5, tmp_path / "rl.sqlite")
     stamps: list[float] = []
@@ -210,6 +211,7 @@ def _process_worker(
     out.put(stamps)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_processes_share_the_limit(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
     ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()

@@ -231,6 +231,7 @@ def _process_worker(
     _work(Tracker(conn), job_run_id, clients)
 
 
+@pytest.mark.slow
 def test_processes_and_threads_share_the_limit_without_429(
     make_local_airtable, tmp_path: Path
 ) -> None:

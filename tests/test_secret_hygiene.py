@@ -426,6 +426,7 @@ def _cli(
     return done
 
 
+@pytest.mark.slow
 def test_cli_outputs_plans_and_debug_logs(
     make_local_airtable: MakeLocalAirtable, tmp_path: Path, hay: Haystack
 ) -> None:
