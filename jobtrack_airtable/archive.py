@@ -49,6 +49,7 @@ from .errors import (
     StaleArchivePlanError,
     show,
 )
+from .files import write_atomically
 from .metrics import ClientRunRow, JobRow
 from .repository import Repository, oldest_first
 from .schema import Schema
@@ -248,10 +249,7 @@ def _row(record: Mapping[str, Any], key: str) -> ArchiveRow:
 
 def save_archive_plan(plan: ArchivePlan, path: str | Path) -> Path:
     """Write ``plan`` as JSON to ``path`` (replacing it atomically)."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    target = write_atomically(path, plan.model_dump_json(indent=2) + "\n")
     return target
 
 

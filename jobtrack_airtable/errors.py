@@ -21,6 +21,17 @@ from typing import Any
 _MAX_SHOWN = 80
 
 
+def listing(items: Sequence[object], limit: int = 20) -> str:
+    """The first ``limit`` items joined by ``"; "``, and how many more there are.
+
+    >>> listing(["a", "b", "c"], 2)
+    'a; b; and 1 more'
+    """
+    shown = "; ".join(str(i) for i in items[:limit])
+    more = len(items) - limit
+    return f"{shown}; and {more} more" if more > 0 else shown
+
+
 def show(value: Any) -> str:
     """Render ``value`` for an error message: ``repr`` (so quotes and control characters are
     visible), truncated so a 100,000-character value cannot flood a log.
@@ -280,10 +291,7 @@ class StaleArchivePlanError(JobtrackError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
-        shown = "; ".join(self.problems[: self.MAX_LISTED])
-        more = len(self.problems) - self.MAX_LISTED
-        if more > 0:
-            shown += f"; and {more} more"
+        shown = listing(self.problems, self.MAX_LISTED)
         super().__init__(
             f"the base changed since the archive plan was made ({len(self.problems)} row(s)); "
             f"nothing was archived or deleted. Plan again. {shown}"

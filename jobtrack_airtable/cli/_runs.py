@@ -73,6 +73,17 @@ def _num(value: Any) -> str:
     return f"{value:,}"
 
 
+ArchiveOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--archive",
+        metavar="FILE",
+        dir_okay=False,
+        help="Read an archive written by `archive` instead of the base.",
+    ),
+]
+
+
 @runs_app.command("list")
 def runs_list(
     ctx: typer.Context,
@@ -104,15 +115,7 @@ def runs_list(
         ),
     ] = "table",
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
-    archive: Annotated[
-        Path | None,
-        typer.Option(
-            "--archive",
-            metavar="FILE",
-            dir_okay=False,
-            help="Read an archive written by `archive` instead of the base.",
-        ),
-    ] = None,
+    archive: ArchiveOption = None,
 ) -> None:
     """List job runs, newest first (from the base, or from an archive with --archive)."""
     from .. import views
@@ -262,15 +265,7 @@ def runs_show(
         ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    archive: Annotated[
-        Path | None,
-        typer.Option(
-            "--archive",
-            metavar="FILE",
-            dir_okay=False,
-            help="Read an archive written by `archive` instead of the base.",
-        ),
-    ] = None,
+    archive: ArchiveOption = None,
 ) -> None:
     """Show one job: its row, its client runs, and aggregates computed from them."""
     from .. import views

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +33,7 @@ import filelock
 import platformdirs
 
 from ..errors import ConfigError
+from ..files import write_atomically
 from ..timeutil import parse_airtable, to_airtable
 
 __all__ = [
@@ -135,18 +134,7 @@ class CheckState:
     def save(self, path: Path) -> None:
         """Write atomically (temporary file in the same directory, then rename)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
 
 
 @contextlib.contextmanager

@@ -47,7 +47,7 @@ from typing import Any
 
 from pyairtable import formulas as F
 
-from ..errors import JobtrackError
+from ..errors import JobtrackError, listing
 from ..repository import Repository
 from ..schema import TableSpec
 from ..schema_check import compare_schema, fetch_meta, fit_schema
@@ -110,10 +110,7 @@ class StalePlanError(JobtrackError):
 
     def __init__(self, rows: Sequence[StaleRow]) -> None:
         self.rows = list(rows)
-        shown = "; ".join(str(r) for r in self.rows[: self.MAX_LISTED])
-        more = len(self.rows) - self.MAX_LISTED
-        if more > 0:
-            shown += f"; and {more} more"
+        shown = listing(self.rows, self.MAX_LISTED)
         super().__init__(
             f"the base changed since the plan was made ({len(self.rows)} row(s)); nothing was "
             f"written. Run sync again to make a new plan. {shown}"

@@ -33,6 +33,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
 from ..errors import JobtrackError, show
+from ..files import write_atomically
 
 __all__ = [
     "FORMAT_VERSION",
@@ -325,9 +326,8 @@ def save_plan(plan: Plan, path: str | Path) -> Path:
     >>> load_plan(save_plan(plan, p)) == plan
     True
     """
-    target = Path(path)
-    target.write_text(plan_to_json(plan) + "\n", encoding="utf-8")
-    return target
+    # Atomically: an apply reading a plan being rewritten must see one whole plan.
+    return write_atomically(path, plan_to_json(plan) + "\n")
 
 
 def load_plan(path: str | Path) -> Plan:
