@@ -301,7 +301,7 @@ class ArchiveStore:
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.sqlite"
     >>> with ArchiveStore(path, base_id="appAAAAAAAAAAAAAA") as store:
-    ...     store.add("jobs", [{"id": "recA", "createdTime": "x", "fields": {"Run ID": "k"}}])
+    ...     _ = store.add("jobs", [{"id": "recA", "createdTime": "x", "fields": {"Run ID": "k"}}])
     ...     [r.record["id"] for r in store.records("jobs")]
     ['recA']
     """

@@ -209,8 +209,8 @@ def text_problem(value: str, what: str, limit: int = MAX_TEXT_LENGTH) -> str | N
     characters (Airtable's cell limit), or holding an unpaired surrogate (not encodable as
     UTF-8 JSON; a request carrying one fails, or is stored mangled).
 
-    >>> text_problem("x" * 100_001, "note")  # doctest: +ELLIPSIS
-    'note holds 100001 characters; at most 100000 fit in an Airtable text cell: ...'
+    >>> print(text_problem("x" * 100_001, "note"))  # doctest: +ELLIPSIS
+    note holds 100001 characters; at most 100000 fit in an Airtable text cell: 'xxx...
     """
     if len(value) > limit:
         return (

@@ -17,7 +17,7 @@ from the width every cell needs:
 >>> cols = [Column("Run ID"), Column("Profiles", justify="right"),
 ...         Column("Stream", justify="right", drop=1)]
 >>> print_table(Console(file=out, width=24), cols, [["250930-141522", "105,402", "3"]])
->>> print(out.getvalue().rstrip())
+>>> print(out.getvalue().rstrip())  # doctest: +NORMALIZE_WHITESPACE
 Run ID         Profiles
 250930-141522   105,402
 (hidden at this width: Stream; widen the terminal or use --json)
