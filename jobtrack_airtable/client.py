@@ -9,13 +9,13 @@
 * a :class:`~.limiter.LimitedAdapter` on ``api.session`` so every request, page and retry
   passes the client-side rate limiter.
 
-:class:`AirtableConnection` bundles that ``Api`` with the base ID, the schema, the limiter and
+:class:`Connection` bundles that ``Api`` with the base ID, the schema, the limiter and
 the retry policy: the one object the repository takes.
 
 >>> from jobtrack_airtable.settings import Settings
 >>> settings = Settings(api_key="patFAKEFAKEFAKEFAK.0123456789abcdef", base_id="appAAAAAAAAAAAAAA",
 ...                     rate_limit=0)
->>> conn = AirtableConnection.from_settings(settings)
+>>> conn = Connection.from_settings(settings)
 >>> conn.table("jobs")
 <Table base='appAAAAAAAAAAAAAA' name='Job Tracking'>
 >>> "patFAKE" in repr(conn)
@@ -37,7 +37,7 @@ from .schema import Schema, load_schema
 from .server_clock import ServerClock
 from .settings import Settings
 
-__all__ = ["DEFAULT_ENDPOINT_URL", "AirtableConnection", "Connection", "build_api"]
+__all__ = ["DEFAULT_ENDPOINT_URL", "Connection", "build_api"]
 
 DEFAULT_ENDPOINT_URL = "https://api.airtable.com"
 
@@ -115,13 +115,13 @@ def build_api(
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class AirtableConnection:
+class Connection:
     """Everything the repository needs to talk to the tracking base.
 
     Build it with :meth:`from_settings` / :meth:`from_env`; its ``repr`` shows the base,
     endpoint and limiter, never the token.
 
-    >>> conn = AirtableConnection.from_settings(Settings(
+    >>> conn = Connection.from_settings(Settings(
     ...     api_key="patFAKEFAKEFAKEFAK.0123456789abcdef", base_id="appAAAAAAAAAAAAAA",
     ...     rate_limit=0))
     >>> conn.table("client_runs").name
@@ -149,7 +149,7 @@ class AirtableConnection:
         limiter: Limiter | None = None,
         policy: RetryPolicy = DEFAULT_POLICY,
         clock: ServerClock | None = None,
-    ) -> AirtableConnection:
+    ) -> Connection:
         """Connect as ``settings`` say; :class:`~.errors.ConfigError` naming every missing
         variable (``AIRTABLE_API_KEY``, ``AIRTABLE_BASE_ID``) when credentials are absent."""
         missing = _missing_credentials(settings, need_base=True)
@@ -172,7 +172,7 @@ class AirtableConnection:
         )
 
     @classmethod
-    def from_env(cls, **kwargs: Any) -> AirtableConnection:
+    def from_env(cls, **kwargs: Any) -> Connection:
         """:meth:`from_settings` of :class:`Settings` read from the environment and ``.env``;
         ``kwargs`` go to :meth:`from_settings` (``schema``, ``limiter``, ``policy``,
         ``clock``)."""
@@ -198,7 +198,7 @@ class AirtableConnection:
         self.api.session.close()
         self.limiter.close()
 
-    def __enter__(self) -> AirtableConnection:
+    def __enter__(self) -> Connection:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -206,10 +206,6 @@ class AirtableConnection:
 
     def __repr__(self) -> str:
         return (
-            f"AirtableConnection(base_id={self.base_id!r}, endpoint_url={self.endpoint_url!r}, "
+            f"Connection(base_id={self.base_id!r}, endpoint_url={self.endpoint_url!r}, "
             f"limiter={self.limiter!r}, policy={self.policy!r})"
         )
-
-
-#: Short alias.
-Connection = AirtableConnection

@@ -15,7 +15,7 @@ import pyairtable
 import pytest
 import requests
 
-from jobtrack_airtable.client import AirtableConnection, Connection, build_api
+from jobtrack_airtable.client import Connection, build_api
 from jobtrack_airtable.errors import AuthenticationError, ConfigError
 from jobtrack_airtable.limiter import LimitedAdapter, LocalLimiter, NullLimiter, Slot
 from jobtrack_airtable.recovery import DEFAULT_POLICY, RetryPolicy, call_with_retry
@@ -194,12 +194,11 @@ def test_build_api_without_token_names_the_variable() -> None:
         build_api(settings(), token="")
 
 
-# --- AirtableConnection --------------------------------------------------------------------
+# --- Connection --------------------------------------------------------------------
 
 
 def test_connection_from_settings() -> None:
-    conn = AirtableConnection.from_settings(settings())
-    assert Connection is AirtableConnection
+    conn = Connection.from_settings(settings())
     assert conn.base_id == BASE
     assert conn.policy is DEFAULT_POLICY
     assert isinstance(conn.limiter, NullLimiter)
@@ -216,7 +215,7 @@ def test_connection_from_settings() -> None:
 def test_connection_takes_policy_limiter_and_closes() -> None:
     limiter = RecordingLimiter()
     policy = RetryPolicy(max_attempts=2)
-    with AirtableConnection.from_settings(settings(), limiter=limiter, policy=policy) as conn:
+    with Connection.from_settings(settings(), limiter=limiter, policy=policy) as conn:
         assert conn.policy is policy
         assert conn.limiter is limiter
     assert limiter.closed
@@ -234,7 +233,7 @@ def test_missing_credentials_are_refused_by_name(
     overrides: dict[str, Any], missing: list[str], present: list[str]
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        AirtableConnection.from_settings(settings(**overrides))
+        Connection.from_settings(settings(**overrides))
     for name in missing:
         assert name in str(info.value)
     for name in present:
@@ -244,12 +243,12 @@ def test_missing_credentials_are_refused_by_name(
 
 def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="AIRTABLE_API_KEY and AIRTABLE_BASE_ID"):
-        AirtableConnection.from_env()
+        Connection.from_env()
     monkeypatch.setenv("AIRTABLE_API_KEY", TOKEN)
     monkeypatch.setenv("AIRTABLE_BASE_ID", BASE)
     monkeypatch.setenv("JOBTRACK_RATE_LIMIT", "0")
     monkeypatch.setenv("JOBTRACK_TIMEOUT", "12")
-    conn = AirtableConnection.from_env()
+    conn = Connection.from_env()
     assert conn.base_id == BASE
     assert conn.api.timeout == (10.0, 12.0)
 
@@ -259,7 +258,7 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_reprs_never_show_the_token(tmp_path: Path) -> None:
     s = settings(rate_limit=5, limiter_url=f"sqlite://{tmp_path}/rl.sqlite")
-    conn = AirtableConnection.from_settings(s)
+    conn = Connection.from_settings(s)
     assert_no_token(
         repr(conn),
         str(conn),
@@ -280,7 +279,7 @@ def test_http_errors_through_the_connection_carry_no_token(server: MiniServer) -
     server.script.append(
         (401, {"error": {"type": "AUTHENTICATION_REQUIRED", "message": "bad header {auth}"}})
     )
-    conn = AirtableConnection.from_settings(settings(endpoint_url=server.url))
+    conn = Connection.from_settings(settings(endpoint_url=server.url))
     with pytest.raises(AuthenticationError) as info:
         call_with_retry(conn.table("jobs").all, op="list jobs", policy=conn.policy)
     assert_no_token(info.value, repr(info.value), info.value.message)
