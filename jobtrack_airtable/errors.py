@@ -310,3 +310,27 @@ class TrackerClosedError(JobtrackError):
         super().__init__(
             f"client run {run_id!r}: its tracker is closed; nothing more can be written"
         )
+
+
+class PlanFormatError(JobtrackError, ValueError):
+    """A plan file is not a plan this version of the library can apply (unknown
+    ``format_version``, not JSON, or malformed)."""
+
+
+class StalePlanError(JobtrackError):
+    """The base changed since the plan was made; nothing was written.  ``rows`` lists every
+    changed, vanished or new row found (:class:`jobtrack_airtable.sync.StaleRow`)."""
+
+    MAX_LISTED = 20
+
+    def __init__(self, rows: Sequence[object]) -> None:
+        self.rows = list(rows)
+        shown = listing(self.rows, self.MAX_LISTED)
+        super().__init__(
+            f"the base changed since the plan was made ({len(self.rows)} row(s)); nothing was "
+            f"written. Run sync again to make a new plan. {shown}"
+        )
+
+
+class MissingExtraError(ConfigError):
+    """An optional dependency (the ``ops`` extra: apprise, plotly) is not installed."""

@@ -20,14 +20,9 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MissingExtraError
 
 __all__ = ["AppriseTarget", "MissingExtraError", "build_targets"]
-
-
-class MissingExtraError(ConfigError):
-    """An optional dependency of the ``ops`` commands is not installed (an installation
-    problem, so a :class:`~jobtrack_airtable.errors.ConfigError`)."""
 
 
 @contextlib.contextmanager

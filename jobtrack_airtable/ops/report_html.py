@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .notify import MissingExtraError
+from ..errors import MissingExtraError
 from .report_data import STATUS_ORDER, ClientSummary, ReportData
 
 __all__ = ["CHART_IDS", "render_html"]

@@ -40,14 +40,14 @@ the pure :func:`~.detect.build_plan`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from pyairtable import formulas as F
 
-from ..errors import JobtrackError, listing
+from ..errors import StalePlanError
 from ..repository import Repository
 from ..schema import TableSpec
 from ..schema_check import compare_schema, fetch_meta, fit_schema
@@ -100,21 +100,6 @@ class StaleRow:
     def __str__(self) -> str:
         key = f" (Run ID {self.key!r})" if self.key is not None else ""
         return f"{self.table} {self.record_id}{key}: {self.problem}"
-
-
-class StalePlanError(JobtrackError):
-    """The base changed since the plan was made; nothing was written.  ``rows`` lists every
-    changed, vanished or new row found."""
-
-    MAX_LISTED = 20
-
-    def __init__(self, rows: Sequence[StaleRow]) -> None:
-        self.rows = list(rows)
-        shown = listing(self.rows, self.MAX_LISTED)
-        super().__init__(
-            f"the base changed since the plan was made ({len(self.rows)} row(s)); nothing was "
-            f"written. Run sync again to make a new plan. {shown}"
-        )
 
 
 # --- budgets -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
-from ..errors import JobtrackError, show
+from ..errors import PlanFormatError, show
 from ..files import write_atomically
 
 __all__ = [
@@ -63,11 +63,6 @@ SUPPORTED_FORMAT_VERSIONS: frozenset[int] = frozenset({2})
 TableKey = Literal["jobs", "client_runs"]
 #: Display and apply order of the tables.
 TABLE_ORDER: tuple[TableKey, ...] = ("jobs", "client_runs")
-
-
-class PlanFormatError(JobtrackError, ValueError):
-    """A plan file is not a plan this version of the library can apply (unknown
-    ``format_version``, not JSON, or malformed)."""
 
 
 class Action(StrEnum):
@@ -291,7 +286,7 @@ def plan_from_json(text: str | bytes) -> Plan:
     >>> plan_from_json('{"format_version": 99}')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    jobtrack_airtable.sync.model.PlanFormatError: plan format_version 99 is not supported ...
+    jobtrack_airtable.errors.PlanFormatError: plan format_version 99 is not supported ...
     """
     try:
         data = json.loads(text)
