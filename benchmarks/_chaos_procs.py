@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # examples/ is imported as a package from the repository root
     sys.path.insert(0, str(ROOT))
 
+from pydantic import SecretStr  # noqa: E402
+
 from examples.lead_scoring_worker import JobTruth, make_plan, run_job  # noqa: E402
 from jobtrack_airtable import (  # noqa: E402
     DEFAULT_POLICY,
@@ -80,7 +82,7 @@ class Target:
             options["limiter_url"] = self.limiter_url
         return Settings(
             _env_file=None,
-            api_key=self.token,
+            api_key=SecretStr(self.token),
             base_id=self.base_id,
             endpoint_url=self.url,
             rate_limit=self.rate_limit,

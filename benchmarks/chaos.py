@@ -1,16 +1,17 @@
 """Chaos: the guarantees of issue 10 tried as an attacker would, then ``sync``, then checked.
 
     .venv/bin/python benchmarks/chaos.py --quick            # ~1 min
-    .venv/bin/python benchmarks/chaos.py                    # full, ~8 min
+    .venv/bin/python benchmarks/chaos.py                    # full, ~5 min
     .venv/bin/python benchmarks/chaos.py --only 1 4 --seed 3 -v
 
 Every scenario gets a fresh local Airtable-compatible server (``LocalAirtable`` in this
 process, real HTTP) and real worker and admin processes (``multiprocessing`` spawn; the
-process bodies are in ``benchmarks/_chaos_procs.py``), uses the library's public API only,
-and ends by converging the base with ``sync`` (``plan_sync`` + ``apply_plan``, with a short
-stale threshold once every worker is done or dead) and checking the base's invariants from
-the server's storage (no HTTP): one row per Run ID, nothing left ``Running``, every job's
-aggregates equal to its client rows', no client rows without a job row.
+process bodies are in ``benchmarks/_chaos_procs.py``, the checks in ``_chaos_checks.py``),
+uses the library's public API only, and ends by converging the base with ``sync``
+(``plan_sync`` + ``apply_plan``, with a short stale threshold once every worker is done or
+dead) and checking the base's invariants from the server's storage (no HTTP): one row per
+Run ID, nothing left ``Running``, every job's aggregates equal to its client rows', no client
+rows without a job row.
 
 1. **concurrent starters** -- 12 (quick) / 16 processes start jobs behind a barrier, in the
    same seconds, round after round, each completing its job: stuck ``Running`` jobs,
@@ -54,16 +55,14 @@ import logging
 import multiprocessing
 import os
 import random
-import re
 import signal
 import sqlite3
 import sys
 import tempfile
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,22 +71,26 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _chaos_procs as procs
+from benchmarks._chaos_checks import (
+    CRR,
+    Outcome,
+    by_key,
+    count,
+    duplicates,
+    field_of,
+    proposed_failed,
+    settle,
+    summary_line,
+)
 from benchmarks._chaos_procs import Target
 from benchmarks._harness import BENCH_BASE_ID, BENCH_TOKEN, compare, start_server
-from examples.lead_scoring_worker import COUNT_METRICS, JOB_SUM_METRICS, JobTruth
-from jobtrack_airtable import Status, load_schema
+from examples.lead_scoring_worker import COUNT_METRICS, JobTruth
+from jobtrack_airtable import Status
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.sync import apply_plan, plan_sync
 
 log = logging.getLogger("chaos")
 
-#: The summary line's counters, in order (``429s`` is ``rate_limited``).
-COUNTERS = ("lost", "duplicates", "stuck_running", "wrong_aggregates", "rate_limited")
-SUMMARY_RE = re.compile(
-    r"^scenarios=(?P<scenarios>\d+) held=(?P<held>\d+) broke=(?P<broke>\d+) "
-    r"lost=(?P<lost>\d+) duplicates=(?P<duplicates>\d+) stuck_running=(?P<stuck_running>\d+) "
-    r"wrong_aggregates=(?P<wrong_aggregates>\d+) 429s=(?P<rate_limited>\d+)$"
-)
 HOURS_3 = 3 * 3600.0
 AIRTABLE_PENALTY = 30.0
 
@@ -120,6 +123,7 @@ class Config:
     #: 7. workers (half are killed), jobs each, and the flush interval they run with.
     kill_workers: int = 8
     kill_jobs: int = 3
+    kill_rounds: int = 3
     flush_interval: float = 0.5
 
     @classmethod
@@ -139,245 +143,12 @@ class Config:
             swap_processes=4,
             kill_workers=4,
             kill_jobs=2,
+            kill_rounds=1,
         )
 
     @property
     def busy_processes(self) -> int:
-        return self.busy or max(2, os.cpu_count() or 2)
-
-
-# --------------------------------------------------------------------------- outcomes
-
-
-@dataclass
-class Outcome:
-    """What one scenario measured.  It *held* when it ran to the end and every counter --
-    the five of the summary line and every scenario-specific one in ``breaks`` -- is 0."""
-
-    number: int
-    name: str
-    lost: int = 0
-    duplicates: int = 0
-    stuck_running: int = 0
-    wrong_aggregates: int = 0
-    rate_limited: int = 0
-    #: Scenario-specific breaks (422s, erased notes lines, live runs marked stale, …).
-    breaks: Counter[str] = field(default_factory=Counter)
-    #: Figures that do not judge (jobs run, requests, seconds in penalty…).
-    info: dict[str, Any] = field(default_factory=dict)
-    details: list[str] = field(default_factory=list)
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def held(self) -> bool:
-        return (
-            self.error is None
-            and not any(getattr(self, c) for c in COUNTERS)
-            and not any(self.breaks.values())
-        )
-
-    def add(self, **counts: int) -> None:
-        for name, n in counts.items():
-            if name in COUNTERS:
-                setattr(self, name, getattr(self, name) + n)
-            else:
-                self.breaks[name] += n
-
-    def line(self) -> str:
-        verdict = "HELD" if self.held else ("ERROR" if self.error else "BROKE")
-        parts = [f"{c if c != 'rate_limited' else '429s'}={getattr(self, c)}" for c in COUNTERS]
-        parts += [f"{k}={v}" for k, v in sorted(self.breaks.items())]
-        info = " ".join(f"{k}={v}" for k, v in self.info.items())
-        return (
-            f"scenario {self.number} {self.name}: {verdict} {' '.join(parts)}"
-            f"{' | ' + info if info else ''} ({self.seconds:.1f} s)"
-        )
-
-
-def summary_line(outcomes: Sequence[Outcome]) -> str:
-    held = sum(o.held for o in outcomes)
-    totals = {c: sum(getattr(o, c) for o in outcomes) for c in COUNTERS}
-    return (
-        f"scenarios={len(outcomes)} held={held} broke={len(outcomes) - held} "
-        f"lost={totals['lost']} duplicates={totals['duplicates']} "
-        f"stuck_running={totals['stuck_running']} "
-        f"wrong_aggregates={totals['wrong_aggregates']} 429s={totals['rate_limited']}"
-    )
-
-
-def parse_summary(text: str) -> dict[str, int]:
-    """The counters of the summary line (the last line of ``text`` that is one).
-
-    >>> parse_summary("x\\nscenarios=2 held=1 broke=1 lost=0 duplicates=3 stuck_running=0 "
-    ...               "wrong_aggregates=0 429s=0\\n")["duplicates"]
-    3
-    """
-    for line in reversed(text.strip().splitlines()):
-        if m := SUMMARY_RE.match(line.strip()):
-            return {k: int(v) for k, v in m.groupdict().items()}
-    raise ValueError("no summary line found")
-
-
-# --------------------------------------------------------------------------- the base
-
-
-SCHEMA = load_schema()
-JOBS, CRR = SCHEMA.jobs, SCHEMA.client_runs
-TERMINAL = {s.value for s in Status if s is not Status.RUNNING}
-
-
-def rows(srv: LocalAirtable, table: str) -> list[dict[str, Any]]:
-    """The stored rows of ``table`` (``"jobs"``/``"client_runs"``), oldest first, as
-    ``{"id", "created", "fields"}``: read from storage, no HTTP."""
-    spec = SCHEMA.table(table)
-    _, records = srv.store.snapshot(None, spec.name)
-    return [{"id": r.id, "created": r.created, "fields": dict(r.fields)} for r in records]
-
-
-def by_key(srv: LocalAirtable, table: str) -> dict[str, list[dict[str, Any]]]:
-    spec = SCHEMA.table(table)
-    out: dict[str, list[dict[str, Any]]] = {}
-    for r in rows(srv, table):
-        out.setdefault(str(r["fields"].get(spec.key_name, "")), []).append(r)
-    return out
-
-
-def field_of(row: dict[str, Any] | None, table: str, key: str) -> Any:
-    if row is None:
-        return None
-    return row["fields"].get(SCHEMA.table(table).name_of(key))
-
-
-def count(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
-def duplicates(srv: LocalAirtable) -> int:
-    """Rows beyond the first of every Run ID, both tables."""
-    return sum(
-        len(group) - 1 for table in ("jobs", "client_runs") for group in by_key(srv, table).values()
-    )
-
-
-@dataclass
-class Invariants:
-    """The base's invariants after ``sync`` converged it."""
-
-    duplicates: int = 0
-    stuck_running: int = 0
-    wrong_aggregates: int = 0
-    details: list[str] = field(default_factory=list)
-
-
-def aggregate_fields() -> list[str]:
-    keys = ["clients_processed", "clients_with_errors", *JOB_SUM_METRICS]
-    return [k for k in keys if JOBS.has(k)]
-
-
-def check_invariants(srv: LocalAirtable) -> Invariants:
-    """One row per Run ID; no row ``Running``; every terminal job's aggregates recomputed
-    here from its client rows (sums, count, count of ``Failed``); no client rows whose job
-    row is missing (each such job counts once in ``wrong_aggregates``)."""
-    inv = Invariants()
-    jobs, crr = by_key(srv, "jobs"), by_key(srv, "client_runs")
-    for table, groups in (("jobs", jobs), ("client_runs", crr)):
-        for key, group in groups.items():
-            if len(group) > 1:
-                inv.duplicates += len(group) - 1
-                inv.details.append(f"{table}: {len(group)} rows for {key}")
-            for r in group:
-                if field_of(r, table, "status") == Status.RUNNING.value:
-                    inv.stuck_running += 1
-                    inv.details.append(f"{table}: {key} still Running")
-    children: dict[str, list[dict[str, Any]]] = {}
-    for key, group in crr.items():
-        children.setdefault(key[:13], []).append(group[0])
-    for base, kids in children.items():
-        if base not in jobs:
-            inv.wrong_aggregates += 1
-            inv.details.append(f"client rows of {base} have no job row")
-    for key, group in jobs.items():
-        job = group[0]
-        if field_of(job, "jobs", "status") not in TERMINAL:
-            continue
-        kids = children.get(key, [])
-        want = {
-            "clients_processed": len(kids),
-            "clients_with_errors": sum(
-                field_of(k, "client_runs", "status") == Status.FAILED.value for k in kids
-            ),
-        }
-        for metric in JOB_SUM_METRICS:
-            want[metric] = sum(count(field_of(k, "client_runs", metric)) for k in kids)
-        for agg in aggregate_fields():
-            got = count(field_of(job, "jobs", agg))
-            if got != want[agg]:
-                inv.wrong_aggregates += 1
-                inv.details.append(f"job {key}: {agg} {got} != {want[agg]} (from client rows)")
-    return inv
-
-
-@dataclass
-class Convergence:
-    applied: int = 0
-    second_pass: int = 0
-    error: str | None = None
-
-
-def plan_changes(plan: Any) -> int:
-    s = plan.summary
-    return int(s.create + s.update + s.delete)
-
-
-def converge(target: Target, *, stale_after: float = 1.0, attempts: int = 3) -> Convergence:
-    """``sync``: plan and apply once (again if the plan went stale under a concurrent
-    write), then plan a second time to see whether one pass was enough."""
-    repo = target.repository()
-    result = Convergence()
-    try:
-        for attempt in range(attempts):
-            plan = plan_sync(repo, stale_after=timedelta(seconds=stale_after))
-            try:
-                result.applied += apply_plan(repo, plan).total
-                break
-            except Exception as exc:  # StalePlanError: someone wrote in between
-                if attempt == attempts - 1:
-                    raise
-                log.info("apply refused (%s); planning again", type(exc).__name__)
-        second = plan_sync(repo, stale_after=timedelta(seconds=stale_after))
-        result.second_pass = plan_changes(second)
-    except Exception as exc:
-        result.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        repo.conn.close()
-    return result
-
-
-def settle(out: Outcome, srv: LocalAirtable, target: Target, *, judge_second_pass: bool) -> None:
-    """Converge with ``sync`` and add the base's invariant violations to ``out``.  Every
-    worker is done or dead by now: after 1.2 s, anything still ``Running`` is stale."""
-    time.sleep(1.2)
-    conv = converge(target)
-    inv = check_invariants(srv)
-    out.info["sync_applied"] = out.info.get("sync_applied", 0) + conv.applied
-    seen = out.info.get("after_sync", "dup=0/running=0/aggs=0")
-    prior = [int(part.split("=")[1]) for part in seen.split("/")]
-    now = [inv.duplicates + prior[0], inv.stuck_running + prior[1], inv.wrong_aggregates + prior[2]]
-    out.info["after_sync"] = "dup={}/running={}/aggs={}".format(*now)
-    out.add(
-        duplicates=inv.duplicates,
-        stuck_running=inv.stuck_running,
-        wrong_aggregates=inv.wrong_aggregates,
-    )
-    out.details += [f"after sync: {d}" for d in inv.details]
-    if conv.error:
-        out.add(sync_errors=1)
-        out.details.append(f"sync failed: {conv.error}")
-    if judge_second_pass:
-        out.add(second_pass=conv.second_pass)
-    else:
-        out.info["second_pass"] = out.info.get("second_pass", 0) + conv.second_pass
+        return self.busy or 2 * (os.cpu_count() or 1)
 
 
 # --------------------------------------------------------------------------- processes
@@ -597,18 +368,6 @@ def scenario_notes(cfg: Config, out: Outcome) -> None:
 # --------------------------------------------------------------------------- 4. clock skew
 
 
-def proposed_failed(plan: Any) -> set[str]:
-    """Run IDs of the rows the plan moves to ``Failed`` (both tables)."""
-    out = set()
-    for change in plan.records:
-        for fc in change.changes:
-            if fc.field in (JOBS.name_of("status"), CRR.name_of("status")) and fc.new == (
-                Status.FAILED.value
-            ):
-                out.add(str(change.key))
-    return out
-
-
 def scenario_skew(cfg: Config, out: Outcome) -> None:
     skews = {"behind": -HOURS_3, "right": 0.0, "ahead": HOURS_3}
     with server() as srv:
@@ -714,7 +473,7 @@ def scenario_apply(cfg: Config, out: Outcome) -> None:
         target = target_of(srv)
         barrier, queue = CTX.Barrier(2), CTX.Queue()
         admins = [spawn(procs.admin_apply, target, n, 3600.0, barrier, queue) for n in "AB"]
-        results = []
+        results: list[str] = []
         deadline = time.monotonic() + 90
         while len(results) < 2 and time.monotonic() < deadline:
             msg = get(queue, deadline - time.monotonic())
@@ -816,9 +575,7 @@ def limited_run(
                 left = t0 + cfg.window - time.monotonic()
                 for _ in range(more):
                     i = len(ps)
-                    ps.append(
-                        spawn(procs.limited_worker, target, i, left, 3, 3, cfg.seed, None)
-                    )
+                    ps.append(spawn(procs.limited_worker, target, i, left, 3, 3, cfg.seed, None))
             time.sleep(max(0.0, t0 + cfg.window - time.monotonic()))
             entries = srv.request_log.entries
             t1 = time.monotonic()
@@ -864,6 +621,13 @@ def _events(path: Path) -> list[dict[str, Any]]:
 
 def scenario_sigkill(cfg: Config, out: Outcome) -> None:
     rng = random.Random(cfg.seed * 31 + 7)
+    for _ in range(cfg.kill_rounds):
+        sigkill_round(cfg, out, rng)
+
+
+def sigkill_round(cfg: Config, out: Outcome, rng: random.Random) -> None:
+    """One round: workers on a fresh server, half of them SIGKILLed at random moments, one
+    ``sync``, then every client run checked against its worker's log."""
     chunk_seconds = 0.05
     slack = 1.0  # request latency on a loaded machine, on top of the flush interval
     with tempfile.TemporaryDirectory(prefix="jobtrack-chaos-") as tmp, server() as srv:
@@ -894,10 +658,10 @@ def scenario_sigkill(cfg: Config, out: Outcome) -> None:
             killed_at[i] = time.time()
             kill(ps[i])
         out.add(hung=reap(ps, 120))
-        stored_before = by_key(srv, "client_runs")
         settle(out, srv, target, judge_second_pass=True)
+        stored = by_key(srv, "client_runs")  # after sync: what the base ends with
 
-        runs = checked = 0
+        runs = 0
         for i, path in enumerate(logs):
             state: dict[str, dict[str, Any]] = {}
             for e in _events(path):
@@ -910,12 +674,13 @@ def scenario_sigkill(cfg: Config, out: Outcome) -> None:
             t_kill = killed_at.get(i)
             for key, s in state.items():
                 runs += 1
-                row = stored_before.get(key, [None])[0]
+                row = stored.get(key, [None])[0]
                 if s["closed"] is not None:
                     lower = upper = s["closed"]
                 else:
                     assert t_kill is not None, f"worker {i} left {key} open without a kill"
-                    settled = [tot for t, tot in s["adds"] if t <= t_kill - cfg.flush_interval - slack]
+                    cutoff = t_kill - cfg.flush_interval - slack
+                    settled = [tot for t, tot in s["adds"] if t <= cutoff]
                     lower = settled[-1] if settled else {}
                     upper = s["adds"][-1][1] if s["adds"] else {}
                 if row is None:
@@ -923,7 +688,6 @@ def scenario_sigkill(cfg: Config, out: Outcome) -> None:
                         out.add(lost=max(1, sum(1 for v in upper.values() if v)))
                         out.details.append(f"{key}: row missing")
                     continue
-                checked += 1
                 for metric in COUNT_METRICS:
                     got = count(field_of(row, "client_runs", metric))
                     if got < lower.get(metric, 0):
@@ -935,8 +699,8 @@ def scenario_sigkill(cfg: Config, out: Outcome) -> None:
                     elif got > upper.get(metric, 0):
                         out.add(lost=1)
                         out.details.append(f"{key}: {metric} {got} > {upper.get(metric, 0)}")
-        out.info["killed"] = len(victims)
-        out.info["client_runs"] = runs
+        out.info["killed"] = out.info.get("killed", 0) + len(victims)
+        out.info["client_runs"] = out.info.get("client_runs", 0) + runs
 
 
 # --------------------------------------------------------------------------- the command
@@ -983,7 +747,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--processes", type=int, nargs="+", default=None, help="limiter runs (1 2 4 8 16)"
     )
     parser.add_argument(
-        "--busy", type=int, default=0, help="busy-loop processes (default: max(2, CPUs))"
+        "--busy", type=int, default=0, help="busy-loop processes in scenario 6 (default: 2 per CPU)"
     )
     parser.add_argument(
         "--only", type=int, nargs="+", choices=sorted(SCENARIOS), help="run only these"
