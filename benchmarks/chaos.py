@@ -144,6 +144,7 @@ class Config:
             kill_workers=4,
             kill_jobs=2,
             kill_rounds=1,
+            busy=os.cpu_count() or 1,
         )
 
     @property
@@ -154,7 +155,17 @@ class Config:
 # --------------------------------------------------------------------------- processes
 
 
-CTX = multiprocessing.get_context("spawn")
+#: How child processes start (``--start-method``).  Both start clean interpreters, never a
+#: fork of this threaded process (it runs the servers); ``forkserver`` forks them from one
+#: that has the library imported already, so 16 workers start in well under a second.
+CTX: Any = multiprocessing.get_context("spawn")
+
+
+def use_start_method(name: str) -> None:
+    global CTX
+    CTX = multiprocessing.get_context(name)
+    if name == "forkserver":
+        CTX.set_forkserver_preload(["benchmarks._chaos_procs"])
 
 
 def target_of(srv: LocalAirtable, **options: Any) -> Target:
@@ -747,10 +758,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--processes", type=int, nargs="+", default=None, help="limiter runs (1 2 4 8 16)"
     )
     parser.add_argument(
-        "--busy", type=int, default=0, help="busy-loop processes in scenario 6 (default: 2 per CPU)"
+        "--busy",
+        type=int,
+        default=0,
+        help="busy-loop processes in scenario 6 (2 per CPU; quick: 1 per CPU)",
     )
     parser.add_argument(
         "--only", type=int, nargs="+", choices=sorted(SCENARIOS), help="run only these"
+    )
+    parser.add_argument(
+        "--start-method",
+        choices=("forkserver", "spawn"),
+        default="forkserver",
+        help="how worker processes start (forkserver)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every detail")
     args = parser.parse_args(argv)
@@ -759,8 +779,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("jobtrack_airtable").setLevel(
         logging.WARNING if args.verbose else logging.CRITICAL
     )
+    use_start_method(args.start_method)
     cfg = Config.quick_config(args.seed) if args.quick else Config(seed=args.seed)
-    changes: dict[str, Any] = {"busy": args.busy}
+    changes: dict[str, Any] = {"busy": args.busy} if args.busy else {}
     if args.seconds is not None:
         changes["window"] = args.seconds
     if args.penalty is not None:
