@@ -5,9 +5,10 @@
     .venv/bin/python benchmarks/chaos.py --only 1 4 --seed 3 -v
 
 Every scenario gets a fresh local Airtable-compatible server (``LocalAirtable`` in this
-process, real HTTP) and real worker and admin processes (``multiprocessing`` spawn; the
-process bodies are in ``benchmarks/_chaos_procs.py``, the checks in ``_chaos_checks.py``),
-uses the library's public API only, and ends by converging the base with ``sync``
+process, real HTTP) and real worker and admin processes (``multiprocessing`` forkserver or
+spawn: clean interpreters, never forks of this threaded process; the process bodies are in
+``benchmarks/_chaos_procs.py``, the checks in ``_chaos_checks.py``), uses the library's
+public API only, and ends by converging the base with ``sync``
 (``plan_sync`` + ``apply_plan``, with a short stale threshold once every worker is done or
 dead) and checking the base's invariants from the server's storage (no HTTP): one row per
 Run ID, nothing left ``Running``, every job's aggregates equal to its client rows', no client
