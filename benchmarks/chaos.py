@@ -123,9 +123,9 @@ class Config:
     swap_processes: int = 8
     #: 7. workers (half are killed), jobs each, and the flush interval they run with.
     kill_workers: int = 8
-    kill_jobs: int = 3
-    kill_rounds: int = 3
-    flush_interval: float = 0.5
+    kill_jobs: int = 2
+    kill_rounds: int = 2
+    flush_interval: float = 0.25
 
     @classmethod
     def quick_config(cls, seed: int) -> Config:
@@ -143,7 +143,7 @@ class Config:
             penalty=3.0,
             swap_processes=4,
             kill_workers=4,
-            kill_jobs=2,
+            kill_jobs=1,
             kill_rounds=1,
             busy=os.cpu_count() or 1,
         )
@@ -640,11 +640,13 @@ def scenario_sigkill(cfg: Config, out: Outcome) -> None:
 def sigkill_round(cfg: Config, out: Outcome, rng: random.Random) -> None:
     """One round: workers on a fresh server, half of them SIGKILLed at random moments, one
     ``sync``, then every client run checked against its worker's log."""
-    chunk_seconds = 0.05
+    # Client runs of 50 chunks × 0.1 s stay open 5 s: long enough for a kill to land well
+    # after several flush intervals, so the lower bound below has something to check.
+    clients, chunks, chunk_seconds = 2, 50, 0.1
     # A flush starts on the first add after the interval and blocks the worker while it is
-    # in flight; with two slow requests back to back on a loaded machine (load average 14
-    # seen here), the stored totals can trail the log by interval + ~2 latencies.
-    slack = 2.5
+    # in flight; with slow requests on a loaded machine (load average 14 seen here) the
+    # stored totals can trail the log by the interval + a couple of request latencies.
+    slack = 2.0
     with tempfile.TemporaryDirectory(prefix="jobtrack-chaos-") as tmp, server() as srv:
         target = target_of(srv, flush_interval=cfg.flush_interval)
         logs = [Path(tmp) / f"worker{i}.jsonl" for i in range(cfg.kill_workers)]
@@ -654,18 +656,18 @@ def sigkill_round(cfg: Config, out: Outcome, rng: random.Random) -> None:
                 target,
                 i,
                 cfg.kill_jobs,
-                4,
-                6,
+                clients,
+                chunks,
                 chunk_seconds,
                 cfg.seed,
                 str(logs[i]),
             )
             for i in range(cfg.kill_workers)
         ]
-        victims = sorted(rng.sample(range(cfg.kill_workers), cfg.kill_workers // 2))
-        # A job of 4 clients × 6 chunks takes ~1.5 s here; kill somewhere inside the work.
-        horizon = 1.0 + 1.2 * cfg.kill_jobs
-        when = {i: rng.uniform(0.3, horizon) for i in victims}
+        victims = sorted(rng.sample(range(cfg.kill_workers), (cfg.kill_workers * 3 + 3) // 4))
+        # Kill anywhere in the work, job starts and completions included.
+        horizon = 0.5 + cfg.kill_jobs * clients * chunks * chunk_seconds
+        when = {i: rng.uniform(0.5, horizon) for i in victims}
         started = time.monotonic()
         killed_at: dict[int, float] = {}
         for i in sorted(victims, key=when.__getitem__):
@@ -676,7 +678,7 @@ def sigkill_round(cfg: Config, out: Outcome, rng: random.Random) -> None:
         settle(out, srv, target, judge_second_pass=True)
         stored = by_key(srv, "client_runs")  # after sync: what the base ends with
 
-        runs = 0
+        runs = bounded = 0
         for i, path in enumerate(logs):
             state: dict[str, dict[str, Any]] = {}
             for e in _events(path):
@@ -697,6 +699,7 @@ def sigkill_round(cfg: Config, out: Outcome, rng: random.Random) -> None:
                     cutoff = t_kill - cfg.flush_interval - slack
                     settled = [tot for t, tot in s["adds"] if t <= cutoff]
                     lower = settled[-1] if settled else {}
+                    bounded += bool(lower)
                     upper = s["adds"][-1][1] if s["adds"] else {}
                 if row is None:
                     if s["closed"] is not None or s["opened"] <= (t_kill or 0) - slack:
@@ -716,6 +719,9 @@ def sigkill_round(cfg: Config, out: Outcome, rng: random.Random) -> None:
                         out.details.append(f"{key}: {metric} {got} > {upper.get(metric, 0)}")
         out.info["killed"] = out.info.get("killed", 0) + len(victims)
         out.info["client_runs"] = out.info.get("client_runs", 0) + runs
+        # Killed open runs whose log had adds older than kill − interval − slack: the ones
+        # where a lost flush would show.
+        out.info["killed_runs_bounded"] = out.info.get("killed_runs_bounded", 0) + bounded
 
 
 # --------------------------------------------------------------------------- the command
