@@ -13,13 +13,13 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from benchmarks._chaos_procs import Target
-from examples.lead_scoring_worker import JOB_SUM_METRICS
+from examples.lead_scoring_worker import COUNT_METRICS, JOB_SUM_METRICS
 from jobtrack_airtable import Status, load_schema
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.sync import apply_plan, plan_sync
@@ -279,3 +279,79 @@ def proposed_failed(plan: Any) -> set[str]:
             ):
                 out.add(str(change.key))
     return out
+
+
+# --------------------------------------------------------------------------- worker logs
+
+
+@dataclass
+class LoggedRun:
+    """One client run as its worker's log tells it: when it was opened, the running totals
+    after every ``add`` (``(time.time(), totals)``), and the totals it was closed with."""
+
+    opened: float
+    adds: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    closed: dict[str, int] | None = None
+
+
+def read_worker_log(events: Iterable[dict[str, Any]]) -> dict[str, LoggedRun]:
+    """Client runs by Run ID from a worker's events (``open``, ``add``, ``close``)."""
+    runs: dict[str, LoggedRun] = {}
+    for e in events:
+        if e["kind"] == "open":
+            runs[e["crr"]] = LoggedRun(e["t"])
+        elif e["kind"] == "add":
+            runs[e["crr"]].adds.append((e["t"], e["totals"]))
+        elif e["kind"] == "close":
+            runs[e["crr"]].closed = e["totals"]
+    return runs
+
+
+def check_logged_run(
+    key: str,
+    run: LoggedRun,
+    row: dict[str, Any] | None,
+    killed_at: float | None,
+    *,
+    interval: float,
+    slack: float,
+) -> tuple[list[str], bool]:
+    """What is wrong with client run ``key``'s stored ``row`` given its worker's log, and
+    whether a lower bound applied.
+
+    A closed run must hold exactly its closing totals.  A run its worker was killed in
+    (``killed_at``, ``time.time()``) must hold at least the totals logged ``interval +
+    slack`` seconds before the kill (older increments were due to be flushed) and at most
+    its last logged totals (more is a doubled write).  A missing row is one problem per
+    non-zero metric (at least one): the worker logged the open after it was written.
+
+    >>> run = LoggedRun(0.0, [(1.0, {"profiles_examined": 3}), (9.0, {"profiles_examined": 5})])
+    >>> row = {"fields": {"Profiles Examined for Scoring": 0}}
+    >>> check_logged_run("r", run, row, 10.0, interval=0.5, slack=2.0)
+    (['r: profiles_examined 0 < 3 (lost beyond the flush interval)'], True)
+    """
+    if run.closed is not None:
+        lower = upper = run.closed
+        bounded = False
+    else:
+        if killed_at is None:
+            return [f"{key}: left open by a worker that was not killed"], False
+        cutoff = killed_at - interval - slack
+        settled = [totals for t, totals in run.adds if t <= cutoff]
+        lower = settled[-1] if settled else {}
+        upper = run.adds[-1][1] if run.adds else {}
+        bounded = bool(lower)
+    if row is None:
+        # The worker logs "open" only once ``job.client()`` returned: the row was written.
+        missing = max(1, sum(1 for v in upper.values() if v))
+        return [f"{key}: row missing"] * missing, bounded
+    problems = []
+    for metric in COUNT_METRICS:
+        got = count(field_of(row, "client_runs", metric))
+        if got < lower.get(metric, 0):
+            problems.append(
+                f"{key}: {metric} {got} < {lower.get(metric, 0)} (lost beyond the flush interval)"
+            )
+        elif got > upper.get(metric, 0):
+            problems.append(f"{key}: {metric} {got} > {upper.get(metric, 0)} (counted twice)")
+    return problems, bounded

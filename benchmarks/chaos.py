@@ -76,16 +76,18 @@ from benchmarks._chaos_checks import (
     CRR,
     Outcome,
     by_key,
+    check_logged_run,
     count,
     duplicates,
     field_of,
     proposed_failed,
+    read_worker_log,
     settle,
     summary_line,
 )
 from benchmarks._chaos_procs import Target
 from benchmarks._harness import BENCH_BASE_ID, BENCH_TOKEN, compare, start_server
-from examples.lead_scoring_worker import COUNT_METRICS, JobTruth
+from examples.lead_scoring_worker import JobTruth
 from jobtrack_airtable import Status
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.sync import apply_plan, plan_sync
@@ -680,43 +682,15 @@ def sigkill_round(cfg: Config, out: Outcome, rng: random.Random) -> None:
 
         runs = bounded = 0
         for i, path in enumerate(logs):
-            state: dict[str, dict[str, Any]] = {}
-            for e in _events(path):
-                if e["kind"] == "open":
-                    state[e["crr"]] = {"opened": e["t"], "adds": [], "closed": None}
-                elif e["kind"] == "add":
-                    state[e["crr"]]["adds"].append((e["t"], e["totals"]))
-                elif e["kind"] == "close":
-                    state[e["crr"]]["closed"] = e["totals"]
-            t_kill = killed_at.get(i)
-            for key, s in state.items():
+            for key, run in read_worker_log(_events(path)).items():
                 runs += 1
                 row = stored.get(key, [None])[0]
-                if s["closed"] is not None:
-                    lower = upper = s["closed"]
-                else:
-                    assert t_kill is not None, f"worker {i} left {key} open without a kill"
-                    cutoff = t_kill - cfg.flush_interval - slack
-                    settled = [tot for t, tot in s["adds"] if t <= cutoff]
-                    lower = settled[-1] if settled else {}
-                    bounded += bool(lower)
-                    upper = s["adds"][-1][1] if s["adds"] else {}
-                if row is None:
-                    if s["closed"] is not None or s["opened"] <= (t_kill or 0) - slack:
-                        out.add(lost=max(1, sum(1 for v in upper.values() if v)))
-                        out.details.append(f"{key}: row missing")
-                    continue
-                for metric in COUNT_METRICS:
-                    got = count(field_of(row, "client_runs", metric))
-                    if got < lower.get(metric, 0):
-                        out.add(lost=1)
-                        out.details.append(
-                            f"{key}: {metric} {got} < {lower.get(metric, 0)} (lost beyond the "
-                            "flush interval)"
-                        )
-                    elif got > upper.get(metric, 0):
-                        out.add(lost=1)
-                        out.details.append(f"{key}: {metric} {got} > {upper.get(metric, 0)}")
+                problems, has_bound = check_logged_run(
+                    key, run, row, killed_at.get(i), interval=cfg.flush_interval, slack=slack
+                )
+                bounded += has_bound
+                out.add(lost=len(problems))
+                out.details += problems
         out.info["killed"] = out.info.get("killed", 0) + len(victims)
         out.info["client_runs"] = out.info.get("client_runs", 0) + runs
         # Killed open runs whose log had adds older than kill − interval − slack: the ones

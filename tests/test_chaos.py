@@ -1,10 +1,11 @@
-"""``benchmarks/chaos.py --quick`` as a (slow) test: issue 10's guarantees under real
-concurrency, SIGKILLs, admin races, clock skew and load, judged by the script's own checks.
+"""``benchmarks/chaos.py``: its checks (fast, default run) and its ``--quick`` run (slow).
 
-The quick run takes about a minute and saturates the CPUs for part of it, so it is marked
-``slow`` (run with ``pytest -m slow tests/test_chaos.py``).  It runs the script as a user
-does, in a subprocess, and asserts on its summary line, which must parse and report every
-scenario held.
+The quick run -- issue 10's guarantees under real concurrency, SIGKILLs, admin races, clock
+skew and load -- takes about a minute and saturates the CPUs for part of it, so it is marked
+``slow`` (``pytest -m slow tests/test_chaos.py``).  It runs the script as a user does, in a
+subprocess, and asserts on its summary line, which must parse and report every scenario held.
+The fast tests pin what the verdicts rest on: the summary line, the invariants read from a
+real local server's storage, and the SIGKILL scenario's bound on lost metrics.
 """
 
 from __future__ import annotations
@@ -15,8 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._chaos_checks import Outcome, parse_summary, summary_line
+from benchmarks._chaos_checks import (
+    CRR,
+    JOBS,
+    LoggedRun,
+    Outcome,
+    check_invariants,
+    check_logged_run,
+    parse_summary,
+    summary_line,
+)
 from benchmarks.chaos import SCENARIOS
+from jobtrack_airtable.local import LocalAirtable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +50,81 @@ def test_summary_line_round_trips() -> None:
         "wrong_aggregates": 0,
         "rate_limited": 0,
     }
+
+
+def _crr(run_id: str, status: str, examined: int) -> dict[str, object]:
+    return CRR.to_names(
+        {
+            "run_id": run_id,
+            "client_id": run_id[14:],
+            "status": status,
+            "profiles_examined": examined,
+        }
+    )
+
+
+def test_invariants_are_read_from_the_servers_storage(local_airtable: LocalAirtable) -> None:
+    store = local_airtable.store
+    good = JOBS.to_names(
+        {
+            "run_id": "261130-100000",
+            "status": "Completed",
+            "clients_processed": 2,
+            "clients_with_errors": 1,
+            "profiles_examined": 7,
+        }
+    )
+    wrong = JOBS.to_names({"run_id": "261130-110000", "status": "Failed", "clients_processed": 5})
+    running = JOBS.to_names({"run_id": "261130-120000", "status": "Running"})
+    store.create_records(None, JOBS.name, [good, wrong, running, running], limit=None)
+    store.create_records(
+        None,
+        CRR.name,
+        [
+            _crr("261130-100000-Ann", "Completed", 3),
+            _crr("261130-100000-Bob", "Failed", 4),
+            _crr("261130-110000-Ann", "Completed", 0),
+            _crr("261130-130000-Ann", "Completed", 1),  # no job row
+        ],
+        limit=None,
+    )
+    inv = check_invariants(local_airtable)
+    assert inv.duplicates == 1  # the second 261130-120000
+    assert inv.stuck_running == 2  # both 261130-120000 rows
+    # 261130-110000: clients_processed 5 != 1; 261130-130000: no job row.  The good job and
+    # the Running one (no aggregates expected yet) count nothing.
+    assert inv.wrong_aggregates == 2, inv.details
+
+
+def test_a_killed_run_must_hold_what_was_due_to_be_flushed() -> None:
+    adds = [(float(t), {"profiles_examined": 10 * t}) for t in range(1, 10)]
+    killed = LoggedRun(opened=0.0, adds=adds)
+
+    def row(examined: int) -> dict[str, object]:
+        return {"fields": {CRR.name_of("profiles_examined"): examined}}
+
+    # Killed at t=10, interval 1 s + slack 2 s: everything logged by t=7 was due.
+    assert check_logged_run("r", killed, row(70), 10.0, interval=1.0, slack=2.0) == ([], True)
+    assert check_logged_run("r", killed, row(90), 10.0, interval=1.0, slack=2.0) == ([], True)
+    short, _ = check_logged_run("r", killed, row(60), 10.0, interval=1.0, slack=2.0)
+    over, _ = check_logged_run("r", killed, row(91), 10.0, interval=1.0, slack=2.0)
+    assert short == ["r: profiles_examined 60 < 70 (lost beyond the flush interval)"]
+    assert over == ["r: profiles_examined 91 > 90 (counted twice)"]
+    # Killed 2.5 s after opening, before anything was due: nothing to hold yet, but the row
+    # itself was written before the worker logged the open.
+    young = LoggedRun(opened=7.5, adds=[(8.0, {"profiles_examined": 1})])
+    assert check_logged_run("r", young, row(0), 10.0, interval=1.0, slack=2.0) == ([], False)
+    assert check_logged_run("r", young, None, 10.0, interval=1.0, slack=2.0) == (
+        ["r: row missing"],
+        False,
+    )
+    # A closed run holds exactly its closing totals; its row missing is a loss.
+    closed = LoggedRun(opened=0.0, adds=adds, closed={"profiles_examined": 90})
+    assert check_logged_run("r", closed, row(90), None, interval=1.0, slack=2.0)[0] == []
+    assert check_logged_run("r", closed, row(80), None, interval=1.0, slack=2.0)[0] != []
+    assert check_logged_run("r", closed, None, None, interval=1.0, slack=2.0)[0] == [
+        "r: row missing"
+    ]
 
 
 @pytest.mark.slow
