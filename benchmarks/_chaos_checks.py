@@ -20,8 +20,9 @@ from typing import Any
 
 from benchmarks._chaos_procs import Target
 from examples.lead_scoring_worker import COUNT_METRICS, JOB_SUM_METRICS
-from jobtrack_airtable import Status, load_schema
+from jobtrack_airtable import Status
 from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.sync import apply_plan, plan_sync
 
 log = logging.getLogger("chaos")
@@ -287,11 +288,12 @@ def proposed_failed(plan: Any) -> set[str]:
 @dataclass
 class LoggedRun:
     """One client run as its worker's log tells it: when it was opened, the running totals
-    after every ``add`` (``(time.time(), totals)``), and the totals it was closed with."""
+    after every ``add`` (``(time.time(), totals)``), and when and with what it was closed."""
 
     opened: float
     adds: list[tuple[float, dict[str, int]]] = field(default_factory=list)
     closed: dict[str, int] | None = None
+    closed_at: float | None = None
 
 
 def read_worker_log(events: Iterable[dict[str, Any]]) -> dict[str, LoggedRun]:
@@ -304,6 +306,7 @@ def read_worker_log(events: Iterable[dict[str, Any]]) -> dict[str, LoggedRun]:
             runs[e["crr"]].adds.append((e["t"], e["totals"]))
         elif e["kind"] == "close":
             runs[e["crr"]].closed = e["totals"]
+            runs[e["crr"]].closed_at = e["t"]
     return runs
 
 
@@ -317,32 +320,40 @@ def check_logged_run(
     slack: float,
 ) -> tuple[list[str], bool]:
     """What is wrong with client run ``key``'s stored ``row`` given its worker's log, and
-    whether a lower bound applied.
+    whether a lower bound from a kill applied.
 
-    A closed run must hold exactly its closing totals.  A run its worker was killed in
-    (``killed_at``, ``time.time()``) must hold at least the totals logged ``interval +
-    slack`` seconds before the kill (older increments were due to be flushed) and at most
-    its last logged totals (more is a doubled write).  A missing row is one problem per
-    non-zero metric (at least one): the worker logged the open after it was written.
+    A run of a worker that ran to the end must hold exactly its closing totals.  In a worker
+    SIGKILLed at ``killed_at`` (``time.time()``), a run owes only what was due to be written
+    ``interval + slack`` seconds before the kill (a tracker may hold writes for one flush
+    interval; ``slack`` covers request latency): its closing totals if it closed by then,
+    else the totals logged by then, and its row if it was opened by then.  No run may hold
+    more than its last logged totals (that is a doubled write).  A missing row that was due
+    is one problem per non-zero metric (at least one).
 
     >>> run = LoggedRun(0.0, [(1.0, {"profiles_examined": 3}), (9.0, {"profiles_examined": 5})])
     >>> row = {"fields": {"Profiles Examined for Scoring": 0}}
     >>> check_logged_run("r", run, row, 10.0, interval=0.5, slack=2.0)
     (['r: profiles_examined 0 < 3 (lost beyond the flush interval)'], True)
     """
-    if run.closed is not None:
-        lower = upper = run.closed
-        bounded = False
-    else:
-        if killed_at is None:
+    bounded = False
+    if killed_at is None:
+        if run.closed is None:
             return [f"{key}: left open by a worker that was not killed"], False
+        lower = upper = run.closed
+        row_due = True
+    else:
         cutoff = killed_at - interval - slack
-        settled = [totals for t, totals in run.adds if t <= cutoff]
-        lower = settled[-1] if settled else {}
-        upper = run.adds[-1][1] if run.adds else {}
+        upper = run.closed if run.closed is not None else (run.adds[-1][1] if run.adds else {})
+        if run.closed is not None and run.closed_at is not None and run.closed_at <= cutoff:
+            lower = run.closed
+        else:
+            settled = [totals for t, totals in run.adds if t <= cutoff]
+            lower = settled[-1] if settled else {}
         bounded = bool(lower)
+        row_due = run.opened <= cutoff
     if row is None:
-        # The worker logs "open" only once ``job.client()`` returned: the row was written.
+        if not row_due:
+            return [], bounded
         missing = max(1, sum(1 for v in upper.values() if v))
         return [f"{key}: row missing"] * missing, bounded
     problems = []

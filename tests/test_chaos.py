@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,35 +97,41 @@ def test_invariants_are_read_from_the_servers_storage(local_airtable: LocalAirta
     assert inv.wrong_aggregates == 2, inv.details
 
 
-def test_a_killed_run_must_hold_what_was_due_to_be_flushed() -> None:
+def test_a_killed_run_must_hold_what_was_due_to_be_written() -> None:
     adds = [(float(t), {"profiles_examined": 10 * t}) for t in range(1, 10)]
     killed = LoggedRun(opened=0.0, adds=adds)
 
     def row(examined: int) -> dict[str, object]:
         return {"fields": {CRR.name_of("profiles_examined"): examined}}
 
+    def check(run: LoggedRun, stored: dict[str, object] | None, killed_at: float | None) -> Any:
+        return check_logged_run("r", run, stored, killed_at, interval=1.0, slack=2.0)
+
     # Killed at t=10, interval 1 s + slack 2 s: everything logged by t=7 was due.
-    assert check_logged_run("r", killed, row(70), 10.0, interval=1.0, slack=2.0) == ([], True)
-    assert check_logged_run("r", killed, row(90), 10.0, interval=1.0, slack=2.0) == ([], True)
-    short, _ = check_logged_run("r", killed, row(60), 10.0, interval=1.0, slack=2.0)
-    over, _ = check_logged_run("r", killed, row(91), 10.0, interval=1.0, slack=2.0)
-    assert short == ["r: profiles_examined 60 < 70 (lost beyond the flush interval)"]
-    assert over == ["r: profiles_examined 91 > 90 (counted twice)"]
-    # Killed 2.5 s after opening, before anything was due: nothing to hold yet, but the row
-    # itself was written before the worker logged the open.
-    young = LoggedRun(opened=7.5, adds=[(8.0, {"profiles_examined": 1})])
-    assert check_logged_run("r", young, row(0), 10.0, interval=1.0, slack=2.0) == ([], False)
-    assert check_logged_run("r", young, None, 10.0, interval=1.0, slack=2.0) == (
-        ["r: row missing"],
-        False,
+    assert check(killed, row(70), 10.0) == ([], True)
+    assert check(killed, row(90), 10.0) == ([], True)
+    assert check(killed, row(60), 10.0) == (
+        ["r: profiles_examined 60 < 70 (lost beyond the flush interval)"],
+        True,
     )
-    # A closed run holds exactly its closing totals; its row missing is a loss.
-    closed = LoggedRun(opened=0.0, adds=adds, closed={"profiles_examined": 90})
-    assert check_logged_run("r", closed, row(90), None, interval=1.0, slack=2.0)[0] == []
-    assert check_logged_run("r", closed, row(80), None, interval=1.0, slack=2.0)[0] != []
-    assert check_logged_run("r", closed, None, None, interval=1.0, slack=2.0)[0] == [
-        "r: row missing"
+    assert check(killed, row(91), 10.0)[0] == ["r: profiles_examined 91 > 90 (counted twice)"]
+    assert check(killed, None, 10.0)[0] == ["r: row missing"]
+    # Opened 2.5 s before the kill: neither its row nor its totals were due yet.
+    young = LoggedRun(opened=7.5, adds=[(8.0, {"profiles_examined": 1})])
+    assert check(young, None, 10.0) == ([], False)
+    assert check(young, row(0), 10.0) == ([], False)
+    # Closed 0.5 s before the kill: only what was logged by t=7 was due; closed by t=7: all.
+    late = LoggedRun(0.0, adds, closed={"profiles_examined": 90}, closed_at=9.5)
+    assert check(late, row(70), 10.0) == ([], True)
+    early = LoggedRun(0.0, adds, closed={"profiles_examined": 90}, closed_at=6.0)
+    assert check(early, row(80), 10.0)[0] == [
+        "r: profiles_examined 80 < 90 (lost beyond the flush interval)"
     ]
+    # A worker that ran to the end owes exactly its closing totals.
+    assert check(early, row(90), None) == ([], False)
+    assert check(early, row(80), None)[0] != []
+    assert check(early, None, None)[0] == ["r: row missing"]
+    assert check(killed, row(90), None)[0] == ["r: left open by a worker that was not killed"]
 
 
 @pytest.mark.slow
