@@ -270,14 +270,17 @@ def settle(out: Outcome, srv: LocalAirtable, target: Target, *, judge_second_pas
         out.info["second_pass"] = out.info.get("second_pass", 0) + conv.second_pass
 
 
+#: How a plan names the Status field: its Airtable names, or the logical key (plans name
+#: fields either way, depending on the version of ``sync``).
+STATUS_FIELD_NAMES = frozenset({"status", JOBS.name_of("status"), CRR.name_of("status")})
+
+
 def proposed_failed(plan: Any) -> set[str]:
     """Run IDs of the rows the plan moves to ``Failed`` (both tables)."""
     out = set()
     for change in plan.records:
         for fc in change.changes:
-            if fc.field in (JOBS.name_of("status"), CRR.name_of("status")) and fc.new == (
-                Status.FAILED.value
-            ):
+            if fc.field in STATUS_FIELD_NAMES and fc.new == Status.FAILED.value:
                 out.add(str(change.key))
     return out
 

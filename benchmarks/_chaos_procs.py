@@ -24,7 +24,6 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,15 +94,9 @@ class Target:
             self.settings(), policy=DEFAULT_POLICY.scaled(self.penalty_scale)
         )
 
-    def tracker(self, *, skew_seconds: float = 0.0) -> Tracker:
-        """A worker's tracker; ``skew_seconds`` shifts the clock the tracker is given (a
-        worker whose clock is off)."""
-        conn = self.connection()
-        if not skew_seconds:
-            return Tracker(conn)
-        skew = timedelta(seconds=skew_seconds)
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC) + skew  # noqa: E731
-        return Tracker(conn, clock=clock)
+    def tracker(self) -> Tracker:
+        """A worker's tracker, built as a worker builds one (the library's own clock)."""
+        return Tracker(self.connection())
 
     def repository(self) -> Repository:
         return Repository(self.connection())
@@ -135,6 +128,27 @@ def _open_client_run(tracker: Tracker, job_run_id: str, client_id: str) -> Any:
     in trackers that renamed it)."""
     opener = getattr(tracker, "client_run", None) or getattr(tracker, "client")  # noqa: B009
     return opener(job_run_id, client_id)
+
+
+def skew_wall_clock(seconds: float) -> None:
+    """Shift this process's wall clock, as the library reads it, by ``seconds``: a machine
+    whose clock is off.
+
+    Every reading of the current time in the library goes through
+    ``jobtrack_airtable.timeutil.utcnow``, which default arguments hold by reference, so the
+    function's code is swapped rather than its name rebound.  A tracker built normally then
+    meets the skew as it would on a skewed machine, and a fix that corrects its clock (from
+    the server's ``Date`` header, say) is measured as a user would get it.  (Injecting a
+    skewed ``Tracker(clock=...)`` instead would bypass such a correction.)
+    """
+    from jobtrack_airtable import timeutil
+
+    setattr(timeutil, "_chaos_skew", timedelta(seconds=seconds))  # noqa: B010
+
+    def skewed_utcnow() -> datetime:  # runs as timeutil.utcnow, with its module globals
+        return datetime.now(UTC) + _chaos_skew  # type: ignore[name-defined] # noqa: F821
+
+    timeutil.utcnow.__code__ = skewed_utcnow.__code__
 
 
 def _die() -> None:
@@ -275,12 +289,15 @@ def skewed_worker(
     stop: Any,
     out: Any,
 ) -> None:
-    """A worker whose clock is ``skew_seconds`` off: a job and a client run, one write each;
+    """A worker on a machine whose clock is ``skew_seconds`` off (:func:`skew_wall_clock`):
+    a job and a client run, one write each;
     then either dies (SIGKILL, ``live=False``) or heartbeats every ``heartbeat_every``
     seconds until ``stop``, and finishes."""
     _quiet()
     try:
-        tracker = target.tracker(skew_seconds=skew_seconds)
+        if skew_seconds:
+            skew_wall_clock(skew_seconds)
+        tracker = target.tracker()
         job = tracker.job(stream=1, note=f"chaos skew worker {name}")
         run = job.client(f"Skew-{name}")
         run.add(profiles_examined=1, profiles_scored=1)
