@@ -443,19 +443,17 @@ def test_unreachable_redis_fails_closed_or_falls_back_warning_once(
         strict.acquire(TEST_BASE_ID)
     assert "redis://:***@127.0.0.1" in str(info.value)
     assert PASSWORD not in str(info.value)
-    t0 = time.monotonic()
+    # Within the retry interval no new connection is attempted: the error says when it will be
+    # (no wall-clock bound here: timed assertions flake on a loaded machine).
     with pytest.raises(LimiterUnavailableError, match="next attempt in"):
-        strict.acquire(TEST_BASE_ID)  # within the retry interval: no new connection attempt
-    assert time.monotonic() - t0 < 0.05
+        strict.acquire(TEST_BASE_ID)
     strict.close()
 
     caplog.clear()
     fallback = LocalLimiter(5, tmp_path / "fallback.sqlite")
     lenient = RedisLimiter(url, 5, fallback=fallback, retry_interval=60, grace=0)
-    t0 = time.monotonic()
     for _ in range(5):
-        lenient.acquire(TEST_BASE_ID)  # served by the fallback at once
-    assert time.monotonic() - t0 < 1.0
+        lenient.acquire(TEST_BASE_ID)  # served by the fallback, which has room for all five
     assert not lenient.available
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
