@@ -153,7 +153,8 @@ class Repository:
         now; a warning names every rename.  True when something was renamed."""
         from .schema_check import fetch_meta  # the meta read lives with the schema checks
 
-        fresh = renames.learn(self.conn.base_id, self.schema, fetch_meta(self.conn))
+        meta = fetch_meta(self.conn, learn_names=False)
+        fresh = renames.learn(self.conn.base_id, self.schema, meta)
         for rename in fresh:
             log.warning(
                 "in %s, %s in the base (pinned by ID: reads and writes are unaffected; "

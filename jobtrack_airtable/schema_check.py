@@ -135,10 +135,11 @@ def _problem_json(problem: SchemaProblem) -> dict[str, Any]:
 # -- reading and comparing --------------------------------------------------------------------
 
 
-def fetch_meta(conn: Connection) -> dict[str, Any]:
+def fetch_meta(conn: Connection, *, learn_names: bool = True) -> dict[str, Any]:
     """The base's schema in the meta API's shape (``{"tables": [...]}``), one request
     (pyairtable's ``Base.schema()``, forced fresh), retried and classified like every other
-    request."""
+    request.  ``learn_names``: tell :mod:`.renames` what the pinned fields are called now
+    (off for a caller that learns them itself, to see what changed)."""
     base = conn.api.base(conn.base_id)
     try:
         schema = call_with_retry(base.schema, force=True, op="read base schema", policy=conn.policy)
@@ -149,7 +150,8 @@ def fetch_meta(conn: Connection) -> dict[str, Any]:
     meta = dict(schema.model_dump(by_alias=True, mode="json"))
     # Every meta read teaches the process what pinned fields are called today, so formulas
     # built later (sync's re-reads, the workers') use the current names at no extra cost.
-    learn(conn.base_id, conn.schema, meta)
+    if learn_names:
+        learn(conn.base_id, conn.schema, meta)
     return meta
 
 
