@@ -432,6 +432,8 @@ def init_schema(
     table_ids = {
         str(t.get("name")): str(t.get("id")) for t in meta["tables"] if isinstance(t, Mapping)
     }
+    # A pinned table is its ID, whatever the base calls it now.
+    table_ids.update({t.name: t.id for t in schema.tables.values() if t.id})
 
     def step(text: str) -> None:
         if on_step is not None:

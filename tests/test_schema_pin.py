@@ -331,3 +331,37 @@ def test_without_pins_a_rename_fails_as_before_with_no_meta_read(
     assert log.count(path="/v0/meta/") == 0
     report = check_schema(conn_for(local_airtable, schema))
     assert [p.kind for p in report.problems] == ["missing_field"] and not report.renames
+
+
+# --- the pieces ------------------------------------------------------------------------------
+
+
+def test_formula_references_are_rewritten_outside_string_literals() -> None:
+    mapping = {"Run ID": "Job Run ID", "Stream": "Worker } Stream"}
+    assert renames.rewrite_refs("OR({Run ID}='a', {Stream}=2)", mapping) == (
+        r"OR({Job Run ID}='a', {Worker \} Stream}=2)"
+    )
+    # Literals that look like references, escaped quotes, unknown fields: untouched.
+    text = r"""AND({Run ID}="{Stream}", {Other}='it\'s {Run ID}', {Stream})"""
+    assert renames.rewrite_refs(text, mapping) == (
+        r"""AND({Job Run ID}="{Stream}", {Other}='it\'s {Run ID}', {Worker \} Stream})"""
+    )
+    assert renames.rewrite_refs("", mapping) == ""
+
+
+def test_bad_pinned_ids_are_refused_when_the_schema_loads(schema_copy: Path) -> None:
+    text = schema_copy.read_text(encoding="utf-8")
+    schema_copy.write_text(
+        text.replace('name = "Stream"', 'name = "Stream"\nid = "recNotAFieldId00"'),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="stream"):
+        load_schema(schema_copy)
+    schema_copy.write_text(
+        text.replace('name = "Stream"', 'name = "Stream"\nid = "fldAAAAAAAAAAAAAA"').replace(
+            'name = "Status"', 'name = "Status"\nid = "fldAAAAAAAAAAAAAA"', 1
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="field IDs used twice"):
+        load_schema(schema_copy)

@@ -54,8 +54,7 @@ def _print_renames(renames: list[Any]) -> None:
     console = out_console()
     for r in renames:
         console.print(
-            f"[cyan]~[/cyan] renamed in the base: {escape(str(r))} "
-            f"[dim]({escape(r.id)}, pinned: nothing breaks)[/dim]"
+            f"[cyan]~[/cyan] renamed: {escape(str(r))} [dim](pinned by ID: nothing breaks)[/dim]"
         )
 
 
@@ -165,9 +164,12 @@ def schema_pin_cmd(
             print_json(result.to_json())
             return
         console = out_console()
-        for table, field, ident in result.pinned:
-            what = f"field {table}.{field}" if field else f"table {table}"
-            console.print(f"[green]+[/green] pinned {escape(what)} = {ident}")
+        for table_key in dict.fromkeys(t for t, _, _ in result.pinned):
+            new = [(f, i) for t, f, i in result.pinned if t == table_key]
+            ident = next((i for f, i in new if f is None), None)
+            fields = sum(1 for f, _ in new if f is not None)
+            what = f"table {table_key} = {ident}, " if ident else f"table {table_key}: "
+            console.print(f"[green]+[/green] pinned {what}{fields} field ID(s)")
         for table, field, name in result.missing:
             what = f"field {table}.{field}" if field else f"table {table}"
             console.print(
