@@ -82,11 +82,15 @@ def learn(base_id: str, schema: Schema, meta: Mapping[str, Any]) -> list[Rename]
     from a meta-API answer; returns the renames not known before (to warn about once)."""
     renames = renames_in(schema, meta)
     fresh = {r.id: r.current for r in renames}
+    ids = {t.id for t in schema.tables.values() if t.id} | {
+        f.id for t in schema.tables.values() for f in t.enabled_fields() if f.id
+    }
     with _lock:
         known = _names.get(base_id, {})
         new = [r for r in renames if known.get(r.id) != r.current]
-        # Pinned items no longer renamed go back to their configured names.
-        _names[base_id] = fresh
+        # This schema's pinned items no longer renamed go back to their configured names;
+        # what another schema of the same base pinned is left alone.
+        _names[base_id] = {**{k: v for k, v in known.items() if k not in ids}, **fresh}
     return new
 
 

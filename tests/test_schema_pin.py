@@ -365,3 +365,28 @@ def test_bad_pinned_ids_are_refused_when_the_schema_loads(schema_copy: Path) -> 
     )
     with pytest.raises(ConfigError, match="field IDs used twice"):
         load_schema(schema_copy)
+
+
+def test_a_renamed_table_alone_costs_nothing_extra(
+    local_airtable: TrackingServer, schema_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = pinned(local_airtable, schema_copy, monkeypatch)
+    log = local_airtable.request_log
+    log.clear()
+    with _tracker(local_airtable, schema, 1) as tracker:
+        _worker_job(tracker, 2)
+    baseline = log.total
+    api = local_airtable.api()
+    for key, new in TABLE_RENAMES.items():
+        tschema = api.base(local_airtable.base_id).table(str(schema.table(key).id)).schema()
+        tschema.name = new
+        tschema.save()
+    log.clear()
+    with _tracker(local_airtable, schema, 2) as tracker:
+        run_id = _worker_job(tracker, 2)
+    # Tables are addressed by ID and no formula names a table: not one extra request.
+    assert log.total == baseline
+    assert log.count(path="/v0/meta/") == 0
+    assert log.count(path="Job%20Tracking") == 0 and log.count(path=str(schema.jobs.id)) > 0
+    [job] = [r for r in _stored(local_airtable, str(schema.jobs.id)) if r["Run ID"] == run_id]
+    assert job["Status"] == "Completed" and job["Clients Processed"] == 2
