@@ -12,7 +12,6 @@ the base no longer knows, reads the schema once (1 request), learns the renames,
 retries.  What was learnt holds for the whole process (every connection to the base), so a
 rename costs one extra request per process, and the steady state none.
 
->>> from jobtrack_airtable.schema import load_schema
 >>> rewrite_refs("AND({Run ID}='x', {Stream}=2)", {"Stream": "Worker Stream"})
 "AND({Run ID}='x', {Worker Stream}=2)"
 >>> rewrite_refs("{Run ID}='{Stream}'", {"Stream": "Worker Stream"})  # literals untouched
