@@ -180,8 +180,9 @@ class Connection:
 
     def table(self, key: str) -> pyairtable.Table:
         """The pyairtable ``Table`` for the schema table ``key`` (``"jobs"``,
-        ``"client_runs"``), addressed by its configured Airtable name."""
-        return self.api.table(self.base_id, self.schema.table(key).name)
+        ``"client_runs"``), addressed by its pinned table ID (``schema pin``), else by its
+        configured Airtable name."""
+        return self.api.table(self.base_id, self.schema.table(key).address)
 
     def server_now(self) -> datetime:
         """The server's current time (the local clock corrected by the offset learnt from

@@ -27,8 +27,10 @@ from typing import Any, Generic, TypeVar
 from pyairtable import formulas as F
 from pyairtable.api.types import RecordDict
 
+from . import renames
 from .client import Connection
 from .errors import (
+    InvalidFormulaError,
     InvalidRequestError,
     IteratorExpiredError,
     NotFoundError,
@@ -119,6 +121,50 @@ class Repository:
     def _table(self, table: str) -> Any:
         return self.conn.table(table)
 
+    # Pinned IDs (``schema pin``): everything above the repository keeps speaking configured
+    # names; only the wire speaks IDs.  Unpinned tables go out exactly as before.
+
+    def _ids(self, table: str) -> dict[str, Any]:
+        """pyairtable's ``use_field_ids`` for writes to ``table`` (empty when unpinned)."""
+        return {"use_field_ids": True} if self.spec(table).uses_ids else {}
+
+    def _out(self, table: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``{"id"?, "fields"}`` write bodies keyed for the wire."""
+        spec = self.spec(table)
+        if not spec.uses_ids:
+            return records
+        return [{**r, "fields": spec.encode(r["fields"])} for r in records]
+
+    def decode(self, table: str, record: RecordDict) -> RecordDict:
+        """A record from the wire with its fields keyed by configured name (pinned tables
+        answer by field ID: a renamed field still lands under its configured name)."""
+        spec = self.spec(table)
+        if not spec.uses_ids:
+            return record
+        return {**record, "fields": spec.decode(record.get("fields", {}))}
+
+    def read_options(self, table: str) -> dict[str, Any]:
+        """Listing options every read of ``table`` carries (``returnFieldsByFieldId`` when
+        pinned); used by readers that page themselves (sync)."""
+        return {"use_field_ids": True} if self.spec(table).uses_ids else {}
+
+    def _learn_renames(self, table: str) -> bool:
+        """Read the base's schema (1 request) and learn what the pinned fields are called
+        now; a warning names every rename.  True when something was renamed."""
+        from .schema_check import fetch_meta  # the meta read lives with the schema checks
+
+        meta = fetch_meta(self.conn, learn_names=False)
+        fresh = renames.learn(self.conn.base_id, self.schema, meta)
+        for rename in fresh:
+            log.warning(
+                "in %s, %s in the base (pinned by ID: reads and writes are unaffected; "
+                "formulas now use the new name -- update the schema file's name when "
+                "convenient)",
+                self.spec(rename.table_key).name,
+                rename,
+            )
+        return bool(fresh)
+
     def _call(
         self, op: str, fn: Callable[..., Any], *args: Any, key: str | None = None, **kwargs: Any
     ) -> Any:
@@ -185,16 +231,41 @@ class Repository:
         the top, since a stale offset cannot be resumed.  ``on_page`` is called with the
         number of records of each page (progress bars).
         """
-        t = self._table(table)
-        options: dict[str, Any] = {"page_size": MAX_PAGE_SIZE}
-        if formula:
-            options["formula"] = formula
+        spec = self.spec(table)
+        options: dict[str, Any] = {"page_size": MAX_PAGE_SIZE, **self.read_options(table)}
         if fields:
-            options["fields"] = list(fields)
+            options["fields"] = [spec.ref(f) for f in fields]
         if sort:
-            options["sort"] = list(sort)
+            options["sort"] = [
+                f"-{spec.ref(s[1:])}" if s.startswith("-") else spec.ref(s) for s in sort
+            ]
         if max_records:
             options["max_records"] = max_records
+        if not formula:
+            return self._list(table, options, max_records, on_page)
+        base_id = self.conn.base_id
+        sent = renames.rewrite(base_id, spec, formula) if spec.uses_ids else formula
+        try:
+            return self._list(table, {**options, "formula": sent}, max_records, on_page)
+        except InvalidFormulaError:
+            # A formula names fields, and a pinned field may have been renamed in the base:
+            # learn the current names (1 request) and retry once.  Nothing to learn, or the
+            # same formula again: the formula is wrong, not stale.
+            if not spec.uses_ids or not self._learn_renames(table):
+                raise
+            retry = renames.rewrite(base_id, spec, formula)
+            if retry == sent:
+                raise
+            return self._list(table, {**options, "formula": retry}, max_records, on_page)
+
+    def _list(
+        self,
+        table: str,
+        options: dict[str, Any],
+        max_records: int | None,
+        on_page: PageCallback | None,
+    ) -> list[RecordDict]:
+        t = self._table(table)
         for attempt in range(MAX_LISTING_RESTARTS + 1):
             records: list[RecordDict] = []
             page_options = dict(options)
@@ -208,7 +279,7 @@ class Repository:
                         fallback=("post", t.urls.records_post),
                         options=page_options,
                     )
-                    page = response.get("records", [])
+                    page = [self.decode(table, r) for r in response.get("records", [])]
                     records.extend(page)
                     if on_page:
                         on_page(len(page))
@@ -252,10 +323,12 @@ class Repository:
         """One row by record ID (1 request), or ``None`` when it is gone."""
         t = self._table(table)
         try:
-            record: RecordDict = self._call(f"read {self.spec(table).name}", t.get, record_id)
+            record: RecordDict = self._call(
+                f"read {self.spec(table).name}", t.get, record_id, **self.read_options(table)
+            )
         except NotFoundError:
             return None
-        return record
+        return self.decode(table, record)
 
     def get_many(self, table: str, record_ids: Sequence[str]) -> list[RecordDict]:
         """The rows of ``record_ids`` still present, in ⌈N/100⌉ requests (one formula)."""
@@ -327,7 +400,11 @@ class Repository:
             body = [{"id": rid, "fields": f} if rid else {"fields": f} for rid, f in chunk]
             try:
                 result = self._call(
-                    f"write {spec.name}", t.batch_upsert, body, key_fields=[spec.key_name]
+                    f"write {spec.name}",
+                    t.batch_upsert,
+                    self._out(table, body),
+                    key_fields=[spec.ref(spec.key_name)],
+                    **self._ids(table),
                 )
             except NotFoundError:
                 log.warning(
@@ -337,7 +414,7 @@ class Repository:
                 )
             else:
                 created = set(result.get("createdRecords", []))
-                return [(r, r["id"] in created) for r in result["records"]]
+                return [(self.decode(table, r), r["id"] in created) for r in result["records"]]
         records, created = self._upsert_by_key(table, [f for _, f in chunk])
         return [(r, r["id"] in created) for r in records]
 
@@ -353,11 +430,13 @@ class Repository:
             result = self._call(
                 f"upsert {spec.name}",
                 t.batch_upsert,
-                [{"fields": f} for f in chunk],
-                key_fields=[key_name],
+                self._out(table, [{"fields": f} for f in chunk]),
+                key_fields=[spec.ref(key_name)],
                 key=first_key if len(chunk) == 1 else None,
+                **self._ids(table),
             )
-            return list(result["records"]), set(result.get("createdRecords", []))
+            records = [self.decode(table, r) for r in result["records"]]
+            return records, set(result.get("createdRecords", []))
         except InvalidRequestError as exc:
             # Airtable refuses an upsert whose key matches several rows, with an undocumented
             # 422: rather than parse its message, look the keys up and see.
@@ -400,7 +479,11 @@ class Repository:
         t = self._table(table)
         try:
             result = self._call(
-                f"upsert {spec.name}", t.batch_upsert, records, key_fields=[key_name]
+                f"upsert {spec.name}",
+                t.batch_upsert,
+                self._out(table, records),
+                key_fields=[spec.ref(key_name)],
+                **self._ids(table),
             )
         except NotFoundError:
             # The oldest row vanished between lookup and write (a concurrent sync merge):
@@ -411,10 +494,11 @@ class Repository:
             result = self._call(
                 f"upsert {spec.name}",
                 t.batch_upsert,
-                [{"fields": f} for f in chunk],
-                key_fields=[key_name],
+                self._out(table, [{"fields": f} for f in chunk]),
+                key_fields=[spec.ref(key_name)],
+                **self._ids(table),
             )
-        return list(result["records"])
+        return [self.decode(table, r) for r in result["records"]]
 
     def create(
         self,
@@ -425,12 +509,16 @@ class Repository:
     ) -> list[RecordDict]:
         """Create rows (no key matching), ⌈N/10⌉ requests.  Only for callers that detect
         duplicates themselves (job start claims, sync)."""
-        payloads = [self._named(table, v) for v in values]
+        spec = self.spec(table)
+        payloads = [spec.encode(self._named(table, v)) for v in values]
         t = self._table(table)
-        op = f"create {self.spec(table).name}"
-        return in_batches(
-            payloads, lambda chunk: self._call(op, t.batch_create, chunk), on_batch=on_batch
-        )
+        op = f"create {spec.name}"
+
+        def send(chunk: list[dict[str, Any]]) -> list[RecordDict]:
+            created = self._call(op, t.batch_create, chunk, **self._ids(table))
+            return [self.decode(table, r) for r in created]
+
+        return in_batches(payloads, send, on_batch=on_batch)
 
     def update_by_id(
         self,
@@ -440,12 +528,17 @@ class Repository:
         on_batch: BatchCallback | None = None,
     ) -> list[RecordDict]:
         """Patch rows by record ID, ⌈N/10⌉ requests (only the fields sent change)."""
-        payloads = [{"id": rid, "fields": self._named(table, v)} for rid, v in updates]
+        payloads = self._out(
+            table, [{"id": rid, "fields": self._named(table, v)} for rid, v in updates]
+        )
         t = self._table(table)
         op = f"update {self.spec(table).name}"
-        return in_batches(
-            payloads, lambda chunk: self._call(op, t.batch_update, chunk), on_batch=on_batch
-        )
+
+        def send(chunk: list[dict[str, Any]]) -> list[RecordDict]:
+            updated = self._call(op, t.batch_update, chunk, **self._ids(table))
+            return [self.decode(table, r) for r in updated]
+
+        return in_batches(payloads, send, on_batch=on_batch)
 
     def delete(
         self, table: str, record_ids: Sequence[str], *, on_batch: BatchCallback | None = None

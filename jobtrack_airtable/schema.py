@@ -61,6 +61,9 @@ class FieldSpec(BaseModel):
 
     key: str = ""
     name: str = Field(min_length=1)
+    #: The Airtable field ID, once pinned (``schema pin``): the field is then addressed by
+    #: it, and a rename in Airtable breaks nothing.
+    id: str | None = Field(None, pattern=r"^fld[A-Za-z0-9]{14}$")
     type: str
     computed: bool = False
     formula: str | None = None
@@ -84,6 +87,8 @@ class TableSpec(BaseModel):
 
     key: str = ""
     name: str = Field(min_length=1)
+    #: The Airtable table ID, once pinned (``schema pin``): requests then address it by ID.
+    id: str | None = Field(None, pattern=r"^tbl[A-Za-z0-9]{14}$")
     natural_key: str = "run_id"
     fields: dict[str, FieldSpec]
 
@@ -107,6 +112,10 @@ class TableSpec(BaseModel):
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ValueError(f"field names used twice in {self.name!r}: {sorted(dupes)}")
+        ids = [f.id for f in self.fields.values() if f.id]
+        dupe_ids = {i for i in ids if ids.count(i) > 1}
+        if dupe_ids:
+            raise ValueError(f"field IDs used twice in {self.name!r}: {sorted(dupe_ids)}")
         return self
 
     # -- lookups --------------------------------------------------------------------------
@@ -153,6 +162,43 @@ class TableSpec(BaseModel):
         """Translate an Airtable ``fields`` dict into logical keys; unknown names are dropped."""
         by_name = self.by_name()
         return {by_name[n].key: v for n, v in fields.items() if n in by_name}
+
+    # -- pinned IDs (``schema pin``) -------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """What URLs name the table by: its pinned ID, else its configured name."""
+        return self.id or self.name
+
+    @property
+    def uses_ids(self) -> bool:
+        """Whether fields are pinned: requests then key fields by ID, and responses come
+        keyed by ID (``returnFieldsByFieldId``)."""
+        return bool(self._by_id)
+
+    @cached_property
+    def _by_id(self) -> Mapping[str, FieldSpec]:
+        return MappingProxyType({f.id: f for f in self.enabled_fields() if f.id})
+
+    def ref(self, name: str) -> str:
+        """How a request names the field configured as ``name``: its pinned ID, else
+        ``name``."""
+        spec = self._by_name.get(name)
+        return spec.id if spec is not None and spec.id else name
+
+    def encode(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A ``fields`` dict keyed by configured name, keyed for the wire (pinned IDs)."""
+        if not self._by_id:
+            return dict(fields)
+        return {self.ref(n): v for n, v in fields.items()}
+
+    def decode(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A ``fields`` dict from the wire (keyed by field ID when pinned) keyed by
+        configured name, whatever the field is called in the base today."""
+        by_id = self._by_id
+        if not by_id:
+            return dict(fields)
+        return {(by_id[k].name if k in by_id else k): v for k, v in fields.items()}
 
     # -- outgoing write check -------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from pydantic import ValidationError as PydanticValidationError
 from .client import Connection
 from .errors import InvalidRequestError, SchemaMismatchError
 from .recovery import call_with_retry
+from .renames import Rename, learn, renames_in
 from .schema import COMPUTED_TYPES, NUMBER_TYPES, FieldSpec, Schema, TableSpec
 
 __all__ = [
@@ -107,6 +108,8 @@ class SchemaReport:
     problems: list[SchemaProblem] = field(default_factory=list)
     tables_checked: int = 0
     fields_checked: int = 0
+    #: Pinned tables and fields the base calls differently (not problems: IDs are used).
+    renames: list[Rename] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -119,6 +122,7 @@ class SchemaReport:
             "tables_checked": self.tables_checked,
             "fields_checked": self.fields_checked,
             "problems": [_problem_json(p) for p in self.problems],
+            "renames": [asdict(r) for r in self.renames],
         }
 
 
@@ -131,10 +135,11 @@ def _problem_json(problem: SchemaProblem) -> dict[str, Any]:
 # -- reading and comparing --------------------------------------------------------------------
 
 
-def fetch_meta(conn: Connection) -> dict[str, Any]:
+def fetch_meta(conn: Connection, *, learn_names: bool = True) -> dict[str, Any]:
     """The base's schema in the meta API's shape (``{"tables": [...]}``), one request
     (pyairtable's ``Base.schema()``, forced fresh), retried and classified like every other
-    request."""
+    request.  ``learn_names``: tell :mod:`.renames` what the pinned fields are called now
+    (off for a caller that learns them itself, to see what changed)."""
     base = conn.api.base(conn.base_id)
     try:
         schema = call_with_retry(base.schema, force=True, op="read base schema", policy=conn.policy)
@@ -142,7 +147,12 @@ def fetch_meta(conn: Connection) -> dict[str, Any]:
         raise InvalidRequestError(
             f"the meta API answered with a schema pyairtable cannot read: {exc}", status=None
         ) from None
-    return dict(schema.model_dump(by_alias=True, mode="json"))
+    meta = dict(schema.model_dump(by_alias=True, mode="json"))
+    # Every meta read teaches the process what pinned fields are called today, so formulas
+    # built later (sync's re-reads, the workers') use the current names at no extra cost.
+    if learn_names:
+        learn(conn.base_id, conn.schema, meta)
+    return meta
 
 
 def _choices(meta_field: Mapping[str, Any]) -> list[str]:
@@ -165,11 +175,13 @@ def _optional_hint(spec: FieldSpec) -> str | None:
 
 def compare_schema(schema: Schema, meta: Mapping[str, Any]) -> SchemaReport:
     """Every difference between ``schema`` (enabled fields) and the meta API's ``meta``."""
-    report = SchemaReport()
+    report = SchemaReport(renames=renames_in(schema, meta))
     tables = {t.get("name"): t for t in meta.get("tables", []) if isinstance(t, Mapping)}
+    table_ids = {t.get("id"): t for t in meta.get("tables", []) if isinstance(t, Mapping)}
     for table_key, spec in schema.tables.items():
         report.tables_checked += 1
-        meta_table = tables.get(spec.name)
+        # A pinned table or field is matched by ID (whatever it is called now), else by name.
+        meta_table = (table_ids.get(spec.id) if spec.id else None) or tables.get(spec.name)
         if meta_table is None:
             report.problems.append(
                 SchemaProblem(
@@ -181,9 +193,11 @@ def compare_schema(schema: Schema, meta: Mapping[str, Any]) -> SchemaReport:
             )
             continue
         fields = {f.get("name"): f for f in meta_table.get("fields", []) if isinstance(f, Mapping)}
+        field_ids = {f.get("id"): f for f in fields.values()}
         for fspec in spec.enabled_fields():
             report.fields_checked += 1
-            problem = _field_problem(table_key, spec, fspec, fields.get(fspec.name))
+            meta_field = (field_ids.get(fspec.id) if fspec.id else None) or fields.get(fspec.name)
+            problem = _field_problem(table_key, spec, fspec, meta_field)
             if problem is not None:
                 report.problems.append(problem)
     return report
@@ -418,6 +432,8 @@ def init_schema(
     table_ids = {
         str(t.get("name")): str(t.get("id")) for t in meta["tables"] if isinstance(t, Mapping)
     }
+    # A pinned table is its ID, whatever the base calls it now.
+    table_ids.update({t.name: t.id for t in schema.tables.values() if t.id})
 
     def step(text: str) -> None:
         if on_step is not None:

@@ -1,7 +1,9 @@
-"""``schema check`` and ``schema init`` over :mod:`jobtrack_airtable.schema_check`."""
+"""``schema check``, ``schema init`` and ``schema pin`` over
+:mod:`jobtrack_airtable.schema_check` and :mod:`jobtrack_airtable.schema_pin`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -42,9 +44,18 @@ def schema_check_cmd(
         if as_json:
             print_json(report.to_json())
         else:
+            _print_renames(report.renames)
             _print_schema_report(report)
         if not report.ok:
             raise typer.Exit(EXIT_ERROR)
+
+
+def _print_renames(renames: list[Any]) -> None:
+    console = out_console()
+    for r in renames:
+        console.print(
+            f"[cyan]~[/cyan] renamed: {escape(str(r))} [dim](pinned by ID: nothing breaks)[/dim]"
+        )
 
 
 def _print_schema_report(report: Any) -> None:
@@ -120,3 +131,51 @@ def schema_init_cmd(
                 )
         if not result.after.ok:
             raise typer.Exit(EXIT_ERROR)
+
+
+@schema_app.command("pin")
+def schema_pin_cmd(
+    ctx: typer.Context,
+    schema_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--schema-file",
+            metavar="PATH",
+            dir_okay=False,
+            help="The schema file to pin (default: JOBTRACK_SCHEMA_FILE).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Record the base's table and field IDs in the schema file (comments kept), so that
+    renaming a table or field in Airtable breaks nothing.  1 request (the meta API)."""
+    from .. import schema_check, schema_pin
+
+    state = state_of(ctx)
+    with errors_to_exit(state):
+        path = schema_pin.refuse_default_schema(schema_file or state.settings.schema_file)
+        if schema_file is not None:
+            # The base is read with the file being pinned, whatever the environment says.
+            state._settings = state.settings.model_copy(update={"schema_file": schema_file})
+        with open_base(state) as backend:
+            meta = schema_check.fetch_meta(backend.conn)
+        result = schema_pin.pin_schema_file(path, meta)
+        if as_json:
+            print_json(result.to_json())
+            return
+        console = out_console()
+        for table_key in dict.fromkeys(t for t, _, _ in result.pinned):
+            new = [(f, i) for t, f, i in result.pinned if t == table_key]
+            ident = next((i for f, i in new if f is None), None)
+            fields = sum(1 for f, _ in new if f is not None)
+            what = f"table {table_key} = {ident}, " if ident else f"table {table_key}: "
+            console.print(f"[green]+[/green] pinned {what}{fields} field ID(s)")
+        for table, field, name in result.missing:
+            what = f"field {table}.{field}" if field else f"table {table}"
+            console.print(
+                f"[yellow]![/yellow] {escape(what)} ({escape(name)!r}) is not in the base: "
+                "left unpinned"
+            )
+        done = len(result.pinned) + len(result.already)
+        verb = f"Pinned {len(result.pinned)} new ID(s)" if result.changed else "Nothing new to pin"
+        console.print(f"[green]{verb}[/green]: {done} ID(s) pinned in {escape(str(path))}.")

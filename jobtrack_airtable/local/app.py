@@ -94,9 +94,19 @@ _ROUTES = Map(
         Rule("/v0/meta/bases", endpoint="bases", methods=["GET"]),
         Rule("/v0/meta/bases/<seg:base>/tables", endpoint="meta_tables", methods=["GET", "POST"]),
         Rule(
+            "/v0/meta/bases/<seg:base>/tables/<seg:table>",
+            endpoint="meta_table",
+            methods=["PATCH"],
+        ),
+        Rule(
             "/v0/meta/bases/<seg:base>/tables/<seg:table>/fields",
             endpoint="meta_fields",
             methods=["POST"],
+        ),
+        Rule(
+            "/v0/meta/bases/<seg:base>/tables/<seg:table>/fields/<seg:field>",
+            endpoint="meta_field",
+            methods=["PATCH"],
         ),
         Rule("/v0/<seg:base>/<seg:table>", endpoint="records", methods=_ALL),
         Rule("/v0/<seg:base>/<seg:table>/listRecords", endpoint="list_records", methods=["POST"]),
@@ -314,6 +324,10 @@ class AirtableApp:
             return 200, self._meta_create_table(ctx, base_id)
         if endpoint == "meta_fields":
             return 200, self._meta_create_field(ctx, base_id, params["table"])
+        if endpoint == "meta_table":
+            return 200, self._meta_update_table(ctx, base_id, params["table"])
+        if endpoint == "meta_field":
+            return 200, self._meta_update_field(ctx, base_id, params["table"], params["field"])
         table = params["table"]
         if endpoint == "records":
             if m in ("GET", "HEAD"):
@@ -523,6 +537,25 @@ class AirtableApp:
         table = self.store.table(base_id, table_ref)
         check_api_create(table.name, body, allow_formulas=self.formula_fields_via_api)
         return self.store.create_field(base_id, table_ref, body).to_meta()
+
+    def _meta_update_table(self, ctx: _Ctx, base_id: str, table_ref: str) -> dict[str, Any]:
+        # Airtable: PATCH /v0/meta/bases/{baseId}/tables/{tableIdOrName}, name/description.
+        body = _object(ctx.json())
+        _reject_unknown(body, {"name", "description"})
+        if not body:
+            raise E.invalid_request("give a name or a description to change")
+        return self.store.update_table(base_id, table_ref, body).to_meta()
+
+    def _meta_update_field(
+        self, ctx: _Ctx, base_id: str, table_ref: str, field_id: str
+    ) -> dict[str, Any]:
+        # Airtable: PATCH /v0/meta/bases/{baseId}/tables/{tableIdOrName}/fields/{columnId},
+        # name/description; answers the field model.
+        body = _object(ctx.json())
+        _reject_unknown(body, {"name", "description"})
+        if not body:
+            raise E.invalid_request("give a name or a description to change")
+        return self.store.update_field(base_id, table_ref, field_id, body).to_meta()
 
 
 # -- request parsing helpers ------------------------------------------------------------------

@@ -512,6 +512,92 @@ class Store:
             table.cache.clear()
             return fdef
 
+    def update_field(
+        self, base_id: str | None, table_ref: str, field_id: str, changes: Mapping[str, Any]
+    ) -> FieldDef:
+        """Rename a field and/or change its description (Airtable's update-field endpoint).
+
+        As in Airtable, a field keeps its ID through a rename, and every formula referencing
+        it follows (Airtable stores formulas by field ID; here the texts are rewritten).
+        Records store values by field name, so a rename re-keys (and re-persists) them all.
+        """
+        with self.lock:
+            table = self.table(base_id, table_ref)
+            fdef = next((f for f in table.fields if f.id == field_id), None)
+            if fdef is None:
+                raise E.ApiError(404, "NOT_FOUND", f"Could not find field {field_id}")
+            name = changes.get("name", fdef.name)
+            if not isinstance(name, str) or not name.strip():
+                raise E.ApiError(422, "DUPLICATE_OR_EMPTY_FIELD_NAME", "A field needs a name")
+            if name != fdef.name and any(f.name == name for f in table.fields):
+                raise E.ApiError(
+                    422, "DUPLICATE_OR_EMPTY_FIELD_NAME", f'A field named "{name}" already exists'
+                )
+            desc = changes.get("description", fdef.description)
+            if desc is not None and not isinstance(desc, str):
+                raise E.invalid_request("description must be a string")
+            old = fdef.name
+            if name != old:
+                self._rename_field(table, fdef, name)
+            fdef.description = desc or None
+            self._write(tables=[self._table_row(self._base_of(table), table)])
+            return fdef
+
+    def _rename_field(self, table: TableDef, fdef: FieldDef, name: str) -> None:
+        old = fdef.name
+        fdef.name = name
+        for other in table.fields:
+            text = other.formula
+            if text and "{" + old + "}" in text:
+                other.options = {
+                    **(other.options or {}),
+                    "formula": text.replace("{" + old + "}", "{" + name + "}"),
+                }
+        _link_formulas(table)
+        rows = []
+        for rid, rec in list(table.records.items()):
+            if old in rec.fields:
+                fields = {(name if k == old else k): v for k, v in rec.fields.items()}
+                table.records[rid] = Record(
+                    rec.id, rec.created_time, rec.created, rec.modified, fields
+                )
+                rows.append(_row(table, table.records[rid], table.seq[rid]))
+        if rows:
+            self._write(upsert=rows)
+        # Indexes and compiled formulas are keyed by name: rebuild them.
+        table.indexes.clear()
+        table.index(table.fields[0].name)
+        table.schema_version += 1
+        table.cache.clear()
+
+    def update_table(
+        self, base_id: str | None, table_ref: str, changes: Mapping[str, Any]
+    ) -> TableDef:
+        """Rename a table and/or change its description (Airtable's update-table endpoint);
+        it keeps its ID."""
+        with self.lock:
+            base = self.base(base_id)
+            table = self.table(base_id, table_ref)
+            name = changes.get("name", table.name)
+            if not isinstance(name, str) or not name.strip():
+                raise E.invalid_request("table name must be a non-empty string")
+            other = base.table(name)
+            if other is not None and other is not table:
+                raise E.ApiError(
+                    422, "DUPLICATE_TABLE_NAME", f'A table named "{name}" already exists'
+                )
+            desc = changes.get("description", table.description)
+            if desc is not None and not isinstance(desc, str):
+                raise E.invalid_request("description must be a string")
+            before = (table.name, table.description)
+            table.name, table.description = name, desc or None
+            try:
+                self._write(tables=[self._table_row(base, table)])
+            except BaseException:
+                table.name, table.description = before
+                raise
+            return table
+
     @staticmethod
     def _field_from_model(table: TableDef, spec: Any) -> FieldDef:
         if not isinstance(spec, Mapping):

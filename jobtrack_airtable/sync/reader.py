@@ -51,7 +51,9 @@ class Page:
 def _pages(repo: Repository, table: TableKey) -> Iterator[list[RecordDict]]:
     t = repo.conn.table(table)
     name = repo.schema.table(table).name
-    options: dict[str, Any] = {"page_size": MAX_PAGE_SIZE}
+    # Pinned tables answer by field ID; repo.decode keys the rows by configured name.
+    extra = repo.read_options(table)
+    options: dict[str, Any] = {"page_size": MAX_PAGE_SIZE, **extra}
     while True:
         response = call_with_retry(
             t.api.request,
@@ -62,11 +64,11 @@ def _pages(repo: Repository, table: TableKey) -> Iterator[list[RecordDict]]:
             op=f"list {name}",
             policy=repo.conn.policy,
         )
-        yield list(response.get("records", []))
+        yield [repo.decode(table, r) for r in response.get("records", [])]
         offset = response.get("offset")
         if not offset:
             return
-        options = {"page_size": MAX_PAGE_SIZE, "offset": offset}
+        options = {"page_size": MAX_PAGE_SIZE, **extra, "offset": offset}
 
 
 def read_tables(repo: Repository, tables: Sequence[TableKey]) -> Iterator[Page]:
