@@ -9,9 +9,10 @@ Four things live here:
   unknown names raise :class:`~jobtrack_airtable.errors.UnknownMetricError` listing the
   allowed names.  Pydantic's ``ValidationError`` never escapes the public constructors.
 * :func:`format_time`: Start/End/Last Updated as Airtable's UTC ``…Z``.
-* :class:`ClientRunRow` / :class:`JobRow`: tolerant parses of records read back from the base.
-  Bad stored data never raises; it becomes ``None`` plus a line in ``problems`` so ``sync`` can
-  flag it.
+* :class:`ClientRunRow` / :class:`JobRow`: tolerant parses of records read back from the base,
+  plain frozen dataclasses (pydantic validates where data enters, in :class:`ClientMetrics`;
+  reading back must never raise).  Bad stored data becomes ``None`` plus a line in
+  ``problems`` so ``sync`` can flag it.
 * :class:`JobAggregate`, :func:`aggregate` and :func:`completion_status`: the job row derived
   from its client rows, recomputed from scratch every time (idempotent, self-repairing).
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from numbers import Integral
@@ -575,7 +577,8 @@ class _Reader:
         return None
 
 
-class ClientRunRow(BaseModel):
+@dataclass(frozen=True)
+class ClientRunRow:
     """A Client Run Results row as read back from the base.
 
     Parsing with :meth:`from_record` never raises for bad stored data: an invalid value
@@ -596,24 +599,22 @@ class ClientRunRow(BaseModel):
     ["field 'Apify API Costs' holds '1.20': stored as text, not as a number"]
     """
 
-    model_config = ConfigDict(frozen=True)
-
     record_id: str = ""
-    created_time: AwareDatetime | None = None
+    created_time: datetime | None = None
     run_id: str | None = None
     client_id: str | None = None
     client_name: str | None = None
     status_raw: str | None = None
     status: Status | None = None
-    start_time: AwareDatetime | None = None
-    end_time: AwareDatetime | None = None
-    last_updated: AwareDatetime | None = None
-    metrics: ClientMetrics = Field(default_factory=ClientMetrics)
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    last_updated: datetime | None = None
+    metrics: ClientMetrics = field(default_factory=ClientMetrics)
     system_notes: str | None = None
     error_details: str | None = None
     apify_run_id: str | None = None
-    problems: list[str] = Field(default_factory=list)
-    fields: dict[str, Any] = Field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], table: TableSpec) -> ClientRunRow:
@@ -639,12 +640,13 @@ class ClientRunRow(BaseModel):
             "apify_run_id": r.text("apify_run_id"),
             "fields": r.fields,
         }
-        # model_construct: every value is already checked, and validation here could only
-        # raise, which tolerant reading must not do.
-        return cls.model_construct(**values, problems=r.problems + metric_problems)
+        # A plain dataclass: every value is already checked by the reader, and reading back
+        # must never raise (validation belongs where data enters: ClientMetrics.of).
+        return cls(**values, problems=r.problems + metric_problems)
 
 
-class JobRow(BaseModel):
+@dataclass(frozen=True)
+class JobRow:
     """A Job Tracking row as read back from the base; tolerant like :class:`ClientRunRow`.
 
     ``aggregates`` has one entry per aggregate field the table has enabled
@@ -659,21 +661,19 @@ class JobRow(BaseModel):
     (1, 2, None)
     """
 
-    model_config = ConfigDict(frozen=True)
-
     record_id: str = ""
-    created_time: AwareDatetime | None = None
+    created_time: datetime | None = None
     run_id: str | None = None
     status_raw: str | None = None
     status: Status | None = None
     stream: int | None = None
-    start_time: AwareDatetime | None = None
-    end_time: AwareDatetime | None = None
-    last_updated: AwareDatetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    last_updated: datetime | None = None
     system_notes: str | None = None
-    aggregates: dict[str, int | None] = Field(default_factory=dict)
-    problems: list[str] = Field(default_factory=list)
-    fields: dict[str, Any] = Field(default_factory=dict)
+    aggregates: dict[str, int | None] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], table: TableSpec) -> JobRow:
@@ -694,7 +694,7 @@ class JobRow(BaseModel):
             "aggregates": {k: r.count(k) for k in AGGREGATE_KEYS if table.has(k)},
             "fields": r.fields,
         }
-        return cls.model_construct(**values, problems=r.problems)
+        return cls(**values, problems=r.problems)
 
 
 # --- aggregation -------------------------------------------------------------------------------

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ...errors import show
 from ...metrics import ClientRunRow, JobRow
 from ...statuses import Status, map_status, staleness
@@ -23,7 +25,7 @@ __all__ = ["client_row", "fix"]
 def client_row(entity: Entity) -> ClientRunRow:
     """The client row as it will be, with its final status (for aggregation)."""
     row = ClientRunRow.from_record(entity.record(), entity.layout.spec)
-    return row if row.status is entity.status else row.model_copy(update={"status": entity.status})
+    return row if row.status is entity.status else replace(row, status=entity.status)
 
 
 def fix(state: PlanState) -> None:
