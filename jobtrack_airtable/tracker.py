@@ -327,9 +327,7 @@ class Tracker:
             # of these rows (a run of the same client closed a moment ago).
             self._commit.drain()
         runs = [
-            ClientRun(
-                self, with_client(base, cid), client_id=cid, name=cname or cid, new=new, force=force
-            )
+            ClientRun(self, with_client(base, cid), client_id=cid, name=cname, new=new, force=force)
             for cid, cname in specs
         ]
         self._commit.mark(*runs)
