@@ -377,7 +377,10 @@ class ArchiveStore:
             with self._db:
                 self._db.executemany("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?)", rows)
             return len(rows)
-        new_file = not self.path.exists()
+        if self.path.exists():
+            self._drop_partial_tail()
+        # Empty counts as new: the crash may have cut the base line itself.
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
         with self.path.open("a", encoding="utf-8") as f:
             if new_file:
                 f.write(json.dumps({"meta": "base", "base_id": self.base_id}) + "\n")
@@ -387,6 +390,33 @@ class ArchiveStore:
             f.flush()
             os.fsync(f.fileno())
         return len(rows)
+
+    def _drop_partial_tail(self) -> None:
+        """Cut a last line left without its newline by a crash mid-append: it was never a
+        whole record (nothing was deleted on its account), and appending after it would
+        fuse it with the next record into one corrupt line."""
+        with self.path.open("rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            block = 1 << 16
+            end = size
+            while end > 0:
+                start = max(0, end - block)
+                f.seek(start)
+                chunk = f.read(end - start)
+                cut = chunk.rfind(b"\n")
+                if cut >= 0:
+                    f.truncate(start + cut + 1)
+                    break
+                end = start
+            else:
+                f.truncate(0)
+            f.flush()
+            os.fsync(f.fileno())
 
     def versions(self, table: TableKey) -> list[ArchivedRecord]:
         """Every copy of every record of ``table`` the archive holds, oldest first.  A copy is
