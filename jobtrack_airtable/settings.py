@@ -61,9 +61,17 @@ class Settings(BaseSettings):
     schema_file: Path | None = Field(
         None, validation_alias=AliasChoices("JOBTRACK_SCHEMA_FILE", "schema_file")
     )
-    timeout: float = Field(30.0, gt=0, validation_alias=AliasChoices("JOBTRACK_TIMEOUT", "timeout"))
+    timeout: float = Field(
+        30.0,
+        gt=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("JOBTRACK_TIMEOUT", "timeout"),
+    )
     rate_limit: float = Field(
-        5.0, ge=0, validation_alias=AliasChoices("JOBTRACK_RATE_LIMIT", "rate_limit")
+        5.0,
+        ge=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("JOBTRACK_RATE_LIMIT", "rate_limit"),
     )
     # repr=False: a redis:// URL may carry a password, and settings end up in logs.
     limiter_url: str | None = Field(
@@ -75,10 +83,14 @@ class Settings(BaseSettings):
     stale_after_minutes: float = Field(
         120.0,
         gt=0,
+        allow_inf_nan=False,
         validation_alias=AliasChoices("JOBTRACK_STALE_AFTER_MINUTES", "stale_after_minutes"),
     )
     flush_interval: float = Field(
-        5.0, ge=0, validation_alias=AliasChoices("JOBTRACK_FLUSH_INTERVAL", "flush_interval")
+        5.0,
+        ge=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("JOBTRACK_FLUSH_INTERVAL", "flush_interval"),
     )
     assume_utc: bool = Field(
         False, validation_alias=AliasChoices("JOBTRACK_ASSUME_UTC", "assume_utc")
