@@ -33,6 +33,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -120,6 +121,12 @@ class Settings(BaseSettings):
     def _endpoint_shape(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f"endpoint URL {value!r} must start with http:// or https://")
+        if value is not None:
+            try:
+                # requests would fail on it at the first request, naming no variable.
+                urlsplit(value).port  # noqa: B018
+            except ValueError as exc:
+                raise ValueError(f"endpoint URL {value!r} is malformed ({exc})") from None
         return value.rstrip("/") if value else value
 
     @property

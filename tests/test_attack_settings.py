@@ -43,3 +43,13 @@ def test_the_cli_names_a_non_finite_value_in_one_line(
     assert result.exit_code == 1, result.output
     [line] = error_lines(result)
     assert line.startswith(f"error: invalid configuration: {var}='inf'"), line
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://localhost:99999", "http://host:port"])
+def test_a_malformed_endpoint_url_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("JOBTRACK_ENDPOINT_URL", url)
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None)
+    assert "JOBTRACK_ENDPOINT_URL" in str(caught.value) and url in str(caught.value)
