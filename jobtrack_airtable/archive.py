@@ -54,7 +54,7 @@ from .repository import MAX_PAGE_SIZE, Repository, oldest_first
 from .schema import Schema
 from .statuses import Status, map_status
 from .sync.model import fingerprint
-from .timeutil import parse_airtable, to_airtable, utcnow
+from .timeutil import to_airtable, utcnow
 
 __all__ = [
     "ARCHIVE_FORMAT_VERSION",
@@ -616,7 +616,3 @@ def parse_age(text: str) -> timedelta:
             f"invalid age {show(text)}: use a whole number of hours, days or weeks, e.g. 90d"
         )
     return timedelta(days=int(number) * units[unit])
-
-
-def cutoff_of(plan: ArchivePlan) -> datetime:
-    return parse_airtable(plan.cutoff)

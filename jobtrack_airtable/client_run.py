@@ -75,7 +75,6 @@ class ClientRun(EndsOnExit):
         self._start_due: str | None = to_airtable(tracker.clock()) if new else None
         self._end: str | None = None
         self._error: str | None = None
-        self._closed_by_us = False
         self._close_force = False
         self._version = 1
         self._written_version = 0
@@ -238,7 +237,6 @@ class ClientRun(EndsOnExit):
             self._status_due = new
             self._end = to_airtable(self.tracker.clock())
             self._error = error_text(error) if error is not None else None
-            self._closed_by_us = True
             self._close_force = force
             self.status = new
             self._changed()
