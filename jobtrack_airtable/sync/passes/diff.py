@@ -22,7 +22,7 @@ CUT_MARKER = "[earlier notes cut: System Notes holds at most 100,000 characters]
 
 
 def fit_notes(text: str) -> str:
-    """``text`` cut to Airtable's long-text limit by dropping its oldest lines (never sync's
+    r"""``text`` cut to Airtable's long-text limit by dropping its oldest lines (never sync's
     new ones, which say why a status changed).  Without this, one row whose notes are full
     makes the whole apply refuse, and no stale run anywhere is ever fixed.
 
