@@ -55,7 +55,7 @@ from .repository import Repository, oldest_first
 from .schema import Schema
 from .statuses import Status, map_status
 from .sync.model import fingerprint
-from .timeutil import parse_airtable, to_airtable, utcnow
+from .timeutil import to_airtable, utcnow
 
 __all__ = [
     "ARCHIVE_FORMAT_VERSION",
@@ -375,7 +375,10 @@ class ArchiveStore:
             with self._db:
                 self._db.executemany("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?)", rows)
             return len(rows)
-        new_file = not self.path.exists()
+        if self.path.exists():
+            self._drop_partial_tail()
+        # Empty counts as new: the crash may have cut the base line itself.
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
         with self.path.open("a", encoding="utf-8") as f:
             if new_file:
                 f.write(json.dumps({"meta": "base", "base_id": self.base_id}) + "\n")
@@ -385,6 +388,33 @@ class ArchiveStore:
             f.flush()
             os.fsync(f.fileno())
         return len(rows)
+
+    def _drop_partial_tail(self) -> None:
+        """Cut a last line left without its newline by a crash mid-append: it was never a
+        whole record (nothing was deleted on its account), and appending after it would
+        fuse it with the next record into one corrupt line."""
+        with self.path.open("rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            block = 1 << 16
+            end = size
+            while end > 0:
+                start = max(0, end - block)
+                f.seek(start)
+                chunk = f.read(end - start)
+                cut = chunk.rfind(b"\n")
+                if cut >= 0:
+                    f.truncate(start + cut + 1)
+                    break
+                end = start
+            else:
+                f.truncate(0)
+            f.flush()
+            os.fsync(f.fileno())
 
     def versions(self, table: TableKey) -> list[ArchivedRecord]:
         """Every copy of every record of ``table`` the archive holds, oldest first.  A copy is
@@ -572,7 +602,3 @@ def parse_age(text: str) -> timedelta:
             f"invalid age {show(text)}: use a whole number of hours, days or weeks, e.g. 90d"
         )
     return timedelta(days=int(number) * units[unit])
-
-
-def cutoff_of(plan: ArchivePlan) -> datetime:
-    return parse_airtable(plan.cutoff)

@@ -45,14 +45,17 @@ class ClientRun(EndsOnExit):
         run_id: ClientRunId,
         *,
         client_id: str,
-        name: str,
+        name: str | None,
         new: bool,
         force: bool = False,
     ) -> None:
         self.tracker = tracker
         self.run_id = run_id
         self.client_id = client_id
-        self.name = name
+        self.name = name or client_id
+        # A name the caller gave overwrites the row's; the client ID standing in for a name
+        # nobody gave must never replace a stored one (a restarted worker re-opening a run).
+        self._name_given = bool(name)
         self.status = Status.RUNNING
         #: The row's record ID, once a write told it.
         self.record_id: str | None = None
@@ -72,7 +75,6 @@ class ClientRun(EndsOnExit):
         self._start_due: str | None = to_airtable(tracker.clock()) if new else None
         self._end: str | None = None
         self._error: str | None = None
-        self._closed_by_us = False
         self._close_force = False
         self._version = 1
         self._written_version = 0
@@ -169,6 +171,7 @@ class ClientRun(EndsOnExit):
             self._set_keys.update(metrics.values())
             if extra.get("client_name"):
                 self.name = extra["client_name"]
+                self._name_given = True
             self._extra.update(extra)
             self._worked = self._worked or not metrics.is_empty
             self._changed()
@@ -234,7 +237,6 @@ class ClientRun(EndsOnExit):
             self._status_due = new
             self._end = to_airtable(self.tracker.clock())
             self._error = error_text(error) if error is not None else None
-            self._closed_by_us = True
             self._close_force = force
             self.status = new
             self._changed()
@@ -325,6 +327,8 @@ class ClientRun(EndsOnExit):
             }
             if self._probe:
                 # Nothing a stored row holds (status, times, totals, notes): see client_run.
+                if not self._name_given:
+                    del fields["client_name"]
                 return None, fields, ("probe", self._version)
             table = self.tracker.conn.schema.client_runs
             fields.update(self.totals.to_values(table))

@@ -570,7 +570,8 @@ class Repository:
         deleting our copies) when another process holds the key.
 
         A create retried after a lost response may leave several copies of our row: all but
-        the oldest are deleted, so the start still ends with one row.
+        the oldest are deleted, so the start still ends with one row.  A row of another host
+        created in the same millisecond as ours makes us lose (both may lose, and move on).
         """
         spec = self.spec(table)
         key = str(values[spec.natural_key])
@@ -580,6 +581,13 @@ class Repository:
         ours = [r for r in rows if marker in str(r["fields"].get(notes_name, ""))]
         winner = rows[0] if rows else None
         won = winner is not None and any(r["id"] == winner["id"] for r in ours)
+        mine = {r["id"] for r in ours}
+        tied = [r for r in rows if winner and r["createdTime"] == winner["createdTime"]]
+        if won and any(r["id"] not in mine for r in tied):
+            # A tie with another host's row (same millisecond) is never won: that host may
+            # have listed before our create, seen itself alone and won.  Record IDs are
+            # random, so breaking the tie by them could make two winners.
+            won = False
         losers = [r["id"] for r in ours if not won or r["id"] != winner["id"]]  # type: ignore[index]
         if losers:
             if won:

@@ -33,6 +33,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -61,9 +62,17 @@ class Settings(BaseSettings):
     schema_file: Path | None = Field(
         None, validation_alias=AliasChoices("JOBTRACK_SCHEMA_FILE", "schema_file")
     )
-    timeout: float = Field(30.0, gt=0, validation_alias=AliasChoices("JOBTRACK_TIMEOUT", "timeout"))
+    timeout: float = Field(
+        30.0,
+        gt=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("JOBTRACK_TIMEOUT", "timeout"),
+    )
     rate_limit: float = Field(
-        5.0, ge=0, validation_alias=AliasChoices("JOBTRACK_RATE_LIMIT", "rate_limit")
+        5.0,
+        ge=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("JOBTRACK_RATE_LIMIT", "rate_limit"),
     )
     # repr=False: a redis:// URL may carry a password, and settings end up in logs.
     limiter_url: str | None = Field(
@@ -75,10 +84,14 @@ class Settings(BaseSettings):
     stale_after_minutes: float = Field(
         120.0,
         gt=0,
+        allow_inf_nan=False,
         validation_alias=AliasChoices("JOBTRACK_STALE_AFTER_MINUTES", "stale_after_minutes"),
     )
     flush_interval: float = Field(
-        5.0, ge=0, validation_alias=AliasChoices("JOBTRACK_FLUSH_INTERVAL", "flush_interval")
+        5.0,
+        ge=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("JOBTRACK_FLUSH_INTERVAL", "flush_interval"),
     )
     assume_utc: bool = Field(
         False, validation_alias=AliasChoices("JOBTRACK_ASSUME_UTC", "assume_utc")
@@ -108,6 +121,12 @@ class Settings(BaseSettings):
     def _endpoint_shape(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f"endpoint URL {value!r} must start with http:// or https://")
+        if value is not None:
+            try:
+                # requests would fail on it at the first request, naming no variable.
+                urlsplit(value).port  # noqa: B018
+            except ValueError as exc:
+                raise ValueError(f"endpoint URL {value!r} is malformed ({exc})") from None
         return value.rstrip("/") if value else value
 
     @property

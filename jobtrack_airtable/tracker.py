@@ -67,7 +67,7 @@ from .run_ids import (
 from .runs import EndsOnExit, Notes, error_text
 from .schema import text_problem
 from .settings import Settings
-from .statuses import Status, check_transition, parse_status
+from .statuses import CLOCK_TOLERANCE, Status, check_transition, parse_status
 from .timeutil import to_airtable
 
 __all__ = ["ClientRun", "Job", "Tracker"]
@@ -107,6 +107,7 @@ class Tracker:
         # The server's clock (learnt from responses' Date headers), not this machine's: rows'
         # stamps are judged by sync against Airtable's time, and workers' clocks drift.
         self.clock = clock if clock is not None else conn.server_now
+        self._server_clock = clock is None
         self.tz = tz if tz is not None else settings.tz
         interval = flush_interval if flush_interval is not None else settings.flush_interval
         #: Who writes, as recorded in System Notes (host and process by default).
@@ -218,6 +219,16 @@ class Tracker:
                     status=Status.RUNNING,
                     record_id=claimed.record_id,
                 )
+                created = claimed.created_time
+                if (
+                    self._server_clock
+                    and created is not None
+                    and abs(now - created) > CLOCK_TOLERANCE
+                ):
+                    # Stamped before the connection's first response taught it the server's
+                    # clock (the raw local clock, maybe hours off): the row's created time is
+                    # the true start; the job's next write puts it right, at no extra request.
+                    job._start_fix = to_airtable(created)
                 log.info(
                     "started job %s (stream %d)",
                     candidate,
@@ -327,9 +338,7 @@ class Tracker:
             # of these rows (a run of the same client closed a moment ago).
             self._commit.drain()
         runs = [
-            ClientRun(
-                self, with_client(base, cid), client_id=cid, name=cname or cid, new=new, force=force
-            )
+            ClientRun(self, with_client(base, cid), client_id=cid, name=cname, new=new, force=force)
             for cid, cname in specs
         ]
         self._commit.mark(*runs)
@@ -465,10 +474,16 @@ class Job(EndsOnExit):
 
     # ------------------------------------------------------------ job writes
 
+    #: A corrected Start Time the job's next write carries (see :meth:`Tracker.job`).
+    _start_fix: str | None = None
+
     def _write(self, values: dict[str, Any]) -> JobRow:
         values = {"run_id": str(self.run_id), **values}
+        if self._start_fix is not None:
+            values.setdefault("start_time", self._start_fix)
         [(row, _)] = self.tracker.repo.jobs.write([(self.record_id, values)])
         self.record_id = row.record_id
+        self._start_fix = None
         return row
 
     def _current(self) -> JobRow | None:

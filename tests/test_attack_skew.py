@@ -1,0 +1,45 @@
+"""Attack: the first job of a worker whose clock is hours off.
+
+Rows are stamped on the server's clock, learnt from responses' ``Date`` headers, but a job's
+start is stamped *before* its first request: on a fresh connection that is the raw local
+clock.  A worker 3 h behind recorded its first job's Start Time 3 h early, so the job's
+Duration read 3 h for a job of a second (3 h ahead: a negative Duration).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from jobtrack_airtable.client import Connection
+from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.recovery import DEFAULT_POLICY
+from jobtrack_airtable.server_clock import ServerClock
+from jobtrack_airtable.timeutil import parse_airtable, utcnow
+from jobtrack_airtable.tracker import Tracker
+
+from .test_tracker import JOBS, rows
+
+
+@pytest.mark.parametrize("skew", [timedelta(hours=-3), timedelta(hours=3)], ids=["behind", "ahead"])
+def test_the_first_job_of_a_skewed_worker_has_a_true_start_and_duration(
+    local_airtable: LocalAirtable, skew: timedelta
+) -> None:
+    def local() -> datetime:
+        return utcnow() + skew
+
+    conn = Connection.from_settings(
+        local_airtable.settings(rate_limit=0, flush_interval=3600.0),
+        policy=DEFAULT_POLICY.scaled(0.01),
+        clock=ServerClock(local=local),
+    )
+    with Tracker(conn) as tracker:
+        job = tracker.job()  # the first request of this connection
+        job.complete()
+    [row] = rows(local_airtable, JOBS)
+    created = parse_airtable(row["createdTime"])
+    start = parse_airtable(row["fields"]["Start Time"])
+    end = parse_airtable(row["fields"]["End Time"])
+    assert abs(start - created) < timedelta(seconds=2)
+    assert timedelta(seconds=-2) < end - start < timedelta(seconds=10)
