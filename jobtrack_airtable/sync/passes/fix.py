@@ -69,7 +69,11 @@ def _status(entity: Entity) -> None:
     mapping = map_status(raw_status)
     if mapping.status is None:
         if is_empty(raw_status):
-            entity.flag("Status is empty; not guessed")
+            # A run opened without a status (the 1-request open writes none; its first write
+            # sets Running): a worker killed before that write leaves it so.  It is a run that
+            # never said it ended: live while fresh, failed once stale (see _check).
+            entity.status = Status.RUNNING
+            return
         else:
             entity.flag(
                 f"Status {show(raw_status)} is unmappable ({mapping.reason}); "
@@ -103,4 +107,9 @@ def _check(state: PlanState, ctx: Context, entity: Entity) -> None:
             threshold=ctx.stale_after,
             now=ctx.now,
         )
-        entity.stale = found.reason if found is not None else None
+        if found is None:
+            entity.stale = None
+        elif is_empty(entity.get("status")):
+            entity.stale = f"Status is empty (the run's first write never came); {found.reason}"
+        else:
+            entity.stale = found.reason

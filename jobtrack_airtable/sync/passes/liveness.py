@@ -6,8 +6,11 @@ are failed, and each job row to be created (orphan client rows) gets its status.
   running and fresh (workers update client rows, not necessarily the job row).
 * Orphan client rows' job row: ``Running`` if any of them is running and fresh, else the
   completion rule (SPEC §1.4).
-* A client row still ``Running`` under a finished job (existing or to be created) → ``Failed``,
-  and the job row is fingerprinted (the fix depends on its status).
+* A client row still ``Running`` and fresh under a finished job is left to its worker (an
+  orchestrator may complete a job before its last worker closes): it is failed only once it
+  goes stale, like any run, and the job's aggregates follow its close on the next sync.  So
+  only silence ends a worker's run, and a worker that comes back after the threshold finds
+  out on its close (it reads the row first then) instead of overwriting a ``Failed``.
 """
 
 from __future__ import annotations
@@ -65,20 +68,5 @@ def liveness(state: PlanState) -> None:
                 else completion_status(client_row(c) for c in clients)
             )
 
-    for base, clients, job in bases:
-        job_status = job.status if job is not None else created[base]
-        if job_status is None or not job_status.is_terminal:
-            continue
-        for client in clients:
-            if client.status is Status.RUNNING:
-                fail(
-                    ctx,
-                    client,
-                    f"job {base} is {job_status.value} but this client run was still Running",
-                    f"job {base} finished ({job_status.value}) while this client run was "
-                    "still Running; marked Failed",
-                )
-                if job is not None:
-                    state.fingerprint(job.survivor)
     state.bases = bases
     state.created_status = created
