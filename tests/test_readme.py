@@ -25,6 +25,15 @@ def test_readme_python_example_runs(index: int, capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     if "print(" in code:
         assert out.strip()
+    # A print line documented with "# e.g. <output>" must print that, up to the run IDs and
+    # timestamps that change with the clock.
+    for example in re.findall(r"print\(.*#\s*e\.g\.\s*(.+)$", code, flags=re.M):
+        assert _shape(out.strip().splitlines()[-1]) == _shape(example.strip())
+
+
+def _shape(line: str) -> list[str]:
+    """The line's words, with run IDs (``YYMMDD-HHMMSS``) replaced by a placeholder."""
+    return [re.sub(r"^\d{6}-\d{6}$", "<run id>", word) for word in line.split()]
 
 
 def test_readme_first_lines_give_the_two_commands() -> None:

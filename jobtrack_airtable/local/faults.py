@@ -163,13 +163,9 @@ class FaultInjector:
         return rule
 
     def clear(self) -> None:
-        """Remove every rule (counters are kept; see :meth:`reset_counts`)."""
+        """Remove every rule (the counters of faults fired are kept)."""
         with self._lock:
             self._rules.clear()
-
-    def reset_counts(self) -> None:
-        with self._lock:
-            self._counts = _Counts()
 
     def seed(self, seed: int | None) -> None:
         """Re-seed the RNG (reproducible random faults)."""

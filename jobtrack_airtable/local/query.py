@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -372,13 +372,3 @@ class IteratorRegistry:
     def __len__(self) -> int:
         with self._lock:
             return len(self._listings)
-
-
-def render_many(
-    table: TableDef, records: Sequence[Record], options: RenderOptions, now: datetime
-) -> list[dict[str, Any]]:
-    return [render(table, r, options, now) for r in records]
-
-
-def fields_by_name(table: TableDef) -> Mapping[str, FieldDef]:
-    return {f.name: f for f in table.fields}
