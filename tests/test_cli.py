@@ -655,7 +655,11 @@ def test_no_library_or_os_wording_leaks(
 # -- plans: show, targets, what apply wrote (issue 14 item 8) -----------------------------------
 
 
-def test_show_a_saved_plan_text_and_json(base: Path, tmp_path: Path) -> None:
+def test_show_a_saved_plan_text_and_json(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Wide enough for the line naming the plan's path, however deep the temporary directory.
+    monkeypatch.setenv("COLUMNS", "400")
     plan_path = tmp_path / "plan.json"
     made = local(base, "sync", "-o", str(plan_path))
     assert made.exit_code == 2
