@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .errors import AirtableError, JobtrackError, LimiterUnavailableError, TrackerClosedError
+from .limiter.locks import row_key, row_locks
 from .metrics import ClientRunRow
 from .recovery import RETRYABLE
 from .repository import MAX_WRITE_BATCH, Repository
@@ -52,6 +53,7 @@ class Committable(Protocol):
     """What a client run offers the group commit (see ``tracker.ClientRun``)."""
 
     record_id: str | None
+    run_id: Any
 
     def needs_read(self) -> bool:
         """Whether the row must be read before this drain's write (notes to merge, a
@@ -211,18 +213,23 @@ class GroupCommit:
                 self._pending.clear()
             if not runs:
                 return
-            self._read_first([r for r in runs if r.record_id and r.needs_read()])
-            now = self.clock()
-            batch: list[tuple[Committable, Write]] = []
-            for run in runs:
-                write = run.take(now)
-                if write is not None:
-                    batch.append((run, write))
-            failure: Exception | None = None
-            for start in range(0, len(batch), MAX_WRITE_BATCH):
-                chunk = batch[start : start + MAX_WRITE_BATCH]
-                error = self._send(chunk)
-                failure = failure or error
+            readers = [r for r in runs if r.record_id and r.needs_read()]
+            conn = self.repo.conn
+            keys = [row_key(conn.base_id, "client_runs", str(r.run_id)) for r in readers]
+            # The rows read for their notes stay locked until written (see limiter.locks).
+            with row_locks(conn.limiter, keys):
+                self._read_first(readers)
+                now = self.clock()
+                batch: list[tuple[Committable, Write]] = []
+                for run in runs:
+                    write = run.take(now)
+                    if write is not None:
+                        batch.append((run, write))
+                failure: Exception | None = None
+                for start in range(0, len(batch), MAX_WRITE_BATCH):
+                    chunk = batch[start : start + MAX_WRITE_BATCH]
+                    error = self._send(chunk)
+                    failure = failure or error
             for run in runs:
                 if run.dirty():
                     self._requeue(run)

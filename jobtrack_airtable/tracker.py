@@ -36,6 +36,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime, tzinfo
 from typing import Any, Self
 
@@ -48,6 +49,7 @@ from .errors import (
     NotFoundError,
     show,
 )
+from .limiter.locks import row_key, row_locks
 from .metrics import (
     ClientRunRow,
     JobRow,
@@ -512,18 +514,28 @@ class Job(EndsOnExit):
         self._notes.server = row.system_notes or ""
         return row
 
+    def _notes_lock(self) -> AbstractContextManager[bool]:
+        """The lock of this job's row in the limiter's shared store, held from the read of
+        its notes to the write: no other writer sharing the store can interleave."""
+        conn = self.tracker.conn
+        return row_locks(conn.limiter, [row_key(conn.base_id, "jobs", str(self.run_id))])
+
     def note(self, text: str) -> None:
         """Append a line to the job's System Notes (2 requests: the row's current notes are
-        read, so that lines another process appended are kept)."""
+        read, under the row's lock, so that lines another process appended are kept)."""
         self._notes.check(text)
-        row = self._current()
-        if row is not None:
-            self._notes.server = row.system_notes or ""
-        self._notes.append(text)
-        sent = len(self._notes.lines)
-        row = self._write(
-            {"system_notes": self._notes.text, "last_updated": to_airtable(self.tracker.clock())}
-        )
+        with self._notes_lock():
+            row = self._current()
+            if row is not None:
+                self._notes.server = row.system_notes or ""
+            self._notes.append(text)
+            sent = len(self._notes.lines)
+            row = self._write(
+                {
+                    "system_notes": self._notes.text,
+                    "last_updated": to_airtable(self.tracker.clock()),
+                }
+            )
         self._notes.landed(row.system_notes, sent)
 
     def heartbeat(self) -> None:
@@ -570,6 +582,20 @@ class Job(EndsOnExit):
             check_transition(self.status, new, force=force)
         tracker = self.tracker
         tracker.flush()
+        with self._notes_lock():
+            return self._finish_locked(new, force=force, note=note, fit=fit, error=error)
+
+    def _finish_locked(
+        self,
+        new: Status | None,
+        *,
+        force: bool,
+        note: str | None,
+        fit: bool,
+        error: BaseException | str | None,
+    ) -> JobRow:
+        """The read of the job row, its client rows and the write, under the row's lock."""
+        tracker = self.tracker
         current = self._current()
         rows = tracker.repo.client_runs.of_job(self.run_id)
         if new is None:

@@ -901,3 +901,17 @@ def test_fail_closed_timed_flush_in_add_does_not_raise_or_double_count(
     assert row["Profiles Examined for Scoring"] == 3
     assert row["Status"] == "Completed"
     tracker.conn.close()
+
+
+def test_redis_locks_are_exclusive(redis_url: str) -> None:
+    from jobtrack_airtable.limiter.redis import RedisLimiter
+
+    prefix = f"jobtrack-test:{uuid.uuid4().hex}:"
+    a = RedisLimiter(redis_url, 5, fallback=None, key_prefix=prefix)
+    b = RedisLimiter(redis_url, 5, fallback=None, key_prefix=prefix)
+    assert a.try_lock(["k1", "k2"], "tokA", 10)
+    assert not b.try_lock(["k2"], "tokB", 10)
+    a.unlock(["k1", "k2"], "tokA")
+    assert b.try_lock(["k2"], "tokB", 10)
+    a.close()
+    b.close()

@@ -216,6 +216,26 @@ return 1
 _QUERY_PASSWORD_RE = re.compile(r"((?:^|&)password=)[^&]*", re.IGNORECASE)
 
 
+#: All or none of KEYS for ARGV[1] (a token) for ARGV[2] ms: one script, so two machines can
+#: never each take half of an overlapping set.
+LOCK_SCRIPT = """
+for _, k in ipairs(KEYS) do
+  local holder = redis.call('GET', k)
+  if holder and holder ~= ARGV[1] then return 0 end
+end
+for _, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1], 'PX', ARGV[2]) end
+return 1
+"""
+#: Delete the KEYS that ARGV[1] still holds (a lock that expired and was taken by another
+#: token is that token's now).
+UNLOCK_SCRIPT = """
+for _, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end
+end
+return 1
+"""
+
+
 def redis_key(base_id: str, prefix: str = DEFAULT_KEY_PREFIX) -> str:
     """The Redis key holding the grants of ``base_id``.
 
@@ -342,6 +362,8 @@ class RedisLimiter:
         self._client: Redis = client
         self._reserve_script = client.register_script(RESERVE_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
+        self._lock_script = client.register_script(LOCK_SCRIPT)
+        self._unlock_script = client.register_script(UNLOCK_SCRIPT)
         # Members must be unique across processes and threads, or ZADD would overwrite a slot
         # instead of adding one; the pid is read per call so a forked child differs.
         self._instance = uuid.uuid4().hex[:12]
@@ -597,6 +619,26 @@ class RedisLimiter:
     def acquire(self, key: str) -> None:
         """Count one request on ``key`` that is sent and finished now (waits for a slot)."""
         self.release(self.reserve(key))
+
+    def try_lock(self, keys: Sequence[str], token: str, ttl: float) -> bool:
+        """Take every lock of ``keys`` for ``token`` in one atomic script, or none of them
+        (see :mod:`.locks`).  While Redis is down, the fallback's locks (this machine's)."""
+        names = [self._key("lock:", k) for k in keys]
+        ok, taken = self._call(
+            lambda: self._lock_script(keys=names, args=[token, max(1, int(ttl * 1000))])
+        )
+        if ok:
+            return bool(taken)
+        take = getattr(self.fallback, "try_lock", None)
+        return bool(take(keys, token, ttl)) if take is not None else True
+
+    def unlock(self, keys: Sequence[str], token: str) -> None:
+        """Release the locks of ``keys`` that ``token`` holds (here and in the fallback)."""
+        names = [self._key("lock:", k) for k in keys]
+        self._call(lambda: self._unlock_script(keys=names, args=[token]))
+        release = getattr(self.fallback, "unlock", None)
+        if release is not None:
+            release(keys, token)
 
     def usage(self, key: str, month: str) -> dict[str, int]:
         """``{kind: n}`` counted for ``key`` in ``month`` (``"2026-12"``, UTC) by every worker

@@ -75,6 +75,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, month TEXT NOT NULL,"
     " kind TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (key, month, kind))",
+    "CREATE TABLE IF NOT EXISTS locks (key TEXT PRIMARY KEY, token TEXT NOT NULL,"
+    " until REAL NOT NULL)",
 )
 
 #: Times a transaction is retried when the file changes under it, before giving up.
@@ -340,6 +342,37 @@ class LocalLimiter:
     def acquire(self, key: str) -> None:
         """Count one request on ``key`` that is sent and finished now (waits for a slot)."""
         self.release(self.reserve(key))
+
+    def try_lock(self, keys: Sequence[str], token: str, ttl: float) -> bool:
+        """Take every lock of ``keys`` for ``token`` (for ``ttl`` seconds at most), or none of
+        them when another token holds one (see :mod:`.locks`)."""
+
+        def body(conn: sqlite3.Connection, now: float) -> bool:
+            conn.execute("DELETE FROM locks WHERE until < ?", (now,))
+            marks = ",".join("?" * len(keys))
+            (taken,) = conn.execute(
+                f"SELECT COUNT(*) FROM locks WHERE key IN ({marks}) AND token != ?",
+                (*keys, token),
+            ).fetchone()
+            if taken:
+                return False
+            conn.executemany(
+                "INSERT OR REPLACE INTO locks (key, token, until) VALUES (?, ?, ?)",
+                [(k, token, now + ttl) for k in keys],
+            )
+            return True
+
+        return self._transaction(body)
+
+    def unlock(self, keys: Sequence[str], token: str) -> None:
+        """Release the locks of ``keys`` that ``token`` holds."""
+
+        def body(conn: sqlite3.Connection, now: float) -> None:
+            conn.executemany(
+                "DELETE FROM locks WHERE key = ? AND token = ?", [(k, token) for k in keys]
+            )
+
+        self._transaction(body)
 
     def usage(self, key: str, month: str) -> dict[str, int]:
         """``{kind: n}`` counted for ``key`` in ``month`` (``"2026-12"``, UTC)."""

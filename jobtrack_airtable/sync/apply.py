@@ -48,6 +48,7 @@ from typing import Any
 from pyairtable import formulas as F
 
 from ..errors import StalePlanError
+from ..limiter.locks import row_key, row_locks
 from ..repository import Repository
 from ..schema import TableSpec
 from ..schema_check import compare_schema, fetch_meta, fit_schema
@@ -392,48 +393,58 @@ def apply_plan(
                 for r in plan.changes(table, action)
             ]
 
-    problems: list[StaleRow] = []
-    for table in TABLE_ORDER:
-        strategy = _reread_strategy(plan, table, specs[table])
-        pager = _pager(on_progress, f"verify {table}")
-        if strategy.full:
-            records = repo.list_records(table, on_page=pager)
-        else:
-            records = []
-            for formula in strategy.chunks:
-                records.extend(repo.list_records(table, formula=formula, on_page=pager))
-        problems.extend(_verify(plan, table, specs[table], records))
-    if problems:
-        raise StalePlanError(problems)
+    # Rows whose System Notes the plan writes are locked (in the limiter's shared store) from
+    # the re-read to the write, so a worker cannot append a line in between that the write
+    # would erase.
+    keys = [
+        row_key(repo.conn.base_id, r.table, str(r.key))
+        for r in plan.records
+        if r.action is Action.UPDATE and any(c.field == "system_notes" for c in r.changes)
+    ]
+    writes = sum(len(v) for v in payloads.values())
+    with row_locks(repo.conn.limiter, keys, ttl=60.0 + writes):
+        problems: list[StaleRow] = []
+        for table in TABLE_ORDER:
+            strategy = _reread_strategy(plan, table, specs[table])
+            pager = _pager(on_progress, f"verify {table}")
+            if strategy.full:
+                records = repo.list_records(table, on_page=pager)
+            else:
+                records = []
+                for formula in strategy.chunks:
+                    records.extend(repo.list_records(table, formula=formula, on_page=pager))
+            problems.extend(_verify(plan, table, specs[table], records))
+        if problems:
+            raise StalePlanError(problems)
 
-    for table in TABLE_ORDER:
-        items = payloads[(table, Action.UPDATE)]
-        for start in range(0, len(items), WRITE_BATCH):
-            chunk = [(rid, values) for rid, values in items[start : start + WRITE_BATCH] if rid]
-            repo.update_by_id(table, chunk)
-            result.updated.setdefault(table, []).extend(rid for rid, _ in chunk)
-            if on_progress:
-                on_progress(f"update {table}", len(chunk))
-    for table in TABLE_ORDER:
-        items = payloads[(table, Action.CREATE)]
-        for start in range(0, len(items), WRITE_BATCH):
-            # An upsert on the natural key, never a plain POST: a create retried after a lost
-            # response, re-run after a killed apply, or raced by a second admin applying the
-            # same plan updates the row the first one made instead of adding another.
-            created = repo.upsert(
-                table, [values for _, values in items[start : start + WRITE_BATCH]]
-            )
-            result.created.setdefault(table, []).extend(r["id"] for r in created)
-            if on_progress:
-                on_progress(f"create {table}", len(created))
-    for table in TABLE_ORDER:
-        ids = [rid for rid, _ in payloads[(table, Action.DELETE)] if rid]
-        for start in range(0, len(ids), WRITE_BATCH):
-            id_chunk = ids[start : start + WRITE_BATCH]
-            repo.delete(table, id_chunk)
-            result.deleted.setdefault(table, []).extend(id_chunk)
-            if on_progress:
-                on_progress(f"delete {table}", len(id_chunk))
+        for table in TABLE_ORDER:
+            items = payloads[(table, Action.UPDATE)]
+            for start in range(0, len(items), WRITE_BATCH):
+                chunk = [(rid, values) for rid, values in items[start : start + WRITE_BATCH] if rid]
+                repo.update_by_id(table, chunk)
+                result.updated.setdefault(table, []).extend(rid for rid, _ in chunk)
+                if on_progress:
+                    on_progress(f"update {table}", len(chunk))
+        for table in TABLE_ORDER:
+            items = payloads[(table, Action.CREATE)]
+            for start in range(0, len(items), WRITE_BATCH):
+                # An upsert on the natural key, never a plain POST: a create retried after a lost
+                # response, re-run after a killed apply, or raced by a second admin applying the
+                # same plan updates the row the first one made instead of adding another.
+                created = repo.upsert(
+                    table, [values for _, values in items[start : start + WRITE_BATCH]]
+                )
+                result.created.setdefault(table, []).extend(r["id"] for r in created)
+                if on_progress:
+                    on_progress(f"create {table}", len(created))
+        for table in TABLE_ORDER:
+            ids = [rid for rid, _ in payloads[(table, Action.DELETE)] if rid]
+            for start in range(0, len(ids), WRITE_BATCH):
+                id_chunk = ids[start : start + WRITE_BATCH]
+                repo.delete(table, id_chunk)
+                result.deleted.setdefault(table, []).extend(id_chunk)
+                if on_progress:
+                    on_progress(f"delete {table}", len(id_chunk))
     return result
 
 
