@@ -25,31 +25,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError, SchemaViolationError, show
+from .field_types import (
+    COMPUTED_TYPES,
+    DATETIME_TYPES,
+    NUMBER_TYPES,
+    SELECT_TYPES,
+    TEXT_TYPES,
+)
 
 TableKey = Literal["jobs", "client_runs"]
 
-#: Field types whose values are computed by Airtable and can never be written.
-COMPUTED_TYPES = frozenset(
-    {
-        "formula",
-        "rollup",
-        "count",
-        "lookup",
-        "multipleLookupValues",
-        "autoNumber",
-        "createdTime",
-        "lastModifiedTime",
-        "createdBy",
-        "lastModifiedBy",
-        "button",
-    }
-)
-NUMBER_TYPES = frozenset({"number", "currency", "percent", "duration", "rating"})
-TEXT_TYPES = frozenset(
-    {"singleLineText", "multilineText", "richText", "email", "url", "phoneNumber"}
-)
-SELECT_TYPES = frozenset({"singleSelect"})
-DATETIME_TYPES = frozenset({"dateTime", "date"})
 #: Airtable's limit on the characters of one text cell (long text: 100,000).
 MAX_TEXT_LENGTH = 100_000
 

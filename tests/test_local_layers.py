@@ -10,7 +10,11 @@ import jobtrack_airtable.local
 
 LOCAL = Path(jobtrack_airtable.local.__file__).parent
 #: What the server may use from the rest of the package: generic helpers, no domain.
-ALLOWED = {"jobtrack_airtable.errors", "jobtrack_airtable.timeutil"}
+ALLOWED = {
+    "jobtrack_airtable.errors",
+    "jobtrack_airtable.timeutil",
+    "jobtrack_airtable.field_types",
+}
 
 
 def _outside_imports(path: Path) -> set[str]:

@@ -22,28 +22,6 @@ from typing import Any
 
 from . import errors as E
 
-#: Field types whose values Airtable computes (never written by a client).
-COMPUTED_TYPES = frozenset(
-    {
-        "formula",
-        "rollup",
-        "count",
-        "lookup",
-        "multipleLookupValues",
-        "autoNumber",
-        "createdTime",
-        "lastModifiedTime",
-        "createdBy",
-        "lastModifiedBy",
-        "button",
-        "aiText",
-    }
-)
-NUMBER_TYPES = frozenset({"number", "currency", "percent", "duration", "rating"})
-TEXT_TYPES = frozenset(
-    {"singleLineText", "multilineText", "richText", "email", "url", "phoneNumber"}
-)
-
 NOT_CREATABLE = frozenset(
     {
         "aiText",

@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..field_types import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES
 from ..timeutil import parse_airtable, to_airtable
 from . import errors as E
-from .fieldmodels import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES, default_options
+from .fieldmodels import default_options
 from .index import STRING_FIELD_TYPES, FieldIndex, candidates
 from .persistence import BaseFile, RecordRow, TableRow
 
