@@ -178,11 +178,13 @@ def plan_archive(
     target = Path(archive_path).expanduser().resolve()
     if not target.parent.is_dir():
         raise InvalidInputError(f"the archive's directory {str(target.parent)!r} does not exist")
-    now = (now or utcnow()).astimezone(UTC)
-    cutoff = now - older_than
     jobs_spec, clients_spec = repo.schema.jobs, repo.schema.client_runs
     job_records = repo.list_records("jobs", on_page=on_page)
     client_records = repo.list_records("client_runs", on_page=on_page)
+    # The cutoff on the server's clock (learnt from the reads' Date headers), not this
+    # machine's, which may be hours off.
+    now = (now or repo.conn.server_now()).astimezone(UTC)
+    cutoff = now - older_than
 
     by_job: dict[str, list[RecordDict]] = {}
     for record in client_records:

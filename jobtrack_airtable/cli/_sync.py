@@ -313,13 +313,15 @@ def sync(
 
 
 def _is_archive_plan(path: Path) -> bool:
-    """Whether ``path`` holds an archive plan (``"kind": "archive"``) rather than a sync plan;
-    an unreadable file is left to the sync plan loader to report."""
+    """Whether ``path`` holds an archive plan rather than a sync plan; an unreadable file is
+    left to the sync plan loader to report."""
+    from ..archive import is_archive_plan
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and data.get("kind") == "archive"
+    return isinstance(data, dict) and is_archive_plan(data)
 
 
 @app.command("apply")
