@@ -232,6 +232,7 @@ def _reference(
     start_time: datetime | None,
     created_time: datetime | None,
     now: datetime,
+    labels: tuple[str, str] = ("Last Updated", "Start Time"),
 ) -> tuple[str, datetime, str | None] | None:
     """The liveness signal to age a run by, in SPEC order, with the field it came from, and
     why a worker-written stamp was set aside.
@@ -242,7 +243,7 @@ def _reference(
     future from a clock ahead: either way the created time is the better signal.
     """
     created = _aware("created time", created_time)
-    for label, value in (("Last Updated", last_updated), ("Start Time", start_time)):
+    for label, value in ((labels[0], last_updated), (labels[1], start_time)):
         if (checked := _aware(label, value)) is None:
             continue
         if created is None:
@@ -267,8 +268,10 @@ def staleness(
     created_time: datetime | None,
     threshold: timedelta,
     now: datetime,
+    labels: tuple[str, str] = ("Last Updated", "Start Time"),
 ) -> Staleness | None:
-    """Why a ``Running`` run is stale, or ``None`` when it is not.
+    """Why a ``Running`` run is stale, or ``None`` when it is not.  ``labels`` are the base's
+    names of the Last Updated and Start Time fields, for the reason's text.
 
     Stale: its liveness signal -- ``last_updated``, else ``start_time``, else
     ``created_time`` (the first that is set), the created time instead when the stamp is
@@ -294,7 +297,7 @@ def staleness(
     if checked_now is None:
         raise InvalidInputError("now is required")
     # Inputs are checked whatever the status, so a bad call fails the same way every time.
-    reference = _reference(last_updated, start_time, created_time, checked_now)
+    reference = _reference(last_updated, start_time, created_time, checked_now, labels)
     # A finished run is never stale; an unreadable status is sync's problem, not a guess here.
     if map_status(status).status is not Status.RUNNING or reference is None:
         return None  # with nothing to age it by, report nothing rather than guess

@@ -348,3 +348,22 @@ def test_stamps_from_skewed_clocks_give_way_to_the_created_time(times, stale, wh
         else:
             assert found.label == "created time" and why in (found.distrusted or "")
             assert why in found.reason
+
+
+def test_staleness_names_the_fields_as_the_base_calls_them() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from jobtrack_airtable.statuses import staleness
+
+    updated = datetime(2025, 9, 30, 14, 0, tzinfo=UTC)
+    found = staleness(
+        "Running",
+        last_updated=updated,
+        start_time=None,
+        created_time=updated,
+        threshold=timedelta(hours=1),
+        now=updated + timedelta(hours=2),
+        labels=("Heartbeat", "Began"),
+    )
+    assert found is not None
+    assert "(Heartbeat)" in found.reason and "Last Updated" not in found.reason

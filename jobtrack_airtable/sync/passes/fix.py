@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from ...errors import show
 from ...metrics import ClientRunRow, JobRow
+from ...schema import TableSpec
 from ...statuses import Status, map_status, staleness
 from ..model import TABLE_ORDER
 from ..state import PREFIX_LEN, Context, Entity, PlanState, is_empty
@@ -106,6 +107,7 @@ def _check(state: PlanState, ctx: Context, entity: Entity) -> None:
             created_time=parsed.created_time,
             threshold=ctx.stale_after,
             now=ctx.now,
+            labels=_stamp_labels(spec),
         )
         if found is None:
             entity.stale = None
@@ -113,3 +115,10 @@ def _check(state: PlanState, ctx: Context, entity: Entity) -> None:
             entity.stale = f"Status is empty (the run's first write never came); {found.reason}"
         else:
             entity.stale = found.reason
+
+
+def _stamp_labels(spec: TableSpec) -> tuple[str, str]:
+    """The base's names of the Last Updated and Start Time fields, for reasons' text."""
+    defaults = {"last_updated": "Last Updated", "start_time": "Start Time"}
+    names = [spec.name_of(k) if spec.has(k) else v for k, v in defaults.items()]
+    return names[0], names[1]
