@@ -14,6 +14,7 @@ ALLOWED = {
     "jobtrack_airtable.errors",
     "jobtrack_airtable.timeutil",
     "jobtrack_airtable.field_types",
+    "jobtrack_airtable.files",
 }
 
 

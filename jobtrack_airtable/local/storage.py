@@ -23,15 +23,12 @@ listing keep references to a consistent snapshot without copying it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import re
 import secrets
 import sqlite3
 import string
-import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +38,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..field_types import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES
+from ..files import write_atomically as _write_atomically
 from ..timeutil import parse_airtable, to_airtable
 from . import errors as E
 from .fieldmodels import default_options
@@ -1005,20 +1003,10 @@ def _table_from_model(tdata: Mapping[str, Any]) -> TableDef:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file, fsync and a rename, so a crash never
-    leaves half a file behind and a write is acknowledged only once it is on disk."""
+    """Write ``text`` to ``path`` (its directory made if missing) so that a crash never leaves
+    half a file behind and a write is acknowledged only once it is on disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    _write_atomically(path, text)
 
 
 def _link_formulas(table: TableDef) -> None:
