@@ -418,20 +418,33 @@ class ArchiveStore:
             f.flush()
             os.fsync(f.fileno())
 
-    def versions(self, table: TableKey) -> list[ArchivedRecord]:
-        """Every copy of every record of ``table`` the archive holds, oldest first.  A copy is
-        never replaced: archiving a row again after it changed adds a second version."""
+    def versions(
+        self, table: TableKey, record_ids: Iterable[str] | None = None
+    ) -> list[ArchivedRecord]:
+        """Every copy of every record of ``table`` the archive holds (only of ``record_ids``
+        when given), oldest first.  A copy is never replaced: archiving a row again after it
+        changed adds a second version."""
+        wanted = set(record_ids) if record_ids is not None else None
         if self._db is not None:
-            rows = self._db.execute(
-                "SELECT record, fingerprint, archived_at FROM records WHERE table_key=? "
-                "ORDER BY archived_at, rowid",
-                (table,),
-            ).fetchall()
-            return [ArchivedRecord(table, json.loads(r), fp, at) for r, fp, at in rows]
+            query = "SELECT record, fingerprint, archived_at, rowid FROM records WHERE table_key=?"
+            if wanted is None:
+                rows = self._db.execute(query, (table,)).fetchall()
+            else:
+                # The rows of one apply, not the whole archive (which only grows), in chunks
+                # within SQLite's limit on bound parameters.
+                ids, rows = sorted(wanted), []
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    rows += self._db.execute(
+                        f"{query} AND record_id IN ({','.join('?' * len(chunk))})",
+                        (table, *chunk),
+                    ).fetchall()
+            rows.sort(key=lambda r: (r[2], r[3]))
+            return [ArchivedRecord(table, json.loads(r), fp, at) for r, fp, at, _ in rows]
         return [
             ArchivedRecord(table, line["record"], line["fingerprint"], line["archived_at"])
             for line in self._lines()
-            if line.get("table") == table
+            if line.get("table") == table and (wanted is None or line["record"]["id"] in wanted)
         ]
 
     def records(self, table: TableKey) -> list[ArchivedRecord]:
@@ -439,11 +452,12 @@ class ArchiveStore:
         latest = {v.record["id"]: v for v in self.versions(table)}
         return [latest[k] for k in sorted(latest)]
 
-    def fingerprints(self, table: TableKey) -> dict[str, set[str]]:
-        """Record ID → fingerprints of its stored copies, recomputed from what was read back
-        (not the fingerprint stored beside them), so a damaged copy does not match."""
+    def fingerprints(self, table: TableKey, record_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Record ID → fingerprints of the stored copies of ``record_ids``, recomputed from
+        what was read back (not the fingerprint stored beside them), so a damaged copy does
+        not match."""
         out: dict[str, set[str]] = {}
-        for v in self.versions(table):
+        for v in self.versions(table, record_ids):
             out.setdefault(v.record["id"], set()).add(fingerprint(v.record))
         return out
 
@@ -507,7 +521,7 @@ def apply_archive(
     with ArchiveStore(
         plan.archive_path, base_id=plan.base_id, archive_format=plan.archive_format
     ) as store:
-        stored = {t: store.fingerprints(t) for t in planned}
+        stored = {t: store.fingerprints(t, rows) for t, rows in planned.items()}
         current: dict[TableKey, dict[str, dict[str, Any]]] = {}
         problems: list[str] = []
         for table, rows in planned.items():
@@ -532,7 +546,7 @@ def apply_archive(
                 if on_progress:
                     on_progress(f"archived {table}", len(records))
         # Read back: delete only what the archive demonstrably holds, byte for byte.
-        verified = {t: store.fingerprints(t) for t in planned}
+        verified = {t: store.fingerprints(t, rows) for t, rows in planned.items()}
 
     # Every row is checked before the first delete, so a bad copy stops the whole apply.
     missing = [
