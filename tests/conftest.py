@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -93,3 +94,23 @@ def _forget_pending_client_writes() -> Iterator[None]:
     for group in list(commit._LIVE):
         with group._lock:
             group._pending.clear()
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One embedded base seeded with the demo dataset per test session (per worker); the CLI
+    tests work on copies of it (``base``)."""
+    from jobtrack_airtable.cli.embedded import seed_file
+    from jobtrack_airtable.schema import load_schema
+
+    path = tmp_path_factory.mktemp("template") / "base.json"
+    seed_file(path, load_schema())
+    return path
+
+
+@pytest.fixture
+def base(template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the seeded demo base for one test."""
+    path = tmp_path / "base.json"
+    shutil.copyfile(template, path)
+    return path

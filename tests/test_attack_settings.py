@@ -14,10 +14,8 @@ from pydantic import ValidationError
 
 from jobtrack_airtable.settings import Settings
 
-from .test_cli import base as base  # a seeded local base file (fixture)
 from .test_cli import clean_env as clean_env  # no stray environment (autouse fixture)
 from .test_cli import error_lines, local
-from .test_cli import template as template  # (fixture)
 
 NUMBERS = ["JOBTRACK_TIMEOUT", "JOBTRACK_RATE_LIMIT", "JOBTRACK_STALE_AFTER_MINUTES"]
 NUMBERS.append("JOBTRACK_FLUSH_INTERVAL")

@@ -9,18 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from jobtrack_airtable.cli import _core, app, embedded
-from jobtrack_airtable.cli.embedded import EMBEDDED_BASE_ID, open_backend, seed_file, seed_store
+from jobtrack_airtable.cli.embedded import EMBEDDED_BASE_ID, open_backend, seed_store
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.local.storage import Store
 from jobtrack_airtable.repository import Repository
-from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.settings import Settings
 from jobtrack_airtable.timeutil import utcnow
 
@@ -42,14 +40,6 @@ _ENV_VARS = (
 )
 
 
-@pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One seeded local base per test session; tests work on copies."""
-    path = tmp_path_factory.mktemp("template") / "base.json"
-    seed_file(path, load_schema())
-    return path
-
-
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in _ENV_VARS:
@@ -58,13 +48,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Never touch the developer's real per-user base.
     default = tmp_path / "user-data" / "local-base.json"
     monkeypatch.setattr(embedded, "default_local_path", lambda: default)
-
-
-@pytest.fixture
-def base(template: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "base.json"
-    shutil.copyfile(template, path)
-    return path
 
 
 def run(*args: str, input: str | None = None) -> Result:

@@ -12,17 +12,9 @@ from typer.testing import CliRunner, Result
 
 from jobtrack_airtable.archive import archived_records
 from jobtrack_airtable.cli import app, embedded
-from jobtrack_airtable.cli.embedded import open_backend, seed_file
+from jobtrack_airtable.cli.embedded import open_backend
 from jobtrack_airtable.repository import Repository
-from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("archive-template") / "base.json"
-    seed_file(path, load_schema())
-    return path
 
 
 @pytest.fixture

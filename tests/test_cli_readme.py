@@ -14,9 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from jobtrack_airtable.cli import _core, app, embedded
-from jobtrack_airtable.cli.embedded import open_backend, seed_file
+from jobtrack_airtable.cli.embedded import open_backend
 from jobtrack_airtable.repository import Repository
-from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.settings import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -46,13 +45,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     default = tmp_path / "user-data" / "local-base.json"
     monkeypatch.setattr(embedded, "default_local_path", lambda: default)
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "base.json"
-    seed_file(path, load_schema())
-    return path
 
 
 class Scenario:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobtrack_airtable.cli.embedded import seed_file, seed_store
-from jobtrack_airtable.schema import load_schema
+from jobtrack_airtable.cli.embedded import seed_store
 from jobtrack_airtable.timeutil import utcnow
 
 from .conftest import MakeLocalAirtable
@@ -64,20 +62,6 @@ def _run(
         timeout=60,
         check=False,
     )
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "base.json"
-    seed_file(path, load_schema())
-    return path
-
-
-@pytest.fixture
-def base(template: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "base.json"
-    shutil.copyfile(template, path)
-    return path
 
 
 def test_sync_plan_apply_converge(base: Path, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +14,6 @@ from typing import Any
 
 import pexpect
 import pytest
-
-from jobtrack_airtable.cli.embedded import seed_file
-from jobtrack_airtable.schema import load_schema
 
 SCRIPT = Path(sys.executable).parent / "jobtrack-airtable"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -65,20 +61,6 @@ def piped(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess
         timeout=60,
         check=False,
     )
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "base.json"
-    seed_file(path, load_schema())
-    return path
-
-
-@pytest.fixture
-def base(template: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "base.json"
-    shutil.copyfile(template, path)
-    return path
 
 
 def _num(value: Any) -> str:
