@@ -438,6 +438,10 @@ def _deliver(
     return sent, failed, pending
 
 
+#: How far past this machine's clock a check reads when no "now" is given (see run_check).
+CLOCK_SLACK = timedelta(days=1)
+
+
 def run_check(
     repo: Repository,
     config: CheckConfig,
@@ -460,7 +464,9 @@ def run_check(
     activity = read_activity(
         repo,
         since=_read_since(config, events_since, now),
-        until=now,
+        # Before the first response this machine's clock stands in for the server's, and it
+        # may be hours behind: read past it, so rows written "after" it are not missed.
+        until=now if given_now is not None else now + CLOCK_SLACK,
         touched=True,
         open_jobs=True,
         on_page=on_page,
