@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -416,6 +417,81 @@ def test_a_replaced_or_garbage_file_is_detected_by_every_process(tmp_path: Path)
     assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
     first.close()
     second.close()
+
+
+def test_a_newcomer_first_to_open_a_blank_replacement_waits_the_lost_window(
+    tmp_path: Path,
+) -> None:
+    # The chaos run's break: the file is replaced by a blank SQLite database and a worker
+    # that starts right then opens it before any old process notices.  It must not take
+    # the old file's grants for "none".
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        old.acquire(BASE_A)
+    blank = tmp_path / "blank.sqlite"
+    conn = sqlite3.connect(blank)
+    conn.execute("CREATE TABLE unrelated (x INTEGER)")
+    conn.commit()
+    conn.close()
+    os.replace(blank, path)
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    newcomer.acquire(BASE_A)
+    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
+    old.close()
+    newcomer.close()
+
+
+def test_an_old_limiter_file_moved_in_is_not_trusted_for_the_last_window(
+    tmp_path: Path,
+) -> None:
+    # A valid limiter file born long ago (a backup, another user's cache) replaces the
+    # live one.  Its birth time says nothing about when it arrived: the hold counts from
+    # when the change is first seen, by old processes and newcomers alike.
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    spare = tmp_path / "spare.sqlite"
+    LocalLimiter(5, spare, clock=fake.clock, sleep=fake.sleep).acquire(BASE_B)
+    fake.now += 3600.0
+    first = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    second = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    stamps: list[float] = []
+    for limiter in (first, first, first, second, second):
+        limiter.acquire(BASE_A)
+        stamps.append(fake.now)
+    os.replace(spare, path)
+    for _ in range(3):  # `second`'s two grants are not in the moved-in file
+        first.acquire(BASE_A)
+        stamps.append(fake.now)
+    assert max_in_window(stamps, WINDOW) <= 5
+    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
+    fake.sleeps.clear()
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    newcomer.acquire(BASE_A)  # opens the moved-in file after `first` adopted it: no new hold
+    assert sum(fake.sleeps) < WINDOW
+    first.close()
+    second.close()
+    newcomer.close()
+
+
+def test_a_newcomer_first_to_open_a_moved_in_file_waits_the_lost_window(
+    tmp_path: Path,
+) -> None:
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    spare = tmp_path / "spare.sqlite"
+    LocalLimiter(5, spare, clock=fake.clock, sleep=fake.sleep).acquire(BASE_B)
+    fake.now += 3600.0
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        old.acquire(BASE_A)
+    os.replace(spare, path)
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    newcomer.acquire(BASE_A)
+    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
+    old.close()
+    newcomer.close()
 
 
 # --- the guarantees with real processes (issue 10 item 6) ----------------------------------

@@ -6,7 +6,8 @@ the user's cache directory); every process that opens the same path shares the b
 The file
 --------
 Tables ``slots(key, token, frees_at, in_flight)``, ``holds(key, until)`` (``key = '*'``: every
-key), ``meta(name, value)`` (a random ``store_id`` and the ``born`` time) and
+key), ``meta(name, value)`` (a random ``store_id``, the ``born`` time, the ``home`` the file
+was made for -- device, inode and path -- and when it ``arrived`` there) and
 ``usage(key, month, kind, n)`` (:mod:`.usage`).  Each operation is one ``BEGIN IMMEDIATE``
 transaction, taken under a :mod:`filelock` lock on ``<path>.lock`` (the lock only keeps the
 hand-over between processes quick; SQLite's own lock is what serialises them).  Wall-clock
@@ -24,9 +25,15 @@ Inside every transaction the limiter checks that ``path`` still names the file i
 has open (device and inode: an open file's inode cannot be reused).  If the file was deleted
 or replaced, it reopens ``path`` (creating it if needed) so that all processes converge on one
 file at their next request, and -- because the new file does not know the grants of the last
-window -- puts every key on hold until ``window + quiet`` seconds after the new file was born,
+window -- puts every key on hold until ``window + quiet`` seconds after the new file arrived,
 then writes its own recent slots into it.  A file that is not a SQLite database any more is
 moved aside (``<path>.corrupt``) and rebuilt the same way.
+
+The hold is put by whoever opens the new file first, including a process that starts after
+the change and never saw the old file: a blank file (deleted and recreated, or a blank
+database put in its place) holds when the lock file shows the path was used before, and a
+limiter file made elsewhere (a backup, a copy) holds because its ``home`` is not this one --
+its birth time says nothing about when it was moved here.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "rl.sqlite"
@@ -128,6 +135,8 @@ class LocalLimiter:
         self._identity: tuple[int, int] | None = None
         #: The store_id of the file last used: a different one later means the file was lost.
         self._known_store: str | None = None
+        #: When this process last used that file (it was still at ``path`` then).
+        self._last_seen = float("-inf")
         #: This process's own recent slots, token -> (key, frees_at, in_flight): written into
         #: a new file when the old one was lost.
         self._mine: dict[str, tuple[str, float, bool]] = {}
@@ -162,8 +171,6 @@ class LocalLimiter:
         self._conn = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # A lock file without its database: the database was deleted after some process
-            # used it, so its grants may still be in Airtable's window.
             lock_existed = os.path.exists(self._lock_path())
             # thread_local=False: the per-process threading lock already serialises threads;
             # a short poll keeps cross-process hand-over quick (each hold is ~1 ms).
@@ -171,7 +178,7 @@ class LocalLimiter:
                 self._lock_path(), thread_local=False, poll_interval=0.005
             )
             with file_lock:
-                conn = self._connect(lost_before=lock_existed and self._stat() is None)
+                conn = self._connect(used_before=lock_existed)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"cannot open the rate-limiter file {str(self.path)!r}: {exc} "
@@ -180,8 +187,14 @@ class LocalLimiter:
         self._conn, self._file_lock, self._pid = conn, file_lock, os.getpid()
         return conn
 
-    def _connect(self, *, lost_before: bool) -> sqlite3.Connection:
-        """Open (creating or rebuilding) the file; called under the file lock."""
+    def _connect(self, *, used_before: bool) -> sqlite3.Connection:
+        """Open (creating or rebuilding) the file; called under the file lock.
+
+        ``used_before``: the lock file existed, so some process may have used a file at
+        this path within the window.
+        """
+        # A lock file without its database: the file was lost, its grants are unknown.
+        lost_before = used_before and self._stat() is None
         for _ in range(_REOPEN_ATTEMPTS):
             conn = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
@@ -194,17 +207,17 @@ class LocalLimiter:
                 identity = self._stat()
                 now = self._clock()
                 conn.execute("BEGIN IMMEDIATE")
-                store_id = _meta(conn, "store_id")
-                if store_id is None:
-                    store_id = uuid.uuid4().hex
-                    conn.execute("INSERT INTO meta VALUES ('store_id', ?)", (store_id,))
-                    conn.execute("INSERT INTO meta VALUES ('born', ?)", (repr(now),))
-                born = float(_meta(conn, "born") or now)
+                store_id, arrived = self._arrival(
+                    conn, identity, now, hold=used_before and not lost_before
+                )
                 lost = lost_before or (
                     self._known_store is not None and store_id != self._known_store
                 )
                 if lost:
-                    self._adopt(conn, born, now)
+                    # A file that arrived before this process last used its old one was
+                    # here before, went away and came back: when is unknown, so from now.
+                    since = arrived if arrived >= self._last_seen else now
+                    self._adopt(conn, since, now)
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 conn.close()
@@ -220,13 +233,49 @@ class LocalLimiter:
                 continue
             self._identity = identity
             self._known_store = store_id
+            self._last_seen = now
             return conn
         raise sqlite3.OperationalError("the file kept changing while it was being opened")
 
-    def _adopt(self, conn: sqlite3.Connection, born: float, now: float) -> None:
-        """A new file replaced a lost one: hold every key until the lost file's grants have
-        left the window, and bring this process's own recent slots over."""
-        until = born + self.window + self.quiet
+    def _arrival(
+        self,
+        conn: sqlite3.Connection,
+        identity: tuple[int, int] | None,
+        now: float,
+        *,
+        hold: bool,
+    ) -> tuple[str, float]:
+        """``(store_id, arrived)``: the file's ID and when it arrived at ``path``.
+
+        A blank file (created here, or a blank database put in its place) arrives now; so
+        does a limiter file born elsewhere (its ``home`` names another path or inode): its
+        birth time says nothing about when it was put here.  With ``hold`` (a file may have
+        been here before), an arrival puts every key on hold, whoever opens the file
+        first: the grants of the window before it are unknown.
+        """
+        home = f"{identity[0]}:{identity[1]}:{os.path.realpath(self.path)}" if identity else ""
+        store_id = _meta(conn, "store_id")
+        recorded_home = _meta(conn, "home")
+        if store_id is None:
+            store_id = uuid.uuid4().hex
+            _set_meta(conn, "store_id", store_id)
+            _set_meta(conn, "born", repr(now))
+            arrived_now = True
+        else:
+            arrived_now = recorded_home is not None and recorded_home != home
+        if arrived_now or recorded_home is None:
+            _set_meta(conn, "home", home)
+        if arrived_now:
+            _set_meta(conn, "arrived", repr(now))
+            if hold:
+                _hold(conn, "*", now + self.window + self.quiet)
+            return store_id, now
+        return store_id, float(_meta(conn, "arrived") or _meta(conn, "born") or now)
+
+    def _adopt(self, conn: sqlite3.Connection, since: float, now: float) -> None:
+        """The file replaced a lost one at ``since``: hold every key until the lost file's
+        grants have left the window, and bring this process's own recent slots over."""
+        until = since + self.window + self.quiet
         if until > now:
             _hold(conn, "*", until)
         for token, (key, frees_at, in_flight) in self._mine.items():
@@ -247,8 +296,10 @@ class LocalLimiter:
                     try:
                         if self._stat() != self._identity:
                             raise _FileChanged
-                        result = body(conn, self._clock())
+                        now = self._clock()
+                        result = body(conn, now)
                         conn.execute("COMMIT")
+                        self._last_seen = now
                     except BaseException:
                         conn.execute("ROLLBACK")
                         raise
@@ -394,6 +445,10 @@ class LocalLimiter:
 def _meta(conn: sqlite3.Connection, name: str) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
     return None if row is None else str(row[0])
+
+
+def _set_meta(conn: sqlite3.Connection, name: str, value: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
 
 
 def _hold(conn: sqlite3.Connection, key: str, until: float) -> None:
