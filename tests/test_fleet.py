@@ -34,6 +34,7 @@ import pytest
 from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import ConfigError, LimiterUnavailableError
 from jobtrack_airtable.limiter import LocalLimiter, build_limiter, usage_counts
+from jobtrack_airtable.limiter.base import DEFAULT_QUIET
 from jobtrack_airtable.limiter.redis import INSTALL_HINT, RedisLimiter, redis_key
 from jobtrack_airtable.limiter.usage import month_of
 from jobtrack_airtable.local import LocalAirtable
@@ -131,14 +132,29 @@ def shared_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if not _ping(url, timeout=5.0):
             # Configured but dead is a broken CI, not a reason to skip.
             pytest.fail(f"JOBTRACK_TEST_REDIS_URL is set but Redis does not answer at {url}")
+        _wait_out_the_start_hold(url)
         yield url
         return
     binary = _redis_binary()
     if binary is None:
         pytest.skip(NO_REDIS)
     server = RedisServer(binary, tmp_path_factory.mktemp("redis")).start()
+    _wait_out_the_start_hold(server.url)
     yield server.url
     server.kill()
+
+
+def _wait_out_the_start_hold(url: str) -> None:
+    """A Redis that started less than a window + quiet ago holds every base on first use (it
+    may have restarted and forgotten grants); tests that count waits start after that."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        uptime = int(client.info("server")["uptime_in_seconds"])
+    finally:
+        client.close()
+    time.sleep(max(0.0, DEFAULT_QUIET + 1.05 + 1.0 - uptime))
 
 
 @pytest.fixture
@@ -685,6 +701,7 @@ def test_a_redis_that_lost_its_state_holds_every_base_for_a_window(
     limiter = RedisLimiter(own_redis.url, 5, fallback=None, sleep=sleep)
     for _ in range(5):
         limiter.acquire(TEST_BASE_ID)
+    waits.clear()  # a just-started Redis holds its first calls too
     own_redis.kill()
     own_redis.start()  # empty: the five slots are forgotten
     limiter.acquire(BASE_B)
@@ -694,6 +711,60 @@ def test_a_redis_that_lost_its_state_holds_every_base_for_a_window(
     held = sum(w for w in waits if w > 0.06)  # the grace retries sleep 0.05 s each
     assert limiter.window < held <= limiter.window + limiter.quiet + 0.1, waits
     limiter.close()
+
+
+def test_a_newcomer_first_after_an_empty_restart_waits_the_forgotten_window(
+    own_redis: RedisServer,
+) -> None:
+    # The worker that saw the old Redis is idle; one that starts after the restart makes the
+    # first call.  It knows no earlier state, yet must not take the empty Redis for "no
+    # grants": the hold is decided in Redis, not by what the caller remembers.
+    old = RedisLimiter(own_redis.url, 5, fallback=None)
+    for _ in range(5):
+        old.acquire(TEST_BASE_ID)
+    own_redis.kill()
+    own_redis.start()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    newcomer = RedisLimiter(own_redis.url, 5, fallback=None, sleep=sleep)
+    newcomer.acquire(TEST_BASE_ID)
+    assert newcomer.window < sum(waits) <= newcomer.window + newcomer.quiet + 0.1, waits
+    old.close()
+    newcomer.close()
+
+
+def test_a_restart_that_loads_an_older_snapshot_holds_every_base(
+    own_redis: RedisServer,
+) -> None:
+    # Persistence on: Redis comes back with the keys of its last snapshot -- the epoch among
+    # them -- but without the grants made since.  The epoch names the run, so it is stale.
+    import redis
+
+    limiter = RedisLimiter(own_redis.url, 5, fallback=None)
+    limiter.acquire(BASE_B)
+    client = redis.Redis.from_url(own_redis.url)
+    client.save()  # the snapshot: before the five grants below
+    client.close()
+    time.sleep(limiter.window + limiter.quiet)  # the first call's own hold is long over
+    for _ in range(5):
+        limiter.acquire(TEST_BASE_ID)
+    own_redis.kill()
+    own_redis.start()  # loads dump.rdb from its working directory
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    newcomer = RedisLimiter(own_redis.url, 5, fallback=None, sleep=sleep)
+    newcomer.acquire(TEST_BASE_ID)
+    assert newcomer.window < sum(waits) <= newcomer.window + newcomer.quiet + 0.1, waits
+    limiter.close()
+    newcomer.close()
 
 
 def test_a_redis_restart_mid_run_costs_no_429(

@@ -12,7 +12,7 @@ held until one window after its request finished), with the state in Redis::
     jobtrack:ratelimit:{base_id}          sorted set: member = slot ID, score = when it frees (µs)
     jobtrack:ratelimit:hold:{base_id}     a 429's shared penalty: hold until (µs)
     jobtrack:ratelimit:hold:*             every base on hold after Redis lost its state
-    jobtrack:ratelimit:epoch              when this Redis's state was born (µs)
+    jobtrack:ratelimit:epoch              the Redis run (INFO run_id) this state belongs to
     jobtrack:ratelimit:usage:{base_id}:{YYYY-MM}   hash: requests by kind (:mod:`.usage`)
 
 Reserving and releasing are **one Lua script each** (:data:`RESERVE_SCRIPT`,
@@ -20,12 +20,17 @@ Reserving and releasing are **one Lua script each** (:data:`RESERVE_SCRIPT`,
 workers' clocks do not matter and there is no read-then-write race between machines.  Waiting
 happens in the worker, outside Redis.
 
-Redis restarts: a restart that empties Redis forgets the slots of the last window.  The epoch
-key notices: a worker that saw another epoch before puts every base on hold until ``window +
-quiet`` after the new epoch was born.  A failed call is retried for ``grace`` seconds (2 by
-default) before Redis counts as down, so a restart does not send the fleet to per-machine
-fallbacks (which, together, could exceed the base's limit).  Releases that fail are kept and
-replayed on the next call that reaches Redis.
+Redis restarts: a restart forgets the slots of the last window, whether Redis comes back empty
+or loads an older snapshot. The epoch key names the Redis run (``INFO``'s ``run_id``, new at
+every start) whose memory holds the state; the first call that finds it missing or naming
+another run -- any worker's, a newcomer's too -- puts every base on hold for ``window + quiet``
+(from the start of the run when the state came back empty, else from now). A flush
+(``FLUSHDB``) of a long-running Redis, or the epoch key evicted, is seen the same way but
+counted from the run's start, so it is covered only near a restart: keep ``maxmemory-policy``
+at ``noeviction`` or a ``volatile-*`` policy (the epoch key has no TTL). A failed call is
+retried for ``grace`` seconds (2 by default) before Redis counts as down, so a restart does not
+send the fleet to per-machine fallbacks (which, together, could exceed the base's limit).
+Releases that fail are kept and replayed on the next call that reaches Redis.
 
 When Redis stays unreachable (connection refused, timeout, authentication, a read-only
 replica...) past the grace, ``fallback`` decides:
@@ -130,10 +135,10 @@ INSTALL_HINT = "pip install 'jobtrack-airtable[redis]'"
 
 #: The atomic reserve step.  KEYS: the base's slots (sorted set, score = when the slot frees,
 #: µs of Redis TIME), the base's hold, the global hold, the epoch, the base's members.  ARGV:
-#: limit, window (µs), lease (µs), a unique member, the epoch the caller last saw ('' if
-#: none), quiet (µs), the longest believable hold (µs), the caller's fallback domain, how long
-#: a domain stays a member (µs).  Returns {0, 0, epoch, members} when a slot was taken, else
-#: {1, µs to wait, epoch, members}.  All arithmetic stays in integers passed straight to redis.call:
+#: limit, window (µs), lease (µs), a unique member, quiet (µs), the longest believable hold
+#: (µs), the caller's fallback domain, how long a domain stays a member (µs).  Returns
+#: {0, 0, members} when a slot was taken, else {1, µs to wait, members}.  All arithmetic
+#: stays in integers passed straight to redis.call:
 #: Lua 5.1 would format a concatenated 16-digit number as "%.14g" and lose the microseconds.
 RESERVE_SCRIPT = """
 if redis.replicate_commands then redis.replicate_commands() end  -- Redis < 5: allow TIME
@@ -142,33 +147,43 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
--- The epoch is the birth time of this store's state; a restart without persistence (or a
--- flush) loses it, and a caller that saw another epoch knows grants were forgotten.
-local epoch = redis.call('GET', KEYS[4])
-if not epoch then
-  redis.call('SET', KEYS[4], now)
-  epoch = redis.call('GET', KEYS[4])
+-- The epoch names the Redis run whose memory holds this state (INFO's run_id, new at every
+-- start).  Missing (a restart that came back empty, a flush) or another run's (a restart
+-- that loaded an older snapshot, a failover): the grants of the last window may be
+-- forgotten, so every base is held for a window + quiet -- by whichever call sees it first,
+-- a newcomer's included.  Empty: counted from the start of this run (a first use of a
+-- long-running Redis costs nothing); another run's: from now, as when it came is unknown.
+local info = redis.pcall('INFO', 'server')
+local run_id = 'unknown'
+local uptime = 0
+if type(info) == 'string' then
+  run_id = string.match(info, 'run_id:(%w+)') or run_id
+  uptime = tonumber(string.match(info, 'uptime_in_seconds:(%d+)') or '0')
 end
-if ARGV[5] ~= '' and ARGV[5] ~= epoch then
-  local quiet_until = tonumber(epoch) + window + tonumber(ARGV[6])
+local epoch = redis.call('GET', KEYS[4])
+if epoch ~= run_id then
+  local since = now
+  if not epoch then since = now - uptime * 1000000 end
+  redis.call('SET', KEYS[4], run_id)
+  local quiet_until = since + window + tonumber(ARGV[5])
   local current = tonumber(redis.call('GET', KEYS[3]) or '0')
   if quiet_until > now and quiet_until > current then
     redis.call('SET', KEYS[3], quiet_until, 'PX', math.ceil((quiet_until - now) / 1000) + 1000)
   end
 end
 -- Who shares this base: one member per fallback domain (a machine's limiter file), seen in
--- the last ARGV[9] µs.  During an outage each domain falls back to 1/members of the rate.
-redis.call('ZADD', KEYS[5], now, ARGV[8])
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[9]))
-redis.call('PEXPIRE', KEYS[5], math.ceil(tonumber(ARGV[9]) / 1000) + 1000)
+-- the last ARGV[8] µs.  During an outage each domain falls back to 1/members of the rate.
+redis.call('ZADD', KEYS[5], now, ARGV[7])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[8]))
+redis.call('PEXPIRE', KEYS[5], math.ceil(tonumber(ARGV[8]) / 1000) + 1000)
 local members = redis.call('ZCARD', KEYS[5])
 local hold = 0
 for i = 2, 3 do
   local h = tonumber(redis.call('GET', KEYS[i]) or '0')
   -- A hold further ahead than any real one was left by a clock that stepped back.
-  if h > hold and h <= now + tonumber(ARGV[7]) then hold = h end
+  if h > hold and h <= now + tonumber(ARGV[6]) then hold = h end
 end
-if hold > now then return {1, hold - now, epoch, members} end
+if hold > now then return {1, hold - now, members} end
 -- Freed slots, and slots "from the future" left by a server clock that stepped back.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], now + lease + window + 1, '+inf')
@@ -177,14 +192,14 @@ if count < limit then
   redis.call('ZADD', KEYS[1], now + lease, ARGV[4])
   -- Idle bases leave nothing behind.
   redis.call('PEXPIRE', KEYS[1], math.ceil((lease + window) / 1000) + 1000)
-  return {0, 0, epoch, members}
+  return {0, 0, members}
 end
 -- A released slot frees at its score; one in flight no earlier than a window from now.
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = tonumber(first[2]) - now
 if wait > window then wait = window end
 if wait < 1000 then wait = 1000 end
-return {1, wait, epoch, members}
+return {1, wait, members}
 """
 
 #: The atomic release step.  KEYS: the base's slots, the base's hold, the base's usage hash
@@ -369,8 +384,6 @@ class RedisLimiter:
         self._instance = uuid.uuid4().hex[:12]
         self._seq = itertools.count()
         self._state_lock = threading.Lock()
-        #: The epoch of the Redis state last seen ('' before the first call).
-        self._epoch = ""
         #: Fallback domains sharing each base at the last call (this one included).
         self._members: dict[str, int] = {}
         #: This process's fallback domain: its machine's limiter file, or the process itself.
@@ -487,8 +500,8 @@ class RedisLimiter:
 
     # -- one attempt ----------------------------------------------------------------------
 
-    def _run_reserve(self, key: str, member: str) -> tuple[int, int, str, int]:
-        status, value, epoch, members = self._reserve_script(
+    def _run_reserve(self, key: str, member: str) -> tuple[int, int, int]:
+        status, value, members = self._reserve_script(
             keys=[
                 redis_key(key, self.key_prefix),
                 self._key("hold:", key),
@@ -501,15 +514,13 @@ class RedisLimiter:
                 self._window_us,
                 self._lease_us,
                 member,
-                self._epoch,
                 self._quiet_us,
                 round(MAX_HOLD * 1_000_000),
                 self._domain,
                 round(MEMBER_HORIZON * 1_000_000),
             ],
         )
-        epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
-        return int(status), int(value), epoch, int(members)
+        return int(status), int(value), int(members)
 
     def _run_release(self, slot: Slot, penalty: float, usage: Sequence[str]) -> None:
         month = month_of(time.time())
@@ -582,8 +593,7 @@ class RedisLimiter:
                 with self._state_lock:
                     self._companions[slot.token] = (share, slot)
                 return Slot(key, slot.token, origin="fallback")
-            status, wait_us, epoch, members = result
-            self._epoch = epoch
+            status, wait_us, members = result
             self._members[key] = members
             if status != 0:
                 self._sleep(wait_us / 1_000_000)
