@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -492,6 +493,31 @@ def test_a_newcomer_first_to_open_a_moved_in_file_waits_the_lost_window(
     assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
     old.close()
     newcomer.close()
+
+
+def test_a_file_overwritten_in_place_by_another_store_is_detected(tmp_path: Path) -> None:
+    # `cp other.sqlite rl.sqlite` writes into the live file's inode: the identity check
+    # cannot see it, the store ID can.
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    other = tmp_path / "other.sqlite"
+    LocalLimiter(5, other, clock=fake.clock, sleep=fake.sleep).acquire(BASE_B)
+    fake.now += 3600.0
+    first = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    second = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    stamps: list[float] = []
+    for limiter in (first, first, first, second, second):
+        limiter.acquire(BASE_A)
+        stamps.append(fake.now)
+    inode = path.stat().st_ino
+    shutil.copyfile(other, path)
+    assert path.stat().st_ino == inode
+    for _ in range(3):
+        first.acquire(BASE_A)
+        stamps.append(fake.now)
+    assert max_in_window(stamps, WINDOW) <= 5
+    first.close()
+    second.close()
 
 
 # --- the guarantees with real processes (issue 10 item 6) ----------------------------------

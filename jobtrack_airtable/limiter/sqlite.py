@@ -22,12 +22,13 @@ shared side files for the old and the new file to fight over.
 Surviving deletion and replacement
 ----------------------------------
 Inside every transaction the limiter checks that ``path`` still names the file its connection
-has open (device and inode: an open file's inode cannot be reused).  If the file was deleted
-or replaced, it reopens ``path`` (creating it if needed) so that all processes converge on one
-file at their next request, and -- because the new file does not know the grants of the last
-window -- puts every key on hold until ``window + quiet`` seconds after the new file arrived,
-then writes its own recent slots into it.  A file that is not a SQLite database any more is
-moved aside (``<path>.corrupt``) and rebuilt the same way.
+has open (device and inode: an open file's inode cannot be reused) and that the file still
+holds the same store (its ``store_id``: a file overwritten in place keeps its inode). If the
+file was deleted or replaced, it reopens ``path`` (creating it if needed) so that all processes
+converge on one file at their next request, and -- because the new file does not know the
+grants of the last window -- puts every key on hold until ``window + quiet`` seconds after the
+new file arrived, then writes its own recent slots into it. A file that is not a SQLite
+database any more is moved aside (``<path>.corrupt``) and rebuilt the same way.
 
 The hold is put by whoever opens the new file first, including a process that starts after
 the change and never saw the old file: a blank file (deleted and recreated, or a blank
@@ -294,7 +295,11 @@ class LocalLimiter:
                 with self._file_lock:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
-                        if self._stat() != self._identity:
+                        # Same inode, another store: the file was overwritten in place.
+                        if (
+                            self._stat() != self._identity
+                            or _meta(conn, "store_id") != self._known_store
+                        ):
                             raise _FileChanged
                         now = self._clock()
                         result = body(conn, now)
