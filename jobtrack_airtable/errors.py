@@ -255,19 +255,6 @@ class AuthenticationError(PermissionDeniedError):
     """HTTP 401 ``AUTHENTICATION_REQUIRED``: missing or wrong token."""
 
 
-class DuplicateRowsError(JobtrackError):
-    """Several rows share one natural key.  Raised where picking one would be a guess."""
-
-    def __init__(self, table: str, key: str, record_ids: Sequence[str]) -> None:
-        self.table = table
-        self.key = key
-        self.record_ids = list(record_ids)
-        super().__init__(
-            f"{len(self.record_ids)} rows in {table!r} share the key {key!r}: "
-            f"{', '.join(self.record_ids)} (run `jobtrack-airtable sync` to merge them)"
-        )
-
-
 class LimiterUnavailableError(JobtrackError):
     """The shared rate-limiter store (Redis, fleet mode) cannot be reached and
     ``JOBTRACK_LIMITER_FALLBACK=fail`` forbids sending requests without it.
