@@ -73,7 +73,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .client import Connection
-    from .metrics import ClientMetrics, ClientRunRow, JobRow
+    from .metrics import ClientMetrics
+    from .rows import ClientRunRow, JobRow
     from .run_ids import BaseRunId, ClientRunId
     from .settings import Settings
     from .statuses import Status
@@ -84,8 +85,8 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "Connection": "client",
     "ClientMetrics": "metrics",
-    "ClientRunRow": "metrics",
-    "JobRow": "metrics",
+    "ClientRunRow": "rows",
+    "JobRow": "rows",
     "BaseRunId": "run_ids",
     "ClientRunId": "run_ids",
     "Settings": "settings",

@@ -50,8 +50,8 @@ from .errors import (
     show,
 )
 from .files import write_atomically
-from .metrics import ClientRunRow, JobRow
 from .repository import Repository, oldest_first
+from .rows import ClientRunRow, JobRow
 from .schema import Schema
 from .statuses import Status, map_status
 from .sync.model import fingerprint

@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError, TerminalRunError, UnknownMetricError, show
-from .metrics import ClientMetrics, ClientRunRow, validate_metrics
+from .metrics import ClientMetrics, validate_metrics
+from .rows import ClientRunRow
 from .run_ids import ClientRunId
 from .runs import CLIENT_RUN_EXTRA_FIELDS, EndsOnExit, Notes, did_work, error_text
 from .schema import text_problem

@@ -36,9 +36,9 @@ from typing import Any, Protocol
 
 from .errors import AirtableError, JobtrackError, LimiterUnavailableError, TrackerClosedError
 from .limiter.locks import row_key, row_locks
-from .metrics import ClientRunRow
 from .recovery import RETRYABLE
 from .repository import MAX_WRITE_BATCH, Repository
+from .rows import ClientRunRow
 
 log = logging.getLogger(__name__)
 

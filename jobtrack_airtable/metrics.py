@@ -1,7 +1,4 @@
-"""Client metrics, rows read back from Airtable, job aggregates and completion status
-(SPEC §1.4).
-
-Four things live here:
+"""Client-run metric values and the time fields, validated where data enters (SPEC §1.4).
 
 * :class:`ClientMetrics`: the validated metric values of one client run, addressed by the
   logical keys of ``config/schema.toml`` (``profiles_examined``, ``apify_costs``…).  Bad values
@@ -9,12 +6,9 @@ Four things live here:
   unknown names raise :class:`~jobtrack_airtable.errors.UnknownMetricError` listing the
   allowed names.  Pydantic's ``ValidationError`` never escapes the public constructors.
 * :func:`format_time`: Start/End/Last Updated as Airtable's UTC ``…Z``.
-* :class:`ClientRunRow` / :class:`JobRow`: tolerant parses of records read back from the base,
-  plain frozen dataclasses (pydantic validates where data enters, in :class:`ClientMetrics`;
-  reading back must never raise).  Bad stored data becomes ``None`` plus a line in
-  ``problems`` so ``sync`` can flag it.
-* :class:`JobAggregate`, :func:`aggregate` and :func:`completion_status`: the job row derived
-  from its client rows, recomputed from scratch every time (idempotent, self-repairing).
+
+Rows read back from the base are parsed in :mod:`.rows`; a job's totals are derived in
+:mod:`.aggregation`.
 
 >>> from jobtrack_airtable.schema import load_schema
 >>> crr = load_schema().client_runs
@@ -27,28 +21,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from numbers import Integral
 from typing import Any, ClassVar, NoReturn, Self, cast
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    computed_field,
-    field_serializer,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, field_validator
 
 from .errors import InvalidInputError, InvalidMetricError, JobtrackError, UnknownMetricError, show
 from .schema import TableSpec
-from .statuses import Status
-from .timeutil import parse_airtable, to_airtable
+from .timeutil import to_airtable
 
 __all__ = [
     "AGGREGATE_KEYS",
@@ -60,12 +43,8 @@ __all__ = [
     "METRIC_KEYS",
     "TIME_KEYS",
     "ClientMetrics",
-    "ClientRunRow",
-    "JobAggregate",
-    "JobRow",
-    "aggregate",
-    "completion_status",
     "format_time",
+    "stored_count",
     "validate_metrics",
 ]
 
@@ -159,6 +138,21 @@ def _count(field: str, value: Any, *, stored: bool = False) -> int:
     if number > MAX_COUNT:
         raise InvalidMetricError(field, value, f"larger than 2**53 ({MAX_COUNT})")
     return number
+
+
+def stored_count(field: str, value: Any) -> int:
+    """A count read back from the number field ``field``, or :class:`InvalidMetricError`
+    (text in a number field is refused: the column was written as text).
+
+    >>> stored_count("stream", 2.0)
+    2
+    >>> stored_count("stream", "2")
+    Traceback (most recent call last):
+    ...
+    jobtrack_airtable.errors.InvalidMetricError: invalid value '2' for metric 'stream': \
+stored as text, not as a number
+    """
+    return _count(field, value, stored=True)
 
 
 def _cost(field: str, value: Any, *, stored: bool = False) -> Decimal:
@@ -509,378 +503,3 @@ give it one, or configure assume_utc
             field, value, "naive datetime (no time zone); give it one, or configure assume_utc"
         )
     return to_airtable(value, assume_utc=assume_utc)
-
-
-# --- rows read back ----------------------------------------------------------------------------
-
-
-class _Reader:
-    """Reads one record's fields tolerantly, collecting problems instead of raising."""
-
-    def __init__(self, record: Mapping[str, Any], table: TableSpec) -> None:
-        if not isinstance(record, Mapping) or not isinstance(record.get("id"), str):
-            # A record without an id is not "bad data in the base" but a caller bug.
-            raise InvalidInputError(f"not an Airtable record: {show(record)}")
-        self.table = table
-        self.problems: list[str] = []
-        raw_fields = record.get("fields", {})
-        if not isinstance(raw_fields, Mapping):
-            self.problems.append(f"record fields are not an object: {show(raw_fields)}")
-            raw_fields = {}
-        self.fields: dict[str, Any] = dict(raw_fields)
-        self.logical = table.from_names(raw_fields)
-        self.record_id: str = record["id"]
-        self.created_time = self._time_value("createdTime", record.get("createdTime"))
-
-    def _time_value(self, name: str, value: Any) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            return parse_airtable(value)
-        except InvalidInputError:
-            self.problems.append(f"field {name!r} holds {show(value)}: not an ISO-8601 datetime")
-            return None
-
-    def time(self, key: str) -> datetime | None:
-        if key not in self.logical:
-            return None
-        return self._time_value(self.table.name_of(key), self.logical[key])
-
-    def text(self, key: str) -> str | None:
-        value = self.logical.get(key)
-        if value is None or isinstance(value, str):
-            return value
-        self.problems.append(f"field {self.table.name_of(key)!r} holds {show(value)}: not text")
-        return None
-
-    def status(self) -> tuple[str | None, Status | None]:
-        raw = self.text("status")
-        # Only exact standard values become a Status; legacy aliases ("Success"…) stay in
-        # status_raw for the statuses module / sync to map, and are not listed as problems
-        # here so that sync does not report them twice.
-        status = Status(raw) if raw is not None and raw in Status._value2member_map_ else None
-        return raw, status
-
-    def count(self, key: str, *, minimum: int = 0) -> int | None:
-        if key not in self.logical or self.logical[key] is None:
-            return None
-        value = self.logical[key]
-        try:
-            number = _count(key, value, stored=True)
-        except InvalidMetricError as exc:
-            reason = exc.reason
-        else:
-            if number >= minimum:
-                return number
-            reason = f"less than {minimum}"
-        self.problems.append(f"field {self.table.name_of(key)!r} holds {show(value)}: {reason}")
-        return None
-
-
-@dataclass(frozen=True)
-class ClientRunRow:
-    """A Client Run Results row as read back from the base.
-
-    Parsing with :meth:`from_record` never raises for bad stored data: an invalid value
-    becomes ``None`` (or is left out of ``metrics``) and is described in ``problems``.
-    ``run_id`` is the raw text (legacy IDs exist in bases; see ``run_ids``).  ``status`` is set
-    only when ``status_raw`` is exactly one of the four standard values.  ``fields`` keeps the
-    raw Airtable ``fields`` dict so ``sync`` can propose repairs.
-
-    >>> from jobtrack_airtable.schema import load_schema
-    >>> row = ClientRunRow.from_record(
-    ...     {"id": "recAAAAAAAAAAAAAA", "createdTime": "2025-09-30T14:15:22.000Z",
-    ...      "fields": {"Run ID": "250930-141522-Guy-Wilson", "Status": "Success",
-    ...                 "Profiles Examined for Scoring": 5, "Apify API Costs": "1.20"}},
-    ...     load_schema().client_runs)
-    >>> row.status_raw, row.status, row.metrics.profiles_examined
-    ('Success', None, 5)
-    >>> row.problems
-    ["field 'Apify API Costs' holds '1.20': stored as text, not as a number"]
-    """
-
-    record_id: str = ""
-    created_time: datetime | None = None
-    run_id: str | None = None
-    client_id: str | None = None
-    client_name: str | None = None
-    status_raw: str | None = None
-    status: Status | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    last_updated: datetime | None = None
-    metrics: ClientMetrics = field(default_factory=ClientMetrics)
-    system_notes: str | None = None
-    error_details: str | None = None
-    apify_run_id: str | None = None
-    problems: list[str] = field(default_factory=list)
-    fields: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any], table: TableSpec) -> ClientRunRow:
-        """Parse a pyairtable record ``{"id", "createdTime", "fields"}`` of the client-runs
-        table.  Omitted fields (Airtable omits empty values) are ``None``."""
-        r = _Reader(record, table)
-        status_raw, status = r.status()
-        metrics, metric_problems = ClientMetrics.read_fields(r.fields, table)
-        values: dict[str, Any] = {
-            "record_id": r.record_id,
-            "created_time": r.created_time,
-            "run_id": r.text("run_id"),
-            "client_id": r.text("client_id"),
-            "client_name": r.text("client_name"),
-            "status_raw": status_raw,
-            "status": status,
-            "start_time": r.time("start_time"),
-            "end_time": r.time("end_time"),
-            "last_updated": r.time("last_updated"),
-            "metrics": metrics,
-            "system_notes": r.text("system_notes"),
-            "error_details": r.text("error_details"),
-            "apify_run_id": r.text("apify_run_id"),
-            "fields": r.fields,
-        }
-        # A plain dataclass: every value is already checked by the reader, and reading back
-        # must never raise (validation belongs where data enters: ClientMetrics.of).
-        return cls(**values, problems=r.problems + metric_problems)
-
-
-@dataclass(frozen=True)
-class JobRow:
-    """A Job Tracking row as read back from the base; tolerant like :class:`ClientRunRow`.
-
-    ``aggregates`` has one entry per aggregate field the table has enabled
-    (:data:`AGGREGATE_KEYS`), ``None`` where the row holds no (valid) value.
-
-    >>> from jobtrack_airtable.schema import load_schema
-    >>> job = JobRow.from_record(
-    ...     {"id": "recBBBBBBBBBBBBBB", "createdTime": "2025-09-30T14:15:22.000Z",
-    ...      "fields": {"Run ID": "250930-141522", "Stream": 1, "Clients Processed": 2}},
-    ...     load_schema().jobs)
-    >>> job.stream, job.aggregates["clients_processed"], job.aggregates["posts_scored"]
-    (1, 2, None)
-    """
-
-    record_id: str = ""
-    created_time: datetime | None = None
-    run_id: str | None = None
-    status_raw: str | None = None
-    status: Status | None = None
-    stream: int | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    last_updated: datetime | None = None
-    system_notes: str | None = None
-    aggregates: dict[str, int | None] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    fields: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any], table: TableSpec) -> JobRow:
-        """Parse a pyairtable record of the jobs table.  Never raises for bad stored data."""
-        r = _Reader(record, table)
-        status_raw, status = r.status()
-        values: dict[str, Any] = {
-            "record_id": r.record_id,
-            "created_time": r.created_time,
-            "run_id": r.text("run_id"),
-            "status_raw": status_raw,
-            "status": status,
-            "stream": r.count("stream", minimum=1),
-            "start_time": r.time("start_time"),
-            "end_time": r.time("end_time"),
-            "last_updated": r.time("last_updated"),
-            "system_notes": r.text("system_notes"),
-            "aggregates": {k: r.count(k) for k in AGGREGATE_KEYS if table.has(k)},
-            "fields": r.fields,
-        }
-        return cls(**values, problems=r.problems)
-
-
-# --- aggregation -------------------------------------------------------------------------------
-
-
-class JobAggregate(BaseModel):
-    """A job's totals derived from its client-run rows (SPEC §1.4); see :func:`aggregate`.
-
-    ``profile_success_rate``, ``post_success_rate`` and ``total_tokens`` are computed (and
-    never written: Airtable computes its own formula fields).
-
-    >>> agg = JobAggregate(clients_processed=1, profiles_examined=4, profiles_scored=3)
-    >>> agg.profile_success_rate, agg.post_success_rate
-    (0.75, 0.0)
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    clients_processed: int = Field(default=0, ge=0)
-    clients_with_errors: int = Field(default=0, ge=0)
-    profiles_examined: int = Field(default=0, ge=0)
-    profiles_scored: int = Field(default=0, ge=0)
-    posts_harvested: int = Field(default=0, ge=0)
-    posts_examined: int = Field(default=0, ge=0)
-    posts_scored: int = Field(default=0, ge=0)
-    profile_tokens: int = Field(default=0, ge=0)
-    post_tokens: int = Field(default=0, ge=0)
-    start_time: AwareDatetime | None = None
-    end_time: AwareDatetime | None = None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def profile_success_rate(self) -> float:
-        """Profiles scored / examined; 0 when nothing was examined."""
-        return _rate(self.profiles_scored, self.profiles_examined)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def post_success_rate(self) -> float:
-        """Posts scored / examined; 0 when nothing was examined."""
-        return _rate(self.posts_scored, self.posts_examined)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def total_tokens(self) -> int:
-        """Profile + post scoring tokens."""
-        return self.profile_tokens + self.post_tokens
-
-    def counts(self) -> dict[str, int]:
-        """The stored aggregate numbers by logical key (comparable with
-        :attr:`JobRow.aggregates`).
-
-        >>> JobAggregate(clients_processed=2).counts()["clients_processed"]
-        2
-        """
-        return {key: getattr(self, key) for key in AGGREGATE_KEYS}
-
-    def to_fields(self, table: TableSpec, *, times: bool = True) -> dict[str, Any]:
-        """The aggregate as an Airtable ``fields`` dict for the jobs table: only fields the
-        base has enabled and that are not computed (never ``Total Tokens Used``, never the
-        success rates).  With ``times``, Start/End Time are included when known.
-
-        >>> from jobtrack_airtable.schema import load_schema
-        >>> agg = JobAggregate(clients_processed=2, post_tokens=7)
-        >>> fields = agg.to_fields(load_schema().jobs)
-        >>> fields["Clients Processed"], fields["Post Scoring Tokens"]
-        (2, 7)
-        >>> "Total Tokens Used" in fields or "Duration" in fields
-        False
-        """
-        return table.to_names(self.to_values(table, times=times))
-
-    def to_values(self, table: TableSpec, *, times: bool = True) -> dict[str, Any]:
-        """:meth:`to_fields` by logical key (what the tracker hands the repository).
-
-        >>> from jobtrack_airtable.schema import load_schema
-        >>> JobAggregate(clients_processed=2).to_values(load_schema().jobs)["clients_processed"]
-        2
-        """
-        values: dict[str, Any] = self.counts()
-        if times:
-            for key in ("start_time", "end_time"):
-                moment = getattr(self, key)
-                if moment is not None:
-                    values[key] = format_time(key, moment)
-        return {
-            key: value
-            for key, value in values.items()
-            if table.has(key) and not table.field(key).computed
-        }
-
-
-def _rate(scored: int, examined: int) -> float:
-    return scored / examined if examined else 0.0
-
-
-def aggregate(rows: Iterable[ClientRunRow]) -> JobAggregate:
-    """Recompute a job's aggregate from all its client-run rows (never incremented, so running
-    it again gives the same result and repairs a drifted job row).
-
-    * ``clients_processed``: number of rows (any status); ``clients_with_errors``: rows whose
-      status is exactly ``Failed`` (legacy aliases are normalised by ``sync`` first).
-    * sums: unset metrics count as 0.
-    * ``start_time`` / ``end_time``: earliest start / latest end among rows that have one,
-      compared as instants (mixed offsets are fine) and returned in UTC.
-
-    >>> from datetime import datetime, timedelta, timezone
-    >>> east = timezone(timedelta(hours=2))
-    >>> rows = [
-    ...     ClientRunRow(status=Status.COMPLETED, metrics=ClientMetrics.of(posts_scored=2),
-    ...                  start_time=datetime(2025, 9, 30, 15, 0, tzinfo=east)),
-    ...     ClientRunRow(status=Status.FAILED, metrics=ClientMetrics.of(posts_scored=1),
-    ...                  start_time=datetime(2025, 9, 30, 13, 30, tzinfo=timezone.utc)),
-    ... ]
-    >>> agg = aggregate(rows)
-    >>> agg.clients_processed, agg.clients_with_errors, agg.posts_scored
-    (2, 1, 3)
-    >>> agg.start_time.isoformat()
-    '2025-09-30T13:00:00+00:00'
-    """
-    sums = dict.fromkeys(JOB_SUM_KEYS, 0)
-    processed = errors = 0
-    starts: list[datetime] = []
-    ends: list[datetime] = []
-    for row in rows:
-        processed += 1
-        if row.status is Status.FAILED:
-            errors += 1
-        for key in JOB_SUM_KEYS:
-            sums[key] += getattr(row.metrics, key) or 0
-        if row.start_time is not None:
-            starts.append(row.start_time)
-        if row.end_time is not None:
-            ends.append(row.end_time)
-    return JobAggregate(
-        clients_processed=processed,
-        clients_with_errors=errors,
-        **sums,
-        start_time=min(starts).astimezone(UTC) if starts else None,
-        end_time=max(ends).astimezone(UTC) if ends else None,
-    )
-
-
-def _did_work(row: ClientRunRow) -> bool:
-    return any(getattr(row.metrics, key) for key in COUNT_KEYS)
-
-
-def completion_status(rows: Iterable[ClientRunRow]) -> Status:
-    """The job's terminal status when the caller does not force one (SPEC §1.4):
-
-    1. any client ``Failed`` and none ``Completed`` → ``Failed``;
-    2. no client processed anything (all ``No Leads To Score``, or no clients) →
-       ``No Leads To Score``;
-    3. otherwise ``Completed`` (finished, even if some clients failed).
-
-    What "processed" means per row:
-
-    * ``Completed`` counts as processed even when all its metrics are zero or unset: the
-      status is the worker's own verdict (the tracker already closes a run with no work as
-      ``No Leads To Score``), and some job kinds record no metrics at all.
-    * ``No Leads To Score`` never counts, whatever its metrics say.
-    * ``Running`` rows (a client run still open, or abandoned by a crashed worker), rows with
-      a legacy/unknown status and rows without one are neither completed nor failed: they
-      count as processed only if they recorded work (a non-zero count).  So an open run that
-      did work makes the job ``Completed`` (``sync`` flags the stale row separately), while an
-      open run that did nothing does not turn a no-op job into ``Completed``.
-
-    >>> completion_status([])
-    <Status.NO_LEADS: 'No Leads To Score'>
-    >>> completion_status([ClientRunRow(status=Status.FAILED),
-    ...                    ClientRunRow(status=Status.NO_LEADS)])
-    <Status.FAILED: 'Failed'>
-    >>> completion_status([ClientRunRow(status=Status.FAILED),
-    ...                    ClientRunRow(status=Status.COMPLETED)])
-    <Status.COMPLETED: 'Completed'>
-    """
-    any_failed = any_completed = any_processed = False
-    for row in rows:
-        if row.status is Status.FAILED:
-            any_failed = True
-        elif row.status is Status.COMPLETED:
-            any_completed = any_processed = True
-        elif row.status is not Status.NO_LEADS and _did_work(row):
-            any_processed = True
-    if any_failed and not any_completed:
-        return Status.FAILED
-    if not any_processed:
-        return Status.NO_LEADS
-    return Status.COMPLETED

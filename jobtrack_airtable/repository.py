@@ -37,8 +37,8 @@ from .errors import (
     SchemaViolationError,
     show,
 )
-from .metrics import ClientRunRow, JobRow
 from .recovery import call_with_retry
+from .rows import ClientRunRow, JobRow
 from .run_ids import BaseRunId, as_base_run_id, as_client_run_id
 from .schema import TableSpec
 

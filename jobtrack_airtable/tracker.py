@@ -40,6 +40,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, tzinfo
 from typing import Any, Self
 
+from .aggregation import aggregate, completion_status
 from .client import Connection
 from .client_run import ClientRun
 from .commit import GroupCommit
@@ -50,13 +51,8 @@ from .errors import (
     show,
 )
 from .limiter.locks import row_key, row_locks
-from .metrics import (
-    ClientRunRow,
-    JobRow,
-    aggregate,
-    completion_status,
-)
 from .repository import Repository
+from .rows import ClientRunRow, JobRow
 from .run_ids import (
     BaseRunId,
     ClientRunId,

@@ -30,9 +30,10 @@ from typing import Any
 
 from pyairtable import formulas as F
 
+from .aggregation import JobAggregate, aggregate, completion_status
 from .errors import InvalidInputError, NotFoundError, show
-from .metrics import ClientRunRow, JobAggregate, JobRow, aggregate, completion_status
 from .repository import Repository, oldest_first
+from .rows import ClientRunRow, JobRow
 from .run_ids import recognise
 from .statuses import Status, map_status, parse_status
 from .timeutil import to_airtable, utcnow

@@ -28,7 +28,7 @@ from ._core import (
 from .tables import Column, print_table
 
 if TYPE_CHECKING:
-    from ..metrics import ClientRunRow, JobRow
+    from ..rows import ClientRunRow, JobRow
 
 _STATUS_STYLE = {
     Status.RUNNING: "cyan",

@@ -21,8 +21,8 @@ from pyairtable import formulas as F
 from pyairtable.api.types import RecordDict
 
 from ..errors import InvalidInputError, show
-from ..metrics import ClientRunRow, JobRow
 from ..repository import Repository, oldest_first
+from ..rows import ClientRunRow, JobRow
 from ..run_ids import recognise
 from ..schema import TableSpec
 from ..timeutil import utcnow

@@ -38,8 +38,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from ..errors import InvalidInputError, show
-from ..metrics import ClientRunRow, JobRow
 from ..repository import Repository
+from ..rows import ClientRunRow, JobRow
 from ..statuses import Status, map_status, staleness
 from ..timeutil import to_airtable
 from .activity import Activity, base_run_id_of, client_id_of, read_activity, run_time

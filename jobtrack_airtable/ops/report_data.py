@@ -18,8 +18,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ..metrics import ClientRunRow, JobRow
 from ..repository import Repository
+from ..rows import ClientRunRow, JobRow
 from ..statuses import Status, map_status
 from ..timeutil import to_airtable, utcnow
 from .activity import client_id_of, read_activity, run_time

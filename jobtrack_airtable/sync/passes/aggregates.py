@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...metrics import AGGREGATE_KEYS, JobAggregate, JobRow, aggregate
+from ...aggregation import JobAggregate, aggregate
+from ...metrics import AGGREGATE_KEYS
+from ...rows import JobRow
 from ...statuses import Status
 from ...timeutil import to_airtable
 from ..model import Action, FieldChange, RecordChange

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ...errors import show
-from ...metrics import ClientRunRow, JobRow
+from ...rows import ClientRunRow, JobRow
 from ...schema import TableSpec
 from ...statuses import Status, map_status, staleness
 from ..model import TABLE_ORDER

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from ...metrics import completion_status
+from ...aggregation import completion_status
 from ...statuses import Status
 from ..state import BASE_LEN, Context, Entity, PlanState
 from .fix import client_row
