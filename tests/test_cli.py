@@ -46,7 +46,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env file
     # Never touch the developer's real per-user base.
-    default = tmp_path / "user-data" / "local-base.json"
+    default = tmp_path / "user-data" / "local-base.sqlite"
     monkeypatch.setattr(embedded, "default_local_path", lambda: default)
 
 
@@ -251,7 +251,7 @@ def test_invalid_setting_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_default_embedded_base_is_announced(tmp_path: Path) -> None:
     result = run("runs", "list", "--limit", "1")
     assert result.exit_code == 0, result.output
-    default = tmp_path / "user-data" / "local-base.json"
+    default = tmp_path / "user-data" / "local-base.sqlite"
     assert result.stderr.splitlines()[0] == (
         f"Using the embedded local base at {default}, seeded with the demo dataset "
         "(no AIRTABLE_API_KEY/AIRTABLE_BASE_ID set)."
@@ -362,7 +362,7 @@ def test_local_seed(tmp_path: Path) -> None:
     assert refused.exit_code == 1 and "--reset" in refused.stderr
     assert run("--local", str(path), "local", "seed", "--reset").exit_code == 0
     assert run("local", "seed").exit_code == 0  # the default path (patched to tmp)
-    assert (tmp_path / "user-data" / "local-base.json").exists()
+    assert (tmp_path / "user-data" / "local-base.sqlite").exists()
 
 
 # -- the token ---------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID", "JOBTRACK_ENDPOINT_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
-    default = tmp_path / "user-data" / "local-base.json"
+    default = tmp_path / "user-data" / "local-base.sqlite"
     monkeypatch.setattr(embedded, "default_local_path", lambda: default)
 
 

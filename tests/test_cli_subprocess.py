@@ -86,9 +86,10 @@ def test_first_run_uses_the_per_user_embedded_base(tmp_path: Path) -> None:
     first_line = result.stderr.splitlines()[0]
     assert first_line.startswith("Using the embedded local base at ")
     assert first_line.endswith(
-        "local-base.json, seeded with the demo dataset (no AIRTABLE_API_KEY/AIRTABLE_BASE_ID set)."
+        "local-base.sqlite, seeded with the demo dataset"
+        " (no AIRTABLE_API_KEY/AIRTABLE_BASE_ID set)."
     )
-    assert list((tmp_path / "xdg").rglob("local-base.json"))
+    assert list((tmp_path / "xdg").rglob("local-base.sqlite"))
 
 
 def test_errors_one_line_or_traceback_with_debug(base: Path, tmp_path: Path) -> None:

@@ -41,10 +41,25 @@ def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
     return Settings(_env_file=None)
 
 
-def test_default_path_is_per_user_data_dir() -> None:
+def test_default_path_is_per_user_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     path = default_local_path()
-    assert path.name == "local-base.json"
-    assert "jobtrack-airtable" in str(path)
+    assert path == tmp_path / "jobtrack-airtable" / "local-base.sqlite"
+
+
+def test_a_base_made_by_an_earlier_version_is_used_where_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    legacy = tmp_path / "jobtrack-airtable" / "local-base.json"
+    legacy.parent.mkdir()
+    seed_file(legacy, load_schema(), now=NOW)
+    assert default_local_path() == legacy
+    # Once a .sqlite exists (made by this version), it wins.
+    seed_file(legacy.with_name("local-base.sqlite"), load_schema(), now=NOW)
+    assert default_local_path() == legacy.with_name("local-base.sqlite")
 
 
 def test_seed_file_writes_the_demo_dataset_with_created_times(tmp_path: Path) -> None:

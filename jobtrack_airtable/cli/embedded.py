@@ -4,7 +4,7 @@ An admin trying the tool should not need an Airtable account.  With no ``AIRTABL
 ``AIRTABLE_BASE_ID`` (or with an explicit ``--local PATH``), :func:`open_backend` starts the
 local Airtable-compatible server (:class:`~jobtrack_airtable.local.LocalAirtable`) in-process:
 
-* persisted to ``local-base.json`` in the per-user data directory
+* persisted to ``local-base.sqlite`` in the per-user data directory
   (``platformdirs.user_data_dir("jobtrack-airtable")``) or to the path given;
 * seeded with the demo dataset (:mod:`.demo`) the first time the file is created, inserted
   directly through the server's storage API so every row keeps its demo created time;
@@ -78,9 +78,23 @@ EMBEDDED_BASE_ID = DEFAULT_BASE_ID
 LOCK_TIMEOUT_SECONDS = 30.0
 
 
+#: The default file name; earlier versions used :data:`LEGACY_NAME` (JSON, later SQLite).
+DEFAULT_NAME = "local-base.sqlite"
+LEGACY_NAME = "local-base.json"
+
+
 def default_local_path() -> Path:
-    """Where the embedded base lives by default: ``<user data dir>/local-base.json``."""
-    return Path(platformdirs.user_data_dir(APP_NAME)) / "local-base.json"
+    """Where the embedded base lives by default: ``<user data dir>/local-base.sqlite``.
+
+    A base made by an earlier version (``local-base.json`` there, and no ``.sqlite`` yet) is
+    used where it is rather than stranded: its rows are the admin's, and the server reads
+    either format.
+    """
+    data = Path(platformdirs.user_data_dir(APP_NAME))
+    current, legacy = data / DEFAULT_NAME, data / LEGACY_NAME
+    if not current.exists() and legacy.exists():
+        return legacy
+    return current
 
 
 # -- seeding --------------------------------------------------------------------------------
@@ -198,7 +212,7 @@ def check_local_path(path: Path) -> None:
     if path.is_dir():
         raise ConfigError(
             f"the local base {str(path)!r} is a directory; give a file path such as "
-            f"{str(path / 'local-base.json')!r}"
+            f"{str(path / DEFAULT_NAME)!r}"
         )
     if not path.parent.is_dir():
         what = "is not a directory" if path.parent.exists() else "does not exist"
