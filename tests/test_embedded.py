@@ -41,9 +41,7 @@ def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
     return Settings(_env_file=None)
 
 
-def test_default_path_is_per_user_data_dir(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_default_path_is_per_user_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     path = default_local_path()
     assert path == tmp_path / "jobtrack-airtable" / "local-base.sqlite"
