@@ -520,6 +520,82 @@ def test_a_file_overwritten_in_place_by_another_store_is_detected(tmp_path: Path
     second.close()
 
 
+@pytest.mark.parametrize("blank", ["empty file", "blank database"])
+def test_a_blank_file_written_over_the_live_one_in_place_holds(tmp_path: Path, blank: str) -> None:
+    # `: > rl.sqlite` or `cp blank.sqlite rl.sqlite`: same inode, no tables at all.
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        old.acquire(BASE_A)
+    if blank == "empty file":
+        path.write_bytes(b"")
+    else:
+        source = tmp_path / "blank.sqlite"
+        sqlite3.connect(source).close()
+        shutil.copyfile(source, path)
+    old.acquire(BASE_A)  # no crash ("no such table"): a new store, held
+    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
+    old.close()
+
+
+@pytest.mark.parametrize("how", ["over the live file", "after deleting it"])
+def test_a_backup_copied_back_is_not_trusted(tmp_path: Path, how: str) -> None:
+    # A backup of this very store (same store ID, and after a delete possibly the same
+    # inode number): its slots are the backup's, not the last window's.  The copy is newer
+    # than the journal's last truncation, which only SQLite's commits do.
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    backup = tmp_path / "backup.sqlite"
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    old.acquire(BASE_B)
+    shutil.copyfile(path, backup)
+    fake.now += 3600.0
+    for _ in range(5):
+        old.acquire(BASE_A)
+    time.sleep(0.05)  # file times tick in milliseconds: the copy must come after the commit
+    if how == "after deleting it":
+        path.unlink()
+    shutil.copyfile(backup, path)
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    newcomer.acquire(BASE_A)
+    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
+    fake.sleeps.clear()
+    old.acquire(BASE_A)  # the old process moves over too, under the same hold (now over)
+    assert sum(fake.sleeps) < WINDOW
+    old.close()
+    newcomer.close()
+
+
+def test_threads_may_reserve_and_lock_rows_at_once(tmp_path: Path) -> None:
+    # A worker's group-commit thread reserves slots while another thread takes a notes lock.
+    limiter = LocalLimiter(1000, tmp_path / "rl.sqlite")
+    errors: list[BaseException] = []
+
+    def reserve() -> None:
+        try:
+            for _ in range(200):
+                limiter.acquire(BASE_A)
+        except BaseException as exc:  # pragma: no cover - the failure being tested
+            errors.append(exc)
+
+    def lock() -> None:
+        try:
+            for i in range(200):
+                assert limiter.try_lock([f"row{i}"], "me", 5.0)
+                limiter.unlock([f"row{i}"], "me")
+        except BaseException as exc:  # pragma: no cover - the failure being tested
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reserve), threading.Thread(target=lock)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    limiter.close()
+
+
 # --- the guarantees with real processes (issue 10 item 6) ----------------------------------
 
 

@@ -12,7 +12,7 @@ held until one window after its request finished), with the state in Redis::
     jobtrack:ratelimit:{base_id}          sorted set: member = slot ID, score = when it frees (µs)
     jobtrack:ratelimit:hold:{base_id}     a 429's shared penalty: hold until (µs)
     jobtrack:ratelimit:hold:*             every base on hold after Redis lost its state
-    jobtrack:ratelimit:epoch              the Redis run (INFO run_id) this state belongs to
+    jobtrack:ratelimit:run                the Redis run (INFO run_id) this state belongs to
     jobtrack:ratelimit:usage:{base_id}:{YYYY-MM}   hash: requests by kind (:mod:`.usage`)
 
 Reserving and releasing are **one Lua script each** (:data:`RESERVE_SCRIPT`,
@@ -21,16 +21,19 @@ workers' clocks do not matter and there is no read-then-write race between machi
 happens in the worker, outside Redis.
 
 Redis restarts: a restart forgets the slots of the last window, whether Redis comes back empty
-or loads an older snapshot. The epoch key names the Redis run (``INFO``'s ``run_id``, new at
+or loads an older snapshot. The ``run`` key names the Redis run (``INFO``'s ``run_id``, new at
 every start) whose memory holds the state; the first call that finds it missing or naming
 another run -- any worker's, a newcomer's too -- puts every base on hold for ``window + quiet``
 (from the start of the run when the state came back empty, else from now). A flush
-(``FLUSHDB``) of a long-running Redis, or the epoch key evicted, is seen the same way but
-counted from the run's start, so it is covered only near a restart: keep ``maxmemory-policy``
-at ``noeviction`` or a ``volatile-*`` policy (the epoch key has no TTL). A failed call is
-retried for ``grace`` seconds (2 by default) before Redis counts as down, so a restart does not
-send the fleet to per-machine fallbacks (which, together, could exceed the base's limit).
-Releases that fail are kept and replayed on the next call that reaches Redis.
+(``FLUSHDB``) of a long-running Redis, or the key evicted, is seen the same way but counted
+from the run's start, so it is covered only near a restart: keep ``maxmemory-policy`` at
+``noeviction`` or a ``volatile-*`` policy (the key has no TTL). A user that may not run
+``INFO`` (an ACL without ``+info``) gets one warning: restarts that load a snapshot then go
+unseen. Multi-master setups (active-active replication), where each master has its own run ID,
+would hold every base on every call, and are not supported. A failed call is retried for
+``grace`` seconds (2 by default) before Redis counts as down, so a restart does not send the
+fleet to per-machine fallbacks (which, together, could exceed the base's limit). Releases that
+fail are kept and replayed on the next call that reaches Redis.
 
 When Redis stays unreachable (connection refused, timeout, authentication, a read-only
 replica...) past the grace, ``fallback`` decides:
@@ -134,11 +137,12 @@ DEFAULT_SOCKET_TIMEOUT = 2.0
 INSTALL_HINT = "pip install 'jobtrack-airtable[redis]'"
 
 #: The atomic reserve step.  KEYS: the base's slots (sorted set, score = when the slot frees,
-#: µs of Redis TIME), the base's hold, the global hold, the epoch, the base's members.  ARGV:
+#: µs of Redis TIME), the base's hold, the global hold, the Redis run, the base's members.  ARGV:
 #: limit, window (µs), lease (µs), a unique member, quiet (µs), the longest believable hold
 #: (µs), the caller's fallback domain, how long a domain stays a member (µs).  Returns
-#: {0, 0, members} when a slot was taken, else {1, µs to wait, members}.  All arithmetic
-#: stays in integers passed straight to redis.call:
+#: {0, 0, members, has_info} when a slot was taken, else {1, µs to wait, members, has_info}
+#: (has_info: 0 when INFO is refused, so a restart that loads a snapshot goes unseen).  All
+#: arithmetic stays in integers passed straight to redis.call:
 #: Lua 5.1 would format a concatenated 16-digit number as "%.14g" and lose the microseconds.
 RESERVE_SCRIPT = """
 if redis.replicate_commands then redis.replicate_commands() end  -- Redis < 5: allow TIME
@@ -147,23 +151,26 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
--- The epoch names the Redis run whose memory holds this state (INFO's run_id, new at every
--- start).  Missing (a restart that came back empty, a flush) or another run's (a restart
--- that loaded an older snapshot, a failover): the grants of the last window may be
--- forgotten, so every base is held for a window + quiet -- by whichever call sees it first,
--- a newcomer's included.  Empty: counted from the start of this run (a first use of a
--- long-running Redis costs nothing); another run's: from now, as when it came is unknown.
+-- KEYS[4] names the Redis run whose memory holds this state (INFO's run_id, new at every
+-- start; not the "epoch" key of earlier versions, which their workers still read).
+-- Missing (a restart that came back empty, a flush) or another run's (a restart that
+-- loaded an older snapshot, a failover): the grants of the last window may be forgotten,
+-- so every base is held for a window + quiet -- by whichever call sees it first, a
+-- newcomer's included.  Empty: counted from the start of this run (a first use of a long-
+-- running Redis costs nothing); another run's: from now, as when it came is unknown.
 local info = redis.pcall('INFO', 'server')
 local run_id = 'unknown'
 local uptime = 0
+local has_info = 0
 if type(info) == 'string' then
   run_id = string.match(info, 'run_id:(%w+)') or run_id
   uptime = tonumber(string.match(info, 'uptime_in_seconds:(%d+)') or '0')
+  has_info = 1
 end
-local epoch = redis.call('GET', KEYS[4])
-if epoch ~= run_id then
+local run = redis.call('GET', KEYS[4])
+if run ~= run_id then
   local since = now
-  if not epoch then since = now - uptime * 1000000 end
+  if not run then since = now - uptime * 1000000 end
   redis.call('SET', KEYS[4], run_id)
   local quiet_until = since + window + tonumber(ARGV[5])
   local current = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -183,7 +190,7 @@ for i = 2, 3 do
   -- A hold further ahead than any real one was left by a clock that stepped back.
   if h > hold and h <= now + tonumber(ARGV[6]) then hold = h end
 end
-if hold > now then return {1, hold - now, members} end
+if hold > now then return {1, hold - now, members, has_info} end
 -- Freed slots, and slots "from the future" left by a server clock that stepped back.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], now + lease + window + 1, '+inf')
@@ -192,14 +199,14 @@ if count < limit then
   redis.call('ZADD', KEYS[1], now + lease, ARGV[4])
   -- Idle bases leave nothing behind.
   redis.call('PEXPIRE', KEYS[1], math.ceil((lease + window) / 1000) + 1000)
-  return {0, 0, members}
+  return {0, 0, members, has_info}
 end
 -- A released slot frees at its score; one in flight no earlier than a window from now.
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = tonumber(first[2]) - now
 if wait > window then wait = window end
 if wait < 1000 then wait = 1000 end
-return {1, wait, members}
+return {1, wait, members, has_info}
 """
 
 #: The atomic release step.  KEYS: the base's slots, the base's hold, the base's usage hash
@@ -384,6 +391,7 @@ class RedisLimiter:
         self._instance = uuid.uuid4().hex[:12]
         self._seq = itertools.count()
         self._state_lock = threading.Lock()
+        self._warned_info = False
         #: Fallback domains sharing each base at the last call (this one included).
         self._members: dict[str, int] = {}
         #: This process's fallback domain: its machine's limiter file, or the process itself.
@@ -501,12 +509,12 @@ class RedisLimiter:
     # -- one attempt ----------------------------------------------------------------------
 
     def _run_reserve(self, key: str, member: str) -> tuple[int, int, int]:
-        status, value, members = self._reserve_script(
+        status, value, members, has_info = self._reserve_script(
             keys=[
                 redis_key(key, self.key_prefix),
                 self._key("hold:", key),
                 self._key("hold:", "*"),
-                self._key("", "epoch"),
+                self._key("", "run"),
                 self._key("members:", key),
             ],
             args=[
@@ -520,6 +528,13 @@ class RedisLimiter:
                 round(MEMBER_HORIZON * 1_000_000),
             ],
         )
+        if not int(has_info) and not self._warned_info:
+            self._warned_info = True
+            log.warning(
+                "Redis at %s refuses INFO to this user: a Redis restart that loads a snapshot "
+                "will not be noticed, and its forgotten grants may cost 429s (allow +info)",
+                self.url,
+            )
         return int(status), int(value), int(members)
 
     def _run_release(self, slot: Slot, penalty: float, usage: Sequence[str]) -> None:

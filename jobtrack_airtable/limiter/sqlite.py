@@ -7,8 +7,9 @@ The file
 --------
 Tables ``slots(key, token, frees_at, in_flight)``, ``holds(key, until)`` (``key = '*'``: every
 key), ``meta(name, value)`` (a random ``store_id``, the ``born`` time, the ``home`` the file
-was made for -- device, inode and path -- and when it ``arrived`` there) and
-``usage(key, month, kind, n)`` (:mod:`.usage`).  Each operation is one ``BEGIN IMMEDIATE``
+was made for -- its device and inode, its directory's device and inode, its name -- and when
+it ``arrived`` there), ``usage(key, month, kind, n)`` (:mod:`.usage`) and ``locks(key, token,
+until)`` (:mod:`.locks`).  Each operation is one ``BEGIN IMMEDIATE``
 transaction, taken under a :mod:`filelock` lock on ``<path>.lock`` (the lock only keeps the
 hand-over between processes quick; SQLite's own lock is what serialises them).  Wall-clock
 time is used because timestamps are compared between processes; rows from the future (a clock
@@ -21,20 +22,28 @@ shared side files for the old and the new file to fight over.
 
 Surviving deletion and replacement
 ----------------------------------
-Inside every transaction the limiter checks that ``path`` still names the file its connection
-has open (device and inode: an open file's inode cannot be reused) and that the file still
-holds the same store (its ``store_id``: a file overwritten in place keeps its inode). If the
-file was deleted or replaced, it reopens ``path`` (creating it if needed) so that all processes
-converge on one file at their next request, and -- because the new file does not know the
-grants of the last window -- puts every key on hold until ``window + quiet`` seconds after the
-new file arrived, then writes its own recent slots into it. A file that is not a SQLite
-database any more is moved aside (``<path>.corrupt``) and rebuilt the same way.
+Inside every transaction the limiter checks that ``path`` still names its store: the same
+file (device and inode: an open file's inode cannot be reused), holding the same
+``store_id`` (a file overwritten in place keeps its inode), not written since the last commit
+by anything but SQLite (a commit writes the database and then truncates the rollback journal,
+so a database newer than its empty journal was copied over; both times come from the same
+file system, so no two clocks are compared).  If not, it reopens ``path`` (creating it if
+needed) so that all processes converge on one file at their next request, and -- because the
+new file does not know the grants of the last window -- puts every key on hold until ``window
++ quiet`` seconds after the new file arrived, then writes its own recent slots into it.  A file
+that is not a SQLite database any more is moved aside (``<path>.corrupt``) and rebuilt the
+same way.
 
 The hold is put by whoever opens the new file first, including a process that starts after
 the change and never saw the old file: a blank file (deleted and recreated, or a blank
-database put in its place) holds when the lock file shows the path was used before, and a
-limiter file made elsewhere (a backup, a copy) holds because its ``home`` is not this one --
-its birth time says nothing about when it was moved here.
+database put in its place) holds when the lock file or the journal shows the path was used
+before; a limiter file made elsewhere holds because its ``home`` is not this one (its birth
+time says nothing about when it was moved here); a backup copied back holds because it is
+newer than the journal.  Not seen: every trace removed (the database, its journal and its lock
+file) before a newcomer's first request; a file moved away and later moved back, for a
+newcomer that opens it before any process that used the other file; a backup copied over
+the live file keeping its old times (``cp -p``, ``rsync -t``), or within the same file-system
+clock tick (milliseconds) as the last commit.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "rl.sqlite"
@@ -159,6 +168,35 @@ class LocalLimiter:
             return None
         return st.st_dev, st.st_ino
 
+    def _home(self, identity: tuple[int, int]) -> str:
+        """What the file was made for: itself (device, inode) at this path, named by its
+        directory's device and inode and its name -- not by a path string, which differs
+        between a symlink, a bind mount and letter case for the same file."""
+        parent = os.stat(self.path.parent)
+        name = os.path.normcase(self.path.name).casefold()
+        return f"{identity[0]}:{identity[1]}:{parent.st_dev}:{parent.st_ino}:{name}"
+
+    def _modified_outside(self) -> bool:
+        """The file was written after the last commit: not by SQLite, so by something else
+        (a backup copied over it, or copied back after it was deleted).
+
+        A commit writes the database's pages and then truncates the rollback journal, so
+        after every commit the journal is empty and no older than the database.  Both times
+        are stamped by the same file system, so no clock is compared with another.  Called
+        inside a write transaction: no other commit can be half-done meanwhile.
+        """
+        try:
+            db = os.stat(self.path)
+        except FileNotFoundError:
+            return False  # gone: the identity check sees that
+        try:
+            journal = os.stat(f"{self.path}-journal")
+        except FileNotFoundError:
+            # The journal stays (truncated) after the first commit: a store without one was
+            # put here by something else, or had its journal deleted along with its state.
+            return True
+        return journal.st_size == 0 and db.st_mtime_ns > journal.st_mtime_ns
+
     def _drop(self) -> None:
         if self._conn is not None and self._pid == os.getpid():
             self._conn.close()
@@ -172,14 +210,18 @@ class LocalLimiter:
         self._conn = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock_existed = os.path.exists(self._lock_path())
+            # Traces of an earlier file at this path (the lock file is never removed on
+            # Linux; the rollback journal stays, truncated, after the first write).
+            used_before = os.path.exists(self._lock_path()) or os.path.exists(
+                f"{self.path}-journal"
+            )
             # thread_local=False: the per-process threading lock already serialises threads;
             # a short poll keeps cross-process hand-over quick (each hold is ~1 ms).
             file_lock = filelock.FileLock(
                 self._lock_path(), thread_local=False, poll_interval=0.005
             )
             with file_lock:
-                conn = self._connect(used_before=lock_existed)
+                conn = self._connect(used_before=used_before)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"cannot open the rate-limiter file {str(self.path)!r}: {exc} "
@@ -191,8 +233,8 @@ class LocalLimiter:
     def _connect(self, *, used_before: bool) -> sqlite3.Connection:
         """Open (creating or rebuilding) the file; called under the file lock.
 
-        ``used_before``: the lock file existed, so some process may have used a file at
-        this path within the window.
+        ``used_before``: a file was at this path before (its lock file or journal exists), so
+        some process may have used it within the window.
         """
         # A lock file without its database: the file was lost, its grants are unknown.
         lost_before = used_before and self._stat() is None
@@ -206,8 +248,8 @@ class LocalLimiter:
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 identity = self._stat()
-                now = self._clock()
                 conn.execute("BEGIN IMMEDIATE")
+                now = self._clock()  # after BEGIN, which may wait for another process
                 store_id, arrived = self._arrival(
                     conn, identity, now, hold=used_before and not lost_before
                 )
@@ -228,6 +270,9 @@ class LocalLimiter:
                 os.replace(self.path, f"{self.path}.corrupt")
                 lost_before = True
                 continue
+            except BaseException:
+                conn.close()  # never leave the write lock held by a half-done open
+                raise
             if identity is None or identity != self._stat():
                 conn.close()  # replaced while we opened it: open whatever is there now
                 lost_before = True
@@ -249,12 +294,13 @@ class LocalLimiter:
         """``(store_id, arrived)``: the file's ID and when it arrived at ``path``.
 
         A blank file (created here, or a blank database put in its place) arrives now; so
-        does a limiter file born elsewhere (its ``home`` names another path or inode): its
-        birth time says nothing about when it was put here.  With ``hold`` (a file may have
-        been here before), an arrival puts every key on hold, whoever opens the file
-        first: the grants of the window before it are unknown.
+        does a limiter file made elsewhere (its ``home`` is another file or path) -- its
+        birth time says nothing about when it was put here -- and one written since its last
+        transaction (a backup copied over it, or copied back after the file was deleted).
+        With ``hold`` (a file may have been here before), an arrival puts every key on hold,
+        whoever opens the file first: the grants of the window before it are unknown.
         """
-        home = f"{identity[0]}:{identity[1]}:{os.path.realpath(self.path)}" if identity else ""
+        home = self._home(identity) if identity else ""
         store_id = _meta(conn, "store_id")
         recorded_home = _meta(conn, "home")
         if store_id is None:
@@ -263,7 +309,9 @@ class LocalLimiter:
             _set_meta(conn, "born", repr(now))
             arrived_now = True
         else:
-            arrived_now = recorded_home is not None and recorded_home != home
+            arrived_now = (
+                recorded_home is not None and recorded_home != home
+            ) or self._modified_outside()
         if arrived_now or recorded_home is None:
             _set_meta(conn, "home", home)
         if arrived_now:
@@ -271,7 +319,10 @@ class LocalLimiter:
             if hold:
                 _hold(conn, "*", now + self.window + self.quiet)
             return store_id, now
-        return store_id, float(_meta(conn, "arrived") or _meta(conn, "born") or now)
+        try:
+            return store_id, float(_meta(conn, "arrived") or _meta(conn, "born") or now)
+        except ValueError:  # not written by this limiter: trust nothing about it
+            return store_id, now
 
     def _adopt(self, conn: sqlite3.Connection, since: float, now: float) -> None:
         """The file replaced a lost one at ``since``: hold every key until the lost file's
@@ -295,18 +346,15 @@ class LocalLimiter:
                 with self._file_lock:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
-                        # Same inode, another store: the file was overwritten in place.
-                        if (
-                            self._stat() != self._identity
-                            or _meta(conn, "store_id") != self._known_store
-                        ):
+                        if self._changed(conn):
                             raise _FileChanged
                         now = self._clock()
                         result = body(conn, now)
                         conn.execute("COMMIT")
                         self._last_seen = now
                     except BaseException:
-                        conn.execute("ROLLBACK")
+                        if conn.in_transaction:  # SQLite may have rolled back already
+                            conn.execute("ROLLBACK")
                         raise
             except _FileChanged:
                 self._drop()
@@ -321,6 +369,19 @@ class LocalLimiter:
             f"the rate-limiter file {str(self.path)!r} keeps being replaced; "
             "point JOBTRACK_LIMITER_URL at a file nothing else touches"
         )
+
+    def _changed(self, conn: sqlite3.Connection) -> bool:
+        """``path`` no longer names this connection's store: deleted, replaced (another
+        inode), overwritten in place by another store or by a blank file (same inode), or
+        written outside the limiter since its last transaction."""
+        if self._stat() != self._identity:
+            return True
+        try:
+            return _meta(conn, "store_id") != self._known_store or self._modified_outside()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return True  # a blank file written over this one
+            raise
 
     # -- the rule -------------------------------------------------------------------------
 
@@ -418,7 +479,8 @@ class LocalLimiter:
             )
             return True
 
-        return self._transaction(body)
+        with self._thread_lock:
+            return self._transaction(body)
 
     def unlock(self, keys: Sequence[str], token: str) -> None:
         """Release the locks of ``keys`` that ``token`` holds."""
@@ -428,7 +490,8 @@ class LocalLimiter:
                 "DELETE FROM locks WHERE key = ? AND token = ?", [(k, token) for k in keys]
             )
 
-        self._transaction(body)
+        with self._thread_lock:
+            self._transaction(body)
 
     def usage(self, key: str, month: str) -> dict[str, int]:
         """``{kind: n}`` counted for ``key`` in ``month`` (``"2026-12"``, UTC)."""
