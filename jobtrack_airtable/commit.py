@@ -24,16 +24,14 @@ change (a background thread), and at once when asked: job completion,
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
-import signal
 import threading
 import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from . import shutdown
 from .errors import AirtableError, JobtrackError, LimiterUnavailableError, TrackerClosedError
 from .limiter.locks import row_key, row_locks
 from .recovery import RETRYABLE
@@ -82,8 +80,6 @@ class Committable(Protocol):
 
 
 _LIVE: weakref.WeakSet[GroupCommit] = weakref.WeakSet()
-_HOOKS_LOCK = threading.Lock()
-_HOOKS_INSTALLED = False
 
 
 def drain_all(reason: str) -> None:
@@ -93,30 +89,6 @@ def drain_all(reason: str) -> None:
             commit.drain()
         except Exception as exc:
             log.warning("could not write pending client-run changes at %s: %s", reason, exc)
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    drain_all("SIGTERM")
-    # Die of SIGTERM as the process would have without us (exit status, parent's view).
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _install_hooks() -> None:
-    """``atexit`` always; a SIGTERM handler only where nobody installed one (the default
-    action) and only from the main thread (the only place Python allows it)."""
-    global _HOOKS_INSTALLED
-    with _HOOKS_LOCK:
-        if _HOOKS_INSTALLED:
-            return
-        _HOOKS_INSTALLED = True
-        atexit.register(drain_all, "exit")
-        if threading.current_thread() is threading.main_thread():
-            try:
-                if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-                    signal.signal(signal.SIGTERM, _on_sigterm)
-            except ValueError:  # pragma: no cover - not the main interpreter
-                pass
 
 
 class GroupCommit:
@@ -138,7 +110,7 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._closed = False
         _LIVE.add(self)
-        _install_hooks()
+        shutdown.install(drain_all)
 
     def __repr__(self) -> str:
         return f"GroupCommit(interval={self.interval!r}, pending={len(self._pending)})"
