@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -29,6 +30,7 @@ from jobtrack_airtable.limiter import (
     build_limiter,
     default_limiter_path,
 )
+from jobtrack_airtable.limiter import sqlite as limiter_sqlite
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.settings import Settings
 
@@ -420,6 +422,27 @@ def test_a_replaced_or_garbage_file_is_detected_by_every_process(tmp_path: Path)
     second.close()
 
 
+def _limiter_file_an_hour_old(tmp_path: Path, fake: FakeTime) -> Path:
+    """A valid limiter file made elsewhere an hour ago (a backup, another user's cache)."""
+    spare = tmp_path / "spare.sqlite"
+    LocalLimiter(5, spare, clock=fake.clock, sleep=fake.sleep).acquire(BASE_B)
+    fake.now += 3600.0
+    return spare
+
+
+def _two_processes_fill_the_window(
+    path: Path, fake: FakeTime
+) -> tuple[LocalLimiter, LocalLimiter, list[float]]:
+    """Two processes on ``path`` with 3 + 2 grants now: the whole window."""
+    first = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    second = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    stamps: list[float] = []
+    for limiter in (first, first, first, second, second):
+        limiter.acquire(BASE_A)
+        stamps.append(fake.now)
+    return first, second, stamps
+
+
 def test_a_newcomer_first_to_open_a_blank_replacement_waits_the_lost_window(
     tmp_path: Path,
 ) -> None:
@@ -452,20 +475,13 @@ def test_an_old_limiter_file_moved_in_is_not_trusted_for_the_last_window(
     # when the change is first seen, by old processes and newcomers alike.
     fake = FakeTime()
     path = tmp_path / "rl.sqlite"
-    spare = tmp_path / "spare.sqlite"
-    LocalLimiter(5, spare, clock=fake.clock, sleep=fake.sleep).acquire(BASE_B)
-    fake.now += 3600.0
-    first = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    second = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    stamps: list[float] = []
-    for limiter in (first, first, first, second, second):
-        limiter.acquire(BASE_A)
-        stamps.append(fake.now)
+    spare = _limiter_file_an_hour_old(tmp_path, fake)
+    first, second, stamps = _two_processes_fill_the_window(path, fake)
     os.replace(spare, path)
     for _ in range(3):  # `second`'s two grants are not in the moved-in file
         first.acquire(BASE_A)
         stamps.append(fake.now)
-    assert max_in_window(stamps, WINDOW) <= 5
+    assert max_in_window(stamps) <= 5  # Airtable counts per second
     assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
     fake.sleeps.clear()
     newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
@@ -481,9 +497,7 @@ def test_a_newcomer_first_to_open_a_moved_in_file_waits_the_lost_window(
 ) -> None:
     fake = FakeTime()
     path = tmp_path / "rl.sqlite"
-    spare = tmp_path / "spare.sqlite"
-    LocalLimiter(5, spare, clock=fake.clock, sleep=fake.sleep).acquire(BASE_B)
-    fake.now += 3600.0
+    spare = _limiter_file_an_hour_old(tmp_path, fake)
     old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
     for _ in range(5):
         old.acquire(BASE_A)
@@ -500,22 +514,15 @@ def test_a_file_overwritten_in_place_by_another_store_is_detected(tmp_path: Path
     # cannot see it, the store ID can.
     fake = FakeTime()
     path = tmp_path / "rl.sqlite"
-    other = tmp_path / "other.sqlite"
-    LocalLimiter(5, other, clock=fake.clock, sleep=fake.sleep).acquire(BASE_B)
-    fake.now += 3600.0
-    first = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    second = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    stamps: list[float] = []
-    for limiter in (first, first, first, second, second):
-        limiter.acquire(BASE_A)
-        stamps.append(fake.now)
+    other = _limiter_file_an_hour_old(tmp_path, fake)
+    first, second, stamps = _two_processes_fill_the_window(path, fake)
     inode = path.stat().st_ino
     shutil.copyfile(other, path)
     assert path.stat().st_ino == inode
     for _ in range(3):
         first.acquire(BASE_A)
         stamps.append(fake.now)
-    assert max_in_window(stamps, WINDOW) <= 5
+    assert max_in_window(stamps) <= 5  # Airtable counts per second
     first.close()
     second.close()
 
@@ -594,6 +601,69 @@ def test_threads_may_reserve_and_lock_rows_at_once(tmp_path: Path) -> None:
         t.join()
     assert errors == []
     limiter.close()
+
+
+def test_a_limiter_file_from_before_homes_is_not_trusted(tmp_path: Path) -> None:
+    # A file made by the version before `home` existed (meta: store_id and born only) is
+    # moved in; a newcomer opens it first.  Nothing says when it came: it arrives now.
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    spare = _limiter_file_an_hour_old(tmp_path, fake)
+    conn = sqlite3.connect(spare)
+    conn.execute("DELETE FROM meta WHERE name IN ('home', 'arrived')")
+    conn.commit()
+    conn.close()
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    stamps: list[float] = []
+    for _ in range(5):
+        old.acquire(BASE_A)
+        stamps.append(fake.now)
+    os.replace(spare, path)
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        newcomer.acquire(BASE_A)
+        stamps.append(fake.now)
+    assert max_in_window(stamps) <= 5  # Airtable counts per second
+    old.close()
+    newcomer.close()
+
+
+def test_a_file_replaced_while_it_is_being_opened_is_not_split_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The swap lands between sqlite3.connect and the identity stat: the connection is on the
+    # old (unlinked) file, the stat names the new one.  Found by 400 swaps a few ms apart,
+    # which also made workers die of "attempt to write a readonly database" (SQLite's
+    # READONLY_DBMOVED): both now reopen the file that is there.
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    blank = tmp_path / "blank.sqlite"
+    LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep).acquire(BASE_B)
+    sqlite3.connect(blank).execute("CREATE TABLE t (x)").connection.close()
+    real_connect = sqlite3.connect
+    swapped: list[bool] = []
+
+    def connect_then_swap(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)
+        if not swapped:
+            conn.execute("PRAGMA schema_version").fetchone()  # the old file is open now
+            os.replace(blank, path)
+            swapped.append(True)
+        return conn
+
+    monkeypatch.setattr(limiter_sqlite.sqlite3, "connect", connect_then_swap)
+    first = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    first.acquire(BASE_B)
+    monkeypatch.setattr(limiter_sqlite.sqlite3, "connect", real_connect)
+    second = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    fake.now += 5
+    stamps: list[float] = []
+    for limiter in [first, second] * 5:
+        limiter.acquire(BASE_A)
+        stamps.append(fake.now)
+    assert max_in_window(stamps) <= 5  # Airtable counts per second
+    first.close()
+    second.close()
 
 
 # --- the guarantees with real processes (issue 10 item 6) ----------------------------------

@@ -96,6 +96,9 @@ _SCHEMA = (
     " until REAL NOT NULL)",
 )
 
+#: SQLITE_READONLY_DBMOVED: the database file was moved or replaced under the connection.
+_SQLITE_READONLY_DBMOVED = 1032
+
 #: Times a transaction is retried when the file changes under it, before giving up.
 _REOPEN_ATTEMPTS = 5
 
@@ -239,6 +242,8 @@ class LocalLimiter:
         # A lock file without its database: the file was lost, its grants are unknown.
         lost_before = used_before and self._stat() is None
         for _ in range(_REOPEN_ATTEMPTS):
+            # Stat before and after: a file swapped in between may not be the one opened.
+            before = self._stat()
             conn = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
@@ -264,6 +269,9 @@ class LocalLimiter:
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 conn.close()
+                if _moved(exc):
+                    lost_before = True  # replaced while we opened it: open what is there now
+                    continue
                 if isinstance(exc, sqlite3.OperationalError):
                     raise  # locked, read-only, disk full...: not a damaged file
                 # Not a database (replaced by something else) or damaged: move it aside.
@@ -273,7 +281,7 @@ class LocalLimiter:
             except BaseException:
                 conn.close()  # never leave the write lock held by a half-done open
                 raise
-            if identity is None or identity != self._stat():
+            if identity is None or identity != self._stat() or before not in (None, identity):
                 conn.close()  # replaced while we opened it: open whatever is there now
                 lost_before = True
                 continue
@@ -309,10 +317,9 @@ class LocalLimiter:
             _set_meta(conn, "born", repr(now))
             arrived_now = True
         else:
-            arrived_now = (
-                recorded_home is not None and recorded_home != home
-            ) or self._modified_outside()
-        if arrived_now or recorded_home is None:
+            # No home at all: made by a version before homes, maybe elsewhere -- once.
+            arrived_now = recorded_home != home or self._modified_outside()
+        if arrived_now:
             _set_meta(conn, "home", home)
         if arrived_now:
             _set_meta(conn, "arrived", repr(now))
@@ -360,9 +367,9 @@ class LocalLimiter:
                 self._drop()
                 continue
             except sqlite3.DatabaseError as exc:
-                if isinstance(exc, sqlite3.OperationalError):
+                if isinstance(exc, sqlite3.OperationalError) and not _moved(exc):
                     raise
-                self._drop()  # the file went bad under us: rebuilt by the next _open
+                self._drop()  # moved or gone bad under us: reopened (or rebuilt) next
                 continue
             return result
         raise ConfigError(
@@ -513,6 +520,11 @@ class LocalLimiter:
 def _meta(conn: sqlite3.Connection, name: str) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
     return None if row is None else str(row[0])
+
+
+def _moved(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite refused a write because the file was renamed or replaced under the connection."""
+    return getattr(exc, "sqlite_errorcode", None) == _SQLITE_READONLY_DBMOVED
 
 
 def _set_meta(conn: sqlite3.Connection, name: str, value: str) -> None:
