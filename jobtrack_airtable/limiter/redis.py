@@ -23,17 +23,19 @@ happens in the worker, outside Redis.
 Redis restarts: a restart forgets the slots of the last window, whether Redis comes back empty
 or loads an older snapshot. The ``run`` key names the Redis run (``INFO``'s ``run_id``, new at
 every start) whose memory holds the state; the first call that finds it missing or naming
-another run -- any worker's, a newcomer's too -- puts every base on hold for ``window + quiet``
-(from the start of the run when the state came back empty, else from now). A flush
-(``FLUSHDB``) of a long-running Redis, or the key evicted, is seen the same way but counted
-from the run's start, so it is covered only near a restart: keep ``maxmemory-policy`` at
-``noeviction`` or a ``volatile-*`` policy (the key has no TTL). A user that may not run
-``INFO`` (an ACL without ``+info``) gets one warning: restarts that load a snapshot then go
-unseen. Multi-master setups (active-active replication), where each master has its own run ID,
-would hold every base on every call, and are not supported. A failed call is retried for
-``grace`` seconds (2 by default) before Redis counts as down, so a restart does not send the
-fleet to per-machine fallbacks (which, together, could exceed the base's limit). Releases that
-fail are kept and replayed on the next call that reaches Redis.
+another run -- any worker's, a newcomer's too -- puts every base on hold for ``window + quiet +
+retry_interval`` (about 7 s; from the start of the run when the state came back empty, else
+from now): the retry interval covers workers that fell back to their machines during the outage
+and grant there until their next probe finds Redis back. A flush (``FLUSHDB``) of a long-
+running Redis, or the key evicted, is seen the same way but counted from the run's start, so it
+is covered only near a restart: keep ``maxmemory-policy`` at ``noeviction`` or a ``volatile-*``
+policy (the key has no TTL). A user that may not run ``INFO`` (an ACL without ``+info``) gets
+one warning: restarts that load a snapshot then go unseen. Multi-master setups (active-active
+replication), where each master has its own run ID, would hold every base on every call, and
+are not supported. A failed call is retried for ``grace`` seconds (2 by default) before Redis
+counts as down, so a restart does not send the fleet to per-machine fallbacks (which, together,
+could exceed the base's limit). Releases that fail are kept and replayed on the next call that
+reaches Redis.
 
 When Redis stays unreachable (connection refused, timeout, authentication, a read-only
 replica...) past the grace, ``fallback`` decides:
@@ -139,7 +141,8 @@ INSTALL_HINT = "pip install 'jobtrack-airtable[redis]'"
 #: The atomic reserve step.  KEYS: the base's slots (sorted set, score = when the slot frees,
 #: µs of Redis TIME), the base's hold, the global hold, the Redis run, the base's members.  ARGV:
 #: limit, window (µs), lease (µs), a unique member, quiet (µs), the longest believable hold
-#: (µs), the caller's fallback domain, how long a domain stays a member (µs).  Returns
+#: (µs), the caller's fallback domain, how long a domain stays a member (µs), the fallback's
+#: retry interval (µs).  Returns
 #: {0, 0, members, has_info} when a slot was taken, else {1, µs to wait, members, has_info}
 #: (has_info: 0 when INFO is refused, so a restart that loads a snapshot goes unseen).  All
 #: arithmetic stays in integers passed straight to redis.call:
@@ -155,8 +158,8 @@ local lease = tonumber(ARGV[3])
 -- start; not the "epoch" key of earlier versions, which their workers still read).
 -- Missing (a restart that came back empty, a flush) or another run's (a restart that
 -- loaded an older snapshot, a failover): the grants of the last window may be forgotten,
--- so every base is held for a window + quiet -- by whichever call sees it first, a
--- newcomer's included.  Empty: counted from the start of this run (a first use of a long-
+-- so every base is held (a window + quiet + retry interval) -- by whichever call sees it
+-- first, a newcomer's included.  Empty: counted from the start of this run (a first use of a long-
 -- running Redis costs nothing); another run's: from now, as when it came is unknown.
 local info = redis.pcall('INFO', 'server')
 local run_id = 'unknown'
@@ -172,7 +175,9 @@ if run ~= run_id then
   local since = now
   if not run then since = now - uptime * 1000000 end
   redis.call('SET', KEYS[4], run_id)
-  local quiet_until = since + window + tonumber(ARGV[5])
+  -- Plus ARGV[9] (retry_interval): workers that fell back to their machines during the
+  -- outage keep granting there until their next probe finds Redis back.
+  local quiet_until = since + window + tonumber(ARGV[5]) + tonumber(ARGV[9])
   local current = tonumber(redis.call('GET', KEYS[3]) or '0')
   if quiet_until > now and quiet_until > current then
     redis.call('SET', KEYS[3], quiet_until, 'PX', math.ceil((quiet_until - now) / 1000) + 1000)
@@ -526,6 +531,7 @@ class RedisLimiter:
                 round(MAX_HOLD * 1_000_000),
                 self._domain,
                 round(MEMBER_HORIZON * 1_000_000),
+                round(self.retry_interval * 1_000_000),
             ],
         )
         if not int(has_info) and not self._warned_info:
