@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -664,6 +664,62 @@ def test_a_file_replaced_while_it_is_being_opened_is_not_split_from(
     assert max_in_window(stamps) <= 5  # Airtable counts per second
     first.close()
     second.close()
+
+
+def test_the_file_moved_away_and_back_is_behind_the_ledger(tmp_path: Path) -> None:
+    # mv rl.sqlite aside; the workers go on in a new file; mv it back.  Its inode, home and
+    # store are all its own, but the ledger (`rl.sqlite.seen`) names the other store.
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    aside = tmp_path / "aside.sqlite"
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    old.acquire(BASE_B)
+    fake.now += 10
+    os.rename(path, aside)
+    stamps: list[float] = []
+    for _ in range(5):
+        old.acquire(BASE_A)  # a new file: held, then 5 grants
+        stamps.append(fake.now)
+    os.replace(aside, path)
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        newcomer.acquire(BASE_A)
+        stamps.append(fake.now)
+    assert max_in_window(stamps) <= 5  # Airtable counts per second
+    old.close()
+    newcomer.close()
+
+
+@pytest.mark.parametrize("copy", [shutil.copyfile, shutil.copy2], ids=["cp", "cp -p"])
+def test_a_backup_of_this_store_is_behind_the_ledger(
+    tmp_path: Path, copy: Callable[[Path, Path], object]
+) -> None:
+    # The same store at an earlier generation, restored twice through a temporary file
+    # (ext4 may give the copy the live file's old inode, so home and store both match) or
+    # copied over in place keeping its old times (`cp -p`: no newer than the journal).
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    backup = tmp_path / "backup.sqlite"
+    tmp = tmp_path / "tmp.sqlite"
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    old.acquire(BASE_B)
+    shutil.copy2(path, backup)
+    fake.now += 10
+    stamps: list[float] = []
+    for _restore in range(2):
+        copy(backup, tmp)
+        os.replace(tmp, path)
+        for _ in range(5):
+            old.acquire(BASE_A)
+            stamps.append(fake.now)
+    copy(backup, path)  # and once in place
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        newcomer.acquire(BASE_A)
+        stamps.append(fake.now)
+    assert max_in_window(stamps) <= 5  # Airtable counts per second
+    old.close()
+    newcomer.close()
 
 
 # --- the guarantees with real processes (issue 10 item 6) ----------------------------------

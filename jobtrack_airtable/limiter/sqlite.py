@@ -36,14 +36,17 @@ same way.
 
 The hold is put by whoever opens the new file first, including a process that starts after
 the change and never saw the old file: a blank file (deleted and recreated, or a blank
-database put in its place) holds when the lock file or the journal shows the path was used
-before; a limiter file made elsewhere holds because its ``home`` is not this one (its birth
-time says nothing about when it was moved here); a backup copied back holds because it is
-newer than the journal.  Not seen: every trace removed (the database, its journal and its lock
-file) before a newcomer's first request; a file moved away and later moved back, for a
-newcomer that opens it before any process that used the other file; a backup copied over
-the live file keeping its old times (``cp -p``, ``rsync -t``), or within the same file-system
-clock tick (milliseconds) as the last commit.
+database put in its place) holds when the lock file, the journal or the ledger shows the path
+was used before; a limiter file made elsewhere holds because its ``home`` is not this one (its
+birth time says nothing about when it was moved here); a backup copied back holds because it
+is newer than the journal, or behind the ledger.
+
+The ledger, ``<path>.seen``, holds the ``store_id`` and ``generation`` (a count of commits,
+kept in ``meta``) of the last commit, written after each one under the file lock.  A file
+whose store differs from the ledger's, or whose generation is behind it, is not the file the
+last commit went to: the file moved away and back, a backup of the same store restored (even
+onto the old inode number, even keeping its old times).  Not seen: every trace removed (the
+database, its journal, its lock file and the ledger) before a newcomer's first request.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "rl.sqlite"
@@ -215,8 +218,8 @@ class LocalLimiter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Traces of an earlier file at this path (the lock file is never removed on
             # Linux; the rollback journal stays, truncated, after the first write).
-            used_before = os.path.exists(self._lock_path()) or os.path.exists(
-                f"{self.path}-journal"
+            used_before = any(
+                os.path.exists(f"{self.path}{suffix}") for suffix in (".lock", "-journal", ".seen")
             )
             # thread_local=False: the per-process threading lock already serialises threads;
             # a short poll keeps cross-process hand-over quick (each hold is ~1 ms).
@@ -258,15 +261,20 @@ class LocalLimiter:
                 store_id, arrived = self._arrival(
                     conn, identity, now, hold=used_before and not lost_before
                 )
+                # For a process that used a file here: another store, or its own store
+                # arriving again (a backup, moved away and back) -- either way a loss.
                 lost = lost_before or (
-                    self._known_store is not None and store_id != self._known_store
+                    self._known_store is not None
+                    and (store_id != self._known_store or arrived == now)
                 )
                 if lost:
                     # A file that arrived before this process last used its old one was
                     # here before, went away and came back: when is unknown, so from now.
                     since = arrived if arrived >= self._last_seen else now
                     self._adopt(conn, since, now)
+                ledger = self._record(conn)
                 conn.execute("COMMIT")
+                self._write_ledger(*ledger)
             except sqlite3.DatabaseError as exc:
                 conn.close()
                 if _moved(exc):
@@ -318,7 +326,11 @@ class LocalLimiter:
             arrived_now = True
         else:
             # No home at all: made by a version before homes, maybe elsewhere -- once.
-            arrived_now = recorded_home != home or self._modified_outside()
+            arrived_now = (
+                recorded_home != home
+                or self._modified_outside()
+                or self._behind_ledger(conn, store_id)
+            )
         if arrived_now:
             _set_meta(conn, "home", home)
         if arrived_now:
@@ -357,7 +369,9 @@ class LocalLimiter:
                             raise _FileChanged
                         now = self._clock()
                         result = body(conn, now)
+                        ledger = self._record(conn)
                         conn.execute("COMMIT")
+                        self._write_ledger(*ledger)
                         self._last_seen = now
                     except BaseException:
                         if conn.in_transaction:  # SQLite may have rolled back already
@@ -384,11 +398,47 @@ class LocalLimiter:
         if self._stat() != self._identity:
             return True
         try:
-            return _meta(conn, "store_id") != self._known_store or self._modified_outside()
+            store_id = _meta(conn, "store_id")
+            return (
+                store_id != self._known_store
+                or self._modified_outside()
+                or self._behind_ledger(conn, store_id)
+            )
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return True  # a blank file written over this one
             raise
+
+    # -- the ledger: the last committed (store, generation), kept beside the file ---------
+
+    def _ledger_path(self) -> str:
+        return f"{self.path}.seen"
+
+    def _behind_ledger(self, conn: sqlite3.Connection, store_id: str | None) -> bool:
+        """The file is not the one the last commit went to: another store, or the same
+        store at an earlier generation (a backup of it, or the file moved away and back)."""
+        try:
+            with open(self._ledger_path(), encoding="ascii") as f:
+                seen_store, seen_generation = f.read().split()
+            seen = int(seen_generation)
+        except (OSError, ValueError):
+            return False  # no ledger (yet), or a torn one: nothing to compare with
+        return seen_store != store_id or _generation(conn) < seen
+
+    def _record(self, conn: sqlite3.Connection) -> tuple[str, int]:
+        """Count this commit (inside its transaction): ``(store_id, generation)`` for the
+        ledger, which :meth:`_write_ledger` writes after COMMIT, still under the file lock
+        (a crash in between leaves the ledger behind the file: harmless)."""
+        generation = _generation(conn) + 1
+        _set_meta(conn, "generation", str(generation))
+        return str(_meta(conn, "store_id")), generation
+
+    def _write_ledger(self, store_id: str, generation: int) -> None:
+        try:
+            with open(self._ledger_path(), "w", encoding="ascii") as f:
+                f.write(f"{store_id} {generation}\n")
+        except OSError:  # a read-only directory: the ledger is a check, not the store
+            pass
 
     # -- the rule -------------------------------------------------------------------------
 
@@ -525,6 +575,14 @@ def _meta(conn: sqlite3.Connection, name: str) -> str | None:
 def _moved(exc: sqlite3.DatabaseError) -> bool:
     """SQLite refused a write because the file was renamed or replaced under the connection."""
     return getattr(exc, "sqlite_errorcode", None) == _SQLITE_READONLY_DBMOVED
+
+
+def _generation(conn: sqlite3.Connection) -> int:
+    value = _meta(conn, "generation")
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
 
 
 def _set_meta(conn: sqlite3.Connection, name: str, value: str) -> None:
