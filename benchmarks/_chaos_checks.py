@@ -246,8 +246,10 @@ def converge(target: Target, *, stale_after: float = 1.0, attempts: int = 3) -> 
 
 def settle(out: Outcome, srv: LocalAirtable, target: Target, *, judge_second_pass: bool) -> None:
     """Converge with ``sync`` and add the base's invariant violations to ``out``.  Every
-    worker is done or dead by now: after 1.2 s, anything still ``Running`` is stale."""
-    time.sleep(1.2)
+    worker is done or dead by now: after the 1 s threshold + 1 s (the worker's stamp and
+    sync's clock are each the server's clock to within ±0.5 s: ``Date`` has whole seconds)
+    + 0.2 s, anything still ``Running`` is stale."""
+    time.sleep(2.2)
     conv = converge(target)
     inv = check_invariants(srv)
     out.info["sync_applied"] = out.info.get("sync_applied", 0) + conv.applied
