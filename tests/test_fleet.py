@@ -719,19 +719,24 @@ def test_a_redis_that_lost_its_state_holds_every_base_for_a_window(
     limiter.close()
 
 
+#: A short fallback retry interval for tests of restart holds (the hold includes it), so each
+#: does not wait the default 5 s on every fresh Redis.
+QUICK_RETRY = 0.5
+
+
 def test_a_newcomer_first_after_an_empty_restart_waits_the_forgotten_window(
     own_redis: RedisServer,
 ) -> None:
     # The worker that saw the old Redis is idle; one that starts after the restart makes the
     # first call.  It knows no earlier state, yet must not take the empty Redis for "no
     # grants": the hold is decided in Redis, not by what the caller remembers.
-    old = RedisLimiter(own_redis.url, 5, fallback=None)
+    old = RedisLimiter(own_redis.url, 5, fallback=None, retry_interval=QUICK_RETRY)
     for _ in range(5):
         old.acquire(TEST_BASE_ID)
     own_redis.kill()
     restarted = time.time()
     own_redis.start()
-    newcomer = RedisLimiter(own_redis.url, 5, fallback=None)
+    newcomer = RedisLimiter(own_redis.url, 5, fallback=None, retry_interval=QUICK_RETRY)
     slot = newcomer.reserve(TEST_BASE_ID)
     granted = time.time()
     newcomer.release(slot)
@@ -750,7 +755,7 @@ def test_a_restart_that_loads_an_older_snapshot_holds_every_base(
     # them -- but without the grants made since.  The epoch names the run, so it is stale.
     import redis
 
-    limiter = RedisLimiter(own_redis.url, 5, fallback=None)
+    limiter = RedisLimiter(own_redis.url, 5, fallback=None, retry_interval=QUICK_RETRY)
     limiter.acquire(BASE_B)
     client = redis.Redis.from_url(own_redis.url)
     client.save()  # the snapshot: before the five grants below
@@ -767,7 +772,9 @@ def test_a_restart_that_loads_an_older_snapshot_holds_every_base(
         waits.append(seconds)
         time.sleep(seconds)
 
-    newcomer = RedisLimiter(own_redis.url, 5, fallback=None, sleep=sleep)
+    newcomer = RedisLimiter(
+        own_redis.url, 5, fallback=None, sleep=sleep, retry_interval=QUICK_RETRY
+    )
     newcomer.acquire(TEST_BASE_ID)
     restart_hold = newcomer.window + newcomer.quiet + newcomer.retry_interval
     assert newcomer.window + newcomer.retry_interval < sum(waits) <= restart_hold + 0.1, waits
@@ -788,7 +795,7 @@ def test_a_redis_user_without_info_is_warned_once(
     admin.close()
     url = f"redis://worker:w0rker-pass@127.0.0.1:{own_redis.port}/0"
     caplog.set_level(logging.WARNING, logger="jobtrack_airtable")
-    limiter = RedisLimiter(url, 5, fallback=None)
+    limiter = RedisLimiter(url, 5, fallback=None, retry_interval=QUICK_RETRY)
     for _ in range(3):
         limiter.acquire(TEST_BASE_ID)  # still limited; only snapshot restarts go unseen
     warnings = [r.getMessage() for r in caplog.records if "refuses INFO" in r.getMessage()]
@@ -804,7 +811,7 @@ def test_the_earlier_versions_epoch_key_is_left_to_them(own_redis: RedisServer) 
 
     client = redis.Redis.from_url(own_redis.url)
     client.set(redis_key("epoch"), "1700000000000000")
-    limiter = RedisLimiter(own_redis.url, 5, fallback=None)
+    limiter = RedisLimiter(own_redis.url, 5, fallback=None, retry_interval=QUICK_RETRY)
     limiter.acquire(TEST_BASE_ID)
     assert client.get(redis_key("epoch")) == b"1700000000000000"
     assert client.get(redis_key("run")) == client.info("server")["run_id"].encode()
