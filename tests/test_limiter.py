@@ -443,23 +443,31 @@ def _two_processes_fill_the_window(
     return first, second, stamps
 
 
-def test_a_newcomer_first_to_open_a_blank_replacement_waits_the_lost_window(
-    tmp_path: Path,
-) -> None:
-    # The chaos run's break: the file is replaced by a blank SQLite database and a worker
-    # that starts right then opens it before any old process notices.  It must not take
-    # the old file's grants for "none".
-    fake = FakeTime()
-    path = tmp_path / "rl.sqlite"
-    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    for _ in range(5):
-        old.acquire(BASE_A)
+def _blank_database(tmp_path: Path, fake: FakeTime) -> Path:
     blank = tmp_path / "blank.sqlite"
     conn = sqlite3.connect(blank)
     conn.execute("CREATE TABLE unrelated (x INTEGER)")
     conn.commit()
     conn.close()
-    os.replace(blank, path)
+    return blank
+
+
+@pytest.mark.parametrize(
+    "replacement", [_blank_database, _limiter_file_an_hour_old], ids=["blank", "moved in"]
+)
+def test_a_newcomer_first_to_open_a_replacement_waits_the_lost_window(
+    tmp_path: Path, replacement: Callable[[Path, FakeTime], Path]
+) -> None:
+    # The chaos run's break: the file is replaced (by a blank SQLite database, or by a
+    # limiter file made elsewhere) and a worker that starts right then opens it before any
+    # old process notices.  It must not take the old file's grants for "none".
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    spare = replacement(tmp_path, fake)
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        old.acquire(BASE_A)
+    os.replace(spare, path)
     newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
     newcomer.acquire(BASE_A)
     assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
@@ -489,23 +497,6 @@ def test_an_old_limiter_file_moved_in_is_not_trusted_for_the_last_window(
     assert sum(fake.sleeps) < WINDOW
     first.close()
     second.close()
-    newcomer.close()
-
-
-def test_a_newcomer_first_to_open_a_moved_in_file_waits_the_lost_window(
-    tmp_path: Path,
-) -> None:
-    fake = FakeTime()
-    path = tmp_path / "rl.sqlite"
-    spare = _limiter_file_an_hour_old(tmp_path, fake)
-    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    for _ in range(5):
-        old.acquire(BASE_A)
-    os.replace(spare, path)
-    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    newcomer.acquire(BASE_A)
-    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
-    old.close()
     newcomer.close()
 
 
