@@ -443,6 +443,22 @@ def _two_processes_fill_the_window(
     return first, second, stamps
 
 
+def _acquire_five(limiter: LocalLimiter, fake: FakeTime, stamps: list[float]) -> None:
+    """Five grants on BASE_A, their times added to ``stamps``."""
+    for _ in range(5):
+        limiter.acquire(BASE_A)
+        stamps.append(fake.now)
+
+
+def _newcomer_stays_within_the_limit(path: Path, fake: FakeTime, stamps: list[float]) -> None:
+    """A process that starts now takes five grants; with ``stamps`` (the grants before),
+    never more than Airtable's 5 in one second."""
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    _acquire_five(newcomer, fake, stamps)
+    newcomer.close()
+    assert max_in_window(stamps) <= 5  # Airtable counts per second
+
+
 def _blank_database(tmp_path: Path, fake: FakeTime) -> Path:
     blank = tmp_path / "blank.sqlite"
     conn = sqlite3.connect(blank)
@@ -606,17 +622,10 @@ def test_a_limiter_file_from_before_homes_is_not_trusted(tmp_path: Path) -> None
     conn.close()
     old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
     stamps: list[float] = []
-    for _ in range(5):
-        old.acquire(BASE_A)
-        stamps.append(fake.now)
+    _acquire_five(old, fake, stamps)
     os.replace(spare, path)
-    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    for _ in range(5):
-        newcomer.acquire(BASE_A)
-        stamps.append(fake.now)
-    assert max_in_window(stamps) <= 5  # Airtable counts per second
+    _newcomer_stays_within_the_limit(path, fake, stamps)
     old.close()
-    newcomer.close()
 
 
 def test_a_file_replaced_while_it_is_being_opened_is_not_split_from(
@@ -668,17 +677,10 @@ def test_the_file_moved_away_and_back_is_behind_the_ledger(tmp_path: Path) -> No
     fake.now += 10
     os.rename(path, aside)
     stamps: list[float] = []
-    for _ in range(5):
-        old.acquire(BASE_A)  # a new file: held, then 5 grants
-        stamps.append(fake.now)
+    _acquire_five(old, fake, stamps)  # a new file: held, then 5 grants
     os.replace(aside, path)
-    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    for _ in range(5):
-        newcomer.acquire(BASE_A)
-        stamps.append(fake.now)
-    assert max_in_window(stamps) <= 5  # Airtable counts per second
+    _newcomer_stays_within_the_limit(path, fake, stamps)
     old.close()
-    newcomer.close()
 
 
 @pytest.mark.parametrize("copy", [shutil.copyfile, shutil.copy2], ids=["cp", "cp -p"])
@@ -700,17 +702,10 @@ def test_a_backup_of_this_store_is_behind_the_ledger(
     for _restore in range(2):
         copy(backup, tmp)
         os.replace(tmp, path)
-        for _ in range(5):
-            old.acquire(BASE_A)
-            stamps.append(fake.now)
+        _acquire_five(old, fake, stamps)
     copy(backup, path)  # and once in place
-    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    for _ in range(5):
-        newcomer.acquire(BASE_A)
-        stamps.append(fake.now)
-    assert max_in_window(stamps) <= 5  # Airtable counts per second
+    _newcomer_stays_within_the_limit(path, fake, stamps)
     old.close()
-    newcomer.close()
 
 
 # --- the guarantees with real processes (issue 10 item 6) ----------------------------------

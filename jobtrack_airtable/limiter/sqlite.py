@@ -239,8 +239,8 @@ class LocalLimiter:
     def _connect(self, *, used_before: bool) -> sqlite3.Connection:
         """Open (creating or rebuilding) the file; called under the file lock.
 
-        ``used_before``: a file was at this path before (its lock file or journal exists), so
-        some process may have used it within the window.
+        ``used_before``: a file was at this path before (its lock file, journal or ledger
+        exists), so some process may have used it within the window.
         """
         # A lock file without its database: the file was lost, its grants are unknown.
         lost_before = used_before and self._stat() is None
@@ -272,9 +272,9 @@ class LocalLimiter:
                     # here before, went away and came back: when is unknown, so from now.
                     since = arrived if arrived >= self._last_seen else now
                     self._adopt(conn, since, now)
-                ledger = self._record(conn)
+                generation = self._record(conn)
                 conn.execute("COMMIT")
-                self._write_ledger(*ledger)
+                self._write_ledger(store_id, generation)
             except sqlite3.DatabaseError as exc:
                 conn.close()
                 if _moved(exc):
@@ -333,7 +333,6 @@ class LocalLimiter:
             )
         if arrived_now:
             _set_meta(conn, "home", home)
-        if arrived_now:
             _set_meta(conn, "arrived", repr(now))
             if hold:
                 _hold(conn, "*", now + self.window + self.quiet)
@@ -369,9 +368,10 @@ class LocalLimiter:
                             raise _FileChanged
                         now = self._clock()
                         result = body(conn, now)
-                        ledger = self._record(conn)
+                        generation = self._record(conn)
                         conn.execute("COMMIT")
-                        self._write_ledger(*ledger)
+                        assert self._known_store is not None  # _changed: the file's store
+                        self._write_ledger(self._known_store, generation)
                         self._last_seen = now
                     except BaseException:
                         if conn.in_transaction:  # SQLite may have rolled back already
@@ -425,13 +425,13 @@ class LocalLimiter:
             return False  # no ledger (yet), or a torn one: nothing to compare with
         return seen_store != store_id or _generation(conn) < seen
 
-    def _record(self, conn: sqlite3.Connection) -> tuple[str, int]:
-        """Count this commit (inside its transaction): ``(store_id, generation)`` for the
-        ledger, which :meth:`_write_ledger` writes after COMMIT, still under the file lock
-        (a crash in between leaves the ledger behind the file: harmless)."""
+    def _record(self, conn: sqlite3.Connection) -> int:
+        """Count this commit (inside its transaction) and return its generation, for the
+        ledger that :meth:`_write_ledger` writes after COMMIT, still under the file lock (a
+        crash in between leaves the ledger behind the file: harmless)."""
         generation = _generation(conn) + 1
         _set_meta(conn, "generation", str(generation))
-        return str(_meta(conn, "store_id")), generation
+        return generation
 
     def _write_ledger(self, store_id: str, generation: int) -> None:
         try:
