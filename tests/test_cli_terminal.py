@@ -194,10 +194,8 @@ def test_long_plan_goes_through_the_pager_on_a_terminal(base: Path, tmp_path: Pa
     assert result.returncode == 2 and "Plan: " in result.stdout and not paged.exists()
 
 
-@pytest.mark.slow
-def test_the_confirmation_prompt(base: Path, tmp_path: Path) -> None:
-    before = base.read_bytes()
-    child = pexpect.spawn(
+def _spawn_apply(base: Path, tmp_path: Path) -> pexpect.spawn:
+    return pexpect.spawn(
         str(SCRIPT),
         ["--local", str(base), "sync", "--apply"],
         dimensions=(200, 120),
@@ -206,6 +204,12 @@ def test_the_confirmation_prompt(base: Path, tmp_path: Path) -> None:
         encoding="utf-8",
         timeout=60,
     )
+
+
+@pytest.mark.slow
+def test_the_confirmation_prompt(base: Path, tmp_path: Path) -> None:
+    before = base.read_bytes()
+    child = _spawn_apply(base, tmp_path)
     child.expect(r"Apply it to the embedded local base at .*\? \[y/N\]")
     child.sendline("n")
     child.expect(pexpect.EOF)
@@ -214,15 +218,7 @@ def test_the_confirmation_prompt(base: Path, tmp_path: Path) -> None:
     assert "Apply cancelled: nothing was written." in (child.before or "")
     assert base.read_bytes() == before
 
-    child = pexpect.spawn(
-        str(SCRIPT),
-        ["--local", str(base), "sync", "--apply"],
-        dimensions=(200, 120),
-        env=_env(tmp_path),
-        cwd=str(tmp_path),
-        encoding="utf-8",
-        timeout=60,
-    )
+    child = _spawn_apply(base, tmp_path)
     child.expect(r"\[y/N\]")
     child.sendline("y")
     child.expect(pexpect.EOF)

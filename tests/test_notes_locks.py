@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from jobtrack_airtable.client import Connection
 from jobtrack_airtable.limiter import LocalLimiter
@@ -35,6 +36,31 @@ def _race(writers: list[threading.Thread]) -> None:
         assert not w.is_alive()
 
 
+def _append_at_once(first: Any, second: Any, *, flush: bool = False) -> None:
+    """``first`` and ``second`` (two writers' handles on one row) each append LINES lines
+    ("A line i", "B line i"), starting together."""
+    gate = threading.Barrier(2)
+
+    def append(target: Any, name: str) -> None:
+        gate.wait()
+        for i in range(LINES):
+            target.note(f"{name} line {i}")
+            if flush:
+                target.flush()
+
+    _race(
+        [
+            threading.Thread(target=append, args=(first, "A")),
+            threading.Thread(target=append, args=(second, "B")),
+        ]
+    )
+
+
+def _missing_lines(notes: str | None) -> list[str]:
+    lines = [f"{n} line {i}" for n in "AB" for i in range(LINES)]
+    return [line for line in lines if line not in (notes or "")]
+
+
 def test_two_writers_appending_job_notes_keep_every_line(
     make_local_airtable, tmp_path: Path
 ) -> None:
@@ -43,22 +69,8 @@ def test_two_writers_appending_job_notes_keep_every_line(
     a, b = Tracker(_conn(srv, store)), Tracker(_conn(srv, store))
     job = a.job()
     other = b.attach_job(str(job.run_id))
-    gate = threading.Barrier(2)
-
-    def append(target, name: str) -> None:
-        gate.wait()
-        for i in range(LINES):
-            target.note(f"{name} line {i}")
-
-    _race(
-        [
-            threading.Thread(target=append, args=(job, "A")),
-            threading.Thread(target=append, args=(other, "B")),
-        ]
-    )
-    notes = job.refresh().system_notes or ""
-    missing = [f"{n} line {i}" for n in "AB" for i in range(LINES) if f"{n} line {i}" not in notes]
-    assert missing == []
+    _append_at_once(job, other)
+    assert _missing_lines(job.refresh().system_notes) == []
     a.close()
     b.close()
 
@@ -73,24 +85,9 @@ def test_two_writers_appending_client_run_notes_keep_every_line(
     run = a.client(str(job.run_id), "Guy-Wilson")
     run.flush()
     other = b.attach_client_run(str(run.run_id))
-    gate = threading.Barrier(2)
-
-    def append(target, name: str) -> None:
-        gate.wait()
-        for i in range(LINES):
-            target.note(f"{name} line {i}")
-            target.flush()
-
-    _race(
-        [
-            threading.Thread(target=append, args=(run, "A")),
-            threading.Thread(target=append, args=(other, "B")),
-        ]
-    )
+    _append_at_once(run, other, flush=True)
     [row] = a.client_runs(str(job.run_id))
-    notes = row.system_notes or ""
-    missing = [f"{n} line {i}" for n in "AB" for i in range(LINES) if f"{n} line {i}" not in notes]
-    assert missing == []
+    assert _missing_lines(row.system_notes) == []
     a.close()
     b.close()
 
