@@ -49,7 +49,7 @@ from .errors import (
     StaleArchivePlanError,
     show,
 )
-from .files import write_atomically
+from .files import load_json_file, write_atomically
 from .repository import Repository, oldest_first
 from .rows import ClientRunRow, JobRow
 from .schema import Schema
@@ -264,9 +264,9 @@ def load_archive_plan(path: str | Path) -> ArchivePlan:
     """Read a plan written by :func:`save_archive_plan`; :class:`ArchivePlanFormatError` when
     the file is not one (or of an unknown ``format_version``)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ArchivePlanFormatError(f"cannot read archive plan {str(path)!r}: {exc}") from None
+        data = load_json_file(path, what="archive plan")
+    except InvalidInputError as exc:
+        raise ArchivePlanFormatError(str(exc)) from None
     if not isinstance(data, dict) or not is_archive_plan(data):
         raise ArchivePlanFormatError(f"{str(path)!r} is not an archive plan")
     if data.get("format_version") != ARCHIVE_FORMAT_VERSION:

@@ -173,20 +173,22 @@ def _targets(texts: list[str] | None, state: _core.State) -> list[Target]:
 
 
 def load_plan_file(path: Path) -> Plan:
-    """A saved plan, or one error line naming the file and what is wrong (never pydantic's
-    multi-line text)."""
+    """A saved plan, read bounded and checked whole, or one error line naming the file and
+    what is wrong (never pydantic's multi-line text)."""
     from pydantic import ValidationError
 
-    from ..sync import Plan, PlanFormatError, load_plan
+    from ..files import load_json_file
+    from ..sync import Plan, PlanFormatError, check_plan, load_plan
 
     try:
-        return load_plan(path)
+        plan = load_plan(path)
     except PlanFormatError as exc:
         if "malformed" not in str(exc):
             raise
         try:
-            data = json.loads(path.read_bytes())
-            data.pop("summary", None)
+            data = load_json_file(path, what="plan file")
+            for key in ("summary", "checksum", "base_kind"):
+                data.pop(key, None)
             Plan.model_validate(data)
         except ValidationError as v:
             raise PlanFormatError(
@@ -194,6 +196,11 @@ def load_plan_file(path: Path) -> Plan:
                 "new one with `jobtrack-airtable sync --out FILE`"
             ) from None
         raise
+    try:
+        check_plan(plan)
+    except PlanFormatError as exc:
+        raise PlanFormatError(f"{str(path)!r}: {exc}") from None
+    return plan
 
 
 @app.command()
@@ -316,10 +323,11 @@ def _is_archive_plan(path: Path) -> bool:
     """Whether ``path`` holds an archive plan rather than a sync plan; an unreadable file is
     left to the sync plan loader to report."""
     from ..archive import is_archive_plan
+    from ..files import load_json_file
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = load_json_file(path, what="plan file")
+    except ValueError:
         return False
     return isinstance(data, dict) and is_archive_plan(data)
 
