@@ -493,6 +493,12 @@ def _reread(repo: Repository, table: TableKey, ids: Sequence[str]) -> dict[str, 
     return {r["id"]: dict(r) for r in repo.get_many(table, ids)}
 
 
+def _stage(on_progress: ProgressCallback | None, stage: str) -> Callable[[int], None] | None:
+    if on_progress is None:
+        return None
+    return lambda n: on_progress(stage, n)
+
+
 def apply_archive(
     repo: Repository,
     plan: ArchivePlan,
@@ -563,10 +569,9 @@ def apply_archive(
     for table in _MOVE_ORDER:
         ids = list(current[table])
         if ids:
-            repo.delete(table, ids)
+            # Progress per batch of 10: a long delete phase must not look frozen.
+            repo.delete(table, ids, on_batch=_stage(on_progress, f"deleted {table}"))
             result.deleted[table] = ids
-            if on_progress:
-                on_progress(f"deleted {table}", len(ids))
     return result
 
 

@@ -82,7 +82,8 @@ def read_bounded(path: str | Path, *, what: str = "file", max_bytes: int = MAX_F
             size += len(chunk)
             if size > max_bytes:  # grew while being read
                 raise InvalidInputError(
-                    f"{what} {str(source)!r} is more than {max_bytes:,} bytes; is it the right file?"
+                    f"{what} {str(source)!r} is more than {max_bytes:,} bytes; "
+                    "is it the right file?"
                 )
             chunks.append(chunk)
         return b"".join(chunks)
@@ -120,9 +121,7 @@ def json_depth(data: bytes) -> int:
     return deepest
 
 
-def load_json_file(
-    path: str | Path, *, what: str = "file", max_bytes: int = MAX_FILE_BYTES
-) -> Any:
+def load_json_file(path: str | Path, *, what: str = "file", max_bytes: int = MAX_FILE_BYTES) -> Any:
     """JSON from ``path``, read bounded (:func:`read_bounded`) and no deeper than
     :data:`MAX_JSON_DEPTH`; :class:`~.errors.InvalidInputError` naming the file otherwise."""
     data = read_bounded(path, what=what, max_bytes=max_bytes)

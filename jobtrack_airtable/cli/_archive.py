@@ -20,6 +20,7 @@ from ._core import (
     errors_to_exit,
     open_base,
     out_console,
+    outcome,
     print_json,
     redact,
     state_of,
@@ -96,16 +97,18 @@ def run_apply(repo: Repository, plan: ArchivePlan, *, as_json: bool) -> None:
     if as_json:
         print_json(_result_json(result))
     if result.deleted_count == 0 and result.already_archived:
-        sys.stderr.write(
+        outcome(
             f"Already applied: all {len(result.already_archived)} row(s) are in the archive "
-            "and gone from the base.\n"
+            "and gone from the base.",
+            as_json=as_json,
         )
         return
     jobs, clients = result.deleted["jobs"], result.deleted["client_runs"]
     more = f" ({len(result.already_archived)} already archived)" if result.already_archived else ""
-    sys.stderr.write(
+    outcome(
         f"Archived and deleted {len(jobs)} job(s) and {len(clients)} client row(s){more}; "
-        f"archive: {plan.archive_path}\n"
+        f"archive: {plan.archive_path}",
+        as_json=as_json,
     )
 
 
@@ -117,7 +120,7 @@ def apply_file(ctx: typer.Context, plan_file: Path, *, as_json: bool) -> None:
     state = state_of(ctx)
     with errors_to_exit(state):
         plan = load_archive_plan(plan_file)
-        with open_base(state) as backend:
+        with open_base(state, effect="apply an archive plan") as backend:
             run_apply(Repository(backend.conn), plan, as_json=as_json)
 
 
@@ -171,7 +174,7 @@ def archive(
                 "refusing to apply without confirmation: stdin is not a terminal "
                 "(pass --yes to apply non-interactively)"
             )
-        with open_base(state) as backend:
+        with open_base(state, effect="archive and delete rows" if do_apply else None) as backend:
             repo = Repository(backend.conn)
             with Reads("Reading the base") as reads:
                 plan = plan_archive(repo, older_than=age, archive_path=to, on_page=reads.on_page)

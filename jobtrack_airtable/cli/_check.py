@@ -90,7 +90,7 @@ def check(
         )
         # Every URL is validated before the base is read or anything is sent.
         targets = build_targets(notify or [])
-        with open_base(state) as backend:
+        with open_base(state, effect="send notifications" if targets else None) as backend:
             repo = Repository(backend.conn)
             path = state_file or default_state_path(repo.conn.base_id)
             with (

@@ -8,11 +8,16 @@ error.  ``show`` 0.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -22,6 +27,7 @@ from . import _core
 from ._core import (
     EXIT_CHANGES,
     EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     Reads,
     Writes,
@@ -30,6 +36,7 @@ from ._core import (
     notice,
     open_base,
     out_console,
+    outcome,
     print_json,
     redact,
     state_of,
@@ -51,19 +58,54 @@ NoPagerOption = Annotated[
 def _print_plan(plan: Plan, *, pager: bool) -> None:
     """The plan, Terraform style, on stdout (coloured on a terminal; lines never re-wrapped,
     so values stay exact).  Longer than the terminal → through the pager ($PAGER, else
-    ``less``; ``-FRX`` unless $LESS says otherwise: quits when it fits, keeps colours)."""
-    from .render import render_rich
+    ``less``; ``-FRX`` unless $LESS says otherwise: quits when it fits, keeps colours), and
+    the summary line again once the pager exits (quitting ``less`` early must not hide it); a
+    pager that cannot start → the plan straight to stdout."""
+    from .render import render_rich, summary_line
 
     console = out_console()
     console.soft_wrap = True
     renderable = render_rich(plan)
     lines = len(renderable.renderables)
     if pager and console.is_terminal and lines > console.height - 2:
-        os.environ.setdefault("LESS", "-FRX")
-        with console.pager(styles=True):
+        with console.capture() as captured:
             console.print(renderable)
-        return
+        if _page(captured.get()):
+            console.print(summary_line(plan), style="bold", markup=False, highlight=False)
+            return
     console.print(renderable)
+
+
+#: Exit statuses of ``sh -c`` when the command is missing or not executable.
+_SHELL_CANNOT_RUN = (126, 127)
+
+
+def _page(text: str) -> bool:
+    """Show ``text`` through $PAGER (a shell command, like git's), else ``less``; False when
+    the pager could not be started (the caller prints the text itself)."""
+    import subprocess
+
+    command = os.environ.get("PAGER") or "less"
+    env = {**os.environ, "LESS": os.environ.get("LESS", "-FRX")}
+    try:
+        proc = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        return False
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(text.encode("utf-8", errors="replace"))
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the reader quit early (q in less): what it showed is what the admin wanted
+    try:
+        status = proc.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C in less belongs to less; wait for it to leave the terminal clean.
+        status = proc.wait()
+    if status in _SHELL_CANNOT_RUN:
+        sys.stderr.write(f"Warning: the pager {command!r} could not start; printing the plan.\n")
+        return False
+    return True
 
 
 def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
@@ -82,24 +124,90 @@ def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
         return plan_sync(repo, now=utcnow(), stale_after=stale_after, on_progress=progress)
 
 
-def _apply(repo: Repository, plan: Plan) -> ApplyResult:
+class _Interrupted(Exception):
+    """Ctrl-C during an apply, raised between two write batches (never inside one)."""
+
+    def __init__(self, written: int) -> None:
+        super().__init__("interrupted")
+        self.written = written
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[list[bool]]:
+    """Until the block ends, the first Ctrl-C only sets a flag (the batch in flight
+    finishes, the next one is not sent); a second one interrupts at once."""
+    asked: list[bool] = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if asked[0]:
+            raise KeyboardInterrupt
+        asked[0] = True
+        sys.stderr.write(
+            "\nInterrupted: finishing the batch in flight (Ctrl-C again to stop now)\n"
+        )
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield asked
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _apply(repo: Repository, plan: Plan, *, finish: str) -> ApplyResult:
     """Apply ``plan`` with a progress bar over the rows written; :class:`StalePlanError`
-    (nothing written) when the base changed since the plan."""
+    (nothing written) when the base changed since the plan.  Ctrl-C stops between two
+    batches and says what was written and the command (``finish``) that completes the job."""
     from ..sync import apply_plan
 
     total = plan.summary.create + plan.summary.update + plan.summary.delete
-    with Writes("Verifying the plan against the base", total=total) as writes:
+    written = 0
+    with (
+        _interruptible() as asked,
+        Writes("Verifying the plan against the base", total=total) as writes,
+    ):
 
         def progress(stage: str, rows: int) -> None:
+            nonlocal written
             verb, _, table = stage.partition(" ")
             if verb == "verify":
                 writes.progress.update(writes.task, description=f"Verifying {table}")
             else:
+                written += rows
                 writes.progress.update(
                     writes.task, description=f"Applying ({verb} {table})", advance=rows
                 )
+            if asked[0]:
+                raise _Interrupted(written)
 
-        return apply_plan(repo, plan, on_progress=progress)
+        try:
+            return apply_plan(repo, plan, on_progress=progress)
+        except _Interrupted as stop:
+            written = stop.written
+        except KeyboardInterrupt:
+            pass
+    sys.stderr.write(
+        f"Interrupted: {written} of {total} row(s) written, {total - written} not written. "
+        f"Every write is idempotent: finish the job with `{finish}`.\n"
+    )
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _finish_command(state: _core.State) -> str:
+    """The command that plans and applies what an interrupted apply left (the rows it wrote
+    changed, so the saved plan itself would now be refused as stale)."""
+    import shlex
+
+    words = ["jobtrack-airtable"]
+    if state.local is not None:
+        words += ["--local", str(state.local)]
+    if state.demo:
+        words.append("--demo")
+    if state.env_file is not None:
+        words += ["--env-file", str(state.env_file)]
+    return shlex.join([*words, "sync", "--apply"])
 
 
 def _applied_line(result: ApplyResult) -> str:
@@ -275,7 +383,7 @@ def sync(
             )
         minutes = stale_after if stale_after is not None else state.settings.stale_after_minutes
         targets = _targets(target, state)
-        with open_base(state) as backend:
+        with open_base(state, effect="apply changes" if do_apply else None) as backend:
             repo = Repository(backend.conn)
             plan, left_out = target_plan(_make_plan(repo, timedelta(minutes=minutes)), targets)
             if targets:
@@ -288,7 +396,7 @@ def sync(
             if out is not None:
                 save_plan(plan, out)
             if as_json and not do_apply:
-                sys.stdout.write(plan_to_json(plan) + "\n")
+                print_json(json.loads(plan_to_json(plan)))
             elif not as_json:
                 _print_plan(plan, pager=not no_pager and not do_apply)
             if out is not None:
@@ -307,7 +415,7 @@ def sync(
                 sys.stderr.write("Apply cancelled: nothing was written.\n")
                 raise typer.Exit(EXIT_ERROR)
             try:
-                result = _apply(repo, plan)
+                result = _apply(repo, plan, finish=_finish_command(state))
             except StalePlanError as exc:
                 _refused(exc)
             if as_json:
@@ -316,7 +424,7 @@ def sync(
                 )
             elif not state.quiet:
                 _report_written(plan, result)
-            notice(_applied_line(result))
+            outcome(_applied_line(result), as_json=as_json)
 
 
 def _is_archive_plan(path: Path) -> bool:
@@ -366,17 +474,18 @@ def apply_cmd(
     state = state_of(ctx)
     with errors_to_exit(state):
         plan = load_plan_file(plan_file)
-        with open_base(state) as backend:
+        with open_base(state, effect="apply a plan") as backend:
             repo = Repository(backend.conn)
             try:
-                result = _apply(repo, plan)
+                result = _apply(repo, plan, finish=_finish_command(state))
             except StalePlanError as exc:
                 if plan.has_changes and already_applied(repo, plan):
                     if as_json:
                         print_json({"already_applied": True, "total": 0, "rows": []})
-                    sys.stderr.write(
+                    outcome(
                         f"Already applied: {backend.description} already holds every change "
-                        f"of {plan_file}; nothing was written.\n"
+                        f"of {plan_file}; nothing was written.",
+                        as_json=as_json,
                     )
                     raise typer.Exit(EXIT_OK) from None
                 _refused(exc)
@@ -385,9 +494,9 @@ def apply_cmd(
         if plan.has_changes:
             if not as_json and not state.quiet:
                 _report_written(plan, result)
-            notice(_applied_line(result))
+            outcome(_applied_line(result), as_json=as_json)
         else:
-            notice("Nothing to apply: the plan has no changes.")
+            outcome("Nothing to apply: the plan has no changes.", as_json=as_json)
 
 
 @app.command("show")

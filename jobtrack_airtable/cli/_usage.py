@@ -66,7 +66,7 @@ def usage(
     with errors_to_exit(state):
         if plan is not None and plan not in PLANS:
             raise ConfigError(f"unknown plan {plan!r}: use one of {', '.join(PLANS)}")
-        with open_base(state) as backend, Reads("Counting records") as reads:
+        with open_base(state, effect="judge usage") as backend, Reads("Counting records") as reads:
             report = usage_report(
                 Repository(backend.conn),
                 state.settings,
