@@ -184,7 +184,9 @@ def test_long_plan_goes_through_the_pager_on_a_terminal(base: Path, tmp_path: Pa
     assert status == 2, text
     content = ANSI.sub("", paged.read_text(encoding="utf-8"))
     assert content.rstrip().splitlines()[-1].startswith("Plan: ")
-    assert "Plan: " not in text  # the terminal got it only through the pager
+    # The plan went through the pager; the summary is printed again once it exits (quitting
+    # less early must not hide the conclusion).
+    assert ANSI.sub("", text).strip().splitlines() == [content.rstrip().splitlines()[-1]]
     paged.unlink()
     status, text = in_terminal(
         tmp_path, "-q", "--local", str(base), "sync", "--no-pager", rows=30, PAGER=pager
@@ -192,6 +194,21 @@ def test_long_plan_goes_through_the_pager_on_a_terminal(base: Path, tmp_path: Pa
     assert status == 2 and "Plan: " in text and not paged.exists()
     result = piped(tmp_path, "-q", "--local", str(base), "sync", PAGER=pager)
     assert result.returncode == 2 and "Plan: " in result.stdout and not paged.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cols", [80, 200])
+def test_a_pager_that_cannot_start_leaves_the_plan_on_the_terminal(
+    base: Path, tmp_path: Path, cols: int
+) -> None:
+    status, text = in_terminal(
+        tmp_path, "-q", "--local", str(base), "sync", rows=30, cols=cols, PAGER="no-such-pager"
+    )
+    plain = ANSI.sub("", text)
+    assert status == 2, plain
+    assert "Warning: the pager 'no-such-pager' could not start; printing the plan." in plain
+    assert "Job Tracking" in plain and "Client Run Results" in plain
+    assert plain.rstrip().splitlines()[-1].startswith("Plan: ")
 
 
 def _spawn_apply(base: Path, tmp_path: Path) -> pexpect.spawn:
