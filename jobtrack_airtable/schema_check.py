@@ -33,7 +33,7 @@ This module never prints; ``on_step`` callbacks report progress.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, TypedDict
 
 from pydantic import ValidationError as PydanticValidationError
@@ -41,7 +41,7 @@ from pydantic import ValidationError as PydanticValidationError
 from .client import Connection
 from .errors import InvalidRequestError, SchemaMismatchError
 from .recovery import call_with_retry
-from .renames import Rename, learn, renames_in
+from .renames import Rename, learn, likely_table_renames, renames_in
 from .schema import COMPUTED_TYPES, NUMBER_TYPES, FieldSpec, Schema, TableSpec
 
 __all__ = [
@@ -200,7 +200,25 @@ def compare_schema(schema: Schema, meta: Mapping[str, Any]) -> SchemaReport:
             problem = _field_problem(table_key, spec, fspec, meta_field)
             if problem is not None:
                 report.problems.append(problem)
+    renamed = {r.table_key: r for r in likely_table_renames(schema, meta)}
+    report.problems = [
+        replace(p, hint=rename_hint(renamed[p.table_key]))
+        if p.kind == "missing_table" and p.table_key in renamed
+        else p
+        for p in report.problems
+    ]
     return report
+
+
+def rename_hint(rename: Rename) -> str:
+    """The advice for a table renamed in Airtable before it was pinned (never ``schema
+    init``, which would create a second, empty table)."""
+    return (
+        f"table {rename.current!r} has its fields: renamed in Airtable? Set name = "
+        f"{rename.current!r} for the {rename.table_key} table in the schema file "
+        "(JOBTRACK_SCHEMA_FILE), then run `jobtrack-airtable schema pin`; do not run `schema "
+        "init` (it would create a second, empty table)"
+    )
 
 
 class _FieldWhere(TypedDict):

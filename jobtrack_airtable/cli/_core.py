@@ -393,7 +393,26 @@ def _describe(exc: BaseException) -> str:
         return f"cannot use {str(exc.filename)!r}: {what}" if exc.filename else what
     if isinstance(exc, ValidationError):
         return "invalid value: " + validation_summary(exc)
-    return one_line(str(exc)) or type(exc).__name__
+    return one_line(str(exc)) + _advice(exc) if str(exc) else type(exc).__name__
+
+
+def _advice(exc: BaseException) -> str:
+    """What to do about an answer of the server an admin cannot act on as such."""
+    from ..errors import AuthenticationError, NotFoundError, PermissionDeniedError
+
+    if isinstance(exc, AuthenticationError):
+        return "; check AIRTABLE_API_KEY (`jobtrack-airtable doctor` checks the token)"
+    if isinstance(exc, PermissionDeniedError):
+        return (
+            "; check AIRTABLE_BASE_ID and the token's access and scopes (`jobtrack-airtable "
+            "doctor` lists them against what each command needs)"
+        )
+    if isinstance(exc, NotFoundError) and exc.error_type == "TABLE_NOT_FOUND":
+        return (
+            "; was the table renamed in Airtable? `jobtrack-airtable doctor` finds it (fix the "
+            "name in the schema file, then `schema pin`)"
+        )
+    return ""
 
 
 def validation_summary(exc: ValidationError, *, limit: int = 3) -> str:
@@ -507,7 +526,7 @@ def open_base(state: State, *, effect: str | None = None) -> Iterator[Backend]:
             # demo data must never pass for the real base's.
             sys.stderr.write(redact(backend.notice) + "\n")
         else:
-            notice(f"Using {backend.description} (credentials from {_credential_source(state)}).")
+            notice(f"Using {backend.description} (credentials from {credential_source(state)}).")
         yield backend
 
 
@@ -549,7 +568,8 @@ def _refuse_without_credentials(state: State, settings: Settings, effect: str | 
         )
 
 
-def _credential_source(state: State) -> str:
+def credential_source(state: State) -> str:
+    """Where the credentials came from: the environment, the settings file, or both."""
     names = ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID")
     in_env = [n for n in names if os.environ.get(n)]
     if len(in_env) == len(names) or state.settings_file is None:
