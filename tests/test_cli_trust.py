@@ -24,7 +24,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from jobtrack_airtable.cli import app, embedded
-from jobtrack_airtable.repository import Repository
+from jobtrack_airtable.transport.repository import Repository
 from jobtrack_airtable.settings import Settings
 
 from .webhook import running_webhook
@@ -244,8 +244,8 @@ def saved(base: Path, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 def _rewrite(path: Path, doc: dict[str, Any], *, checksum: bool = True) -> None:
     """Write an edited plan, with a correct checksum (an attacker can recompute it): the
     fingerprint rule must hold on its own."""
-    from jobtrack_airtable.sync import plan_checksum
-    from jobtrack_airtable.sync.model import plan_from_data
+    from jobtrack_airtable.admin.sync import plan_checksum
+    from jobtrack_airtable.admin.sync.model import plan_from_data
 
     doc = {k: v for k, v in doc.items() if k != "checksum"}
     if checksum:
@@ -435,7 +435,7 @@ def test_outcome_lines_go_to_stdout(base: Path, tmp_path: Path) -> None:
 
 
 def test_archive_progress_moves_through_the_delete_phase(base: Path, tmp_path: Path) -> None:
-    from jobtrack_airtable.archive import apply_archive, plan_archive
+    from jobtrack_airtable.admin.archive import apply_archive, plan_archive
 
     stages: list[tuple[str, int]] = []
     with embedded.open_backend(Settings(_env_file=None), local=base) as backend:

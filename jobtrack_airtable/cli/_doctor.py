@@ -19,7 +19,7 @@ from ._core import (
 )
 
 if TYPE_CHECKING:
-    from ..ops.doctor import Finding
+    from ..admin.ops.doctor import Finding
 
 _MARK = {"ok": "✓", "warning": "!", "problem": "✗"}
 _INDENT = " " * 15
@@ -53,7 +53,7 @@ def doctor(
 
     Example: jobtrack-airtable doctor --env-file /srv/app/.env
     """
-    from ..ops.doctor import Checkup, Finding, Level, doctor_to_json, run_doctor
+    from ..admin.ops.doctor import Checkup, Finding, Level, doctor_to_json, run_doctor
 
     state = state_of(ctx)
     with errors_to_exit(state):
