@@ -100,6 +100,31 @@ def _schema_differs(s: Scenario) -> int:
     return s.cli("schema", "check")
 
 
+def _cron_notify(s: Scenario) -> int:
+    # No --local: what cron gets without credentials (the full cron run is in test_cli_trust).
+    return CliRunner().invoke(app, ["check", "--notify", "json://127.0.0.1:9/never"]).exit_code
+
+
+def _fingerprint_less(s: Scenario) -> int:
+    from jobtrack_airtable.admin.sync import plan_checksum
+    from jobtrack_airtable.admin.sync.model import plan_from_data
+
+    path = s.plan()
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc.pop("checksum")
+    doc["guards"]["fingerprints"]["jobs"] = {}
+    doc["checksum"] = plan_checksum(plan_from_data(doc))
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return s.cli("apply", str(path))
+
+
+def _doctor_problem(s: Scenario) -> int:
+    from .test_cli import _drop_field
+
+    _drop_field(s.base, "Job Tracking", "Stream")
+    return s.cli("doctor")
+
+
 SCENARIOS: dict[tuple[str, str], Callable[[Scenario], int]] = {
     ("sync", "changes planned"): lambda s: s.cli("sync"),
     (
@@ -136,6 +161,17 @@ SCENARIOS: dict[tuple[str, str], Callable[[Scenario], int]] = {
     ("check", "problems found (a stuck run, failures, a missed schedule)"): lambda s: s.cli(
         "check", "--state", str(s.tmp / "check-state.json")
     ),
+    (
+        "check --notify URL",
+        "no credentials (cron: run from `/`, fresh HOME): nothing sent, "
+        "the missing variables named",
+    ): _cron_notify,
+    (
+        "apply FILE",
+        "an update or delete without the fingerprint of the row it read (refused, nothing written)",
+    ): _fingerprint_less,
+    ("doctor", "healthy (warnings allowed)"): lambda s: s.cli("doctor"),
+    ("doctor", "a problem found (each with its fix)"): _doctor_problem,
     ("any command", "usage error (unknown option, bad value)"): lambda s: s.cli(
         "runs", "list", "--limit", "many"
     ),

@@ -24,8 +24,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from jobtrack_airtable.cli import app, embedded
-from jobtrack_airtable.transport.repository import Repository
 from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.transport.repository import Repository
 
 from .webhook import running_webhook
 
