@@ -35,7 +35,11 @@ def write_atomically(path: str | Path, text: str) -> Path:
     then renamed over it: a reader (or a crash) sees the old file or the new one, never half
     of one.  The directory must exist (a mistyped path is an error, not a new directory)."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        # The error would name the temporary file, which the admin never asked for.
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,16 +112,49 @@ class _Group(TyperGroup):
     ) -> Any:
         if parent is None:
             args = hoist_global_options(list(args))
+            if not getattr(self, "_flags_untyped", False):
+                _untype_flags(self)
         try:
             return super().make_context(info_name, args, parent, **extra)
         except _UsageError as exc:
             _usage_exit(exc)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not getattr(command, "_flags_untyped", False):
+            _untype_flags(command)
+        return command
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except _UsageError as exc:
             _usage_exit(exc)
+
+
+def complete_from(*values: str) -> Callable[[str], list[str]]:
+    """A shell-completion callback offering ``values`` that start with what was typed."""
+
+    def complete(incomplete: str) -> list[str]:
+        return [v for v in values if v.startswith(incomplete)]
+
+    return complete
+
+
+def _untype_flags(command: Any) -> None:
+    """typer shows a flag's type as ``--apply <bool>`` (``--help <bool>`` too): a flag takes
+    no value, so it shows none."""
+    get_params = command.get_params
+
+    def get_params_untyped(ctx: Any) -> Any:
+        params = get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+    command.get_params = get_params_untyped
+    command._flags_untyped = True
 
 
 def _usage_exit(exc: Exception) -> NoReturn:
@@ -233,9 +266,13 @@ _HELP = (
     "is given."
 )
 app = typer.Typer(cls=_Group, help=_HELP, no_args_is_help=True, pretty_exceptions_enable=False)
-runs_app = typer.Typer(help="Read-only views of job runs.", no_args_is_help=True)
-schema_app = typer.Typer(help="Compare the base with the configured schema.", no_args_is_help=True)
-local_app = typer.Typer(help="The local Airtable-compatible server.", no_args_is_help=True)
+runs_app = typer.Typer(cls=_Group, help="Read-only views of job runs.", no_args_is_help=True)
+schema_app = typer.Typer(
+    cls=_Group, help="Compare the base with the configured schema.", no_args_is_help=True
+)
+local_app = typer.Typer(
+    cls=_Group, help="The local Airtable-compatible server.", no_args_is_help=True
+)
 app.add_typer(runs_app, name="runs")
 app.add_typer(schema_app, name="schema")
 app.add_typer(local_app, name="local")

@@ -18,6 +18,7 @@ from ..metrics import AGGREGATE_KEYS
 from ..statuses import Status, map_status
 from ._core import (
     Reads,
+    complete_from,
     errors_to_exit,
     open_base,
     out_console,
@@ -91,6 +92,8 @@ def runs_list(
         str | None,
         typer.Option(
             "--status",
+            metavar="STATUS",
+            autocompletion=complete_from(*(s.value for s in Status)),
             help="Only runs with this status (Running, Completed, Failed, "
             "'No Leads To Score'; legacy spellings match too).",
         ),
@@ -111,6 +114,8 @@ def runs_list(
         typer.Option(
             "--format",
             "-f",
+            metavar="FORMAT",
+            autocompletion=complete_from("table", "json", "csv"),
             help="Output format: table (for humans), json or csv (for machines).",
         ),
     ] = "table",

@@ -32,6 +32,7 @@ from ._core import (
     Reads,
     Writes,
     app,
+    complete_from,
     errors_to_exit,
     notice,
     open_base,
@@ -118,7 +119,11 @@ def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
 
         def progress(stage: str, rows: int) -> None:
             table = stage.removeprefix("read ")
-            reads.progress.update(reads.task, description=f"Reading {names.get(table, table)}")
+            label = f"Reading {names.get(table, table)}"
+            if reads.progress.tasks[0].description != label:
+                # The count is per table, like its label (not the rows of both so far).
+                reads.rows = 0
+                reads.describe(label)
             reads.on_page(rows)
 
         return plan_sync(repo, now=utcnow(), stale_after=stale_after, on_progress=progress)
@@ -193,6 +198,20 @@ def _apply(repo: Repository, plan: Plan, *, finish: str) -> ApplyResult:
         f"Every write is idempotent: finish the job with `{finish}`.\n"
     )
     raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _check_run_targets(repo: Repository, plan: Plan, targets: list[Target]) -> None:
+    """A ``--target run:ID`` that matches nothing planned must name a run the base holds
+    (one request each): ``run:nope`` is a typo, not a consistent run."""
+    for target in targets:
+        if target.kind != "run" or any(r.key == target.value for r in plan.records):
+            continue
+        if repo.find("jobs", target.value) is None:
+            raise ConfigError(
+                f"--target run:{target.value}: no run {target.value!r} in "
+                f"{repo.schema.table('jobs').name!r}; check the Run ID (`jobtrack-airtable "
+                "runs list`)"
+            )
 
 
 def _finish_command(state: _core.State) -> str:
@@ -342,6 +361,9 @@ def sync(
             "--target",
             "-t",
             metavar="TARGET",
+            autocompletion=complete_from(
+                "jobs", "client_runs", "create", "update", "delete", "attention", "run:"
+            ),
             show_default=False,
             help="Plan only this table (jobs, client_runs), run (run:250930-141522) or kind "
             "of fix (create, update, delete, attention); repeatable. The rest is not planned.",
@@ -386,8 +408,8 @@ def sync(
         with open_base(state, effect="apply changes" if do_apply else None) as backend:
             repo = Repository(backend.conn)
             plan, left_out = target_plan(_make_plan(repo, timedelta(minutes=minutes)), targets)
+            shown = ", ".join(str(t) for t in targets)
             if targets:
-                shown = ", ".join(str(t) for t in targets)
                 sys.stderr.write(
                     f"Warning: the plan is limited to --target {shown}; {left_out} other "
                     "planned row(s) are not in it and will not be applied. Run without "
@@ -395,8 +417,15 @@ def sync(
                 )
             if out is not None:
                 save_plan(plan, out)
+            _check_run_targets(repo, plan, targets)
             if as_json and not do_apply:
                 print_json(json.loads(plan_to_json(plan)))
+            elif not as_json and targets and not plan.records:
+                out_console().print(
+                    f"No changes in the targeted rows (--target {shown}); the rest of the base "
+                    "was not planned.",
+                    markup=False,
+                )
             elif not as_json:
                 _print_plan(plan, pager=not no_pager and not do_apply)
             if out is not None:
