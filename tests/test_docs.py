@@ -348,51 +348,24 @@ def test_docs_python_blocks_run(
 def test_readme_local_serve_lines_run(tmp_path: Path, clone_untouched: None) -> None:
     """The dev-tool lines: ``local serve`` starts (a free port instead of 8787), and the
     documented ``runs list`` against it exits 0."""
-    import sys
+    from .test_cli_subprocess import _run, start_serve
 
-    script = Path(sys.executable).parent / "jobtrack-airtable"
-    serve = subprocess.Popen(
-        [
-            str(script),
-            "local",
-            "serve",
-            "--port",
-            "0",
-            "--token",
-            "dev-token",
-            "--base-id",
-            "appJobtrackLocal1",
-            "--data",
-            str(tmp_path / "base.db"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
+    serve, url = start_serve(
+        tmp_path, "--token", "dev-token", "--base-id", "appJobtrackLocal1", "--data", "base.db"
     )
     try:
-        assert serve.stdout is not None
-        first = serve.stdout.readline()
-        url = re.search(r"at (http://\S+) ", first)
-        assert url, first
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "JOBTRACK_"))}
-        env.update(
-            JOBTRACK_ENDPOINT_URL=url.group(1),
+        listed = _run(
+            tmp_path,
+            "runs",
+            "list",
+            JOBTRACK_ENDPOINT_URL=url,
             AIRTABLE_API_KEY="dev-token",
             AIRTABLE_BASE_ID="appJobtrackLocal1",
-        )
-        listed = subprocess.run(
-            [str(script), "runs", "list"],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
         )
         assert listed.returncode == 0, listed.stderr
     finally:
         serve.terminate()
-        serve.wait(timeout=30)
+        serve.communicate(timeout=30)
 
 
 def test_cassette_re_record_command_leaves_the_clone_alone(
