@@ -28,7 +28,12 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         if not k.startswith(("AIRTABLE_", "JOBTRACK_", "COLUMNS", "LINES", "NO_COLOR", "PAGER"))
         and k not in ("FORCE_COLOR", "TERM", "LESS", "MANPAGER")
     }
-    env.update(TERM="xterm-256color", XDG_DATA_HOME=str(tmp_path / "xdg"), **extra)
+    env.update(
+        TERM="xterm-256color",
+        XDG_DATA_HOME=str(tmp_path / "xdg"),
+        XDG_CONFIG_HOME=str(tmp_path / "xdg-config"),
+        **extra,
+    )
     return env
 
 
@@ -104,7 +109,7 @@ def _check_runs_table(text: str, runs: list[dict[str, Any]], cols: int) -> None:
         assert _num(agg.get("clients_with_errors")) in tokens, line
 
 
-@pytest.mark.parametrize("cols", [80, 160])
+@pytest.mark.parametrize("cols", [80, 160, 200])
 def test_runs_list_is_truthful_at_80_and_160_columns(base: Path, tmp_path: Path, cols: int) -> None:
     runs = json.loads(
         piped(tmp_path, "--local", str(base), "runs", "list", "-n", "40", "--json").stdout
@@ -116,10 +121,23 @@ def test_runs_list_is_truthful_at_80_and_160_columns(base: Path, tmp_path: Path,
     plain = ANSI.sub("", text)
     _check_runs_table(plain, runs["runs"], cols)
     assert "…" not in plain
-    if cols == 160:
-        assert "Stream" in plain and "Duration" in plain and "hidden at this width" not in plain
-    else:
-        assert "hidden at this width: Stream, Duration;" in plain
+    # A legacy status ('Success → Completed') wraps in its cell instead of widening the
+    # column: at 80 columns too, Stream and Duration stay.
+    assert "Stream" in plain and "Duration" in plain and "hidden at this width" not in plain
+
+
+@pytest.mark.parametrize("cols", [80, 200])
+def test_the_implicit_demo_base_is_named_even_with_quiet(tmp_path: Path, cols: int) -> None:
+    status, text = in_terminal(tmp_path, "-q", "runs", "list", "-n", "3", cols=cols, NO_COLOR="1")
+    assert status == 0, text
+    assert not COLOUR.search(text)
+    assert "Using the embedded local base at " in ANSI.sub("", text)
+    result = piped(tmp_path, "-q", "runs", "list", "-n", "3")
+    assert result.returncode == 0
+    assert result.stderr.startswith("Using the embedded local base at ")
+    assert "no AIRTABLE_API_KEY/AIRTABLE_BASE_ID set" in result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 5 and all(line == line.rstrip() for line in lines)  # no padding
 
 
 @pytest.mark.slow

@@ -47,7 +47,7 @@ def _status_cell(raw: str | None) -> str:
         return f"[magenta]{escape(raw)}[/magenta] [dim](unknown)[/dim]"
     style = _STATUS_STYLE[status]
     if raw != status.value:
-        return f"[{style}]{escape(raw)}[/{style}] [dim](→ {status.value})[/dim]"
+        return f"[{style}]{escape(raw)}[/{style}] [dim]→ {status.value}[/dim]"
     return f"[{style}]{escape(raw)}[/{style}]"
 
 
@@ -196,7 +196,8 @@ _RUN_COLUMNS = (
     # A legacy Run ID can be 40 characters: it folds onto more lines rather than pushing the
     # numbers off the screen (a base run ID is 13 and never folds).
     Column("Run ID", wrap=True, min_width=13),
-    Column("Status"),
+    # Wraps (at 9, "Completed"): one long legacy status must not hide Stream and Duration.
+    Column("Status", wrap=True, min_width=9),
     Column("Stream", justify="right", drop=1),
     Column("Started (UTC)"),
     Column("Duration", justify="right", drop=2),
