@@ -14,7 +14,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ._core import Reads, app, errors_to_exit, open_base, out_console, print_json, state_of
+from ._core import (
+    Reads,
+    app,
+    errors_to_exit,
+    open_base,
+    out_console,
+    print_json,
+    redact,
+    state_of,
+)
 
 if TYPE_CHECKING:
     # The library (pyairtable, requests) loads only when the command runs: --help stays fast.
@@ -110,9 +119,13 @@ def check(
         else:
             _print_report(report)
         if report.notify_failed:
+            why = "; ".join(f"{t.id}: {t.last_error}" for t in targets if t.last_error is not None)
             sys.stderr.write(
-                f"error: {report.notify_failed} notification(s) could not be delivered; "
-                "the next check retries them\n"
+                redact(
+                    f"error: {report.notify_failed} notification(s) could not be delivered "
+                    f"({why or 'no reason given'}); the next check retries them"
+                )
+                + "\n"
             )
     raise typer.Exit(report.exit_code)
 
