@@ -211,6 +211,26 @@ def test_unknown_variables_in_the_settings_file_are_named(
     ) in result.stderr
 
 
+@pytest.mark.timeout(60)  # the guard: reading a FIFO named .env would block forever
+def test_a_hostile_env_file_is_one_error_and_a_venv_named_env_is_ignored(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    os.mkfifo(env)
+    result = run("runs", "list")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: settings file '{env}' is not a regular file (a named pipe); "
+        "give the path of a file"
+    ]
+    env.unlink()
+    with open(env, "wb") as fh:
+        fh.truncate(3 * 1024**3)
+    result = run("runs", "list")
+    assert result.exit_code == 1 and "3,221,225,472 bytes" in result.stderr
+    env.unlink()
+    env.mkdir()  # python -m venv .env
+    assert run("runs", "list").exit_code == 0
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [

@@ -58,26 +58,28 @@ def find_settings_file(explicit: Path | None = None, *, cwd: Path | None = None)
     True
     """
     if explicit is not None:
-        _check_readable(explicit)
+        _check_readable(explicit, option=" (--env-file)")
         return explicit
     here = (cwd or Path.cwd()).absolute()
     root = _repository_root(here)
     directories = [here]
     if root is not None:
         directories += here.parents[: len(here.parents) - len(root.parents)]
-    for directory in directories:
-        candidate = directory / ".env"
-        if candidate.is_file():
+    for candidate in [*(d / ".env" for d in directories), user_settings_path()]:
+        # A directory named .env is a virtualenv (python -m venv .env), not settings.
+        if candidate.exists() and not candidate.is_dir():
+            # Checked before pydantic reads it: a FIFO or a 3 GB file named .env must be one
+            # clear error, not a hang.
+            _check_readable(candidate)
             return candidate
-    user = user_settings_path()
-    return user if user.is_file() else None
+    return None
 
 
-def _check_readable(path: Path) -> None:
+def _check_readable(path: Path, *, option: str = "") -> None:
     try:
         read_bounded(path, what="settings file", max_bytes=MAX_SETTINGS_BYTES)
     except InvalidInputError as exc:
-        raise ConfigError(f"{exc} (--env-file)") from None
+        raise ConfigError(f"{exc}{option}") from None
 
 
 def known_variables() -> list[str]:
