@@ -43,8 +43,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(embedded, "default_local_path", lambda: default)
 
 
-def run(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), input=input)
+def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), input=input, env=env)
 
 
 def cron_env(home: Path, **extra: str) -> dict[str, str]:
@@ -467,3 +467,27 @@ def test_archive_progress_moves_through_the_delete_phase(base: Path, tmp_path: P
     assert sum(deletes) == plan.row_count
     assert len(deletes) == -(-clients // 10) + -(-len(plan.jobs) // 10)  # one tick per batch
     assert max(deletes) <= 10
+
+
+def test_401_and_a_renamed_table_say_what_to_do(
+    airtable_env: dict[str, str], make_local_airtable: Any
+) -> None:
+    wrong = run("runs", "list", env={**airtable_env, "AIRTABLE_API_KEY": "patWRONG.0"})
+    assert wrong.exit_code == 1
+    [line] = wrong.stderr.splitlines()[-1:]
+    assert "401" in line and "check AIRTABLE_API_KEY" in line and "doctor" in line
+    assert "patWRONG" not in wrong.output
+    server = make_local_airtable()
+    table = server.api().base(server.base_id).table("Job Tracking").schema()
+    table.name = "Jobs"
+    table.save()
+    env = {
+        **airtable_env,
+        "AIRTABLE_API_KEY": server.token,
+        "AIRTABLE_BASE_ID": server.base_id,
+        "JOBTRACK_ENDPOINT_URL": server.url,
+    }
+    renamed = run("runs", "list", env=env)
+    assert renamed.exit_code == 1
+    last = renamed.stderr.splitlines()[-1]
+    assert "TABLE_NOT_FOUND" in last and "renamed in Airtable" in last and "doctor" in last
