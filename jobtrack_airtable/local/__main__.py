@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="random fault, e.g. 503:0.05@PATCH (repeatable)",
     )
     serve.add_argument("--seed", type=int, help="seed of the fault RNG")
+    serve.add_argument(
+        "--monthly-quota",
+        type=int,
+        metavar="N",
+        help="data requests allowed before every one gets 429 PUBLIC_API_BILLING_LIMIT_EXCEEDED",
+    )
     return parser
 
 
@@ -108,6 +114,7 @@ def main(
             penalty_seconds=args.penalty,
             iterator_idle_seconds=args.iterator_idle,
             faults=faults,
+            monthly_quota=args.monthly_quota,
             host=args.host,
             port=args.port,
         )

@@ -6,8 +6,9 @@ percent-decodes each captured segment, because table names may contain ``/`` (se
 ``%2F``) and a decoded ``PATH_INFO`` would split them.
 
 Order of checks for each request (so an unauthenticated caller learns nothing, and injected
-faults happen before any work): log → authenticate → inject fault → rate limit → route →
-validate → apply → respond (or drop the connection for ``lost_response``).
+faults happen before any work): log → authenticate → inject fault → monthly quota (data
+requests only) → rate limit → route → validate → apply → respond (or drop the connection for
+``lost_response``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .query import (
     render,
     select,
 )
+from .quota import MonthlyQuota
 from .ratelimit import RateLimiter
 from .requestlog import LoggedRequest, RequestLog
 from .storage import Record, Store, TableDef, is_id
@@ -159,6 +161,7 @@ class AirtableApp:
         rate_limiter: RateLimiter | None = None,
         token_limiter: RateLimiter | None = None,
         faults: FaultInjector | None = None,
+        quota: MonthlyQuota | None = None,
         request_log: RequestLog | None = None,
         iterators: IteratorRegistry | None = None,
         max_body_bytes: int = 5 * 1024 * 1024,
@@ -173,6 +176,7 @@ class AirtableApp:
         self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter(None)
         self.token_limiter = token_limiter if token_limiter is not None else RateLimiter(None)
         self.faults = faults if faults is not None else FaultInjector()
+        self.quota = quota if quota is not None else MonthlyQuota()
         self.request_log = request_log if request_log is not None else RequestLog()
         self.iterators = iterators if iterators is not None else IteratorRegistry()
         self.max_body_bytes = max_body_bytes
@@ -258,6 +262,8 @@ class AirtableApp:
         base_id = _base_of(segments)
         if base_id is not None and not self.store.has_base(base_id):
             base_id = "<unknown base>"  # one key for all: client-chosen IDs must not pile up
+        if _is_data(segments) and not self.quota.take():
+            return _error(E.quota_exhausted())
         if base_id is not None and (
             not self.rate_limiter.allow(base_id) or not self.token_limiter.allow("token")
         ):
@@ -290,6 +296,8 @@ class AirtableApp:
             return None
         if fault.kind == "429":
             return _error(E.rate_limited())
+        if fault.kind == "quota":
+            return _error(E.quota_exhausted())
         if fault.kind == "500":
             return _error(E.ApiError(500, "SERVER_ERROR", "Server error"))
         if fault.kind == "502":
@@ -750,6 +758,11 @@ def _too_deep(value: Any) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def _is_data(segments: list[str]) -> bool:
+    """A data request (records), which the monthly quota counts; ``/v0/meta/*`` is not."""
+    return len(segments) >= 2 and segments[0] == "v0" and segments[1] != "meta"
 
 
 def _base_of(segments: list[str]) -> str | None:

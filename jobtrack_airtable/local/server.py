@@ -27,6 +27,7 @@ from .errors import ApiError
 from .faults import FaultInjector
 from .httpserver import Server
 from .query import IteratorRegistry
+from .quota import MonthlyQuota
 from .ratelimit import RateLimiter
 from .requestlog import RequestLog
 from .storage import Store, is_id
@@ -76,6 +77,9 @@ class LocalAirtable:
     ``formula_fields_via_api``: let the meta API create formula fields (Airtable's refuses;
     seeding from Python through :attr:`store` can always create any field type).
     ``faults``: a :class:`FaultInjector` (a fresh one seeded with ``fault_seed`` by default).
+    ``monthly_quota``: data requests allowed this "month" (``None``: unlimited); once spent,
+    every data request gets Airtable's 429 ``PUBLIC_API_BILLING_LIMIT_EXCEEDED`` while the
+    meta API answers; :attr:`quota` spends (``quota.spend()``) or resets it (``quota.reset()``).
     ``host``/``port``: where to listen (loopback and a free port by default); a non-loopback
     host is refused (:class:`ValueError`): the server is a local stand-in, not a service.
     ``max_connections``: open connections at once (more get a 503); ``idle_timeout``: seconds
@@ -100,6 +104,7 @@ class LocalAirtable:
         iterator_idle_seconds: float = 300.0,
         faults: FaultInjector | None = None,
         fault_seed: int | None = None,
+        monthly_quota: int | None = None,
         log_size: int = 1000,
         max_body_bytes: int = 5 * 1024 * 1024,
         host: str = "127.0.0.1",
@@ -128,6 +133,8 @@ class LocalAirtable:
         self.rate_limiter = RateLimiter(rate_limit, penalty_seconds=penalty_seconds)
         self.token_limiter = RateLimiter(token_rate_limit, penalty_seconds=penalty_seconds)
         self.faults = faults if faults is not None else FaultInjector(seed=fault_seed)
+        #: The simulated monthly API quota: ``quota.spend()`` / ``quota.reset()``.
+        self.quota = MonthlyQuota(monthly_quota)
         self.request_log = RequestLog(maxlen=log_size, max_bytes=log_bytes)
         self.iterators = IteratorRegistry(iterator_idle_seconds)
         self.app = AirtableApp(
@@ -136,6 +143,7 @@ class LocalAirtable:
             rate_limiter=self.rate_limiter,
             token_limiter=self.token_limiter,
             faults=self.faults,
+            quota=self.quota,
             request_log=self.request_log,
             iterators=self.iterators,
             max_body_bytes=max_body_bytes,
