@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from .errors import InvalidInputError, show
 from .metrics import COUNT_KEYS, ClientMetrics
@@ -23,6 +23,8 @@ __all__ = [
     "did_work",
     "error_text",
     "fit_notes",
+    "found",
+    "quiet_after",
     "sendable",
 ]
 
@@ -67,6 +69,39 @@ def sendable(text: str) -> str:
 def error_text(error: BaseException | str) -> str:
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return sendable(text[:MAX_ERROR_DETAILS])
+
+
+#: A run silent this long may have been ended by a ``sync`` with a short ``--stale-after``.
+QUIET_FLOOR_SECONDS = 10.0
+
+
+class _HasCommit(Protocol):
+    @property
+    def flush_interval(self) -> float: ...
+
+    @property
+    def conn(self) -> Any: ...
+
+
+def quiet_after(tracker: _HasCommit) -> float:
+    """Seconds without a write after which a run's row is read before its close, to keep a
+    terminal status another writer set.  Not half this worker's stale threshold alone: an
+    admin's ``sync --stale-after`` may be much shorter than the workers'
+    ``JOBTRACK_STALE_AFTER_MINUTES``.  A busy run is written every flush interval, so two
+    intervals of silence (at least :data:`QUIET_FLOOR_SECONDS`) mark it idle; a ``sync``
+    whose threshold is shorter than that cannot tell a live run from a dead one anyway."""
+    half_stale = tracker.conn.settings.stale_after.total_seconds() / 2
+    return min(half_stale, max(2 * tracker.flush_interval, QUIET_FLOOR_SECONDS))
+
+
+def found(totals: ClientMetrics) -> str:
+    """What a worker found, for a note beside a status it could not set.
+
+    >>> found(ClientMetrics(profiles_examined=30, profile_tokens=900))
+    'totals: profiles_examined=30, profile_tokens=900'
+    """
+    values = {k: v for k, v in totals.values().items() if v}
+    return "totals: " + (", ".join(f"{k}={v}" for k, v in values.items()) or "none")
 
 
 def did_work(totals: ClientMetrics) -> bool:
