@@ -212,7 +212,7 @@ class ClientRun(EndsOnExit):
                 self._heartbeat = True
                 self._changed()
         self._mark()
-        self.tracker._commit.drain()
+        self.tracker.flush()
         return True
 
     def close(
@@ -253,7 +253,7 @@ class ClientRun(EndsOnExit):
         self._mark()
         if not wait:
             return None
-        self.tracker._commit.drain()
+        self.tracker.flush()
         return self._row
 
     def fail(

@@ -1,0 +1,116 @@
+"""A tracking outage never breaks the business job unless asked (issue 19, item 7):
+``JOBTRACK_ON_TRACKING_ERROR=warn`` lets a scoring run that succeeded finish while the tracking
+base is gone; in the default ``raise`` mode the tracking error reaches the caller, but leaving
+a ``with`` block never replaces the worker's own exception with it.  The outage is real: the
+local server stops mid-run (connection refused)."""
+
+from __future__ import annotations
+
+import logging
+
+import pydantic
+import pytest
+
+from jobtrack_airtable.client import Connection
+from jobtrack_airtable.errors import EndpointUnreachableError
+from jobtrack_airtable.recovery import DEFAULT_POLICY
+from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.testing import TrackingServer
+from jobtrack_airtable.tracker import Tracker
+
+from .test_tracker import CRR, rows
+
+
+def _tracker(srv: TrackingServer, **settings: object) -> Tracker:
+    conn = Connection.from_settings(
+        srv.settings(flush_interval=3600.0, **settings), policy=DEFAULT_POLICY.scaled(0.01)
+    )
+    return Tracker(conn)
+
+
+def _score(srv: TrackingServer, tracker: Tracker, scored: list[str]) -> None:
+    """A scoring run whose tracking base goes away mid-run."""
+    with tracker, tracker.job() as job, job.client("Guy-Wilson") as run:
+        run.add(profiles_examined=10)
+        run.flush()
+        srv.stop()
+        run.add(profiles_examined=5)
+        scored.append("Guy-Wilson")
+
+
+def test_in_warn_mode_a_tracking_outage_never_crashes_a_successful_run(
+    local_airtable: TrackingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker = _tracker(local_airtable, on_tracking_error="warn")
+    assert tracker.on_tracking_error == "warn"
+    scored: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="jobtrack_airtable"):
+        _score(local_airtable, tracker, scored)
+    assert scored == ["Guy-Wilson"]
+    warned = [
+        r.getMessage() for r in caplog.records if "JOBTRACK_ON_TRACKING_ERROR=warn" in r.message
+    ]
+    assert any("completing job" in m and "EndpointUnreachableError" in m for m in warned)
+    # What landed before the outage is there; nothing after it pretended to.
+    [row] = rows(local_airtable, CRR)
+    assert row["fields"]["Profiles Examined for Scoring"] == 10
+    assert row["fields"]["Status"] == "Running"
+
+
+def test_warn_mode_keeps_the_changes_pending_for_the_next_drain(
+    local_airtable: TrackingServer,
+) -> None:
+    tracker = _tracker(local_airtable, on_tracking_error="warn")
+    job = tracker.job()
+    run = job.client("Guy-Wilson")
+    run.add(profiles_examined=10)
+    # The base drops every connection for a while (a network outage).
+    local_airtable.faults.add("drop", probability=1.0)
+    run.close()
+    tracker.flush()  # warned, not raised
+    assert run.close(wait=True) is None
+    assert job.complete() is None and job.status.value == "Running"
+    local_airtable.faults.clear()
+    tracker.flush()
+    [row] = rows(local_airtable, CRR)
+    assert row["fields"]["Status"] == "Completed"
+    assert row["fields"]["Profiles Examined for Scoring"] == 10
+    completed = job.complete()
+    assert completed is not None and completed.status is not None
+    assert completed.status.value == "Completed"
+    tracker.close()
+
+
+def test_in_raise_mode_the_business_exception_is_the_one_that_propagates(
+    local_airtable: TrackingServer,
+) -> None:
+    tracker = _tracker(local_airtable)  # the default mode: raise
+    with (
+        pytest.raises(ValueError, match="scoring bug"),
+        tracker,
+        tracker.job() as job,
+        job.client("Guy-Wilson") as run,
+    ):
+        run.add(profiles_examined=10)
+        local_airtable.stop()
+        raise ValueError("scoring bug")
+
+
+def test_in_raise_mode_a_tracking_outage_is_raised_typed_at_the_end(
+    local_airtable: TrackingServer,
+) -> None:
+    scored: list[str] = []
+    with pytest.raises(EndpointUnreachableError):
+        _score(local_airtable, _tracker(local_airtable), scored)
+    assert scored == ["Guy-Wilson"]
+
+
+def test_the_setting_comes_from_the_environment_and_refuses_other_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOBTRACK_ON_TRACKING_ERROR", "warn")
+    assert Settings(_env_file=None).on_tracking_error == "warn"
+    monkeypatch.setenv("JOBTRACK_ON_TRACKING_ERROR", "ignore")
+    with pytest.raises(pydantic.ValidationError, match="JOBTRACK_ON_TRACKING_ERROR") as info:
+        Settings(_env_file=None)
+    assert "'ignore'" in str(info.value)
