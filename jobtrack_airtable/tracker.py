@@ -539,12 +539,16 @@ class Job(EndsOnExit):
     def note(self, text: str) -> None:
         """Append a line to the job's System Notes (2 requests: the row's current notes are
         read, under the row's lock, so that lines another process appended are kept)."""
-        self._notes.check(text)
+        # Kept from now on: if this write fails, the job's next write sends the line.
+        self._notes.append(text)
+        mode = self.tracker.on_tracking_error
+        run_guarded(mode, f"a note of job {self.run_id}", self._write_notes)
+
+    def _write_notes(self) -> None:
         with self._notes_lock():
             row = self._current()
             if row is not None:
                 self._notes.server = row.system_notes or ""
-            self._notes.append(text)
             sent = len(self._notes.lines)
             row = self._write(
                 {
@@ -557,7 +561,11 @@ class Job(EndsOnExit):
     def heartbeat(self) -> None:
         """Refresh the job's Last Updated (1 request), so a long job with no other write is
         not taken for a stale one by ``sync``."""
-        self._write({"last_updated": to_airtable(self.tracker.clock())})
+        run_guarded(
+            self.tracker.on_tracking_error,
+            f"a heartbeat of job {self.run_id}",
+            lambda: self._write({"last_updated": to_airtable(self.tracker.clock())}),
+        )
 
     def complete(
         self,

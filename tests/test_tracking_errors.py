@@ -67,7 +67,9 @@ def test_warn_mode_keeps_the_changes_pending_for_the_next_drain(
     # The base drops every connection for a while (a network outage).
     local_airtable.faults.add("drop", probability=1.0)
     run.close()
-    tracker.flush()  # warned, not raised
+    job.note("scored while the base was away")  # warned, not raised
+    job.heartbeat()
+    tracker.flush()
     assert run.close(wait=True) is None
     assert job.complete() is None and job.status.value == "Running"
     local_airtable.faults.clear()
@@ -78,6 +80,8 @@ def test_warn_mode_keeps_the_changes_pending_for_the_next_drain(
     completed = job.complete()
     assert completed is not None and completed.status is not None
     assert completed.status.value == "Completed"
+    assert completed.system_notes is not None
+    assert "scored while the base was away" in completed.system_notes  # kept, then written
     tracker.close()
 
 
