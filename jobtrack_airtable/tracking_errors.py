@@ -4,8 +4,9 @@ Tracking must never be the reason a scoring run crashes, unless the worker asks 
 
 * ``raise`` (the default): a failure to write to the tracking base (Airtable refused or could
   not be reached, the shared limiter is down) is raised at the synchronous points --
-  ``job.complete()``, ``job.fail()``, ``run.close(wait=True)``, ``run.flush()``,
-  ``tracker.flush()``, ``tracker.close()`` -- as its typed error;
+  ``job.complete()``, ``job.fail()``, ``job.note()``, ``job.heartbeat()``,
+  ``run.close(wait=True)``, ``run.flush()``, ``tracker.flush()``, ``tracker.close()`` -- as its
+  typed error;
 * ``warn``: the same failure is logged as a warning and the call returns (``None`` where it
   would return a row); the client-run changes stay pending in the tracker, written by its
   next successful drain.
