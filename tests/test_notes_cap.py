@@ -8,6 +8,7 @@ from __future__ import annotations
 import pyairtable
 import pytest
 
+from jobtrack_airtable.client_run import ClientRun
 from jobtrack_airtable.errors import InvalidInputError
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.runs import CUT_MARKER
@@ -33,23 +34,29 @@ def _notes(srv: LocalAirtable, table: str, record_id: str) -> str:
     return notes
 
 
+def _written_run(srv: LocalAirtable, examined: int) -> tuple[Tracker, ClientRun, str]:
+    """A tracker and a client run whose first ``examined`` profiles are written."""
+    tracker = Tracker(make_conn(srv))
+    run = tracker.job().client("Guy-Wilson")
+    run.add(profiles_examined=examined)
+    run.flush()
+    assert run.record_id is not None
+    return tracker, run, run.record_id
+
+
 def test_a_client_run_whose_notes_another_writer_filled_still_closes_with_its_totals(
     local_airtable: LocalAirtable, api: pyairtable.Api
 ) -> None:
-    tracker = Tracker(make_conn(local_airtable))
-    run = tracker.job().client("Guy-Wilson")
-    run.add(profiles_examined=10)
-    run.flush()
-    assert run.record_id is not None
+    tracker, run, record_id = _written_run(local_airtable, 10)
     run.note("chunk 1 scored")  # accepted while the notes were short
-    _fill(api, CRR, run.record_id)
+    _fill(api, CRR, record_id)
     run.add(profiles_examined=20)
     run.close()
     tracker.flush()
     [row] = rows(local_airtable, CRR)
     assert row["fields"]["Status"] == "Completed"
     assert row["fields"]["Profiles Examined for Scoring"] == 30
-    notes = _notes(local_airtable, CRR, run.record_id)
+    notes = _notes(local_airtable, CRR, record_id)
     assert notes.startswith(CUT_MARKER + "\nother writer's line")  # whole lines cut
     assert notes.endswith("] chunk 1 scored")
     assert len(notes) > MAX_TEXT_LENGTH - 200  # only what had to go went
@@ -58,12 +65,8 @@ def test_a_client_run_whose_notes_another_writer_filled_still_closes_with_its_to
 def test_a_client_run_whose_notes_are_full_still_fails(
     local_airtable: LocalAirtable, api: pyairtable.Api
 ) -> None:
-    tracker = Tracker(make_conn(local_airtable))
-    run = tracker.job().client("Guy-Wilson")
-    run.add(profiles_examined=4)
-    run.flush()
-    assert run.record_id is not None
-    _fill(api, CRR, run.record_id, left=25)
+    tracker, run, record_id = _written_run(local_airtable, 4)
+    _fill(api, CRR, record_id, left=25)
     with pytest.raises(RuntimeError), run:
         run.note("scoring chunk 2")
         raise RuntimeError("scorer crashed")
@@ -71,7 +74,7 @@ def test_a_client_run_whose_notes_are_full_still_fails(
     [row] = rows(local_airtable, CRR)
     assert row["fields"]["Status"] == "Failed"
     assert "scorer crashed" in row["fields"]["Error Details"]
-    assert _notes(local_airtable, CRR, run.record_id).endswith("] scoring chunk 2")
+    assert _notes(local_airtable, CRR, record_id).endswith("] scoring chunk 2")
 
 
 @pytest.mark.parametrize("ending", ["complete", "fail"])
