@@ -8,13 +8,13 @@ from __future__ import annotations
 import pyairtable
 import pytest
 
-from jobtrack_airtable.client_run import ClientRun
 from jobtrack_airtable.errors import InvalidInputError
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.runs import CUT_MARKER
 from jobtrack_airtable.schema import MAX_TEXT_LENGTH
 from jobtrack_airtable.statuses import Status
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.worker.client_run import ClientRun
+from jobtrack_airtable.worker.runs import CUT_MARKER
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID
 from .test_tracker import CRR, JOBS, make_conn, rows

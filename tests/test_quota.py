@@ -13,17 +13,17 @@ import pyairtable
 import pytest
 import requests
 
-from jobtrack_airtable.client import Connection
+from jobtrack_airtable.admin.ops.config import CheckConfig
+from jobtrack_airtable.admin.ops.health import ProblemKind, run_check
+from jobtrack_airtable.admin.ops.quota import usage_report, usage_to_json
+from jobtrack_airtable.admin.ops.state import CheckState
 from jobtrack_airtable.errors import QuotaExhaustedError, RateLimitedError
 from jobtrack_airtable.limiter import NullLimiter, Slot
-from jobtrack_airtable.ops.config import CheckConfig
-from jobtrack_airtable.ops.health import ProblemKind, run_check
-from jobtrack_airtable.ops.quota import usage_report, usage_to_json
-from jobtrack_airtable.ops.state import CheckState
-from jobtrack_airtable.recovery import DEFAULT_POLICY
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.testing import TrackingServer
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
+from jobtrack_airtable.transport.repository import Repository
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID, MakeLocalAirtable
 

@@ -11,12 +11,12 @@ import logging
 import pydantic
 import pytest
 
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import EndpointUnreachableError
-from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.settings import Settings
 from jobtrack_airtable.testing import TrackingServer
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .test_tracker import CRR, rows
 
