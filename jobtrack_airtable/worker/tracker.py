@@ -173,12 +173,11 @@ class Tracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
-            self.close()
-            return
         try:
             self.close()
         except Exception:
+            if exc is None:
+                raise
             # The worker's own exception is what propagates, never a tracking one.
             log.exception("could not write the pending tracking changes while leaving")
 
