@@ -85,6 +85,24 @@ def test_warn_mode_keeps_the_changes_pending_for_the_next_drain(
     tracker.close()
 
 
+def test_warn_mode_never_completes_a_job_from_client_rows_whose_writes_failed(
+    local_airtable: TrackingServer,
+) -> None:
+    tracker = _tracker(local_airtable, on_tracking_error="warn")
+    job = tracker.job()
+    with job.client("Guy-Wilson") as run:
+        run.add(profiles_examined=10)
+    # Only the client rows' writes fail; the job row could be written.
+    local_airtable.faults.add("drop", path="Client%20Run%20Results", probability=1.0)
+    assert job.complete() is None
+    [job_row] = rows(local_airtable, "Job Tracking")
+    assert job_row["fields"]["Status"] == "Running"  # not Completed with 0 profiles
+    local_airtable.faults.clear()
+    completed = job.complete()
+    assert completed is not None and completed.aggregates["profiles_examined"] == 10
+    tracker.close()
+
+
 def test_in_raise_mode_the_business_exception_is_the_one_that_propagates(
     local_airtable: TrackingServer,
 ) -> None:

@@ -611,7 +611,9 @@ class Job(EndsOnExit):
             # Refuse before reading anything.
             check_transition(self.status, new, force=force)
         tracker = self.tracker
-        tracker.flush()
+        # Unguarded, even in warn mode: a job must never be aggregated from client rows
+        # whose pending writes did not land.
+        tracker._commit.drain()
         with self._notes_lock():
             return self._finish_locked(new, force=force, note=note, fit=fit, error=error)
 
