@@ -93,7 +93,9 @@ def test_warn_mode_never_completes_a_job_from_client_rows_whose_writes_failed(
     with job.client("Guy-Wilson") as run:
         run.add(profiles_examined=10)
     # Only the client rows' writes fail; the job row could be written.
-    local_airtable.faults.add("drop", path="Client%20Run%20Results", probability=1.0)
+    local_airtable.faults.add(
+        "drop", method="PATCH", path="Client%20Run%20Results", probability=1.0
+    )
     assert job.complete() is None
     [job_row] = rows(local_airtable, "Job Tracking")
     assert job_row["fields"]["Status"] == "Running"  # not Completed with 0 profiles
