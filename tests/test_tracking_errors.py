@@ -11,7 +11,7 @@ import logging
 import pydantic
 import pytest
 
-from jobtrack_airtable.errors import EndpointUnreachableError
+from jobtrack_airtable.errors import AuthenticationError, EndpointUnreachableError
 from jobtrack_airtable.settings import Settings
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.transport.client import Connection
@@ -103,6 +103,29 @@ def test_warn_mode_never_completes_a_job_from_client_rows_whose_writes_failed(
     completed = job.complete()
     assert completed is not None and completed.aggregates["profiles_examined"] == 10
     tracker.close()
+
+
+@pytest.mark.parametrize("mode", ["warn", "raise"])
+def test_a_token_revoked_mid_run(local_airtable: TrackingServer, mode: str) -> None:
+    tracker = _tracker(local_airtable, on_tracking_error=mode)
+    scored: list[str] = []
+
+    def score() -> None:
+        with tracker, tracker.job() as job, job.client("Guy-Wilson") as run:
+            run.add(profiles_examined=10)
+            run.flush()
+            # The token is revoked: the server answers 401 AUTHENTICATION_REQUIRED from now on.
+            tracker.conn.api.api_key = "revoked-token-not-secret"
+            run.add(profiles_examined=5)
+            scored.append("Guy-Wilson")
+
+    if mode == "warn":
+        score()
+    else:
+        with pytest.raises(AuthenticationError):
+            score()
+    assert scored == ["Guy-Wilson"]
+    assert 401 in [e.status for e in local_airtable.request_log.entries]
 
 
 def test_in_raise_mode_the_business_exception_is_the_one_that_propagates(
