@@ -93,6 +93,7 @@ class LocalAirtable:
         tables: Sequence[Mapping[str, Any]] | None = None,
         token: str | None = None,
         base_id: str = DEFAULT_BASE_ID,
+        base_name: str | None = None,
         data_path: str | Path | None = None,
         rate_limit: int | None = 5,
         penalty_seconds: float = 30.0,
@@ -120,11 +121,16 @@ class LocalAirtable:
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
         self.store = Store(data_path)
+        self.base_name = base_name
         try:
+            self.store.create_base(base_id, base_name)
             self.store.ensure_tables(base_id, tables or [])
         except ApiError as exc:
             self.store.close()
             raise ValueError(f"cannot create the tables: {exc.message}") from None
+        except ValueError:
+            self.store.close()
+            raise
         self.rate_limiter = RateLimiter(rate_limit, penalty_seconds=penalty_seconds)
         self.token_limiter = RateLimiter(token_rate_limit, penalty_seconds=penalty_seconds)
         self.faults = faults if faults is not None else FaultInjector(seed=fault_seed)
@@ -157,6 +163,7 @@ class LocalAirtable:
         if self._server is not None:
             return self
         self.store.open()  # after a stop(): the base file again, as a restart would
+        self.store.create_base(self.base_id, self.base_name)  # names live in memory only
         server = Server(
             (self.host, self._port),
             self.app,
