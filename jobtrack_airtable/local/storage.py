@@ -679,6 +679,24 @@ class Store:
                 t.cache.clear()
             return fdef
 
+    def create_view(
+        self, base_id: str | None, table_ref: str, spec: Mapping[str, Any]
+    ) -> ViewDef:
+        """Add a view (``{"name", "type"?, "filterByFormula"?, "sort"?}``) to a table: seeding
+        only, as Airtable's API cannot create views."""
+        with self.lock:
+            table = self.table(base_id, table_ref)
+            view = view_from_model(spec)
+            if table.view(view.name) is not None:
+                raise E.invalid_request(f'a view named "{view.name}" already exists')
+            table.views.append(view)
+            try:
+                self._write(tables=[self._table_row(self._base_of(table), table)])
+            except BaseException:
+                table.views.pop()
+                raise
+            return view
+
     def update_field(
         self, base_id: str | None, table_ref: str, field_id: str, changes: Mapping[str, Any]
     ) -> FieldDef:
