@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,14 @@ def test_airtable_js_sees_airtables_shapes(
     [attached] = seen["files"]
     assert attached["id"].startswith("att")
     assert (attached["filename"], attached["size"], attached["type"]) == ("a.txt", 3, "text/plain")
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_the_readme_airtable_js_example_runs(airtable_js: Path, tmp_path: Path) -> None:
+    [example] = re.findall(r"```js\n(.*?)```", README.read_text(), flags=re.S)
+    script = tmp_path / "leads.test.js"
+    script.write_text(example)
+    out = run_node(script, airtable_js, {"PYTHON": sys.executable})
+    assert out.strip() == "airtable.js against the local server: ok"
