@@ -164,3 +164,18 @@ def test_rich_text_is_normalised(local_airtable_server: LocalAirtable) -> None:
     rec = tasks.create({"Notes": "**Plan**\n* one\n  * two"})
     assert rec["fields"]["Notes"] == "**Plan**\n- one\n  - two\n"
     assert tasks.get(rec["id"])["fields"]["Notes"] == "**Plan**\n- one\n  - two\n"
+
+
+def test_a_link_to_its_own_table_forgets_deleted_records(projects: LocalAirtable) -> None:
+    srv = projects
+    srv.store.create_field(
+        srv.base_id,
+        "Tasks",
+        {"name": "Blocks", "type": "multipleRecordLinks", "options": {"linkedTableId": "Tasks"}},
+    )
+    tasks = srv.table("Tasks")
+    a, b = tasks.batch_create([{"Title": "a"}, {"Title": "b"}])
+    tasks.update(a["id"], {"Blocks": [b["id"]]})
+    assert tasks.schema(force=True).field("Blocks").options.inverse_link_field_id is None  # type: ignore[union-attr]
+    tasks.delete(b["id"])
+    assert "Blocks" not in tasks.get(a["id"])["fields"]

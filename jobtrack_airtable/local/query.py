@@ -199,6 +199,10 @@ def render(
     out: dict[str, Any] = {}
     for f in wanted:
         value = cell_value(tf, record, f.name, now) if f.computed else record.fields.get(f.name)
+        if f.type == "multipleRecordLinks" and value:
+            # A link without an inverse (to its own table) may still hold a deleted record.
+            target = table.linked_table(f)
+            value = value if target is None else [r for r in value if r in target.records]
         if is_empty(value):
             continue
         if options.cell_format == "string":

@@ -679,9 +679,7 @@ class Store:
                 t.cache.clear()
             return fdef
 
-    def create_view(
-        self, base_id: str | None, table_ref: str, spec: Mapping[str, Any]
-    ) -> ViewDef:
+    def create_view(self, base_id: str | None, table_ref: str, spec: Mapping[str, Any]) -> ViewDef:
         """Add a view (``{"name", "type"?, "filterByFormula"?, "sort"?}``) to a table: seeding
         only, as Airtable's API cannot create views."""
         with self.lock:
