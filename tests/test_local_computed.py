@@ -5,6 +5,8 @@ milliseconds in date-times, rich text normalisation."""
 
 from __future__ import annotations
 
+import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +181,35 @@ def test_a_link_to_its_own_table_forgets_deleted_records(projects: LocalAirtable
     assert tasks.schema(force=True).field("Blocks").options.inverse_link_field_id is None  # type: ignore[union-attr]
     tasks.delete(b["id"])
     assert "Blocks" not in tasks.get(a["id"])["fields"]
+
+
+def test_links_stay_symmetric_under_concurrent_writers(projects: LocalAirtable) -> None:
+    srv = projects
+    tasks = srv.table("Tasks").batch_create([{"Title": str(i)} for i in range(10)])
+    projs = srv.table("Projects").batch_create([{"Name": str(i)} for i in range(4)])
+    task_ids, proj_ids = [t["id"] for t in tasks], [p["id"] for p in projs]
+
+    def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        api = srv.api()
+        for _ in range(25):
+            if rng.random() < 0.5:
+                pick = rng.sample(task_ids, rng.randint(0, 4))
+                api.table(srv.base_id, "Projects").update(rng.choice(proj_ids), {"Tasks": pick})
+            else:
+                pick = rng.sample(proj_ids, rng.randint(0, 2))
+                api.table(srv.base_id, "Tasks").update(rng.choice(task_ids), {"Projects": pick})
+
+    threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    forward = {
+        (p["id"], t) for p in srv.table("Projects").all() for t in p["fields"].get("Tasks", [])
+    }
+    backward = {
+        (p, t["id"]) for t in srv.table("Tasks").all() for p in t["fields"].get("Projects", [])
+    }
+    assert forward == backward
+    assert srv.request_log.count(method="PATCH") == 6 * 25

@@ -5,6 +5,7 @@ the base-collaborators endpoint."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,16 @@ def test_a_base_has_a_name_and_collaborators(local_airtable_server: LocalAirtabl
     assert (info.id, info.name, info.permission_level) == ("appNamedBase00001", "Sales", "create")
     [me] = info.individual_collaborators.via_base
     assert me.user_id == api.whoami()["id"]
+
+
+def test_formula_fields_of_older_files_show_their_result(tmp_path: Path) -> None:
+    with LocalAirtable(rate_limit=None) as srv:
+        spec = {"name": "Twice", "type": "formula", "options": {"formula": "{Score} * 2"}}
+        srv.store.create_table(srv.base_id, "Leads", [*LEADS["fields"], spec])
+        exported = srv.store.to_json()
+    [table] = exported["bases"][srv.base_id]["tables"]
+    del table["fields"][2]["options"]["result"]  # as files written before it was shown
+    (tmp_path / "old.json").write_text(json.dumps(exported))
+    with LocalAirtable(rate_limit=None, data_path=tmp_path / "old.json") as srv:
+        twice = srv.table("Leads").schema().field("Twice")
+        assert twice.options.result.type == "number"  # type: ignore[union-attr]

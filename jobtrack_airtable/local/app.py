@@ -234,7 +234,10 @@ class AirtableApp:
             found = self.uploads.get(raw_path)
             if found is None:
                 return _error(E.not_found())
-            return Response(found[1], content_type=found[0])
+            # Served as the uploader typed it, never sniffed into something else.
+            return Response(
+                found[1], content_type=found[0], headers={"X-Content-Type-Options": "nosniff"}
+            )
         auth = request.headers.get("Authorization", "").encode("utf-8", "replace")
         if not hmac.compare_digest(auth, self._token):
             # Nothing of an unauthenticated request is kept but a short line (method and the

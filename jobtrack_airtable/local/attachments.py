@@ -33,6 +33,8 @@ from .storage import new_id
 
 #: Bytes read from one attachment URL; bigger files are refused (Airtable's upload limit).
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+#: Uploaded bytes a server keeps in memory in all; uploads beyond are refused.
+MAX_UPLOADED_BYTES = 256 * 1024 * 1024
 _FETCH_TIMEOUT = 10.0
 
 
@@ -125,6 +127,7 @@ class UploadedFiles:
         self._key = hashlib.sha256(b"attachments:" + secret.encode()).digest()
         self._lock = threading.Lock()
         self._files: dict[str, tuple[str, bytes]] = {}
+        self._bytes = 0
 
     def _signature(self, att_id: str) -> str:
         return hmac.new(self._key, att_id.encode(), hashlib.sha256).hexdigest()[:32]
@@ -142,7 +145,14 @@ class UploadedFiles:
             raise E.ApiError(413, "INVALID_FILE_SIZE", "Uploads are limited to 5 MB")
         att_id = new_id("att")
         with self._lock:
+            if self._bytes + len(content) > MAX_UPLOADED_BYTES:
+                raise E.ApiError(
+                    413,
+                    "INVALID_FILE_SIZE",
+                    f"this local server keeps at most {MAX_UPLOADED_BYTES:,} uploaded bytes",
+                )
             self._files[att_id] = (kind, content)
+            self._bytes += len(content)
         url = f"{host_url.rstrip('/')}{self.PREFIX}{att_id}/{self._signature(att_id)}/{quote(name)}"
         return {"id": att_id, "url": url, "filename": name, "size": len(content), "type": kind}
 

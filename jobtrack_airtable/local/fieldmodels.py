@@ -163,6 +163,7 @@ def formula_result(text: str, field_types: Mapping[str, str]) -> dict[str, Any]:
     >>> formula_result("{A} & 'x'", {})["type"], formula_result("1 / 3", {})["type"]
     ('singleLineText', 'number')
     """
+    # Imported here: the formula language is only needed once a formula field is defined.
     from .formulas import FormulaError, compile_formula
     from .formulas.parser import Binary, Call, Lit, Ref
 

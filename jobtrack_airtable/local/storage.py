@@ -1266,7 +1266,7 @@ def _table_from_model(tdata: Mapping[str, Any]) -> TableDef:
     views = [view_from_model(v) for v in tdata.get("views") or []] or [
         ViewDef(tdata.get("viewId") or new_id("viw"), "Grid view")
     ]
-    return TableDef(
+    table = TableDef(
         tdata["id"],
         tdata["name"],
         [
@@ -1282,6 +1282,12 @@ def _table_from_model(tdata: Mapping[str, Any]) -> TableDef:
         description=tdata.get("description"),
         views=views,
     )
+    types = {f.name: f.type for f in table.fields}
+    for fdef in table.fields:
+        # Files written before formula fields showed their result type.
+        if fdef.formula is not None and "result" not in (fdef.options or {}):
+            fdef.options = {**(fdef.options or {}), "result": formula_result(fdef.formula, types)}
+    return table
 
 
 def _with_choice_ids(options: Any) -> Any:
