@@ -92,6 +92,10 @@ def test_count_lookup_and_rollup_follow_the_links(projects: LocalAirtable) -> No
     fields = projs.get(p["id"])["fields"]
     assert (fields["Task count"], fields["Task points"], fields["Total"]) == (1, [10], 10)
     assert projs.create({"Name": "empty"})["fields"]["Task count"] == 0
+    # The meta API shows what a lookup holds: the looked-up field's model.
+    lookup = projs.schema().field("Task points").model_dump(by_alias=True)["options"]
+    assert lookup["isValid"] is True
+    assert lookup["result"] == {"type": "number", "options": {"precision": 0}}
 
 
 def test_a_link_keeps_its_inverse_field_in_step(projects: LocalAirtable) -> None:

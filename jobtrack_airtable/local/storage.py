@@ -827,6 +827,15 @@ class Store:
             options["linkedTableId"] = (
                 target.id if target is not None else table.id if ref == table.name else ref
             )
+        elif ftype in ("count", "multipleLookupValues", "rollup"):
+            options = {"isValid": True, **(options or {})}
+            looked = _looked_up(table, options)
+            if ftype == "multipleLookupValues" and looked is not None:
+                # What a lookup holds: the looked-up field's model (Airtable's field model).
+                options.setdefault(
+                    "result",
+                    {k: v for k, v in looked.to_meta().items() if k in ("type", "options")},
+                )
         elif options is None:
             options = default_options(ftype)
         else:
@@ -1288,6 +1297,15 @@ def _table_from_model(tdata: Mapping[str, Any]) -> TableDef:
         if fdef.formula is not None and "result" not in (fdef.options or {}):
             fdef.options = {**(fdef.options or {}), "result": formula_result(fdef.formula, types)}
     return table
+
+
+def _looked_up(table: TableDef, options: Mapping[str, Any]) -> FieldDef | None:
+    """The field a lookup or rollup reads in the linked table (``None`` if unknown)."""
+    link = next((f for f in table.fields if f.id == options.get("recordLinkFieldId")), None)
+    target = table.linked_table(link) if link is not None else None
+    if target is None:
+        return None
+    return next((f for f in target.fields if f.id == options.get("fieldIdInLinkedTable")), None)
 
 
 def _with_choice_ids(options: Any) -> Any:
