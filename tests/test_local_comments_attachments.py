@@ -71,6 +71,23 @@ def test_comments_with_mentions(local_airtable_server: LocalAirtable) -> None:
 
 
 @pytest.mark.local_airtable(tables=[NOTES])
+def test_comments_come_in_pages(local_airtable_server: LocalAirtable) -> None:
+    srv = local_airtable_server
+    notes = srv.table("Notes")
+    rec = notes.create({"Title": "t"})
+    for i in range(5):
+        notes.add_comment(rec["id"], f"c{i}")
+    url = notes.urls.record_comments(rec["id"])
+    pages = list(srv.api().iterate_requests("GET", url, params={"pageSize": 2}))
+    assert [[c["text"] for c in p["comments"]] for p in pages] == [
+        ["c4", "c3"],
+        ["c2", "c1"],
+        ["c0"],
+    ]
+    assert [c.text for c in notes.comments(rec["id"])] == ["c4", "c3", "c2", "c1", "c0"]
+
+
+@pytest.mark.local_airtable(tables=[NOTES])
 def test_url_attachments_become_attachment_objects(
     local_airtable_server: LocalAirtable, files: str, tmp_path: Path
 ) -> None:

@@ -594,7 +594,15 @@ class AirtableApp:
         self.store.get_record(base_id, table_ref, rid)
         if ctx.method == "GET":
             _reject_unknown(ctx.args.keys(), {"pageSize", "offset"})
-            return {"comments": self.comments.of(rid), "offset": None}
+            size = _int_param(ctx.args.get("pageSize"), "pageSize", 100, 1, MAX_PAGE_SIZE)
+            # The offset is where the next page starts in the newest-first list.
+            start = _int_param(ctx.args.get("offset") or None, "offset", 0, 0, None)
+            comments = self.comments.of(rid)
+            more = start + size < len(comments)
+            return {
+                "comments": comments[start : start + size],
+                "offset": str(start + size) if more else None,
+            }
         if ctx.method == "DELETE":
             assert comment_id is not None
             self.comments.delete(rid, comment_id)
