@@ -123,6 +123,9 @@ COVERAGE: dict[tuple[str, str], str] = {
     ("README.md", "import pytest, requests"): (
         "tests/test_local_plugin.py::test_the_readme_plugin_example_passes_under_pytest"
     ),
+    ("README.md", 'const { spawn } = require("node:child_process");'): (
+        "tests/test_local_js.py::test_the_readme_airtable_js_example_runs"
+    ),
     ("README.md", "# against the local server, into a scratch directory"): (
         f"{HERE}::test_cassette_re_record_command_leaves_the_clone_alone"
     ),
@@ -164,6 +167,9 @@ COVERAGE: dict[tuple[str, str], str] = {
         "tests/test_chaos.py::test_quick_chaos_run_holds"
     ),
     ("docs/benchmarks.md", "chaos: "): "tests/test_chaos.py::test_quick_chaos_run_holds",
+    ("docs/benchmarks.md", "scenario 8 quota_exhausted_then_reset"): (
+        "tests/test_chaos.py::test_quick_chaos_run_holds"
+    ),
     ("docs/benchmarks.md", "scenario 6 limiter_under_load"): (
         "tests/test_chaos.py::test_quick_chaos_run_holds"
     ),

@@ -285,6 +285,15 @@ def check_quota(c: Checkup) -> list[Finding]:
         if r.counted is not None
         else "API calls: not counted"
     )
+    if rec is None:
+        return [
+            Finding(
+                "quota",
+                Level.PROBLEM,
+                f"{calls}; the base answers that this month's quota is spent",
+                "nothing reaches the base until the month resets; see `jobtrack-airtable usage`",
+            )
+        ]
     text = f"{calls}; records: {rec.total:,} of {rec.limit:,} ({report.plan.name} plan)"
     if report.over_limit:
         return [
