@@ -491,3 +491,60 @@ def test_401_and_a_renamed_table_say_what_to_do(
     assert renamed.exit_code == 1
     last = renamed.stderr.splitlines()[-1]
     assert "TABLE_NOT_FOUND" in last and "renamed in Airtable" in last and "doctor" in last
+
+
+@pytest.mark.timeout(60)  # the guard: each of these used to block or read forever
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ["--demo", "check", "--state", "/dev/zero"],
+            {},
+            "check state '/dev/zero' is not a regular file",
+        ),
+        (
+            ["--demo", "check", "--config", "FIFO"],
+            {},
+            "check configuration 'FIFO' is not a regular file",
+        ),
+        (
+            ["--local", "/dev/zero", "runs", "list"],
+            {},
+            "the local base '/dev/zero' is not a regular file",
+        ),
+        (["--local", "FIFO", "runs", "list"], {}, "is not a regular file"),
+        (
+            ["--demo", "runs", "list"],
+            {"JOBTRACK_SCHEMA_FILE": "/dev/zero"},
+            "schema file '/dev/zero' is not a regular file",
+        ),
+        (
+            ["--demo", "runs", "list", "--since", "999999999d"],
+            {},
+            "invalid --since '999999999d': reaches before the year 1",
+        ),
+        (["--demo", "archive", "--older-than", "99999999999d"], {}, "more than 36,500 days"),
+        (["--demo", "runs", "list", "--archive", "BASE"], {}, "is not a jobtrack archive"),
+    ],
+    ids=[
+        "state-device",
+        "config-fifo",
+        "local-device",
+        "local-fifo",
+        "schema-device",
+        "since-overflow",
+        "age-overflow",
+        "archive-foreign",
+    ],
+)
+def test_hostile_inputs_are_one_line_naming_the_value(
+    base: Path, tmp_path: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    fifo = tmp_path / "input.fifo"
+    os.mkfifo(fifo)
+    args = [str(fifo) if a == "FIFO" else str(base) if a == "BASE" else a for a in args]
+    result = run(*args, env=env or None)
+    assert result.exit_code == 1
+    errors = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
+    assert len(errors) == 1 and expected.replace("FIFO", str(fifo)) in errors[0], result.stderr
+    assert "Traceback" not in result.output

@@ -583,9 +583,18 @@ def archived_records(path: str | Path, table: TableKey) -> list[dict[str, Any]]:
     target = Path(path).expanduser()
     if not target.is_file():
         raise InvalidInputError(f"no archive at {str(target)!r}")
-    base_id = _archive_base_id(target)
-    with ArchiveStore(target, base_id=base_id) as store:
-        return [r.record for r in store.records(table)]
+    try:
+        base_id = _archive_base_id(target)
+        with ArchiveStore(target, base_id=base_id) as store:
+            return [r.record for r in store.records(table)]
+    except (sqlite3.DatabaseError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        # Another SQLite file (a local base), or JSON Lines of another shape.
+        raise InvalidInputError(
+            f"{str(target)!r} is not a jobtrack archive ({type(exc).__name__}: {exc}); give "
+            "a file written by `jobtrack-airtable archive --to FILE`"
+        ) from None
 
 
 def _archive_base_id(path: Path) -> str:
@@ -622,4 +631,14 @@ def parse_age(text: str) -> timedelta:
         raise InvalidInputError(
             f"invalid age {show(text)}: use a whole number of hours, days or weeks, e.g. 90d"
         )
-    return timedelta(days=int(number) * units[unit])
+    days = int(number) * units[unit]
+    if days > MAX_AGE_DAYS:
+        raise InvalidInputError(
+            f"invalid age {show(text)}: more than {MAX_AGE_DAYS:,} days (100 years) would "
+            "archive nothing; give a shorter age, e.g. 90d"
+        )
+    return timedelta(days=days)
+
+
+#: The longest ``--older-than``: beyond it the cutoff is before any Airtable base existed.
+MAX_AGE_DAYS = 36_500

@@ -17,6 +17,7 @@ from rich.table import Table
 from ._core import (
     Reads,
     app,
+    check_readable,
     errors_to_exit,
     open_base,
     out_console,
@@ -92,6 +93,10 @@ def check(
 
     state = state_of(ctx)
     with errors_to_exit(state):
+        # A FIFO or a device given as a file must be refused, not read forever.
+        check_readable(config_file, "check configuration", max_bytes=1024 * 1024)
+        if state_file is not None and state_file.exists():
+            check_readable(state_file, "check state")
         config = load_check_config(config_file) if config_file is not None else CheckConfig()
         threshold = (
             parse_duration(stuck_after, what="--stuck-after")

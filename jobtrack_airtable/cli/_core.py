@@ -367,6 +367,15 @@ def notice(text: str) -> None:
         sys.stderr.write(redact(text) + "\n")
 
 
+def check_readable(path: Path | None, what: str, *, max_bytes: int | None = None) -> None:
+    """Refuse ``path`` at once unless it is a regular file of sane size (a FIFO would block
+    the loader that reads it next, ``/dev/zero`` never end); ``None`` passes."""
+    from ..files import MAX_FILE_BYTES, read_bounded
+
+    if path is not None:
+        read_bounded(path, what=what, max_bytes=max_bytes or MAX_FILE_BYTES)
+
+
 def outcome(text: str, *, as_json: bool = False) -> None:
     """What a write did (``Applied: …``, ``Already applied…``): on stdout, so ``apply plan.json
     > log`` keeps it with the rows; on stderr when stdout carries a JSON document."""

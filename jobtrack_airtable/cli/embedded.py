@@ -214,6 +214,12 @@ def check_local_path(path: Path) -> None:
             f"the local base {str(path)!r} is a directory; give a file path such as "
             f"{str(path / DEFAULT_NAME)!r}"
         )
+    if path.exists() and not path.is_file():
+        # A FIFO or a device would block (or never end) the load that follows.
+        raise ConfigError(
+            f"the local base {str(path)!r} is not a regular file; give the path of a base "
+            f"file such as {str(path.parent / DEFAULT_NAME)!r}"
+        )
     if not path.parent.is_dir():
         what = "is not a directory" if path.parent.exists() else "does not exist"
         raise ConfigError(
