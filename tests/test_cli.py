@@ -632,7 +632,10 @@ def test_no_library_or_os_wording_leaks(
     assert error_lines(cases[3]) == [
         "error: invalid configuration: JOBTRACK_STALE_AFTER_MINUTES='0': must be greater than 0"
     ]
-    assert error_lines(cases[4])[0] == f"error: cannot use '{tmp_path}': is a directory"
+    assert error_lines(cases[4])[0] == (
+        f"error: schema file '{tmp_path}' is not a regular file (a directory); "
+        "give the path of a file"
+    )
 
 
 # -- plans: show, targets, what apply wrote (issue 14 item 8) -----------------------------------
