@@ -34,6 +34,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -51,6 +52,9 @@ from .errors import (
     show,
 )
 from .limiter.locks import row_key, row_locks
+from .outbox import OutboxStore, open_outbox
+from .outbox.cadence import Cadence
+from .outbox.store import LIVE_OWNERS, entry_key, new_owner, owner_alive
 from .repository import Repository
 from .rows import ClientRunRow, JobRow
 from .run_ids import (
@@ -98,6 +102,9 @@ class Tracker:
         flush_interval: float | None = None,
         origin: str | None = None,
         claim_marker: Callable[[], str] | None = None,
+        outbox: OutboxStore | None = None,
+        wall: Callable[[], float] | None = None,
+        replay: bool = True,
     ) -> None:
         settings = conn.settings
         self.conn = conn
@@ -113,8 +120,31 @@ class Tracker:
         self._claim_marker = claim_marker or (lambda: uuid.uuid4().hex[:12])
         self._lock = threading.Lock()
         self._last_issued: BaseRunId | None = None
-        self._commit = GroupCommit(self.repo, interval=interval, clock=self.clock)
+        #: The durable record of every change not yet on Airtable (see :mod:`.outbox`).
+        self.outbox = outbox if outbox is not None else open_outbox(settings)
+        self._owner = new_owner()
+        LIVE_OWNERS.add(self._owner)
+        # ``wall`` simulates time (benchmarks): no background thread, the caller polls.
+        cadence = Cadence(
+            interval=interval,
+            budget=settings.request_budget,
+            visible_within=settings.visible_within,
+            store=self.outbox,
+        )
+        self._commit = GroupCommit(
+            self.repo,
+            interval=interval,
+            clock=self.clock,
+            cadence=cadence,
+            wall=wall or time.time,
+            background=wall is None,
+            settle=settings.settle_seconds,
+        )
         self._closed = False
+        if replay:
+            # What a process of this machine left (killed, or closed with a write refused)
+            # goes out with this tracker's first writes.
+            self._adopt_orphans()
 
     @property
     def flush_interval(self) -> float:
@@ -142,19 +172,80 @@ class Tracker:
     # ------------------------------------------------------------- lifecycle
 
     def flush(self) -> None:
-        """Write every pending client-run change now (⌈K/10⌉ requests for K runs)."""
+        """Write every pending client-run change now (⌈K/10⌉ requests for K runs), those
+        Airtable refused before included: a refusal that persists is raised (the changes
+        stay in the outbox)."""
         self._commit.drain()
+
+    def poll(self) -> bool:
+        """Write what the cadence says is due now (a tracker built with a simulated
+        ``wall`` clock has no background thread: its caller polls)."""
+        return self._commit.poll()
 
     def close(self) -> None:
         """Write every pending change, then close the HTTP session and the limiter.
-        Closing twice is harmless."""
+        Closing twice is harmless.  A change Airtable refuses stays in the outbox for the
+        next tracker of this machine or ``jobtrack-airtable outbox replay``; the refusal
+        is raised."""
         if self._closed:
             return
         self._closed = True
         try:
             self._commit.close()
         finally:
+            LIVE_OWNERS.discard(self._owner)
+            self.outbox.close()
             self.conn.close()
+
+    # ------------------------------------------------------------ the outbox
+
+    def _key(self, run: ClientRun) -> str:
+        return entry_key(self.conn.base_id, "client_runs", str(run.run_id))
+
+    def _persist(self, run: ClientRun) -> None:
+        """Store the run's state durably (under the run's lock, so versions go in order)."""
+        self.outbox.put(self._key(run), run._version, run.snapshot(), self._owner)
+
+    def _retire(self, run: ClientRun, version: int) -> None:
+        self.outbox.retire(self._key(run), version, verify_after=run._settle_until)
+
+    def _refused(self, run: ClientRun, version: int, error: Exception) -> None:
+        self.outbox.refused(self._key(run), version, f"{type(error).__name__}: {error}")
+
+    def _adopt_orphans(self, *, every_owner: bool = False) -> list[ClientRun]:
+        """Claim the entries of this base that no live process holds and queue them."""
+        prefix = entry_key(self.conn.base_id, "client_runs", "")
+        entries = [
+            e
+            for e in self.outbox.entries(prefix)
+            if e.owner != self._owner and (every_owner or not owner_alive(e.owner))
+        ]
+        if not entries:
+            return []
+        expected = {e.key: e.owner for e in entries}
+        claimed = set(self.outbox.claim(list(expected), self._owner, expected=expected))
+        runs: list[ClientRun] = []
+        for e in entries:
+            if e.key not in claimed:
+                continue
+            try:
+                runs.append(ClientRun.restore(self, e.payload, e.version))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("outbox entry %s cannot be read (%s); left as it is", e.key, exc)
+        if runs:
+            log.info("replaying %d client-run change(s) left in the outbox", len(runs))
+            self._commit.mark(*runs)
+        return runs
+
+    def replay(self, *, every_owner: bool = False) -> list[ClientRun]:
+        """Write what the outbox holds for this base that no live process owns (with
+        ``every_owner``: also entries of processes that may be alive, e.g. of another
+        host) now; the runs replayed.  Idempotent: totals are absolute and two replays
+        claim disjoint entries.  A refusal that persists is raised (the entries stay)."""
+        runs = self._adopt_orphans(every_owner=every_owner)
+        self._commit.drain()
+        self._commit.settle()
+        return runs
 
     def __enter__(self) -> Self:
         return self
@@ -339,6 +430,9 @@ class Tracker:
             ClientRun(self, with_client(base, cid), client_id=cid, name=cname, new=new, force=force)
             for cid, cname in specs
         ]
+        for run in runs:
+            with run._lock:
+                self._persist(run)
         self._commit.mark(*runs)
         if not new:
             # The open must answer now (continue, or refuse), so it goes out at once,
@@ -578,6 +672,8 @@ class Job(EndsOnExit):
             check_transition(self.status, new, force=force)
         tracker = self.tracker
         tracker.flush()
+        # A client write applied late would skew the aggregates: wait it out, repair.
+        tracker._commit.settle()
         with self._notes_lock():
             return self._finish_locked(new, force=force, note=note, fit=fit, error=error)
 
