@@ -141,10 +141,9 @@ class Tracker:
             settle=settings.settle_seconds,
         )
         self._closed = False
-        if replay:
-            # What a process of this machine left (killed, or closed with a write refused)
-            # goes out with this tracker's first writes.
-            self._adopt_orphans()
+        # What a process of this machine left (killed, or closed with a write refused) goes
+        # out with this tracker's first writes.
+        self._adopted = self._adopt_orphans() if replay else []
 
     @property
     def flush_interval(self) -> float:
@@ -199,6 +198,10 @@ class Tracker:
 
     # ------------------------------------------------------------ the outbox
 
+    def _spend(self, requests: int) -> None:
+        """Debit requests sent outside the group commit (job writes) from the budget."""
+        self._commit.cadence.spend(requests, self._commit.wall())
+
     def _key(self, run: ClientRun) -> str:
         return entry_key(self.conn.base_id, "client_runs", str(run.run_id))
 
@@ -242,7 +245,8 @@ class Tracker:
         ``every_owner``: also entries of processes that may be alive, e.g. of another
         host) now; the runs replayed.  Idempotent: totals are absolute and two replays
         claim disjoint entries.  A refusal that persists is raised (the entries stay)."""
-        runs = self._adopt_orphans(every_owner=every_owner)
+        runs = [*self._adopted, *self._adopt_orphans(every_owner=every_owner)]
+        self._adopted = []
         self._commit.drain()
         self._commit.settle()
         return runs
@@ -298,6 +302,7 @@ class Tracker:
                 "system_notes": notes.text,
             }
             claimed = self.repo.jobs.claim(values, marker)
+            self._spend(2)
             if claimed is not None:
                 notes.landed(notes.text, len(notes.lines))
                 job = Job(
@@ -736,6 +741,7 @@ class Job(EndsOnExit):
         if sent:
             values["system_notes"] = self._notes.text
         row = self._write(values)
+        tracker._spend(3 + len(rows) // 100)
         self._notes.landed(row.system_notes, sent)
         self.status = final
         log.info(

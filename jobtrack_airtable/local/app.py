@@ -185,6 +185,10 @@ class AirtableApp:
 
     # -- WSGI entry point -------------------------------------------------------------------
 
+    def set_token(self, token: str) -> None:
+        """Accept ``token`` from now on, and no other."""
+        self._token = f"Bearer {token}".encode()
+
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
