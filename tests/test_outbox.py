@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from jobtrack_airtable.client import Connection
+from benchmarks._cadence import big_job, big_job_floor, busy_worker
 from jobtrack_airtable.errors import AuthenticationError, UnknownFieldError
 from jobtrack_airtable.outbox import SqliteOutbox
-from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.tracker import Tracker
 
@@ -235,52 +234,15 @@ def test_two_replays_racing_write_each_entry_once(local_airtable: TrackingServer
     assert {(r[EXAMINED], r["Status"]) for r in rows.values()} == {(15, "Completed")}
 
 
-def _busy_day(srv: TrackingServer, *, hours: float, budget: int) -> tuple[int, int, float]:
-    """One client at a time, 10 minutes each, a chunk every 30 s, jobs of 50 clients, on a
-    simulated clock (the commit's thread is the ``poll`` every 5 s): the requests the server
-    saw, the clients run, and the longest an open or a close took to show."""
-    now = [1_000_000.0]
-    settings = srv.settings(rate_limit=0, request_budget=budget, flush_interval=5.0)
-    conn = Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.01))
-    tracker = Tracker(conn, wall=lambda: now[0])
-    srv.request_log.clear()
-    waiting: list[tuple[Any, float]] = []  # (run, since): an open or close not yet shown
-    slowest = 0.0
-    clients = 0
-
-    def tick() -> None:
-        nonlocal slowest
-        now[0] += 5
-        tracker.poll()
-        for run, since in list(waiting):
-            if not run.urgent():
-                waiting.remove((run, since))
-                slowest = max(slowest, now[0] - since)
-
-    end = now[0] + hours * 3600
-    while now[0] < end:
-        with tracker.job() as job:
-            for i in range(50):
-                run = job.client(f"C{i}")
-                waiting.append((run, now[0]))
-                for _ in range(20):
-                    for _ in range(6):
-                        tick()
-                    run.add(profiles_examined=1)
-                run.close()
-                waiting.append((run, now[0]))
-                clients += 1
-                if now[0] >= end:
-                    break
-        waiting.clear()  # completion wrote them
-    tracker.close()
-    return srv.request_log.total, clients, slowest
-
-
 def test_a_busy_worker_stays_within_its_monthly_budget(local_airtable: TrackingServer) -> None:
-    requests, clients, slowest = _busy_day(local_airtable, hours=6, budget=10_000)
-    assert clients == 36
-    # 10,000 a month is 333 a day, 83 in a quarter of a day; the job start and completion
-    # at the very end may overdraw by their 5.
-    assert requests <= 83 + 5
-    assert slowest <= 60
+    report = busy_worker(local_airtable, hours=6, budget=10_000)
+    assert report.clients == 36
+    # 10,000 a month is 333 a day, 83 in a quarter of a day.
+    assert report.requests <= 83
+    assert report.slowest_visible <= 60
+
+
+def test_a_big_job_costs_close_to_one_write_per_client(local_airtable: TrackingServer) -> None:
+    report, completion = big_job(local_airtable, clients=300)
+    assert report.requests <= 1.1 * big_job_floor(300)
+    assert completion == 3 + 2

@@ -5,9 +5,10 @@ the state *visible*: a run's open (``Running``) and its close must show promptly
 flush interval, never more than ``visible_within``), while increments in between are written
 at the pace of the machine's monthly request budget: a token bucket shared by the machine's
 processes through the outbox store, filled at ``budget / 30 days`` and debited by every
-request the trackers send.  Increments go out only when a token is there, so a continuously
-busy worker spends at most its budget; opens and closes go out whatever the balance, and a
-negative balance holds increments back until it recovers.
+request the trackers send.  Increments go out only when a token is there beyond a reserve
+of half an hour's budget, so a continuously busy worker spends at most its budget; opens
+and closes go out whatever the balance (drawing on the reserve), and a negative balance
+holds increments back until it recovers.
 
 >>> c = Cadence(interval=5, budget=0, visible_within=60)
 >>> c.due(urgent_since=100.0, lazy_since=None, now=103.0)
@@ -53,6 +54,12 @@ class Cadence:
         return max(1.0, self.rate * 3600)
 
     @property
+    def reserve(self) -> float:
+        """Tokens increments leave in the bucket (half an hour of the budget): the opens and
+        closes that follow them spend it, so they never overdraw the budget."""
+        return self.rate * 1800
+
+    @property
     def urgent_delay(self) -> float:
         return min(self.interval, self.visible_within)
 
@@ -73,8 +80,9 @@ class Cadence:
             earliest = lazy_since + self.interval
             if self.budget and self.store is not None:
                 balance = self.store.spend(0, rate=self.rate, burst=self.burst, at=now)
-                if balance < 1:
-                    earliest = max(earliest, now + (1 - balance) / self.rate)
+                need = 1 + self.reserve
+                if balance < need:
+                    earliest = max(earliest, now + (need - balance) / self.rate)
             due = min(due, earliest)
         return due
 
