@@ -6,6 +6,7 @@ real where they matter (SIGKILL)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -246,3 +247,70 @@ def test_a_big_job_costs_close_to_one_write_per_client(local_airtable: TrackingS
     report, completion = big_job(local_airtable, clients=300)
     assert report.requests <= 1.1 * big_job_floor(300)
     assert completion == 3 + 2
+
+
+def _left_refused(srv: TrackingServer) -> str:
+    """Four closed runs left in the outbox by a tracker whose token was revoked."""
+    tracker, job, runs = _mid_run(srv)
+    for run in runs:
+        run.close()
+    token = srv.token
+    srv.set_token("revoked-token")
+    with pytest.raises(AuthenticationError):
+        tracker.close()
+    srv.set_token(token)
+    return str(job.run_id)
+
+
+def _cli(srv: TrackingServer, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from jobtrack_airtable.cli import app
+
+    for name, value in {
+        "AIRTABLE_API_KEY": srv.token,
+        "AIRTABLE_BASE_ID": srv.base_id,
+        "JOBTRACK_ENDPOINT_URL": srv.url,
+        "JOBTRACK_RATE_LIMIT": "0",
+        "JOBTRACK_OUTBOX_URL": f"sqlite:///{srv.outbox_path}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return CliRunner().invoke(app, list(args))
+
+
+def test_outbox_status_replay_and_drop_from_the_cli(
+    local_airtable: TrackingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = _left_refused(local_airtable)
+    status = _cli(local_airtable, monkeypatch, "outbox", "status", "--json")
+    assert status.exit_code == 2, status.output
+    pending = json.loads(status.stdout)["pending"]
+    assert sorted(p["run_id"] for p in pending) == [f"{base}-{c}" for c in "ABCD"]
+    assert {(p["status"], p["totals"]["profiles_examined"]) for p in pending} == {
+        ("Completed", 15)
+    }
+    assert all("AuthenticationError" in p["error"] for p in pending)
+    plan = _cli(local_airtable, monkeypatch, "outbox", "drop", f"{base}-D")
+    assert plan.exit_code == 2 and "Would drop 1 entry" in plan.stdout
+    assert len(SqliteOutbox(local_airtable.outbox_path).entries()) == 4  # a plan drops nothing
+    applied = _cli(local_airtable, monkeypatch, "outbox", "drop", f"{base}-D", "--apply")
+    assert applied.exit_code == 0 and "Dropped 1 entry" in applied.stdout
+    replayed = _cli(local_airtable, monkeypatch, "outbox", "replay", "--json")
+    assert replayed.exit_code == 0, replayed.output
+    assert sorted(json.loads(replayed.stdout)["replayed"]) == [f"{base}-{c}" for c in "ABC"]
+    rows = _client_rows(local_airtable, base)
+    assert {k: (r[EXAMINED], r["Status"]) for k, r in rows.items()} == {
+        "A": (15, "Completed"),
+        "B": (15, "Completed"),
+        "C": (15, "Completed"),
+        "D": (10, "Running"),  # dropped: what it still held is gone, as the plan said
+    }
+    assert _cli(local_airtable, monkeypatch, "outbox", "status").exit_code == 0
+
+
+def test_outbox_drop_of_an_unknown_run_id_is_refused(
+    local_airtable: TrackingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _cli(local_airtable, monkeypatch, "outbox", "drop", "250930-141522-Nobody")
+    assert result.exit_code == 1
+    assert "250930-141522-Nobody" in result.output
