@@ -84,7 +84,7 @@ def test_a_revoked_token_keeps_every_change_and_raises_until_it_is_back(
 def test_a_field_renamed_without_pin_keeps_the_data_until_it_is_renamed_back(
     local_airtable: TrackingServer,
 ) -> None:
-    tracker, job, runs = _mid_run(local_airtable)
+    tracker, job, _runs = _mid_run(local_airtable)
     api, base_id = local_airtable.api(), local_airtable.base_id
     _rename_field(api, base_id, CRR, EXAMINED, "Profiles Looked At")
     with pytest.raises(UnknownFieldError):
@@ -286,9 +286,7 @@ def test_outbox_status_replay_and_drop_from_the_cli(
     assert status.exit_code == 2, status.output
     pending = json.loads(status.stdout)["pending"]
     assert sorted(p["run_id"] for p in pending) == [f"{base}-{c}" for c in "ABCD"]
-    assert {(p["status"], p["totals"]["profiles_examined"]) for p in pending} == {
-        ("Completed", 15)
-    }
+    assert {(p["status"], p["totals"]["profiles_examined"]) for p in pending} == {("Completed", 15)}
     assert all("AuthenticationError" in p["error"] for p in pending)
     plan = _cli(local_airtable, monkeypatch, "outbox", "drop", f"{base}-D")
     assert plan.exit_code == 2 and "Would drop 1 entry" in plan.stdout

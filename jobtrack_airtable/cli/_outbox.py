@@ -69,9 +69,7 @@ def replay(
     ctx: typer.Context,
     every_owner: Annotated[
         bool,
-        typer.Option(
-            "--all", help="Also entries of processes that may be alive (another host's)."
-        ),
+        typer.Option("--all", help="Also entries of processes that may be alive (another host's)."),
     ] = False,
     as_json: _JSON = False,
 ) -> None:

@@ -135,9 +135,7 @@ class DropPlan:
         return {"base_id": self.base_id, "drop": [i.to_json() for i in self.items]}
 
 
-def plan_drop(
-    store: OutboxStore, base_id: str, run_ids: Iterable[str] | None = None
-) -> DropPlan:
+def plan_drop(store: OutboxStore, base_id: str, run_ids: Iterable[str] | None = None) -> DropPlan:
     """What dropping the entries of ``run_ids`` (every entry of the base when ``None``)
     would discard.  An unknown run ID is refused, naming it."""
     items = outbox_status(store, base_id)

@@ -29,6 +29,7 @@ from typing import Literal
 
 import platformdirs
 
+from ..errors import OutboxUnavailableError
 from .store import Entry, now
 
 __all__ = ["SqliteOutbox", "default_outbox_path"]
@@ -79,14 +80,18 @@ class SqliteOutbox:
         return self._conn
 
     def put(self, key: str, version: int, payload: str, owner: str) -> None:
-        with self._lock:
-            self._db().execute(
-                "INSERT INTO entries (key, version, payload, owner, updated) VALUES (?,?,?,?,?)"
-                " ON CONFLICT (key) DO UPDATE SET version = excluded.version,"
-                " payload = excluded.payload, owner = excluded.owner, updated = excluded.updated"
-                " WHERE excluded.version > entries.version",
-                (key, version, payload, owner, now()),
-            )
+        try:
+            with self._lock:
+                self._db().execute(
+                    "INSERT INTO entries (key, version, payload, owner, updated)"
+                    " VALUES (?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET"
+                    " version = excluded.version, payload = excluded.payload,"
+                    " owner = excluded.owner, updated = excluded.updated"
+                    " WHERE excluded.version > entries.version",
+                    (key, version, payload, owner, now()),
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise OutboxUnavailableError(f"the outbox {self.path} failed: {exc}") from None
 
     def retire(self, key: str, version: int, *, verify_after: float = 0.0) -> None:
         with self._lock:
