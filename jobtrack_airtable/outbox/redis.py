@@ -187,11 +187,7 @@ class RedisOutbox:
 
     def drop(self, keys: Sequence[str], *, versions: dict[str, int] | None = None) -> int:
         return sum(
-            int(
-                self._run(
-                    "drop", [PREFIX + k, INDEX], [str(versions[k]) if versions else "", k]
-                )
-            )
+            int(self._run("drop", [PREFIX + k, INDEX], [str(versions[k]) if versions else "", k]))
             for k in keys
         )
 
