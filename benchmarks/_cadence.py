@@ -16,10 +16,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from jobtrack_airtable.client import Connection
-from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.testing import TrackingServer
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
+from jobtrack_airtable.worker.tracker import Tracker
 
 #: Seconds between the commit thread's wake-ups in the simulation.
 TICK = 5.0

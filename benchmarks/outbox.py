@@ -27,10 +27,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import AuthenticationError
 from jobtrack_airtable.testing import TrackingServer
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.worker.tracker import Tracker
 
 
 def add_cpu(adds: int, sync: str) -> float:

@@ -22,7 +22,7 @@ from benchmarks._cadence import big_job, big_job_floor, busy_worker
 from jobtrack_airtable.errors import AuthenticationError, UnknownFieldError
 from jobtrack_airtable.outbox import SqliteOutbox
 from jobtrack_airtable.testing import TrackingServer
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .test_local_meta_rename import _rename_field
 from .test_tracker import CRR, by_key, make_conn

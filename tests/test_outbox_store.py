@@ -15,7 +15,7 @@ import pytest
 from jobtrack_airtable.errors import AuthenticationError
 from jobtrack_airtable.outbox import OutboxStore, SqliteOutbox, open_outbox
 from jobtrack_airtable.testing import TrackingServer
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .test_fleet import NO_REDIS, RedisServer, _redis_binary
 from .test_tracker import make_conn

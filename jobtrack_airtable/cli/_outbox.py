@@ -1,5 +1,5 @@
 """``outbox status | replay | drop``: what this machine's outbox still holds for the base
-(:mod:`jobtrack_airtable.outbox.replay`)."""
+(:mod:`jobtrack_airtable.admin.outbox`)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ._core import (
 )
 
 if TYPE_CHECKING:
-    from ..outbox.replay import OutboxItem
+    from ..admin.outbox import OutboxItem
 
 outbox_app = _Typer(
     help="Changes recorded on this machine and not yet on Airtable.", no_args_is_help=True
@@ -44,8 +44,8 @@ def _line(item: OutboxItem) -> str:
 @outbox_app.command("status")
 def status(ctx: typer.Context, as_json: _JSON = False) -> None:
     """Entries waiting for Airtable.  Exit 2 when there are some (for cron), else 0."""
+    from ..admin.outbox import outbox_status
     from ..outbox import open_outbox
-    from ..outbox.replay import outbox_status
 
     state = state_of(ctx)
     with errors_to_exit(state), open_base(state) as backend:
@@ -74,7 +74,7 @@ def replay(
     as_json: _JSON = False,
 ) -> None:
     """Write the entries no live process owns now (idempotent: absolute totals)."""
-    from ..outbox.replay import replay_outbox
+    from ..admin.outbox import replay_outbox
 
     state = state_of(ctx)
     with errors_to_exit(state), open_base(state) as backend:
@@ -97,9 +97,9 @@ def drop(
 ) -> None:
     """Plan (or, with --apply, make) the discarding of entries: what they would still have
     written is lost.  Exit 2 for a plan with entries, 0 when applied or nothing to drop."""
+    from ..admin.outbox import apply_drop, plan_drop
     from ..errors import InvalidInputError
     from ..outbox import open_outbox
-    from ..outbox.replay import apply_drop, plan_drop
 
     state = state_of(ctx)
     with errors_to_exit(state):

@@ -6,7 +6,7 @@ call that made it returns, and leaves only once Airtable holds it.
 * :mod:`.redis` -- the store of fleets without durable disks;
 * :mod:`.cadence` -- when pending changes go out: opens and closes promptly, increments at
   the pace of the machine's monthly request budget;
-* :mod:`.replay` -- ``outbox status`` / ``replay`` / ``drop`` for admins.
+(``outbox status`` / ``replay`` / ``drop`` for admins: :mod:`jobtrack_airtable.admin.outbox`.)
 
 >>> from jobtrack_airtable.settings import Settings
 >>> open_outbox(Settings(_env_file=None, outbox_url="sqlite:///tmp/x/outbox.sqlite"))
