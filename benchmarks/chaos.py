@@ -39,10 +39,15 @@ rows without a job row.
    SIGKILLed at random moments; then one ``sync`` apply: metrics lost beyond the flush
    interval, doubled metrics, duplicates, wrong aggregates, a second pass still needed.
 
+8-11. **the outbox** (issue 19; ``benchmarks/_chaos_outbox.py``) -- refusals mid-run then
+   restored (401, 403, a field deleted, a field renamed without pin), late application of a
+   client run's open, increment flush and close, SIGKILL at random points including the
+   first flush interval, two replays racing.
+
 Every random choice comes from ``--seed``; every wait is bounded.  Output: one line per
 scenario (``HELD``/``BROKE`` and its counts), then one summary line::
 
-    scenarios=7 held=7 broke=0 lost=0 duplicates=0 stuck_running=0 wrong_aggregates=0 429s=0
+    scenarios=11 held=11 broke=0 lost=0 duplicates=0 stuck_running=0 wrong_aggregates=0 429s=0
 
 Exit code 0 when every scenario held, 1 otherwise.  See docs/benchmarks.md, "Chaos".
 """
@@ -71,6 +76,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import _chaos_outbox as outbox
 from benchmarks import _chaos_procs as procs
 from benchmarks._chaos_checks import (
     CRR,
@@ -709,6 +715,10 @@ SCENARIOS: dict[int, tuple[str, Callable[[Config, Outcome], None]]] = {
     5: ("sync_apply_idempotent", scenario_apply),
     6: ("limiter_under_load", scenario_limiter),
     7: ("sigkill_workers", scenario_sigkill),
+    8: ("outbox_refusals_restored", outbox.scenario_refusals),
+    9: ("outbox_late_application", outbox.scenario_late),
+    10: ("outbox_sigkill_any_point", outbox.scenario_sigkill),
+    11: ("outbox_replays_racing", outbox.scenario_replays),
 }
 
 

@@ -19,7 +19,11 @@ from typing import Any
 import pytest
 
 from benchmarks._cadence import big_job, big_job_floor, busy_worker
-from jobtrack_airtable.errors import AuthenticationError, UnknownFieldError
+from jobtrack_airtable.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    UnknownFieldError,
+)
 from jobtrack_airtable.outbox import SqliteOutbox
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
@@ -79,6 +83,21 @@ def test_a_revoked_token_keeps_every_change_and_raises_until_it_is_back(
     assert rows["A"]["Status"] == "Completed"
     assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 60
     assert SqliteOutbox(local_airtable.outbox_path).entries() == []
+
+
+def test_a_permission_removed_keeps_every_change_until_it_is_back(
+    local_airtable: TrackingServer,
+) -> None:
+    tracker, job, _runs = _mid_run(local_airtable)
+    local_airtable.faults.add("403", method="PATCH", path="Client", times=1000)
+    with pytest.raises(PermissionDeniedError):
+        tracker.flush()
+    local_airtable.faults.clear()
+    job.complete()
+    tracker.close()
+    rows = _client_rows(local_airtable, str(job.run_id))
+    assert sorted(r[EXAMINED] for r in rows.values()) == [15, 15, 15, 15]
+    assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 60
 
 
 def test_a_field_renamed_without_pin_keeps_the_data_until_it_is_renamed_back(

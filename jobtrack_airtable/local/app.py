@@ -294,6 +294,14 @@ class AirtableApp:
             return None
         if fault.kind == "429":
             return _error(E.rate_limited())
+        if fault.kind == "403":
+            return _error(
+                E.ApiError(
+                    403,
+                    "INVALID_PERMISSIONS",
+                    "You are not permitted to perform this operation",
+                )
+            )
         if fault.kind == "500":
             return _error(E.ApiError(500, "SERVER_ERROR", "Server error"))
         if fault.kind == "502":

@@ -22,6 +22,7 @@ from typing import Protocol
 
 __all__ = [
     "LIVE_OWNERS",
+    "RELEASED",
     "Entry",
     "OutboxStore",
     "entry_key",
@@ -77,6 +78,9 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+#: The owner of entries a closed tracker left: any process may replay them.
+RELEASED = ""
+
 #: Owner tags of this process's open trackers (a closed tracker's entries are orphans).
 LIVE_OWNERS: set[str] = set()
 
@@ -85,6 +89,8 @@ def owner_alive(owner: str) -> bool:
     """Whether ``owner`` may still be running: another host's process is assumed alive
     (only an admin replay with ``--all`` takes its entries); on this host, whether its pid
     exists (and, for this very process, whether that tracker is still open)."""
+    if owner == RELEASED:
+        return False
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():

@@ -51,7 +51,7 @@ from ..errors import (
 from ..limiter.locks import row_key, row_locks
 from ..outbox import OutboxStore, open_outbox
 from ..outbox.cadence import Cadence
-from ..outbox.store import LIVE_OWNERS, entry_key, new_owner, owner_alive
+from ..outbox.store import LIVE_OWNERS, RELEASED, entry_key, new_owner, owner_alive
 from ..rows import ClientRunRow, JobRow
 from ..run_ids import (
     BaseRunId,
@@ -193,8 +193,18 @@ class Tracker:
             self._commit.close()
         finally:
             LIVE_OWNERS.discard(self._owner)
-            self.outbox.close()
-            self.conn.close()
+            try:
+                self._release()
+            finally:
+                self.outbox.close()
+                self.conn.close()
+
+    def _release(self) -> None:
+        """Leave what Airtable refused to any process: this one may live on without a
+        tracker, and the entries must not wait for it to die."""
+        mine = {e.key: e.owner for e in self.outbox.entries() if e.owner == self._owner}
+        if mine:
+            self.outbox.claim(list(mine), RELEASED, expected=mine)
 
     # ------------------------------------------------------------ the outbox
 
