@@ -46,6 +46,7 @@ from ..errors import (
     InvalidClientIdError,
     InvalidInputError,
     NotFoundError,
+    TrackerClosedError,
     show,
 )
 from ..limiter.locks import row_key, row_locks
@@ -141,6 +142,8 @@ class Tracker:
             settle=settings.settle_seconds,
         )
         self._closed = False
+        # Set once the final drain is over: a change after it can never be written.
+        self._sealed = False
         # What a process of this machine left (killed, or closed with a write refused) goes
         # out with this tracker's first writes.
         self._adopted = self._adopt_orphans() if replay else []
@@ -192,6 +195,7 @@ class Tracker:
         try:
             self._commit.close()
         finally:
+            self._sealed = True
             LIVE_OWNERS.discard(self._owner)
             try:
                 self._release()
@@ -217,6 +221,10 @@ class Tracker:
 
     def _persist(self, run: ClientRun) -> None:
         """Store the run's state durably (under the run's lock, so versions go in order)."""
+        if self._sealed:
+            # Nothing of this tracker would write it: refused, not kept for a later replay
+            # the caller was told would not happen.
+            raise TrackerClosedError(str(run.run_id))
         self.outbox.put(self._key(run), run._version, run.snapshot(), self._owner)
 
     def _retire(self, run: ClientRun, version: int) -> None:
