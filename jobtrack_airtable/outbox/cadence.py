@@ -63,19 +63,11 @@ class Cadence:
     def urgent_delay(self) -> float:
         return min(self.interval, self.visible_within)
 
-    def due(
-        self,
-        *,
-        urgent_since: float | None,
-        lazy_since: float | None,
-        now: float,
-        full: bool = False,
-    ) -> float:
-        """The time the next drain is due (``inf``: nothing pending); ``full``: a whole
-        batch of opens and closes is waiting (no reason to wait for more)."""
+    def due(self, *, urgent_since: float | None, lazy_since: float | None, now: float) -> float:
+        """The time the next drain is due (``inf``: nothing pending)."""
         due = float("inf")
         if urgent_since is not None:
-            due = now if full else urgent_since + self.urgent_delay
+            due = urgent_since + self.urgent_delay
         if lazy_since is not None:
             earliest = lazy_since + self.interval
             if self.budget and self.store is not None:

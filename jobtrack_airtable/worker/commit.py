@@ -244,7 +244,6 @@ class GroupCommit:
             urgent_since=self._urgent_since if self._pending else None,
             lazy_since=self._lazy_since if self._pending else None,
             now=self.wall(),
-            full=len(self._pending) >= MAX_WRITE_BATCH,
         )
         for _, until in self._settling.values():
             due = min(due, until)
