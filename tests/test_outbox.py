@@ -7,11 +7,9 @@ real where they matter (SIGKILL)."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from jobtrack_airtable.outbox import SqliteOutbox
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
 
+from .test_group_commit import _spawn as spawn_worker
 from .test_local_meta_rename import _rename_field
 from .test_tracker import CRR, by_key, make_conn
 
@@ -61,6 +60,15 @@ def _mid_run(srv: TrackingServer, **settings: Any) -> tuple[Tracker, Any, list[A
     return tracker, job, runs
 
 
+def _complete_and_check(srv: TrackingServer, tracker: Tracker, job: Any) -> None:
+    """The cause is gone: the job completes with every client's 15 and the job's 60."""
+    job.complete()
+    tracker.close()
+    rows = _client_rows(srv, str(job.run_id))
+    assert {k: r[EXAMINED] for k, r in rows.items()} == {"A": 15, "B": 15, "C": 15, "D": 15}
+    assert _job_row(srv, str(job.run_id))["Total Profiles Examined"] == 60
+
+
 def test_a_revoked_token_keeps_every_change_and_raises_until_it_is_back(
     local_airtable: TrackingServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -76,12 +84,8 @@ def test_a_revoked_token_keeps_every_change_and_raises_until_it_is_back(
     assert len(SqliteOutbox(local_airtable.outbox_path).entries()) == 4
     local_airtable.set_token(token)
     tracker.flush()
-    job.complete()
-    tracker.close()
-    rows = _client_rows(local_airtable, str(job.run_id))
-    assert {k: r[EXAMINED] for k, r in rows.items()} == {"A": 15, "B": 15, "C": 15, "D": 15}
-    assert rows["A"]["Status"] == "Completed"
-    assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 60
+    _complete_and_check(local_airtable, tracker, job)
+    assert _client_rows(local_airtable, str(job.run_id))["A"]["Status"] == "Completed"
     assert SqliteOutbox(local_airtable.outbox_path).entries() == []
 
 
@@ -93,11 +97,7 @@ def test_a_permission_removed_keeps_every_change_until_it_is_back(
     with pytest.raises(PermissionDeniedError):
         tracker.flush()
     local_airtable.faults.clear()
-    job.complete()
-    tracker.close()
-    rows = _client_rows(local_airtable, str(job.run_id))
-    assert sorted(r[EXAMINED] for r in rows.values()) == [15, 15, 15, 15]
-    assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 60
+    _complete_and_check(local_airtable, tracker, job)
 
 
 def test_a_field_renamed_without_pin_keeps_the_data_until_it_is_renamed_back(
@@ -111,28 +111,30 @@ def test_a_field_renamed_without_pin_keeps_the_data_until_it_is_renamed_back(
     with pytest.raises(UnknownFieldError):
         job.complete()
     _rename_field(api, base_id, CRR, "Profiles Looked At", EXAMINED)
-    job.complete()
-    tracker.close()
-    rows = _client_rows(local_airtable, str(job.run_id))
-    assert sorted(r[EXAMINED] for r in rows.values()) == [15, 15, 15, 15]
-    assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 60
+    _complete_and_check(local_airtable, tracker, job)
+
+
+def _left_refused(srv: TrackingServer) -> str:
+    """Four closed runs left in the outbox by a tracker whose token was revoked."""
+    tracker, job, runs = _mid_run(srv)
+    for run in runs:
+        run.close()
+    token = srv.token
+    srv.set_token("revoked-token")
+    with pytest.raises(AuthenticationError):
+        tracker.close()
+    srv.set_token(token)
+    return str(job.run_id)
 
 
 def test_a_refused_write_is_replayed_by_the_next_tracker_of_the_machine(
     local_airtable: TrackingServer,
 ) -> None:
-    tracker, job, runs = _mid_run(local_airtable)
-    for run in runs:
-        run.close()
-    token = local_airtable.token
-    local_airtable.set_token("revoked-token")
-    with pytest.raises(AuthenticationError):
-        tracker.close()  # the process gives up; the outbox keeps the closes
-    local_airtable.set_token(token)
+    base = _left_refused(local_airtable)
     with Tracker(make_conn(local_airtable)) as later:
         replayed = later.replay()
     assert sorted(r.client_id for r in replayed) == ["A", "B", "C", "D"]
-    rows = _client_rows(local_airtable, str(job.run_id))
+    rows = _client_rows(local_airtable, base)
     assert {(r[EXAMINED], r["Status"]) for r in rows.values()} == {(15, "Completed")}
 
 
@@ -161,26 +163,8 @@ def test_a_write_applied_late_over_a_newer_one_is_repaired_before_completion(
 
 
 def _spawn(srv: TrackingServer, mode: str, base: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "AIRTABLE_API_KEY": srv.token,
-        "AIRTABLE_BASE_ID": srv.base_id,
-        "JOBTRACK_ENDPOINT_URL": srv.url,
-        "JOBTRACK_RATE_LIMIT": "0",
-        "JOBTRACK_OUTBOX_URL": f"sqlite:///{srv.outbox_path}",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), mode, base],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.strip() == "ready", proc.stderr.read() if proc.stderr else line
-    return proc
+    env = {"JOBTRACK_OUTBOX_URL": f"sqlite:///{srv.outbox_path}"}
+    return spawn_worker(srv, mode, base, worker=WORKER, env=env)
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:
@@ -227,14 +211,7 @@ def test_sigkill_at_a_random_point_loses_no_increment_and_counts_none_twice(
 
 
 def test_two_replays_racing_write_each_entry_once(local_airtable: TrackingServer) -> None:
-    tracker, job, runs = _mid_run(local_airtable)
-    for run in runs:
-        run.close()
-    token = local_airtable.token
-    local_airtable.set_token("revoked-token")
-    with pytest.raises(AuthenticationError):
-        tracker.close()
-    local_airtable.set_token(token)
+    base = _left_refused(local_airtable)
     local_airtable.request_log.clear()
     replayed: list[list[Any]] = []
     start = threading.Barrier(2)
@@ -250,7 +227,7 @@ def test_two_replays_racing_write_each_entry_once(local_airtable: TrackingServer
     for t in threads:
         t.join()
     assert sorted(len(r) for r in replayed) in ([0, 4], [1, 3], [2, 2])  # disjoint claims
-    rows = _client_rows(local_airtable, str(job.run_id))
+    rows = _client_rows(local_airtable, base)
     assert {(r[EXAMINED], r["Status"]) for r in rows.values()} == {(15, "Completed")}
 
 
@@ -266,19 +243,6 @@ def test_a_big_job_costs_close_to_one_write_per_client(local_airtable: TrackingS
     report, completion = big_job(local_airtable, clients=300)
     assert report.requests <= 1.1 * big_job_floor(300)
     assert completion == 3 + 2
-
-
-def _left_refused(srv: TrackingServer) -> str:
-    """Four closed runs left in the outbox by a tracker whose token was revoked."""
-    tracker, job, runs = _mid_run(srv)
-    for run in runs:
-        run.close()
-    token = srv.token
-    srv.set_token("revoked-token")
-    with pytest.raises(AuthenticationError):
-        tracker.close()
-    srv.set_token(token)
-    return str(job.run_id)
 
 
 def _cli(srv: TrackingServer, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
