@@ -114,9 +114,10 @@ def test_a_field_renamed_without_pin_keeps_the_data_until_it_is_renamed_back(
     _complete_and_check(local_airtable, tracker, job)
 
 
-def _left_refused(srv: TrackingServer) -> str:
-    """Four closed runs left in the outbox by a tracker whose token was revoked."""
-    tracker, job, runs = _mid_run(srv)
+def _left_refused(srv: TrackingServer, **settings: Any) -> str:
+    """Four closed runs left in the outbox by a tracker whose token was revoked: the job's
+    run ID."""
+    tracker, job, runs = _mid_run(srv, **settings)
     for run in runs:
         run.close()
     token = srv.token

@@ -5,38 +5,32 @@ token bucket.  Redis is a real server (``JOBTRACK_TEST_REDIS_URL``, else one sta
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from jobtrack_airtable.errors import AuthenticationError
 from jobtrack_airtable.outbox import OutboxStore, SqliteOutbox, open_outbox
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .test_fleet import NO_REDIS, RedisServer, _redis_binary
+from . import test_fleet
+from .test_outbox import EXAMINED, _client_rows, _left_refused
 from .test_tracker import make_conn
 
 KEY = "appX/client_runs/250930-141522-A"
 OTHER = "appX/client_runs/250930-141522-B"
 
 
-@pytest.fixture(scope="module")
-def redis_outbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
-    url = os.environ.get("JOBTRACK_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    binary = _redis_binary()
-    if binary is None:
-        pytest.skip(NO_REDIS)
-    server = RedisServer(binary, tmp_path_factory.mktemp("redis-outbox")).start()
-    yield server.url
-    server.kill()
+#: The session's Redis (``JOBTRACK_TEST_REDIS_URL``, else a redis-server started for it).
+shared_redis_url = test_fleet.shared_redis_url
+
+
+@pytest.fixture
+def redis_outbox_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("shared_redis_url")
+    return url
 
 
 def _flush_outbox_keys(url: str) -> None:
@@ -120,20 +114,12 @@ def test_a_redis_outbox_keeps_a_refused_change_for_the_next_tracker(
     local_airtable: TrackingServer, redis_outbox_url: str
 ) -> None:
     _flush_outbox_keys(redis_outbox_url)
-    conn = make_conn(local_airtable, outbox_url=redis_outbox_url)
-    tracker = Tracker(conn)
-    assert "RedisOutbox" in repr(tracker.outbox)
-    job = tracker.job()
-    run = job.client("A")
-    run.add(profiles_examined=4)
-    run.close()
-    token = local_airtable.token
-    local_airtable.set_token("revoked")
-    with pytest.raises(AuthenticationError):
-        tracker.close()
-    local_airtable.set_token(token)
+    base = _left_refused(local_airtable, outbox_url=redis_outbox_url)
     with Tracker(make_conn(local_airtable, outbox_url=redis_outbox_url)) as later:
-        assert [str(r.run_id) for r in later.replay()] == [f"{job.run_id}-A"]
+        assert "RedisOutbox" in repr(later.outbox)
+        assert len(later.replay()) == 4
+    rows = _client_rows(local_airtable, base)
+    assert {(r[EXAMINED], r["Status"]) for r in rows.values()} == {(15, "Completed")}
     store = open_outbox(later.conn.settings)
     assert store.entries() == []
     store.close()
