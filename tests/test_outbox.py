@@ -296,3 +296,29 @@ def test_outbox_drop_of_an_unknown_run_id_is_refused(
     result = _cli(local_airtable, monkeypatch, "outbox", "drop", "250930-141522-Nobody")
     assert result.exit_code == 1
     assert "250930-141522-Nobody" in result.output
+
+
+def test_a_job_note_applied_late_does_not_erase_the_completion(
+    local_airtable: TrackingServer,
+) -> None:
+    tracker = Tracker(make_conn(local_airtable, timeout=1.0, outbox_settle=5.0))
+    job = tracker.job()
+    local_airtable.faults.add("delay", delay=4.0, method="PATCH", path="Job", times=1)
+    job.note("halfway")
+    job.complete(note="all done")
+    tracker.close()
+    [row] = by_key(local_airtable, JT)[str(job.run_id)]
+    assert row["Status"] == "No Leads To Score"
+    assert "halfway" in row["System Notes"] and "all done" in row["System Notes"]
+    assert local_airtable.faults.counts == {"delay": 1}
+
+
+def test_a_job_start_created_late_leaves_one_row(local_airtable: TrackingServer) -> None:
+    tracker = Tracker(make_conn(local_airtable, timeout=1.0, outbox_settle=5.0))
+    local_airtable.faults.add("delay", delay=4.0, method="POST", path="Job", times=1)
+    with tracker.job() as job:
+        pass
+    tracker.close()
+    rows = by_key(local_airtable, JT)[str(job.run_id)]
+    assert [r["Status"] for r in rows] == ["No Leads To Score"]
+    assert local_airtable.faults.counts == {"delay": 1}

@@ -319,6 +319,7 @@ class Tracker:
                 "last_updated": to_airtable(now),
                 "system_notes": notes.text,
             }
+            sent = time.monotonic()
             claimed = self.repo.jobs.claim(values, marker)
             self._spend(2)
             if claimed is not None:
@@ -331,6 +332,8 @@ class Tracker:
                     status=Status.RUNNING,
                     record_id=claimed.record_id,
                 )
+                job._claim_marker = marker
+                job._maybe_late(sent)
                 created = claimed.created_time
                 if (
                     self._server_clock
@@ -596,9 +599,74 @@ class Job(EndsOnExit):
         values = {"run_id": str(self.run_id), **values}
         if self._start_fix is not None:
             values.setdefault("start_time", self._start_fix)
+        sent = time.monotonic()
         [(row, _)] = self.tracker.repo.jobs.write([(self.record_id, values)])
+        self._maybe_late(sent)
         self.record_id = row.record_id
         self._start_fix = None
+        self._last_values = values
+        return row
+
+    # -------------------------------------------------- writes applied late
+
+    #: The claim marker of the job's start (its copies, created late, are ours to delete).
+    _claim_marker: str | None = None
+    #: Until when (epoch s) a job write whose answer timed out may still be applied.
+    _unsettled_until = 0.0
+    _last_values: dict[str, Any] | None = None
+
+    def _maybe_late(self, sent: float) -> None:
+        """A write that took the client's whole timeout had an attempt given up on, which
+        the server may still apply (a second start row, older notes over newer ones)."""
+        conn = self.tracker.conn
+        if time.monotonic() - sent >= conn.settings.timeout:
+            until = time.time() + conn.settings.settle_seconds
+            self._unsettled_until = max(self._unsettled_until, until)
+
+    def _settle(self, row: JobRow) -> JobRow:
+        """After the job's final write: wait out the settle window of a timed-out write,
+        then delete start rows created late and rewrite the final state if a late write
+        overwrote it (a list of the Run ID's rows: 1 request, + the repairs)."""
+        for _ in range(3):
+            if not self._unsettled_until:
+                return row
+            while (left := self._unsettled_until - time.time()) > 0:
+                time.sleep(min(left, 1.0))
+            self._unsettled_until = 0.0
+            repo = self.tracker.repo
+            records = repo.list_records(
+                "jobs", formula=repo.key_formula("jobs", [str(self.run_id)])
+            )
+            rows = [repo.jobs.row(r) for r in records]
+            marker = self._claim_marker
+            copies = [
+                r.record_id
+                for r in rows
+                if r.record_id != self.record_id and marker and marker in (r.system_notes or "")
+            ]
+            if copies:
+                log.warning(
+                    "job %s: removing %d start row(s) the server created late",
+                    self.run_id,
+                    len(copies),
+                    extra=self._log_extra,
+                )
+                repo.delete("jobs", copies)
+            mine = next((r for r in rows if r.record_id == self.record_id), None)
+            written = self._last_values or {}
+            notes = written.get("system_notes")
+            holds = mine is not None
+            if mine is not None and written.get("status"):
+                holds = mine.status is self.status
+            if mine is not None and notes:
+                holds = holds and notes in (mine.system_notes or "")
+            if not holds and written:
+                log.warning(
+                    "job %s: a write applied late overwrote the final state; writing it again",
+                    self.run_id,
+                    extra=self._log_extra,
+                )
+                row = self._write(written)
         return row
 
     def _current(self) -> JobRow | None:
@@ -698,7 +766,8 @@ class Job(EndsOnExit):
         # A client write applied late would skew the aggregates: wait it out, repair.
         tracker._commit.settle()
         with self._notes_lock():
-            return self._finish_locked(new, force=force, note=note, fit=fit, error=error)
+            row = self._finish_locked(new, force=force, note=note, fit=fit, error=error)
+        return self._settle(row)
 
     def _finish_locked(
         self,
