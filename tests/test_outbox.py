@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,15 @@ def test_a_refused_write_is_replayed_by_the_next_tracker_of_the_machine(
     assert {(r[EXAMINED], r["Status"]) for r in rows.values()} == {(15, "Completed")}
 
 
+def _held_requests_applied(srv: TrackingServer) -> None:
+    """Wait until the server has answered every request it held (``delay`` fault): only
+    then has a late write landed, or not."""
+    deadline = time.monotonic() + 60
+    while any(e.fault == "delay" and e.status is None for e in srv.request_log.entries):
+        assert time.monotonic() < deadline, "a held request never finished"
+        time.sleep(0.05)
+
+
 def test_a_write_applied_late_over_a_newer_one_is_repaired_before_completion(
     local_airtable: TrackingServer,
 ) -> None:
@@ -155,6 +165,7 @@ def test_a_write_applied_late_over_a_newer_one_is_repaired_before_completion(
     run.add(profiles_examined=10)
     run.close(wait=True)
     job.complete()
+    _held_requests_applied(local_airtable)
     row = _client_rows(local_airtable, str(job.run_id))["A"]
     assert (row[EXAMINED], row["Status"]) == (30, "Completed")
     assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 30
@@ -307,6 +318,7 @@ def test_a_job_note_applied_late_does_not_erase_the_completion(
     job.note("halfway")
     job.complete(note="all done")
     tracker.close()
+    _held_requests_applied(local_airtable)
     [row] = by_key(local_airtable, JT)[str(job.run_id)]
     assert row["Status"] == "No Leads To Score"
     assert "halfway" in row["System Notes"] and "all done" in row["System Notes"]
@@ -319,6 +331,7 @@ def test_a_job_start_created_late_leaves_one_row(local_airtable: TrackingServer)
     with tracker.job() as job:
         pass
     tracker.close()
+    _held_requests_applied(local_airtable)
     rows = by_key(local_airtable, JT)[str(job.run_id)]
     assert [r["Status"] for r in rows] == ["No Leads To Score"]
     assert local_airtable.faults.counts == {"delay": 1}
