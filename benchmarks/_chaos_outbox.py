@@ -5,9 +5,11 @@
    a metric field renamed without ``schema pin``, later renamed back): the refusal must reach
    the caller at ``flush()``, and once the cause is gone the job must complete with every
    total exact (lost), no run left ``Running``, the aggregates right.
-9. **late application** -- the server holds a client-run write (its open, an increment
-   flush, its close) longer than the client's timeout and applies it after the newer write
-   landed: after ``complete()`` the rows and the job's aggregates must be the truth.
+9. **late application** -- the server holds a write (the job start's create, a client
+   run's open, an increment flush, a close, a job note) longer than the client's timeout and
+   applies it after the newer write landed: after ``complete()`` and once the held request
+   is answered, the rows, the job's single row and notes, and the aggregates must be the
+   truth.
 10. **SIGKILL** -- worker processes add 1 at a time to one client run (flush interval of an
     hour: kills land in the first interval) and log each total ``add()`` returned for; each is
     SIGKILLed at a random point; a fresh tracker then replays: the row must hold the last
@@ -122,7 +124,7 @@ def scenario_refusals(cfg: Any, out: Outcome) -> None:
 
 def scenario_late(cfg: Any, out: Outcome) -> None:
     rng = random.Random(cfg.seed * 17 + 3)
-    kinds = ("open", "increment", "close")
+    kinds = ("job_start", "open", "increment", "close", "job_note")
     for kind in kinds:
         with (
             tempfile.TemporaryDirectory() as tmp,
@@ -139,8 +141,10 @@ def scenario_late(cfg: Any, out: Outcome) -> None:
             tracker = Tracker(
                 Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.01))
             )
-            job = tracker.job()
             hold = {"delay": 2.5, "method": "PATCH", "path": "Client", "times": 1}
+            if kind == "job_start":
+                srv.faults.add("delay", **{**hold, "method": "POST", "path": "Job"})
+            job = tracker.job()
             if kind == "open":
                 srv.faults.add("delay", **hold)
             runs = job.open_clients(list(CLIENTS))
@@ -162,10 +166,27 @@ def scenario_late(cfg: Any, out: Outcome) -> None:
             for run in runs:
                 run.close()
             tracker.flush()
-            job.complete()
+            if kind == "job_note":
+                srv.faults.add("delay", **{**hold, "path": "Job"})
+                job.note("all clients closed")
+            job.complete(note="completed")
             tracker.close()
+            _held_requests_applied(srv)
+            [row] = by_key(srv, "jobs")[str(job.run_id)]
+            notes = str(field_of(row, "jobs", "system_notes"))
+            if kind == "job_note" and not ("all clients closed" in notes and "completed" in notes):
+                out.add(notes_erased=1)
             out.info[f"delay_{kind}"] = srv.faults.counts.get("delay", 0)
             _judge_job(out, srv, str(job.run_id), 15)
+
+
+def _held_requests_applied(srv: LocalAirtable) -> None:
+    """Wait until the server answered every request it held: the late writes have landed."""
+    deadline = time.monotonic() + 60
+    while any(e.fault == "delay" and e.status is None for e in srv.request_log.entries):
+        if time.monotonic() > deadline:
+            raise RuntimeError("a held request never finished")
+        time.sleep(0.05)
 
 
 def counting_worker(target: Target, base: str, log_path: str) -> None:
