@@ -90,6 +90,12 @@ class Tracker:
     closes the HTTP session and the limiter.  Rows are stamped on the server's clock
     (:meth:`Connection.server_now`); ``clock`` and ``tz`` are injectable for tests.
 
+    Every client-run change goes to the machine's outbox (``outbox``, else the store the
+    settings name) before the call returns.  A new tracker takes over what dead or closed
+    processes of the machine left there and writes it with its first writes (``replay=False``
+    leaves that to :meth:`replay`).  ``wall`` simulates time for benchmarks: no background
+    thread, the caller calls :meth:`poll`.
+
     >>> with Tracker.from_settings(srv.settings()) as tracker:    # doctest: +SKIP
     ...     job = tracker.job()
     """
