@@ -36,8 +36,9 @@ rows without a job row.
    saturated by busy loops; then a run whose limiter file is deleted and later replaced
    mid-run: 429s from the server's request log.
 7. **SIGKILLed workers** -- worker processes logging their ground truth, half of them
-   SIGKILLed at random moments; then one ``sync`` apply: metrics lost beyond the flush
-   interval, doubled metrics, duplicates, wrong aggregates, a second pass still needed.
+   SIGKILLed at random moments; then the machine's next tracker replays the outbox and one
+   ``sync`` apply runs: metrics lost, doubled metrics, duplicates, wrong aggregates, a second
+   pass still needed.
 
 8-11. **the outbox** (issue 19; ``benchmarks/_chaos_outbox.py``) -- refusals mid-run then
    restored (401, 403, a field deleted, a field renamed without pin), late application of a
@@ -177,7 +178,15 @@ def use_start_method(name: str) -> None:
         CTX.set_forkserver_preload(["benchmarks._chaos_procs"])
 
 
+#: The outboxes of the run's servers (one file per server: their base IDs are the same).
+_OUTBOXES: tempfile.TemporaryDirectory[str] | None = None
+
+
 def target_of(srv: LocalAirtable, **options: Any) -> Target:
+    global _OUTBOXES
+    if _OUTBOXES is None:
+        _OUTBOXES = tempfile.TemporaryDirectory(prefix="jobtrack-chaos-outbox-")
+    options.setdefault("outbox_url", f"sqlite:///{_OUTBOXES.name}/outbox-{srv.port}.sqlite")
     return Target(url=srv.url, token=BENCH_TOKEN, base_id=BENCH_BASE_ID, **options)
 
 
@@ -683,6 +692,10 @@ def sigkill_round(cfg: Config, out: Outcome, rng: random.Random) -> None:
             killed_at[i] = time.time()
             kill(ps[i])
         out.add(hung=reap(ps, 120))
+        # The machine's next tracker writes what the killed workers' outbox holds.
+        replayer = target.tracker()
+        out.info["replayed"] = out.info.get("replayed", 0) + len(replayer.replay())
+        replayer.close()
         settle(out, srv, target, judge_second_pass=True)
         stored = by_key(srv, "client_runs")  # after sync: what the base ends with
 
