@@ -240,10 +240,12 @@ def scenario_sigkill(cfg: Any, out: Outcome) -> None:
         out.info["killed"] = rounds
 
 
-def replayer(target: Target, queue: Any) -> None:
+def replayer(target: Target, queue: Any, barrier: Any) -> None:
     from jobtrack_airtable.admin.outbox import replay_outbox
 
-    queue.put(len(replay_outbox(target.connection())))
+    conn = target.connection()
+    barrier.wait(60)  # both ready: the replays start together
+    queue.put(len(replay_outbox(conn)))
 
 
 def scenario_replays(cfg: Any, out: Outcome) -> None:
@@ -262,7 +264,8 @@ def scenario_replays(cfg: Any, out: Outcome) -> None:
             tracker.close()
         srv.set_token(token)
         queue = ctx.Queue()
-        ps = [ctx.Process(target=replayer, args=(target, queue)) for _ in range(2)]
+        barrier = ctx.Barrier(2)
+        ps = [ctx.Process(target=replayer, args=(target, queue, barrier)) for _ in range(2)]
         for p in ps:
             p.start()
         counts = [queue.get(timeout=120) for _ in ps]
