@@ -1,20 +1,20 @@
 """Chaos scenarios of issue 19 (the durable outbox), for ``benchmarks/chaos.py``:
 
-8. **refusals** -- mid-run, Airtable refuses the client-run writes (token revoked: 401;
+10. **refusals** -- mid-run, Airtable refuses the client-run writes (token revoked: 401;
    permission removed: 403; a metric field deleted -- renamed away, later recreated empty --;
    a metric field renamed without ``schema pin``, later renamed back): the refusal must reach
    the caller at ``flush()``, and once the cause is gone the job must complete with every
    total exact (lost), no run left ``Running``, the aggregates right.
-9. **late application** -- the server holds a write (the job start's create, a client
+11. **late application** -- the server holds a write (the job start's create, a client
    run's open, an increment flush, a close, a job note) longer than the client's timeout and
    applies it after the newer write landed: after ``complete()`` and once the held request
    is answered, the rows, the job's single row and notes, and the aggregates must be the
    truth.
-10. **SIGKILL** -- worker processes add 1 at a time to one client run (flush interval of an
+12. **SIGKILL** -- worker processes add 1 at a time to one client run (flush interval of an
     hour: kills land in the first interval) and log each total ``add()`` returned for; each is
     SIGKILLed at a random point; a fresh tracker then replays: the row must hold the last
     logged total (or one more, stored but not yet logged).
-11. **two replays racing** -- the entries a refused tracker left are replayed by two
+13. **two replays racing** -- the entries a refused tracker left are replayed by two
     processes at once: exact totals, one row per run.
 """
 
