@@ -390,7 +390,7 @@ class ClientRun(EndsOnExit):
                 return True
             if self._status_due is None or not self._status_due.is_terminal:
                 return False
-            quiet = time.monotonic() - self._last_write
+            quiet = self.tracker._commit.wall() - self._last_write
             return quiet >= quiet_after(self.tracker)
 
     def observe(self, row: ClientRunRow | None) -> None:
@@ -430,7 +430,7 @@ class ClientRun(EndsOnExit):
             self.status = theirs
 
     _wrote_terminal = False
-    #: ``time.monotonic()`` of the run's last landed write (0: adopted, never written).
+    #: The commit's ``wall`` time of the run's last landed write (0: adopted, never written).
     _last_write = 0.0
 
     def take(self, now: datetime) -> tuple[str | None, dict[str, Any], Any] | None:
@@ -468,7 +468,7 @@ class ClientRun(EndsOnExit):
     def written(self, row: ClientRunRow, created: bool, token: Any) -> None:
         with self._lock:
             self.record_id = row.record_id
-            self._last_write = time.monotonic()
+            self._last_write = self.tracker._commit.wall()
             if token[0] == "probe":
                 self._probe = False
                 self._written_version = token[1]
@@ -507,7 +507,7 @@ class ClientRun(EndsOnExit):
             table = self.tracker.conn.schema.client_runs
             self._acked = {k: v for k, v in fields.items() if table.has(k) and k in METRIC_KEYS}
             self._notes.landed(row.system_notes, sent)
-            self._last_write = time.monotonic()
+            self._last_write = self.tracker._commit.wall()
             if version == self._version:
                 self._written_version = version
                 self._heartbeat = False
