@@ -125,6 +125,20 @@ def _doctor_problem(s: Scenario) -> int:
     return s.cli("doctor")
 
 
+def _outbox_waiting(s: Scenario) -> int:
+    from jobtrack_airtable.testing import TrackingServer
+
+    from .conftest import TEST_BASE_ID, TEST_TOKEN
+    from .test_outbox import _cli, _left_refused
+
+    srv = TrackingServer(token=TEST_TOKEN, base_id=TEST_BASE_ID, rate_limit=None).start()
+    try:
+        _left_refused(srv)  # four closed runs a revoked token left on this machine
+        return int(_cli(srv, s.mp, "outbox", "status").exit_code)
+    finally:
+        srv.stop()
+
+
 SCENARIOS: dict[tuple[str, str], Callable[[Scenario], int]] = {
     ("sync", "changes planned"): lambda s: s.cli("sync"),
     (
@@ -171,6 +185,8 @@ SCENARIOS: dict[tuple[str, str], Callable[[Scenario], int]] = {
         "an update or delete without the fingerprint of the row it read (refused, nothing written)",
     ): _fingerprint_less,
     ("doctor", "healthy (warnings allowed)"): lambda s: s.cli("doctor"),
+    ("outbox status", "nothing waiting for Airtable"): lambda s: s.cli("outbox", "status"),
+    ("outbox status", "changes waiting for Airtable (for cron)"): _outbox_waiting,
     ("doctor", "a problem found (each with its fix)"): _doctor_problem,
     ("any command", "usage error (unknown option, bad value)"): lambda s: s.cli(
         "runs", "list", "--limit", "many"

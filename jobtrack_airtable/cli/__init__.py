@@ -51,7 +51,18 @@ from collections.abc import Sequence
 import typer
 
 # Importing the command modules registers their commands on the apps.
-from . import _archive, _check, _doctor, _local, _report, _runs, _schema, _sync, _usage  # noqa: F401
+from . import (  # noqa: F401
+    _archive,
+    _check,
+    _doctor,
+    _local,
+    _outbox,
+    _report,
+    _runs,
+    _schema,
+    _sync,
+    _usage,
+)
 from ._core import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app, describe_global_options
 
 describe_global_options(app)

@@ -265,14 +265,23 @@ _HELP = (
     "demo data (and say so); commands that notify or write refuse it unless --demo or --local "
     "is given."
 )
-app = typer.Typer(cls=_Group, help=_HELP, no_args_is_help=True, pretty_exceptions_enable=False)
-runs_app = typer.Typer(cls=_Group, help="Read-only views of job runs.", no_args_is_help=True)
-schema_app = typer.Typer(
-    cls=_Group, help="Compare the base with the configured schema.", no_args_is_help=True
-)
-local_app = typer.Typer(
-    cls=_Group, help="The local Airtable-compatible server.", no_args_is_help=True
-)
+
+
+class _Typer(typer.Typer):
+    """A typer app of this CLI: a group that takes the global options anywhere, says usage
+    errors in one line and shows flags without a type.  Its commands are plain typer
+    functions (``@group.command()``); a command module makes its group with it and adds it
+    to :data:`app`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", _Group)
+        super().__init__(**kwargs)
+
+
+app = _Typer(help=_HELP, no_args_is_help=True, pretty_exceptions_enable=False)
+runs_app = _Typer(help="Read-only views of job runs.", no_args_is_help=True)
+schema_app = _Typer(help="Compare the base with the configured schema.", no_args_is_help=True)
+local_app = _Typer(help="The local Airtable-compatible server.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(schema_app, name="schema")
 app.add_typer(local_app, name="local")
