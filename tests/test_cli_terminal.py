@@ -290,3 +290,54 @@ def test_runs_tables_at_many_widths_in_process(base: Path, cols: int) -> None:
             assert run["status"] in values or any(run["status"] in v for v in values)
     else:
         _check_runs_table(result.stdout, listing["runs"], cols)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_real_terminal_stops_between_batches(base: Path, tmp_path: Path) -> None:
+    """A real process in a pty, a real SIGINT from the terminal (^C) while a write is in
+    flight (each PATCH held 1 s by the local server's fault injector): the batch finishes,
+    the rest is not sent, and the command that finishes the job does finish it."""
+    from jobtrack_airtable.cli.embedded import EMBEDDED_BASE_ID
+    from jobtrack_airtable.testing import TrackingServer
+
+    srv = TrackingServer(
+        token="patCtrlC.0123456789", base_id=EMBEDDED_BASE_ID, data_path=base, rate_limit=None
+    ).start()
+    srv.faults.add("delay", delay=1.0, method="PATCH", times=1000)
+    env = {
+        "AIRTABLE_API_KEY": srv.token,
+        "AIRTABLE_BASE_ID": srv.base_id,
+        "JOBTRACK_ENDPOINT_URL": srv.url,
+        "JOBTRACK_RATE_LIMIT": "0",
+    }
+    try:
+        child = pexpect.spawn(
+            str(SCRIPT),
+            ["sync", "--apply", "--yes"],
+            dimensions=(40, 120),
+            env=_env(tmp_path, **env),
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=120,
+        )
+        child.expect("Applying")  # the first batch is in flight
+        child.sendintr()
+        child.expect(pexpect.EOF)
+        child.close()
+        text = ANSI.sub("", (child.before or "").replace("\r\n", "\n"))
+        assert child.exitstatus == 130, text
+        match = re.search(r"Interrupted: (\d+) of (\d+) row\(s\) written, (\d+) not written", text)
+        assert match, text
+        written, total, left = map(int, match.groups())
+        assert 0 < written < total and written + left == total
+        assert "finish the job with `jobtrack-airtable sync --apply`" in text
+        # Exactly the rows reported were sent, in whole batches: nothing after the ^C.
+        sent = [r for r in srv.request_log.entries if r.method == "PATCH"]
+        assert sum(len(r.body["records"]) for r in sent) == written
+        assert all(r.status == 200 for r in sent)
+        srv.faults.clear()
+        finish = piped(tmp_path, "sync", "--apply", "--yes", **env)
+        assert finish.returncode == 0, finish.stderr
+        assert piped(tmp_path, "sync", **env).returncode == 0
+    finally:
+        srv.stop()
