@@ -548,3 +548,38 @@ def test_hostile_inputs_are_one_line_naming_the_value(
     errors = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
     assert len(errors) == 1 and expected.replace("FIFO", str(fifo)) in errors[0], result.stderr
     assert "Traceback" not in result.output
+
+
+def test_ctrl_c_during_an_archive_delete_phase_says_how_to_finish(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = tmp_path / "archive-plan.json"
+    to = tmp_path / "archive.sqlite"
+    args = ["--local", str(base), "-q", "archive", "--older-than", "20d", "--to", str(to)]
+    assert run(*args, "-o", str(plan)).exit_code == 2
+    rows = json.loads(plan.read_text(encoding="utf-8"))
+    total = sum(1 + len(j["clients"]) for j in rows["jobs"])
+    real = Repository.delete
+
+    def delete(self: Repository, table: str, ids: Any, *, on_batch: Any = None) -> int:
+        def first_then_ctrl_c(n: int) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the delete phase runs
+            if on_batch is not None:
+                on_batch(n)
+
+        return real(self, table, ids, on_batch=first_then_ctrl_c)
+
+    monkeypatch.setattr(Repository, "delete", delete)
+    result = run("--local", str(base), "apply", str(plan))
+    assert result.exit_code == 130
+    assert (
+        f"Interrupted: 10 of {total} row(s) written, {total - 10} not written. Every write is "
+        f"idempotent: finish the job with `jobtrack-airtable --local {base} apply {plan}`."
+    ) in result.stderr
+    monkeypatch.setattr(Repository, "delete", real)
+    finished = run("--local", str(base), "apply", str(plan))
+    assert finished.exit_code == 0, finished.output
+    assert "Archived and deleted" in finished.stdout
+    assert (
+        run("--local", str(base), "archive", "--older-than", "20d", "--to", str(to)).exit_code == 0
+    )

@@ -25,6 +25,7 @@ from ._core import (
     redact,
     state_of,
 )
+from .interrupts import Interruptible, finish_command
 
 if TYPE_CHECKING:
     # The library (pyairtable, requests) loads only when a command runs: --help stays fast.
@@ -79,16 +80,25 @@ def _refused(exc: StaleArchivePlanError) -> NoReturn:
     raise typer.Exit(EXIT_ERROR)
 
 
-def run_apply(repo: Repository, plan: ArchivePlan, *, as_json: bool) -> None:
-    """Apply an archive plan with a progress bar; shared by ``archive --apply`` and
-    ``apply FILE``."""
+def run_apply(repo: Repository, plan: ArchivePlan, *, as_json: bool, finish: str) -> None:
+    """Apply an archive plan with a progress bar (archiving, then deleting: both move it);
+    shared by ``archive --apply`` and ``apply FILE``.  Ctrl-C stops between two delete
+    batches and says how many rows were deleted and the command (``finish``) that completes
+    the job (rows archived and not yet deleted are found in the archive again)."""
     from ..admin.archive import apply_archive
     from ..errors import StaleArchivePlanError
 
-    with Writes("Archiving", total=plan.row_count * 2) as writes:
+    with (
+        Interruptible(plan.row_count, finish) as stop,
+        Writes("Archiving", total=plan.row_count * 2) as writes,
+    ):
 
         def progress(stage: str, rows: int) -> None:
             writes.progress.update(writes.task, description=stage.capitalize(), advance=rows)
+            if stage.startswith("deleted"):
+                stop.written(rows)
+            else:
+                stop.check()
 
         try:
             result = apply_archive(repo, plan, on_progress=progress)
@@ -121,7 +131,8 @@ def apply_file(ctx: typer.Context, plan_file: Path, *, as_json: bool) -> None:
     with errors_to_exit(state):
         plan = load_archive_plan(plan_file)
         with open_base(state, effect="apply an archive plan") as backend:
-            run_apply(Repository(backend.conn), plan, as_json=as_json)
+            finish = finish_command(state, "apply", str(plan_file))
+            run_apply(Repository(backend.conn), plan, as_json=as_json, finish=finish)
 
 
 @app.command()
@@ -197,4 +208,7 @@ def archive(
             ):
                 sys.stderr.write("Not applied.\n")
                 raise typer.Exit(EXIT_ERROR)
-            run_apply(repo, plan, as_json=False)
+            finish = finish_command(
+                state, "archive", "--older-than", older_than, "--to", str(to), "--apply", "--yes"
+            )
+            run_apply(repo, plan, as_json=False, finish=finish)

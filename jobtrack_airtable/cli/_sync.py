@@ -8,16 +8,11 @@ error.  ``show`` 0.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -27,7 +22,6 @@ from . import _core
 from ._core import (
     EXIT_CHANGES,
     EXIT_ERROR,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     Reads,
     Writes,
@@ -42,6 +36,7 @@ from ._core import (
     redact,
     state_of,
 )
+from .interrupts import Interruptible, finish_command
 
 if TYPE_CHECKING:
     # The sync machinery (and pyairtable under it) is imported when a command runs, so
@@ -129,38 +124,6 @@ def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
         return plan_sync(repo, now=utcnow(), stale_after=stale_after, on_progress=progress)
 
 
-class _Interrupted(Exception):
-    """Ctrl-C during an apply, raised between two write batches (never inside one)."""
-
-    def __init__(self, written: int) -> None:
-        super().__init__("interrupted")
-        self.written = written
-
-
-@contextlib.contextmanager
-def _interruptible() -> Iterator[list[bool]]:
-    """Until the block ends, the first Ctrl-C only sets a flag (the batch in flight
-    finishes, the next one is not sent); a second one interrupts at once."""
-    asked: list[bool] = [False]
-    if threading.current_thread() is not threading.main_thread():
-        yield asked
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if asked[0]:
-            raise KeyboardInterrupt
-        asked[0] = True
-        sys.stderr.write(
-            "\nInterrupted: finishing the batch in flight (Ctrl-C again to stop now)\n"
-        )
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield asked
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _apply(repo: Repository, plan: Plan, *, finish: str) -> ApplyResult:
     """Apply ``plan`` with a progress bar over the rows written; :class:`StalePlanError`
     (nothing written) when the base changed since the plan.  Ctrl-C stops between two
@@ -168,36 +131,23 @@ def _apply(repo: Repository, plan: Plan, *, finish: str) -> ApplyResult:
     from ..admin.sync import apply_plan
 
     total = plan.summary.create + plan.summary.update + plan.summary.delete
-    written = 0
     with (
-        _interruptible() as asked,
+        Interruptible(total, finish) as stop,
         Writes("Verifying the plan against the base", total=total) as writes,
     ):
 
         def progress(stage: str, rows: int) -> None:
-            nonlocal written
             verb, _, table = stage.partition(" ")
             if verb == "verify":
                 writes.progress.update(writes.task, description=f"Verifying {table}")
+                stop.check()
             else:
-                written += rows
                 writes.progress.update(
                     writes.task, description=f"Applying ({verb} {table})", advance=rows
                 )
-            if asked[0]:
-                raise _Interrupted(written)
+                stop.written(rows)
 
-        try:
-            return apply_plan(repo, plan, on_progress=progress)
-        except _Interrupted as stop:
-            written = stop.written
-        except KeyboardInterrupt:
-            pass
-    sys.stderr.write(
-        f"Interrupted: {written} of {total} row(s) written, {total - written} not written. "
-        f"Every write is idempotent: finish the job with `{finish}`.\n"
-    )
-    raise typer.Exit(EXIT_INTERRUPTED)
+        return apply_plan(repo, plan, on_progress=progress)
 
 
 def _check_run_targets(repo: Repository, plan: Plan, targets: list[Target]) -> None:
@@ -212,21 +162,6 @@ def _check_run_targets(repo: Repository, plan: Plan, targets: list[Target]) -> N
                 f"{repo.schema.table('jobs').name!r}; check the Run ID (`jobtrack-airtable "
                 "runs list`)"
             )
-
-
-def _finish_command(state: _core.State) -> str:
-    """The command that plans and applies what an interrupted apply left (the rows it wrote
-    changed, so the saved plan itself would now be refused as stale)."""
-    import shlex
-
-    words = ["jobtrack-airtable"]
-    if state.local is not None:
-        words += ["--local", str(state.local)]
-    if state.demo:
-        words.append("--demo")
-    if state.env_file is not None:
-        words += ["--env-file", str(state.env_file)]
-    return shlex.join([*words, "sync", "--apply"])
 
 
 def _applied_line(result: ApplyResult) -> str:
@@ -444,7 +379,7 @@ def sync(
                 sys.stderr.write("Apply cancelled: nothing was written.\n")
                 raise typer.Exit(EXIT_ERROR)
             try:
-                result = _apply(repo, plan, finish=_finish_command(state))
+                result = _apply(repo, plan, finish=finish_command(state, "sync", "--apply"))
             except StalePlanError as exc:
                 _refused(exc)
             if as_json:
@@ -506,7 +441,7 @@ def apply_cmd(
         with open_base(state, effect="apply a plan") as backend:
             repo = Repository(backend.conn)
             try:
-                result = _apply(repo, plan, finish=_finish_command(state))
+                result = _apply(repo, plan, finish=finish_command(state, "sync", "--apply"))
             except StalePlanError as exc:
                 if plan.has_changes and already_applied(repo, plan):
                     if as_json:
