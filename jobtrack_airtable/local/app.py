@@ -45,6 +45,7 @@ from .query import (
 from .ratelimit import RateLimiter
 from .requestlog import LoggedRequest, RequestLog
 from .storage import Record, Store, TableDef, is_id
+from .webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ TOKEN_SCOPES = (
     "data.records:write",
     "schema.bases:read",
     "schema.bases:write",
+    "webhook:manage",
 )
 #: Request bodies nesting deeper are refused (422): no Airtable body needs more than a few.
 MAX_JSON_DEPTH = 64
@@ -107,6 +109,13 @@ _ROUTES = Map(
             "/v0/meta/bases/<seg:base>/tables/<seg:table>/fields/<seg:field>",
             endpoint="meta_field",
             methods=["PATCH"],
+        ),
+        Rule("/v0/bases/<seg:base>/webhooks", endpoint="webhooks", methods=["GET", "POST"]),
+        Rule("/v0/bases/<seg:base>/webhooks/<seg:hook>", endpoint="webhooks", methods=["DELETE"]),
+        Rule(
+            "/v0/bases/<seg:base>/webhooks/<seg:hook>/<seg:action>",
+            endpoint="webhooks",
+            methods=["GET", "POST"],
         ),
         Rule("/v0/<seg:base>/<seg:table>", endpoint="records", methods=_ALL),
         Rule("/v0/<seg:base>/<seg:table>/listRecords", endpoint="list_records", methods=["POST"]),
@@ -182,6 +191,7 @@ class AirtableApp:
         #: does, so ``schema init`` can create a working base).
         self.formula_fields_via_api = formula_fields_via_api
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.webhooks = Webhooks(store, self._clock)
 
     # -- WSGI entry point -------------------------------------------------------------------
 
@@ -322,6 +332,9 @@ class AirtableApp:
             if m == "GET":
                 return 200, self._meta_tables(ctx, base_id)
             return 200, self._meta_create_table(ctx, base_id)
+        if endpoint == "webhooks":
+            hook, action = params.get("hook"), params.get("action")
+            return 200, self.webhooks.handle(m, base_id, hook, action, ctx.args, ctx.json)
         if endpoint == "meta_fields":
             return 200, self._meta_create_field(ctx, base_id, params["table"])
         if endpoint == "meta_table":
@@ -754,6 +767,8 @@ def _too_deep(value: Any) -> bool:
 
 def _base_of(segments: list[str]) -> str | None:
     if len(segments) >= 2 and segments[0] == "v0":
+        if segments[1] == "bases" and len(segments) >= 3:  # the webhooks API
+            return segments[2]
         if segments[1] != "meta":
             return segments[1]
         if len(segments) >= 4 and segments[2] == "bases":
