@@ -134,7 +134,7 @@ def test_deletions_made_outside_are_found_in_the_webhook_payloads(
 def _fill_webhooks(b: SyncBase) -> None:
     api_base = b.srv.api().base(b.srv.base_id)
     for _ in range(MAX_WEBHOOKS_PER_BASE):
-        api_base.add_webhook(None, WEBHOOK_SPECIFICATION)
+        api_base.add_webhook(None, WEBHOOK_SPECIFICATION)  # type: ignore[arg-type]
 
 
 def test_without_webhooks_a_key_only_scan_finds_deletions_and_status_says_so(
