@@ -99,13 +99,16 @@ class Mirror:
         base_id: str,
         *,
         scan_interval: timedelta = DEFAULT_SCAN_INTERVAL,
+        overlap: timedelta = OVERLAP,
     ) -> None:
-        if not isinstance(scan_interval, timedelta) or scan_interval <= timedelta(0):
-            raise InvalidInputError(
-                f"scan_interval must be a positive timedelta, not {show(scan_interval)}"
-            )
+        for name, value in (("scan_interval", scan_interval), ("overlap", overlap)):
+            if not isinstance(value, timedelta) or value <= timedelta(0):
+                raise InvalidInputError(f"{name} must be a positive timedelta, not {show(value)}")
         self.file = MirrorFile(Path(path).expanduser(), base_id)
         self.scan_interval = scan_interval
+        #: How far before the last refresh's server time changed rows are read again: the
+        #: server clock's error as this process knows it, and commit latency.
+        self.overlap = overlap
         #: What the last :meth:`refresh` did (``None`` before one).
         self.last: RefreshResult | None = None
 
@@ -144,7 +147,9 @@ class Mirror:
             )
         if meta is None:
             meta = fetch_meta(repo.conn)
-        self.last = refresh(repo, self.file, meta, full=full, scan_interval=self.scan_interval)
+        self.last = refresh(
+            repo, self.file, meta, full=full, scan_interval=self.scan_interval, overlap=self.overlap
+        )
         return self.last
 
     def rebuild(self, repo: Repository) -> RefreshResult:

@@ -91,6 +91,7 @@ def refresh(
     *,
     full: bool = False,
     scan_interval: timedelta = DEFAULT_SCAN_INTERVAL,
+    overlap: timedelta = OVERLAP,
 ) -> RefreshResult:
     """Bring ``mirror`` up to date with the base (``meta``: its schema, just read)."""
     with mirror.locked():
@@ -110,7 +111,7 @@ def refresh(
             fresh = {t: repo.list_records(t) for t in TABLE_ORDER}
         else:
             deletions = find_deletions(repo, mirror, started, scan_interval)
-            since = parse_airtable(state["watermark"]) - OVERLAP
+            since = parse_airtable(state["watermark"]) - overlap
             fresh = {t: repo.list_records(t, formula=changed_since(since)) for t in TABLE_ORDER}
         stamp = to_airtable(started)
         mirror.db.execute("BEGIN IMMEDIATE")
