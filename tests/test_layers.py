@@ -49,6 +49,7 @@ def _offenders(modules: set[str]) -> list[str]:
         "import jobtrack_airtable",
         "from jobtrack_airtable import Tracker",
         "import jobtrack_airtable.sync",
+        "import jobtrack_airtable.mirror",
         "import jobtrack_airtable.errors",
     ],
 )

@@ -36,6 +36,8 @@ from ._core import (
 )
 
 if TYPE_CHECKING:
+    from ..mirror import Mirror
+
     # The sync machinery (and pyairtable under it) is imported when a command runs, so
     # `--help` and completion start fast.
     from ..repository import Repository
@@ -66,10 +68,14 @@ def _print_plan(plan: Plan, *, pager: bool) -> None:
     console.print(renderable)
 
 
-def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
-    """Read both tables (a spinner counting rows) and plan; writes nothing."""
+def _make_plan(
+    repo: Repository, stale_after: timedelta, mirror: Mirror | None = None, full: bool = False
+) -> Plan:
+    """Read both tables (a spinner counting rows), or refresh the ``mirror`` and read it, and
+    plan; writes nothing."""
     from ..sync import plan_sync
     from ..timeutil import utcnow
+    from ._mirror import refreshed_line
 
     names = {t: repo.schema.table(t).name for t in ("jobs", "client_runs")}
     with Reads("Reading the base") as reads:
@@ -79,7 +85,17 @@ def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
             reads.progress.update(reads.task, description=f"Reading {names.get(table, table)}")
             reads.on_page(rows)
 
-        return plan_sync(repo, now=utcnow(), stale_after=stale_after, on_progress=progress)
+        plan = plan_sync(
+            repo,
+            now=utcnow(),
+            stale_after=stale_after,
+            on_progress=progress,
+            mirror=mirror,
+            full=full,
+        )
+    if mirror is not None and mirror.last is not None:
+        notice(refreshed_line(mirror.last))
+    return plan
 
 
 def _apply(repo: Repository, plan: Plan) -> ApplyResult:
@@ -239,6 +255,14 @@ def sync(
         bool, typer.Option("--yes", "-y", help="With --apply: do not ask for confirmation.")
     ] = False,
     no_pager: NoPagerOption = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Read both tables in full instead of refreshing the local mirror "
+            "incrementally (the mirror is refreshed from that read).",
+        ),
+    ] = False,
 ) -> None:
     """Show what is inconsistent in the base and how it would be fixed (changes nothing).
 
@@ -248,6 +272,7 @@ def sync(
     """
     from ..repository import Repository
     from ..sync import StalePlanError, plan_to_json, save_plan
+    from ._mirror import open_mirror
     from ._plans import target_plan
     from .render import summary_line
 
@@ -270,7 +295,13 @@ def sync(
         targets = _targets(target, state)
         with open_base(state) as backend:
             repo = Repository(backend.conn)
-            plan, left_out = target_plan(_make_plan(repo, timedelta(minutes=minutes)), targets)
+            mirror = open_mirror(backend, repo)
+            try:
+                made = _make_plan(repo, timedelta(minutes=minutes), mirror, full)
+            finally:
+                if mirror is not None:
+                    mirror.close()
+            plan, left_out = target_plan(made, targets)
             if targets:
                 shown = ", ".join(str(t) for t in targets)
                 sys.stderr.write(

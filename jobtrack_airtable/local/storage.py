@@ -917,10 +917,10 @@ class Store:
                 if ch.record_id in seqs:
                     table.seq[ch.record_id] = seqs[ch.record_id]
         if self.listeners and final:
-            before: dict[str, Record | None] = {}
+            was: dict[str, Record | None] = {}
             for ch in changes:
-                before.setdefault(ch.record_id, ch.old)
-            heard = [(c.table, rid, before[rid], c.new) for rid, c in final.items()]
+                was.setdefault(ch.record_id, ch.old)
+            heard = [(c.table, rid, was[rid], c.new) for rid, c in final.items()]
             base_id = self._base_of(changes[0].table).id
             for listener in self.listeners:
                 listener(base_id, heard)

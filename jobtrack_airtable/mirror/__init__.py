@@ -15,6 +15,7 @@ instead of 502.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 
 import platformdirs
 
+from ..client import DEFAULT_ENDPOINT_URL
 from ..errors import InvalidInputError, show
 from ..repository import Repository
 from ..schema_check import fetch_meta
@@ -49,15 +51,28 @@ MIRROR_DIR_ENV = "JOBTRACK_MIRROR_DIR"
 _PAGE = 1000
 
 
-def default_mirror_path(base_id: str) -> Path:
-    """``$JOBTRACK_MIRROR_DIR/<base>.sqlite``, else ``<user data dir>/mirror/<base>.sqlite``."""
+def default_mirror_path(base_id: str, endpoint_url: str | None = None) -> Path:
+    """``<dir>/<base>.sqlite`` with ``<dir>`` ``$JOBTRACK_MIRROR_DIR``, else
+    ``<user data dir>/mirror``.  A base behind another endpoint than Airtable's (the local
+    server, a proxy) is another base, whatever its ID: its file name carries the endpoint's
+    hash.
+
+    >>> default_mirror_path("appAAAAAAAAAAAAAA").name
+    'appAAAAAAAAAAAAAA.sqlite'
+    >>> default_mirror_path("appAAAAAAAAAAAAAA", "http://127.0.0.1:8765").name
+    'appAAAAAAAAAAAAAA-72b0e86b.sqlite'
+    """
     folder = os.environ.get(MIRROR_DIR_ENV)
     root = (
         Path(folder).expanduser()
         if folder
         else Path(platformdirs.user_data_dir("jobtrack-airtable")) / "mirror"
     )
-    return root / f"{base_id}.sqlite"
+    endpoint = (endpoint_url or DEFAULT_ENDPOINT_URL).rstrip("/")
+    if endpoint == DEFAULT_ENDPOINT_URL:
+        return root / f"{base_id}.sqlite"
+    tag = hashlib.sha256(endpoint.encode()).hexdigest()[:8]
+    return root / f"{base_id}-{tag}.sqlite"
 
 
 @dataclass(frozen=True)
@@ -116,7 +131,9 @@ class Mirror:
     def for_repo(cls, repo: Repository, path: str | Path | None = None) -> Mirror:
         """The mirror of ``repo``'s base, at ``path`` or :func:`default_mirror_path`."""
         base_id = repo.conn.base_id
-        return cls(path if path is not None else default_mirror_path(base_id), base_id)
+        if path is None:
+            path = default_mirror_path(base_id, repo.conn.endpoint_url)
+        return cls(path, base_id)
 
     @property
     def path(self) -> Path:
