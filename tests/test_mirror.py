@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from jobtrack_airtable.admin.mirror import Mirror
+from jobtrack_airtable.admin.mirror.deletions import WEBHOOK_SPECIFICATION
+from jobtrack_airtable.admin.mirror.store import MirrorFile
+from jobtrack_airtable.admin.sync import plan_to_json
 from jobtrack_airtable.local.webhooks import MAX_WEBHOOKS_PER_BASE
-from jobtrack_airtable.mirror import Mirror
-from jobtrack_airtable.mirror.deletions import WEBHOOK_SPECIFICATION
-from jobtrack_airtable.mirror.store import MirrorFile
-from jobtrack_airtable.sync import plan_to_json
 from jobtrack_airtable.timeutil import to_airtable
 from tests.test_sync_support import CRR, JOBS, NOW, SyncBase, at, base_fixture  # noqa: F401
 

@@ -26,15 +26,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobtrack_airtable.client import Connection
+from jobtrack_airtable.admin.mirror import Mirror
+from jobtrack_airtable.admin.schema_pin import pin_schema_file
+from jobtrack_airtable.admin.sync import plan_sync, plan_to_json
 from jobtrack_airtable.local.storage import new_id
-from jobtrack_airtable.mirror import Mirror
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.schema import default_schema_path, load_schema
-from jobtrack_airtable.schema_check import fetch_meta
-from jobtrack_airtable.schema_pin import pin_schema_file
-from jobtrack_airtable.sync import plan_sync, plan_to_json
 from jobtrack_airtable.testing import TrackingServer, tracking_tables
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.meta import fetch_meta
+from jobtrack_airtable.transport.repository import Repository
 from tests.test_sync_support import NOW, STALE, at
 
 TABLES = {"jobs": "Job Tracking", "client_runs": "Client Run Results"}

@@ -21,8 +21,8 @@ from ._core import (
 )
 
 if TYPE_CHECKING:
-    from ..mirror import Mirror, MirrorStatus, RefreshResult
-    from ..repository import Repository
+    from ..admin.mirror import Mirror, MirrorStatus, RefreshResult
+    from ..transport.repository import Repository
     from .embedded import Backend
 
 mirror_app = _Typer(
@@ -39,7 +39,7 @@ def open_mirror(backend: Backend, repo: Repository) -> Mirror | None:
     says so."""
     if backend.embedded is not None:
         return None
-    from ..mirror import Mirror
+    from ..admin.mirror import Mirror
 
     mirror = Mirror.for_repo(repo)
     if mirror.notice:
@@ -69,7 +69,7 @@ def _status_json(status: MirrorStatus) -> dict[str, Any]:
 @mirror_app.command("status")
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Rows, last refresh, lag and how deletions are found (no request to the base)."""
-    from ..repository import Repository
+    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state), open_base(state) as backend:
@@ -99,7 +99,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @mirror_app.command("rebuild")
 def rebuild(ctx: typer.Context) -> None:
     """Read both tables in full into the mirror (and watch for deletions from now on)."""
-    from ..repository import Repository
+    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state), open_base(state) as backend:
