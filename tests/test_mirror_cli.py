@@ -88,3 +88,36 @@ def test_the_embedded_base_has_no_mirror(base: Path) -> None:
     result = CliRunner().invoke(app, ["--local", str(base), "mirror", "status"])
     assert result.exit_code == 0, result.output
     assert "has no mirror" in result.stderr
+
+
+def _answer(command: str, stdout: str) -> object:
+    data = json.loads(stdout)
+    if command == "usage":
+        return data["records"]["total"], data["records"]["by_table"]
+    if command == "archive":
+        return data["jobs"], data["skipped"]
+    return data
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["usage", "--json"],
+        ["runs", "list", "--json", "--limit", "100"],
+        ["archive", "--older-than", "30d", "--json"],
+    ],
+)
+def test_whole_table_commands_answer_from_the_mirror_as_from_a_full_read(
+    env: TrackingServer, tmp_path: Path, args: list[str]
+) -> None:
+    if args[0] == "archive":
+        args = [*args, "--to", str(tmp_path / "archive.sqlite")]
+    full = cli(env, *args, "--full")
+    assert full.exit_code in (0, 2), full.output
+    assert "Mirror: full read (a full read was asked for)" in full.stderr
+    env.request_log.clear()
+    mirrored = cli(env, *args)
+    assert mirrored.exit_code == full.exit_code, mirrored.output
+    assert "Mirror: 0 changed and 0 deleted row(s) read" in mirrored.stderr
+    assert env.request_log.total == 4  # the refresh; the answer came from the mirror
+    assert _answer(args[0], mirrored.stdout) == _answer(args[0], full.stdout)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -31,6 +33,14 @@ mirror_app = _Typer(
 app.add_typer(mirror_app, name="mirror")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")]
+FullOption = Annotated[
+    bool,
+    typer.Option(
+        "--full",
+        help="Read the tables in full instead of refreshing the local mirror incrementally "
+        "(the mirror is refreshed from that read).",
+    ),
+]
 
 
 def open_mirror(backend: Backend, repo: Repository) -> Mirror | None:
@@ -45,6 +55,23 @@ def open_mirror(backend: Backend, repo: Repository) -> Mirror | None:
     if mirror.notice:
         notice(mirror.notice)
     return mirror
+
+
+@contextmanager
+def whole_table_reads(backend: Backend, *, full: bool = False) -> Iterator[Repository]:
+    """A repository whose whole-table reads come from the refreshed mirror (a plain one for
+    the embedded base), saying on stderr what the refresh did."""
+    from ..admin.mirror.reads import MirroredRepository
+    from ..transport.repository import Repository
+
+    repo = Repository(backend.conn)
+    mirror = open_mirror(backend, repo)
+    if mirror is None:
+        yield repo
+        return
+    with mirror:
+        notice(refreshed_line(mirror.refresh(repo, full=full)))
+        yield MirroredRepository(backend.conn, mirror)
 
 
 def refreshed_line(result: RefreshResult) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ._core import EXIT_ERROR, Reads, app, errors_to_exit, open_base, print_json, state_of
+from ._mirror import FullOption, whole_table_reads
 
 if TYPE_CHECKING:
     from ..admin.ops.quota import UsageReport
@@ -55,20 +56,24 @@ def usage(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    full: FullOption = False,
 ) -> None:
     """API calls this month and records in the base, projected to the month's end against the
     plan's quota and record cap.  Exit 1 when a projection crosses a limit (for cron)."""
     from ..admin.ops.quota import PLANS, usage_report, usage_to_json
     from ..errors import ConfigError
-    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
         if plan is not None and plan not in PLANS:
             raise ConfigError(f"unknown plan {plan!r}: use one of {', '.join(PLANS)}")
-        with open_base(state) as backend, Reads("Counting records") as reads:
+        with (
+            open_base(state) as backend,
+            whole_table_reads(backend, full=full) as repo,
+            Reads("Counting records") as reads,
+        ):
             report = usage_report(
-                Repository(backend.conn),
+                repo,
                 state.settings,
                 plan=plan,  # type: ignore[arg-type]
                 on_page=reads.on_page,
