@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from jobtrack_airtable.admin.mirror import Mirror
-from jobtrack_airtable.admin.mirror.deletions import WEBHOOK_SPECIFICATION
 from jobtrack_airtable.admin.mirror.store import MirrorFile
 from jobtrack_airtable.admin.sync import plan_to_json
 from jobtrack_airtable.local.webhooks import MAX_WEBHOOKS_PER_BASE
@@ -77,9 +76,10 @@ def test_first_sync_reads_everything_then_an_unchanged_one_costs_four_requests(
     first = base.plan(mirror=mirror)
     assert mirror.last is not None and mirror.last.kind == "full"
     assert mirror.last.notice is not None and "is missing" in mirror.last.notice
-    # The schema, the webhook, then both tables: 1 + 3 pages of clients.
+    # The schema, the webhooks (none to share: one is made), then both tables: 1 + 3 pages.
     assert _requests(base) == [
         ("GET", "tables"),
+        ("GET", "webhooks"),
         ("POST", "webhooks"),
         ("GET", "Job Tracking"),
         *[("GET", "Client Run Results")] * 3,
@@ -132,9 +132,11 @@ def test_deletions_made_outside_are_found_in_the_webhook_payloads(
 
 
 def _fill_webhooks(b: SyncBase) -> None:
+    """Other integrations' webhooks (watching something else: none can be shared)."""
     api_base = b.srv.api().base(b.srv.base_id)
+    theirs = {"options": {"filters": {"dataTypes": ["tableData"], "changeTypes": ["add"]}}}
     for _ in range(MAX_WEBHOOKS_PER_BASE):
-        api_base.add_webhook(None, WEBHOOK_SPECIFICATION)  # type: ignore[arg-type]
+        api_base.add_webhook(None, theirs)  # type: ignore[arg-type]
 
 
 def test_without_webhooks_a_key_only_scan_finds_deletions_and_status_says_so(
@@ -157,8 +159,8 @@ def test_without_webhooks_a_key_only_scan_finds_deletions_and_status_says_so(
     assert mirror.status().rows["client_runs"] == 250
 
     due = Mirror(tmp_path / "m.sqlite", base.srv.base_id, scan_interval=timedelta(microseconds=1))
-    # Due: the webhook is tried again (still refused), then both tables' keys are listed.
-    assert mirrored(base, due) == 1 + 1 + (1 + 3) + 2
+    # Due: the webhook is tried again (listed, still refused), then both tables' keys.
+    assert mirrored(base, due) == 1 + 2 + (1 + 3) + 2
     assert due.last is not None and due.last.deleted == 20 and due.last.complete
     scans = [e for e in base.log.entries if e.query.get("fields[]") == ["Run ID"]]
     assert len(scans) == 1 + 3  # key-only: the Run ID field alone
@@ -173,11 +175,28 @@ def test_a_lost_webhook_is_replaced_and_one_scan_covers_the_gap(
     for hook in api_base.webhooks():
         hook.delete()
     _delete(base, list(base.rows(CRR))[:7])
-    # Schema, the 404 on the payloads, a new webhook, the key scan (1 + 3 pages), then the
-    # changed rows of both tables.
-    assert mirrored(base, mirror) == 1 + 1 + 1 + 4 + 2
+    # Schema, the 404 on the payloads, a new webhook (listed, made), the key scan (1 + 3
+    # pages), then the changed rows of both tables.
+    assert mirrored(base, mirror) == 1 + 1 + 2 + 4 + 2
     assert mirror.last is not None and mirror.last.deleted == 7
     assert len(api_base.webhooks()) == 1
+
+
+def test_mirrors_of_one_base_share_its_webhook(
+    base: SyncBase, mirror: Mirror, tmp_path: Path
+) -> None:
+    _seed(base, clients=30)
+    base.plan(mirror=mirror)
+    other = Mirror(tmp_path / "another-admin.sqlite", base.srv.base_id)
+    base.log.clear()
+    base.plan(mirror=other)
+    assert base.log.count(method="POST") == 0  # the webhook there was shared, none made
+    assert len(base.srv.api().base(base.srv.base_id).webhooks()) == 1
+    _delete(base, list(base.rows(CRR))[:3])
+    for m in (mirror, other):  # each reads the payloads from its own cursor
+        mirrored(base, m)
+        assert m.last is not None and m.last.deleted == 3
+    other.close()
 
 
 def test_a_webhook_near_its_expiry_is_refreshed(base: SyncBase, mirror: Mirror) -> None:

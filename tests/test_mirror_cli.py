@@ -70,8 +70,8 @@ def test_mirror_status_and_rebuild(env: TrackingServer, tmp_path: Path) -> None:
     rebuilt = cli(env, "mirror", "rebuild")
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "Mirror: full read (a full read was asked for), 125 rows" in rebuilt.stderr
-    # The schema, the webhook, 1 + 2 pages.
-    assert env.request_log.total == 5
+    # The schema, the webhooks (listed, one made), 1 + 2 pages.
+    assert env.request_log.total == 6
     env.request_log.clear()
     status = cli(env, "mirror", "status", "--json")
     assert env.request_log.total == 0

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from pyairtable.models.webhook import Webhook
+
 from ...errors import AirtableError, InvalidInputError
 from ...timeutil import parse_airtable, to_airtable
 from ...transport.recovery import call_with_retry
@@ -74,18 +76,46 @@ def _call(repo: Repository, fn: Callable[..., T], *args: Any, op: str, **kwargs:
     return call_with_retry(fn, *args, op=op, policy=repo.conn.policy, **kwargs)
 
 
+def _ours(hook: Webhook) -> bool:
+    filters = hook.specification.options.filters
+    return bool(
+        hook.is_hook_enabled
+        and filters.data_types == ["tableData"]
+        and filters.change_types == ["remove"]
+        and filters.record_change_scope is None
+    )
+
+
 def _create(repo: Repository, now: datetime) -> tuple[dict[str, str | None], str | None]:
-    """A new webhook: its state for the mirror's meta, or why none could be made."""
+    """A webhook watching removals from now on: its state for the mirror's meta, or why none
+    could be had.  One already watching exactly that (another admin's mirror, or ours whose
+    creation's answer was lost) is shared -- each mirror keeps its own cursor -- so mirrors
+    on several machines, and lost responses, do not use up the base's 10 webhooks."""
     base = repo.conn.api.base(repo.conn.base_id)
     try:
+        hooks = _call(repo, base.webhooks, op="list webhooks")
+        shared = [
+            (h.expiration_time, h)
+            for h in hooks
+            if _ours(h)
+            and h.expiration_time is not None
+            and h.expiration_time - now > REFRESH_WITHIN
+        ]
+        if shared:
+            expires, hook = max(shared, key=lambda pair: pair[0])
+            return {
+                "webhook_id": hook.id,
+                "webhook_cursor": str(hook.cursor_for_next_payload),
+                "webhook_expires": to_airtable(expires),
+            }, None
         made = _call(repo, base.add_webhook, None, WEBHOOK_SPECIFICATION, op="create webhook")
     except AirtableError as exc:
         return {"webhook_id": None}, f"webhooks unavailable ({exc})"
-    expires = made.expiration_time
+    until = made.expiration_time
     return {
         "webhook_id": made.id,
         "webhook_cursor": "1",
-        "webhook_expires": to_airtable(expires) if expires else None,
+        "webhook_expires": to_airtable(until) if until else None,
     }, None
 
 
