@@ -13,7 +13,6 @@ from pathlib import Path
 
 from jobtrack_airtable.admin.mirror import Mirror
 from jobtrack_airtable.admin.sync import plan_sync, plan_to_json
-from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.transport.client import Connection
 from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 from jobtrack_airtable.transport.repository import Repository
@@ -23,10 +22,12 @@ from tests.test_sync_support import CRR, NOW, STALE, SyncBase, base_fixture  # n
 FAULTS = ("500", "502", "503", "429", "drop", "lost_response")
 
 
-def _repo(srv: TrackingServer) -> Repository:
-    settings = srv.settings(rate_limit=0)
+def _repo(b: SyncBase) -> Repository:
+    """Another connection to ``b``'s server, retrying on the local server's short scale."""
     return Repository(
-        Connection.from_settings(settings, schema=srv.schema, policy=DEFAULT_POLICY.scaled(0.01))
+        Connection.from_settings(
+            b.conn.settings, schema=b.schema, policy=DEFAULT_POLICY.scaled(0.01)
+        )
     )
 
 
@@ -37,7 +38,7 @@ def _agrees(repo: Repository, mirror: Mirror) -> None:
 
 def test_faulty_refreshes_never_leave_a_wrong_mirror(base: SyncBase, tmp_path: Path) -> None:
     _seed(base, clients=400)
-    repo = _repo(base.srv)
+    repo = _repo(base)
     mirror = Mirror(tmp_path / "m.sqlite", base.srv.base_id)
     _agrees(repo, mirror)
     faults = base.srv.faults
@@ -70,7 +71,7 @@ def test_two_refreshes_of_one_file_at_once(base: SyncBase, tmp_path: Path) -> No
     start = threading.Barrier(2)
 
     def refresh() -> None:
-        repo = _repo(base.srv)
+        repo = _repo(base)
         try:
             with Mirror(path, base.srv.base_id) as mine:
                 start.wait()
