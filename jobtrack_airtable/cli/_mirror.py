@@ -93,9 +93,10 @@ def _status_json(status: MirrorStatus) -> dict[str, Any]:
     return {**asdict(status), "deletions_found_by": status.describe_deletions()}
 
 
-@mirror_app.command("status")
-def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Rows, last refresh, lag and how deletions are found (no request to the base)."""
+@contextmanager
+def _the_mirror(ctx: typer.Context) -> Iterator[tuple[Repository, Mirror]]:
+    """The configured base's repository and mirror; for the embedded base (which has none)
+    one line says so and the command exits 0."""
     from ..transport.repository import Repository
 
     state = state_of(ctx)
@@ -106,35 +107,33 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
             notice("The embedded local base has no mirror: it is read in full every time.")
             raise typer.Exit(EXIT_OK)
         with mirror:
-            report = mirror.status(repo)
-        if as_json:
-            print_json(_status_json(report))
-            return
-        lag = "never refreshed" if report.lag_seconds is None else f"{report.lag_seconds:,.0f} s"
-        rows = ", ".join(f"{t} {n:,}" for t, n in report.rows.items())
-        console = out_console()
-        for line in (
-            f"Mirror {report.path}",
-            f"Rows: {rows}",
-            f"Last refresh: {report.last_refresh or 'never'} (lag {lag}); "
-            f"last full read: {report.last_full or 'never'}",
-            f"Deletions: {report.describe_deletions()}",
-        ):
-            console.print(line, markup=False, highlight=False)
+            yield repo, mirror
+
+
+@mirror_app.command("status")
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Rows, last refresh, lag and how deletions are found (no request to the base)."""
+    with _the_mirror(ctx) as (repo, mirror):
+        report = mirror.status(repo)
+    if as_json:
+        print_json(_status_json(report))
+        return
+    lag = "never refreshed" if report.lag_seconds is None else f"{report.lag_seconds:,.0f} s"
+    rows = ", ".join(f"{t} {n:,}" for t, n in report.rows.items())
+    console = out_console()
+    for line in (
+        f"Mirror {report.path}",
+        f"Rows: {rows}",
+        f"Last refresh: {report.last_refresh or 'never'} (lag {lag}); "
+        f"last full read: {report.last_full or 'never'}",
+        f"Deletions: {report.describe_deletions()}",
+    ):
+        console.print(line, markup=False, highlight=False)
 
 
 @mirror_app.command("rebuild")
 def rebuild(ctx: typer.Context) -> None:
     """Read both tables in full into the mirror (and watch for deletions from now on)."""
-    from ..transport.repository import Repository
-
-    state = state_of(ctx)
-    with errors_to_exit(state), open_base(state) as backend:
-        repo = Repository(backend.conn)
-        mirror = open_mirror(backend, repo)
-        if mirror is None:
-            notice("The embedded local base has no mirror: it is read in full every time.")
-            raise typer.Exit(EXIT_OK)
-        with mirror, Reads("Reading the base"):
-            result = mirror.rebuild(repo)
-        notice(refreshed_line(result))
+    with _the_mirror(ctx) as (repo, mirror), Reads("Reading the base"):
+        result = mirror.rebuild(repo)
+    notice(refreshed_line(result))
