@@ -90,7 +90,9 @@ def refreshed_line(result: RefreshResult) -> str:
 def _status_json(status: MirrorStatus) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return {**asdict(status), "deletions_found_by": status.describe_deletions()}
+    data = asdict(status)
+    data["scan_interval_seconds"] = data.pop("scan_interval").total_seconds()
+    return {**data, "deletions_found_by": status.describe_deletions()}
 
 
 @contextmanager

@@ -92,13 +92,15 @@ class MirrorStatus:
     deletions_reason: str | None
     last_scan: str | None
     webhook_expires: str | None
+    #: How often the key-only scan runs when webhooks are unavailable.
+    scan_interval: timedelta = DEFAULT_SCAN_INTERVAL
 
     def describe_deletions(self) -> str:
         if self.deletions == "webhook":
             return f"webhook payloads (webhook expires {self.webhook_expires})"
         if self.deletions == "scan":
             return (
-                f"key-only scan at most every {DEFAULT_SCAN_INTERVAL} (last {self.last_scan}): "
+                f"key-only scan at most every {self.scan_interval} (last {self.last_scan}): "
                 f"{self.deletions_reason or 'webhooks unavailable'}; rows deleted since the "
                 "last scan may still be in the mirror"
             )
@@ -215,4 +217,5 @@ class Mirror:
             deletions_reason=meta.get("deletions_reason"),
             last_scan=meta.get("last_scan"),
             webhook_expires=meta.get("webhook_expires"),
+            scan_interval=self.scan_interval,
         )

@@ -192,7 +192,10 @@ class MirrorFile:
         """Forget rows by record ID (whichever table holds them); returns how many it held."""
         gone = 0
         for record_id in ids:
-            gone += self.db.execute("DELETE FROM records WHERE id = ?", (record_id,)).rowcount
+            # Both tables named, so the primary key (tbl, id) finds the row without a scan.
+            gone += self.db.execute(
+                "DELETE FROM records WHERE tbl IN ('jobs', 'client_runs') AND id = ?", (record_id,)
+            ).rowcount
         return gone
 
     def records(self, table: TableKey) -> Iterator[dict[str, Any]]:
