@@ -39,6 +39,7 @@ from werkzeug.datastructures import MultiDict
 from ..timeutil import to_airtable
 from . import errors as E
 from .storage import CommittedChange, Store, TableDef, new_id
+from .users import LOCAL_USER
 
 __all__ = ["LIFETIME", "MAX_PAYLOADS_PER_PAGE", "MAX_WEBHOOKS_PER_BASE", "Webhooks"]
 
@@ -48,7 +49,10 @@ MAX_PAYLOADS_PER_PAGE = 50
 _PAYLOAD_RETENTION = timedelta(days=7)
 _CHANGE_TYPES = frozenset({"add", "remove", "update"})
 _DATA_TYPES = frozenset({"tableData", "tableFields", "tableMetadata"})
-_ACTION = {"source": "publicApi", "sourceMetadata": {"user": {"id": "usrLocalServer001"}}}
+_ACTION = {
+    "source": "publicApi",
+    "sourceMetadata": {"user": {**LOCAL_USER, "permissionLevel": "create"}},
+}
 
 
 @dataclass
