@@ -26,6 +26,7 @@ from typing import Any
 import platformdirs
 
 from ...errors import InvalidInputError, show
+from ...settings import BASE_ID_RE
 from ...timeutil import parse_airtable, utcnow
 from ...transport.client import DEFAULT_ENDPOINT_URL
 from ...transport.meta import fetch_meta
@@ -61,7 +62,15 @@ def default_mirror_path(base_id: str, endpoint_url: str | None = None) -> Path:
     'appAAAAAAAAAAAAAA.sqlite'
     >>> default_mirror_path("appAAAAAAAAAAAAAA", "http://127.0.0.1:8765").name
     'appAAAAAAAAAAAAAA-72b0e86b.sqlite'
+    >>> default_mirror_path("../../etc")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    jobtrack_airtable.errors.InvalidInputError: not an Airtable base ID ...: '../../etc'
     """
+    if not isinstance(base_id, str) or not BASE_ID_RE.match(base_id):
+        raise InvalidInputError(
+            f"not an Airtable base ID (app + 14 letters/digits): {show(base_id)}"
+        )
     folder = os.environ.get(MIRROR_DIR_ENV)
     root = (
         Path(folder).expanduser()
