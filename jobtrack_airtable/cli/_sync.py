@@ -200,14 +200,13 @@ def load_plan_file(path: Path) -> Plan:
 def sync(
     ctx: typer.Context,
     stale_after: Annotated[
-        float | None,
+        str | None,
         typer.Option(
             "--stale-after",
-            metavar="MINUTES",
-            min=0.001,
+            metavar="DURATION",
             show_default=False,
-            help="A Running row without an update for this long is stale "
-            "(default: JOBTRACK_STALE_AFTER_MINUTES, 120).",
+            help="A Running row without an update for this long is stale (90m, 2h; a bare "
+            "number is minutes; default: JOBTRACK_STALE_AFTER_MINUTES, 120).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
@@ -246,6 +245,7 @@ def sync(
     With --apply, apply the plan (asking first on a terminal, unless --yes); declining
     exits 1.
     """
+    from ..durations import parse_duration
     from ..repository import Repository
     from ..sync import StalePlanError, plan_to_json, save_plan
     from ._plans import target_plan
@@ -266,11 +266,15 @@ def sync(
                 "refusing to apply without confirmation: stdin is not a terminal "
                 "(pass --yes to apply non-interactively)"
             )
-        minutes = stale_after if stale_after is not None else state.settings.stale_after_minutes
+        threshold = (
+            parse_duration(stale_after, what="--stale-after", bare_unit="m")
+            if stale_after is not None
+            else timedelta(minutes=state.settings.stale_after_minutes)
+        )
         targets = _targets(target, state)
         with open_base(state) as backend:
             repo = Repository(backend.conn)
-            plan, left_out = target_plan(_make_plan(repo, timedelta(minutes=minutes)), targets)
+            plan, left_out = target_plan(_make_plan(repo, threshold), targets)
             if targets:
                 shown = ", ".join(str(t) for t in targets)
                 sys.stderr.write(
