@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ._core import Reads, app, errors_to_exit, open_base, out_console, print_json, state_of
+from ._usage import uncounted_note
 
 if TYPE_CHECKING:
     # The library (pyairtable, requests) loads only when the command runs: --help stays fast.
@@ -24,13 +25,10 @@ if TYPE_CHECKING:
 def _kind_style(kind: health.ProblemKind) -> str:
     from ..ops import health
 
-    return {
-        health.ProblemKind.STUCK_RUN: "yellow",
-        health.ProblemKind.FAILED_RUN: "red",
-        health.ProblemKind.FAILED_CLIENT: "red",
-        health.ProblemKind.MISSED_RUN: "magenta",
-        health.ProblemKind.ERROR_RATE: "yellow",
-    }[kind]
+    k = health.ProblemKind
+    red = {k.FAILED_RUN, k.FAILED_CLIENT, k.FAILING_STREAM, k.FAILURE_STREAK, k.QUOTA_CALLS}
+    magenta = {k.MISSED_RUN, k.TOO_FREQUENT, k.RECORDS_CAP}
+    return "red" if kind in red else "magenta" if kind in magenta else "yellow"
 
 
 @app.command("check")
@@ -74,9 +72,11 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check the base's health: stuck, failed and missing runs, client error rates."""
+    from ..durations import parse_duration
     from ..ops import health
-    from ..ops.config import CheckConfig, load_check_config, parse_duration
+    from ..ops.config import CheckConfig, load_check_config
     from ..ops.notify import build_targets
+    from ..ops.quota import usage_report
     from ..ops.state import default_state_path, locked_state
     from ..repository import Repository
 
@@ -97,6 +97,16 @@ def check(
                 locked_state(path, repo.conn.base_id) as memory,
                 Reads("Checking the base") as reads,
             ):
+                usage = (
+                    usage_report(
+                        repo,
+                        state.settings,
+                        on_page=reads.on_page,
+                        uncounted=uncounted_note(backend.embedded is not None),
+                    )
+                    if config.quota.enabled
+                    else None
+                )
                 report = health.run_check(
                     repo,
                     config,
@@ -104,6 +114,7 @@ def check(
                     stuck_after=threshold,
                     targets=targets,
                     on_page=reads.on_page,
+                    usage=usage,
                 )
         if as_json:
             print_json(health.health_to_json(report))
@@ -120,7 +131,7 @@ def check(
 def _print_report(report: health.HealthReport) -> None:
     console = out_console()
     since = report.events_since.strftime("%Y-%m-%d %H:%M UTC")
-    if report.problems:
+    if report.problems or report.resolved:
         table = Table(box=None, header_style="bold", pad_edge=False)
         table.add_column("", no_wrap=True)
         table.add_column("Problem", no_wrap=True)
@@ -132,6 +143,8 @@ def _print_report(report: health.HealthReport) -> None:
                 f"[{style}]{p.kind.label}[/{style}]",
                 escape(p.message),
             )
+        for p in report.resolved:
+            table.add_row("[green]resolved[/green]", p.kind.label, escape(p.message))
         console.print(table)
         console.print()
     met = sum(1 for d in report.deadlines if d.met_by is not None)

@@ -13,6 +13,11 @@ if TYPE_CHECKING:
     from ..ops.quota import UsageReport
 
 
+def uncounted_note(embedded: bool) -> str | None:
+    """Why the API calls are not counted: the embedded local base costs none."""
+    return "the embedded local base costs no API calls and is not counted" if embedded else None
+
+
 def _days(value: float | None) -> str:
     if value is None:
         return "never at the current growth"
@@ -72,11 +77,7 @@ def usage(
                 state.settings,
                 plan=plan,  # type: ignore[arg-type]
                 on_page=reads.on_page,
-                uncounted=(
-                    "the embedded local base costs no API calls and is not counted"
-                    if backend.embedded is not None
-                    else None
-                ),
+                uncounted=uncounted_note(backend.embedded is not None),
             )
         if as_json:
             print_json(usage_to_json(report))

@@ -538,6 +538,10 @@ def _client_streaks(
     return out
 
 
+def _share(value: float) -> str:
+    return f"{value * 100:g} %"
+
+
 def _quota_problems(usage: UsageReport | None, config: CheckConfig, now: datetime) -> list[Problem]:
     if usage is None:
         return []
@@ -554,7 +558,7 @@ def _quota_problems(usage: UsageReport | None, config: CheckConfig, now: datetim
                 key=f"quota_calls:{calls.month}",
                 kind=ProblemKind.QUOTA_CALLS,
                 message=f"API calls {calls.month}: {calls.projected:,} projected by month end, "
-                f"over {rules.calls_share:.0%} of the {usage.plan.name} quota of "
+                f"over {_share(rules.calls_share)} of the {usage.plan.name} quota of "
                 f"{calls.limit:,} ({calls.counted:,} so far)",
                 at=now,
             )
@@ -565,7 +569,7 @@ def _quota_problems(usage: UsageReport | None, config: CheckConfig, now: datetim
                 key="records_cap",
                 kind=ProblemKind.RECORDS_CAP,
                 message=f"The base holds {records.total:,} records, over "
-                f"{rules.records_share:.0%} of the {usage.plan.name} cap of "
+                f"{_share(rules.records_share)} of the {usage.plan.name} cap of "
                 f"{records.limit:,} per base",
                 at=now,
             )
