@@ -9,6 +9,7 @@ of them)::
     check [--config FILE] [--stuck-after MIN] [--state FILE] [--notify URL]... [--json]
     report --html FILE [--since 30d] [--until DATE] [--json]
     usage [--plan PLAN] [--json]
+    metrics [-o FILE] | metrics serve [--port 9464] [--min-interval 30s]
     archive --older-than AGE [--to FILE] [--json] [--out FILE] [--apply [--yes]]
     runs list [--status S] [--since 7d|2025-09-30] [-n N] [--format table|json|csv]
     runs show RUN_ID [--json]
@@ -45,7 +46,17 @@ from collections.abc import Sequence
 import typer
 
 # Importing the command modules registers their commands on the apps.
-from . import _archive, _check, _local, _report, _runs, _schema, _sync, _usage  # noqa: F401
+from . import (  # noqa: F401
+    _archive,
+    _check,
+    _local,
+    _metrics,
+    _report,
+    _runs,
+    _schema,
+    _sync,
+    _usage,
+)
 from ._core import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "app", "main"]
