@@ -69,8 +69,9 @@ __all__ = [
 DURATION_BUCKETS: Final = (30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0)
 #: The per-client series (failing clients only) never exceed this many.
 MAX_CLIENT_SERIES: Final = 20
-#: How far back "last success" is looked for when the month is young.
-MIN_LOOKBACK: Final = timedelta(days=7)
+#: How far back the rows are read at least (the month's start may be closer): a stream's
+#: "last success" is found if it is more recent than this.
+MIN_LOOKBACK: Final = timedelta(days=31)
 _STATUSES: Final = tuple(s.value for s in Status)
 
 
@@ -91,8 +92,8 @@ def _month_start(now: datetime) -> datetime:
 def read_metrics_rows(
     repo: Repository, *, now: datetime, on_page: Callable[[int], None] | None = None
 ) -> Activity:
-    """The rows the metrics need: this month's (at least the last :data:`MIN_LOOKBACK`) and
-    every job still open.  ⌈J/100⌉ + ⌈C/100⌉ requests."""
+    """The rows the metrics need: this month's and at least the last :data:`MIN_LOOKBACK`'s,
+    and every job still open.  ⌈J/100⌉ + ⌈C/100⌉ requests."""
     since = min(_month_start(now), now - MIN_LOOKBACK)
     return read_activity(repo, since=since, until=now, open_jobs=True, on_page=on_page)
 
