@@ -26,6 +26,9 @@ NOT_IN_THE_CORE = (
     "werkzeug",
     "jobtrack_airtable.cli",
     "jobtrack_airtable.local",
+    # Optional extras load only when used: a Pushgateway push, a configured tracer.
+    "prometheus_client",
+    "opentelemetry",
 )
 
 
@@ -50,6 +53,7 @@ def _offenders(modules: set[str]) -> list[str]:
         "from jobtrack_airtable import Tracker",
         "import jobtrack_airtable.sync",
         "import jobtrack_airtable.errors",
+        "import jobtrack_airtable.pushgateway",
     ],
 )
 def test_the_worker_core_loads_no_cli_or_server_code(statement: str) -> None:
