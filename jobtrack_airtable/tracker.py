@@ -67,6 +67,7 @@ from .schema import text_problem
 from .settings import Settings
 from .statuses import CLOCK_TOLERANCE, Status, check_transition, parse_status
 from .timeutil import to_airtable
+from .tracing import end_span, start_client_span, start_job_span
 
 __all__ = ["ClientRun", "Job", "Tracker"]
 
@@ -115,6 +116,8 @@ class Tracker:
         self._last_issued: BaseRunId | None = None
         self._commit = GroupCommit(self.repo, interval=interval, clock=self.clock)
         self._closed = False
+        #: OpenTelemetry spans of the jobs this tracker started, by run ID (tracing.py).
+        self._spans: dict[str, Any] = {}
 
     @property
     def flush_interval(self) -> float:
@@ -227,6 +230,9 @@ class Tracker:
                     # clock (the raw local clock, maybe hours off): the row's created time is
                     # the true start; the job's next write puts it right, at no extra request.
                     job._start_fix = to_airtable(created)
+                job._span = start_job_span(str(candidate), stream)
+                if job._span is not None:
+                    self._spans[str(candidate)] = job._span
                 log.info(
                     "started job %s (stream %d)",
                     candidate,
@@ -350,7 +356,9 @@ class Tracker:
                 assert error is not None
                 error.runs = [r for r in runs if r.refusal is None]  # type: ignore[attr-defined]
                 raise error
+        parent = self._spans.get(str(base))
         for r in runs:
+            r._span = start_client_span(parent, str(r.run_id), r.client_id)
             log.info(
                 "opened client run %s",
                 r.run_id,
@@ -407,6 +415,9 @@ class Job(EndsOnExit):
     Every write after the start goes by the row's record ID (never by Run ID), so another
     host's short-lived claim row for the same Run ID cannot make it fail.
     """
+
+    #: Its OpenTelemetry span, when tracing is on and this process started it.
+    _span: Any = None
 
     def __init__(
         self,
@@ -642,6 +653,14 @@ class Job(EndsOnExit):
         row = self._write(values)
         self._notes.landed(row.system_notes, sent)
         self.status = final
+        end_span(
+            self._span,
+            final,
+            error=error_text(error) if error is not None else None,
+            metrics=row.aggregates,
+        )
+        self._span = None
+        tracker._spans.pop(str(self.run_id), None)
         log.info(
             "job %s completed as %s (%d clients)",
             self.run_id,
