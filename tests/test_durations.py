@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobtrack_airtable.archive import parse_age
+from jobtrack_airtable.admin.archive import parse_age
+from jobtrack_airtable.admin.ops.config import CheckConfig
 from jobtrack_airtable.durations import DurationError, format_duration, parse_duration
 from jobtrack_airtable.errors import ConfigError, InvalidInputError
-from jobtrack_airtable.ops.config import CheckConfig
 
 
 @pytest.mark.parametrize(

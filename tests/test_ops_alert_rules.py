@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from jobtrack_airtable.client import Connection
+from jobtrack_airtable.admin.ops.config import CheckConfig
+from jobtrack_airtable.admin.ops.health import HealthReport, ProblemKind, run_check
+from jobtrack_airtable.admin.ops.notify import AppriseTarget, build_targets
+from jobtrack_airtable.admin.ops.quota import usage_report
+from jobtrack_airtable.admin.ops.state import locked_state
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.ops.config import CheckConfig
-from jobtrack_airtable.ops.health import HealthReport, ProblemKind, run_check
-from jobtrack_airtable.ops.notify import AppriseTarget, build_targets
-from jobtrack_airtable.ops.quota import usage_report
-from jobtrack_airtable.ops.state import locked_state
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.timeutil import utcnow
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import MakeLocalAirtable
 from .ops_rows import client, connect, job, put

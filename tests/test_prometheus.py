@@ -15,16 +15,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from typer.testing import CliRunner
 
-from jobtrack_airtable.cli import app
-from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.ops.prometheus import (
+from jobtrack_airtable.admin.ops.prometheus import (
     MAX_CLIENT_SERIES,
     BaseMetrics,
     exposition,
     read_metrics_rows,
 )
-from jobtrack_airtable.repository import Repository
+from jobtrack_airtable.cli import app
+from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.timeutil import utcnow
+from jobtrack_airtable.transport.repository import Repository
 
 from . import prometheus_servers as ps
 from .conftest import MakeLocalAirtable

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import InvalidInputError
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.pushgateway import push_job_metrics
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.worker.pushgateway import push_job_metrics
+from jobtrack_airtable.worker.tracker import Tracker
 
 from . import prometheus_servers as ps
 

@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.worker.tracker import Tracker
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -85,7 +85,7 @@ def test_without_opentelemetry_nothing_is_imported() -> None:
         "import sys, importlib.util as u\n"
         "real = u.find_spec\n"
         "u.find_spec = lambda n, *a: None if n.startswith('opentelemetry') else real(n, *a)\n"
-        "from jobtrack_airtable import tracing\n"
+        "from jobtrack_airtable.worker import tracing\n"
         "assert tracing.start_job_span('251001-070000', 1) is None\n"
         "tracing.end_span(None, tracing.Status.COMPLETED)\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"

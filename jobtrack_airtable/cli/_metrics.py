@@ -16,9 +16,9 @@ import typer
 from ._core import _Typer, app, errors_to_exit, open_base, state_of
 
 if TYPE_CHECKING:
-    from ..ops.prometheus import BaseMetrics
-    from ..repository import Repository
+    from ..admin.ops.prometheus import BaseMetrics
     from ..settings import Settings
+    from ..transport.repository import Repository
 
 metrics_app = _Typer(
     help="Prometheus metrics computed from the base (pip install 'jobtrack-airtable[prometheus]')."
@@ -27,7 +27,7 @@ app.add_typer(metrics_app, name="metrics")
 
 
 def _read(repo: Repository, settings: Settings, embedded: bool) -> BaseMetrics:
-    from ..ops.prometheus import read_base_metrics
+    from ..admin.ops.prometheus import read_base_metrics
     from ..timeutil import utcnow
 
     return read_base_metrics(repo, settings, now=utcnow(), count_calls=not embedded)
@@ -50,8 +50,8 @@ def metrics(
     """Write the metrics once (⌈J/100⌉ + ⌈C/100⌉ requests)."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..ops.prometheus import exposition, write_textfile
-    from ..repository import Repository
+    from ..admin.ops.prometheus import exposition, write_textfile
+    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
@@ -74,7 +74,7 @@ class _Cached:
         self._families: list[Any] = []
 
     def collect(self) -> Any:
-        from ..ops.prometheus import families
+        from ..admin.ops.prometheus import families
 
         with self._lock:
             if time.monotonic() - self._at >= self._interval:
@@ -97,14 +97,14 @@ def serve(
 ) -> None:
     """Serve /metrics on 127.0.0.1:PORT until interrupted."""
     from ..durations import parse_duration
-    from ..repository import Repository
+    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
         # The extra's message (MissingExtraError) before anything starts.
         from prometheus_client import CollectorRegistry, start_http_server
 
-        from ..ops import prometheus  # noqa: F401
+        from ..admin.ops import prometheus  # noqa: F401
 
         interval = parse_duration(min_interval, what="--min-interval").total_seconds()
         with open_base(state) as backend:
