@@ -24,14 +24,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
-from ...errors import ConfigError, LimiterUnavailableError
+from ...errors import ConfigError, InvalidInputError, LimiterUnavailableError, show
 from ...limiter import UsageCounts, usage_counts
 from ...limiter.usage import counted_as
 from ...settings import Settings
 from ...timeutil import parse_airtable, to_airtable, utcnow
 from ...transport.repository import Repository
 
-__all__ = ["PLANS", "PlanLimits", "RecordBudget", "RequestBudget", "UsageReport", "usage_report"]
+__all__ = [
+    "PLANS",
+    "PlanLimits",
+    "RecordBudget",
+    "RequestBudget",
+    "UsageReport",
+    "WorkspaceBudget",
+    "usage_report",
+]
 
 Plan = Literal["free", "team", "business", "enterprise"]
 
@@ -93,6 +101,27 @@ class RecordBudget:
 
 
 @dataclass(frozen=True)
+class WorkspaceBudget:
+    """The workspace's API calls, which the plan's quota is really about: Airtable counts
+    every integration in the workspace (Softr, Zapier, scripts), not only this tool.
+
+    ``basis`` says where the figure comes from: ``"share"`` (this tool makes ``tool_share``
+    of the workspace's calls, so the workspace is this tool's count divided by it) or
+    ``"observed"`` (a total read from Airtable's workspace usage page, ``counted`` as given).
+    """
+
+    basis: Literal["share", "observed"]
+    counted: int
+    projected: int
+    limit: int | None
+    tool_share: float
+
+    @property
+    def over_limit(self) -> bool:
+        return self.limit is not None and self.projected > self.limit
+
+
+@dataclass(frozen=True)
 class UsageReport:
     """Requests and records against the plan; ``over_limit`` when either projection crosses
     its limit by the end of the month (``usage`` exits 1 then, for cron)."""
@@ -103,10 +132,12 @@ class UsageReport:
     days_left_in_month: float
     requests: RequestBudget
     records: RecordBudget
+    workspace: WorkspaceBudget | None = None
 
     @property
     def over_limit(self) -> bool:
-        return self.requests.over_limit or self.records.over_limit
+        workspace = self.workspace is not None and self.workspace.over_limit
+        return self.requests.over_limit or self.records.over_limit or workspace
 
 
 def _month_bounds(now: datetime) -> tuple[datetime, datetime]:
@@ -162,6 +193,41 @@ def _records(
     )
 
 
+def _workspace(
+    requests: RequestBudget,
+    now: datetime,
+    *,
+    tool_share: float | None,
+    workspace_calls: int | None,
+) -> WorkspaceBudget | None:
+    if tool_share is not None and workspace_calls is not None:
+        raise InvalidInputError("give this tool's share of the workspace or its total, not both")
+    if tool_share is not None:
+        if isinstance(tool_share, bool) or not 0 < tool_share <= 1:
+            raise InvalidInputError(f"the tool's share must be in (0, 1], not {show(tool_share)}")
+        if requests.counted is None or requests.projected is None:
+            return None
+        return WorkspaceBudget(
+            "share",
+            math.ceil(requests.counted / tool_share),
+            math.ceil(requests.projected / tool_share),
+            requests.limit,
+            tool_share,
+        )
+    if workspace_calls is not None:
+        if isinstance(workspace_calls, bool) or workspace_calls < 0:
+            raise InvalidInputError(
+                f"the workspace's calls must be a count ≥ 0, not {show(workspace_calls)}"
+            )
+        counted = max(workspace_calls, requests.counted or 0)
+        start, end = _month_bounds(now)
+        elapsed = max((now - start).total_seconds(), 3600.0)
+        projected = math.ceil(counted * (end - start).total_seconds() / elapsed)
+        share = (requests.counted or 0) / counted if counted else 1.0
+        return WorkspaceBudget("observed", counted, projected, requests.limit, share)
+    return None
+
+
 def usage_report(
     repo: Repository,
     settings: Settings,
@@ -170,22 +236,39 @@ def usage_report(
     now: datetime | None = None,
     on_page: Callable[[int], None] | None = None,
     uncounted: str | None = None,
+    tool_share: float | None = None,
+    workspace_calls: int | None = None,
 ) -> UsageReport:
     """Requests this month and the base's records, each projected to the end of the month,
     against ``plan`` (default ``settings.airtable_plan``).  Costs ⌈J/100⌉ + ⌈C/100⌉ requests
     (counted under ``admin_reads``).  ``uncounted`` says why a base's requests are not
-    counted at all (the CLI's embedded local base), instead of reading the counters."""
+    counted at all (the CLI's embedded local base), instead of reading the counters.
+
+    The quota is the workspace's: with ``tool_share`` (this tool's share of the workspace's
+    calls) or ``workspace_calls`` (the workspace's total so far this month, as Airtable's
+    usage page shows it) the report adds the workspace's projection (:class:`WorkspaceBudget`),
+    and crossing the quota there counts as over the limit.  Bad values are refused before any
+    request."""
     limits = PLANS[plan or settings.airtable_plan]
     now = (now or utcnow()).astimezone(UTC)
     _, end = _month_bounds(now)
     base_id = repo.conn.base_id
+    # Validate the workspace inputs before reading anything.
+    _workspace(
+        RequestBudget("", None, None, None),
+        now,
+        tool_share=tool_share,
+        workspace_calls=workspace_calls,
+    )
+    requests = _requests(settings, base_id, now, limits.monthly_requests, uncounted)
     return UsageReport(
         base_id=base_id,
         plan=limits,
         generated_at=to_airtable(now),
         days_left_in_month=(end - now).total_seconds() / 86_400,
-        requests=_requests(settings, base_id, now, limits.monthly_requests, uncounted),
+        requests=requests,
         records=_records(repo, now, limits.records_per_base, on_page),
+        workspace=_workspace(requests, now, tool_share=tool_share, workspace_calls=workspace_calls),
     )
 
 
@@ -215,5 +298,19 @@ def usage_to_json(report: UsageReport) -> dict[str, Any]:
             "projected_at_month_end": c.projected_at_month_end,
             "over_limit": c.over_limit,
         },
+        "workspace": _workspace_json(report.workspace),
         "over_limit": report.over_limit,
+    }
+
+
+def _workspace_json(w: WorkspaceBudget | None) -> dict[str, Any] | None:
+    if w is None:
+        return None
+    return {
+        "basis": w.basis,
+        "counted": w.counted,
+        "projected": w.projected,
+        "limit": w.limit,
+        "this_tool_share": round(w.tool_share, 4),
+        "over_limit": w.over_limit,
     }
