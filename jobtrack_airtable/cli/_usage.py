@@ -38,11 +38,12 @@ def _lines(report: UsageReport) -> list[str]:
             f"month end, quota {limit}{flag}"
         )
     if w is not None:
-        basis = (
-            f"this tool ≈ {w.tool_share:.0%} of it, as configured"
-            if w.basis == "share"
-            else f"observed; this tool {w.tool_share:.0%} of it"
-        )
+        if w.tool_share is None:
+            basis = "observed"
+        elif w.basis == "share":
+            basis = f"this tool ≈ {w.tool_share:.0%} of it, as configured"
+        else:
+            basis = f"observed; this tool {w.tool_share:.0%} of it"
         flag = "  OVER THE QUOTA" if w.over_limit else ""
         requests += (
             f"\nAPI calls {r.month} (workspace, {basis}): {w.counted:,} so far, "

@@ -114,7 +114,8 @@ class WorkspaceBudget:
     counted: int
     projected: int
     limit: int | None
-    tool_share: float
+    #: ``None`` when this tool's calls are not counted (an observed total only).
+    tool_share: float | None
 
     @property
     def over_limit(self) -> bool:
@@ -223,7 +224,9 @@ def _workspace(
         start, end = _month_bounds(now)
         elapsed = max((now - start).total_seconds(), 3600.0)
         projected = math.ceil(counted * (end - start).total_seconds() / elapsed)
-        share = (requests.counted or 0) / counted if counted else 1.0
+        share = (
+            None if requests.counted is None else requests.counted / counted if counted else 1.0
+        )
         return WorkspaceBudget("observed", counted, projected, requests.limit, share)
     return None
 
@@ -311,6 +314,6 @@ def _workspace_json(w: WorkspaceBudget | None) -> dict[str, Any] | None:
         "counted": w.counted,
         "projected": w.projected,
         "limit": w.limit,
-        "this_tool_share": round(w.tool_share, 4),
+        "this_tool_share": round(w.tool_share, 4) if w.tool_share is not None else None,
         "over_limit": w.over_limit,
     }
