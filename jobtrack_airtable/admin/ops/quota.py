@@ -224,9 +224,7 @@ def _workspace(
         start, end = _month_bounds(now)
         elapsed = max((now - start).total_seconds(), 3600.0)
         projected = math.ceil(counted * (end - start).total_seconds() / elapsed)
-        share = (
-            None if requests.counted is None else requests.counted / counted if counted else 1.0
-        )
+        share = None if requests.counted is None else requests.counted / counted if counted else 1.0
         return WorkspaceBudget("observed", counted, projected, requests.limit, share)
     return None
 
