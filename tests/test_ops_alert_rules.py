@@ -22,22 +22,11 @@ from jobtrack_airtable.timeutil import utcnow
 from jobtrack_airtable.transport.client import Connection
 from jobtrack_airtable.transport.repository import Repository
 
-from .conftest import MakeLocalAirtable
-from .ops_rows import client, connect, job, put
+from .ops_rows import client, job, put
 from .webhook import Webhook, running_webhook
 
 NOW = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def srv(make_local_airtable: MakeLocalAirtable) -> LocalAirtable:
-    return make_local_airtable()
-
-
-@pytest.fixture
-def repo(srv: LocalAirtable) -> Repository:
-    return connect(srv)
 
 
 @pytest.fixture

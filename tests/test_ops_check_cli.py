@@ -4,7 +4,6 @@ local HTTP receiver — never twice for the same problem, retried when delivery 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,25 +19,17 @@ from jobtrack_airtable.timeutil import utcnow
 from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import MakeLocalAirtable
-from .ops_rows import client, connect, job, put
+from .ops_rows import CLI_ENV_VARS, client, connect, job, put, subprocess_env
 from .webhook import Webhook, running_webhook
 
 SECRET = "SECRETwebhookTOKEN0123456789"
-_ENV_VARS = (
-    "AIRTABLE_API_KEY",
-    "AIRTABLE_BASE_ID",
-    "JOBTRACK_ENDPOINT_URL",
-    "JOBTRACK_SCHEMA_FILE",
-    "JOBTRACK_STALE_AFTER_MINUTES",
-    "JOBTRACK_RATE_LIMIT",
-)
 
 
 @pytest.fixture
 def srv(make_local_airtable: MakeLocalAirtable, monkeypatch: pytest.MonkeyPatch) -> LocalAirtable:
     """A local server the CLI reaches through the ordinary credentials."""
     server = make_local_airtable()
-    for var in _ENV_VARS:
+    for var in CLI_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AIRTABLE_API_KEY", server.token)
     monkeypatch.setenv("AIRTABLE_BASE_ID", server.base_id)
@@ -256,17 +247,6 @@ def test_the_configured_schedule_from_a_file(
     assert len(webhook.received) == 1 and "No run of stream 1" in webhook.messages()[0]
 
 
-def _subprocess_env(srv: LocalAirtable) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
-    env.update(
-        AIRTABLE_API_KEY=srv.token,
-        AIRTABLE_BASE_ID=srv.base_id,
-        JOBTRACK_ENDPOINT_URL=srv.url,
-        JOBTRACK_RATE_LIMIT="0",
-    )
-    return env
-
-
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "jobtrack_airtable.cli", *args]
 
@@ -274,7 +254,7 @@ def _cli(*args: str) -> list[str]:
 def test_exit_codes_of_the_real_process(
     srv: LocalAirtable, repo: Repository, state_file: Path
 ) -> None:
-    env = _subprocess_env(srv)
+    env = subprocess_env(srv)
     healthy = subprocess.run(
         _cli("check", "--state", str(state_file)), env=env, capture_output=True, timeout=120
     )
@@ -297,7 +277,7 @@ def test_overlapping_cron_runs_notify_once(
     """Two checks started at once (overlapping cron entries) share the state file's lock:
     each problem reaches the receiver once, not once per process."""
     _two_failures(repo)
-    env = _subprocess_env(srv)
+    env = subprocess_env(srv)
     args = _cli("check", "--state", str(state_file), "--notify", webhook.url())
     procs = [
         subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

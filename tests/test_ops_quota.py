@@ -127,14 +127,20 @@ def _one_job(settings) -> None:
         run.add(profiles_examined=3)
 
 
-def test_the_workspace_from_this_tools_share(srv, tmp_path: Path) -> None:
+def _after_one_job(srv, tmp_path: Path, plan: str, **workspace):
+    """The usage report a day into the month, after one job: (report, requests sent, days
+    in the month)."""
     settings = _settings(srv, tmp_path)
     _one_job(settings)
     sent = srv.request_log.count()
     now = _second_day_of_this_month()
-    days = calendar.monthrange(now.year, now.month)[1]
     with Connection.from_settings(settings) as conn:
-        report = usage_report(Repository(conn), settings, plan="free", now=now, tool_share=0.25)
+        report = usage_report(Repository(conn), settings, plan=plan, now=now, **workspace)
+    return report, sent, calendar.monthrange(now.year, now.month)[1]
+
+
+def test_the_workspace_from_this_tools_share(srv, tmp_path: Path) -> None:
+    report, sent, days = _after_one_job(srv, tmp_path, "free", tool_share=0.25)
     workspace = report.workspace
     assert workspace is not None and workspace.basis == "share"
     # This tool makes a quarter of the workspace's calls: the workspace made four times as many.
@@ -147,13 +153,7 @@ def test_the_workspace_from_this_tools_share(srv, tmp_path: Path) -> None:
 
 
 def test_the_workspace_from_an_observed_total(srv, tmp_path: Path) -> None:
-    settings = _settings(srv, tmp_path)
-    _one_job(settings)
-    sent = srv.request_log.count()
-    now = _second_day_of_this_month()
-    days = calendar.monthrange(now.year, now.month)[1]
-    with Connection.from_settings(settings) as conn:
-        report = usage_report(Repository(conn), settings, plan="team", now=now, workspace_calls=900)
+    report, sent, days = _after_one_job(srv, tmp_path, "team", workspace_calls=900)
     workspace = report.workspace
     assert workspace is not None and workspace.basis == "observed"
     assert (workspace.counted, workspace.projected) == (900, 900 * days)

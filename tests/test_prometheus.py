@@ -4,7 +4,6 @@ atomically for the textfile collector, and scraped by a real Prometheus server."
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -27,22 +26,10 @@ from jobtrack_airtable.timeutil import utcnow
 from jobtrack_airtable.transport.repository import Repository
 
 from . import prometheus_servers as ps
-from .conftest import MakeLocalAirtable
-from .ops_rows import client, connect, job, put
+from .ops_rows import client, job, put, subprocess_env
 
 NOW = datetime(2025, 10, 20, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-_ENV_VARS = ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID", "JOBTRACK_ENDPOINT_URL")
-
-
-@pytest.fixture
-def srv(make_local_airtable: MakeLocalAirtable) -> LocalAirtable:
-    return make_local_airtable()
-
-
-@pytest.fixture
-def repo(srv: LocalAirtable) -> Repository:
-    return connect(srv)
 
 
 def _samples(text: str) -> dict[str, list[Sample]]:
@@ -137,21 +124,10 @@ def test_per_client_series_stay_bounded(repo: Repository) -> None:
     assert "jobtrack_api_calls_month" not in samples and "jobtrack_api_calls_quota" not in samples
 
 
-def _env(srv: LocalAirtable) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
-    env.update(
-        AIRTABLE_API_KEY=srv.token,
-        AIRTABLE_BASE_ID=srv.base_id,
-        JOBTRACK_ENDPOINT_URL=srv.url,
-        JOBTRACK_RATE_LIMIT="0",
-    )
-    return env
-
-
 def test_metrics_command_writes_the_textfile_atomically(
     srv: LocalAirtable, repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in _env(srv).items():
+    for key, value in subprocess_env(srv).items():
         monkeypatch.setenv(key, value)
     _seed(repo, utcnow().replace(microsecond=0))
     out = tmp_path / "textfile" / "jobtrack.prom"
@@ -177,7 +153,7 @@ def test_real_prometheus_scrapes_metrics_serve(
     port = ps.free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "jobtrack_airtable.cli", "metrics", "serve", "--port", str(port)],
-        env=_env(srv),
+        env=subprocess_env(srv),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -369,10 +369,6 @@ def _rate_problems(
     ]
 
 
-def _duration_words(delta: timedelta) -> str:
-    return format_duration(delta)
-
-
 def _long_runs(
     jobs: Iterable[JobRow], config: CheckConfig, since: datetime, now: datetime
 ) -> list[Problem]:
@@ -387,14 +383,14 @@ def _long_runs(
         crossed = start + limit
         if end is None or end - start <= limit or not since <= crossed <= now:
             continue
-        took = _duration_words(end - start)
+        took = format_duration(end - start)
         what = f"has been running for {took}" if running else f"ran for {took}"
         out.append(
             Problem(
                 key=f"long_run:{job.run_id or job.record_id}",
                 kind=ProblemKind.LONG_RUN,
                 message=f"Run {_job_label(job)} {what}, over its max_runtime of "
-                f"{_duration_words(limit)}",
+                f"{format_duration(limit)}",
                 at=crossed,
                 run_id=job.run_id,
                 stream=job.stream,
@@ -423,9 +419,9 @@ def _too_frequent(
                 Problem(
                     key=f"too_frequent:{job.run_id or job.record_id}",
                     kind=ProblemKind.TOO_FREQUENT,
-                    message=f"Run {_job_label(job)} started {_duration_words(at - before)} "
+                    message=f"Run {_job_label(job)} started {format_duration(at - before)} "
                     f"after run {first.run_id or first.record_id}, less than its min_interval "
-                    f"of {_duration_words(gap)} (too frequent or duplicated)",
+                    f"of {format_duration(gap)} (too frequent or duplicated)",
                     at=at,
                     run_id=job.run_id,
                     stream=stream,
