@@ -39,7 +39,7 @@ def check(
         typer.Option(
             "--config",
             help="Check configuration (TOML): stuck threshold, lookback, error-rate rule, "
-            "expected runs per stream. See config/check.example.toml.",
+            "expected runs per stream, alert rules. See config/check.example.toml.",
             dir_okay=False,
         ),
     ] = None,
@@ -71,7 +71,8 @@ def check(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Check the base's health: stuck, failed and missing runs, client error rates."""
+    """Check the base's health: stuck, failed, missing, too long and too frequent runs,
+    failing streams, client error rates and streaks, quota; "resolved" when a problem clears."""
     from ..admin.ops import health
     from ..admin.ops.config import CheckConfig, load_check_config
     from ..admin.ops.notify import build_targets

@@ -1,17 +1,23 @@
 """``jobtrack-airtable check``: is the tracking base healthy?  The library behind the command.
 
-Five kinds of problem (:class:`ProblemKind`), each with a stable key so a problem is announced
+Kinds of problem (:class:`ProblemKind`), each with a stable key so a problem is announced
 once, not on every check:
 
 * **events**, reported by the first check that sees them and never again:
-  ``failed_run`` (a job ``Failed`` since the last check), ``failed_client`` (a client run
-  ``Failed`` since the last check) and ``missed_run`` (a deadline of a schedule rule passed
-  with no run of its stream, see :mod:`.config`);
+  ``failed_run`` (a job ``Failed`` since the last check; replaced by ``failing_stream`` when
+  the Sentry-style thresholds are set), ``failed_client`` (a client run ``Failed`` since the
+  last check), ``missed_run`` (a deadline of a schedule rule passed with no run of its
+  stream, see :mod:`.config`), ``long_run`` (a run over its stream's ``max_runtime``) and
+  ``too_frequent`` (a run started less than ``min_interval`` after the previous one);
 * **conditions**, reported by every check while they last (marked new only the first time,
-  and new again if they clear and come back): ``stuck_run`` (a job still ``Running`` with no
-  update for longer than the stuck threshold; every job without an End Time is read for it,
-  however old) and ``error_rate`` (a client failing at least the configured share of its
-  runs).  Client rows left ``Running`` under a finished job are ``sync``'s business.
+  and new again if they clear and come back), with one "resolved" message to every target
+  that had them once they clear: ``stuck_run`` (a job still ``Running`` with no update for
+  longer than the stuck threshold; every job without an End Time is read for it, however
+  old), ``error_rate`` (a client failing at least the configured share of its runs),
+  ``failing_stream`` (``failures_to_alert`` failed runs in a row, open until
+  ``successes_to_resolve`` successes), ``failure_streak`` and ``zero_leads_streak`` (per
+  client), ``quota_calls`` and ``records_cap`` (from :mod:`.quota`'s figures).  Client rows
+  left ``Running`` under a finished job are ``sync``'s business.
 
 "Since the last check" comes from the state file (:mod:`.state`); the first check looks back
 ``lookback`` (24 h).  The event window starts a few minutes before the last check
@@ -85,7 +91,7 @@ class Target(Protocol):
 
 class ProblemKind(StrEnum):
     """Every kind of problem, in the order a report lists them.  A new kind is one member
-    here, its entry in :data:`_KINDS` and one evaluator in :data:`RULES`."""
+    here, its entry in :data:`_KINDS` and its evaluator's line in :func:`evaluate`."""
 
     STUCK_RUN = "stuck_run"
     LONG_RUN = "long_run"
