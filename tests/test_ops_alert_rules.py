@@ -291,3 +291,24 @@ def test_quota_and_records_alarms(srv: LocalAirtable, tmp_path: Path, webhook: W
     # Without usage figures (no [quota] rules: the CLI reads none) both conditions clear.
     cleared = check(utcnow())
     assert {p.kind for p in cleared.resolved} == {ProblemKind.QUOTA_CALLS, ProblemKind.RECORDS_CAP}
+
+
+def test_the_calls_alarm_judges_the_workspace_when_its_share_is_known(
+    srv: LocalAirtable, tmp_path: Path, webhook: Webhook
+) -> None:
+    settings = srv.settings(limiter_url=f"sqlite:///{tmp_path / 'rl.sqlite'}", rate_limit=50)
+    repo = Repository(Connection.from_settings(settings, schema=srv.schema))
+    start = utcnow().replace(microsecond=0) - HOUR
+    put(repo, [job(start, "Completed")])
+    config = {"quota": {"calls_share": 0.5, "tool_share": 0.001}}
+    check = Checker(repo, webhook, tmp_path / "state.json", config)
+    usage = usage_report(repo, settings, plan="free", tool_share=check.config.quota.tool_share)
+    assert usage.workspace is not None
+    # This tool's single call is a thousandth of the workspace's: 1,000 calls so far.
+    assert usage.workspace.counted == 1_000
+    report = check(utcnow(), usage=usage)
+    assert [p.kind for p in report.problems] == [ProblemKind.QUOTA_CALLS]
+    (title, message), *_ = check.new_messages()
+    assert title == "API calls quota"
+    assert message.startswith(f"API calls {usage.requests.month} (workspace): ")
+    assert message.endswith("over 50 % of the Free quota of 1,000 (1,000 so far)")

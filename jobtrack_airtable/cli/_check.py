@@ -104,6 +104,7 @@ def check(
                         state.settings,
                         on_page=reads.on_page,
                         uncounted=uncounted_note(backend.embedded is not None),
+                        tool_share=config.quota.tool_share,
                     )
                     if config.quota.enabled
                     else None

@@ -40,6 +40,7 @@ Alert rules (every one optional; see the README's table of problem kinds)::
     [quota]
     calls_share = 0.8         # this month's projected API calls above 80 % of the quota
     records_share = 0.9       # the base's records above 90 % of the plan's cap
+    tool_share = 0.4          # this tool makes 40 % of the workspace's calls: judge those
 
 A rule is *met* for a deadline when a job of that stream has a run time (Start Time, else
 created time) in ``[deadline - within, deadline]``; a job that started and then failed still
@@ -255,6 +256,9 @@ class QuotaRules(_Model):
 
     calls_share: Annotated[float, Field(strict=True, gt=0)] | None = None
     records_share: Annotated[float, Field(strict=True, gt=0)] | None = None
+    #: This tool's share of the workspace's API calls (the quota is the workspace's): the
+    #: calls alarm then judges the workspace's projection (``usage --tool-share``).
+    tool_share: Annotated[float, Field(strict=True, gt=0, le=1)] | None = None
 
     @property
     def enabled(self) -> bool:

@@ -549,19 +549,28 @@ def _quota_problems(usage: UsageReport | None, config: CheckConfig, now: datetim
         return []
     out = []
     calls, records, rules = usage.requests, usage.records, config.quota
+    # The quota is the workspace's: its figures when known, else this tool's.
+    whose, counted, projected = "", calls.counted, calls.projected
+    if usage.workspace is not None:
+        whose, counted, projected = (
+            " (workspace)",
+            usage.workspace.counted,
+            usage.workspace.projected,
+        )
     if (
         rules.calls_share is not None
         and calls.limit is not None
-        and calls.projected is not None
-        and calls.projected > rules.calls_share * calls.limit
+        and counted is not None
+        and projected is not None
+        and projected > rules.calls_share * calls.limit
     ):
         out.append(
             Problem(
                 key=f"quota_calls:{calls.month}",
                 kind=ProblemKind.QUOTA_CALLS,
-                message=f"API calls {calls.month}: {calls.projected:,} projected by month end, "
+                message=f"API calls {calls.month}{whose}: {projected:,} projected by month end, "
                 f"over {_share(rules.calls_share)} of the {usage.plan.name} quota of "
-                f"{calls.limit:,} ({calls.counted:,} so far)",
+                f"{calls.limit:,} ({counted:,} so far)",
                 at=now,
             )
         )
