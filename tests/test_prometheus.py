@@ -181,3 +181,39 @@ def test_real_prometheus_scrapes_metrics_serve(
         err = server.stderr.read().decode()
         server.stderr.close()
     assert f"Serving metrics on http://127.0.0.1:{port}/metrics" in err
+
+
+def test_metrics_serve_recomputes_at_most_once_per_min_interval(
+    srv: LocalAirtable, repo: Repository
+) -> None:
+    """Three scrapes inside --min-interval cost one read of the base (one page per table)."""
+    _seed(repo, utcnow().replace(microsecond=0))
+    srv.request_log.clear()
+    port = ps.free_port()
+    args = ["metrics", "serve", "--port", str(port), "--min-interval", "1h"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jobtrack_airtable.cli", *args],
+        env=subprocess_env(srv),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        scrapes = [ps.wait_for("metrics serve", lambda: ps.get(url))]
+        scrapes += [ps.get(url), ps.get(url)]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert len(set(scrapes)) == 1  # the same figures, not recomputed
+    assert b'jobtrack_jobs_running{stream="2"} 1.0' in scrapes[0]
+    assert srv.request_log.total == 2
+
+
+def test_metrics_ride_out_a_transient_server_error(srv: LocalAirtable, repo: Repository) -> None:
+    _seed(repo, NOW)
+    srv.request_log.clear()
+    srv.faults.add("503", method="GET", times=1, retry_after=0)
+    rows = read_metrics_rows(repo, now=NOW)
+    assert srv.request_log.total == 3  # the 503, its retry, the other table
+    samples = _samples(exposition(BaseMetrics(NOW, rows, None, None)).decode())
+    assert _value(samples, "jobtrack_jobs_running", stream="2") == 1
