@@ -291,3 +291,36 @@ def test_overlapping_cron_runs_notify_once(
     # One process saw the failures (exit 2); the others found them already reported.
     assert codes == [0, 0, 0, 2]
     assert len(webhook.received) == 2
+
+
+@pytest.mark.slow
+def test_overlapping_cron_runs_send_one_resolved_message(
+    srv: LocalAirtable, repo: Repository, state_file: Path, tmp_path: Path, webhook: Webhook
+) -> None:
+    """A condition that clears is announced resolved once, however many checks overlap."""
+    config = tmp_path / "check.toml"
+    config.write_text(
+        "[clients]\nfailure_streak = 2\n[error_rate]\nmin_runs = 1000\n", encoding="utf-8"
+    )
+    first = (utcnow() - timedelta(hours=3)).replace(microsecond=0)
+    put(
+        repo,
+        [],
+        [
+            client(first, "Dana-Li", "Failed"),
+            client(first + timedelta(hours=1), "Dana-Li", "Failed"),
+        ],
+    )
+    url = webhook.url()
+    assert check(state_file, "--config", str(config), "--notify", url).exit_code == 2
+    assert "client failure streak" in "".join(webhook.titles())
+    before = len(webhook.received)
+    put(repo, [], [client(first + timedelta(hours=2), "Dana-Li", "Completed")])
+    args = _cli("check", "--config", str(config), "--state", str(state_file), "--notify", url)
+    procs = [
+        subprocess.Popen(args, env=subprocess_env(srv), stdout=subprocess.DEVNULL) for _ in range(4)
+    ]
+    assert sorted(p.wait(timeout=120) for p in procs) == [0, 0, 0, 0]
+    resolved = [t for t in webhook.titles()[before:] if "resolved" in t]
+    assert len(resolved) == 1 and resolved[0].endswith("resolved: client failure streak")
+    assert len(webhook.received) == before + 1
