@@ -312,3 +312,22 @@ def test_the_calls_alarm_judges_the_workspace_when_its_share_is_known(
     assert title == "API calls quota"
     assert message.startswith(f"API calls {usage.requests.month} (workspace): ")
     assert message.endswith("over 50 % of the Free quota of 1,000 (1,000 so far)")
+
+
+def test_an_exhausted_quota_is_announced_once_then_resolved_once(
+    srv: LocalAirtable, make_checker: Any
+) -> None:
+    """i19b's quota_exhausted condition gets the same resolution as every condition."""
+    check = make_checker({})
+    srv.quota.spend()
+    assert [p.kind for p in check(NOW).problems] == [ProblemKind.QUOTA_EXHAUSTED]
+    check(NOW + HOUR)
+    srv.quota.reset()
+    healthy = check(NOW + 2 * HOUR)
+    assert healthy.exit_code == 0
+    assert [p.kind for p in healthy.resolved] == [ProblemKind.QUOTA_EXHAUSTED]
+    check(NOW + 3 * HOUR)
+    assert [t for t, _ in check.new_messages()] == [
+        "monthly API quota exhausted",
+        "resolved: monthly API quota exhausted",
+    ]

@@ -26,7 +26,14 @@ def _kind_style(kind: health.ProblemKind) -> str:
     from ..admin.ops import health
 
     k = health.ProblemKind
-    red = {k.FAILED_RUN, k.FAILED_CLIENT, k.FAILING_STREAM, k.FAILURE_STREAK, k.QUOTA_CALLS}
+    red = {
+        k.FAILED_RUN,
+        k.FAILED_CLIENT,
+        k.FAILING_STREAM,
+        k.FAILURE_STREAK,
+        k.QUOTA_CALLS,
+        k.QUOTA_EXHAUSTED,
+    }
     magenta = {k.MISSED_RUN, k.TOO_FREQUENT, k.RECORDS_CAP}
     return "red" if kind in red else "magenta" if kind in magenta else "yellow"
 

@@ -18,6 +18,10 @@ once, not on every check:
   ``successes_to_resolve`` successes), ``failure_streak`` and ``zero_leads_streak`` (per
   client), ``quota_calls`` and ``records_cap`` (from :mod:`.quota`'s figures).  Client rows
   left ``Running`` under a finished job are ``sync``'s business.
+  ``quota_exhausted``: Airtable refuses every data request because the workspace's monthly
+  API quota is spent (429 ``PUBLIC_API_BILLING_LIMIT_EXCEEDED``); nothing else can be judged
+  until it resets, and workers keep their writes pending meanwhile.  Resolved by the first
+  check that reads the base again.
 
 "Since the last check" comes from the state file (:mod:`.state`); the first check looks back
 ``lookback`` (24 h).  The event window starts a few minutes before the last check
@@ -45,7 +49,7 @@ from itertools import pairwise
 from typing import Any, Protocol, TypeVar
 
 from ...durations import format_duration
-from ...errors import InvalidInputError, show
+from ...errors import InvalidInputError, QuotaExhaustedError, show
 from ...rows import ClientRunRow, JobRow
 from ...statuses import Status, map_status, staleness
 from ...timeutil import to_airtable
@@ -105,6 +109,7 @@ class ProblemKind(StrEnum):
     ZERO_LEADS_STREAK = "zero_leads_streak"
     QUOTA_CALLS = "quota_calls"
     RECORDS_CAP = "records_cap"
+    QUOTA_EXHAUSTED = "quota_exhausted"
 
     @property
     def is_event(self) -> bool:
@@ -129,6 +134,7 @@ _KINDS: dict[ProblemKind, tuple[str, bool]] = {
     ProblemKind.ZERO_LEADS_STREAK: ("client zero-leads streak", False),
     ProblemKind.QUOTA_CALLS: ("API calls quota", False),
     ProblemKind.RECORDS_CAP: ("records cap", False),
+    ProblemKind.QUOTA_EXHAUSTED: ("monthly API quota exhausted", False),
 }
 
 
@@ -574,7 +580,11 @@ def _quota_problems(usage: UsageReport | None, config: CheckConfig, now: datetim
                 at=now,
             )
         )
-    if rules.records_share is not None and records.total > rules.records_share * records.limit:
+    if (
+        rules.records_share is not None
+        and records is not None
+        and records.total > rules.records_share * records.limit
+    ):
         out.append(
             Problem(
                 key="records_cap",
@@ -754,16 +764,19 @@ def run_check(
         raise InvalidInputError(f"stuck_after must be a positive duration, not {show(stuck_after)}")
     last = state.last_check
     events_since = last - EVENT_OVERLAP if last is not None else now - config.lookback
-    activity = read_activity(
-        repo,
-        since=_read_since(config, events_since, now),
-        # Before the first response this machine's clock stands in for the server's, and it
-        # may be hours behind: read past it, so rows written "after" it are not missed.
-        until=now if given_now is not None else now + CLOCK_SLACK,
-        touched=True,
-        open_jobs=True,
-        on_page=on_page,
-    )
+    try:
+        activity = read_activity(
+            repo,
+            since=_read_since(config, events_since, now),
+            # Before the first response this machine's clock stands in for the server's, and
+            # it may be hours behind: read past it, so rows written "after" it are not missed.
+            until=now if given_now is not None else now + CLOCK_SLACK,
+            touched=True,
+            open_jobs=True,
+            on_page=on_page,
+        )
+    except QuotaExhaustedError as exc:
+        return _quota_report(repo, state, exc, now, events_since, stuck_after, targets)
     if given_now is None:
         # Liveness is judged on the server's clock (learnt from the reads' Date headers),
         # never on this machine's, which may be hours off.
@@ -792,6 +805,49 @@ def run_check(
         resolved=resolved,
         jobs_read=len(activity.jobs),
         clients_read=len(activity.clients),
+    )
+    if targets:
+        report.notified, report.notify_failed, report.pending = _deliver(
+            state, targets, repo.conn.base_id
+        )
+    return report
+
+
+def _quota_report(
+    repo: Repository,
+    state: CheckState,
+    exc: QuotaExhaustedError,
+    now: datetime,
+    events_since: datetime,
+    stuck_after: timedelta,
+    targets: Sequence[Target],
+) -> HealthReport:
+    """The base cannot be read: the month's quota is spent.  That is the one problem (a
+    condition, reported while it lasts); the event window is not advanced, so the next check
+    after the reset still sees what happened meanwhile."""
+    problem = Problem(
+        key="quota_exhausted",
+        kind=ProblemKind.QUOTA_EXHAUSTED,
+        message=(
+            f"Airtable refuses every data request of base {repo.conn.base_id}: the "
+            f"workspace's monthly API quota is spent ({exc.message}). Workers keep their "
+            "writes pending until the month resets or the plan is upgraded."
+        ),
+        at=now,
+    )
+    seen = state.problems.get(problem.key)
+    if seen is None:
+        state.problems[problem.key] = SeenProblem(
+            kind=problem.kind.value, message=problem.message, at=now, event=False
+        )
+    report = HealthReport(
+        checked_at=now,
+        events_since=events_since,
+        last_check=state.last_check,
+        stuck_after=stuck_after,
+        problems=[problem if seen is None else _not_new(problem)],
+        error_rates=[],
+        deadlines=[],
     )
     if targets:
         report.notified, report.notify_failed, report.pending = _deliver(

@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
-from ...errors import ConfigError, InvalidInputError, LimiterUnavailableError, show
+from ...errors import (
+    ConfigError,
+    InvalidInputError,
+    LimiterUnavailableError,
+    QuotaExhaustedError,
+    show,
+)
 from ...limiter import UsageCounts, usage_counts
 from ...limiter.usage import counted_as
 from ...settings import Settings
@@ -125,20 +131,24 @@ class WorkspaceBudget:
 @dataclass(frozen=True)
 class UsageReport:
     """Requests and records against the plan; ``over_limit`` when either projection crosses
-    its limit by the end of the month (``usage`` exits 1 then, for cron)."""
+    its limit by the end of the month, or when Airtable already refuses data requests because
+    the month's quota is spent (``quota_exhausted``: the rows could not be counted, so
+    ``records`` is ``None``; ``usage`` exits 1 then, for cron)."""
 
     base_id: str
     plan: PlanLimits
     generated_at: str
     days_left_in_month: float
     requests: RequestBudget
-    records: RecordBudget
+    records: RecordBudget | None
+    quota_exhausted: bool = False
     workspace: WorkspaceBudget | None = None
 
     @property
     def over_limit(self) -> bool:
+        records_over = self.records is not None and self.records.over_limit
         workspace = self.workspace is not None and self.workspace.over_limit
-        return self.requests.over_limit or self.records.over_limit or workspace
+        return self.quota_exhausted or self.requests.over_limit or records_over or workspace
 
 
 def _month_bounds(now: datetime) -> tuple[datetime, datetime]:
@@ -261,14 +271,21 @@ def usage_report(
         tool_share=tool_share,
         workspace_calls=workspace_calls,
     )
+    # The counters first: the report's own reads below are not part of "so far".
     requests = _requests(settings, base_id, now, limits.monthly_requests, uncounted)
+    try:
+        records: RecordBudget | None = _records(repo, now, limits.records_per_base, on_page)
+    except QuotaExhaustedError:
+        # The one thing a report must say then: nothing reaches the base until the month resets.
+        records = None
     return UsageReport(
         base_id=base_id,
         plan=limits,
         generated_at=to_airtable(now),
         days_left_in_month=(end - now).total_seconds() / 86_400,
         requests=requests,
-        records=_records(repo, now, limits.records_per_base, on_page),
+        records=records,
+        quota_exhausted=records is None,
         workspace=_workspace(requests, now, tool_share=tool_share, workspace_calls=workspace_calls),
     )
 
@@ -290,7 +307,9 @@ def usage_to_json(report: UsageReport) -> dict[str, Any]:
             "note": r.note,
             "over_limit": r.over_limit,
         },
-        "records": {
+        "records": None
+        if c is None
+        else {
             "total": c.total,
             "by_table": c.by_table,
             "limit": c.limit,
@@ -300,6 +319,7 @@ def usage_to_json(report: UsageReport) -> dict[str, Any]:
             "over_limit": c.over_limit,
         },
         "workspace": _workspace_json(report.workspace),
+        "quota_exhausted": report.quota_exhausted,
         "over_limit": report.over_limit,
     }
 
