@@ -324,3 +324,28 @@ def test_overlapping_cron_runs_send_one_resolved_message(
     resolved = [t for t in webhook.titles()[before:] if "resolved" in t]
     assert len(resolved) == 1 and resolved[0].endswith("resolved: client failure streak")
     assert len(webhook.received) == before + 1
+
+
+def test_a_cleared_condition_is_shown_resolved(
+    srv: LocalAirtable, repo: Repository, state_file: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "check.toml"
+    config.write_text("[clients]\nfailure_streak = 2\n", encoding="utf-8")
+    first = (utcnow() - timedelta(hours=3)).replace(microsecond=0)
+    put(
+        repo,
+        [],
+        [
+            client(first, "Dana-Li", "Failed"),
+            client(first + timedelta(hours=1), "Dana-Li", "Failed"),
+        ],
+    )
+    assert check(state_file, "--config", str(config)).exit_code == 2
+    put(repo, [], [client(first + timedelta(hours=2), "Dana-Li", "Completed")])
+    cleared = check(state_file, "--config", str(config))
+    resolved = [line for line in cleared.stdout.splitlines() if line.startswith("resolved")]
+    assert len(resolved) == 1 and "client failure streak" in resolved[0]
+    assert "Client Dana-Li failed in each of its last 2 runs" in resolved[0]
+    doc = json.loads(check(state_file, "--config", str(config), "--json").stdout)
+    assert doc["resolved"] == []  # announced once
+    assert [p["kind"] for p in doc["problems"]] == ["error_rate"]  # 2 of 3 still failed
