@@ -23,21 +23,14 @@ from jobtrack_airtable.timeutil import utcnow
 from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import MakeLocalAirtable
+from .ops_rows import CLI_ENV_VARS
 
 SUMMARY_RE = re.compile(
     r"^Plan: (\d+) to create, (\d+) to update, (\d+) to delete, (\d+) need attention\.$"
 )
 FAKE_TOKEN = "patRECOGNISABLEfake.0123456789abcdefTOKEN"
 
-_ENV_VARS = (
-    "AIRTABLE_API_KEY",
-    "AIRTABLE_BASE_ID",
-    "JOBTRACK_ENDPOINT_URL",
-    "JOBTRACK_SCHEMA_FILE",
-    "JOBTRACK_STALE_AFTER_MINUTES",
-    "JOBTRACK_RATE_LIMIT",
-    "JOBTRACK_LOCAL_TOKEN",
-)
+_ENV_VARS = CLI_ENV_VARS
 
 
 @pytest.fixture(autouse=True)
