@@ -168,6 +168,16 @@ def test_on_call_sections(srv: LocalAirtable, repo: Repository) -> None:
         ("other", 1, 1),
     ]
     assert [(t.stream, t.runs, t.p95) for t in oc.trends] == [(1, 2, 1200.0), (2, 1, 1800.0)]
+    doc = report_to_json(data)["on_call"]
+    assert [a["kind"] for a in doc["attention"]] == ["stuck_run"]
+    assert [r["run_id"] for r in doc["runs"]] == [r.run_id for r in oc.runs]
+    assert doc["errors_by_class"][0]["class"] == "TimeoutError"
+    assert doc["streams"][0] == {
+        "stream": 1,
+        "runs": 2,
+        "p95_seconds": 1200.0,
+        "median_seconds_by_day": {DAY1.date().isoformat(): 600.0},
+    }
     page = render_html(data)
     assert "Needs attention now" in page and "run stuck" in page
     assert page.count("<tr>") >= 4 + 2  # the runs and the error classes

@@ -264,4 +264,50 @@ def report_to_json(data: ReportData) -> dict[str, Any]:
             }
             for c in data.clients
         ],
+        "on_call": _on_call_json(data.on_call),
+    }
+
+
+def _on_call_json(oc: OnCall | None) -> dict[str, Any] | None:
+    if oc is None:
+        return None
+    return {
+        "attention": [
+            {"key": p.key, "kind": p.kind.value, "message": p.message} for p in oc.attention
+        ],
+        "runs": [
+            {
+                "run_id": r.run_id,
+                "stream": r.stream,
+                "status": r.status,
+                "start": to_airtable(r.start) if r.start else None,
+                "seconds": r.seconds,
+                "clients": r.clients,
+                "failed_clients": r.failed_clients,
+            }
+            for r in oc.runs
+        ],
+        "failures_per_client_day": {
+            client: {d.isoformat(): n for d, n in sorted(days.items())}
+            for client, days in oc.failures.items()
+        },
+        "errors_by_class": [
+            {
+                "class": e.name,
+                "count": e.count,
+                "clients": e.clients,
+                "last_at": to_airtable(e.last_at) if e.last_at else None,
+                "last_message": e.last_message,
+            }
+            for e in oc.errors
+        ],
+        "streams": [
+            {
+                "stream": t.stream,
+                "runs": t.runs,
+                "p95_seconds": t.p95,
+                "median_seconds_by_day": {d.isoformat(): v for d, v in t.median_by_day.items()},
+            }
+            for t in oc.trends
+        ],
     }
