@@ -51,6 +51,7 @@ from . import (  # noqa: F401
     _check,
     _local,
     _metrics,
+    _outbox,
     _report,
     _runs,
     _schema,
