@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,10 @@ from jobtrack_airtable.admin.ops.health import HealthReport, ProblemKind, run_ch
 from jobtrack_airtable.admin.ops.notify import AppriseTarget, build_targets
 from jobtrack_airtable.admin.ops.quota import usage_report
 from jobtrack_airtable.admin.ops.state import locked_state
+from jobtrack_airtable.admin.outbox import OutboxItem, outbox_status
 from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.outbox import SqliteOutbox
+from jobtrack_airtable.outbox.store import entry_key
 from jobtrack_airtable.timeutil import utcnow
 from jobtrack_airtable.transport.client import Connection
 from jobtrack_airtable.transport.repository import Repository
@@ -331,3 +335,48 @@ def test_an_exhausted_quota_is_announced_once_then_resolved_once(
         "monthly API quota exhausted",
         "resolved: monthly API quota exhausted",
     ]
+
+
+def test_outbox_backlog_is_a_condition_resolved_when_replayed(
+    srv: LocalAirtable, make_checker: Any, tmp_path: Path
+) -> None:
+    """The durability work's outbox (i19a): changes Airtable does not hold yet alarm while
+    they wait, and one resolved message follows once they are gone."""
+    store = SqliteOutbox(tmp_path / "outbox.sqlite")
+    check = make_checker({"outbox": {"max_entries": 1}})
+    dead = f"{socket.gethostname()}:999999999:gone"  # a process of this host no longer running
+    keys = [entry_key(srv.base_id, "client_runs", f"251001-070000-C{i}") for i in range(2)]
+    store.put(keys[0], 1, '{"status": "Running"}', dead)
+    assert check(NOW, outbox=outbox_status(store, srv.base_id)).problems == []  # 1 ≤ 1
+    store.put(keys[1], 1, '{"status": "Completed"}', "otherhost:12:alive")
+    report = check(NOW + HOUR, outbox=outbox_status(store, srv.base_id))
+    assert [p.kind for p in report.problems] == [ProblemKind.OUTBOX_BACKLOG]
+    message = report.problems[0].message
+    assert message.startswith("2 change(s) wait in the outbox for Airtable, the oldest for ")
+    assert "(1 left by processes no longer running: `outbox replay` writes them)" in message
+    assert store.drop(keys) == 2
+    cleared = check(NOW + 2 * HOUR, outbox=outbox_status(store, srv.base_id))
+    assert [p.kind for p in cleared.resolved] == [ProblemKind.OUTBOX_BACKLOG]
+    assert [t for t, _ in check.new_messages()] == ["outbox backlog", "resolved: outbox backlog"]
+    store.close()
+
+
+def test_outbox_max_age() -> None:
+    from jobtrack_airtable.admin.ops.activity import Activity
+    from jobtrack_airtable.admin.ops.health import evaluate
+
+    config = CheckConfig.parse({"outbox": {"max_age": "15m"}})
+    empty = Activity(since=NOW - HOUR, until=NOW, jobs=[], clients=[])
+    young, old = (
+        OutboxItem("251001-070000-A", "client_runs", 1, "h:1:x", True, s, None, "Running")
+        for s in (60.0, 3600.0)
+    )
+
+    def kinds(items: list[OutboxItem]) -> list[ProblemKind]:
+        found, _, _ = evaluate(
+            empty, config, now=NOW, events_since=NOW - HOUR, stuck_after=HOUR, outbox=items
+        )
+        return [p.kind for p in found]
+
+    assert kinds([young]) == []
+    assert kinds([young, old]) == [ProblemKind.OUTBOX_BACKLOG]

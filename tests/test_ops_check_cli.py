@@ -350,3 +350,27 @@ def test_a_cleared_condition_is_shown_resolved(
     doc = json.loads(check(state_file, "--config", str(config), "--json").stdout)
     assert doc["resolved"] == []  # announced once
     assert [p["kind"] for p in doc["problems"]] == ["error_rate"]  # 2 of 3 still failed
+
+
+def test_check_reads_the_outbox_its_settings_name(
+    srv: LocalAirtable,
+    state_file: Path,
+    tmp_path: Path,
+    webhook: Webhook,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobtrack_airtable.outbox import SqliteOutbox
+    from jobtrack_airtable.outbox.store import entry_key
+
+    path = tmp_path / "outbox.sqlite"
+    monkeypatch.setenv("JOBTRACK_OUTBOX_URL", f"sqlite:///{path}")
+    config = tmp_path / "check.toml"
+    config.write_text("[outbox]\nmax_entries = 0\n", encoding="utf-8")
+    assert check(state_file, "--config", str(config)).exit_code == 0
+    store = SqliteOutbox(path)
+    store.put(entry_key(srv.base_id, "jobs", "251001-070000"), 1, "{}", "otherhost:1:x")
+    store.close()
+    result = check(state_file, "--config", str(config), "--json", "--notify", webhook.url())
+    assert result.exit_code == 2
+    assert [p["kind"] for p in json.loads(result.stdout)["problems"]] == ["outbox_backlog"]
+    assert webhook.titles()[0].endswith(": outbox backlog")

@@ -20,6 +20,8 @@ from ._usage import uncounted_note
 if TYPE_CHECKING:
     # The library (pyairtable, requests) loads only when the command runs: --help stays fast.
     from ..admin.ops import health
+    from ..admin.outbox import OutboxItem
+    from ..transport.client import Connection
 
 
 def _kind_style(kind: health.ProblemKind) -> str:
@@ -33,6 +35,7 @@ def _kind_style(kind: health.ProblemKind) -> str:
         k.FAILURE_STREAK,
         k.QUOTA_CALLS,
         k.QUOTA_EXHAUSTED,
+        k.OUTBOX_BACKLOG,
     }
     magenta = {k.MISSED_RUN, k.TOO_FREQUENT, k.RECORDS_CAP}
     return "red" if kind in red else "magenta" if kind in magenta else "yellow"
@@ -116,6 +119,7 @@ def check(
                     if config.quota.enabled
                     else None
                 )
+                outbox = _outbox_items(backend.conn) if config.outbox.enabled else None
                 report = health.run_check(
                     repo,
                     config,
@@ -124,6 +128,7 @@ def check(
                     targets=targets,
                     on_page=reads.on_page,
                     usage=usage,
+                    outbox=outbox,
                 )
         if as_json:
             print_json(health.health_to_json(report))
@@ -135,6 +140,18 @@ def check(
                 "the next check retries them\n"
             )
     raise typer.Exit(report.exit_code)
+
+
+def _outbox_items(conn: Connection) -> list[OutboxItem]:
+    """The outbox's entries for this base (this machine's file, or the fleet's store)."""
+    from ..admin.outbox import outbox_status
+    from ..outbox import open_outbox
+
+    store = open_outbox(conn.settings)
+    try:
+        return outbox_status(store, conn.base_id)
+    finally:
+        store.close()
 
 
 def _print_report(report: health.HealthReport) -> None:

@@ -42,6 +42,10 @@ Alert rules (every one optional; see the README's table of problem kinds)::
     records_share = 0.9       # the base's records above 90 % of the plan's cap
     tool_share = 0.4          # this tool makes 40 % of the workspace's calls: judge those
 
+    [outbox]                  # the workers' outbox (changes Airtable does not hold yet)
+    max_entries = 0           # more than this many waiting
+    max_age = "15m"           # the oldest waiting longer than this
+
 A rule is *met* for a deadline when a job of that stream has a run time (Start Time, else
 created time) in ``[deadline - within, deadline]``; a job that started and then failed still
 meets it (the failure is reported as a failed run).  Durations follow
@@ -84,6 +88,7 @@ __all__ = [
     "CheckConfig",
     "ClientRules",
     "ErrorRateRule",
+    "OutboxRules",
     "QuotaRules",
     "ScheduleRule",
     "StreamLimits",
@@ -265,6 +270,19 @@ class QuotaRules(_Model):
         return self.calls_share is not None or self.records_share is not None
 
 
+class OutboxRules(_Model):
+    """The worker outbox's backlog (changes Airtable does not hold yet, on this machine or in
+    the fleet's store): more than ``max_entries`` waiting, or the oldest waiting longer than
+    ``max_age``."""
+
+    max_entries: Annotated[int, Field(strict=True, ge=0)] | None = None
+    max_age: Duration | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_entries is not None or self.max_age is not None
+
+
 class StreamLimits(_Model):
     """The runtime limits that apply to one stream."""
 
@@ -285,6 +303,7 @@ class CheckConfig(_Model):
     error_rate: ErrorRateRule = Field(default_factory=ErrorRateRule)
     clients: ClientRules = Field(default_factory=ClientRules)
     quota: QuotaRules = Field(default_factory=QuotaRules)
+    outbox: OutboxRules = Field(default_factory=OutboxRules)
     schedule: tuple[ScheduleRule, ...] = ()
 
     @classmethod

@@ -54,6 +54,7 @@ from ...rows import ClientRunRow, JobRow
 from ...statuses import Status, map_status, staleness
 from ...timeutil import to_airtable
 from ...transport.repository import Repository
+from ..outbox import OutboxItem
 from .activity import Activity, base_run_id_of, client_id_of, read_activity, run_time
 from .config import CheckConfig, ScheduleRule
 from .quota import UsageReport
@@ -110,6 +111,7 @@ class ProblemKind(StrEnum):
     QUOTA_CALLS = "quota_calls"
     RECORDS_CAP = "records_cap"
     QUOTA_EXHAUSTED = "quota_exhausted"
+    OUTBOX_BACKLOG = "outbox_backlog"
 
     @property
     def is_event(self) -> bool:
@@ -135,6 +137,7 @@ _KINDS: dict[ProblemKind, tuple[str, bool]] = {
     ProblemKind.QUOTA_CALLS: ("API calls quota", False),
     ProblemKind.RECORDS_CAP: ("records cap", False),
     ProblemKind.QUOTA_EXHAUSTED: ("monthly API quota exhausted", False),
+    ProblemKind.OUTBOX_BACKLOG: ("outbox backlog", False),
 }
 
 
@@ -598,6 +601,32 @@ def _quota_problems(usage: UsageReport | None, config: CheckConfig, now: datetim
     return out
 
 
+def _outbox_problems(
+    items: Sequence[OutboxItem] | None, config: CheckConfig, now: datetime
+) -> list[Problem]:
+    rules = config.outbox
+    if items is None or not items or not rules.enabled:
+        return []
+    oldest = timedelta(seconds=max(i.age_seconds for i in items))
+    too_many = rules.max_entries is not None and len(items) > rules.max_entries
+    too_old = rules.max_age is not None and oldest > rules.max_age
+    if not (too_many or too_old):
+        return []
+    orphans = sum(not i.owner_alive for i in items)
+    errors = sorted({i.error for i in items if i.error})
+    detail = f"; last error: {_short(errors[-1])}" if errors else ""
+    return [
+        Problem(
+            key="outbox_backlog",
+            kind=ProblemKind.OUTBOX_BACKLOG,
+            message=f"{len(items)} change(s) wait in the outbox for Airtable, the oldest for "
+            f"{format_duration(oldest)} ({orphans} left by processes no longer running: "
+            f"`outbox replay` writes them){detail}",
+            at=now,
+        )
+    ]
+
+
 def evaluate(
     activity: Activity,
     config: CheckConfig,
@@ -607,6 +636,7 @@ def evaluate(
     stuck_after: timedelta,
     open_keys: frozenset[str] = frozenset(),
     usage: UsageReport | None = None,
+    outbox: Sequence[OutboxItem] | None = None,
 ) -> tuple[list[Problem], list[ClientErrorRate], list[DeadlineResult]]:
     """Every problem in ``activity`` (all marked new), the per-client error rates and the
     schedule deadlines checked.  ``open_keys`` are the conditions the previous check left
@@ -630,6 +660,7 @@ def evaluate(
         *_rate_problems(rates, config, now),
         *_client_streaks(activity.clients, config, now),
         *_quota_problems(usage, config, now),
+        *_outbox_problems(outbox, config, now),
     ]
     problems.sort(key=lambda p: (list(ProblemKind).index(p.kind), p.at, p.key))
     return problems, rates, deadlines
@@ -752,6 +783,7 @@ def run_check(
     now: datetime | None = None,
     on_page: Callable[[int], None] | None = None,
     usage: UsageReport | None = None,
+    outbox: Sequence[OutboxItem] | None = None,
 ) -> HealthReport:
     """One health check of ``repo``'s base: reads, evaluates, updates ``state`` in place
     (the caller saves it: :func:`~.state.locked_state`) and delivers one message per
@@ -790,6 +822,7 @@ def run_check(
         stuck_after=stuck_after,
         open_keys=open_keys,
         usage=usage,
+        outbox=outbox,
     )
     problems, resolved = _remember(
         state, found, now=now, events_since=events_since, lookback=config.lookback
