@@ -16,7 +16,9 @@ once, not on every check:
   old), ``error_rate`` (a client failing at least the configured share of its runs),
   ``failing_stream`` (``failures_to_alert`` failed runs in a row, open until
   ``successes_to_resolve`` successes), ``failure_streak`` and ``zero_leads_streak`` (per
-  client), ``quota_calls`` and ``records_cap`` (from :mod:`.quota`'s figures).  Client rows
+  client), ``quota_calls`` and ``records_cap`` (from :mod:`.quota`'s figures),
+  ``outbox_backlog`` (changes waiting in the workers' outbox, from
+  :func:`~jobtrack_airtable.admin.outbox.outbox_status`).  Client rows
   left ``Running`` under a finished job are ``sync``'s business.
   ``quota_exhausted``: Airtable refuses every data request because the workspace's monthly
   API quota is spent (429 ``PUBLIC_API_BILLING_LIMIT_EXCEEDED``); nothing else can be judged
