@@ -130,7 +130,7 @@ def archive(
         typer.Option(
             "--older-than",
             metavar="AGE",
-            help="Archive finished jobs that ended longer ago than this (e.g. 90d, 12w, 36h).",
+            help="Archive finished jobs that ended longer ago than this (90d, 12w, 36h, 90m).",
         ),
     ],
     to: Annotated[

@@ -216,14 +216,13 @@ def load_plan_file(path: Path) -> Plan:
 def sync(
     ctx: typer.Context,
     stale_after: Annotated[
-        float | None,
+        str | None,
         typer.Option(
             "--stale-after",
-            metavar="MINUTES",
-            min=0.001,
+            metavar="DURATION",
             show_default=False,
-            help="A Running row without an update for this long is stale "
-            "(default: JOBTRACK_STALE_AFTER_MINUTES, 120).",
+            help="A Running row without an update for this long is stale (90m, 2h; a bare "
+            "number is minutes; default: JOBTRACK_STALE_AFTER_MINUTES, 120).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
@@ -271,6 +270,7 @@ def sync(
     exits 1.
     """
     from ..admin.sync import StalePlanError, plan_to_json, save_plan
+    from ..durations import parse_duration
     from ..transport.repository import Repository
     from ._mirror import open_mirror
     from ._plans import target_plan
@@ -291,13 +291,17 @@ def sync(
                 "refusing to apply without confirmation: stdin is not a terminal "
                 "(pass --yes to apply non-interactively)"
             )
-        minutes = stale_after if stale_after is not None else state.settings.stale_after_minutes
+        threshold = (
+            parse_duration(stale_after, what="--stale-after", bare_unit="m")
+            if stale_after is not None
+            else timedelta(minutes=state.settings.stale_after_minutes)
+        )
         targets = _targets(target, state)
         with open_base(state) as backend:
             repo = Repository(backend.conn)
             mirror = open_mirror(backend, repo)
             try:
-                made = _make_plan(repo, timedelta(minutes=minutes), mirror, full)
+                made = _make_plan(repo, threshold, mirror, full)
             finally:
                 if mirror is not None:
                     mirror.close()

@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from ..admin.ops.quota import UsageReport
 
 
+def uncounted_note(embedded: bool) -> str | None:
+    """Why the API calls are not counted: the embedded local base costs none."""
+    return "the embedded local base costs no API calls and is not counted" if embedded else None
+
+
 def _days(value: float | None) -> str:
     if value is None:
         return "never at the current growth"
@@ -23,13 +28,27 @@ def _days(value: float | None) -> str:
 def _lines(report: UsageReport) -> list[str]:
     r, c = report.requests, report.records
     limit = f"{r.limit:,}" if r.limit is not None else "unlimited"
+    w = report.workspace
+    who = " (this tool)" if w is not None else ""
     if r.counted is None:
-        requests = f"API calls {r.month}: not counted ({r.note})"
+        requests = f"API calls {r.month}{who}: not counted ({r.note})"
     else:
         flag = "  OVER THE QUOTA" if r.over_limit else ""
         requests = (
-            f"API calls {r.month}: {r.counted:,} so far, {r.projected:,} projected by month end, "
-            f"quota {limit}{flag}"
+            f"API calls {r.month}{who}: {r.counted:,} so far, {r.projected:,} projected by "
+            f"month end, quota {limit}{flag}"
+        )
+    if w is not None:
+        if w.tool_share is None:
+            basis = "observed"
+        elif w.basis == "share":
+            basis = f"this tool ≈ {w.tool_share:.0%} of it, as configured"
+        else:
+            basis = f"observed; this tool {w.tool_share:.0%} of it"
+        flag = "  OVER THE QUOTA" if w.over_limit else ""
+        requests += (
+            f"\nAPI calls {r.month} (workspace, {basis}): {w.counted:,} so far, "
+            f"{w.projected:,} projected by month end, quota {limit}{flag}"
         )
     kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(r.counts.items()))
     if c is None:
@@ -66,6 +85,24 @@ def usage(
             help="free, team, business or enterprise (default JOBTRACK_AIRTABLE_PLAN, team).",
         ),
     ] = None,
+    tool_share: Annotated[
+        float | None,
+        typer.Option(
+            "--tool-share",
+            metavar="SHARE",
+            help="This tool's share of the workspace's API calls (0.4): the quota is per "
+            "workspace, shared with every integration in it; projects the workspace too.",
+        ),
+    ] = None,
+    workspace_calls: Annotated[
+        int | None,
+        typer.Option(
+            "--workspace-calls",
+            metavar="N",
+            help="The workspace's API calls so far this month, as Airtable's usage page "
+            "shows them (instead of --tool-share).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     full: FullOption = False,
 ) -> None:
@@ -88,11 +125,9 @@ def usage(
                 state.settings,
                 plan=plan,  # type: ignore[arg-type]
                 on_page=reads.on_page,
-                uncounted=(
-                    "the embedded local base costs no API calls and is not counted"
-                    if backend.embedded is not None
-                    else None
-                ),
+                uncounted=uncounted_note(backend.embedded is not None),
+                tool_share=tool_share,
+                workspace_calls=workspace_calls,
             )
         if as_json:
             print_json(usage_to_json(report))
