@@ -26,6 +26,7 @@ from ._core import (
     state_of,
 )
 from .interrupts import Interruptible, finish_command
+from ._mirror import FullOption, whole_table_reads
 
 if TYPE_CHECKING:
     # The library (pyairtable, requests) loads only when a command runs: --help stays fast.
@@ -143,7 +144,7 @@ def archive(
         typer.Option(
             "--older-than",
             metavar="AGE",
-            help="Archive finished jobs that ended longer ago than this (e.g. 90d, 12w, 36h).",
+            help="Archive finished jobs that ended longer ago than this (90d, 12w, 36h, 90m).",
         ),
     ],
     to: Annotated[
@@ -165,6 +166,7 @@ def archive(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="With --apply: do not ask for confirmation.")
     ] = False,
+    full: FullOption = False,
 ) -> None:
     """Plan moving old finished jobs (with all their client rows) to a local archive.
 
@@ -186,9 +188,13 @@ def archive(
                 "(pass --yes to apply non-interactively)"
             )
         with open_base(state, effect="archive and delete rows" if do_apply else None) as backend:
+            # Planned from the mirror; applied against the base, which apply re-reads.
+            with (
+                whole_table_reads(backend, full=full) as reader,
+                Reads("Reading the base") as reads,
+            ):
+                plan = plan_archive(reader, older_than=age, archive_path=to, on_page=reads.on_page)
             repo = Repository(backend.conn)
-            with Reads("Reading the base") as reads:
-                plan = plan_archive(repo, older_than=age, archive_path=to, on_page=reads.on_page)
             if out is not None:
                 save_archive_plan(plan, out)
             if as_json:
