@@ -96,6 +96,25 @@ COVERAGE: dict[tuple[str, str], str] = {
     ("README.md", "jobtrack-airtable report --html FILE"): (
         "tests/test_ops_report.py::test_report_command_writes_the_page_and_json"
     ),
+    ("README.md", 'max_runtime = "3h"'): (
+        "tests/test_ops_readme.py::test_the_readme_shows_the_rules_messages"
+    ),
+    ("README.md", "# check at 12:00 UTC"): (
+        "tests/test_ops_readme.py::test_the_readme_shows_the_rules_messages"
+    ),
+    ("README.md", "jobtrack-airtable metrics [-o FILE]"): (
+        "tests/test_ops_readme.py::test_the_readme_shows_the_metrics"
+    ),
+    ("README.md", "# TYPE jobtrack_job_last_success_timestamp_seconds"): (
+        "tests/test_ops_readme.py::test_the_readme_shows_the_metrics"
+    ),
+    ("docs/benchmarks.md", "| client rows | first sync | unchanged"): (
+        f"{HERE}::test_benchmark_commands_parse"
+    ),
+    ("docs/mirror.md", "from jobtrack_airtable.admin.mirror import Mirror"): (
+        f"{HERE}::test_docs_python_blocks_run"
+    ),
+    ("docs/mirror.md", "-- "): f"{HERE}::test_docs_python_blocks_run",
     ("README.md", "$ jobtrack-airtable report --html report.html"): (
         f"{HERE}::test_readme_cli_sessions_run"
     ),
@@ -348,14 +367,39 @@ def test_configuration_examples_load(tmp_path: Path) -> None:
 
 
 def test_docs_python_blocks_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clone_untouched: None
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clone_untouched: None,
+    demo_server: TrackingServer,
 ) -> None:
+    """Every Python block of docs/*.md, in order; a block using ``repo`` (docs/mirror.md)
+    gets one on a local server holding the demo base, and the SQL blocks then run against the
+    mirror it made."""
+    import sqlite3
+
+    from jobtrack_airtable.settings import Settings
+    from jobtrack_airtable.transport.client import Connection
+    from jobtrack_airtable.transport.repository import Repository
+
     monkeypatch.chdir(tmp_path)
     blocks = [b for b in fenced_blocks() if b.file.startswith("docs/") and b.lang == "python"]
     assert len(blocks) >= 3
-    scope: dict[str, Any] = {"__name__": "__docs__"}
-    for block in blocks:
-        exec(compile(block.body, f"{block.file}:{block.line}", "exec"), scope)
+    settings = Settings(
+        _env_file=None,
+        api_key=demo_server.token,
+        base_id=demo_server.base_id,
+        endpoint_url=demo_server.url,
+        rate_limit=0,
+    )
+    with Connection.from_settings(settings) as conn:
+        scope: dict[str, Any] = {"__name__": "__docs__", "repo": Repository(conn)}
+        for block in blocks:
+            exec(compile(block.body, f"{block.file}:{block.line}", "exec"), scope)
+    mirror_path = scope["mirror"].path
+    with sqlite3.connect(mirror_path) as db:
+        for block in fenced_blocks():
+            if block.lang == "sql":
+                assert db.execute(block.body).fetchall() is not None, block.first
 
 
 def test_readme_local_serve_lines_run(tmp_path: Path, clone_untouched: None) -> None:

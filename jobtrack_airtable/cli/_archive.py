@@ -25,8 +25,8 @@ from ._core import (
     redact,
     state_of,
 )
-from .interrupts import Interruptible, finish_command
 from ._mirror import FullOption, whole_table_reads
+from .interrupts import Interruptible, finish_command
 
 if TYPE_CHECKING:
     # The library (pyairtable, requests) loads only when a command runs: --help stays fast.
