@@ -14,7 +14,14 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInputError, TerminalRunError, UnknownMetricError, show
+from .errors import (
+    InvalidInputError,
+    RunClosedError,
+    TerminalRunError,
+    TrackerClosedError,
+    UnknownMetricError,
+    show,
+)
 from .metrics import ClientMetrics, validate_metrics
 from .rows import ClientRunRow
 from .run_ids import ClientRunId
@@ -122,6 +129,15 @@ class ClientRun(EndsOnExit):
         if self.refusal is not None:
             raise self.refusal
 
+    def _check_writable(self, action: str) -> None:
+        """A change to an ended run would rewrite a row the library already called final
+        (a ``Completed`` row's totals growing after the fact): refused, before anything."""
+        self._check_open()
+        if self.tracker._closed:
+            raise TrackerClosedError(str(self.run_id))
+        if self.status.is_terminal:
+            raise RunClosedError(str(self.run_id), self.status.value, action)
+
     def _changed(self) -> None:
         """Record a change (under the run lock) and hand the run to the group commit."""
         self._version += 1
@@ -138,9 +154,10 @@ class ClientRun(EndsOnExit):
         group-committed.  If that write fails even after the retry policy (429, 5xx,
         network), the totals stay pending for the next one: ``add`` does not raise for it.
         """
-        self._check_open()
         delta = ClientMetrics.of(**increments)
         with self._lock:
+            # Under the run's lock: a close in another thread cannot slip in between.
+            self._check_writable("add")
             self._local = self._local.plus(delta)
             self._worked = self._worked or not delta.is_empty
             self._changed()
@@ -151,7 +168,6 @@ class ClientRun(EndsOnExit):
         ``client_name``.  Unknown names raise, listing what is allowed; so does a value
         Airtable would refuse (checked now, so that it cannot fail a later write).
         ``apify_run_id=None`` clears it; the client name cannot be cleared."""
-        self._check_open()
         extra = {k: values.pop(k) for k in CLIENT_RUN_EXTRA_FIELDS if k in values}
         try:
             metrics = ClientMetrics.of(**values)
@@ -168,6 +184,7 @@ class ClientRun(EndsOnExit):
             if isinstance(value, str) and (problem := text_problem(value, key)):
                 raise InvalidInputError(problem)
         with self._lock:
+            self._check_writable("set")
             self._local = self._local.merged(metrics)
             self._set_keys.update(metrics.values())
             if extra.get("client_name"):
@@ -182,8 +199,8 @@ class ClientRun(EndsOnExit):
         """Append a line to System Notes (written with the next group commit, merged into
         the row's current notes).  A note that is not a string or does not fit is refused,
         changing nothing."""
-        self._check_open()
         with self._lock:
+            self._check_writable("note")
             self._notes.append(text)
             self._changed()
         self._mark()

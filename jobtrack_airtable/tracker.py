@@ -47,7 +47,9 @@ from .commit import GroupCommit
 from .errors import (
     InvalidClientIdError,
     InvalidInputError,
+    JobEndedError,
     NotFoundError,
+    TrackerClosedError,
     show,
 )
 from .limiter.locks import row_key, row_locks
@@ -162,6 +164,12 @@ class Tracker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _check_open(self, action: str) -> None:
+        """Refuse work on a closed tracker before any request: its HTTP session is gone and
+        nothing would ever write what it started."""
+        if self._closed:
+            raise TrackerClosedError(action=f"{action} is refused")
+
     # ------------------------------------------------------------------ jobs
 
     def _next_candidate(self) -> BaseRunId:
@@ -188,6 +196,7 @@ class Tracker:
         ...     print(job.run_id)
         250930-141522
         """
+        self._check_open("job()")
         if isinstance(stream, bool) or not isinstance(stream, int) or stream < 1:
             raise InvalidInputError(f"stream must be an integer ≥ 1, got {show(stream)}")
         marker = self._claim_marker()
@@ -266,6 +275,7 @@ class Tracker:
 
         Raises :class:`~jobtrack_airtable.errors.NotFoundError` if no such job exists.
         """
+        self._check_open("attach_job()")
         key = as_base_run_id(run_id)
         row = self.repo.jobs.find(key)
         if row is None:
@@ -330,6 +340,7 @@ class Tracker:
         new: bool,
         force: bool,
     ) -> list[ClientRun]:
+        self._check_open("opening a client run")
         specs = _client_specs(clients)
         if not new:
             # Pending writes first, so that the probe sees this process's own earlier writes
@@ -361,6 +372,7 @@ class Tracker:
     def attach_client_run(self, run_id: ClientRunId | str) -> ClientRun:
         """Resume a client run by its client run ID (1 read): totals continue from the row's
         values, so a worker restarted mid-run keeps counting instead of overwriting."""
+        self._check_open("attach_client_run()")
         key = as_client_run_id(run_id)
         row = self.repo.client_runs.find(key)
         if row is None:
@@ -428,6 +440,8 @@ class Job(EndsOnExit):
         self._attached = attached
         # Clients opened through this object: a second open of one of them may meet its row.
         self._opened: set[str] = set()
+        # Their runs: those still open when the job ends are closed with it.
+        self._runs: list[ClientRun] = []
         self._log_extra = {"run_id": str(run_id)}
 
     def __repr__(self) -> str:
@@ -462,13 +476,33 @@ class Job(EndsOnExit):
 
         >>> runs = job.open_clients(["Guy-Wilson", ("Ana-Jones", "Ana Jones")])  # doctest: +SKIP
         """
+        self.tracker._check_open("client()")
+        if self.status.is_terminal:
+            # A new Running row under an ended job is what sync would have to repair.
+            raise JobEndedError(str(self.run_id), self.status.value, "opening a client run")
         specs = _client_specs(clients)
         ids = [cid for cid, _ in specs]
         # Rows of a job this process started are new unless this job opened them already.
         new = not self._attached and not (self._opened & set(ids)) and len(set(ids)) == len(ids)
         runs = self.tracker._open(as_base_run_id(self.run_id), specs, new=new, force=force)
         self._opened.update(ids)
+        self._runs = [r for r in self._runs if not r.status.is_terminal] + runs
         return runs
+
+    def _close_open_runs(self, reason: str) -> None:
+        """End the client runs this job opened that are still open, as ``Failed``: the worker
+        never said they finished (``Completed`` would be a guess), and a ``Running`` row under
+        an ended job is what ``sync`` would otherwise have to repair."""
+        for run in self._runs:
+            if run.refusal is None and not run.status.is_terminal:
+                log.warning(
+                    "client run %s was still open when job %s ended; closing it as Failed",
+                    run.run_id,
+                    self.run_id,
+                    extra=run._log_extra,
+                )
+                run.close(Status.FAILED, error=reason)
+        self._runs = []
 
     # ------------------------------------------------------------ job writes
 
@@ -557,6 +591,12 @@ class Job(EndsOnExit):
 
         The job row is read first: if another writer (``sync``, an admin) already made it
         terminal, that status stays, unless ``force=True``, and the notes say so.
+
+        Client runs this job opened and that are still open are closed first, as ``Failed``
+        (Error Details: "still open when job … completed"): the worker never said they
+        finished, and a ``Running`` client under an ended job is what ``sync`` would have to
+        repair.  After it, ``job.client()`` raises
+        :class:`~jobtrack_airtable.errors.JobEndedError`.
         """
         if note is not None:
             # Refuse a bad note before reading anything.
@@ -573,10 +613,15 @@ class Job(EndsOnExit):
         error: BaseException | str | None = None,
     ) -> JobRow:
         new = parse_status(status) if status is not None else None
+        tracker = self.tracker
+        tracker._check_open("completing a job")
         if new is not None:
             # Refuse before reading anything.
             check_transition(self.status, new, force=force)
-        tracker = self.tracker
+        if error is None:
+            self._close_open_runs(f"still open when job {self.run_id} completed")
+        else:
+            self._close_open_runs(f"job {self.run_id} failed: {error_text(error)}")
         tracker.flush()
         with self._notes_lock():
             return self._finish_locked(new, force=force, note=note, fit=fit, error=error)
