@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from .errors import (
     InvalidInputError,
@@ -22,7 +22,7 @@ from .errors import (
     UnknownMetricError,
     show,
 )
-from .metrics import ClientMetrics, validate_metrics
+from .metrics import ClientMetrics, MetricValues, RunValues, validate_metrics
 from .rows import ClientRunRow
 from .run_ids import ClientRunId
 from .runs import CLIENT_RUN_EXTRA_FIELDS, EndsOnExit, Notes, did_work, error_text
@@ -147,7 +147,7 @@ class ClientRun(EndsOnExit):
 
     # --------------------------------------------------------------- metrics
 
-    def add(self, **increments: Any) -> None:
+    def add(self, **increments: Unpack[MetricValues]) -> None:
         """Add to metric totals, e.g. ``run.add(profiles_examined=10, profile_tokens=900)``.
 
         Values are validated first (a bad one raises and changes nothing); the write is
@@ -163,11 +163,12 @@ class ClientRun(EndsOnExit):
             self._changed()
         self._mark()
 
-    def set(self, **values: Any) -> None:
+    def set(self, **typed: Unpack[RunValues]) -> None:
         """Set absolute values: metrics (``apify_costs=1.25``) or ``apify_run_id`` /
         ``client_name``.  Unknown names raise, listing what is allowed; so does a value
         Airtable would refuse (checked now, so that it cannot fail a later write).
         ``apify_run_id=None`` clears it; the client name cannot be cleared."""
+        values: dict[str, Any] = dict(typed)
         extra = {k: values.pop(k) for k in CLIENT_RUN_EXTRA_FIELDS if k in values}
         try:
             metrics = ClientMetrics.of(**values)
