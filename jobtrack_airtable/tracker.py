@@ -67,6 +67,7 @@ from .run_ids import (
 from .runs import EndsOnExit, Notes, error_text
 from .schema import text_problem
 from .settings import Settings
+from .starts import ahead_of, next_free, reserve
 from .statuses import CLOCK_TOLERANCE, Status, check_transition, parse_status
 from .timeutil import to_airtable
 
@@ -74,7 +75,7 @@ __all__ = ["ClientRun", "Job", "Tracker"]
 
 log = logging.getLogger(__name__)
 
-#: How many seconds a job start moves forward looking for a free run ID.
+#: How many claims a job start makes looking for a free run ID before it gives up.
 MAX_START_ATTEMPTS = 60
 
 
@@ -200,24 +201,29 @@ class Tracker:
         if isinstance(stream, bool) or not isinstance(stream, int) or stream < 1:
             raise InvalidInputError(f"stream must be an integer ≥ 1, got {show(stream)}")
         marker = self._claim_marker()
-        candidate = self._next_candidate()
+        conn = self.conn
+        candidate = reserve(conn.limiter, conn.base_id, self._next_candidate())
+        now = self.clock()
+        notes = Notes(None, self.clock)
+        notes.append(f"started on {self.origin} (claim {marker})", fit=True)
+        if note:
+            notes.append(note)
+        values = {
+            "run_id": str(candidate),
+            "status": Status.RUNNING.value,
+            "stream": stream,
+            "start_time": to_airtable(now),
+            "last_updated": to_airtable(now),
+            "system_notes": notes.text,
+        }
+        move: tuple[str, str] | None = None
         for _ in range(MAX_START_ATTEMPTS):
-            now = self.clock()
-            notes = Notes(None, self.clock)
-            notes.append(f"started on {self.origin} (claim {marker})", fit=True)
-            if note:
-                notes.append(note)
-            values = {
-                "run_id": str(candidate),
-                "status": Status.RUNNING.value,
-                "stream": stream,
-                "start_time": to_airtable(now),
-                "last_updated": to_airtable(now),
-                "system_notes": notes.text,
-            }
-            claimed = self.repo.jobs.claim(values, marker)
+            values["run_id"] = str(candidate)
+            claimed, claim = self.repo.jobs.claim(
+                values, marker, ahead=ahead_of(candidate), move=move
+            )
             if claimed is not None:
-                notes.landed(notes.text, len(notes.lines))
+                notes.landed(claimed.system_notes, len(notes.lines))
                 job = Job(
                     self,
                     candidate,
@@ -243,16 +249,28 @@ class Tracker:
                     extra={"run_id": str(candidate)},
                 )
                 return job
-            log.info(
-                "run ID %s is taken; trying the next second",
-                candidate,
-                extra={"run_id": str(candidate)},
+            # Lost: move our row past the rows ahead of it and the seconds already taken
+            # (see jobtrack_airtable.starts), not merely to the next second.
+            lost = candidate
+            candidate = reserve(
+                conn.limiter, conn.base_id, next_free(lost, claim.rank, claim.taken)
             )
-            candidate = candidate.next_second()
+            move = (claim.mine, str(lost)) if claim.mine else None
+            log.info(
+                "run ID %s is taken (%d row(s) ahead); trying %s",
+                lost,
+                claim.rank,
+                candidate,
+                extra={"run_id": str(lost)},
+            )
             with self._lock:
                 if self._last_issued is None or candidate > self._last_issued:
                     self._last_issued = candidate
-        raise InvalidInputError(f"no free run ID within {MAX_START_ATTEMPTS} s after {candidate}")
+        if move is not None:
+            self.repo.delete("jobs", [move[0]])
+        raise InvalidInputError(
+            f"no free run ID within {MAX_START_ATTEMPTS} claims, up to {candidate}"
+        )
 
     def find_job(self, run_id: BaseRunId | str) -> JobRow | None:
         """The job row of ``run_id`` as stored (1 request), or ``None``.
