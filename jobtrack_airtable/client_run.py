@@ -14,6 +14,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Unpack
 
+from . import forks
 from .errors import (
     InvalidInputError,
     RunClosedError,
@@ -89,7 +90,12 @@ class ClientRun(EndsOnExit):
         self._heartbeat = False
         self._worked = False
         self._lock = threading.RLock()
+        forks.register(self, ClientRun._fresh_lock)
         self._log_extra = {"run_id": str(run_id), "client_id": client_id}
+
+    def _fresh_lock(self) -> None:
+        # After a fork: the parent's commit thread may have held it mid-write.
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"ClientRun(run_id={str(self.run_id)!r}, status={self.status.value!r})"

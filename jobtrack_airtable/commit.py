@@ -31,7 +31,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from . import shutdown
+from . import forks, shutdown
 from .errors import AirtableError, JobtrackError, LimiterUnavailableError, TrackerClosedError
 from .limiter.locks import row_key, row_locks
 from .recovery import RETRYABLE
@@ -111,6 +111,17 @@ class GroupCommit:
         self._closed = False
         _LIVE.add(self)
         shutdown.install(drain_all)
+        forks.register(self, GroupCommit._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks (a parent thread may have held them mid-drain; it
+        does not exist here) and no thread.  What was pending is the parent's to write: the
+        child writing it too would only repeat it."""
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._drain_lock = threading.RLock()
+        self._thread = None
+        self._pending = {}
 
     def __repr__(self) -> str:
         return f"GroupCommit(interval={self.interval!r}, pending={len(self._pending)})"

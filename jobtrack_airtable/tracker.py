@@ -40,6 +40,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, tzinfo
 from typing import Any, Self
 
+from . import forks
 from .aggregation import aggregate, completion_status
 from .client import Connection
 from .client_run import ClientRun
@@ -112,12 +113,21 @@ class Tracker:
         self.tz = tz if tz is not None else settings.tz
         interval = flush_interval if flush_interval is not None else settings.flush_interval
         #: Who writes, as recorded in System Notes (host and process by default).
-        self.origin = origin or f"{socket.gethostname()} pid {os.getpid()}"
+        self.origin = origin or _default_origin()
+        self._default_origin = origin is None
         self._claim_marker = claim_marker or (lambda: uuid.uuid4().hex[:12])
         self._lock = threading.Lock()
         self._last_issued: BaseRunId | None = None
         self._commit = GroupCommit(self.repo, interval=interval, clock=self.clock)
         self._closed = False
+        forks.register(self, Tracker._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child (see :mod:`jobtrack_airtable.forks`): a fresh lock, and the
+        child's own pid in the notes it writes."""
+        self._lock = threading.Lock()
+        if self._default_origin:
+            self.origin = _default_origin()
 
     @property
     def flush_interval(self) -> float:
@@ -406,6 +416,10 @@ class Tracker:
         )
         run._adopt(row)
         return run
+
+
+def _default_origin() -> str:
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 def _client_specs(clients: Iterable[str | tuple[str, str | None]]) -> list[tuple[str, str | None]]:
