@@ -29,12 +29,12 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import BENCH_BASE_ID, BENCH_TOKEN, start_server
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.run_ids import BaseRunId
 from jobtrack_airtable.settings import Settings
-from jobtrack_airtable.starts import ahead_of
-from jobtrack_airtable.tracker import Job, Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.worker.starts import ahead_of
+from jobtrack_airtable.worker.tracker import Job, Tracker
 
 
 def _tracker(srv: LocalAirtable, when: datetime, *, shared: bool, store: Path) -> Tracker:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from jobtrack_airtable.archive import apply_archive, archived_records, plan_archive
+from jobtrack_airtable.admin.archive import apply_archive, archived_records, plan_archive
 
 from .test_archive import CRR, JOBS, NOW, _stored
 from .test_archive import base as base  # the fixture: two old jobs of 3 and 12 clients

@@ -16,7 +16,7 @@ from jobtrack_airtable.errors import (
 )
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.statuses import Status
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .test_tracker import CRR, JOBS, make_conn, rows
 

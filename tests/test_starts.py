@@ -14,8 +14,8 @@ import pytest
 
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.run_ids import BaseRunId
-from jobtrack_airtable.starts import ahead_of, next_free
-from jobtrack_airtable.tracker import Job, Tracker
+from jobtrack_airtable.worker.starts import ahead_of, next_free
+from jobtrack_airtable.worker.tracker import Job, Tracker
 
 from .test_tracker import JOBS, by_key, make_conn
 

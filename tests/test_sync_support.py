@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from jobtrack_airtable.client import Connection
+from jobtrack_airtable.admin.sync import Action, ApplyResult, Plan, apply_plan, plan_sync
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.metrics import AGGREGATE_KEYS
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.settings import Settings
-from jobtrack_airtable.sync import Action, ApplyResult, Plan, apply_plan, plan_sync
 from jobtrack_airtable.timeutil import to_airtable
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.repository import Repository
 
 NOW = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
 STALE = timedelta(hours=2)

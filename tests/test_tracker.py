@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import (
     InvalidClientIdError,
     InvalidMetricError,
@@ -25,10 +24,11 @@ from jobtrack_airtable.errors import (
 )
 from jobtrack_airtable.limiter import NullLimiter
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.run_ids import BaseRunId, ClientRunId
 from jobtrack_airtable.statuses import Status
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_TOKEN
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import ConfigError, InvalidInputError
 from jobtrack_airtable.limiter import usage_counts
 from jobtrack_airtable.limiter.usage import counted_as, month_of
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.settings import Settings
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import MakeLocalAirtable
 

@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 class LimitedAdapter(HTTPAdapter):
     """An ``HTTPAdapter`` that holds a slot of ``limiter`` for the whole of each request.
 
-    Mounted on ``api.session`` by :func:`~jobtrack_airtable.client.build_api`; because it sits
-    at the transport level, every page of a listing and every retry is counted, not just
+    Mounted on ``api.session`` by :func:`~jobtrack_airtable.transport.client.build_api`; because it
+    sits at the transport level, every page of a listing and every retry is counted, not just
     top-level calls.  The slot is reserved just before the request goes out and released
     once the response headers are back (the server has counted the request by then), so the
     window is measured from the end of the request (see :mod:`.base`).  A 429 releases the
