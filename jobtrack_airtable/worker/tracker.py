@@ -474,10 +474,16 @@ class Job(EndsOnExit):
         self._opened: set[str] = set()
         # Their runs: those still open when the job ends are closed with it.
         self._runs: list[ClientRun] = []
+        # Guards the two above: threads may open clients of one job at once.
+        self._lock = threading.Lock()
+        forks.register(self, Job._fresh_lock)
         self._log_extra = {"run_id": str(run_id)}
 
     def __repr__(self) -> str:
         return f"Job(run_id={str(self.run_id)!r}, status={self.status.value!r})"
+
+    def _fresh_lock(self) -> None:
+        self._lock = threading.Lock()  # after a fork (see jobtrack_airtable.forks)
 
     def _end_ok(self) -> None:
         self.complete()
@@ -514,18 +520,23 @@ class Job(EndsOnExit):
             raise JobEndedError(str(self.run_id), self.status.value, "opening a client run")
         specs = _client_specs(clients)
         ids = [cid for cid, _ in specs]
-        # Rows of a job this process started are new unless this job opened them already.
-        new = not self._attached and not (self._opened & set(ids)) and len(set(ids)) == len(ids)
+        with self._lock:
+            # Rows of a job this process started are new unless this job opened them
+            # already (claimed here, under the lock, so two threads cannot both see new).
+            new = not self._attached and not (self._opened & set(ids)) and len(set(ids)) == len(ids)
+            self._opened.update(ids)
         runs = self.tracker._open(as_base_run_id(self.run_id), specs, new=new, force=force)
-        self._opened.update(ids)
-        self._runs = [r for r in self._runs if not r.status.is_terminal] + runs
+        with self._lock:
+            self._runs = [r for r in self._runs if not r.status.is_terminal] + runs
         return runs
 
     def _close_open_runs(self, reason: str) -> None:
         """End the client runs this job opened that are still open, as ``Failed``: the worker
         never said they finished (``Completed`` would be a guess), and a ``Running`` row under
         an ended job is what ``sync`` would otherwise have to repair."""
-        for run in self._runs:
+        with self._lock:
+            runs, self._runs = self._runs, []
+        for run in runs:
             if run.refusal is None and not run.status.is_terminal:
                 log.warning(
                     "client run %s was still open when job %s ended; closing it as Failed",
@@ -534,7 +545,6 @@ class Job(EndsOnExit):
                     extra=run._log_extra,
                 )
                 run.close(Status.FAILED, error=reason)
-        self._runs = []
 
     # ------------------------------------------------------------ job writes
 
