@@ -36,8 +36,8 @@ def retrying_client_run(
 ) -> Iterator[ClientRun]:
     """Open (or continue) the client run; on leaving, close it, fail it, or -- when
     ``will_retry(exc)`` says the framework retries this failure -- leave it ``Running``
-    with a note naming attempt ``attempt + 1`` and the error (1 request: the note is
-    written at once, so the retry, maybe in another process, finds it)."""
+    with a note naming attempt ``attempt + 1`` and the error.  Whatever it ends with is
+    written before the task returns (the retry, maybe in another process, finds it)."""
     run = tracker.client(job_run_id, client_id, name=name)
     try:
         yield run
@@ -50,10 +50,12 @@ def retrying_client_run(
                 run.note(f"attempt {attempt + 1} failed ({reason}); the task will retry")
                 run.flush()
             else:
-                run.fail(exc)
+                run.fail(exc, wait=True)
         except Exception:
             # Never mask the task's own exception (the framework decides on it).
             log.exception("could not record the failure of %s", run.run_id)
         raise
     if not run.status.is_terminal:
-        run.close()
+        # Written now, not within the flush interval: a task's end is where frameworks
+        # recycle processes (RQ's work horse ends with os._exit, skipping exit hooks).
+        run.close(wait=True)
