@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,21 @@ def test_cli_run_records_a_command_and_passes_its_exit_code(
     assert job["Stream"] == 3
     assert f"as job {job['Run ID']} (Failed, exit 4" in proc.stderr
     assert TEST_TOKEN not in proc.stderr + proc.stdout
+
+
+def test_the_readme_run_example_runs(local_airtable: LocalAirtable) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme[readme.index("<!-- run-example -->") :]
+    line = block.split("$ ", 1)[1].splitlines()[0]
+    argv = shlex.split(line)
+    assert argv[0] == "jobtrack-airtable"
+    argv = [str(CLI), *argv[1:]]
+    argv[argv.index("python")] = sys.executable
+    proc = subprocess.run(
+        argv, env=worker_env(local_airtable), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "scored\n"
+    [job] = _jobs(local_airtable)
+    assert job["Stream"] == 3
+    assert job["Status"] == "No Leads To Score"
