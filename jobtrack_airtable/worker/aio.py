@@ -51,6 +51,7 @@ MIN_FLUSH_INTERVAL = 0.05
 
 T = TypeVar("T")
 W = TypeVar("W", "AsyncJob", "AsyncClientRun")
+S = TypeVar("S", Job, ClientRun)
 
 
 class _Opening(Generic[W]):
@@ -167,12 +168,13 @@ class AsyncTracker:
         return AsyncClientRun(self, await self._call(self.sync.attach_client_run, run_id))
 
 
-class AsyncJob:
-    """A started or attached job; ``async with`` completes it (or fails it on an exception)."""
+class _Face(Generic[S]):
+    """What the async job and client run share: the synchronous object underneath (``sync``),
+    its tracker, its run ID and status."""
 
-    def __init__(self, tracker: AsyncTracker, job: Job) -> None:
+    def __init__(self, tracker: AsyncTracker, sync: S) -> None:
         self.tracker = tracker
-        self.sync = job
+        self.sync: S = sync
 
     def __repr__(self) -> str:
         return f"Async{self.sync!r}"
@@ -184,6 +186,13 @@ class AsyncJob:
     @property
     def status(self) -> Status:
         return self.sync.status
+
+    async def __aenter__(self) -> Self:
+        return self
+
+
+class AsyncJob(_Face[Job]):
+    """A started or attached job; ``async with`` completes it (or fails it on an exception)."""
 
     def client(
         self, client_id: str, *, name: str | None = None, force: bool = False
@@ -224,9 +233,6 @@ class AsyncJob:
         """Read the job row as stored now (1 request)."""
         return await self.tracker._call(self.sync.refresh)
 
-    async def __aenter__(self) -> Self:
-        return self
-
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -236,25 +242,10 @@ class AsyncJob:
         await self.tracker._call(self.sync.__exit__, exc_type, exc, tb)
 
 
-class AsyncClientRun:
+class AsyncClientRun(_Face[ClientRun]):
     """One client's run.  ``add``, ``set`` and ``note`` are plain calls (they only record);
     ``async with`` closes it on leaving (``Failed`` on an exception), without waiting for
     the write, which the group commit's thread makes."""
-
-    def __init__(self, tracker: AsyncTracker, run: ClientRun) -> None:
-        self.tracker = tracker
-        self.sync = run
-
-    def __repr__(self) -> str:
-        return f"Async{self.sync!r}"
-
-    @property
-    def run_id(self) -> str:
-        return self.sync.run_id
-
-    @property
-    def status(self) -> Status:
-        return self.sync.status
 
     @property
     def totals(self) -> ClientMetrics:
@@ -292,9 +283,6 @@ class AsyncClientRun:
     async def fail(self, error: BaseException | str, *, force: bool = False) -> None:
         """Close as ``Failed`` with ``error`` in Error Details."""
         await self.close(Status.FAILED, error=error, force=force)
-
-    async def __aenter__(self) -> Self:
-        return self
 
     async def __aexit__(
         self,
