@@ -43,9 +43,8 @@ def run(
             result = record_command(tracker, command, stream=stream, note=note)
         finally:
             tracker.close()
-        status = result.row.status.value if result.row.status else "?"
         notice(
-            f"Recorded {shlex.join(command)!r} as job {result.row.run_id} ({status}, exit "
+            f"Recorded {shlex.join(command)!r} as job {result.run_id} ({result.status}, exit "
             f"{result.exit_code}, {result.seconds:.1f} s)."
         )
     raise typer.Exit(result.exit_code)

@@ -34,17 +34,24 @@ STDERR_TAIL_CHARS = 4000
 
 
 class CommandResult:
-    """What :func:`record_command` did: the command's exit code and the job row written."""
+    """What :func:`record_command` did: the command's exit code, the job's run ID and the job
+    row written (``None`` when the base failed and ``JOBTRACK_ON_TRACKING_ERROR=warn``)."""
 
-    def __init__(self, exit_code: int, row: JobRow, seconds: float) -> None:
+    def __init__(self, exit_code: int, run_id: str, row: JobRow | None, seconds: float) -> None:
         self.exit_code = exit_code
+        self.run_id = run_id
         self.row = row
         self.seconds = seconds
 
+    @property
+    def status(self) -> str:
+        """The job's status as written, or ``"not recorded"``."""
+        return self.row.status.value if self.row and self.row.status else "not recorded"
+
     def __repr__(self) -> str:
         return (
-            f"CommandResult(exit_code={self.exit_code}, run_id={self.row.run_id!r}, "
-            f"status={self.row.status!r})"
+            f"CommandResult(exit_code={self.exit_code}, run_id={self.run_id!r}, "
+            f"status={self.status!r})"
         )
 
 
@@ -75,7 +82,7 @@ def record_command(
         )
     except OSError as exc:
         row = job.fail(f"could not run {argv[0]!r}: {exc}")
-        return CommandResult(127, row, time.monotonic() - started)
+        return CommandResult(127, str(job.run_id), row, time.monotonic() - started)
     assert proc.stderr is not None
     # Standard error still reaches the terminal (or the CronJob's log), line by line.
     copier = threading.Thread(target=_tee, args=(proc.stderr, sys.stderr.buffer, tail), daemon=True)
@@ -91,8 +98,8 @@ def record_command(
     seconds = time.monotonic() - started
     if code == 0:
         row = job.complete(note=f"command {argv[0]!r} exited 0 after {seconds:.1f} s")
-        return CommandResult(code, row, seconds)
+        return CommandResult(code, str(job.run_id), row, seconds)
     text = b"".join(tail).decode("utf-8", "replace")[-STDERR_TAIL_CHARS:].rstrip()
     reason = f"command {argv[0]!r} exited {code} after {seconds:.1f} s"
     row = job.complete(Status.FAILED, note=f"{reason}; stderr tail:\n{text}" if text else reason)
-    return CommandResult(code, row, seconds)
+    return CommandResult(code, str(job.run_id), row, seconds)

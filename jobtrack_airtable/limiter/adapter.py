@@ -15,10 +15,11 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from ..errors import QUOTA_ERROR_TYPE
 from .base import RATE_LIMIT_PENALTY, Limiter, base_key, check_seconds
 from .usage import usage_kinds
 
-__all__ = ["LimitedAdapter"]
+__all__ = ["LimitedAdapter", "quota_spent"]
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,13 @@ class LimitedAdapter(HTTPAdapter):
             self._release(slot, 0.0, usage_kinds(method, url, status=None))
             raise
         status = response.status_code
+        quota = status == 429 and quota_spent(response)
         self._release(
             slot,
-            self.penalty_seconds if status == 429 else 0.0,
-            usage_kinds(method, url, status=status),
+            # A spent monthly quota is no rate limit: holding the base 30 s would only delay
+            # the meta reads that still answer, and never bring the quota back.
+            self.penalty_seconds if status == 429 and not quota else 0.0,
+            usage_kinds(method, url, status=status, quota_spent=quota),
         )
         return response
 
@@ -70,3 +74,14 @@ class LimitedAdapter(HTTPAdapter):
             # The request has been sent: a store that cannot record the release must not
             # turn its (possibly applied) result into an error.  The slot frees at its lease.
             log.warning("the rate limiter could not record a finished request", exc_info=True)
+
+
+def quota_spent(response: requests.Response) -> bool:
+    """Whether a 429 says the monthly quota is spent (``PUBLIC_API_BILLING_LIMIT_EXCEEDED``)
+    rather than the per-second rate limit: both share the status, only the error type tells."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("type") == QUOTA_ERROR_TYPE

@@ -213,11 +213,11 @@ class AsyncJob(_Face[Job]):
 
     async def complete(
         self, status: Status | str | None = None, *, force: bool = False, note: str | None = None
-    ) -> JobRow:
+    ) -> JobRow | None:
         """Aggregate the client rows and close the job (see :meth:`Job.complete`)."""
         return await self.tracker._call(self.sync.complete, status, force=force, note=note)
 
-    async def fail(self, error: BaseException | str, *, force: bool = False) -> JobRow:
+    async def fail(self, error: BaseException | str, *, force: bool = False) -> JobRow | None:
         """Close the job as ``Failed`` with the error in System Notes."""
         return await self.tracker._call(self.sync.fail, error, force=force)
 
