@@ -30,7 +30,6 @@ import asyncio
 import functools
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, Unpack
 
 from ..metrics import ClientMetrics, MetricValues, RunValues
@@ -69,14 +68,9 @@ class _Opening(Generic[W]):
         self._value = await self._make()
         return await self._value.__aenter__()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         assert self._value is not None
-        await self._value.__aexit__(exc_type, exc, tb)
+        await self._value.__aexit__(*exc_info)
 
 
 class AsyncTracker:
@@ -233,13 +227,8 @@ class AsyncJob(_Face[Job]):
         """Read the job row as stored now (1 request)."""
         return await self.tracker._call(self.sync.refresh)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.tracker._call(self.sync.__exit__, exc_type, exc, tb)
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.tracker._call(self.sync.__exit__, *exc_info)
 
 
 class AsyncClientRun(_Face[ClientRun]):
@@ -284,11 +273,6 @@ class AsyncClientRun(_Face[ClientRun]):
         """Close as ``Failed`` with ``error`` in Error Details."""
         await self.close(Status.FAILED, error=error, force=force)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         # Only records the close (the commit thread writes it): no request, no wait.
-        self.sync.__exit__(exc_type, exc, tb)
+        self.sync.__exit__(*exc_info)
