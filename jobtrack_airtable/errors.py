@@ -338,6 +338,11 @@ class JobEndedError(EndedError):
         super().__init__(f"job {run_id!r} has ended ({status}); {action} is refused")
 
 
+class OutboxUnavailableError(JobtrackError):
+    """The outbox could not store a change (disk full, Redis down): the call that made the
+    change raises, since the change would not survive the process."""
+
+
 class PlanFormatError(JobtrackError, ValueError):
     """A plan file is not a plan this version of the library can apply (unknown
     ``format_version``, not JSON, or malformed)."""

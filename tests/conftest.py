@@ -95,6 +95,8 @@ def _forget_pending_client_writes() -> Iterator[None]:
     for group in list(commit._LIVE):
         with group._lock:
             group._pending.clear()
+            group._refused.clear()
+            group._settling.clear()
 
 
 @pytest.fixture(scope="session")

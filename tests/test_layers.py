@@ -50,6 +50,8 @@ def _offenders(modules: set[str]) -> list[str]:
         "from jobtrack_airtable import Tracker",
         "import jobtrack_airtable.admin.sync",
         "import jobtrack_airtable.errors",
+        "import jobtrack_airtable.outbox",
+        "import jobtrack_airtable.admin.outbox",
         "import jobtrack_airtable.worker.tracking_errors",
     ],
 )
@@ -223,6 +225,18 @@ def test_the_worker_core_never_imports_the_local_server() -> None:
         if _layer(module) in (0, 1, 2) and _layer(target) == -1
     )
     assert crossing == []
+
+
+def test_the_outbox_store_is_below_the_worker() -> None:
+    # The tracker writes through the store; the store never reaches back up to the worker.
+    imports = all_imports()
+    store = [m for m in imports if m.startswith("jobtrack_airtable.outbox")]
+    assert store and not any(
+        t.startswith(("jobtrack_airtable.worker", "jobtrack_airtable.transport"))
+        for m in store
+        for t in imports[m]
+    )
+    assert "jobtrack_airtable.outbox" in imports["jobtrack_airtable.worker.tracker"]
 
 
 def test_the_layer_check_would_see_an_upward_import() -> None:

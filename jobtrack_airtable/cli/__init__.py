@@ -45,7 +45,18 @@ from collections.abc import Sequence
 import typer
 
 # Importing the command modules registers their commands on the apps.
-from . import _archive, _check, _local, _report, _run, _runs, _schema, _sync, _usage  # noqa: F401
+from . import (  # noqa: F401
+    _archive,
+    _check,
+    _local,
+    _outbox,
+    _report,
+    _run,
+    _runs,
+    _schema,
+    _sync,
+    _usage,
+)
 from ._core import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "app", "main"]

@@ -213,6 +213,10 @@ class AirtableApp:
 
     # -- WSGI entry point -------------------------------------------------------------------
 
+    def set_token(self, token: str) -> None:
+        """Accept ``token`` from now on, and no other."""
+        self._token = f"Bearer {token}".encode()
+
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
@@ -329,6 +333,14 @@ class AirtableApp:
             return None
         if fault.kind == "429":
             return _error(E.rate_limited())
+        if fault.kind == "403":
+            return _error(
+                E.ApiError(
+                    403,
+                    "INVALID_PERMISSIONS",
+                    "You are not permitted to perform this operation",
+                )
+            )
         if fault.kind == "quota":
             return _error(E.quota_exhausted())
         if fault.kind == "500":

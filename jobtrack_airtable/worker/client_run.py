@@ -8,6 +8,7 @@ absolute totals by the tracker's group commit (:mod:`jobtrack_airtable.worker.co
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -23,9 +24,9 @@ from ..errors import (
     UnknownMetricError,
     show,
 )
-from ..metrics import ClientMetrics, MetricValues, RunValues, validate_metrics
+from ..metrics import METRIC_KEYS, ClientMetrics, MetricValues, RunValues, validate_metrics
 from ..rows import ClientRunRow
-from ..run_ids import ClientRunId
+from ..run_ids import ClientRunId, as_client_run_id
 from ..schema import text_problem
 from ..statuses import Status, check_transition, parse_status
 from ..timeutil import to_airtable
@@ -93,8 +94,16 @@ class ClientRun(EndsOnExit):
         self._end: str | None = None
         self._error: str | None = None
         self._close_force = False
-        self._version = 1
+        # Versions only grow, across processes too: a run re-opened elsewhere starts above
+        # every version its earlier owner stored (microseconds of the wall clock).
+        self._version = time.time_ns() // 1000
         self._written_version = 0
+        #: The last refusal its write met (kept pending; raised at synchronous points).
+        self._refused: Exception | None = None
+        self._refusal_logged: str | None = None
+        # What the last acknowledged write put in the row, to verify it after a timeout.
+        self._acked: dict[str, Any] = {}
+        self._acked_status: Status | None = None
         self._heartbeat = False
         self._worked = False
         self._lock = threading.RLock()
@@ -153,8 +162,108 @@ class ClientRun(EndsOnExit):
             raise RunClosedError(str(self.run_id), self.status.value, action)
 
     def _changed(self) -> None:
-        """Record a change (under the run lock) and hand the run to the group commit."""
+        """Record a change (under the run lock): a new version, stored in the outbox before
+        the caller returns."""
         self._version += 1
+        self.tracker._persist(self)
+
+    # ------------------------------------------------------------- the outbox
+
+    def snapshot(self) -> str:
+        """The run's whole state as JSON, for the outbox (under the run lock)."""
+        return json.dumps(
+            {
+                "run_id": str(self.run_id),
+                "client_id": self.client_id,
+                "name": self.name,
+                "name_given": self._name_given,
+                "record_id": self.record_id,
+                "base": self._base.values(),
+                "local": self._local.values(),
+                "set_keys": sorted(self._set_keys),
+                "extra": self._extra,
+                "notes": self._notes.lines,
+                "probe": self._probe,
+                "status": self.status.value,
+                "status_due": self._status_due.value if self._status_due else None,
+                "start_due": self._start_due,
+                "end": self._end,
+                "error": self._error,
+                "force": self._force,
+                "close_force": self._close_force,
+                "worked": self._worked,
+                "wrote_terminal": self._wrote_terminal,
+            },
+            default=str,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def restore(cls, tracker: Tracker, payload: str, version: int) -> ClientRun:
+        """A run rebuilt from an outbox entry another process left (it died, or its tracker
+        closed with the write refused): written by this tracker's group commit."""
+        d = json.loads(payload)
+        run = cls(
+            tracker,
+            as_client_run_id(d["run_id"]),
+            client_id=d["client_id"],
+            name=d["name"],
+            new=False,
+            force=d["force"],
+        )
+        run._name_given = d["name_given"]
+        run.record_id = d["record_id"]
+        run._base = validate_metrics(d["base"])
+        run._local = validate_metrics(d["local"])
+        run._set_keys = set(d["set_keys"])
+        run._extra = d["extra"]
+        run._notes.lines = list(d["notes"])
+        run._probe = d["probe"]
+        run.status = Status(d["status"])
+        run._status_due = Status(d["status_due"]) if d["status_due"] else None
+        run._start_due = d["start_due"]
+        run._end = d["end"]
+        run._error = d["error"]
+        run._close_force = d["close_force"]
+        run._worked = d["worked"]
+        run._wrote_terminal = d["wrote_terminal"]
+        run._version = version
+        return run
+
+    def urgent(self) -> bool:
+        """An open or a status change must show promptly; increments can wait."""
+        return self._probe or self._status_due is not None or self._heartbeat
+
+    def refusal_pending(self) -> Exception | None:
+        return self._refused
+
+    def unsettled(self, until: float) -> None:
+        with self._lock:
+            self._settle_until = until
+
+    _settle_until = 0.0
+
+    def verify(self, row: ClientRunRow | None) -> bool:
+        with self._lock:
+            holds = row is not None
+            if row is not None:
+                stored = row.metrics.to_values(self.tracker.conn.schema.client_runs)
+                holds = all(stored.get(k) == v for k, v in self._acked.items())
+                ours, theirs = self._acked_status, row.status
+                if ours is not None and theirs is not ours:
+                    # Another writer ending the run is not a late write of ours.
+                    holds = holds and theirs is not None and theirs.is_terminal
+                    holds = holds and not ours.is_terminal
+            else:
+                self.record_id = None
+            self._settle_until = 0.0
+            if holds:
+                self.tracker._retire(self, self._written_version)
+                return True
+            if self._acked_status is not None:
+                self._status_due = self.status
+            self._changed()
+            return False
 
     def _mark(self) -> None:
         self.tracker._commit.mark(self)
@@ -305,7 +414,7 @@ class ClientRun(EndsOnExit):
                 return True
             if self._status_due is None or not self._status_due.is_terminal:
                 return False
-            quiet = time.monotonic() - self._last_write
+            quiet = self.tracker._commit.wall() - self._last_write
             return quiet >= quiet_after(self.tracker)
 
     def observe(self, row: ClientRunRow | None) -> None:
@@ -345,7 +454,7 @@ class ClientRun(EndsOnExit):
             self.status = theirs
 
     _wrote_terminal = False
-    #: ``time.monotonic()`` of the run's last landed write (0: adopted, never written).
+    #: The commit's ``wall`` time of the run's last landed write (0: adopted, never written).
     _last_write = 0.0
 
     def take(self, now: datetime) -> tuple[str | None, dict[str, Any], Any] | None:
@@ -378,12 +487,12 @@ class ClientRun(EndsOnExit):
             sent = len(self._notes.lines)
             if sent:
                 fields["system_notes"] = self._notes.text
-            return self.record_id, fields, ("write", self._version, status, sent)
+            return self.record_id, fields, ("write", self._version, status, sent, fields)
 
     def written(self, row: ClientRunRow, created: bool, token: Any) -> None:
         with self._lock:
             self.record_id = row.record_id
-            self._last_write = time.monotonic()
+            self._last_write = self.tracker._commit.wall()
             if token[0] == "probe":
                 self._probe = False
                 self._written_version = token[1]
@@ -413,10 +522,16 @@ class ClientRun(EndsOnExit):
                         previous.value if previous else "no status",
                         extra=self._log_extra,
                     )
+                if not self.dirty():
+                    self.tracker._retire(self, token[1])
                 return
-            _, version, status, sent = token
+            _, version, status, sent, fields = token
+            self._refused = None
+            self._refusal_logged = None
+            table = self.tracker.conn.schema.client_runs
+            self._acked = {k: v for k, v in fields.items() if table.has(k) and k in METRIC_KEYS}
             self._notes.landed(row.system_notes, sent)
-            self._last_write = time.monotonic()
+            self._last_write = self.tracker._commit.wall()
             if version == self._version:
                 self._written_version = version
                 self._heartbeat = False
@@ -425,17 +540,26 @@ class ClientRun(EndsOnExit):
                 self._status_due = None
                 self._start_due = None
                 self._wrote_terminal = self._wrote_terminal or sent_status.is_terminal
+            if sent_status is not None:
+                self._acked_status = sent_status
             self._row = row
+            if version == self._version:
+                self.tracker._retire(self, version)
 
     def refused(self, error: Exception, token: Any) -> None:
         with self._lock:
-            # Validated before queuing, so this is a base that changed under us; retrying
-            # the same record would fail the same way.
-            log.error(
-                "client run %s: Airtable refused its write (%s); dropped",
-                self.run_id,
-                error,
-                extra=self._log_extra,
-            )
-            self._written_version = self._version
-            self._heartbeat = False
+            # Kept: the state stays pending here and in the outbox; the refusal is raised at
+            # the next synchronous point and the write tried again there (the token or the
+            # field may be back by then), or by the next tracker / ``outbox replay``.
+            self._refused = error
+            self.tracker._refused(self, token[1], error)
+            text = f"{type(error).__name__}: {error}"
+            if text != self._refusal_logged:
+                self._refusal_logged = text
+                log.error(
+                    "client run %s: Airtable refused its write (%s); kept in the outbox, "
+                    "raised at the next flush or close",
+                    self.run_id,
+                    error,
+                    extra=self._log_extra,
+                )

@@ -34,6 +34,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -52,6 +53,9 @@ from ..errors import (
     show,
 )
 from ..limiter.locks import row_key, row_locks
+from ..outbox import OutboxStore, open_outbox
+from ..outbox.cadence import Cadence
+from ..outbox.store import LIVE_OWNERS, RELEASED, entry_key, new_owner, owner_alive
 from ..rows import ClientRunRow, JobRow
 from ..run_ids import (
     BaseRunId,
@@ -91,6 +95,12 @@ class Tracker:
     closes the HTTP session and the limiter.  Rows are stamped on the server's clock
     (:meth:`Connection.server_now`); ``clock`` and ``tz`` are injectable for tests.
 
+    Every client-run change goes to the machine's outbox (``outbox``, else the store the
+    settings name) before the call returns.  A new tracker takes over what dead or closed
+    processes of the machine left there and writes it with its first writes (``replay=False``
+    leaves that to :meth:`replay`).  ``wall`` simulates time for benchmarks: no background
+    thread, the caller calls :meth:`poll`.
+
     >>> with Tracker.from_settings(srv.settings()) as tracker:    # doctest: +SKIP
     ...     job = tracker.job()
     """
@@ -104,6 +114,9 @@ class Tracker:
         flush_interval: float | None = None,
         origin: str | None = None,
         claim_marker: Callable[[], str] | None = None,
+        outbox: OutboxStore | None = None,
+        wall: Callable[[], float] | None = None,
+        replay: bool = True,
     ) -> None:
         settings = conn.settings
         self.conn = conn
@@ -120,16 +133,43 @@ class Tracker:
         self._claim_marker = claim_marker or (lambda: uuid.uuid4().hex[:12])
         self._lock = threading.Lock()
         self._last_issued: BaseRunId | None = None
-        self._commit = GroupCommit(self.repo, interval=interval, clock=self.clock)
+        #: The durable record of every change not yet on Airtable (see :mod:`.outbox`).
+        self.outbox = outbox if outbox is not None else open_outbox(settings)
+        self._owner = new_owner()
+        LIVE_OWNERS.add(self._owner)
+        # ``wall`` simulates time (benchmarks): no background thread, the caller polls.
+        cadence = Cadence(
+            interval=interval,
+            budget=settings.request_budget,
+            visible_within=settings.visible_within,
+            store=self.outbox,
+        )
+        self._commit = GroupCommit(
+            self.repo,
+            interval=interval,
+            clock=self.clock,
+            cadence=cadence,
+            wall=wall or time.time,
+            background=wall is None,
+            settle=settings.settle_seconds,
+        )
         self._closed = False
+        # Set once the final drain is over: a change after it can never be written.
+        self._sealed = False
+        # What a process of this machine left (killed, or closed with a write refused) goes
+        # out with this tracker's first writes.
+        self._adopted = self._adopt_orphans() if replay else []
         forks.register(self, Tracker._after_fork)
 
     def _after_fork(self) -> None:
-        """In a forked child (see :mod:`jobtrack_airtable.forks`): a fresh lock, and the
-        child's own pid in the notes it writes."""
+        """In a forked child (see :mod:`jobtrack_airtable.forks`): a fresh lock, the child's
+        own pid in the notes it writes, and an outbox owner tag of its own (its entries are
+        orphans when *it* dies, not when the parent does)."""
         self._lock = threading.Lock()
         if self._default_origin:
             self.origin = _default_origin()
+        self._owner = new_owner()
+        LIVE_OWNERS.add(self._owner)
 
     @property
     def flush_interval(self) -> float:
@@ -163,19 +203,100 @@ class Tracker:
         return self.conn.settings.on_tracking_error
 
     def flush(self) -> None:
-        """Write every pending client-run change now (⌈K/10⌉ requests for K runs)."""
+        """Write every pending client-run change now (⌈K/10⌉ requests for K runs), those
+        Airtable refused before included: a refusal that persists is raised, or warned in
+        warn mode (the changes stay in the outbox either way)."""
         run_guarded(self.on_tracking_error, "tracker.flush()", self._commit.drain)
+
+    def poll(self) -> bool:
+        """Write what the cadence says is due now (a tracker built with a simulated
+        ``wall`` clock has no background thread: its caller polls)."""
+        return self._commit.poll()
 
     def close(self) -> None:
         """Write every pending change, then close the HTTP session and the limiter.
-        Closing twice is harmless."""
+        Closing twice is harmless.  A change Airtable refuses stays in the outbox for the
+        next tracker of this machine or ``jobtrack-airtable outbox replay``; the refusal
+        is raised."""
         if self._closed:
             return
         self._closed = True
         try:
             run_guarded(self.on_tracking_error, "tracker.close()", self._commit.close)
         finally:
-            self.conn.close()
+            self._sealed = True
+            LIVE_OWNERS.discard(self._owner)
+            try:
+                self._release()
+            finally:
+                self.outbox.close()
+                self.conn.close()
+
+    def _release(self) -> None:
+        """Leave what Airtable refused to any process: this one may live on without a
+        tracker, and the entries must not wait for it to die."""
+        mine = {e.key: e.owner for e in self.outbox.entries() if e.owner == self._owner}
+        if mine:
+            self.outbox.claim(list(mine), RELEASED, expected=mine)
+
+    # ------------------------------------------------------------ the outbox
+
+    def _spend(self, requests: int) -> None:
+        """Debit requests sent outside the group commit (job writes) from the budget."""
+        self._commit.cadence.spend(requests, self._commit.wall())
+
+    def _key(self, run: ClientRun) -> str:
+        return entry_key(self.conn.base_id, "client_runs", str(run.run_id))
+
+    def _persist(self, run: ClientRun) -> None:
+        """Store the run's state durably (under the run's lock, so versions go in order)."""
+        if self._sealed:
+            # Nothing of this tracker would write it: refused, not kept for a later replay
+            # the caller was told would not happen.
+            raise TrackerClosedError(str(run.run_id))
+        self.outbox.put(self._key(run), run._version, run.snapshot(), self._owner)
+
+    def _retire(self, run: ClientRun, version: int) -> None:
+        self.outbox.retire(self._key(run), version, verify_after=run._settle_until)
+
+    def _refused(self, run: ClientRun, version: int, error: Exception) -> None:
+        self.outbox.refused(self._key(run), version, f"{type(error).__name__}: {error}")
+
+    def _adopt_orphans(self, *, every_owner: bool = False) -> list[ClientRun]:
+        """Claim the entries of this base that no live process holds and queue them."""
+        prefix = entry_key(self.conn.base_id, "client_runs", "")
+        entries = [
+            e
+            for e in self.outbox.entries(prefix)
+            if e.owner != self._owner and (every_owner or not owner_alive(e.owner))
+        ]
+        if not entries:
+            return []
+        expected = {e.key: e.owner for e in entries}
+        claimed = set(self.outbox.claim(list(expected), self._owner, expected=expected))
+        runs: list[ClientRun] = []
+        for e in entries:
+            if e.key not in claimed:
+                continue
+            try:
+                runs.append(ClientRun.restore(self, e.payload, e.version))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("outbox entry %s cannot be read (%s); left as it is", e.key, exc)
+        if runs:
+            log.info("replaying %d client-run change(s) left in the outbox", len(runs))
+            self._commit.mark(*runs)
+        return runs
+
+    def replay(self, *, every_owner: bool = False) -> list[ClientRun]:
+        """Write what the outbox holds for this base that no live process owns (with
+        ``every_owner``: also entries of processes that may be alive, e.g. of another
+        host) now; the runs replayed.  Idempotent: totals are absolute and two replays
+        claim disjoint entries.  A refusal that persists is raised (the entries stay)."""
+        runs = [*self._adopted, *self._adopt_orphans(every_owner=every_owner)]
+        self._adopted = []
+        self._commit.drain()
+        self._commit.settle()
+        return runs
 
     def __enter__(self) -> Self:
         return self
@@ -217,10 +338,11 @@ class Tracker:
 
         Uniqueness across hosts cannot come from a check-then-create (two orchestrators can
         both see an ID free), so the start *creates* the row carrying a random claim marker,
-        then reads every row of that ID: the oldest row wins.  A loser deletes its row and
-        moves to the next second; copies of its own row left by a retried create (lost
-        response) are deleted too.  The winner keeps its row's record ID and writes by it
-        from then on.
+        then reads every row of that ID: the oldest row wins.  A loser moves its row past
+        the rows ahead of it and the seconds already taken, all seen in that read (see
+        :mod:`jobtrack_airtable.worker.starts`); copies of its own row left by a retried
+        create (lost response) are deleted.  The winner keeps its row's record ID and writes
+        by it from then on.
 
         >>> with tracker.job(stream=2, note="nightly") as job:   # doctest: +SKIP
         ...     print(job.run_id)
@@ -248,9 +370,11 @@ class Tracker:
         move: tuple[str, str] | None = None
         for _ in range(MAX_START_ATTEMPTS):
             values["run_id"] = str(candidate)
+            sent = time.monotonic()
             claimed, claim = self.repo.jobs.claim(
                 values, marker, ahead=ahead_of(candidate), move=move
             )
+            self._spend(2)
             if claimed is not None:
                 notes.landed(claimed.system_notes, len(notes.lines))
                 job = Job(
@@ -261,6 +385,8 @@ class Tracker:
                     status=Status.RUNNING,
                     record_id=claimed.record_id,
                 )
+                job._claim_marker = marker
+                job._maybe_late(sent)
                 created = claimed.created_time
                 if (
                     self._server_clock
@@ -397,6 +523,9 @@ class Tracker:
             ClientRun(self, with_client(base, cid), client_id=cid, name=cname, new=new, force=force)
             for cid, cname in specs
         ]
+        for run in runs:
+            with run._lock:
+                self._persist(run)
         self._commit.mark(*runs)
         if not new:
             # The open must answer now (continue, or refuse), so it goes out at once,
@@ -574,9 +703,74 @@ class Job(EndsOnExit):
         values = {"run_id": str(self.run_id), **values}
         if self._start_fix is not None:
             values.setdefault("start_time", self._start_fix)
+        sent = time.monotonic()
         [(row, _)] = self.tracker.repo.jobs.write([(self.record_id, values)])
+        self._maybe_late(sent)
         self.record_id = row.record_id
         self._start_fix = None
+        self._last_values = values
+        return row
+
+    # -------------------------------------------------- writes applied late
+
+    #: The claim marker of the job's start (its copies, created late, are ours to delete).
+    _claim_marker: str | None = None
+    #: Until when (epoch s) a job write whose answer timed out may still be applied.
+    _unsettled_until = 0.0
+    _last_values: dict[str, Any] | None = None
+
+    def _maybe_late(self, sent: float) -> None:
+        """A write that took the client's whole timeout had an attempt given up on, which
+        the server may still apply (a second start row, older notes over newer ones)."""
+        conn = self.tracker.conn
+        if time.monotonic() - sent >= conn.settings.timeout:
+            until = time.time() + conn.settings.settle_seconds
+            self._unsettled_until = max(self._unsettled_until, until)
+
+    def _settle(self, row: JobRow) -> JobRow:
+        """After the job's final write: wait out the settle window of a timed-out write,
+        then delete start rows created late and rewrite the final state if a late write
+        overwrote it (a list of the Run ID's rows: 1 request, + the repairs)."""
+        for _ in range(3):
+            if not self._unsettled_until:
+                return row
+            while (left := self._unsettled_until - time.time()) > 0:
+                time.sleep(min(left, 1.0))
+            self._unsettled_until = 0.0
+            repo = self.tracker.repo
+            records = repo.list_records(
+                "jobs", formula=repo.key_formula("jobs", [str(self.run_id)])
+            )
+            rows = [repo.jobs.row(r) for r in records]
+            marker = self._claim_marker
+            copies = [
+                r.record_id
+                for r in rows
+                if r.record_id != self.record_id and marker and marker in (r.system_notes or "")
+            ]
+            if copies:
+                log.warning(
+                    "job %s: removing %d start row(s) the server created late",
+                    self.run_id,
+                    len(copies),
+                    extra=self._log_extra,
+                )
+                repo.delete("jobs", copies)
+            mine = next((r for r in rows if r.record_id == self.record_id), None)
+            written = self._last_values or {}
+            notes = written.get("system_notes")
+            holds = mine is not None
+            if mine is not None and written.get("status"):
+                holds = mine.status is self.status
+            if mine is not None and notes:
+                holds = holds and notes in (mine.system_notes or "")
+            if not holds and written:
+                log.warning(
+                    "job %s: a write applied late overwrote the final state; writing it again",
+                    self.run_id,
+                    extra=self._log_extra,
+                )
+                row = self._write(written)
         return row
 
     def _current(self) -> JobRow | None:
@@ -701,8 +895,11 @@ class Job(EndsOnExit):
         # Unguarded, even in warn mode: a job must never be aggregated from client rows
         # whose pending writes did not land.
         tracker._commit.drain()
+        # A client write applied late would skew the aggregates: wait it out, repair.
+        tracker._commit.settle()
         with self._notes_lock():
-            return self._finish_locked(new, force=force, note=note, fit=fit, error=error)
+            row = self._finish_locked(new, force=force, note=note, fit=fit, error=error)
+        return self._settle(row)
 
     def _finish_locked(
         self,
@@ -763,6 +960,7 @@ class Job(EndsOnExit):
         if sent:
             values["system_notes"] = self._notes.text
         row = self._write(values)
+        tracker._spend(3 + len(rows) // 100)
         self._notes.landed(row.system_notes, sent)
         self.status = final
         log.info(
