@@ -142,6 +142,7 @@ def run(clients: int, chunks: int, *, penalty: bool, seed: int) -> str:
             endpoint_url=url,
             rate_limit=5,
             limiter_url=f"sqlite:///{Path(tmp) / 'limiter.sqlite'}",
+            outbox_url=f"sqlite:///{Path(tmp) / 'outbox.sqlite'}",  # never the user's own
             flush_interval=1.0,
         )
 

@@ -46,6 +46,8 @@ def _tracker(srv: LocalAirtable, when: datetime, *, shared: bool, store: Path) -
         # A limiter at a rate the server never reaches: only its shared store matters here.
         rate_limit=1000 if shared else 0,
         limiter_url=f"sqlite:///{store}" if shared else None,
+        # Never the user's own outbox file.
+        outbox_url=f"sqlite:///{store.with_name('outbox.sqlite')}",
     )
     return Tracker(Connection.from_settings(settings), clock=lambda: when)
 
