@@ -39,6 +39,7 @@ from .runs import (
     found,
     quiet_after,
 )
+from .tracing import end_span
 
 if TYPE_CHECKING:
     from .tracker import Tracker
@@ -109,6 +110,9 @@ class ClientRun(EndsOnExit):
         self._lock = threading.RLock()
         forks.register(self, ClientRun._fresh_lock)
         self._log_extra = {"run_id": str(run_id), "client_id": client_id}
+
+    #: Its OpenTelemetry span (tracing.py), ended by :meth:`close`.
+    _span: Any = None
 
     def _fresh_lock(self) -> None:
         # After a fork: the parent's commit thread may have held it mid-write.
@@ -382,6 +386,9 @@ class ClientRun(EndsOnExit):
             self._close_force = force
             self.status = new
             self._changed()
+        if self._span is not None:
+            end_span(self._span, new, error=self._error, metrics=dict(self.totals))
+            self._span = None
         log.info("client run %s closed as %s", self.run_id, new.value, extra=self._log_extra)
         self._mark()
         if not wait:
