@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import forks
 from ..schema import Schema, TableSpec
 
 __all__ = [
@@ -38,6 +39,14 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
+
+
+def _fresh_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+forks.at_fork(_fresh_lock)
 #: base ID → {table or field ID: the name the base gave it at the last meta read}.
 _names: dict[str, dict[str, str]] = {}
 
