@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -186,6 +187,12 @@ SCENARIOS: dict[tuple[str, str], Callable[[Scenario], int]] = {
     ): _fingerprint_less,
     ("doctor", "healthy (warnings allowed)"): lambda s: s.cli("doctor"),
     ("outbox status", "nothing waiting for Airtable"): lambda s: s.cli("outbox", "status"),
+    ("run -- CMD", "the command succeeded (the job completed)"): lambda s: s.cli(
+        "run", "--stream", "3", "--", sys.executable, "-c", "pass"
+    ),
+    ("run -- CMD", "the command failed: its exit code is run's (the job failed)"): lambda s: s.cli(
+        "run", "--stream", "3", "--", sys.executable, "-c", "raise SystemExit(3)"
+    ),
     ("outbox status", "changes waiting for Airtable (for cron)"): _outbox_waiting,
     ("doctor", "a problem found (each with its fix)"): _doctor_problem,
     ("any command", "usage error (unknown option, bad value)"): lambda s: s.cli(

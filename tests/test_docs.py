@@ -115,6 +115,20 @@ COVERAGE: dict[tuple[str, str], str] = {
         f"{HERE}::test_docs_python_blocks_run"
     ),
     ("docs/mirror.md", "-- "): f"{HERE}::test_docs_python_blocks_run",
+    ("README.md", "import asyncio"): (
+        "tests/test_integrations.py::test_tracked_job_records_a_coroutine_function"
+    ),
+    ("README.md", "from celery import Celery"): (
+        "tests/test_task_frameworks.py::test_celery_autoretry_continues_the_run"
+    ),
+    ("README.md", "from jobtrack_airtable.integrations.rq import client_run"): (
+        "tests/test_task_frameworks.py::test_rq_retries_continue_the_run"
+    ),
+    ("README.md", "$ jobtrack-airtable run --stream 3"): (
+        "tests/test_integrations.py::test_the_readme_run_example_runs"
+    ),
+    ("docs/benchmarks.md", "starts k=1"): f"{HERE}::test_benchmark_commands_parse",
+    ("docs/benchmarks.md", "loop_lag penalty="): f"{HERE}::test_benchmark_commands_parse",
     ("README.md", "$ jobtrack-airtable report --html report.html"): (
         f"{HERE}::test_readme_cli_sessions_run"
     ),
