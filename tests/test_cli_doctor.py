@@ -40,12 +40,18 @@ def _server() -> TrackingServer:
     return TrackingServer(token="patLocalDoctorDemo.0123456789", rate_limit=None).start()
 
 
+def _outbox_url(tmp_path: Path) -> str:
+    # Each test its own outbox: the per-user default is shared by a test worker's tests.
+    return f"sqlite:///{tmp_path / 'outbox.sqlite'}"
+
+
 def _env(server: TrackingServer, tmp_path: Path, **extra: str) -> dict[str, str]:
     return {
         "AIRTABLE_API_KEY": server.token,
         "AIRTABLE_BASE_ID": server.base_id,
         "JOBTRACK_ENDPOINT_URL": server.url,
         "JOBTRACK_LIMITER_URL": f"sqlite:///{tmp_path / 'limiter.sqlite'}",
+        "JOBTRACK_OUTBOX_URL": _outbox_url(tmp_path),
         **extra,
     }
 
@@ -64,7 +70,9 @@ def run_scenario(name: str, tmp_path: Path, template: Path) -> tuple[str, Result
         base = tmp_path / "base.sqlite"
         shutil.copyfile(template, base)
         return "jobtrack-airtable doctor --local base.sqlite", runner.invoke(
-            app, ["doctor", "--local", str(base)]
+            app,
+            ["doctor", "--local", str(base)],
+            env={"JOBTRACK_OUTBOX_URL": _outbox_url(tmp_path)},
         )
     srv = _server()
     try:
@@ -173,3 +181,24 @@ if __name__ == "__main__":  # pragma: no cover - a helper for updating the READM
         out = res.stdout.replace(str(work / scenario) + "/", "")
         sys.stdout.write(f"<!-- doctor:{scenario} -->\n```text\n$ {shown}\n{out}```\n")
         sys.stdout.write("<!-- /doctor -->\n\n")
+
+
+def test_the_outbox_check_names_refused_changes_and_the_command_that_replays_them(
+    server: TrackingServer, tmp_path: Path
+) -> None:
+    from jobtrack_airtable.outbox import SqliteOutbox
+    from jobtrack_airtable.outbox.store import entry_key
+
+    env = _env(server, tmp_path)
+    store = SqliteOutbox(tmp_path / "outbox.sqlite")
+    key = entry_key(server.base_id, "client_runs", "250930-141522-Guy-Wilson")
+    store.put(key, 7, '{"status": "Completed"}', "gone-host:1:x")
+    store.refused(key, 7, "UnknownFieldError: Could not find a field named 'Profiles'")
+    store.close()
+    result = CliRunner().invoke(app, ["doctor", "--json"], env=env)
+    assert result.exit_code == 1, result.output
+    (finding,) = [f for f in json.loads(result.stdout)["findings"] if f["check"] == "outbox"]
+    assert finding["level"] == "problem"
+    assert "1 change(s) wait" in finding["message"]
+    assert "250930-141522-Guy-Wilson" in finding["message"]
+    assert "outbox replay" in finding["fix"]

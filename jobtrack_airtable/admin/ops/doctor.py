@@ -4,7 +4,7 @@ Like ``brew doctor``: one command an admin runs when something is off (or before
 cron line), which says what is fine, what is not, and what to do about it.  The checks are a
 plain list (:data:`CHECKS`) of functions from a :class:`Checkup` to findings, run in order;
 a later check may use what an earlier one learnt (the meta API's answer, whether the token
-works).  Adding a check (the outbox backlog, when the outbox lands) is adding a function.
+works).  Adding a check is adding a function.
 
 Costs, for a base of J job rows and C client rows: 1 request (``whoami``) + 1 (the meta
 API) + ⌈J/100⌉ + ⌈C/100⌉ (the record counts of the quota check); a failed token check skips
@@ -241,7 +241,7 @@ def _check_redis(url: str, fallback: str) -> list[Finding]:
                 "limiter",
                 Level.PROBLEM,
                 f"JOBTRACK_LIMITER_URL is {shown} but the redis package is not installed",
-                "pip install 'jobtrack-airtable[fleet]'",
+                "pip install 'jobtrack-airtable[redis]'",
             )
         ]
     client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
@@ -329,6 +329,49 @@ def check_clock(c: Checkup) -> list[Finding]:
     return [Finding("clock", Level.OK, f"within {CLOCK_SKEW_WARNING.seconds} s of the server's")]
 
 
+def check_outbox(c: Checkup) -> list[Finding]:
+    """The workers' outbox on this machine (no request): changes still waiting for Airtable,
+    and why.  Entries whose owner is gone or that Airtable refused need an admin."""
+    from ...errors import JobtrackError as _Error
+    from ...outbox import open_outbox
+    from ..outbox import outbox_status
+
+    try:
+        store = open_outbox(c.settings)
+    except _Error as exc:
+        return [Finding("outbox", Level.PROBLEM, str(exc), "fix JOBTRACK_OUTBOX_URL")]
+    try:
+        items = outbox_status(store, c.conn.base_id)
+    finally:
+        store.close()
+    if not items:
+        return [Finding("outbox", Level.OK, "empty: every recorded change reached the base")]
+    refused = [i for i in items if i.error]
+    orphaned = [i for i in items if not i.owner_alive]
+    oldest = max(i.age_seconds for i in items)
+    text = f"{len(items)} change(s) wait for the base, the oldest for {oldest:.0f} s"
+    if refused:
+        return [
+            Finding(
+                "outbox",
+                Level.PROBLEM,
+                f"{text}; {len(refused)} refused ({refused[0].run_id}: {refused[0].error})",
+                "fix the cause (token, permission, field), then `jobtrack-airtable outbox "
+                "replay`; `outbox status` lists them",
+            )
+        ]
+    if orphaned:
+        return [
+            Finding(
+                "outbox",
+                Level.WARNING,
+                f"{text}; {len(orphaned)} left by processes that are gone",
+                "`jobtrack-airtable outbox replay` writes them now (the next worker would too)",
+            )
+        ]
+    return [Finding("outbox", Level.OK, f"{text} (live workers are writing them)")]
+
+
 def _needs_the_server(check: Check) -> Check:
     def guarded(c: Checkup) -> list[Finding]:
         if c.unreachable is not None:
@@ -342,13 +385,13 @@ def _needs_the_server(check: Check) -> Check:
     return guarded
 
 
-#: The checks, in order.  The outbox backlog check goes after the limiter's when the outbox
-#: lands (it reads the spool directory, no request).
+#: The checks, in order.
 CHECKS: list[Check] = [
     check_credentials,
     check_token,
     _needs_the_server(check_schema),
     check_limiter,
+    check_outbox,
     _needs_the_server(check_quota),
     check_clock,
 ]
