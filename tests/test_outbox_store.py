@@ -60,12 +60,22 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OutboxStor
 
 
 def test_a_version_never_goes_back(store: OutboxStore) -> None:
-    store.put(KEY, 5, "five", "h:1:a")
-    store.put(KEY, 4, "four", "h:1:b")
+    assert store.put(KEY, 5, "five", "h:1:a") == 5
+    # A process whose clock went back (or another host's) brings a lower version: its change
+    # is stored all the same, above the stored version, and it is told which.
+    assert store.put(KEY, 4, "four", "h:1:b") == 6
     entry = store.get(KEY)
-    assert entry is not None and (entry.version, entry.payload, entry.owner) == (5, "five", "h:1:a")
-    store.put(KEY, 6, "six", "h:1:b")
-    assert store.get(KEY).payload == "six"  # type: ignore[union-attr]
+    assert entry is not None and (entry.version, entry.payload, entry.owner) == (6, "four", "h:1:b")
+    assert store.put(KEY, 9, "nine", "h:1:a") == 9
+    # A microsecond-of-the-clock version survives the round trip exactly (Lua's numbers).
+    big = 1_765_000_000_123_456
+    assert store.put(OTHER, big, "x", "h:1:a") == big
+    assert store.put(OTHER, big - 3_600_000_000, "y", "h:1:b") == big + 1
+    assert store.get(OTHER).version == big + 1  # type: ignore[union-attr]
+    # The entry the older version would have left behind is gone: retiring the newest one
+    # leaves nothing for a replay to write over newer state.
+    store.retire(OTHER, big + 1)
+    assert store.get(OTHER) is None
 
 
 def test_an_entry_retires_only_at_its_version_and_after_its_window(store: OutboxStore) -> None:

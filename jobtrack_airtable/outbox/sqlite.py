@@ -10,10 +10,12 @@ both, at the cost of one fsync per change.
 >>> import tempfile, pathlib
 >>> store = SqliteOutbox(pathlib.Path(tempfile.mkdtemp()) / "outbox.sqlite")
 >>> store.put("appX/client_runs/250930-141522-Guy", 2, "{}", "host:1:a")
->>> store.put("appX/client_runs/250930-141522-Guy", 1, "{old}", "host:1:a")  # older: ignored
->>> store.get("appX/client_runs/250930-141522-Guy").version
 2
->>> store.retire("appX/client_runs/250930-141522-Guy", 2)
+>>> store.put("appX/client_runs/250930-141522-Guy", 1, "{new}", "host:2:b")  # a clock went back
+3
+>>> store.get("appX/client_runs/250930-141522-Guy").payload
+'{new}'
+>>> store.retire("appX/client_runs/250930-141522-Guy", 3)
 >>> store.entries()
 []
 """
@@ -79,17 +81,23 @@ class SqliteOutbox:
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
-    def put(self, key: str, version: int, payload: str, owner: str) -> None:
+    def put(self, key: str, version: int, payload: str, owner: str) -> int:
         try:
             with self._lock:
-                self._db().execute(
-                    "INSERT INTO entries (key, version, payload, owner, updated)"
-                    " VALUES (?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET"
-                    " version = excluded.version, payload = excluded.payload,"
-                    " owner = excluded.owner, updated = excluded.updated"
-                    " WHERE excluded.version > entries.version",
-                    (key, version, payload, owner, now()),
+                # One statement, so the version is raised above the stored one atomically.
+                row = (
+                    self._db()
+                    .execute(
+                        "INSERT INTO entries (key, version, payload, owner, updated)"
+                        " VALUES (?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET"
+                        " version = max(excluded.version, entries.version + 1),"
+                        " payload = excluded.payload, owner = excluded.owner,"
+                        " updated = excluded.updated RETURNING version",
+                        (key, version, payload, owner, now()),
+                    )
+                    .fetchone()
                 )
+            return int(row[0])
         except (sqlite3.Error, OSError) as exc:
             raise OutboxUnavailableError(f"the outbox {self.path} failed: {exc}") from None
 

@@ -86,8 +86,8 @@ class ClientRun(EndsOnExit):
         self._end: str | None = None
         self._error: str | None = None
         self._close_force = False
-        # Versions only grow, across processes too: a run re-opened elsewhere starts above
-        # every version its earlier owner stored (microseconds of the wall clock).
+        # Versions only grow, across processes too: the outbox stores every change above the
+        # stored version (whatever the clocks), and the run continues from what it stored.
         self._version = time.time_ns() // 1000
         self._written_version = 0
         #: The last refusal its write met (kept pending; raised at synchronous points).
