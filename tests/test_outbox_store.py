@@ -5,12 +5,16 @@ token bucket.  Redis is a real server (``JOBTRACK_TEST_REDIS_URL``, else one sta
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from jobtrack_airtable.errors import OutboxUnavailableError
 from jobtrack_airtable.outbox import OutboxStore, SqliteOutbox, open_outbox
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
@@ -133,3 +137,85 @@ def test_a_redis_outbox_keeps_a_refused_change_for_the_next_tracker(
     store = open_outbox(later.conn.settings)
     assert store.entries() == []
     store.close()
+
+
+def _foreign(path: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE entries (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.commit()
+    conn.close()
+
+
+def _truncated(path: Path) -> None:
+    store = SqliteOutbox(path)
+    store.put(KEY, 1, "{}", "h:1:a")
+    store.close()
+    path.write_bytes(path.read_bytes()[:1500])
+
+
+@pytest.mark.parametrize(
+    ("kind", "make", "says"),
+    [
+        (
+            "garbage",
+            lambda p: p.write_bytes(b"SQLite format 3\0" + b"\x17" * 8000),
+            "not a database",
+        ),
+        ("truncated", _truncated, "malformed"),
+        ("foreign schema", _foreign, "is not a jobtrack-airtable outbox"),
+        ("directory", lambda p: p.mkdir(), "unable to open"),
+        ("fifo", lambda p: os.mkfifo(p), "disk I/O error"),
+        ("symlink to /dev/zero", lambda p: p.symlink_to("/dev/zero"), "disk I/O error"),
+    ],
+)
+def test_an_unusable_outbox_file_fails_every_operation_with_a_typed_error_naming_it(
+    tmp_path: Path, kind: str, make: Callable[[Path], object], says: str
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    make(path)
+    store = SqliteOutbox(path)
+    operations: dict[str, Callable[[], object]] = {
+        "put": lambda: store.put(KEY, 1, "{}", "h:1:a"),
+        "get": lambda: store.get(KEY),
+        "entries": store.entries,
+        "retire": lambda: store.retire(KEY, 1),
+        "refused": lambda: store.refused(KEY, 1, "x"),
+        "claim": lambda: store.claim([KEY], "o", expected={KEY: "h:1:a"}),
+        "drop": lambda: store.drop([KEY]),
+        "spend": lambda: store.spend(1, rate=1, burst=1, at=1),
+    }
+    for name, operation in operations.items():
+        with pytest.raises(OutboxUnavailableError) as caught:
+            operation()
+        assert str(path) in str(caught.value) and says in str(caught.value), (kind, name)
+
+
+def test_a_fork_while_another_thread_holds_the_outbox_lock_leaves_the_child_working(
+    tmp_path: Path,
+) -> None:
+    store = SqliteOutbox(tmp_path / "outbox.sqlite")
+    store.put(KEY, 1, "{}", "h:1:a")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._lock:  # a writer thread in the middle of a put at the fork
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: a deadlock here ends it by SIGALRM
+            signal.alarm(30)
+            code = 0 if store.put(KEY, 1, "{child}", "h:2:b") == 2 else 3
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.get(KEY).payload == "{child}"  # type: ignore[union-attr]

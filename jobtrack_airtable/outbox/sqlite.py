@@ -25,7 +25,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -46,6 +48,21 @@ _SCHEMA = (
 
 _COLUMNS = "key, version, payload, owner, updated, error, verify_after"
 
+_TABLES = {"entries": set(_COLUMNS.split(", ")), "budget": {"name", "tokens", "at"}}
+
+
+def _check_tables(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file whose tables are another program's (``CREATE TABLE IF NOT EXISTS``
+    keeps them as they are)."""
+    for table, columns in _TABLES.items():
+        found = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if not columns <= found:
+            raise OutboxUnavailableError(
+                f"{path} is not a jobtrack-airtable outbox: its table {table!r} has columns "
+                f"{sorted(found)}, expected {sorted(columns)} (point JOBTRACK_OUTBOX_URL "
+                "at another file)"
+            )
+
 
 def default_outbox_path() -> Path:
     """The per-user outbox file, in the data directory (a cache directory may be wiped,
@@ -53,8 +70,27 @@ def default_outbox_path() -> Path:
     return Path(platformdirs.user_data_dir("jobtrack-airtable")) / "outbox-v1.sqlite"
 
 
+#: Every open store, so that a fork can give each a fresh lock in the child.
+_STORES: weakref.WeakSet[SqliteOutbox] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held a store's lock at the fork: that thread does not
+    # exist in the child, so the copied lock would never be released.
+    for store in list(_STORES):
+        store._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SqliteOutbox:
-    """:class:`~.store.OutboxStore` in one SQLite file (opened lazily, reopened after fork)."""
+    """:class:`~.store.OutboxStore` in one SQLite file (opened lazily, reopened after fork).
+
+    Any failure of the file (not a database, corrupt, another program's tables, a directory
+    or a device at the path, a full disk) raises
+    :class:`~jobtrack_airtable.errors.OutboxUnavailableError` naming the path.
+    """
 
     def __init__(
         self, path: Path | None = None, *, sync: Literal["normal", "full"] = "normal"
@@ -64,9 +100,19 @@ class SqliteOutbox:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        _STORES.add(self)
 
     def __repr__(self) -> str:
         return f"SqliteOutbox({str(self.path)!r}, sync={self.sync!r})"
+
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the store's lock; a failure becomes a typed error."""
+        try:
+            with self._lock:
+                yield self._db()
+        except (sqlite3.Error, OSError) as exc:
+            raise OutboxUnavailableError(f"the outbox {self.path} failed: {exc}") from None
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
@@ -74,36 +120,33 @@ class SqliteOutbox:
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
-            for statement in _SCHEMA:
-                conn.execute(statement)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                _check_tables(conn, self.path)
+            except BaseException:
+                conn.close()
+                raise
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
     def put(self, key: str, version: int, payload: str, owner: str) -> int:
-        try:
-            with self._lock:
-                # One statement, so the version is raised above the stored one atomically.
-                row = (
-                    self._db()
-                    .execute(
-                        "INSERT INTO entries (key, version, payload, owner, updated)"
-                        " VALUES (?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET"
-                        " version = max(excluded.version, entries.version + 1),"
-                        " payload = excluded.payload, owner = excluded.owner,"
-                        " updated = excluded.updated RETURNING version",
-                        (key, version, payload, owner, now()),
-                    )
-                    .fetchone()
-                )
-            return int(row[0])
-        except (sqlite3.Error, OSError) as exc:
-            raise OutboxUnavailableError(f"the outbox {self.path} failed: {exc}") from None
+        with self._locked() as db:
+            # One statement, so the version is raised above the stored one atomically.
+            row = db.execute(
+                "INSERT INTO entries (key, version, payload, owner, updated)"
+                " VALUES (?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET"
+                " version = max(excluded.version, entries.version + 1),"
+                " payload = excluded.payload, owner = excluded.owner,"
+                " updated = excluded.updated RETURNING version",
+                (key, version, payload, owner, now()),
+            ).fetchone()
+        return int(row[0])
 
     def retire(self, key: str, version: int, *, verify_after: float = 0.0) -> None:
-        with self._lock:
-            db = self._db()
+        with self._locked() as db:
             if verify_after:
                 db.execute(
                     "UPDATE entries SET verify_after = max(verify_after, ?), error = NULL"
@@ -117,38 +160,28 @@ class SqliteOutbox:
             )
 
     def refused(self, key: str, version: int, error: str) -> None:
-        with self._lock:
-            self._db().execute(
+        with self._locked() as db:
+            db.execute(
                 "UPDATE entries SET error = ? WHERE key = ? AND version >= ?",
                 (error, key, version),
             )
 
     def get(self, key: str) -> Entry | None:
-        with self._lock:
-            row = (
-                self._db()
-                .execute(f"SELECT {_COLUMNS} FROM entries WHERE key = ?", (key,))
-                .fetchone()
-            )
+        with self._locked() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM entries WHERE key = ?", (key,)).fetchone()
         return Entry(*row) if row else None
 
     def entries(self, prefix: str = "") -> list[Entry]:
-        with self._lock:
-            rows = (
-                self._db()
-                .execute(
-                    f"SELECT {_COLUMNS} FROM entries WHERE substr(key, 1, ?) = ?"
-                    " ORDER BY updated, key",
-                    (len(prefix), prefix),
-                )
-                .fetchall()
-            )
+        with self._locked() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM entries WHERE substr(key, 1, ?) = ? ORDER BY updated, key",
+                (len(prefix), prefix),
+            ).fetchall()
         return [Entry(*row) for row in rows]
 
     def claim(self, keys: Sequence[str], owner: str, *, expected: dict[str, str]) -> list[str]:
         claimed: list[str] = []
-        with self._lock:
-            db = self._db()
+        with self._locked() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for key in keys:
@@ -166,8 +199,7 @@ class SqliteOutbox:
 
     def drop(self, keys: Sequence[str], *, versions: dict[str, int] | None = None) -> int:
         dropped = 0
-        with self._lock:
-            db = self._db()
+        with self._locked() as db:
             for key in keys:
                 if versions is not None:
                     cursor = db.execute(
@@ -179,8 +211,7 @@ class SqliteOutbox:
         return dropped
 
     def spend(self, n: float, *, rate: float, burst: float, at: float) -> float:
-        with self._lock:
-            db = self._db()
+        with self._locked() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 row = db.execute("SELECT tokens, at FROM budget WHERE name = 'requests'").fetchone()
