@@ -219,3 +219,51 @@ def test_a_fork_while_another_thread_holds_the_outbox_lock_leaves_the_child_work
         holder.join()
     assert os.waitstatus_to_exitcode(status) == 0
     assert store.get(KEY).payload == "{child}"  # type: ignore[union-attr]
+
+
+own_redis = test_fleet.own_redis
+
+
+def test_a_change_the_outbox_cannot_store_changes_nothing_so_a_retry_counts_once(
+    local_airtable: TrackingServer, own_redis: test_fleet.RedisServer
+) -> None:
+    """Redis killed mid-run: ``add()`` raises, and the run is as it was before the call,
+    so the caller's retry (once Redis is back) is counted once, not twice."""
+    tracker = Tracker(make_conn(local_airtable, outbox_url=own_redis.url))
+    job = tracker.job()
+    [run] = job.open_clients(["A"])
+    run.add(profiles_examined=3)
+    tracker.flush()
+    run.add(profiles_examined=2)
+    own_redis.kill()
+    for call in (
+        lambda: run.add(profiles_examined=1),
+        lambda: run.set(apify_costs=9.5),
+        lambda: run.note("never recorded"),
+        lambda: run.close(),
+    ):
+        with pytest.raises(OutboxUnavailableError):
+            call()
+    assert run.status.value == "Running"
+    own_redis.start()  # without AOF it comes back empty: the next change stores the whole run
+    run.add(profiles_examined=1)
+    run.close()
+    job.complete()
+    tracker.close()
+    [row] = _client_rows(local_airtable, str(job.run_id)).values()
+    assert (row[EXAMINED], row["Status"], row.get("Apify API Costs")) == (6, "Completed", None)
+    assert "never recorded" not in row.get("System Notes", "")
+
+
+def test_a_full_disk_is_reported_as_a_full_disk(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back itself when the disk fills mid-way: the cause must
+    not be hidden by a second, failing rollback.  (``max_page_count`` caps the file as a full
+    disk would; a small tmpfs, which needs root, gives the same error: docs/benchmarks.md.)"""
+    store = SqliteOutbox(tmp_path / "outbox.sqlite")
+    store.put(KEY, 1, "{}", "h:1:a")
+    db = store._db()
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count={pages}")
+    with pytest.raises(OutboxUnavailableError, match="database or disk is full"):
+        store.claim([KEY], "h:2:" + "b" * 20_000, expected={KEY: "h:1:a"})
+    assert store.get(KEY).owner == "h:1:a"  # type: ignore[union-attr]

@@ -193,7 +193,10 @@ class SqliteOutbox:
                         claimed.append(key)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                # A failed COMMIT (a full disk) may have rolled back already: a ROLLBACK
+                # then fails and would hide the cause.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
         return claimed
 
@@ -223,7 +226,10 @@ class SqliteOutbox:
                 )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                # A failed COMMIT (a full disk) may have rolled back already: a ROLLBACK
+                # then fails and would hide the cause.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
         return balance
 

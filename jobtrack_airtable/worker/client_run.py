@@ -12,6 +12,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +147,22 @@ class ClientRun(EndsOnExit):
         self._version += 1
         self.tracker._persist(self)
 
+    @contextmanager
+    def _recording(self) -> Iterator[None]:
+        """A caller's change (made in the block, under the run lock), stored in the outbox
+        before the block ends.  If it cannot be stored (the outbox failed: a full disk, Redis
+        down), the run is left exactly as it was and the error raised: the caller was told
+        the change did not happen, so it is never written later, and a retry counts once."""
+        saved = dict(self.__dict__)
+        set_keys, extra, lines = set(self._set_keys), dict(self._extra), list(self._notes.lines)
+        try:
+            yield
+            self._changed()
+        except BaseException:
+            self.__dict__.update(saved)
+            self._set_keys, self._extra, self._notes.lines = set_keys, extra, lines
+            raise
+
     # ------------------------------------------------------------- the outbox
 
     def snapshot(self) -> str:
@@ -257,10 +275,9 @@ class ClientRun(EndsOnExit):
         """
         self._check_open()
         delta = ClientMetrics.of(**increments)
-        with self._lock:
+        with self._lock, self._recording():
             self._local = self._local.plus(delta)
             self._worked = self._worked or not delta.is_empty
-            self._changed()
         self._mark()
 
     def set(self, **values: Any) -> None:
@@ -284,7 +301,7 @@ class ClientRun(EndsOnExit):
                 )
             if isinstance(value, str) and (problem := text_problem(value, key)):
                 raise InvalidInputError(problem)
-        with self._lock:
+        with self._lock, self._recording():
             self._local = self._local.merged(metrics)
             self._set_keys.update(metrics.values())
             if extra.get("client_name"):
@@ -292,7 +309,6 @@ class ClientRun(EndsOnExit):
                 self._name_given = True
             self._extra.update(extra)
             self._worked = self._worked or not metrics.is_empty
-            self._changed()
         self._mark()
 
     def note(self, text: str) -> None:
@@ -300,9 +316,8 @@ class ClientRun(EndsOnExit):
         the row's current notes).  A note that is not a string or does not fit is refused,
         changing nothing."""
         self._check_open()
-        with self._lock:
+        with self._lock, self._recording():
             self._notes.append(text)
-            self._changed()
         self._mark()
 
     def flush(self, *, heartbeat: bool = False) -> bool:
@@ -318,8 +333,8 @@ class ClientRun(EndsOnExit):
             if not self.dirty() and not heartbeat:
                 return False
             if heartbeat:
-                self._heartbeat = True
-                self._changed()
+                with self._recording():
+                    self._heartbeat = True
         self._mark()
         self.tracker.flush()
         return True
@@ -340,7 +355,7 @@ class ClientRun(EndsOnExit):
         was recorded, else ``Completed``.
         """
         self._check_open()
-        with self._lock:
+        with self._lock, self._recording():
             if status is not None:
                 new = parse_status(status)
             elif error is not None:
@@ -357,7 +372,6 @@ class ClientRun(EndsOnExit):
             self._error = error_text(error) if error is not None else None
             self._close_force = force
             self.status = new
-            self._changed()
         log.info("client run %s closed as %s", self.run_id, new.value, extra=self._log_extra)
         self._mark()
         if not wait:
