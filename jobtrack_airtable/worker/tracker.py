@@ -73,6 +73,7 @@ from ..transport.repository import Repository
 from .client_run import ClientRun
 from .commit import GroupCommit
 from .runs import EndsOnExit, Notes, error_text
+from .tracing import end_span, start_client_span, start_job_span
 from .tracking_errors import OnTrackingError, run_guarded
 
 __all__ = ["ClientRun", "Job", "Tracker"]
@@ -155,6 +156,8 @@ class Tracker:
         # What a process of this machine left (killed, or closed with a write refused) goes
         # out with this tracker's first writes.
         self._adopted = self._adopt_orphans() if replay else []
+        #: OpenTelemetry spans of the jobs this tracker started, by run ID (tracing.py).
+        self._spans: dict[str, Any] = {}
 
     @property
     def flush_interval(self) -> float:
@@ -369,6 +372,9 @@ class Tracker:
                     # clock (the raw local clock, maybe hours off): the row's created time is
                     # the true start; the job's next write puts it right, at no extra request.
                     job._start_fix = to_airtable(created)
+                job._span = start_job_span(str(candidate), stream)
+                if job._span is not None:
+                    self._spans[str(candidate)] = job._span
                 log.info(
                     "started job %s (stream %d)",
                     candidate,
@@ -495,7 +501,9 @@ class Tracker:
                 assert error is not None
                 error.runs = [r for r in runs if r.refusal is None]  # type: ignore[attr-defined]
                 raise error
+        parent = self._spans.get(str(base))
         for r in runs:
+            r._span = start_client_span(parent, str(r.run_id), r.client_id)
             log.info(
                 "opened client run %s",
                 r.run_id,
@@ -552,6 +560,9 @@ class Job(EndsOnExit):
     Every write after the start goes by the row's record ID (never by Run ID), so another
     host's short-lived claim row for the same Run ID cannot make it fail.
     """
+
+    #: Its OpenTelemetry span, when tracing is on and this process started it.
+    _span: Any = None
 
     def __init__(
         self,
@@ -873,6 +884,14 @@ class Job(EndsOnExit):
         tracker._spend(3 + len(rows) // 100)
         self._notes.landed(row.system_notes, sent)
         self.status = final
+        end_span(
+            self._span,
+            final,
+            error=error_text(error) if error is not None else None,
+            metrics=row.aggregates,
+        )
+        self._span = None
+        tracker._spans.pop(str(self.run_id), None)
         log.info(
             "job %s completed as %s (%d clients)",
             self.run_id,
