@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Literal
 
 import platformdirs
 
+from .. import forks
 from ..errors import OutboxUnavailableError
 from .store import Entry, now
 
@@ -70,20 +70,6 @@ def default_outbox_path() -> Path:
     return Path(platformdirs.user_data_dir("jobtrack-airtable")) / "outbox-v1.sqlite"
 
 
-#: Every open store, so that a fork can give each a fresh lock in the child.
-_STORES: weakref.WeakSet[SqliteOutbox] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # A thread of the parent may have held a store's lock at the fork: that thread does not
-    # exist in the child, so the copied lock would never be released.
-    for store in list(_STORES):
-        store._lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class SqliteOutbox:
     """:class:`~.store.OutboxStore` in one SQLite file (opened lazily, reopened after fork).
 
@@ -100,7 +86,11 @@ class SqliteOutbox:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
-        _STORES.add(self)
+        forks.register(self, SqliteOutbox._fresh_lock)
+
+    def _fresh_lock(self) -> None:
+        # After a fork: a parent thread may have held it (the connection reopens by pid).
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SqliteOutbox({str(self.path)!r}, sync={self.sync!r})"
