@@ -257,7 +257,7 @@ class Tracker:
             # Nothing of this tracker would write it: refused, not kept for a later replay
             # the caller was told would not happen.
             raise TrackerClosedError(str(run.run_id))
-        self.outbox.put(self._key(run), run._version, run.snapshot(), self._owner)
+        run._version = self.outbox.put(self._key(run), run._version, run.snapshot(), self._owner)
 
     def _retire(self, run: ClientRun, version: int) -> None:
         self.outbox.retire(self._key(run), version, verify_after=run._settle_until)
