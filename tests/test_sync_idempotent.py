@@ -24,6 +24,7 @@ from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.sync import Action, StalePlanError, apply_plan, plan_sync
 from tests.conftest import MakeLocalAirtable
+from tests.helpers import open_connections, wait_for_connections
 from tests.test_sync_support import CRR, JOBS, NOW, STALE, SyncBase, at
 
 FAST = DEFAULT_POLICY.scaled(0.01)
@@ -153,6 +154,7 @@ def test_sigkilled_apply_then_one_apply_converges(
     script = tmp_path / "apply.py"
     script.write_text(_APPLY_SCRIPT, encoding="utf-8")
     srv.request_log.clear()
+    ours = open_connections(srv)
     proc = subprocess.Popen(
         [sys.executable, str(script), srv.url, srv.token, srv.base_id, NOW.isoformat()],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
@@ -167,6 +169,9 @@ def test_sigkilled_apply_then_one_apply_converges(
     finally:
         if proc.poll() is None:
             proc.kill()
+    # What the killed process had sent is still being served (the delay, then the write):
+    # the plan below must see it, so wait until its connections have ended.
+    wait_for_connections(srv, at_most=ours)
     srv.faults.clear()
     assert b.plan().has_changes  # the kill left work undone
     # One apply finishes it: nothing duplicated, nothing left to do.
