@@ -11,7 +11,7 @@ from jobtrack_airtable.schema import MAX_TEXT_LENGTH
 from jobtrack_airtable.sync import apply_plan, plan_sync
 from jobtrack_airtable.sync.passes.diff import CUT_MARKER
 
-from .test_sync_support import NOW, STALE, SyncBase, at
+from .helpers import NOW, STALE, SyncBase, at
 
 
 def _running(b: SyncBase, key: str, notes: str | None) -> None:

@@ -49,8 +49,7 @@ from jobtrack_airtable.settings import Settings
 from jobtrack_airtable.tracker import Tracker
 
 from .conftest import TEST_BASE_ID, TEST_TOKEN
-from .test_usage import _expected as _usage_expected
-from .test_usage import _work as _usage_work
+from .helpers import usage_expected, usage_work
 
 CRR = "Client Run Results"
 JOBS = "Job Tracking"
@@ -898,9 +897,9 @@ def test_usage_is_counted_exactly_for_the_fleet_in_redis(
 ) -> None:
     srv = make_local_airtable(rate_limit=5, penalty_seconds=0.3)
     settings = srv.settings(limiter_url=redis_url, limiter_fallback="fail", rate_limit=5)
-    _usage_work(srv, settings)
+    usage_work(srv, settings)
     usage = usage_counts(settings)
-    expected = _usage_expected(srv)
+    expected = usage_expected(srv)
     print(f"\nfleet usage {usage.month}: {dict(usage.counts)}; server saw {expected}")
     assert usage.total == expected["total"]
     assert (usage.reads, usage.writes) == (expected["reads"], expected["writes"])

@@ -28,7 +28,7 @@ from jobtrack_airtable.sync import (
     save_plan,
     sync_and_apply,
 )
-from tests.test_sync_support import (  # noqa: F401  (base is a fixture)
+from tests.helpers import (  # noqa: F401  (base is a fixture)
     CRR,
     JOBS,
     NOW,

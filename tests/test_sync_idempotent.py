@@ -24,8 +24,16 @@ from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.sync import Action, StalePlanError, apply_plan, plan_sync
 from tests.conftest import MakeLocalAirtable
-from tests.helpers import open_connections, wait_for_connections
-from tests.test_sync_support import CRR, JOBS, NOW, STALE, SyncBase, at
+from tests.helpers import (
+    CRR,
+    JOBS,
+    NOW,
+    STALE,
+    SyncBase,
+    at,
+    open_connections,
+    wait_for_connections,
+)
 
 FAST = DEFAULT_POLICY.scaled(0.01)
 ORPHAN_BASES = 25

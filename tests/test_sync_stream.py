@@ -9,7 +9,7 @@ import time
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.sync import Plan, build_plan, plan_budget, plan_to_json
 from tests.conftest import MakeLocalAirtable
-from tests.test_sync_support import CRR, JOBS, NOW, STALE, SyncBase, at, base_fixture  # noqa: F401
+from tests.helpers import CRR, JOBS, NOW, STALE, SyncBase, at, base_fixture  # noqa: F401
 
 CLIENTS = 1_000
 
