@@ -30,6 +30,7 @@ from typing import Any
 
 import pyairtable
 
+from .airtable import API_URL
 from .errors import ConfigError
 from .limiter import LimitedAdapter, Limiter, build_limiter
 from .recovery import DEFAULT_POLICY, RetryPolicy
@@ -39,7 +40,7 @@ from .settings import Settings
 
 __all__ = ["DEFAULT_ENDPOINT_URL", "Connection", "build_api"]
 
-DEFAULT_ENDPOINT_URL = "https://api.airtable.com"
+DEFAULT_ENDPOINT_URL = API_URL
 
 #: Connecting should be quick even when a response may legitimately take long (big pages).
 MAX_CONNECT_TIMEOUT = 10.0

@@ -32,10 +32,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from . import shutdown
+from .airtable import write_batches
 from .errors import AirtableError, JobtrackError, LimiterUnavailableError, TrackerClosedError
 from .limiter.locks import row_key, row_locks
 from .recovery import RETRYABLE
-from .repository import MAX_WRITE_BATCH, Repository
+from .repository import Repository
 from .rows import ClientRunRow
 
 log = logging.getLogger(__name__)
@@ -198,9 +199,8 @@ class GroupCommit:
                     if write is not None:
                         batch.append((run, write))
                 failure: Exception | None = None
-                for start in range(0, len(batch), MAX_WRITE_BATCH):
-                    chunk = batch[start : start + MAX_WRITE_BATCH]
-                    error = self._send(chunk)
+                for chunk in write_batches(batch):
+                    error = self._send(list(chunk))
                     failure = failure or error
             for run in runs:
                 if run.dirty():

@@ -44,6 +44,7 @@ from tenacity.wait import (
     wait_random_exponential,
 )
 
+from .airtable import RATE_LIMIT_PENALTY
 from .errors import (
     AirtableError,
     AuthenticationError,
@@ -450,7 +451,7 @@ class RetryPolicy:
     4
     """
 
-    rate_limit_wait: float = 30.0
+    rate_limit_wait: float = RATE_LIMIT_PENALTY
     rate_limit_jitter: float = 5.0
     transient_initial: float = 1.0
     transient_max: float = 30.0

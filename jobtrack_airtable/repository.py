@@ -28,6 +28,7 @@ from pyairtable import formulas as F
 from pyairtable.api.types import RecordDict
 
 from . import renames
+from .airtable import MAX_PAGE_SIZE, MAX_RECORDS_PER_WRITE
 from .client import Connection
 from .errors import (
     InvalidFormulaError,
@@ -44,9 +45,6 @@ from .schema import TableSpec
 
 log = logging.getLogger(__name__)
 
-#: Airtable's hard limits (SPEC §2.4, §2.5).
-MAX_WRITE_BATCH = 10
-MAX_PAGE_SIZE = 100
 #: How often a listing restarts after its offset expired before giving up.
 MAX_LISTING_RESTARTS = 3
 
@@ -62,7 +60,7 @@ def in_batches(
     items: Sequence[T],
     send: Callable[[list[T]], Sequence[R]],
     *,
-    size: int = MAX_WRITE_BATCH,
+    size: int = MAX_RECORDS_PER_WRITE,
     on_batch: BatchCallback | None = None,
 ) -> list[R]:
     """``send`` each batch of at most ``size`` items (one request each, Airtable's 10 for

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
+from .airtable import MAX_LONG_TEXT
 from .errors import InvalidInputError, show
 from .metrics import COUNT_KEYS, ClientMetrics
-from .schema import MAX_TEXT_LENGTH, text_problem
+from .schema import text_problem
 from .statuses import Status
 
 __all__ = [
@@ -78,7 +79,7 @@ class Notes:
         stamp = self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         current = self.text
         head = f"{current}\n[{stamp}] " if current else f"[{stamp}] "
-        room = max(0, MAX_TEXT_LENGTH - len(head))
+        room = max(0, MAX_LONG_TEXT - len(head))
         if fit:
             line = sendable(str(line))[:room]
         elif not isinstance(line, str):

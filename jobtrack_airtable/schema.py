@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .airtable import MAX_LONG_TEXT
 from .errors import ConfigError, SchemaViolationError, show
 from .field_types import (
     COMPUTED_TYPES,
@@ -36,7 +37,6 @@ from .field_types import (
 TableKey = Literal["jobs", "client_runs"]
 
 #: Airtable's limit on the characters of one text cell (long text: 100,000).
-MAX_TEXT_LENGTH = 100_000
 
 
 class FieldSpec(BaseModel):
@@ -235,7 +235,7 @@ def _value_problem(spec: FieldSpec, value: Any) -> str | None:
     return None
 
 
-def text_problem(value: str, what: str, limit: int = MAX_TEXT_LENGTH) -> str | None:
+def text_problem(value: str, what: str, limit: int = MAX_LONG_TEXT) -> str | None:
     """Why Airtable could not store ``value`` as text, or None: longer than ``limit``
     characters (Airtable's cell limit), or holding an unpaired surrogate (not encodable as
     UTF-8 JSON; a request carrying one fails, or is stored mangled).

@@ -39,6 +39,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .airtable import RATE_LIMIT
+
 BASE_ID_RE = re.compile(r"^app[A-Za-z0-9]{14}$")
 
 
@@ -69,7 +71,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("JOBTRACK_TIMEOUT", "timeout"),
     )
     rate_limit: float = Field(
-        5.0,
+        RATE_LIMIT,
         ge=0,
         allow_inf_nan=False,
         validation_alias=AliasChoices("JOBTRACK_RATE_LIMIT", "rate_limit"),

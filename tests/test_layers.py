@@ -18,12 +18,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "jobtrack_airtable"
 
-#: What only the admin CLI (typer, rich) or the local server (werkzeug) may load.
+#: What only the admin CLI (typer, rich, tomlkit) or the local server (werkzeug, re2,
+#: sortedcontainers) may load: the extras a worker's core install does not have.
 NOT_IN_THE_CORE = (
     "typer",
     "click",
     "rich",
+    "tomlkit",
     "werkzeug",
+    "re2",
+    "sortedcontainers",
     "jobtrack_airtable.cli",
     "jobtrack_airtable.local",
 )
@@ -159,3 +163,10 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     graph = import_graph()
     assert "jobtrack_airtable.errors" in graph["jobtrack_airtable.tracker"]
+
+
+def test_airtable_facts_and_the_extras_check_depend_on_nothing_above_them() -> None:
+    # Everything reads Airtable's limits from one module, so it must import nothing of ours.
+    graph = import_graph()
+    assert graph["jobtrack_airtable.airtable"] == set()
+    assert graph["jobtrack_airtable.extras"] == {"jobtrack_airtable.errors"}

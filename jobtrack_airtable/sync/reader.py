@@ -23,9 +23,10 @@ from typing import Any, Literal
 
 from pyairtable.api.types import RecordDict
 
+from ..airtable import MAX_PAGE_SIZE
 from ..errors import IteratorExpiredError
 from ..recovery import call_with_retry
-from ..repository import MAX_LISTING_RESTARTS, MAX_PAGE_SIZE, Repository
+from ..repository import MAX_LISTING_RESTARTS, Repository
 from .model import TableKey
 
 __all__ = ["PREFETCH", "Page", "read_tables"]

@@ -7,8 +7,8 @@ attention entry, each merged duplicate a delete carrying the values it held.
 
 from __future__ import annotations
 
+from ...airtable import MAX_LONG_TEXT
 from ...errors import show
-from ...schema import MAX_TEXT_LENGTH
 from ..model import TABLE_ORDER, Action, FieldChange, Guards, Plan, RecordChange, TableKey
 from ..state import PREFIX_LEN, PlanState, is_empty
 
@@ -26,12 +26,12 @@ def fit_notes(text: str) -> str:
     new ones, which say why a status changed).  Without this, one row whose notes are full
     makes the whole apply refuse, and no stale run anywhere is ever fixed.
 
-    >>> len(fit_notes("old line\n" * 20_000 + "new")) <= MAX_TEXT_LENGTH
+    >>> len(fit_notes("old line\n" * 20_000 + "new")) <= MAX_LONG_TEXT
     True
     """
-    if len(text) <= MAX_TEXT_LENGTH:
+    if len(text) <= MAX_LONG_TEXT:
         return text
-    tail = text[len(text) - (MAX_TEXT_LENGTH - len(CUT_MARKER) - 1) :]
+    tail = text[len(text) - (MAX_LONG_TEXT - len(CUT_MARKER) - 1) :]
     line_end = tail.find("\n", 0, 2_000)
     if line_end >= 0:
         tail = tail[line_end + 1 :]  # from a whole line, unless that line is huge
@@ -52,7 +52,7 @@ def diff(state: PlanState) -> None:
                     f"{existing}\n{lines}" if isinstance(existing, str) and existing else lines,
                 )
             notes = entity.changed.get("system_notes") if entity.changed else None
-            if isinstance(notes, str) and len(notes) > MAX_TEXT_LENGTH:
+            if isinstance(notes, str) and len(notes) > MAX_LONG_TEXT:
                 entity.set("system_notes", fit_notes(notes))
             changes = []
             for key in layout.keys:  # layout order, so plans read the same every time
