@@ -40,7 +40,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .client import Connection
 from .errors import InvalidRequestError, SchemaMismatchError
-from .recovery import call_with_retry
+from .recovery import classified
 from .renames import Rename, learn, renames_in
 from .schema import COMPUTED_TYPES, NUMBER_TYPES, FieldSpec, Schema, TableSpec
 
@@ -142,7 +142,8 @@ def fetch_meta(conn: Connection, *, learn_names: bool = True) -> dict[str, Any]:
     (off for a caller that learns them itself, to see what changed)."""
     base = conn.api.base(conn.base_id)
     try:
-        schema = call_with_retry(base.schema, force=True, op="read base schema", policy=conn.policy)
+        with classified():
+            schema = base.schema(force=True)
     except PydanticValidationError as exc:
         raise InvalidRequestError(
             f"the meta API answered with a schema pyairtable cannot read: {exc}", status=None
@@ -439,16 +440,10 @@ def init_schema(
         if on_step is not None:
             on_step(text)
 
-    def create_field(table_name: str, model: dict[str, Any], op: str) -> None:
+    def create_field(table_name: str, model: dict[str, Any]) -> None:
         table = base.table(table_ids.get(table_name, table_name))
-        call_with_retry(
-            table.create_field,
-            model["name"],
-            model["type"],
-            options=model.get("options"),
-            op=op,
-            policy=conn.policy,
-        )
+        with classified():
+            table.create_field(model["name"], model["type"], options=model.get("options"))
 
     # Formula fields go last, after every plain field they may reference exists.
     deferred: list[tuple[str, FieldSpec]] = []
@@ -460,13 +455,8 @@ def init_schema(
         )
         models = [m for f in plain if (m := field_model(f)) is not None]
         step(f"create table {table_spec.name!r} ({len(models)} fields)")
-        created = call_with_retry(
-            base.create_table,
-            table_spec.name,
-            models,
-            op=f"create table {table_spec.name}",
-            policy=conn.policy,
-        )
+        with classified():
+            created = base.create_table(table_spec.name, models)
         result.created_tables.append(table_spec.name)
         table_ids[table_spec.name] = str(created.id)
         deferred.extend((table_spec.name, f) for f in table_spec.enabled_fields() if f.computed)
@@ -480,7 +470,7 @@ def init_schema(
             model = field_model(spec)
             assert model is not None
             step(f"create field {problem.table!r}.{spec.name!r} ({spec.type})")
-            create_field(problem.table, model, f"create field {problem.table}.{spec.name}")
+            create_field(problem.table, model)
             result.created_fields.append((problem.table, spec.name))
         elif problem.kind == "wrong_type":
             result.manual.append(
@@ -520,7 +510,7 @@ def init_schema(
             continue
         step(f"create field {table_name!r}.{spec.name!r} ({spec.type})")
         try:
-            create_field(table_name, model, f"create field {table_name}.{spec.name}")
+            create_field(table_name, model)
         except InvalidRequestError as exc:
             # A server that does not take formulas through the API: leave it to the admin.
             result.manual.append(

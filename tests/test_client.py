@@ -17,7 +17,8 @@ import requests
 
 from jobtrack_airtable.client import Connection, build_api
 from jobtrack_airtable.errors import AuthenticationError, ConfigError
-from jobtrack_airtable.limiter import LimitedAdapter, LocalLimiter, NullLimiter, Slot
+from jobtrack_airtable.adapter import AirtableAdapter
+from jobtrack_airtable.limiter import LocalLimiter, NullLimiter, Slot
 from jobtrack_airtable.recovery import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from jobtrack_airtable.settings import Settings
 
@@ -136,7 +137,7 @@ def test_no_retry_adapter_and_limiter_mounted() -> None:
     assert type(api.session) is requests.Session
     for prefix in ("http://", "https://"):
         adapter = api.session.get_adapter(f"{prefix}api.airtable.com/v0/{BASE}/T")
-        assert isinstance(adapter, LimitedAdapter)
+        assert isinstance(adapter, AirtableAdapter)
         assert adapter.limiter is limiter
     for adapter in api.session.adapters.values():
         assert adapter.max_retries.total == 0  # type: ignore[attr-defined]
@@ -178,7 +179,7 @@ def test_default_limiter_comes_from_settings(tmp_path: Path) -> None:
     path = tmp_path / "rl.sqlite"
     api = build_api(settings(rate_limit=5, limiter_url=f"sqlite://{path}"))
     adapter = api.session.get_adapter("https://api.airtable.com/")
-    assert isinstance(adapter, LimitedAdapter)
+    assert isinstance(adapter, AirtableAdapter)
     assert isinstance(adapter.limiter, LocalLimiter)
     assert adapter.limiter.path == path
     off = build_api(settings(rate_limit=0)).session.get_adapter("https://api.airtable.com/")
