@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -21,11 +22,9 @@ import vcr
 from typer.testing import CliRunner, Result
 
 from jobtrack_airtable.cli import app, embedded
-from jobtrack_airtable.cli.embedded import EMBEDDED_BASE_ID
 from jobtrack_airtable.client import Connection
 from jobtrack_airtable.limiter.usage import counted_as
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.local.storage import Store
 from jobtrack_airtable.metrics import AGGREGATE_KEYS
 from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.repository import Repository
@@ -329,15 +328,27 @@ def error_lines(result: Result) -> list[str]:
 
 
 def drop_field(base: Path, table: str, field: str) -> None:
-    # Edited as the legacy JSON export, which the next open converts back to a base file.
-    with Store(base) as store:
-        data = store.to_json()
-    for t in data["bases"][EMBEDDED_BASE_ID]["tables"]:
-        if t["name"] == table:
-            t["fields"] = [f for f in t["fields"] if f["name"] != field]
-            for r in t["records"]:
-                r["fields"].pop(field, None)
-    base.write_text(json.dumps(data), encoding="utf-8")
+    """Remove ``field`` from ``table`` of a (closed) local base file, values included, as an
+    admin deleting it in the Airtable UI would (the meta API cannot delete fields)."""
+    db = sqlite3.connect(base, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        for table_id, text in db.execute("SELECT id, model FROM tables").fetchall():
+            model = json.loads(text)
+            if model["name"] != table:
+                continue
+            model["fields"] = [f for f in model["fields"] if f["name"] != field]
+            db.execute("UPDATE tables SET model = ? WHERE id = ?", (json.dumps(model), table_id))
+            rows = db.execute("SELECT id, fields FROM records WHERE table_id = ?", (table_id,))
+            for record_id, values in rows.fetchall():
+                fields = json.loads(values)
+                fields.pop(field, None)
+                db.execute(
+                    "UPDATE records SET fields = ? WHERE id = ?", (json.dumps(fields), record_id)
+                )
+        db.execute("COMMIT")
+    finally:
+        db.close()
 
 
 # ------------------------------------------------------------------ usage counting

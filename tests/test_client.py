@@ -15,9 +15,9 @@ import pyairtable
 import pytest
 import requests
 
+from jobtrack_airtable.adapter import AirtableAdapter
 from jobtrack_airtable.client import Connection, build_api
 from jobtrack_airtable.errors import AuthenticationError, ConfigError
-from jobtrack_airtable.adapter import AirtableAdapter
 from jobtrack_airtable.limiter import LocalLimiter, NullLimiter, Slot
 from jobtrack_airtable.recovery import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from jobtrack_airtable.settings import Settings
