@@ -21,9 +21,9 @@ from typing import Any
 from benchmarks._chaos_procs import Target
 from examples.lead_scoring_worker import COUNT_METRICS, JOB_SUM_METRICS
 from jobtrack_airtable import Status
+from jobtrack_airtable.admin.sync import apply_plan, plan_sync
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.schema import load_schema
-from jobtrack_airtable.sync import apply_plan, plan_sync
 
 log = logging.getLogger("chaos")
 

@@ -10,7 +10,7 @@ instead, since a SIGKILLed process sends nothing.
 
 Only the public API is used (``Tracker``, ``job.client``, ``run.add/set/note/flush/close``,
 ``job.complete``, ``tracker.attach_job`` / ``attach_client_run`` / ``client_run``,
-``jobtrack_airtable.sync.plan_sync`` / ``apply_plan``), so the harness keeps measuring while
+``jobtrack_airtable.admin.sync.plan_sync`` / ``apply_plan``), so the harness keeps measuring while
 the internals change.
 """
 
@@ -41,8 +41,8 @@ from examples.lead_scoring_worker import JobTruth, make_plan, run_job  # noqa: E
 # public surface is being trimmed while this harness measures it).
 from jobtrack_airtable import Connection, Settings, Tracker  # noqa: E402
 from jobtrack_airtable.errors import JobtrackError  # noqa: E402
-from jobtrack_airtable.recovery import DEFAULT_POLICY  # noqa: E402
-from jobtrack_airtable.repository import Repository  # noqa: E402
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY  # noqa: E402
+from jobtrack_airtable.transport.repository import Repository  # noqa: E402
 
 __all__ = [
     "Target",
@@ -329,7 +329,7 @@ def admin_apply(
     """An admin: plan, wait at ``barrier`` (if any: two admins then apply overlapping
     plans at once), apply.  Reports what it applied or the error."""
     _quiet()
-    from jobtrack_airtable.sync import apply_plan, plan_sync
+    from jobtrack_airtable.admin.sync import apply_plan, plan_sync
 
     try:
         repo = target.repository()

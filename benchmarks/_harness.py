@@ -50,9 +50,9 @@ from jobtrack_airtable import (  # noqa: E402
 )
 from jobtrack_airtable.local import LocalAirtable  # noqa: E402
 from jobtrack_airtable.local.ratelimit import RateLimiter  # noqa: E402
-from jobtrack_airtable.recovery import DEFAULT_POLICY, RetryPolicy  # noqa: E402
 from jobtrack_airtable.schema import load_schema  # noqa: E402
 from jobtrack_airtable.testing import TrackingServer  # noqa: E402
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY, RetryPolicy  # noqa: E402
 
 from .naive_baseline import NaiveTracker, naive_api, run_naive_job  # noqa: E402
 

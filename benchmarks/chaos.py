@@ -89,8 +89,8 @@ from benchmarks._chaos_procs import Target
 from benchmarks._harness import BENCH_BASE_ID, BENCH_TOKEN, compare, start_server
 from examples.lead_scoring_worker import JobTruth
 from jobtrack_airtable import Status
+from jobtrack_airtable.admin.sync import apply_plan, plan_sync
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.sync import apply_plan, plan_sync
 
 log = logging.getLogger("chaos")
 

@@ -7,7 +7,7 @@ For each size, a fresh local server's store is filled *directly* (no HTTP, no re
 with a realistic base: jobs of ``--clients-per-job`` client rows each, mostly consistent, with
 a small share of planted problems so the plan has work to do (legacy statuses, stale
 ``Running`` rows, wrong job aggregates, duplicate client rows).  Then
-:func:`jobtrack_airtable.sync.plan_sync` plans over it in a separate process (spawned, like
+:func:`jobtrack_airtable.admin.sync.plan_sync` plans over it in a separate process (spawned, like
 an admin's CLI process, so the server's own memory is not counted).
 
 Columns: rows, requests made (from the server's request log) against the SPEC §4 budget
@@ -162,10 +162,10 @@ def plan_in_process(url: str, mode: str, rate: float) -> dict[str, Any]:
     import resource
     import tracemalloc
 
-    from jobtrack_airtable.schema_check import fetch_meta
-    from jobtrack_airtable.sync import plan_sync
-    from jobtrack_airtable.sync.model import TABLE_ORDER
-    from jobtrack_airtable.sync.reader import read_tables
+    from jobtrack_airtable.admin.schema_check import fetch_meta
+    from jobtrack_airtable.admin.sync import plan_sync
+    from jobtrack_airtable.admin.sync.model import TABLE_ORDER
+    from jobtrack_airtable.admin.sync.reader import read_tables
 
     setup_logging(False)
     tracker = make_tracker(url, timeout=120.0, rate_limit=rate)
@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="show log lines")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from jobtrack_airtable.sync import plan_budget
+    from jobtrack_airtable.admin.sync import plan_budget
 
     console = make_console()
     table = Table(title="sync plan at scale")

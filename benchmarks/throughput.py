@@ -65,7 +65,7 @@ from benchmarks.naive_baseline import (
 from examples.lead_scoring_worker import JobTruth, make_plan, run_job
 from jobtrack_airtable import Settings
 from jobtrack_airtable.limiter import build_limiter
-from jobtrack_airtable.recovery import DEFAULT_POLICY
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 
 #: Airtable's per-base limit (SPEC §2.1).
 RATE = 5

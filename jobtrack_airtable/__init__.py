@@ -2,9 +2,10 @@
 correctly, idempotently and within Airtable's rate limits.
 
 The top level holds what a worker needs; everything else lives in its module (exceptions in
-:mod:`jobtrack_airtable.errors`, the repository in :mod:`jobtrack_airtable.repository`, run ID
-helpers in :mod:`jobtrack_airtable.run_ids`, the local server in
-:mod:`jobtrack_airtable.local`).  Each public name, with an example:
+:mod:`jobtrack_airtable.errors`, the repository in
+:mod:`jobtrack_airtable.transport.repository`, run ID helpers in
+:mod:`jobtrack_airtable.run_ids`, the local server in :mod:`jobtrack_airtable.local`).  Each
+public name, with an example:
 
 :class:`Tracker` — the entry point: starts jobs, opens client runs of propagated jobs, writes
 what is pending and closes its HTTP session when it is closed.
@@ -72,18 +73,18 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import Connection
     from .metrics import ClientMetrics
     from .rows import ClientRunRow, JobRow
     from .run_ids import BaseRunId, ClientRunId
     from .settings import Settings
     from .statuses import Status
-    from .tracker import ClientRun, Job, Tracker
+    from .transport.client import Connection
+    from .worker.tracker import ClientRun, Job, Tracker
 
 # Lazy (PEP 562): importing the package, or a light submodule such as the CLI's, must not pull
 # in pyairtable and requests until a name that needs them is used (``--help`` stays fast).
 _LAZY: dict[str, str] = {
-    "Connection": "client",
+    "Connection": "transport.client",
     "ClientMetrics": "metrics",
     "ClientRunRow": "rows",
     "JobRow": "rows",
@@ -91,9 +92,9 @@ _LAZY: dict[str, str] = {
     "ClientRunId": "run_ids",
     "Settings": "settings",
     "Status": "statuses",
-    "ClientRun": "tracker",
-    "Job": "tracker",
-    "Tracker": "tracker",
+    "ClientRun": "worker.tracker",
+    "Job": "worker.tracker",
+    "Tracker": "worker.tracker",
 }
 
 __version__ = "0.1.0"

@@ -306,7 +306,7 @@ class PlanFormatError(JobtrackError, ValueError):
 
 class StalePlanError(JobtrackError):
     """The base changed since the plan was made; nothing was written.  ``rows`` lists every
-    changed, vanished or new row found (:class:`jobtrack_airtable.sync.StaleRow`)."""
+    changed, vanished or new row found (:class:`jobtrack_airtable.admin.sync.StaleRow`)."""
 
     MAX_LISTED = 20
 

@@ -24,11 +24,8 @@ Traceback (most recent call last):
 ...
 jobtrack_airtable.errors.RunIdTypeError: invalid run ID ClientRunId('...'): is a ClientRunId; ...
 
-The strict parsers accept only the standard forms.  Legacy forms found in old bases are
-interpreted by :func:`recognise`, which says what it saw and what it converts to:
-
->>> recognise("job_post_scoring_stream1_20250929094802").converted
-'250929-094802'
+The strict parsers accept only the standard forms.  Legacy forms found in old bases are the
+admin library's business (:mod:`jobtrack_airtable.admin.legacy`), since workers never write them.
 
 Two-digit years are read as 2000-2099: IDs outside that century cannot be written or read.
 """
@@ -37,10 +34,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Self
 
 from .errors import (
@@ -60,15 +55,12 @@ __all__ = [
     "CLIENT_ID_MAX_LENGTH",
     "BaseRunId",
     "ClientRunId",
-    "LegacyFormat",
-    "Recognised",
     "as_base_run_id",
     "as_client_run_id",
     "format_base_run_id",
     "generate_base_run_id",
     "parse_base_run_id",
     "parse_run_id",
-    "recognise",
     "validate_client_id",
     "with_client",
 ]
@@ -137,13 +129,9 @@ def _check_base_text(value: Any, text: str) -> None:
 
 
 def _legacy_hint(text: str) -> str:
-    """A suffix for strict-parse errors pointing at :func:`recognise` for legacy forms."""
-    found = recognise(text)
-    if found.is_legacy and found.converted is not None:
-        return f" (legacy {found.format.value} form of {found.converted!r}; see recognise())"
-    if found.needs_start_time:
-        return f" (legacy {LegacyFormat.STRUCTURED_SR.value} form; see recognise())"
-    return ""
+    """A suffix for strict-parse errors: old bases hold legacy forms, which the admin library
+    recognises (the worker core only ever writes standard IDs, so it does not carry them)."""
+    return "; legacy IDs of old bases are converted by jobtrack_airtable.admin.legacy.recognise()"
 
 
 # --- the two types -------------------------------------------------------------------------
@@ -414,7 +402,7 @@ def parse_base_run_id(s: Any) -> BaseRunId:
     >>> parse_base_run_id("250930-141522.0")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    jobtrack_airtable.errors.InvalidRunIdError: ...numeric artefact form of '250930-141522'...
+    jobtrack_airtable.errors.InvalidRunIdError: ...legacy IDs of old bases are converted by ...
     """
     return BaseRunId(s)
 
@@ -454,87 +442,8 @@ def with_client(run_id: BaseRunId | ClientRunId | str, client_id: str) -> Client
         return parsed
     reason = f"already belongs to client {parsed.client_id!r}; cannot add client {client_id!r}"
     if _repeated_unit(parsed.client_id) == client_id:
-        reason += " (it has a doubled legacy suffix; see recognise())"
+        reason += " (it has a doubled legacy suffix; `jobtrack-airtable sync` repairs it)"
     raise InvalidRunIdError(str(parsed), reason)
-
-
-# --- legacy forms --------------------------------------------------------------------------
-
-
-class LegacyFormat(StrEnum):
-    """What :func:`recognise` saw (SPEC §1.2, legacy table)."""
-
-    STANDARD = "standard"
-    CLIENT = "client"
-    DOUBLED_SUFFIX = "doubled suffix"
-    JOB_PROCESS = "job process ID"
-    BYPASS = "bypass ID"
-    APIFY = "Apify-tagged"
-    STRUCTURED_SR = "structured SR"
-    NUMERIC_ARTEFACT = "numeric artefact"
-    UNCONVERTIBLE = "unconvertible"
-
-
-_CURRENT_FORMATS: Final = frozenset({LegacyFormat.STANDARD, LegacyFormat.CLIENT})
-
-
-@dataclass(frozen=True, slots=True)
-class Recognised:
-    """The result of :func:`recognise`: what a run ID was, and what it converts to.
-
-    ``base`` and ``client_id`` are set when the value is convertible; ``reason`` explains an
-    UNCONVERTIBLE result (or an adjustment made while converting).
-    """
-
-    format: LegacyFormat
-    original: Any
-    base: BaseRunId | None = None
-    client_id: str | None = None
-    apify_run_id: str | None = None
-    needs_start_time: bool = False
-    reason: str | None = None
-    job_name: str | None = None
-    stream: int | None = None
-
-    @property
-    def run_id(self) -> BaseRunId | ClientRunId | None:
-        """The converted ID as the right type, or None when unconvertible."""
-        if self.base is None:
-            return None
-        return (
-            self.base
-            if self.client_id is None
-            else ClientRunId.from_parts(self.base, self.client_id)
-        )
-
-    @property
-    def converted(self) -> str | None:
-        """The standard string (``base`` or ``base-client``), or None when unconvertible."""
-        run_id = self.run_id
-        return None if run_id is None else str(run_id)
-
-    @property
-    def is_legacy(self) -> bool:
-        """True for every value not in a current form (standard or client), including
-        unconvertible ones."""
-        return self.format not in _CURRENT_FORMATS
-
-    @property
-    def needs_rewrite(self) -> bool:
-        """True when the stored value differs from its conversion (what ``sync`` rewrites)."""
-        return self.converted is not None and self.converted != self.original
-
-
-_JOB_PROCESS_RE: Final = re.compile(
-    r"job_(?P<name>[A-Za-z0-9_]+?)_stream(?P<stream>[0-9]+)_(?P<ts>[0-9]{14})"
-)
-_BYPASS_RE: Final = re.compile(r"job_(?P<name>[A-Za-z0-9_]+?)_bypass_(?P<ms>[0-9]{1,16})")
-_APIFY_RE: Final = re.compile(r"(?P<base>[0-9]{6}-[0-9]{6})-(?P<tag>apify-(?P<run>[A-Za-z0-9]+))")
-_SR_RE: Final = re.compile(
-    r"SR-(?P<date>[0-9]{6})-(?P<seq>[0-9]+)-T(?P<task>[0-9]+)-S(?P<stream>[0-9]+)-(?P<client>.+)",
-    re.DOTALL,
-)
-_NUMERIC_RE: Final = re.compile(r"(?P<base>[0-9]{6}-[0-9]{6})\.0+")
 
 
 def _repeated_unit(suffix: str) -> str | None:
@@ -555,181 +464,9 @@ def _repeated_unit(suffix: str) -> str | None:
     return None
 
 
-def _unconvertible(original: Any, reason: str, **extra: Any) -> Recognised:
-    return Recognised(LegacyFormat.UNCONVERTIBLE, original, reason=reason, **extra)
-
-
 def _client_problem(client_id: str) -> str | None:
     try:
         validate_client_id(client_id)
     except InvalidClientIdError as exc:
         return f"client ID part {client_id!r} is invalid: {exc.reason}"
     return None
-
-
-def recognise(
-    value: Any, *, start_time: datetime | None = None, known_client_ids: Collection[str] = ()
-) -> Recognised:
-    """Say which run-ID form ``value`` has and convert it to the standard form.
-
-    Never raises for bad input: a value that cannot be converted comes back UNCONVERTIBLE with
-    a ``reason``.  Surrounding whitespace is ignored (a rewrite then removes it).
-
-    ``start_time`` is the row's Start Time (or created time); only the structured SR form needs
-    it, because its ID holds the date but not the time of day.  It is converted to UTC.  The SR
-    date was written in an unknown zone (the original mixed server-local time and UTC), so when
-    the UTC date of ``start_time`` is the day before or after the ID's date, the start time wins
-    (it is the true instant) and ``reason`` says so; further apart, the start time is taken to
-    belong to another run and the ID is unconvertible.
-
-    A client suffix made of one client ID repeated (``Guy-Wilson-Guy-Wilson``, also
-    ``Acme-Acme``) is read as doubled, keeping the shortest repeating unit.
-
-    ``known_client_ids`` resolves ambiguities that no rule can: the old ``C`` client prefix is
-    stripped only when the remainder is a known client ID (and the whole is not), and a suffix
-    that is itself a known client ID is never read as doubled or Apify-tagged.
-
-    >>> recognise("251007-070457-Guy-Wilson-Guy-Wilson").converted
-    '251007-070457-Guy-Wilson'
-    >>> found = recognise("250930-141522-apify-8MSTBAfqMzuXPvgB3")
-    >>> found.format, found.converted, found.apify_run_id
-    (<LegacyFormat.APIFY: 'Apify-tagged'>, '250930-141522', '8MSTBAfqMzuXPvgB3')
-    >>> start = datetime(2025, 9, 24, 9, 30, 5, tzinfo=UTC)
-    >>> recognise("SR-250924-001-T3304-S1-CGuy-Wilson", start_time=start,
-    ...           known_client_ids={"Guy-Wilson"}).converted
-    '250924-093005-Guy-Wilson'
-    >>> recognise("SR-250924-001-T3304-S1-Guy-Wilson").reason
-    'structured SR ID holds the date but not the time; no start time given'
-    """
-    if not isinstance(value, str):
-        return _unconvertible(value, f"not a string: {type(value).__name__}")
-    text = value.strip()
-    if not text:
-        return _unconvertible(value, "empty or whitespace only")
-    if reason := _placeholder_reason(text):
-        return _unconvertible(value, reason)
-    found = _recognise_text(value, text, start_time, frozenset(known_client_ids))
-    if text != value and found.base is not None and found.reason is None:
-        found = replace(found, reason="surrounding whitespace removed")
-    return found
-
-
-def _recognise_text(
-    value: Any, text: str, start_time: datetime | None, known: frozenset[str]
-) -> Recognised:
-    if (match := _BASE_RE.fullmatch(text[:_BASE_LEN])) and (
-        len(text) == _BASE_LEN or text[_BASE_LEN] == "-"
-    ):
-        return _recognise_current(value, text, known)
-    if match := _NUMERIC_RE.fullmatch(text):
-        return _with_base(value, LegacyFormat.NUMERIC_ARTEFACT, match["base"])
-    if match := _BYPASS_RE.fullmatch(text):
-        return _recognise_bypass(value, match)
-    if match := _JOB_PROCESS_RE.fullmatch(text):
-        naive = _parse_compact(match["ts"])
-        extra = {"job_name": match["name"], "stream": int(match["stream"])}
-        if naive is None:
-            return _unconvertible(
-                value, f"job process timestamp {match['ts']!r} is not a real date", **extra
-            )
-        return _with_base(value, LegacyFormat.JOB_PROCESS, naive.strftime(_BASE_FORMAT), **extra)
-    if match := _SR_RE.fullmatch(text):
-        return _recognise_sr(value, match, start_time, known)
-    return _unconvertible(value, "matches no known run-ID form")
-
-
-def _with_base(value: Any, fmt: LegacyFormat, base_text: str, **extra: Any) -> Recognised:
-    """A result for ``base_text`` if it is a real date and time, else UNCONVERTIBLE."""
-    if _base_datetime(base_text) is None:
-        return _unconvertible(value, f"{base_text!r} is not a real calendar date and time")
-    return Recognised(fmt, value, base=BaseRunId(base_text), **extra)
-
-
-def _recognise_current(value: Any, text: str, known: frozenset[str]) -> Recognised:
-    """Standard, client, doubled-suffix and Apify-tagged forms (all start with a base)."""
-    base_text = text[:_BASE_LEN]
-    if len(text) == _BASE_LEN:
-        return _with_base(value, LegacyFormat.STANDARD, base_text)
-    suffix = text[_BASE_LEN + 1 :]
-    if suffix not in known:
-        if apify := _APIFY_RE.fullmatch(text):
-            return _with_base(value, LegacyFormat.APIFY, base_text, apify_run_id=apify["run"])
-        if (unit := _repeated_unit(suffix)) is not None:
-            return _with_base(value, LegacyFormat.DOUBLED_SUFFIX, base_text, client_id=unit)
-    if problem := _client_problem(suffix):
-        return _unconvertible(value, problem)
-    return _with_base(value, LegacyFormat.CLIENT, base_text, client_id=suffix)
-
-
-def _parse_compact(ts: str) -> datetime | None:
-    """``YYYYMMDDHHMMSS`` (UTC) as a naive datetime, or None if no real time or not 20YY."""
-    try:
-        parsed = datetime.strptime(ts, "%Y%m%d%H%M%S")
-    except ValueError:
-        return None
-    return parsed if 2000 <= parsed.year <= 2099 else None
-
-
-def _recognise_bypass(value: Any, match: re.Match[str]) -> Recognised:
-    extra = {"job_name": match["name"]}
-    try:
-        instant = datetime.fromtimestamp(int(match["ms"]) / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        return _unconvertible(value, f"epoch milliseconds {match['ms']} out of range", **extra)
-    if not 2000 <= instant.year <= 2099:
-        return _unconvertible(
-            value, f"epoch milliseconds {match['ms']} fall outside 2000-2099", **extra
-        )
-    return _with_base(value, LegacyFormat.BYPASS, instant.strftime(_BASE_FORMAT), **extra)
-
-
-def _recognise_sr(
-    value: Any, match: re.Match[str], start_time: datetime | None, known: frozenset[str]
-) -> Recognised:
-    client = match["client"]
-    # "Carl-Jones" starts with C too: only the data can say the C is a prefix.
-    if (
-        client not in known
-        and client.startswith("C")
-        and client[1:] in known
-        and _client_problem(client[1:]) is None
-    ):
-        client = client[1:]
-    extra: dict[str, Any] = {"stream": int(match["stream"])}
-    if problem := _client_problem(client):
-        return _unconvertible(value, problem, **extra)
-    extra["client_id"] = client
-    try:
-        id_date = datetime.strptime("20" + match["date"], "%Y%m%d").date()
-    except ValueError:
-        return _unconvertible(value, f"SR date {match['date']!r} is not a real date", **extra)
-    if start_time is None:
-        return _unconvertible(
-            value,
-            "structured SR ID holds the date but not the time; no start time given",
-            needs_start_time=True,
-            **extra,
-        )
-    if not isinstance(start_time, datetime) or start_time.utcoffset() is None:
-        return _unconvertible(
-            value, f"start time {show(start_time)} is not an aware datetime", **extra
-        )
-    start = start_time.astimezone(UTC)
-    skew = (start.date() - id_date).days
-    if abs(skew) > 1:
-        return _unconvertible(
-            value,
-            f"start time {start.isoformat()} is {abs(skew)} days from the ID's date {id_date}",
-            **extra,
-        )
-    note = None
-    if skew:
-        note = (
-            f"UTC start date {start.date()} differs from the ID's date {id_date}; start time used"
-        )
-    if not 2000 <= start.year <= 2099:
-        return _unconvertible(
-            value, f"start time {start.isoformat()} is outside 2000-2099", **extra
-        )
-    found = _with_base(value, LegacyFormat.STRUCTURED_SR, start.strftime(_BASE_FORMAT), **extra)
-    return replace(found, reason=note) if note and found.base is not None else found

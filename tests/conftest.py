@@ -89,7 +89,7 @@ def _forget_pending_client_writes() -> Iterator[None]:
     """Client-run writes a test left pending (its trackers never closed) die with its server:
     drop them, or the interpreter's exit would retry them against servers long gone."""
     yield
-    from jobtrack_airtable import commit
+    from jobtrack_airtable.worker import commit
 
     for group in list(commit._LIVE):
         with group._lock:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.worker.tracker import Tracker
 
 
 def main(mode: str, base: str) -> None:

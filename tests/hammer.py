@@ -1,7 +1,7 @@
 """Real worker processes hammering a local server through one shared limiter.
 
 Each worker is a spawned process (nothing inherited but its arguments) that builds its own
-``pyairtable.Api`` through :func:`~jobtrack_airtable.client.build_api` -- so every request
+``pyairtable.Api`` through :func:`~jobtrack_airtable.transport.client.build_api` -- so every request
 passes the real ``AirtableAdapter`` and the limiter named by ``limiter_url`` -- and sends
 ``requests`` GETs to the ``Job Tracking`` table as fast as the limiter lets it.  A 429 is not
 retried: it is counted by the server's request log, which is what the tests read.
@@ -43,9 +43,9 @@ def _hammer(spec: HammerSpec, barrier: Any, results: Any) -> None:
 
     if spec.cache_dir:
         os.environ["XDG_CACHE_HOME"] = spec.cache_dir
-    from jobtrack_airtable.client import build_api
-    from jobtrack_airtable.recovery import RetryPolicy
     from jobtrack_airtable.settings import Settings
+    from jobtrack_airtable.transport.client import build_api
+    from jobtrack_airtable.transport.recovery import RetryPolicy
 
     settings = Settings(
         _env_file=None,

@@ -21,17 +21,17 @@ import pytest
 import vcr
 from typer.testing import CliRunner, Result
 
+from jobtrack_airtable.admin.sync import Action, ApplyResult, Plan, apply_plan, plan_sync
 from jobtrack_airtable.cli import app, embedded
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.limiter.usage import counted_as
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.metrics import AGGREGATE_KEYS
-from jobtrack_airtable.recovery import DEFAULT_POLICY
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.settings import Settings
-from jobtrack_airtable.sync import Action, ApplyResult, Plan, apply_plan, plan_sync
 from jobtrack_airtable.timeutil import to_airtable
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
+from jobtrack_airtable.transport.repository import Repository
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID
 

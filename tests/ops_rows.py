@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.timeutil import parse_airtable, to_airtable
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.repository import Repository
 
 #: The server behind each repository ``connect`` made, so ``put`` can date rows' creation.
 _SERVERS: dict[int, LocalAirtable] = {}

@@ -1,4 +1,4 @@
-"""Retention as a planned change (jobtrack_airtable.archive), through the local server.
+"""Retention as a planned change (jobtrack_airtable.admin.archive), through the local server.
 
 Every row deleted from the base must be in the archive, byte for byte; a plan whose rows
 changed is refused with nothing written; an interrupted apply is finished by running it again.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobtrack_airtable.archive import (
+from jobtrack_airtable.admin.archive import (
     apply_archive,
     archived_records,
     archived_runs,
@@ -29,8 +29,8 @@ from jobtrack_airtable.errors import (
     StaleArchivePlanError,
 )
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.statuses import Status
+from jobtrack_airtable.transport.repository import Repository
 
 from .helpers import (  # noqa: F401  (archive_base is the base fixture)
     ARCHIVE_NOW,
@@ -216,7 +216,7 @@ def test_nothing_is_deleted_unless_the_archive_reads_back_identical(
 ) -> None:
     """A copy damaged on its way into the archive (a bad disk, a bug) is caught by the read
     back: that row, and every row after it, stays in the base."""
-    from jobtrack_airtable import archive
+    from jobtrack_airtable.admin import archive
 
     srv, repo = base["srv"], base["repo"]
     real_add = archive.ArchiveStore.add

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from jobtrack_airtable.archive import apply_archive, archived_records, plan_archive
+from jobtrack_airtable.admin.archive import apply_archive, archived_records, plan_archive
 
 from .helpers import (
     ARCHIVE_NOW,

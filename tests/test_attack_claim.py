@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jobtrack_airtable.local import LocalAirtable, storage
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .helpers import JOB_TABLE, by_key, make_conn
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from jobtrack_airtable.admin.sync import apply_plan, plan_sync
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.repository import Repository
-from jobtrack_airtable.sync import apply_plan, plan_sync
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.repository import Repository
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .helpers import CRR_TABLE, JOB_TABLE, make_conn, rows
 

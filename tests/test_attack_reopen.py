@@ -6,7 +6,7 @@ import pytest
 
 from jobtrack_airtable.errors import TerminalRunError
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .helpers import CRR_TABLE, make_conn, rows
 

@@ -12,12 +12,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.recovery import DEFAULT_POLICY
-from jobtrack_airtable.server_clock import ServerClock
 from jobtrack_airtable.timeutil import parse_airtable, utcnow
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
+from jobtrack_airtable.transport.server_clock import ServerClock
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .helpers import JOB_TABLE, rows
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from jobtrack_airtable.admin.sync import apply_plan, plan_sync
+from jobtrack_airtable.admin.sync.passes.diff import CUT_MARKER
 from jobtrack_airtable.airtable import MAX_LONG_TEXT
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.sync import apply_plan, plan_sync
-from jobtrack_airtable.sync.passes.diff import CUT_MARKER
 
 from .helpers import NOW, STALE, SyncBase, at
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from jobtrack_airtable.admin.sync import Action, plan_sync
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.sync import Action, plan_sync
 
 from .helpers import NOW, STALE, SyncBase, at
 

@@ -33,11 +33,11 @@ from jobtrack_airtable.errors import (
     show,
 )
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.run_ids import validate_client_id
 from jobtrack_airtable.statuses import Status
 from jobtrack_airtable.testing import TrackingServer
-from jobtrack_airtable.tracker import Job, Tracker
+from jobtrack_airtable.transport.repository import Repository
+from jobtrack_airtable.worker.tracker import Job, Tracker
 
 from . import corpus
 from .conftest import TEST_BASE_ID, TEST_TOKEN

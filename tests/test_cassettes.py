@@ -28,11 +28,11 @@ import pytest
 import vcr
 from vcr.cassette import Cassette
 
-from jobtrack_airtable.client import Connection
-from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.settings import Settings
 from jobtrack_airtable.statuses import Status
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID, TEST_TOKEN
 from .helpers import CASSETTES, MODE, cassette_vcr

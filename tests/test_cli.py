@@ -17,9 +17,9 @@ from typer.testing import Result
 from jobtrack_airtable.cli import _core
 from jobtrack_airtable.cli.embedded import EMBEDDED_BASE_ID, open_backend, seed_store
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.settings import Settings
 from jobtrack_airtable.timeutil import utcnow
+from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import MakeLocalAirtable
 from .helpers import (

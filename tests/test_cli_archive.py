@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from jobtrack_airtable.archive import archived_records
+from jobtrack_airtable.admin.archive import archived_records
 from jobtrack_airtable.cli import app, embedded
 from jobtrack_airtable.cli.embedded import open_backend
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.transport.repository import Repository
 
 
 @pytest.fixture

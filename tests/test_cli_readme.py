@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from jobtrack_airtable.cli import _core, app, embedded
 from jobtrack_airtable.cli.embedded import open_backend
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.transport.repository import Repository
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -15,12 +15,12 @@ import pyairtable
 import pytest
 import requests
 
-from jobtrack_airtable.adapter import AirtableAdapter
-from jobtrack_airtable.client import Connection, build_api
 from jobtrack_airtable.errors import AuthenticationError, ConfigError
 from jobtrack_airtable.limiter import LocalLimiter, NullLimiter, Slot
-from jobtrack_airtable.recovery import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.transport.adapter import AirtableAdapter
+from jobtrack_airtable.transport.client import Connection, build_api
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY, RetryPolicy, call_with_retry
 
 TOKEN = "patFAKEt0kenABCDE.f00dfeedcafe0123456789abcdef0123456789abcdef0123456789abcdef"
 TOKEN_PIECES = (TOKEN, "patFAKEt0ken", "f00dfeedcafe")

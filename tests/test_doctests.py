@@ -22,8 +22,8 @@ MODULES = [jobtrack_airtable.__name__, *_SUBMODULES]
 def test_every_module_is_found() -> None:
     assert {
         "jobtrack_airtable",
-        "jobtrack_airtable.tracker",
-        "jobtrack_airtable.sync.model",
+        "jobtrack_airtable.worker.tracker",
+        "jobtrack_airtable.admin.sync.model",
     } <= set(MODULES)
 
 

@@ -23,9 +23,9 @@ from jobtrack_airtable.cli.embedded import (
 from jobtrack_airtable.errors import ConfigError
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.local.storage import Store
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import TEST_BASE_ID, TEST_TOKEN
 

@@ -31,7 +31,6 @@ from typing import Any
 
 import pytest
 
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import ConfigError, LimiterUnavailableError
 from jobtrack_airtable.limiter import LocalLimiter, build_limiter, usage_counts
 from jobtrack_airtable.limiter.base import DEFAULT_QUIET
@@ -44,9 +43,10 @@ from jobtrack_airtable.limiter.redis import (
 from jobtrack_airtable.limiter.usage import month_of
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.local.requestlog import LoggedRequest
-from jobtrack_airtable.recovery import DEFAULT_POLICY, RetryPolicy
 from jobtrack_airtable.settings import Settings
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY, RetryPolicy
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID, TEST_TOKEN
 from .helpers import usage_expected, usage_work

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .helpers import CRR_TABLE, by_key, make_conn, rows
 

@@ -52,7 +52,7 @@ def _offenders(modules: set[str]) -> list[str]:
     [
         "import jobtrack_airtable",
         "from jobtrack_airtable import Tracker",
-        "import jobtrack_airtable.sync",
+        "import jobtrack_airtable.admin.sync",
         "import jobtrack_airtable.errors",
     ],
 )
@@ -162,7 +162,73 @@ def test_no_import_cycles() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     graph = import_graph()
-    assert "jobtrack_airtable.errors" in graph["jobtrack_airtable.tracker"]
+    assert "jobtrack_airtable.errors" in graph["jobtrack_airtable.worker.tracker"]
+
+
+#: The layers above the worker core, in order: each may import those before it, never after.
+UPPER_LAYERS = ("jobtrack_airtable.admin", "jobtrack_airtable.cli")
+#: Stand-alone: the local server and the test helper that seeds it.
+APART = ("jobtrack_airtable.local", "jobtrack_airtable.testing")
+
+
+def _layer(module: str) -> int:
+    """0 the worker core, 1 the admin library, 2 the CLI; -1 the modules that stand apart."""
+    if any(module == p or module.startswith(p + ".") for p in APART):
+        return -1
+    for rank, prefix in enumerate(UPPER_LAYERS, start=1):
+        if module == prefix or module.startswith(prefix + "."):
+            return rank
+    return 0
+
+
+def all_imports() -> dict[str, set[str]]:
+    """Module → every package module it imports anywhere (inside functions too): a lazy
+    import crosses a layer just as surely when it runs."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    found: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join([*parts, *([node.module] if node.module else [])])
+                else:
+                    base = node.module or ""
+                targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            found[name].update(t for t in targets if t in files and t != name)
+    return found
+
+
+def test_no_layer_imports_a_layer_above_it() -> None:
+    upward = sorted(
+        f"{module} → {target}"
+        for module, targets in all_imports().items()
+        for target in targets
+        if _layer(module) >= 0 and _layer(target) > _layer(module)
+    )
+    assert upward == []
+
+
+def test_the_worker_core_never_imports_the_local_server() -> None:
+    crossing = sorted(
+        f"{module} → {target}"
+        for module, targets in all_imports().items()
+        for target in targets
+        if _layer(module) in (0, 1) and _layer(target) == -1
+    )
+    assert crossing == []
+
+
+def test_the_layer_check_would_see_an_upward_import() -> None:
+    assert _layer("jobtrack_airtable.worker.tracker") == 0
+    assert _layer("jobtrack_airtable.admin.sync.apply") == 1
+    assert _layer("jobtrack_airtable.cli._sync") == 2
+    assert "jobtrack_airtable.admin.sync" in all_imports()["jobtrack_airtable.cli._sync"]
 
 
 def test_airtable_facts_and_the_extras_check_depend_on_nothing_above_them() -> None:

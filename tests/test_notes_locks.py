@@ -10,12 +10,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.limiter import LocalLimiter
 from jobtrack_airtable.limiter.locks import row_locks
-from jobtrack_airtable.recovery import DEFAULT_POLICY
 from jobtrack_airtable.testing import TrackingServer
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
+from jobtrack_airtable.worker.tracker import Tracker
 
 LINES = 25
 
@@ -123,9 +123,9 @@ def test_a_worker_note_during_a_sync_apply_is_not_erased(
     to its write, so a worker's line appended meanwhile waits and lands after, not under."""
     from datetime import timedelta
 
-    from jobtrack_airtable.repository import Repository
-    from jobtrack_airtable.sync import apply_plan, plan_sync
+    from jobtrack_airtable.admin.sync import apply_plan, plan_sync
     from jobtrack_airtable.timeutil import utcnow
+    from jobtrack_airtable.transport.repository import Repository
 
     srv = make_local_airtable()
     store = tmp_path / "limiter.sqlite"

@@ -1,4 +1,4 @@
-"""``check`` as a library (jobtrack_airtable.ops): problems found, schedule rules, the state
+"""``check`` as a library (jobtrack_airtable.admin.ops): problems found, schedule rules, the state
 file, request cost — against a real local server over HTTP, at a fixed ``now``."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from jobtrack_airtable.client import Connection
+from jobtrack_airtable.admin.ops.config import CheckConfig, ScheduleRule, load_check_config
+from jobtrack_airtable.admin.ops.health import EVENT_OVERLAP, HealthReport, ProblemKind, run_check
+from jobtrack_airtable.admin.ops.state import CheckState, locked_state
 from jobtrack_airtable.errors import AuthenticationError, ConfigError
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.ops.config import CheckConfig, ScheduleRule, load_check_config
-from jobtrack_airtable.ops.health import EVENT_OVERLAP, HealthReport, ProblemKind, run_check
-from jobtrack_airtable.ops.state import CheckState, locked_state
-from jobtrack_airtable.repository import Repository
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import MakeLocalAirtable
 from .ops_rows import client, connect, job, put, put_legacy

@@ -16,8 +16,8 @@ from typer.testing import CliRunner, Result
 
 from jobtrack_airtable.cli import app
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.timeutil import utcnow
+from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import MakeLocalAirtable
 from .ops_rows import client, connect, job, put

@@ -1,5 +1,5 @@
 """``usage``: requests counted exactly (against the local server's request log) and records
-projected against the plan's limits (jobtrack_airtable.ops.quota)."""
+projected against the plan's limits (jobtrack_airtable.admin.ops.quota)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from jobtrack_airtable.client import Connection
-from jobtrack_airtable.ops.quota import PLANS, usage_report, usage_to_json
-from jobtrack_airtable.repository import Repository
+from jobtrack_airtable.admin.ops.quota import PLANS, usage_report, usage_to_json
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.timeutil import utcnow
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.repository import Repository
+from jobtrack_airtable.worker.tracker import Tracker
 
 
 @pytest.fixture

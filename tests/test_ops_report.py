@@ -1,4 +1,4 @@
-"""``report``: the numbers (jobtrack_airtable.ops.report_data), the self-contained HTML page,
+"""``report``: the numbers (jobtrack_airtable.admin.ops.report_data), the self-contained HTML page,
 and that page in a real headless Chromium — no console errors, no network, charts drawn."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from jobtrack_airtable.admin.ops.notify import MissingExtraError
+from jobtrack_airtable.admin.ops.report_data import ReportData, collect_report, report_to_json
+from jobtrack_airtable.admin.ops.report_html import CHART_IDS, render_html
 from jobtrack_airtable.cli import app
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.ops.notify import MissingExtraError
-from jobtrack_airtable.ops.report_data import ReportData, collect_report, report_to_json
-from jobtrack_airtable.ops.report_html import CHART_IDS, render_html
-from jobtrack_airtable.repository import Repository
+from jobtrack_airtable.transport.repository import Repository
 
 from .browser import find_chromium, load_page
 from .conftest import MakeLocalAirtable

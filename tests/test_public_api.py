@@ -21,7 +21,8 @@ def test_top_level_is_small_and_every_name_is_documented_with_an_example() -> No
 
 def test_importing_the_worker_core_loads_no_cli_or_server_code() -> None:
     code = (
-        "import sys, jobtrack_airtable, jobtrack_airtable.tracker, jobtrack_airtable.commit; "
+        "import sys, jobtrack_airtable, jobtrack_airtable.worker.tracker, "
+        "jobtrack_airtable.worker.commit; "
         "print(sorted(m for m in ('werkzeug', 'typer', 'rich') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

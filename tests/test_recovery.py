@@ -40,7 +40,7 @@ from jobtrack_airtable.errors import (
     TransientServerError,
     UnknownFieldError,
 )
-from jobtrack_airtable.recovery import (
+from jobtrack_airtable.transport.recovery import (
     DEFAULT_POLICY,
     RetryPolicy,
     call_with_retry,
@@ -714,12 +714,12 @@ def test_log_line_before_every_sleep(
     )
     sleep = SleepRecorder()
     context = {"run_id": "250930-141522-Guy-Wilson", "client_id": "Guy-Wilson"}
-    with caplog.at_level(logging.WARNING, logger="jobtrack_airtable.recovery"):
+    with caplog.at_level(logging.WARNING, logger="jobtrack_airtable.transport.recovery"):
         call_with_retry(
             table.all, op="list client runs", policy=FAST.with_sleep(sleep), context=context
         )
 
-    records = [r for r in caplog.records if r.name == "jobtrack_airtable.recovery"]
+    records = [r for r in caplog.records if r.name == "jobtrack_airtable.transport.recovery"]
     assert len(records) == len(sleep.waits) == 2
     first, second = records
     assert first.levelno == logging.WARNING
@@ -748,7 +748,7 @@ def test_context_keys_that_clash_with_log_record_attributes(
             raise exc
         return "ok"
 
-    with caplog.at_level(logging.WARNING, logger="jobtrack_airtable.recovery"):
+    with caplog.at_level(logging.WARNING, logger="jobtrack_airtable.transport.recovery"):
         result = call_with_retry(
             flaky, op="x", policy=FAST.with_sleep(SleepRecorder()), context={"name": "n"}
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID
 from .helpers import CRR_TABLE, JOB_TABLE, by_key, make_conn, rows
@@ -217,9 +217,9 @@ def test_four_threads_record_one_job_exactly(local_airtable: LocalAirtable) -> N
 def _process_worker(
     url: str, token: str, limiter_path: str, job_run_id: str, clients: list[str]
 ) -> None:
-    from jobtrack_airtable.client import Connection
-    from jobtrack_airtable.recovery import DEFAULT_POLICY
     from jobtrack_airtable.settings import Settings
+    from jobtrack_airtable.transport.client import Connection
+    from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 
     settings = Settings(
         _env_file=None,
@@ -241,9 +241,9 @@ def test_processes_and_threads_share_the_limit_without_429(
     # 2 processes + 4 threads under it, so no 429 ever reaches a worker.
     srv = make_local_airtable(rate_limit=5, penalty_seconds=5.0)
     limiter_path = tmp_path / "limit.sqlite"
-    from jobtrack_airtable.client import Connection
-    from jobtrack_airtable.recovery import DEFAULT_POLICY
     from jobtrack_airtable.settings import Settings
+    from jobtrack_airtable.transport.client import Connection
+    from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 
     settings = Settings(
         _env_file=None,

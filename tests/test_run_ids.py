@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+from jobtrack_airtable.admin.legacy import LegacyFormat, recognise
 from jobtrack_airtable.errors import (
     InvalidClientIdError,
     InvalidInputError,
@@ -20,14 +21,12 @@ from jobtrack_airtable.errors import (
 from jobtrack_airtable.run_ids import (
     BaseRunId,
     ClientRunId,
-    LegacyFormat,
     as_base_run_id,
     as_client_run_id,
     format_base_run_id,
     generate_base_run_id,
     parse_base_run_id,
     parse_run_id,
-    recognise,
     validate_client_id,
     with_client,
 )
@@ -220,10 +219,13 @@ def test_malformed_client_run_id_rejected(value):
 
 
 def test_strict_parse_error_points_at_legacy_conversion():
-    with pytest.raises(InvalidRunIdError, match=r"legacy job process ID form of '250929-094802'"):
+    pointer = r"legacy IDs of old bases are converted by jobtrack_airtable\.admin\.legacy"
+    with pytest.raises(InvalidRunIdError, match=pointer):
         parse_run_id("job_post_scoring_stream1_20250929094802")
-    with pytest.raises(InvalidRunIdError, match=r"legacy structured SR form; see recognise"):
+    with pytest.raises(InvalidRunIdError, match=pointer):
         ClientRunId("SR-250924-001-T3304-S1-Guy-Wilson")
+    # ...and the admin library converts what the worker core refuses.
+    assert recognise("job_post_scoring_stream1_20250929094802").converted == "250929-094802"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Schema check and init (jobtrack_airtable.schema_check) against the meta API."""
+"""Schema check and init (jobtrack_airtable.admin.schema_check) against the meta API."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
-from jobtrack_airtable.client import Connection
-from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.schema import Schema, load_schema
-from jobtrack_airtable.schema_check import (
+from jobtrack_airtable.admin.schema_check import (
     check_schema,
     compare_schema,
     fetch_meta,
     field_model,
     init_schema,
 )
+from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.schema import Schema, load_schema
 from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.transport.client import Connection
 
 from .conftest import TEST_TOKEN, MakeLocalAirtable
 

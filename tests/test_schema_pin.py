@@ -21,19 +21,19 @@ import pyairtable
 import pytest
 from typer.testing import CliRunner, Result
 
-from jobtrack_airtable import renames
+from jobtrack_airtable.admin.schema_check import check_schema, fetch_meta
+from jobtrack_airtable.admin.schema_pin import pin_schema_file, refuse_default_schema
+from jobtrack_airtable.admin.sync import Action, apply_budget, apply_plan, plan_budget, plan_sync
 from jobtrack_airtable.cli import app
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import ConfigError, InvalidFormulaError, UnknownFieldError
-from jobtrack_airtable.recovery import DEFAULT_POLICY
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.schema import Schema, default_schema_path, load_schema
-from jobtrack_airtable.schema_check import check_schema, fetch_meta
-from jobtrack_airtable.schema_pin import pin_schema_file, refuse_default_schema
 from jobtrack_airtable.statuses import Status
-from jobtrack_airtable.sync import Action, apply_budget, apply_plan, plan_budget, plan_sync
 from jobtrack_airtable.testing import TrackingServer
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport import renames
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
+from jobtrack_airtable.transport.repository import Repository
+from jobtrack_airtable.worker.tracker import Tracker
 
 #: What the admin renames in the base: (table key, field key) -> new name; tables too.
 FIELD_RENAMES = {
@@ -197,7 +197,7 @@ def test_a_worker_survives_renamed_fields_and_tables(
 
     rename_in_base(local_airtable, schema)
     log.clear()
-    caplog.set_level(logging.WARNING, logger="jobtrack_airtable.repository")
+    caplog.set_level(logging.WARNING, logger="jobtrack_airtable.transport.repository")
     with _tracker(local_airtable, schema, 2) as tracker:
         run_id = _worker_job(tracker, 3)
     # The first formula naming a renamed field (the start's verify read) is refused once,

@@ -31,7 +31,6 @@ import pytest
 import requests
 
 from jobtrack_airtable.cli.embedded import seed_store
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import (
     AirtableError,
     AuthenticationError,
@@ -43,11 +42,12 @@ from jobtrack_airtable.errors import (
     UnknownFieldError,
 )
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.recovery import RetryPolicy, call_with_retry, classify
-from jobtrack_airtable.repository import Repository
 from jobtrack_airtable.settings import Settings
 from jobtrack_airtable.timeutil import utcnow
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import RetryPolicy, call_with_retry, classify
+from jobtrack_airtable.transport.repository import Repository
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID, MakeLocalAirtable
 from .helpers import cassette_vcr

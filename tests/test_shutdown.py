@@ -1,4 +1,5 @@
-"""SIGTERM still ends a process whose main thread is blocked in C (jobtrack_airtable.shutdown).
+"""SIGTERM still ends a process whose main thread is blocked in C
+(jobtrack_airtable.worker.shutdown).
 
 The library drains pending writes on SIGTERM with a Python handler, which only runs when the
 main thread is back in the interpreter.  These tests block the main thread inside SQLite's
@@ -25,7 +26,7 @@ CHILD = textwrap.dedent(
     """
     import sqlite3, sys, time
     from pathlib import Path
-    from jobtrack_airtable import shutdown
+    from jobtrack_airtable.worker import shutdown
 
     marker = Path(sys.argv[2])
     shutdown.install(lambda reason: marker.write_text(reason))
@@ -70,7 +71,7 @@ def test_sigterm_ends_a_process_blocked_in_c_after_draining(tmp_path: Path) -> N
 
 
 def test_a_forked_child_gets_sigterm_default_action_back(tmp_path: Path) -> None:
-    from jobtrack_airtable import shutdown
+    from jobtrack_airtable.worker import shutdown
 
     shutdown.install(lambda reason: None)
     pid = os.fork()

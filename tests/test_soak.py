@@ -20,7 +20,7 @@ from benchmarks._harness import (
 )
 from examples import lead_scoring_worker
 from examples.lead_scoring_worker import make_plan, run_job
-from jobtrack_airtable.recovery import DEFAULT_POLICY
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 
 CRR = "Client%20Run%20Results"
 
@@ -59,7 +59,7 @@ def test_a_flush_the_retry_policy_gives_up_on_is_kept_pending(
             srv.faults.add(
                 "503", method="PATCH", path=CRR, times=policy.max_attempts, retry_after=None
             )
-            with caplog.at_level(logging.WARNING, logger="jobtrack_airtable.tracker"):
+            with caplog.at_level(logging.WARNING, logger="jobtrack_airtable.worker.tracker"):
                 run.add(profiles_examined=5, profile_tokens=50)  # every attempt fails
             assert "stay pending" in caplog.text
             run.add(profiles_examined=2)

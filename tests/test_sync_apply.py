@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from jobtrack_airtable.cli.embedded import seed_store
-from jobtrack_airtable.cli.render import render_rich, render_text, summary_line
-from jobtrack_airtable.sync import (
+from jobtrack_airtable.admin.sync import (
     FORMAT_VERSION,
     Action,
     Plan,
@@ -28,6 +26,8 @@ from jobtrack_airtable.sync import (
     save_plan,
     sync_and_apply,
 )
+from jobtrack_airtable.cli.embedded import seed_store
+from jobtrack_airtable.cli.render import render_rich, render_text, summary_line
 from tests.helpers import (  # noqa: F401  (base is a fixture)
     CRR,
     JOBS,

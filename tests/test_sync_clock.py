@@ -2,7 +2,7 @@
 admin 3 h off either way neither mark a live run stale nor hide a dead one.
 
 The connection learns the server's clock from every response's ``Date`` header
-(:class:`~jobtrack_airtable.server_clock.ServerClock`); workers stamp their rows with
+(:class:`~jobtrack_airtable.transport.server_clock.ServerClock`); workers stamp their rows with
 ``conn.server_now`` and ``sync`` ages rows with it.  Skew is injected as the *local* clock of
 each connection, so everything else runs for real: pyairtable → HTTP → the local server."""
 
@@ -16,15 +16,15 @@ from email.utils import parsedate_to_datetime
 import pytest
 import requests
 
-from jobtrack_airtable.client import Connection
+from jobtrack_airtable.admin.sync import Action, Plan, plan_sync
+from jobtrack_airtable.admin.sync import apply as sync_apply
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.repository import Repository
-from jobtrack_airtable.server_clock import ServerClock
 from jobtrack_airtable.statuses import Status
-from jobtrack_airtable.sync import Action, Plan, plan_sync
-from jobtrack_airtable.sync import apply as sync_apply
 from jobtrack_airtable.timeutil import parse_airtable, utcnow
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.repository import Repository
+from jobtrack_airtable.transport.server_clock import ServerClock
+from jobtrack_airtable.worker.tracker import Tracker
 
 SKEWS = (timedelta(hours=-3), timedelta(hours=3))
 #: Short, so the test waits seconds, not hours; the rule is the same at any threshold.

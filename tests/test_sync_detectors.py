@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from jobtrack_airtable.sync import Action
+from jobtrack_airtable.admin.sync import Action
 from tests.helpers import (  # noqa: F401  (base is a fixture)
     CRR,
     JOBS,

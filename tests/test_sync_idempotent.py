@@ -18,11 +18,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from jobtrack_airtable.client import Connection
+from jobtrack_airtable.admin.sync import Action, StalePlanError, apply_plan, plan_sync
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.recovery import DEFAULT_POLICY
-from jobtrack_airtable.repository import Repository
-from jobtrack_airtable.sync import Action, StalePlanError, apply_plan, plan_sync
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
+from jobtrack_airtable.transport.repository import Repository
 from tests.conftest import MakeLocalAirtable
 from tests.helpers import (
     CRR,
@@ -131,11 +131,11 @@ _APPLY_SCRIPT = textwrap.dedent(
     """
     import sys
     from datetime import datetime, timedelta
-    from jobtrack_airtable.client import Connection
-    from jobtrack_airtable.repository import Repository
+    from jobtrack_airtable.transport.client import Connection
+    from jobtrack_airtable.transport.repository import Repository
     from jobtrack_airtable.schema import load_schema
     from jobtrack_airtable.settings import Settings
-    from jobtrack_airtable.sync import sync_and_apply
+    from jobtrack_airtable.admin.sync import sync_and_apply
 
     url, token, base, now = sys.argv[1:5]
     settings = Settings(_env_file=None, api_key=token, base_id=base, endpoint_url=url,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from jobtrack_airtable.admin.sync import Action, apply_budget, plan_budget
 from jobtrack_airtable.errors import SchemaMismatchError
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.sync import Action, apply_budget, plan_budget
 from tests.conftest import MakeLocalAirtable
 from tests.helpers import CRR, JOBS, SyncBase, base_fixture  # noqa: F401
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
+from jobtrack_airtable.admin.sync import Plan, build_plan, plan_budget, plan_to_json
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.sync import Plan, build_plan, plan_budget, plan_to_json
 from tests.conftest import MakeLocalAirtable
 from tests.helpers import CRR, JOBS, NOW, STALE, SyncBase, at, base_fixture  # noqa: F401
 

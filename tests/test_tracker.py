@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from jobtrack_airtable.client import Connection
 from jobtrack_airtable.errors import (
     InvalidClientIdError,
     InvalidMetricError,
@@ -26,7 +25,8 @@ from jobtrack_airtable.limiter import NullLimiter
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.run_ids import BaseRunId, ClientRunId
 from jobtrack_airtable.statuses import Status
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_TOKEN
 from .helpers import CRR_TABLE, JOB_TABLE, by_key, make_conn, rows

@@ -12,7 +12,7 @@ import pytest
 from jobtrack_airtable.errors import TerminalRunError
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.statuses import Status
-from jobtrack_airtable.tracker import Tracker
+from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID
 from .helpers import CRR_TABLE, JOB_TABLE, by_key, make_conn, rows

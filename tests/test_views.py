@@ -1,4 +1,4 @@
-"""Views of runs (jobtrack_airtable.views): runs list / runs show as library functions."""
+"""Views of runs (jobtrack_airtable.admin.views): runs list / runs show as library functions."""
 
 from __future__ import annotations
 
@@ -8,17 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobtrack_airtable.cli.demo import DemoRecord, demo_records
-from jobtrack_airtable.cli.embedded import seed_store
-from jobtrack_airtable.client import Connection
-from jobtrack_airtable.errors import InvalidInputError, InvalidStatusError, NotFoundError
-from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.metrics import AGGREGATE_KEYS
-from jobtrack_airtable.repository import Repository
-from jobtrack_airtable.schema import Schema, load_schema
-from jobtrack_airtable.settings import Settings
-from jobtrack_airtable.statuses import Status
-from jobtrack_airtable.views import (
+from jobtrack_airtable.admin.views import (
     detail_to_json,
     list_runs,
     parse_since,
@@ -26,6 +16,16 @@ from jobtrack_airtable.views import (
     runs_to_json,
     show_run,
 )
+from jobtrack_airtable.cli.demo import DemoRecord, demo_records
+from jobtrack_airtable.cli.embedded import seed_store
+from jobtrack_airtable.errors import InvalidInputError, InvalidStatusError, NotFoundError
+from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.metrics import AGGREGATE_KEYS
+from jobtrack_airtable.schema import Schema, load_schema
+from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.statuses import Status
+from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import TEST_TOKEN, MakeLocalAirtable
 

@@ -1,4 +1,4 @@
-"""``archive``: retention as a planned change (:mod:`jobtrack_airtable.archive`)."""
+"""``archive``: retention as a planned change (:mod:`jobtrack_airtable.admin.archive`)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ from ._core import (
 
 if TYPE_CHECKING:
     # The library (pyairtable, requests) loads only when a command runs: --help stays fast.
-    from ..archive import ArchivePlan, ArchiveResult
+    from ..admin.archive import ArchivePlan, ArchiveResult
     from ..errors import StaleArchivePlanError
-    from ..repository import Repository
+    from ..transport.repository import Repository
 
 DEFAULT_ARCHIVE = Path("jobtrack-archive.sqlite")
 
@@ -81,7 +81,7 @@ def _refused(exc: StaleArchivePlanError) -> NoReturn:
 def run_apply(repo: Repository, plan: ArchivePlan, *, as_json: bool) -> None:
     """Apply an archive plan with a progress bar; shared by ``archive --apply`` and
     ``apply FILE``."""
-    from ..archive import apply_archive
+    from ..admin.archive import apply_archive
     from ..errors import StaleArchivePlanError
 
     with Writes("Archiving", total=plan.row_count * 2) as writes:
@@ -111,8 +111,8 @@ def run_apply(repo: Repository, plan: ArchivePlan, *, as_json: bool) -> None:
 
 def apply_file(ctx: typer.Context, plan_file: Path, *, as_json: bool) -> None:
     """``apply FILE`` for an archive plan."""
-    from ..archive import load_archive_plan
-    from ..repository import Repository
+    from ..admin.archive import load_archive_plan
+    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
@@ -158,8 +158,8 @@ def archive(
     something to archive, 1 on error.  Rows are deleted from the base only after the archive
     has been read back and holds an exact copy of each.
     """
-    from ..archive import parse_age, plan_archive, save_archive_plan
-    from ..repository import Repository
+    from ..admin.archive import parse_age, plan_archive, save_archive_plan
+    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):

@@ -1,4 +1,4 @@
-"""``check``: the cron-friendly health check, over :mod:`jobtrack_airtable.ops.health`.
+"""``check``: the cron-friendly health check, over :mod:`jobtrack_airtable.admin.ops.health`.
 
 Exit codes: 0 healthy, 2 unhealthy (problems found), 1 error (the check could not run, or a
 notification could not be delivered: it is retried by the next check).
@@ -18,11 +18,11 @@ from ._core import Reads, app, errors_to_exit, open_base, out_console, print_jso
 
 if TYPE_CHECKING:
     # The library (pyairtable, requests) loads only when the command runs: --help stays fast.
-    from ..ops import health
+    from ..admin.ops import health
 
 
 def _kind_style(kind: health.ProblemKind) -> str:
-    from ..ops import health
+    from ..admin.ops import health
 
     return {
         health.ProblemKind.STUCK_RUN: "yellow",
@@ -74,11 +74,11 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check the base's health: stuck, failed and missing runs, client error rates."""
-    from ..ops import health
-    from ..ops.config import CheckConfig, load_check_config, parse_duration
-    from ..ops.notify import build_targets
-    from ..ops.state import default_state_path, locked_state
-    from ..repository import Repository
+    from ..admin.ops import health
+    from ..admin.ops.config import CheckConfig, load_check_config, parse_duration
+    from ..admin.ops.notify import build_targets
+    from ..admin.ops.state import default_state_path, locked_state
+    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):

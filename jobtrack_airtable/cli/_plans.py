@@ -1,7 +1,7 @@
 """What the CLI does with plans besides showing them: targeting (``sync --target``), the list of
 rows an apply wrote, and telling an already-applied plan from a stale one.
 
-Built on the public plan model (:class:`~jobtrack_airtable.sync.Plan`, whose field changes
+Built on the public plan model (:class:`~jobtrack_airtable.admin.sync.Plan`, whose field changes
 name a field by its Airtable name or its logical key; both are accepted here).
 """
 
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from ..repository import Repository
+    from ..admin.sync import ApplyResult, FieldChange, Plan, RecordChange
     from ..schema import Schema, TableSpec
-    from ..sync import ApplyResult, FieldChange, Plan, RecordChange
+    from ..transport.repository import Repository
 
 #: ``--target`` kinds of fix, by the action they take.
 ACTIONS = ("create", "update", "delete", "attention")
@@ -103,7 +103,7 @@ class WrittenRow:
 def written_rows(plan: Plan, result: ApplyResult) -> list[WrittenRow]:
     """Every row ``result`` wrote, with its Run ID from the plan (created rows are matched to
     the plan's creates in order: apply creates them in plan order)."""
-    from ..sync import Action
+    from ..admin.sync import Action
 
     rows: list[WrittenRow] = []
     for table in TABLES:
@@ -127,7 +127,7 @@ def already_applied(repo: Repository, plan: Plan) -> bool:
     """Whether the base already holds everything ``plan`` would write: every update's fields
     hold their new values, every deleted row is gone, every created Run ID has a row with the
     planned values.  Asked only after apply refused the plan as stale (two table reads)."""
-    from ..sync import Action
+    from ..admin.sync import Action
 
     schema = repo.schema
     for table in TABLES:

@@ -1,4 +1,5 @@
-"""``report``: the HTML report (and its numbers as JSON), over :mod:`jobtrack_airtable.ops`."""
+"""``report``: the HTML report (and its numbers as JSON), over
+:mod:`jobtrack_airtable.admin.ops`."""
 
 from __future__ import annotations
 
@@ -46,9 +47,9 @@ def report(
 ) -> None:
     """Report on a period: runs per day, durations, errors, tokens and cost per client."""
     # The library (pyairtable, requests) loads only when the command runs: --help stays fast.
-    from ..ops.report_data import collect_report, report_to_json
-    from ..repository import Repository
-    from ..views import parse_since
+    from ..admin.ops.report_data import collect_report, report_to_json
+    from ..admin.views import parse_since
+    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
@@ -62,7 +63,7 @@ def report(
                 data = collect_report(repo, since=start, until=end, on_page=reads.on_page)
         if html_file is not None:
             # Rendering first, writing second: a failed render leaves no half-written file.
-            from ..ops.report_html import render_html
+            from ..admin.ops.report_html import render_html
 
             page = render_html(data)
             html_file.write_text(page, encoding="utf-8")

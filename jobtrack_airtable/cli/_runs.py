@@ -1,4 +1,4 @@
-"""``runs list`` and ``runs show``: tables over :mod:`jobtrack_airtable.views`."""
+"""``runs list`` and ``runs show``: tables over :mod:`jobtrack_airtable.admin.views`."""
 
 from __future__ import annotations
 
@@ -118,8 +118,8 @@ def runs_list(
     archive: ArchiveOption = None,
 ) -> None:
     """List job runs, newest first (from the base, or from an archive with --archive)."""
-    from .. import views
-    from ..repository import Repository
+    from ..admin import views
+    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
@@ -131,7 +131,7 @@ def runs_list(
             output = "json"
         moment = views.parse_since(since) if since is not None else None
         if archive is not None:
-            from ..archive import archived_runs
+            from ..admin.archive import archived_runs
             from ..schema import load_schema
 
             jobs, _ = archived_runs(archive, load_schema(state.settings.schema_file))
@@ -268,13 +268,13 @@ def runs_show(
     archive: ArchiveOption = None,
 ) -> None:
     """Show one job: its row, its client runs, and aggregates computed from them."""
-    from .. import views
-    from ..repository import Repository
+    from ..admin import views
+    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
         if archive is not None:
-            from ..archive import archived_runs
+            from ..admin.archive import archived_runs
             from ..schema import load_schema
 
             schema = load_schema(state.settings.schema_file)

@@ -1,5 +1,5 @@
 """``schema check``, ``schema init`` and ``schema pin`` over
-:mod:`jobtrack_airtable.schema_check` and :mod:`jobtrack_airtable.schema_pin`."""
+:mod:`jobtrack_airtable.admin.schema_check` and :mod:`jobtrack_airtable.admin.schema_pin`."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def schema_check_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Compare the configured schema with the base (exit 1 on any difference)."""
-    from .. import schema_check
+    from ..admin import schema_check
 
     state = state_of(ctx)
     with errors_to_exit(state):
@@ -93,7 +93,7 @@ def schema_init_cmd(
     so against Airtable they are listed as manual steps with the formula to paste.  Exit 0
     when the base then matches the schema, 1 when manual steps remain.
     """
-    from .. import schema_check
+    from ..admin import schema_check
 
     state = state_of(ctx)
     with errors_to_exit(state):
@@ -149,7 +149,7 @@ def schema_pin_cmd(
 ) -> None:
     """Record the base's table and field IDs in the schema file (comments kept), so that
     renaming a table or field in Airtable breaks nothing.  1 request (the meta API)."""
-    from .. import schema_check, schema_pin
+    from ..admin import schema_check, schema_pin
 
     state = state_of(ctx)
     with errors_to_exit(state):

@@ -38,8 +38,8 @@ from ._core import (
 if TYPE_CHECKING:
     # The sync machinery (and pyairtable under it) is imported when a command runs, so
     # `--help` and completion start fast.
-    from ..repository import Repository
-    from ..sync import ApplyResult, Plan, StalePlanError
+    from ..admin.sync import ApplyResult, Plan, StalePlanError
+    from ..transport.repository import Repository
     from ._plans import Target
 
 NoPagerOption = Annotated[
@@ -68,7 +68,7 @@ def _print_plan(plan: Plan, *, pager: bool) -> None:
 
 def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
     """Read both tables (a spinner counting rows) and plan; writes nothing."""
-    from ..sync import plan_sync
+    from ..admin.sync import plan_sync
     from ..timeutil import utcnow
 
     names = {t: repo.schema.table(t).name for t in ("jobs", "client_runs")}
@@ -85,7 +85,7 @@ def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
 def _apply(repo: Repository, plan: Plan) -> ApplyResult:
     """Apply ``plan`` with a progress bar over the rows written; :class:`StalePlanError`
     (nothing written) when the base changed since the plan."""
-    from ..sync import apply_plan
+    from ..admin.sync import apply_plan
 
     total = plan.summary.create + plan.summary.update + plan.summary.delete
     with Writes("Verifying the plan against the base", total=total) as writes:
@@ -177,7 +177,7 @@ def load_plan_file(path: Path) -> Plan:
     multi-line text)."""
     from pydantic import ValidationError
 
-    from ..sync import Plan, PlanFormatError, load_plan
+    from ..admin.sync import Plan, PlanFormatError, load_plan
 
     try:
         return load_plan(path)
@@ -246,8 +246,8 @@ def sync(
     With --apply, apply the plan (asking first on a terminal, unless --yes); declining
     exits 1.
     """
-    from ..repository import Repository
-    from ..sync import StalePlanError, plan_to_json, save_plan
+    from ..admin.sync import StalePlanError, plan_to_json, save_plan
+    from ..transport.repository import Repository
     from ._plans import target_plan
     from .render import summary_line
 
@@ -315,7 +315,7 @@ def sync(
 def _is_archive_plan(path: Path) -> bool:
     """Whether ``path`` holds an archive plan rather than a sync plan; an unreadable file is
     left to the sync plan loader to report."""
-    from ..archive import is_archive_plan
+    from ..admin.archive import is_archive_plan
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -351,8 +351,8 @@ def apply_cmd(
 
         apply_file(ctx, plan_file, as_json=as_json)
         return
-    from ..repository import Repository
-    from ..sync import StalePlanError
+    from ..admin.sync import StalePlanError
+    from ..transport.repository import Repository
     from ._plans import already_applied
 
     state = state_of(ctx)
@@ -398,7 +398,7 @@ def show_cmd(
 
     Reads only the file.  Exit 0 (the plan's validity is checked; a bad file exits 1).
     """
-    from ..sync import plan_to_json
+    from ..admin.sync import plan_to_json
 
     state = state_of(ctx)
     with errors_to_exit(state):

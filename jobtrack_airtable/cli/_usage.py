@@ -1,5 +1,5 @@
 """``usage``: API calls this month and the base's records against the plan's limits
-(:mod:`jobtrack_airtable.ops.quota`)."""
+(:mod:`jobtrack_airtable.admin.ops.quota`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from ._core import EXIT_ERROR, Reads, app, errors_to_exit, open_base, print_json, state_of
 
 if TYPE_CHECKING:
-    from ..ops.quota import UsageReport
+    from ..admin.ops.quota import UsageReport
 
 
 def _days(value: float | None) -> str:
@@ -58,9 +58,9 @@ def usage(
 ) -> None:
     """API calls this month and records in the base, projected to the month's end against the
     plan's quota and record cap.  Exit 1 when a projection crosses a limit (for cron)."""
+    from ..admin.ops.quota import PLANS, usage_report, usage_to_json
     from ..errors import ConfigError
-    from ..ops.quota import PLANS, usage_report, usage_to_json
-    from ..repository import Repository
+    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):

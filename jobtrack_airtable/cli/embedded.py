@@ -15,8 +15,8 @@ local Airtable-compatible server (:class:`~jobtrack_airtable.local.LocalAirtable
   process, so throttling would only make the tool feel slow.
 
 The rest of the library then talks to it over real HTTP through an ordinary
-:class:`~jobtrack_airtable.client.Connection`, exactly as it would talk to Airtable.  A file
-lock next to the data file keeps two commands from loading the same file and overwriting each
+:class:`~jobtrack_airtable.transport.client.Connection`, exactly as it would talk to Airtable.
+A file lock next to the data file keeps two commands from loading the same file and overwriting each
 other's writes.  On exit the connection is closed and the server stopped; the server persists
 every write before acknowledging it, so nothing is left to flush.
 
@@ -47,7 +47,6 @@ import filelock
 import platformdirs
 from pydantic import SecretStr
 
-from ..client import DEFAULT_ENDPOINT_URL, Connection
 from ..errors import ConfigError
 from ..local.server import DEFAULT_BASE_ID
 from ..local.storage import Store
@@ -55,6 +54,7 @@ from ..schema import Schema, load_schema
 from ..settings import Settings
 from ..testing import TrackingServer, tracking_tables
 from ..timeutil import utcnow
+from ..transport.client import DEFAULT_ENDPOINT_URL, Connection
 from .demo import demo_records
 
 __all__ = [

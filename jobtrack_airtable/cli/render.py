@@ -9,7 +9,7 @@ and exact; empty cells show as ``(empty)``.
 :func:`render_rich` returns a rich renderable (the CLI prints it with colour);
 :func:`render_text` returns the same content as a plain string.
 
->>> from jobtrack_airtable.sync.model import FieldChange
+>>> from jobtrack_airtable.admin.sync.model import FieldChange
 >>> plan = Plan(base_id="appAAAAAAAAAAAAAA", generated_at="2025-10-01T00:00:00.000Z",
 ...             stale_after_seconds=60, table_names={"jobs": "Job Tracking"},
 ...             field_names={"jobs": {"status": "Status"}},
@@ -33,7 +33,7 @@ from typing import Any
 from rich.console import Group
 from rich.text import Text
 
-from ..sync.model import TABLE_ORDER, Action, Plan, RecordChange
+from ..admin.sync.model import TABLE_ORDER, Action, Plan, RecordChange
 
 __all__ = ["format_value", "render_rich", "render_text", "summary_line"]
 

@@ -1,7 +1,7 @@
 """Client-side rate limiting: keep every thread, process and machine sharing a base under
 Airtable's per-base limit (5 requests/second, SPEC §2.1, §3.4), so 429s -- and their 30 s
 penalty -- do not happen in normal operation, and one 429 never becomes many.  The transport
-adapter (:class:`jobtrack_airtable.adapter.AirtableAdapter`) holds a slot for every HTTP
+adapter (:class:`jobtrack_airtable.transport.adapter.AirtableAdapter`) holds a slot for every HTTP
 request and shares a 429's penalty.
 
 The modules, one job each (no module imports this package, so there are no cycles):

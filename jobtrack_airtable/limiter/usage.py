@@ -3,7 +3,7 @@
 Airtable bills API calls per workspace and month (SPEC §2.9: 1,000 on Free, 100,000 on Team),
 so every request the library sends is counted, per base and UTC calendar month, in the same
 shared store as the rate limit (the SQLite file on one machine, Redis for a fleet).  The
-:class:`~jobtrack_airtable.adapter.AirtableAdapter` counts each request under:
+:class:`~jobtrack_airtable.transport.adapter.AirtableAdapter` counts each request under:
 
 * ``worker_reads`` / ``worker_writes`` -- or ``sync_reads`` / ``sync_writes`` inside
   :func:`counted_as` ``("sync")`` (any caller name works: ``admin_reads``...);

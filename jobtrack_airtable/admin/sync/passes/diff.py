@@ -1,0 +1,153 @@
+"""Pass 7: entities → the plan's entries (field changes by logical key) and its guards.
+
+Notes queued by the earlier passes are appended to ``system_notes`` (never overwriting); each
+row with changes becomes an update (and is fingerprinted), a row with only problems an
+attention entry, each merged duplicate a delete carrying the values it held.
+"""
+
+from __future__ import annotations
+
+from ....airtable import MAX_LONG_TEXT
+from ....errors import show
+from ..model import TABLE_ORDER, Action, FieldChange, Guards, Plan, RecordChange, TableKey
+from ..state import PREFIX_LEN, PlanState, is_empty
+
+__all__ = ["diff", "to_plan"]
+
+_ACTION_ORDER = {Action.UPDATE: 0, Action.CREATE: 0, Action.ATTENTION: 1, Action.DELETE: 2}
+
+
+#: Heads a System Notes text whose oldest lines were cut so that sync's lines fit.
+CUT_MARKER = "[earlier notes cut: System Notes holds at most 100,000 characters]"
+
+
+def fit_notes(text: str) -> str:
+    r"""``text`` cut to Airtable's long-text limit by dropping its oldest lines (never sync's
+    new ones, which say why a status changed).  Without this, one row whose notes are full
+    makes the whole apply refuse, and no stale run anywhere is ever fixed.
+
+    >>> len(fit_notes("old line\n" * 20_000 + "new")) <= MAX_LONG_TEXT
+    True
+    """
+    if len(text) <= MAX_LONG_TEXT:
+        return text
+    tail = text[len(text) - (MAX_LONG_TEXT - len(CUT_MARKER) - 1) :]
+    line_end = tail.find("\n", 0, 2_000)
+    if line_end >= 0:
+        tail = tail[line_end + 1 :]  # from a whole line, unless that line is huge
+    return f"{CUT_MARKER}\n{tail}"
+
+
+def diff(state: PlanState) -> None:
+    for table in TABLE_ORDER:
+        layout = state.ctx.layouts[table]
+        natural = layout.spec.natural_key
+        for entity in state.entities[table]:
+            survivor = entity.survivor
+            if entity.notes and layout.has("system_notes"):
+                existing = entity.get("system_notes")
+                lines = "\n".join(entity.notes)
+                entity.set(
+                    "system_notes",
+                    f"{existing}\n{lines}" if isinstance(existing, str) and existing else lines,
+                )
+            notes = entity.changed.get("system_notes") if entity.changed else None
+            if isinstance(notes, str) and len(notes) > MAX_LONG_TEXT:
+                entity.set("system_notes", fit_notes(notes))
+            changes = []
+            for key in layout.keys:  # layout order, so plans read the same every time
+                if entity.changed is None or key not in entity.changed:
+                    continue
+                old, new = entity.read(key), entity.changed[key]
+                if is_empty(old) and is_empty(new):
+                    continue
+                if old != new or type(old) is not type(new):
+                    changes.append(FieldChange(field=key, old=old, new=new))
+            action: Action | None
+            if changes:
+                action = Action.UPDATE
+                state.fingerprint(survivor)
+                if any(c.field == natural for c in changes) and entity.key is not None:
+                    state.guard_keys[table].add(entity.key)
+            elif entity.attention:
+                action = Action.ATTENTION
+            else:
+                action = None
+            if action is not None:
+                state.records.append(
+                    RecordChange(
+                        table=table,
+                        action=action,
+                        record_id=survivor.id,
+                        key=entity.key if entity.key is not None else survivor.raw_key,
+                        changes=changes,
+                        reasons=(entity.reasons or []) if changes else [],
+                        attention=entity.attention or [],
+                    )
+                )
+            for dup in entity.members[1:]:
+                state.records.append(
+                    RecordChange(
+                        table=table,
+                        action=Action.DELETE,
+                        record_id=dup.id,
+                        key=entity.key,
+                        merged_into=survivor.id,
+                        changes=[
+                            FieldChange(field=key, old=value, new=None)
+                            for key, value in zip(layout.keys, dup.values, strict=True)
+                            if not is_empty(value)
+                        ],
+                        reasons=[
+                            f"duplicate of {survivor.id} (Run ID {entity.key!r}): merged "
+                            "into it, then deleted",
+                            *(dup.reasons or ()),
+                        ],
+                    )
+                )
+
+
+def to_plan(state: PlanState) -> Plan:
+    """The finished plan: entries in display order, guards, the names renderers show."""
+    ctx = state.ctx
+
+    def order(r: RecordChange) -> tuple[int, str, int, str]:
+        key = r.key if isinstance(r.key, str) else show(r.key)
+        return (TABLE_ORDER.index(r.table), key, _ACTION_ORDER[r.action], r.record_id or "")
+
+    state.records.sort(key=order)
+    # One scan for what the guards count: rows holding a guarded Run ID, and every client row
+    # under a guarded job prefix as read (fingerprinted too, so apply tells it from a new row).
+    key_counts: dict[TableKey, dict[str, int]] = {
+        t: dict.fromkeys(sorted(state.guard_keys[t]), 0) for t in TABLE_ORDER
+    }
+    prefix_counts = dict.fromkeys(sorted(state.guard_prefixes), 0)
+    for table in TABLE_ORDER:
+        counts = key_counts[table]
+        for row in state.rows[table]:
+            raw = row.raw_key
+            if not isinstance(raw, str):
+                continue
+            if raw in counts:
+                counts[raw] += 1
+            if table == "client_runs" and prefix_counts and raw[:PREFIX_LEN] in prefix_counts:
+                prefix_counts[raw[:PREFIX_LEN]] += 1
+                state.fingerprint(row)
+    guards = Guards(
+        fingerprints={t: dict(sorted(v.items())) for t, v in state.fingerprints.items() if v},
+        keys={t: v for t, v in key_counts.items() if v},
+        prefixes={"client_runs": prefix_counts} if prefix_counts else {},
+        row_counts={t: len(state.rows[t]) for t in TABLE_ORDER},
+    )
+    return Plan(
+        base_id=ctx.base_id,
+        generated_at=ctx.stamp,
+        stale_after_seconds=ctx.stale_after.total_seconds(),
+        table_names={t: ctx.layouts[t].spec.name for t in TABLE_ORDER},
+        field_names={
+            t: dict(zip(ctx.layouts[t].keys, ctx.layouts[t].names, strict=True))
+            for t in TABLE_ORDER
+        },
+        records=state.records,
+        guards=guards,
+    )

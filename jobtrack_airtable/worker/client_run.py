@@ -1,0 +1,409 @@
+"""One client's run inside a job (SPEC §3.2): metrics accumulated in the process, written as
+absolute totals by the tracker's group commit (:mod:`jobtrack_airtable.worker.commit`).
+
+>>> with job.client("Guy-Wilson", name="Guy Wilson") as run:      # doctest: +SKIP
+...     run.add(profiles_examined=10, profile_tokens=900)
+...     run.set(apify_costs=0.42)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInputError, TerminalRunError, UnknownMetricError, show
+from ..metrics import ClientMetrics, validate_metrics
+from ..rows import ClientRunRow
+from ..run_ids import ClientRunId
+from ..schema import text_problem
+from ..statuses import Status, check_transition, parse_status
+from ..timeutil import to_airtable
+from .runs import CLIENT_RUN_EXTRA_FIELDS, EndsOnExit, Notes, did_work, error_text
+
+if TYPE_CHECKING:
+    from .tracker import Tracker
+
+__all__ = ["ClientRun"]
+
+log = logging.getLogger("jobtrack_airtable.worker.tracker")
+
+
+class ClientRun(EndsOnExit):
+    """One client's run inside a job.  A context manager: leaving it closes the run.
+
+    ``add()``, ``set()``, ``note()`` and ``close()`` change the run's state in the process;
+    the tracker's group commit writes the newest state (absolute totals) with other runs'
+    writes, at most one ``flush_interval`` later; ``flush()`` and ``close(wait=True)`` put it
+    on the wire at once.
+    """
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        run_id: ClientRunId,
+        *,
+        client_id: str,
+        name: str | None,
+        new: bool,
+        force: bool = False,
+    ) -> None:
+        self.tracker = tracker
+        self.run_id = run_id
+        self.client_id = client_id
+        self.name = name or client_id
+        # A name the caller gave overwrites the row's; the client ID standing in for a name
+        # nobody gave must never replace a stored one (a restarted worker re-opening a run).
+        self._name_given = bool(name)
+        self.status = Status.RUNNING
+        #: The row's record ID, once a write told it.
+        self.record_id: str | None = None
+        #: Set when the open found the row already ended (and ``force`` was not given).
+        self.refusal: TerminalRunError | None = None
+        self._force = force
+        # Totals: the row's stored totals (when it existed) + this process's changes; a key
+        # this process ``set`` is absolute.
+        self._base = ClientMetrics()
+        self._local = ClientMetrics()
+        self._set_keys: set[str] = set()
+        self._extra: dict[str, Any] = {}
+        self._notes = Notes(None, tracker.clock)
+        # An open that must learn whether the row exists writes nothing that row holds.
+        self._probe = not new
+        self._status_due: Status | None = Status.RUNNING if new else None
+        self._start_due: str | None = to_airtable(tracker.clock()) if new else None
+        self._end: str | None = None
+        self._error: str | None = None
+        self._close_force = False
+        self._version = 1
+        self._written_version = 0
+        self._heartbeat = False
+        self._worked = False
+        self._lock = threading.RLock()
+        self._log_extra = {"run_id": str(run_id), "client_id": client_id}
+
+    def __repr__(self) -> str:
+        return f"ClientRun(run_id={str(self.run_id)!r}, status={self.status.value!r})"
+
+    @property
+    def totals(self) -> ClientMetrics:
+        """The metric totals as the process knows them (written or pending), including the
+        totals the row held when this run was re-opened."""
+        with self._lock:
+            base = {k: v for k, v in self._base.values().items() if k not in self._set_keys}
+            return validate_metrics(base).plus(self._local)
+
+    def _adopt(self, row: ClientRunRow) -> None:
+        """Continue from a stored row (re-open, attach)."""
+        self.record_id = row.record_id
+        self._probe = False
+        self._base = row.metrics
+        self._notes.server = row.system_notes or ""
+        self._worked = did_work(row.metrics)
+        if row.client_name:
+            self.name = row.client_name
+        if row.status is not None:
+            self.status = row.status
+        if row.status is None:
+            # A row whose open was never confirmed (its worker died first): claim it.
+            self._status_due = Status.RUNNING
+            self._start_due = None if row.start_time else to_airtable(self.tracker.clock())
+            self._changed()
+
+    def _end_ok(self) -> None:
+        self.close()
+
+    def _end_failed(self, exc: BaseException) -> None:
+        self.close(Status.FAILED, error=exc)
+
+    def _check_open(self) -> None:
+        if self.refusal is not None:
+            raise self.refusal
+
+    def _changed(self) -> None:
+        """Record a change (under the run lock) and hand the run to the group commit."""
+        self._version += 1
+
+    def _mark(self) -> None:
+        self.tracker._commit.mark(self)
+
+    # --------------------------------------------------------------- metrics
+
+    def add(self, **increments: Any) -> None:
+        """Add to metric totals, e.g. ``run.add(profiles_examined=10, profile_tokens=900)``.
+
+        Values are validated first (a bad one raises and changes nothing); the write is
+        group-committed.  If that write fails even after the retry policy (429, 5xx,
+        network), the totals stay pending for the next one: ``add`` does not raise for it.
+        """
+        self._check_open()
+        delta = ClientMetrics.of(**increments)
+        with self._lock:
+            self._local = self._local.plus(delta)
+            self._worked = self._worked or not delta.is_empty
+            self._changed()
+        self._mark()
+
+    def set(self, **values: Any) -> None:
+        """Set absolute values: metrics (``apify_costs=1.25``) or ``apify_run_id`` /
+        ``client_name``.  Unknown names raise, listing what is allowed; so does a value
+        Airtable would refuse (checked now, so that it cannot fail a later write).
+        ``apify_run_id=None`` clears it; the client name cannot be cleared."""
+        self._check_open()
+        extra = {k: values.pop(k) for k in CLIENT_RUN_EXTRA_FIELDS if k in values}
+        try:
+            metrics = ClientMetrics.of(**values)
+        except UnknownMetricError as exc:
+            raise UnknownMetricError(exc.names, [*exc.allowed, *CLIENT_RUN_EXTRA_FIELDS]) from None
+        for key, value in extra.items():
+            if value is not None and not isinstance(value, str):
+                raise InvalidInputError(f"{key} must be a string, got {show(value)}")
+            if key == "client_name" and not value:
+                # Clearing it would leave the row nameless while ``self.name`` kept the old one.
+                raise InvalidInputError(
+                    f"client_name must be a non-empty string, got {show(value)}"
+                )
+            if isinstance(value, str) and (problem := text_problem(value, key)):
+                raise InvalidInputError(problem)
+        with self._lock:
+            self._local = self._local.merged(metrics)
+            self._set_keys.update(metrics.values())
+            if extra.get("client_name"):
+                self.name = extra["client_name"]
+                self._name_given = True
+            self._extra.update(extra)
+            self._worked = self._worked or not metrics.is_empty
+            self._changed()
+        self._mark()
+
+    def note(self, text: str) -> None:
+        """Append a line to System Notes (written with the next group commit, merged into
+        the row's current notes).  A note that is not a string or does not fit is refused,
+        changing nothing."""
+        self._check_open()
+        with self._lock:
+            self._notes.append(text)
+            self._changed()
+        self._mark()
+
+    def flush(self, *, heartbeat: bool = False) -> bool:
+        """Write pending changes now, with every other pending run's (⌈K/10⌉ requests);
+        ``False`` when this run had nothing pending.
+
+        With ``heartbeat=True`` it writes even when nothing is pending, refreshing Last
+        Updated: call it during long silent phases so ``sync`` does not take a live run for
+        a stale one.
+        """
+        self._check_open()
+        with self._lock:
+            if not self.dirty() and not heartbeat:
+                return False
+            if heartbeat:
+                self._heartbeat = True
+                self._changed()
+        self._mark()
+        self.tracker._commit.drain()
+        return True
+
+    def close(
+        self,
+        status: Status | str | None = None,
+        *,
+        error: BaseException | str | None = None,
+        force: bool = False,
+        wait: bool = False,
+    ) -> ClientRunRow | None:
+        """End the run: the final totals and status go out with the next group commit (at
+        most one flush interval later, or at job completion / ``tracker.flush()`` / exit).
+        With ``wait=True`` it is written now and the row as written is returned.
+
+        Without ``status``: ``Failed`` if ``error`` is given, ``No Leads To Score`` if nothing
+        was recorded, else ``Completed``.
+        """
+        self._check_open()
+        with self._lock:
+            if status is not None:
+                new = parse_status(status)
+            elif error is not None:
+                new = Status.FAILED
+            elif not self._worked or not did_work(self.totals):
+                new = Status.NO_LEADS
+            else:
+                new = Status.COMPLETED
+            forced_note = check_transition(self.status, new, force=force)
+            if forced_note:
+                self._notes.append(forced_note, fit=True)
+            self._status_due = new
+            self._end = to_airtable(self.tracker.clock())
+            self._error = error_text(error) if error is not None else None
+            self._close_force = force
+            self.status = new
+            self._changed()
+        log.info("client run %s closed as %s", self.run_id, new.value, extra=self._log_extra)
+        self._mark()
+        if not wait:
+            return None
+        self.tracker._commit.drain()
+        return self._row
+
+    def fail(
+        self, error: BaseException | str, *, force: bool = False, wait: bool = False
+    ) -> ClientRunRow | None:
+        """Close as ``Failed`` with ``error`` in Error Details."""
+        return self.close(Status.FAILED, error=error, force=force, wait=wait)
+
+    # ------------------------------------------------ the group commit's side
+
+    _row: ClientRunRow | None = None
+
+    def dirty(self) -> bool:
+        return self.refusal is None and (self._written_version != self._version or self._heartbeat)
+
+    def needs_read(self) -> bool:
+        """Read the row before this write when it carries notes (to merge them into the
+        row's current text) or ends a run this process has not written for half the stale
+        threshold: only then can ``sync`` have ended it meanwhile (it ends ``Running`` rows
+        silent for the whole threshold), so an active run's close costs no read."""
+        with self._lock:
+            if self._probe or not self.dirty():
+                return False
+            if self._notes.lines:
+                return True
+            if self._status_due is None or not self._status_due.is_terminal:
+                return False
+            quiet = time.monotonic() - self._last_write
+            return quiet >= self.tracker.conn.settings.stale_after.total_seconds() / 2
+
+    def observe(self, row: ClientRunRow | None) -> None:
+        with self._lock:
+            if row is None:
+                # Gone (merged away by sync): the write by natural key lands on the survivor.
+                self.record_id = None
+                return
+            self._notes.server = row.system_notes or ""
+            theirs, ours = row.status, self._status_due
+            if (
+                theirs is None
+                or not theirs.is_terminal
+                or ours is None
+                or theirs is ours
+                or self._wrote_terminal
+            ):
+                return
+            # Someone else (sync marking it stale, an admin) ended the run meanwhile.
+            origin = self.tracker.origin
+            if self._close_force:
+                self._notes.append(
+                    f"{origin} closed the run as {ours.value!r}; status forced from "
+                    f"{theirs.value!r}, set by another writer (force=True)",
+                    fit=True,
+                )
+                return
+            self._notes.append(
+                f"{origin} closed the run as {ours.value!r}, but another writer had already "
+                f"marked it {theirs.value!r}; status left {theirs.value!r} "
+                "(close(force=True) overrides)",
+                fit=True,
+            )
+            self._status_due = None
+            self._end = None
+            self._error = None
+            self.status = theirs
+
+    _wrote_terminal = False
+    #: ``time.monotonic()`` of the run's last landed write (0: adopted, never written).
+    _last_write = 0.0
+
+    def take(self, now: datetime) -> tuple[str | None, dict[str, Any], Any] | None:
+        with self._lock:
+            if not self.dirty():
+                return None
+            fields: dict[str, Any] = {
+                "run_id": str(self.run_id),
+                "client_id": self.client_id,
+                "client_name": self.name,
+                "last_updated": to_airtable(now),
+            }
+            if self._probe:
+                # Nothing a stored row holds (status, times, totals, notes): see client_run.
+                if not self._name_given:
+                    del fields["client_name"]
+                return None, fields, ("probe", self._version)
+            table = self.tracker.conn.schema.client_runs
+            fields.update(self.totals.to_values(table))
+            fields.update(self._extra)
+            status = self._status_due
+            if status is not None:
+                fields["status"] = status.value
+                if self._start_due is not None:
+                    fields["start_time"] = self._start_due
+                if status.is_terminal:
+                    fields["end_time"] = self._end
+                    if self._error is not None:
+                        fields["error_details"] = self._error
+            sent = len(self._notes.lines)
+            if sent:
+                fields["system_notes"] = self._notes.text
+            return self.record_id, fields, ("write", self._version, status, sent)
+
+    def written(self, row: ClientRunRow, created: bool, token: Any) -> None:
+        with self._lock:
+            self.record_id = row.record_id
+            self._last_write = time.monotonic()
+            if token[0] == "probe":
+                self._probe = False
+                self._written_version = token[1]
+                if created:
+                    # A new row: the run's next write marks it Running with its start time.
+                    self._status_due = Status.RUNNING
+                    self._start_due = to_airtable(self.tracker.clock())
+                    self._changed()
+                elif row.status is not None and row.status.is_terminal and not self._force:
+                    self.status = row.status
+                    self.refusal = TerminalRunError(str(self.run_id), row.status.value)
+                else:
+                    previous = row.status
+                    self._adopt(row)
+                    if previous is not None and previous.is_terminal:
+                        self.status = Status.RUNNING
+                        self._status_due = Status.RUNNING
+                        self._notes.append(
+                            f"reopened by {self.tracker.origin} with force=True (was "
+                            f"{previous.value!r}); totals continue from the stored ones",
+                            fit=True,
+                        )
+                        self._changed()
+                    log.info(
+                        "client run %s already had a row (%s); continuing from its totals",
+                        self.run_id,
+                        previous.value if previous else "no status",
+                        extra=self._log_extra,
+                    )
+                return
+            _, version, status, sent = token
+            self._notes.landed(row.system_notes, sent)
+            self._last_write = time.monotonic()
+            if version == self._version:
+                self._written_version = version
+                self._heartbeat = False
+            sent_status: Status | None = status
+            if sent_status is not None and sent_status is self._status_due:
+                self._status_due = None
+                self._start_due = None
+                self._wrote_terminal = self._wrote_terminal or sent_status.is_terminal
+            self._row = row
+
+    def refused(self, error: Exception, token: Any) -> None:
+        with self._lock:
+            # Validated before queuing, so this is a base that changed under us; retrying
+            # the same record would fail the same way.
+            log.error(
+                "client run %s: Airtable refused its write (%s); dropped",
+                self.run_id,
+                error,
+                extra=self._log_extra,
+            )
+            self._written_version = self._version
+            self._heartbeat = False

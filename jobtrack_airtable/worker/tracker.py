@@ -1,0 +1,663 @@
+"""The worker API (SPEC §3.2): record a job and its client runs in a few lines.
+
+>>> with Tracker.from_env() as tracker:                           # doctest: +SKIP
+...     with tracker.job(stream=1) as job:
+...         with job.client("Guy-Wilson", name="Guy Wilson") as run:
+...             for chunk in chunks:
+...                 run.add(profiles_examined=len(chunk), profile_tokens=tokens)
+...         # leaving the block aggregates the client rows and completes the job
+
+Guarantees:
+
+* a run always ends: an exception marks it ``Failed`` (with the error in Error Details for
+  client runs, in System Notes for jobs); a client run that did no work ends
+  ``No Leads To Score``;
+* metric increments are accumulated in the process and written as absolute totals, so a
+  retried write can never double-count; the writes of all client runs of a tracker are
+  group-committed (:mod:`jobtrack_airtable.worker.commit`): up to 10 runs per request, at most one
+  ``flush_interval`` after the change;
+* a job start never makes two rows, even when two orchestrators start in the same second or a
+  response is lost (see :meth:`Tracker.job`); every later write of the job goes by record ID,
+  so another host's short-lived claim row can never make it fail;
+* re-opening a client run that already has a row continues from its stored totals, and
+  refuses (:class:`~jobtrack_airtable.errors.TerminalRunError`) to reopen one that ended,
+  unless ``force=True``;
+* System Notes are append-only across processes: a write of notes merges this process's new
+  lines into the row's current text; a run someone else made terminal keeps that status
+  (unless ``force=True``) and the notes say what the worker found;
+* a terminal status is final unless ``force=True``, which leaves a note in System Notes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from datetime import datetime, tzinfo
+from typing import Any, Self
+
+from ..aggregation import aggregate, completion_status
+from ..errors import (
+    InvalidClientIdError,
+    InvalidInputError,
+    NotFoundError,
+    show,
+)
+from ..limiter.locks import row_key, row_locks
+from ..rows import ClientRunRow, JobRow
+from ..run_ids import (
+    BaseRunId,
+    ClientRunId,
+    as_base_run_id,
+    as_client_run_id,
+    generate_base_run_id,
+    validate_client_id,
+    with_client,
+)
+from ..schema import text_problem
+from ..settings import Settings
+from ..statuses import CLOCK_TOLERANCE, Status, check_transition, parse_status
+from ..timeutil import to_airtable
+from ..transport.client import Connection
+from ..transport.repository import Repository
+from .client_run import ClientRun
+from .commit import GroupCommit
+from .runs import EndsOnExit, Notes, error_text
+
+__all__ = ["ClientRun", "Job", "Tracker"]
+
+log = logging.getLogger(__name__)
+
+#: How many seconds a job start moves forward looking for a free run ID.
+MAX_START_ATTEMPTS = 60
+
+
+class Tracker:
+    """Entry point for workers: starts jobs and opens client runs.
+
+    Build it with :meth:`from_env` (reads ``AIRTABLE_API_KEY`` / ``AIRTABLE_BASE_ID`` and the
+    other settings) or from an existing :class:`~jobtrack_airtable.transport.client.Connection`.
+    Use it as a context manager (or call :meth:`close`): leaving writes every pending change and
+    closes the HTTP session and the limiter.  Rows are stamped on the server's clock
+    (:meth:`Connection.server_now`); ``clock`` and ``tz`` are injectable for tests.
+
+    >>> with Tracker.from_settings(srv.settings()) as tracker:    # doctest: +SKIP
+    ...     job = tracker.job()
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        tz: tzinfo | None = None,
+        flush_interval: float | None = None,
+        origin: str | None = None,
+        claim_marker: Callable[[], str] | None = None,
+    ) -> None:
+        settings = conn.settings
+        self.conn = conn
+        self.repo = Repository(conn)
+        # The server's clock (learnt from responses' Date headers), not this machine's: rows'
+        # stamps are judged by sync against Airtable's time, and workers' clocks drift.
+        self.clock = clock if clock is not None else conn.server_now
+        self._server_clock = clock is None
+        self.tz = tz if tz is not None else settings.tz
+        interval = flush_interval if flush_interval is not None else settings.flush_interval
+        #: Who writes, as recorded in System Notes (host and process by default).
+        self.origin = origin or f"{socket.gethostname()} pid {os.getpid()}"
+        self._claim_marker = claim_marker or (lambda: uuid.uuid4().hex[:12])
+        self._lock = threading.Lock()
+        self._last_issued: BaseRunId | None = None
+        self._commit = GroupCommit(self.repo, interval=interval, clock=self.clock)
+        self._closed = False
+
+    @property
+    def flush_interval(self) -> float:
+        """The longest a client-run change waits before it is written (seconds)."""
+        return self._commit.interval
+
+    @flush_interval.setter
+    def flush_interval(self, value: float) -> None:
+        self._commit.interval = value
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> Tracker:
+        """A tracker configured from the environment (and ``.env``)."""
+        return cls.from_settings(Settings(), **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> Tracker:
+        """A tracker for explicit settings, e.g. ``Tracker.from_settings(srv.settings())``
+        against a :class:`~jobtrack_airtable.local.LocalAirtable`."""
+        return cls(Connection.from_settings(settings), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Tracker(base_id={self.conn.base_id!r})"
+
+    # ------------------------------------------------------------- lifecycle
+
+    def flush(self) -> None:
+        """Write every pending client-run change now (⌈K/10⌉ requests for K runs)."""
+        self._commit.drain()
+
+    def close(self) -> None:
+        """Write every pending change, then close the HTTP session and the limiter.
+        Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._commit.close()
+        finally:
+            self.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ jobs
+
+    def _next_candidate(self) -> BaseRunId:
+        candidate = generate_base_run_id(clock=self.clock, tz=self.tz)
+        with self._lock:
+            # Never reissue an ID this process already used: two jobs started by one
+            # orchestrator in the same second get consecutive seconds without a request.
+            if self._last_issued is not None and candidate <= self._last_issued:
+                candidate = self._last_issued.next_second()
+            self._last_issued = candidate
+        return candidate
+
+    def job(self, *, stream: int = 1, note: str | None = None) -> Job:
+        """Start a job: a ``Running`` row with a fresh, unique run ID (2 requests).
+
+        Uniqueness across hosts cannot come from a check-then-create (two orchestrators can
+        both see an ID free), so the start *creates* the row carrying a random claim marker,
+        then reads every row of that ID: the oldest row wins.  A loser deletes its row and
+        moves to the next second; copies of its own row left by a retried create (lost
+        response) are deleted too.  The winner keeps its row's record ID and writes by it
+        from then on.
+
+        >>> with tracker.job(stream=2, note="nightly") as job:   # doctest: +SKIP
+        ...     print(job.run_id)
+        250930-141522
+        """
+        if isinstance(stream, bool) or not isinstance(stream, int) or stream < 1:
+            raise InvalidInputError(f"stream must be an integer ≥ 1, got {show(stream)}")
+        marker = self._claim_marker()
+        candidate = self._next_candidate()
+        for _ in range(MAX_START_ATTEMPTS):
+            now = self.clock()
+            notes = Notes(None, self.clock)
+            notes.append(f"started on {self.origin} (claim {marker})", fit=True)
+            if note:
+                notes.append(note)
+            values = {
+                "run_id": str(candidate),
+                "status": Status.RUNNING.value,
+                "stream": stream,
+                "start_time": to_airtable(now),
+                "last_updated": to_airtable(now),
+                "system_notes": notes.text,
+            }
+            claimed = self.repo.jobs.claim(values, marker)
+            if claimed is not None:
+                notes.landed(notes.text, len(notes.lines))
+                job = Job(
+                    self,
+                    candidate,
+                    stream=stream,
+                    notes=notes,
+                    status=Status.RUNNING,
+                    record_id=claimed.record_id,
+                )
+                created = claimed.created_time
+                if (
+                    self._server_clock
+                    and created is not None
+                    and abs(now - created) > CLOCK_TOLERANCE
+                ):
+                    # Stamped before the connection's first response taught it the server's
+                    # clock (the raw local clock, maybe hours off): the row's created time is
+                    # the true start; the job's next write puts it right, at no extra request.
+                    job._start_fix = to_airtable(created)
+                log.info(
+                    "started job %s (stream %d)",
+                    candidate,
+                    stream,
+                    extra={"run_id": str(candidate)},
+                )
+                return job
+            log.info(
+                "run ID %s is taken; trying the next second",
+                candidate,
+                extra={"run_id": str(candidate)},
+            )
+            candidate = candidate.next_second()
+            with self._lock:
+                if self._last_issued is None or candidate > self._last_issued:
+                    self._last_issued = candidate
+        raise InvalidInputError(f"no free run ID within {MAX_START_ATTEMPTS} s after {candidate}")
+
+    def find_job(self, run_id: BaseRunId | str) -> JobRow | None:
+        """The job row of ``run_id`` as stored (1 request), or ``None``.
+
+        >>> tracker.find_job("250930-141522").status            # doctest: +SKIP
+        <Status.COMPLETED: 'Completed'>
+        """
+        return self.repo.jobs.find(run_id)
+
+    def client_runs(self, run_id: BaseRunId | str) -> list[ClientRunRow]:
+        """The client rows of the job ``run_id`` as stored (⌈N/100⌉ requests).
+
+        >>> [r.client_id for r in tracker.client_runs("250930-141522")]  # doctest: +SKIP
+        ['Guy-Wilson']
+        """
+        return self.repo.client_runs.of_job(run_id)
+
+    def attach_job(self, run_id: BaseRunId | str) -> Job:
+        """Attach to a job started elsewhere, by its propagated run ID (1 request).
+
+        Raises :class:`~jobtrack_airtable.errors.NotFoundError` if no such job exists.
+        """
+        key = as_base_run_id(run_id)
+        row = self.repo.jobs.find(key)
+        if row is None:
+            raise NotFoundError(
+                f"no job with run ID {str(key)!r}", status=404, error_type="NOT_FOUND"
+            )
+        status = row.status if row.status is not None else Status.RUNNING
+        return Job(
+            self,
+            key,
+            stream=row.stream or 1,
+            notes=Notes(row.system_notes, self.clock),
+            status=status,
+            record_id=row.record_id,
+            attached=True,
+        )
+
+    # ------------------------------------------------------------- client runs
+
+    def client(
+        self,
+        job_run_id: BaseRunId | str,
+        client_id: str,
+        *,
+        name: str | None = None,
+        force: bool = False,
+    ) -> ClientRun:
+        """Open a client run of a job started elsewhere (1 request, no read).
+
+        The job's run ID is propagated from the orchestrator; it must be a *base* run ID.
+        This process cannot know whether the row exists already (a restarted worker), so the
+        open is written at once and writes nothing an existing row holds: if the row exists,
+        the run continues from its stored totals; if it ended, the open is refused with
+        :class:`~jobtrack_airtable.errors.TerminalRunError` unless ``force=True``.
+
+        >>> with tracker.client("250930-141522", "Guy-Wilson") as run:  # doctest: +SKIP
+        ...     run.add(profiles_examined=10)
+        """
+        return self.open_clients(job_run_id, [(client_id, name)], force=force)[0]
+
+    def open_clients(
+        self,
+        job_run_id: BaseRunId | str,
+        clients: Iterable[str | tuple[str, str | None]],
+        *,
+        force: bool = False,
+    ) -> list[ClientRun]:
+        """Open many client runs of a job started elsewhere at once: ⌈N/10⌉ requests.
+
+        ``clients`` holds client IDs or ``(client ID, name)`` tuples.  Every one is validated
+        before the first request.  Existing rows are handled as in :meth:`client`; a
+        refusal raises :class:`~jobtrack_airtable.errors.TerminalRunError` for the first
+        ended run, with the runs that did open in its ``runs`` attribute.
+        """
+        return self._open(as_base_run_id(job_run_id), clients, new=False, force=force)
+
+    def _open(
+        self,
+        base: BaseRunId,
+        clients: Iterable[str | tuple[str, str | None]],
+        *,
+        new: bool,
+        force: bool,
+    ) -> list[ClientRun]:
+        specs = _client_specs(clients)
+        if not new:
+            # Pending writes first, so that the probe sees this process's own earlier writes
+            # of these rows (a run of the same client closed a moment ago).
+            self._commit.drain()
+        runs = [
+            ClientRun(self, with_client(base, cid), client_id=cid, name=cname, new=new, force=force)
+            for cid, cname in specs
+        ]
+        self._commit.mark(*runs)
+        if not new:
+            # The open must answer now (continue, or refuse), so it goes out at once,
+            # together with whatever else is pending.
+            self._commit.drain()
+            refused = [r for r in runs if r.refusal is not None]
+            if refused:
+                error = refused[0].refusal
+                assert error is not None
+                error.runs = [r for r in runs if r.refusal is None]  # type: ignore[attr-defined]
+                raise error
+        for r in runs:
+            log.info(
+                "opened client run %s",
+                r.run_id,
+                extra={"run_id": str(r.run_id), "client_id": r.client_id},
+            )
+        return runs
+
+    def attach_client_run(self, run_id: ClientRunId | str) -> ClientRun:
+        """Resume a client run by its client run ID (1 read): totals continue from the row's
+        values, so a worker restarted mid-run keeps counting instead of overwriting."""
+        key = as_client_run_id(run_id)
+        row = self.repo.client_runs.find(key)
+        if row is None:
+            raise NotFoundError(
+                f"no client run with run ID {str(key)!r}", status=404, error_type="NOT_FOUND"
+            )
+        run = ClientRun(
+            self,
+            key,
+            client_id=key.client_id,
+            name=row.client_name or key.client_id,
+            new=False,
+        )
+        run._adopt(row)
+        return run
+
+
+def _client_specs(clients: Iterable[str | tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    if isinstance(clients, str | bytes | Mapping) or not isinstance(clients, Iterable):
+        # A lone string would otherwise open one client per character.
+        raise InvalidClientIdError(clients, "expected a list of client IDs")
+    specs: list[tuple[str, str | None]] = []
+    for item in clients:
+        if isinstance(item, str):
+            cid, cname = item, None
+        elif isinstance(item, tuple) and len(item) == 2:
+            cid, cname = item
+        else:
+            # Never unpack anything else: {"id": …, "name": …} would open client "id".
+            raise InvalidClientIdError(item, "expected a client ID or a (client ID, name) tuple")
+        if cname is not None:
+            # Checked now: the open itself is written later, with other runs' writes.
+            if not isinstance(cname, str):
+                raise InvalidInputError(f"client name must be a string, got {show(cname)}")
+            if cname and (problem := text_problem(cname, "client name")):
+                raise InvalidInputError(problem)
+        specs.append((validate_client_id(cid), cname))
+    return specs
+
+
+class Job(EndsOnExit):
+    """A started (or attached) job.  A context manager: leaving it completes the job.
+
+    Every write after the start goes by the row's record ID (never by Run ID), so another
+    host's short-lived claim row for the same Run ID cannot make it fail.
+    """
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        run_id: BaseRunId,
+        *,
+        stream: int,
+        notes: Notes,
+        status: Status,
+        record_id: str | None = None,
+        attached: bool = False,
+    ) -> None:
+        self.tracker = tracker
+        self.run_id = run_id
+        self.stream = stream
+        self.status = status
+        self.record_id = record_id
+        self._notes = notes
+        self._attached = attached
+        # Clients opened through this object: a second open of one of them may meet its row.
+        self._opened: set[str] = set()
+        self._log_extra = {"run_id": str(run_id)}
+
+    def __repr__(self) -> str:
+        return f"Job(run_id={str(self.run_id)!r}, status={self.status.value!r})"
+
+    def _end_ok(self) -> None:
+        self.complete()
+
+    def _end_failed(self, exc: BaseException) -> None:
+        self._finish(Status.FAILED, note=f"failed: {error_text(exc)}", fit=True, error=exc)
+
+    # ------------------------------------------------------------ client runs
+
+    def client(self, client_id: str, *, name: str | None = None, force: bool = False) -> ClientRun:
+        """Open one client run of this job.
+
+        The open is group-committed with the run's later writes (a run opened and closed
+        within one flush interval costs one record of one request).  A client this job
+        already opened, or any client of an attached job, may have a row: that open is
+        written at once and handled as :meth:`Tracker.client` describes (continue from
+        the stored totals; refuse an ended run unless ``force=True``).
+
+        >>> with job.client("Guy-Wilson", name="Guy Wilson") as run:  # doctest: +SKIP
+        ...     run.add(profiles_examined=10, profile_tokens=900)
+        """
+        return self.open_clients([(client_id, name)], force=force)[0]
+
+    def open_clients(
+        self, clients: Iterable[str | tuple[str, str | None]], *, force: bool = False
+    ) -> list[ClientRun]:
+        """Open many client runs of this job: ⌈N/10⌉ records' worth of requests.
+
+        >>> runs = job.open_clients(["Guy-Wilson", ("Ana-Jones", "Ana Jones")])  # doctest: +SKIP
+        """
+        specs = _client_specs(clients)
+        ids = [cid for cid, _ in specs]
+        # Rows of a job this process started are new unless this job opened them already.
+        new = not self._attached and not (self._opened & set(ids)) and len(set(ids)) == len(ids)
+        runs = self.tracker._open(as_base_run_id(self.run_id), specs, new=new, force=force)
+        self._opened.update(ids)
+        return runs
+
+    # ------------------------------------------------------------ job writes
+
+    #: A corrected Start Time the job's next write carries (see :meth:`Tracker.job`).
+    _start_fix: str | None = None
+
+    def _write(self, values: dict[str, Any]) -> JobRow:
+        values = {"run_id": str(self.run_id), **values}
+        if self._start_fix is not None:
+            values.setdefault("start_time", self._start_fix)
+        [(row, _)] = self.tracker.repo.jobs.write([(self.record_id, values)])
+        self.record_id = row.record_id
+        self._start_fix = None
+        return row
+
+    def _current(self) -> JobRow | None:
+        """The job row as stored now (1 request): by record ID, else by Run ID."""
+        jobs = self.tracker.repo.jobs
+        row = jobs.get(self.record_id) if self.record_id else None
+        if row is None:
+            row = jobs.find(self.run_id)
+            if row is not None:
+                self.record_id = row.record_id
+        return row
+
+    def refresh(self) -> JobRow:
+        """Read the job row as stored now (1 request), updating :attr:`status`.
+
+        >>> job.refresh().aggregates["clients_processed"]        # doctest: +SKIP
+        3
+        """
+        row = self._current()
+        if row is None:
+            raise NotFoundError(
+                f"no job with run ID {str(self.run_id)!r}", status=404, error_type="NOT_FOUND"
+            )
+        if row.status is not None:
+            self.status = row.status
+        self._notes.server = row.system_notes or ""
+        return row
+
+    def _notes_lock(self) -> AbstractContextManager[bool]:
+        """The lock of this job's row in the limiter's shared store, held from the read of
+        its notes to the write: no other writer sharing the store can interleave."""
+        conn = self.tracker.conn
+        return row_locks(conn.limiter, [row_key(conn.base_id, "jobs", str(self.run_id))])
+
+    def note(self, text: str) -> None:
+        """Append a line to the job's System Notes (2 requests: the row's current notes are
+        read, under the row's lock, so that lines another process appended are kept)."""
+        self._notes.check(text)
+        with self._notes_lock():
+            row = self._current()
+            if row is not None:
+                self._notes.server = row.system_notes or ""
+            self._notes.append(text)
+            sent = len(self._notes.lines)
+            row = self._write(
+                {
+                    "system_notes": self._notes.text,
+                    "last_updated": to_airtable(self.tracker.clock()),
+                }
+            )
+        self._notes.landed(row.system_notes, sent)
+
+    def heartbeat(self) -> None:
+        """Refresh the job's Last Updated (1 request), so a long job with no other write is
+        not taken for a stale one by ``sync``."""
+        self._write({"last_updated": to_airtable(self.tracker.clock())})
+
+    def complete(
+        self,
+        status: Status | str | None = None,
+        *,
+        force: bool = False,
+        note: str | None = None,
+    ) -> JobRow:
+        """Aggregate the client rows and close the job: ⌈N/100⌉ + 2 requests (plus the
+        writes of client runs still pending).
+
+        Without ``status`` the SPEC's rule decides (all failed → ``Failed``, nothing
+        processed → ``No Leads To Score``, else ``Completed``).  The aggregates are
+        recomputed from the client rows every time, never incremented, so completing twice
+        (with ``force``) gives the same numbers.  ``note`` is appended to System Notes; a
+        note that is not a string or does not fit is refused before any request.
+
+        The job row is read first: if another writer (``sync``, an admin) already made it
+        terminal, that status stays, unless ``force=True``, and the notes say so.
+        """
+        if note is not None:
+            # Refuse a bad note before reading anything.
+            self._notes.check(note)
+        return self._finish(status, force=force, note=note, fit=False)
+
+    def _finish(
+        self,
+        status: Status | str | None,
+        *,
+        force: bool = False,
+        note: str | None = None,
+        fit: bool,
+        error: BaseException | str | None = None,
+    ) -> JobRow:
+        new = parse_status(status) if status is not None else None
+        if new is not None:
+            # Refuse before reading anything.
+            check_transition(self.status, new, force=force)
+        tracker = self.tracker
+        tracker.flush()
+        with self._notes_lock():
+            return self._finish_locked(new, force=force, note=note, fit=fit, error=error)
+
+    def _finish_locked(
+        self,
+        new: Status | None,
+        *,
+        force: bool,
+        note: str | None,
+        fit: bool,
+        error: BaseException | str | None,
+    ) -> JobRow:
+        """The read of the job row, its client rows and the write, under the row's lock."""
+        tracker = self.tracker
+        current = self._current()
+        rows = tracker.repo.client_runs.of_job(self.run_id)
+        if new is None:
+            new = completion_status(rows)
+            check_transition(self.status, new, force=force)
+        agg = aggregate(rows)
+        now = tracker.clock()
+        jobs = tracker.conn.schema.jobs
+        # The job's own start stands; its end is now.
+        values: dict[str, Any] = agg.to_values(jobs, times=False)
+        values["last_updated"] = to_airtable(now)
+        if current is not None:
+            self._notes.server = current.system_notes or ""
+        theirs = current.status if current is not None else None
+        final = new
+        if theirs is not None and theirs.is_terminal and not self.status.is_terminal:
+            if theirs is new:
+                pass
+            elif force:
+                self._notes.append(
+                    f"{tracker.origin} finished the job as {new.value!r}; status forced from "
+                    f"{theirs.value!r}, set by another writer (force=True)",
+                    fit=True,
+                )
+            else:
+                final = theirs
+                self._notes.append(
+                    f"{tracker.origin} finished the job as {new.value!r}, but another writer "
+                    f"had already marked it {theirs.value!r}; status left {theirs.value!r} "
+                    "(complete(force=True) overrides)",
+                    fit=True,
+                )
+        else:
+            forced_note = check_transition(self.status, new, force=force)
+            if forced_note:
+                self._notes.append(forced_note, fit=True)
+        if note:
+            self._notes.append(note, fit=fit)
+        if final is new:
+            values.update({"status": new.value, "end_time": to_airtable(now)})
+            if error is not None and jobs.has("error_details"):
+                # Job Tracking has no Error Details in the default schema (the error goes to
+                # System Notes); a base that adds the field gets it there too.
+                values["error_details"] = error_text(error)
+        sent = len(self._notes.lines)
+        if sent:
+            values["system_notes"] = self._notes.text
+        row = self._write(values)
+        self._notes.landed(row.system_notes, sent)
+        self.status = final
+        log.info(
+            "job %s completed as %s (%d clients)",
+            self.run_id,
+            final.value,
+            len(rows),
+            extra=self._log_extra,
+        )
+        return row
+
+    def fail(self, error: BaseException | str, *, force: bool = False) -> JobRow:
+        """Close the job as ``Failed`` with the error in System Notes (and in Error Details,
+        where the base has that optional field)."""
+        return self._finish(
+            Status.FAILED,
+            force=force,
+            note=f"failed: {error_text(error)}",
+            fit=True,
+            error=error,
+        )
