@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict
 
 from ..errors import InvalidRequestError, SchemaMismatchError
-from ..schema import COMPUTED_TYPES, NUMBER_TYPES, FieldSpec, Schema, TableSpec
+from ..schema import COMPUTED_TYPES, FieldSpec, Schema, TableSpec, field_model
 from ..transport.client import Connection
 from ..transport.meta import fetch_meta
 from ..transport.recovery import classified
@@ -333,48 +333,6 @@ class InitResult:
             "manual_steps": [asdict(m) for m in self.manual],
             "remaining_problems": [_problem_json(p) for p in self.after.problems],
         }
-
-
-def field_model(spec: FieldSpec, *, create_formulas: bool = False) -> dict[str, Any] | None:
-    """The Airtable field model (``{"name", "type", "options"?}``) to create ``spec``, or
-    ``None`` when the meta API cannot create it (computed fields, and formulas unless
-    ``create_formulas``).
-
-    >>> from jobtrack_airtable.schema import load_schema
-    >>> field_model(load_schema().jobs.field("status"))["options"]["choices"][0]
-    {'name': 'Running'}
-    >>> field_model(load_schema().jobs.field("duration")) is None
-    True
-    """
-    model: dict[str, Any] = {"name": spec.name, "type": spec.type}
-    if spec.type == "formula":
-        if not create_formulas or not spec.formula:
-            return None
-        model["options"] = {"formula": spec.formula}
-    elif spec.computed:
-        return None
-    elif spec.type in ("singleSelect", "multipleSelects"):
-        model["options"] = {"choices": [{"name": o} for o in spec.options or ()]}
-    elif spec.type == "currency":
-        model["options"] = {
-            "precision": spec.precision if spec.precision is not None else 2,
-            "symbol": "$",
-        }
-    elif spec.type in NUMBER_TYPES and spec.type not in ("rating", "duration"):
-        model["options"] = {"precision": spec.precision if spec.precision is not None else 0}
-    elif spec.type == "dateTime":
-        # Airtable requires formats and a zone to create a dateTime field; ISO and UTC match
-        # how the code writes times.
-        model["options"] = {
-            "dateFormat": {"name": "iso"},
-            "timeFormat": {"name": "24hour"},
-            "timeZone": "utc",
-        }
-    elif spec.type == "date":
-        model["options"] = {"dateFormat": {"name": "iso"}}
-    elif spec.type == "checkbox":
-        model["options"] = {"icon": "check", "color": "greenBright"}
-    return model
 
 
 def _manual_for_computed(table: str, spec: FieldSpec, why: str) -> ManualStep:
