@@ -287,21 +287,18 @@ SUMMARY_RE = re.compile(
 )
 FAKE_TOKEN = "patRECOGNISABLEfake.0123456789abcdefTOKEN"
 
-_ENV_VARS = (
-    "AIRTABLE_API_KEY",
-    "AIRTABLE_BASE_ID",
-    "JOBTRACK_ENDPOINT_URL",
-    "JOBTRACK_SCHEMA_FILE",
-    "JOBTRACK_STALE_AFTER_MINUTES",
-    "JOBTRACK_RATE_LIMIT",
-    "JOBTRACK_LOCAL_TOKEN",
-)
+
+def clear_settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No credentials or settings from the developer's environment (``JOBTRACK_TEST_*``, the
+    test suite's own, stay)."""
+    for var in list(os.environ):
+        if var.startswith(("AIRTABLE_", "JOBTRACK_")) and not var.startswith("JOBTRACK_TEST_"):
+            monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in _ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
+    clear_settings_env(monkeypatch)
     monkeypatch.chdir(tmp_path)  # no stray .env file
     # Never touch the developer's real per-user base.
     default = tmp_path / "user-data" / "local-base.sqlite"

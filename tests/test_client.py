@@ -22,26 +22,17 @@ from jobtrack_airtable.transport.adapter import AirtableAdapter
 from jobtrack_airtable.transport.client import Connection, build_api
 from jobtrack_airtable.transport.recovery import DEFAULT_POLICY, RetryPolicy, call_with_retry
 
+from .helpers import clear_settings_env
+
 TOKEN = "patFAKEt0kenABCDE.f00dfeedcafe0123456789abcdef0123456789abcdef0123456789abcdef"
 TOKEN_PIECES = (TOKEN, "patFAKEt0ken", "f00dfeedcafe")
 BASE = "appAAAAAAAAAAAAAA"
-
-ENV_VARS = (
-    "AIRTABLE_API_KEY",
-    "AIRTABLE_BASE_ID",
-    "JOBTRACK_ENDPOINT_URL",
-    "JOBTRACK_TIMEOUT",
-    "JOBTRACK_RATE_LIMIT",
-    "JOBTRACK_LIMITER_URL",
-    "JOBTRACK_SCHEMA_FILE",
-)
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # No credentials from the developer's environment or .env file leak into these tests.
-    for name in ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
+    clear_settings_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
 
 

@@ -20,26 +20,18 @@ from jobtrack_airtable.timeutil import utcnow
 from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import MakeLocalAirtable
+from .helpers import clear_settings_env
 from .ops_rows import client, connect, job, put
 from .webhook import Webhook, running_webhook
 
 SECRET = "SECRETwebhookTOKEN0123456789"
-_ENV_VARS = (
-    "AIRTABLE_API_KEY",
-    "AIRTABLE_BASE_ID",
-    "JOBTRACK_ENDPOINT_URL",
-    "JOBTRACK_SCHEMA_FILE",
-    "JOBTRACK_STALE_AFTER_MINUTES",
-    "JOBTRACK_RATE_LIMIT",
-)
 
 
 @pytest.fixture
 def srv(make_local_airtable: MakeLocalAirtable, monkeypatch: pytest.MonkeyPatch) -> LocalAirtable:
     """A local server the CLI reaches through the ordinary credentials."""
     server = make_local_airtable()
-    for var in _ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
+    clear_settings_env(monkeypatch)
     monkeypatch.setenv("AIRTABLE_API_KEY", server.token)
     monkeypatch.setenv("AIRTABLE_BASE_ID", server.base_id)
     monkeypatch.setenv("JOBTRACK_ENDPOINT_URL", server.url)
@@ -257,7 +249,11 @@ def test_the_configured_schedule_from_a_file(
 
 
 def _subprocess_env(srv: LocalAirtable) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRTABLE_", "JOBTRACK_")) or k.startswith("JOBTRACK_TEST_")
+    }
     env.update(
         AIRTABLE_API_KEY=srv.token,
         AIRTABLE_BASE_ID=srv.base_id,
