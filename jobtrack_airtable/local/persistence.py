@@ -92,6 +92,8 @@ class BaseFile:
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path).expanduser().resolve() if path is not None else None
+        if self.path is not None:
+            _refuse_foreign(self.path)
         self._db = self._connect(self.path)
 
     # -- opening ----------------------------------------------------------------------------
@@ -227,3 +229,19 @@ def _write_schema(db: sqlite3.Connection, bases: Sequence[str], tables: Sequence
         "INSERT OR REPLACE INTO tables VALUES (?, ?, ?, ?)",
         [(t.id, t.base_id, t.position, _dumps(t.model)) for t in tables],
     )
+
+
+def _refuse_foreign(path: Path) -> None:
+    """Refuse a file that is neither absent, empty nor a SQLite database (SQLite itself would
+    take a short text file for an empty database and overwrite it)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ValueError(f"cannot load local Airtable data from {str(path)!r}: {exc}") from exc
+    if head and head != SQLITE_MAGIC:
+        raise ValueError(
+            f"cannot load local Airtable data from {str(path)!r}: not a base file"
+        )
