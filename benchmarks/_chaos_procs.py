@@ -48,10 +48,12 @@ __all__ = [
     "Target",
     "admin_apply",
     "busy_loop",
+    "full_notes_worker",
     "killable_worker",
     "limited_worker",
     "notes_other_writer",
     "notes_worker",
+    "quota_worker",
     "reopen_first",
     "reopen_second",
     "skewed_worker",
@@ -73,6 +75,7 @@ class Target:
     #: Retry waits scaled from Airtable's (30 s penalty → ``30 × penalty_scale``).
     penalty_scale: float = 0.01
     timeout: float = 10.0
+    on_tracking_error: str = "raise"
 
     def settings(self) -> Settings:
         options: dict[str, Any] = {}
@@ -86,6 +89,7 @@ class Target:
             rate_limit=self.rate_limit,
             flush_interval=self.flush_interval,
             timeout=self.timeout,
+            on_tracking_error=self.on_tracking_error,
             **options,
         )
 
@@ -431,3 +435,84 @@ def killable_worker(
             except JobtrackError as exc:
                 emit(kind="error", error=_error(exc))
         _drain(tracker)
+
+
+# --------------------------------------------------------------------------- 8. quota
+
+
+def quota_worker(
+    target: Target, index: int, clients: int, chunk: int, spent: Any, reset: Any, out: Any
+) -> None:
+    """A job of ``clients`` runs, ``chunk`` profiles per client per phase: one phase before
+    the monthly quota is spent (flushed), one while it is (each flush must fail with
+    :class:`QuotaExhaustedError` in one request: no retry, no 30 s wait), one after the
+    reset; then every run closes and the job completes.  Reports the typed errors seen."""
+    from jobtrack_airtable.errors import QuotaExhaustedError
+
+    _quiet()
+    seen: dict[str, int] = {}
+    try:
+        tracker = target.tracker()
+        job = tracker.job(stream=index + 1)
+        runs = [job.client(f"Q{index}-C{c}") for c in range(clients)]
+        for run in runs:
+            run.add(profiles_examined=chunk, profiles_scored=chunk)
+        tracker.flush()
+        out.put({"job": str(job.run_id), "index": index})
+        spent.wait(timeout=60)
+        for run in runs:
+            run.add(profiles_examined=chunk, profiles_scored=chunk)
+        started = time.monotonic()
+        try:
+            tracker.flush()
+        except JobtrackError as exc:
+            seen[type(exc).__name__] = seen.get(type(exc).__name__, 0) + 1
+            if not isinstance(exc, QuotaExhaustedError):
+                raise
+        seen["flush_ms"] = round((time.monotonic() - started) * 1000)
+        out.put({"flushed": True})
+        reset.wait(timeout=60)
+        for run in runs:
+            run.add(profiles_examined=chunk, profiles_scored=chunk)
+            run.close()
+        job.complete()
+        tracker.close()
+        out.put({"done": True, "error": None, "seen": seen})
+    except Exception as exc:
+        out.put({"done": False, "error": _error(exc), "seen": seen})
+
+
+# --------------------------------------------------------------------------- 9. notes at the cap
+
+
+def full_notes_worker(target: Target, go: Any, out: Any) -> None:
+    """A job with two client runs whose System Notes another writer fills to within 25
+    characters of the 100,000-character cap while the worker is busy: then it notes, adds,
+    closes one run ``Completed``, fails the other (an exception in its ``with``) and
+    completes the job with a note."""
+    _quiet()
+    try:
+        tracker = target.tracker()
+        job = tracker.job(stream=1)
+        ok, bad = job.client("Cap-Ok"), job.client("Cap-Bad")
+        for run in (ok, bad):
+            run.add(profiles_examined=10, profiles_scored=10)
+            run.note("first chunk scored")
+        tracker.flush()
+        out.put({"job": str(job.run_id), "runs": [str(ok.run_id), str(bad.run_id)]})
+        go.wait(timeout=120)
+        with ok:
+            ok.add(profiles_examined=20, profiles_scored=20)
+            ok.note("last chunk scored")
+        try:
+            with bad:
+                bad.add(profiles_examined=5)
+                bad.note("scoring the last chunk")
+                raise RuntimeError("chaos: the scorer crashed")
+        except RuntimeError:
+            pass
+        job.complete(note="every client tried")
+        tracker.close()
+        out.put({"done": True, "error": None})
+    except Exception as exc:
+        out.put({"done": False, "error": _error(exc)})

@@ -38,11 +38,22 @@ rows without a job row.
 7. **SIGKILLed workers** -- worker processes logging their ground truth, half of them
    SIGKILLed at random moments; then one ``sync`` apply: metrics lost beyond the flush
    interval, doubled metrics, duplicates, wrong aggregates, a second pass still needed.
+8. **quota exhausted then reset** -- worker processes flush, the server's monthly quota is
+   spent mid-run (every data request gets 429 ``PUBLIC_API_BILLING_LIMIT_EXCEEDED``), they keep
+   adding and flush, then the month resets and they close and complete: a flush that is not
+   one request failing with ``QuotaExhaustedError`` (retried, waited out, untyped), metrics
+   lost.  A quota 429 is not a rate-limit 429: the summary's ``429s`` counts rate limits only;
+   the quota's refusals are shown apart (``quota_429s``).
+9. **notes at the cap** -- another writer leaves the System Notes of a job and its two client
+   runs 1-25 characters short of the 100,000-character cap while the worker is busy; the
+   worker notes, adds, closes one run, fails the other and completes the job: a row left
+   ``Running`` or with the wrong status, totals lost, notes over the cap or missing the
+   worker's last line.
 
 Every random choice comes from ``--seed``; every wait is bounded.  Output: one line per
 scenario (``HELD``/``BROKE`` and its counts), then one summary line::
 
-    scenarios=7 held=7 broke=0 lost=0 duplicates=0 stuck_running=0 wrong_aggregates=0 429s=0
+    scenarios=9 held=9 broke=0 lost=0 duplicates=0 stuck_running=0 wrong_aggregates=0 429s=0
 
 Exit code 0 when every scenario held, 1 otherwise.  See docs/benchmarks.md, "Chaos".
 """
@@ -74,6 +85,7 @@ if __package__ in (None, ""):
 from benchmarks import _chaos_procs as procs
 from benchmarks._chaos_checks import (
     CRR,
+    JOBS,
     Outcome,
     by_key,
     check_logged_run,
@@ -698,6 +710,123 @@ def sigkill_round(cfg: Config, out: Outcome, rng: random.Random) -> None:
         out.info["killed_runs_bounded"] = out.info.get("killed_runs_bounded", 0) + bounded
 
 
+# --------------------------------------------------------------------------- 8. quota
+
+
+def _messages(queue: Any, n: int, key: str, out: Outcome, timeout: float) -> list[dict[str, Any]]:
+    """``n`` messages holding ``key``; a worker's error instead is a finding."""
+    got = []
+    for _ in range(n):
+        message = get(queue, timeout)
+        if key not in message:
+            out.add(worker_errors=1)
+            out.details.append(f"worker: {message.get('error')}")
+        got.append(message)
+    return got
+
+
+def _stored(srv: LocalAirtable, table: str, key: str, field: str) -> Any:
+    found = by_key(srv, table).get(key) or [None]
+    return field_of(found[0], table, field)
+
+
+def scenario_quota(cfg: Config, out: Outcome) -> None:
+    workers, clients, chunk = (3, 3, 5) if cfg.quick else (6, 4, 5)
+    with server() as srv:
+        # Writes wait for an explicit flush: each flush of a worker is exactly one request.
+        target = target_of(srv, flush_interval=3600.0)
+        queue, spent, reset = CTX.Queue(), CTX.Event(), CTX.Event()
+        ps = [
+            spawn(procs.quota_worker, target, i, clients, chunk, spent, reset, queue)
+            for i in range(workers)
+        ]
+        started = _messages(queue, workers, "job", out, 60)
+        srv.quota.spend()  # another integration of the workspace spent the month's quota
+        spent.set()
+        _messages(queue, workers, "flushed", out, 60)
+        refused_while_spent = srv.quota.refused
+        srv.quota.reset()  # the month turns
+        reset.set()
+        done = _messages(queue, workers, "done", out, 120)
+        reap(ps, 10)
+        for result in done:
+            seen = result.get("seen", {})
+            if result.get("error") or seen.get("QuotaExhaustedError") != 1:
+                out.add(untyped_quota_errors=1)
+                out.details.append(f"worker saw {seen}, error {result.get('error')}")
+        # One request per failing flush: a quota 429 is never retried (nor waited out).
+        out.add(quota_retried=max(0, refused_while_spent - workers))
+        truth = 3 * chunk
+        for message in started:
+            job = message.get("job")
+            if job is None:
+                continue
+            for c in range(clients):
+                key = f"{job}-Q{message['index']}-C{c}"
+                stored = count(_stored(srv, "client_runs", key, "profiles_examined"))
+                if stored < truth:
+                    out.add(lost=truth - stored)
+                    out.details.append(f"{key}: profiles_examined {stored} < {truth}")
+        # Rate-limit 429s and quota 429s share the status; they are counted apart.
+        all_429 = sum(1 for e in srv.request_log.entries if e.status == 429)
+        out.add(rate_limited=all_429 - srv.quota.refused)
+        out.info["quota_429s"] = f"{srv.quota.refused}(not_rate_limits)"
+        flush_ms = [r.get("seen", {}).get("flush_ms", 0) for r in done]
+        out.info["spent_flush_ms_max"] = max(flush_ms, default=0)
+        settle(out, srv, target_of(srv), judge_second_pass=False)
+
+
+# --------------------------------------------------------------------------- 9. notes at the cap
+
+
+def _fill_notes(srv: LocalAirtable, table: str, key: str, left: int) -> None:
+    """Another writer (over HTTP) leaves the row's System Notes ``left`` characters short of
+    the 100,000-character cap."""
+    from jobtrack_airtable.airtable import MAX_LONG_TEXT
+
+    name = (JOBS if table == "jobs" else CRR).name
+    [row] = by_key(srv, table)[key]
+    line = "another writer's line, long enough to fill the notes quickly"
+    text = "\n".join([line] * (MAX_LONG_TEXT // len(line) + 1))[: MAX_LONG_TEXT - left]
+    srv.table(name).update(row["id"], {"System Notes": text})
+
+
+def scenario_full_notes(cfg: Config, out: Outcome) -> None:
+    from jobtrack_airtable.airtable import MAX_LONG_TEXT
+
+    rng = random.Random(cfg.seed)
+    with server() as srv:
+        target = target_of(srv)
+        queue, go = CTX.Queue(), CTX.Event()
+        w = spawn(procs.full_notes_worker, target, go, queue)
+        [ids] = _messages(queue, 1, "job", out, 60)
+        keys = [("jobs", ids["job"]), *(("client_runs", r) for r in ids["runs"])]
+        for table, key in keys:
+            _fill_notes(srv, table, key, rng.randint(1, 25))
+        go.set()
+        _messages(queue, 1, "done", out, 120)
+        reap([w], 10)
+        expected = {
+            ids["job"]: ("jobs", "Completed", 35, "] every client tried"),
+            ids["runs"][0]: ("client_runs", "Completed", 30, "] last chunk scored"),
+            ids["runs"][1]: ("client_runs", "Failed", 15, "] scoring the last chunk"),
+        }
+        for key, (table, status, examined, last) in expected.items():
+            notes = str(_stored(srv, table, key, "system_notes") or "")
+            got_status = _stored(srv, table, key, "status")
+            stored = count(_stored(srv, table, key, "profiles_examined"))
+            if got_status != status:
+                out.add(wrong_status=1)
+                out.details.append(f"{key}: {got_status}, expected {status}")
+            if stored < examined:
+                out.add(lost=examined - stored)
+                out.details.append(f"{key}: {stored} profiles < {examined}")
+            if len(notes) > MAX_LONG_TEXT or not notes.endswith(last):
+                out.add(notes_lost=1)
+                out.details.append(f"{key}: notes of {len(notes)} end {notes[-40:]!r}")
+        settle(out, srv, target_of(srv), judge_second_pass=False)
+
+
 # --------------------------------------------------------------------------- the command
 
 
@@ -709,6 +838,8 @@ SCENARIOS: dict[int, tuple[str, Callable[[Config, Outcome], None]]] = {
     5: ("sync_apply_idempotent", scenario_apply),
     6: ("limiter_under_load", scenario_limiter),
     7: ("sigkill_workers", scenario_sigkill),
+    8: ("quota_exhausted_then_reset", scenario_quota),
+    9: ("notes_at_the_cap", scenario_full_notes),
 }
 
 

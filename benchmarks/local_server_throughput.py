@@ -80,7 +80,7 @@ def start_server(data: Path, tables: Path) -> tuple[subprocess.Popen[str], str]:
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    match = re.search(r"at (http://[\d.]+:\d+)", line)
+    match = re.search(r'"url": "(http://[\d.]+:\d+)"', line)  # the JSON line serve prints
     if not match:
         proc.kill()
         raise SystemExit(f"server did not start: {line!r}")

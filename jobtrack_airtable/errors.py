@@ -187,6 +187,17 @@ class RateLimitedError(AirtableError):
     """HTTP 429 ``RATE_LIMIT_REACHED``: Airtable refuses requests for the next 30 seconds."""
 
 
+#: The error type of Airtable's 429 when the workspace's monthly API quota is spent (SPEC §2.2).
+QUOTA_ERROR_TYPE = "PUBLIC_API_BILLING_LIMIT_EXCEEDED"
+
+
+class QuotaExhaustedError(AirtableError):
+    """HTTP 429 ``PUBLIC_API_BILLING_LIMIT_EXCEEDED``: the workspace's monthly API quota is
+    spent.  Every data request fails the same way until the month resets or the plan is
+    upgraded (the meta API still answers), so it is never retried and never starts the
+    30-second rate-limit hold: waiting seconds cannot help."""
+
+
 class TransientServerError(AirtableError):
     """HTTP 500, 502, 503 (``RETRIABLE_ERROR``) or 504: safe to retry."""
 

@@ -20,6 +20,9 @@ variable                          meaning                                       
 ``JOBTRACK_AIRTABLE_PLAN``        the workspace's plan (``free``, ``team``,         ``team``
                                   ``business``, ``enterprise``): quotas of
                                   ``usage``
+``JOBTRACK_ON_TRACKING_ERROR``    ``raise`` tracking failures at synchronous        ``raise``
+                                  points, or ``warn`` and go on (changes stay
+                                  pending)
 ================================  ==============================================  ============
 
 >>> s = Settings(AIRTABLE_API_KEY="patSECRET.123", AIRTABLE_BASE_ID="appAAAAAAAAAAAAAA")
@@ -100,6 +103,10 @@ class Settings(BaseSettings):
     )
     airtable_plan: Literal["free", "team", "business", "enterprise"] = Field(
         "team", validation_alias=AliasChoices("JOBTRACK_AIRTABLE_PLAN", "airtable_plan")
+    )
+    on_tracking_error: Literal["raise", "warn"] = Field(
+        "raise",
+        validation_alias=AliasChoices("JOBTRACK_ON_TRACKING_ERROR", "on_tracking_error"),
     )
 
     @field_validator("base_id")

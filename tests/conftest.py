@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -120,3 +121,27 @@ def base(template: Path, tmp_path: Path) -> Path:
     path = tmp_path / "base.json"
     shutil.copyfile(template, path)
     return path
+
+
+#: The airtable.js release the JavaScript examples and shape checks run against.
+AIRTABLE_JS = "airtable@0.12.2"
+
+
+@pytest.fixture(scope="session")
+def airtable_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``node_modules`` with airtable.js, installed from the npm registry into a temp dir
+    once per session (never into the clone); skipped when Node or npm is absent."""
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        pytest.skip("Node.js and npm are needed for the airtable.js checks")
+    where = tmp_path_factory.mktemp("airtable-js")
+    done = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--silent", AIRTABLE_JS],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return where / "node_modules"

@@ -37,6 +37,7 @@ from jobtrack_airtable.run_ids import validate_client_id
 from jobtrack_airtable.statuses import Status
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.transport.repository import Repository
+from jobtrack_airtable.worker.runs import CUT_MARKER
 from jobtrack_airtable.worker.tracker import Job, Tracker
 
 from . import corpus
@@ -517,14 +518,21 @@ def test_open_clients_never_unpacks_a_mapping(env: Env) -> None:
     env.refuse(lambda: job.open_clients([item]), InvalidClientIdError, item)  # type: ignore[list-item]
 
 
-def test_a_note_that_would_overflow_system_notes_is_refused_and_nothing_is_lost(env: Env) -> None:
+def test_a_note_that_cannot_fit_is_refused_and_one_that_fits_cuts_the_oldest_lines(
+    env: Env,
+) -> None:
     run = env.tracker.job().client("Long-Notes")
     run.add(posts_examined=5)
     run.note("a" * 60_000)
-    env.refuse(lambda: run.note("b" * 60_000), InvalidInputError, "b" * 60_000)
+    # Too long even alone, its stamp counted: refused, nothing changed, nothing sent.
+    env.refuse(lambda: run.note("c" * 99_950), InvalidInputError, "c" * 99_950)
+    # Fits alone: the oldest lines make room, behind the cut marker (issue 19).
+    run.note("b" * 60_000)
     run.close(wait=True)
     fields = env.crr_fields(str(run.run_id))
-    assert fields["System Notes"] == STAMP + "a" * 60_000
+    assert fields["System Notes"].startswith(CUT_MARKER + "\n")
+    assert fields["System Notes"].endswith(STAMP + "b" * 60_000)
+    assert len(fields["System Notes"]) <= 100_000
     assert fields["Posts Examined for Scoring"] == 5
     assert fields["Status"] == "Completed"
 
@@ -549,6 +557,8 @@ def test_a_job_failure_is_recorded_even_when_its_notes_are_nearly_full(env: Env)
         raise KeyError("boom " * 1_000)
     fields = env.job_fields(str(job.run_id))
     assert fields["Status"] == "Failed"
-    assert len(fields["System Notes"]) == 100_000
-    assert "n" * 99_800 in fields["System Notes"]  # appended, never overwritten
-    assert f"\n{STAMP}failed: KeyError: 'boom boom" in fields["System Notes"]
+    notes = fields["System Notes"]
+    assert len(notes) == 100_000
+    # The oldest characters make room for the failure (issue 19): marker, newest n's, failure.
+    assert notes.startswith(CUT_MARKER + "\nnnnn")
+    assert f"n\n{STAMP}failed: KeyError: 'boom boom" in notes

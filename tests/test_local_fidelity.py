@@ -83,7 +83,7 @@ def test_single_word_field_names_need_no_braces(local_airtable: LocalAirtable) -
     assert _error(exc)[:2] == (422, "INVALID_FILTER_BY_FORMULA")
 
 
-def test_zero_divided_by_zero_reads_nan(local_airtable: LocalAirtable) -> None:
+def test_division_by_zero_reads_nan_and_infinity(local_airtable: LocalAirtable) -> None:
     local_airtable.store.create_table(
         None,
         "Ratios",
@@ -96,10 +96,12 @@ def test_zero_divided_by_zero_reads_nan(local_airtable: LocalAirtable) -> None:
     )
     table = local_airtable.table("Ratios")
     nan = table.create({"Key": "nan", "A": 0, "B": 0})
-    error = table.create({"Key": "err", "A": 1, "B": 0})
+    up = table.create({"Key": "inf", "A": 1, "B": 0})
+    down = table.create({"Key": "-inf", "A": -3, "B": 0})
     half = table.create({"Key": "half", "A": 1, "B": 2})
     assert table.get(nan["id"])["fields"]["Ratio"] == {"specialValue": "NaN"}
-    assert table.get(error["id"])["fields"]["Ratio"] == {"error": "#ERROR!"}
+    assert table.get(up["id"])["fields"]["Ratio"] == {"specialValue": "Infinity"}
+    assert table.get(down["id"])["fields"]["Ratio"] == {"specialValue": "-Infinity"}
     assert table.get(half["id"])["fields"]["Ratio"] == 0.5
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -383,9 +382,8 @@ def _serve(*args: str) -> tuple[subprocess.Popen[str], str]:
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    match = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
-    assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
-    return proc, match.group(1)
+    assert line, proc.stderr.read() if proc.poll() is not None else ""
+    return proc, json.loads(line)["url"]
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:
@@ -416,15 +414,26 @@ def test_cli_serve_persists_across_restart(tmp_path: Path) -> None:
         _stop(proc)
 
 
-def test_cli_requires_a_token() -> None:
+def test_cli_without_a_token_makes_one_and_prints_url_token_and_base_as_json() -> None:
+    # What a test in any language does: start it on port 0, read one JSON line, connect.
     env = {k: v for k, v in os.environ.items() if k != "JOBTRACK_LOCAL_TOKEN"}
-    done = subprocess.run(
-        [sys.executable, "-m", "jobtrack_airtable.local", "serve", "--port", "0"],
-        capture_output=True,
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "jobtrack_airtable.local", "serve", "--port", "0"),
+            *("--base-id", "appJsonLine000001", "--base-name", "From the CLI"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        env=env,
-        timeout=30,
-        check=False,
+        env={**env, "PYTHONUNBUFFERED": "1"},
     )
-    assert done.returncode == 2
-    assert "--token" in done.stderr
+    try:
+        assert proc.stdout is not None
+        started = json.loads(proc.stdout.readline())
+        assert set(started) == {"url", "baseId", "token"}
+        assert started["baseId"] == "appJsonLine000001"
+        api = pyairtable.Api(started["token"], endpoint_url=started["url"], retry_strategy=None)
+        assert [(b.id, b.name) for b in api.bases()] == [("appJsonLine000001", "From the CLI")]
+        assert requests.get(f"{started['url']}/v0/meta/bases").status_code == 401
+    finally:
+        _stop(proc)

@@ -4,8 +4,8 @@ and simple filters — all through pyairtable over real HTTP where a client is i
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -55,11 +55,10 @@ def _serve(data: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    match = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
-    if match is None:
+    if not line:
         _, err = proc.communicate(timeout=10)
-        raise AssertionError(f"server did not start: {line!r} {err!r}")
-    return proc, match.group(1)
+        raise AssertionError(f"server did not start: {err!r}")
+    return proc, json.loads(line)["url"]
 
 
 def _api(url: str) -> pyairtable.Api:

@@ -30,6 +30,7 @@ def _kind_style(kind: health.ProblemKind) -> str:
         health.ProblemKind.FAILED_CLIENT: "red",
         health.ProblemKind.MISSED_RUN: "magenta",
         health.ProblemKind.ERROR_RATE: "yellow",
+        health.ProblemKind.QUOTA_EXHAUSTED: "red",
     }[kind]
 
 

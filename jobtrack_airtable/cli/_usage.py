@@ -31,15 +31,26 @@ def _lines(report: UsageReport) -> list[str]:
             f"quota {limit}{flag}"
         )
     kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(r.counts.items()))
-    tables = ", ".join(f"{name} {n:,}" for name, n in c.by_table.items())
-    flag = "  OVER THE CAP" if c.over_limit else ""
+    if c is None:
+        records = (
+            "Records: not counted: QUOTA EXHAUSTED, Airtable refuses every data request "
+            "(429 PUBLIC_API_BILLING_LIMIT_EXCEEDED) until the month resets or the plan "
+            "is upgraded"
+        )
+    else:
+        tables = ", ".join(f"{name} {n:,}" for name, n in c.by_table.items())
+        flag = "  OVER THE CAP" if c.over_limit else ""
+        records = (
+            f"Records: {c.total:,} of {c.limit:,} ({tables}); +{c.per_day:,.1f}/day over 30 "
+            f"days; full {_days(c.days_until_full)}; {c.projected_at_month_end:,} by month "
+            f"end{flag}"
+        )
     return [
         f"Base {report.base_id}, plan {report.plan.name} "
         f"({report.days_left_in_month:.1f} day(s) left this month)",
         requests,
         *([f"  by kind: {kinds}"] if kinds else []),
-        f"Records: {c.total:,} of {c.limit:,} ({tables}); +{c.per_day:,.1f}/day over 30 days; "
-        f"full {_days(c.days_until_full)}; {c.projected_at_month_end:,} by month end{flag}",
+        records,
     ]
 
 

@@ -8,7 +8,9 @@ shared store as the rate limit (the SQLite file on one machine, Redis for a flee
 * ``worker_reads`` / ``worker_writes`` -- or ``sync_reads`` / ``sync_writes`` inside
   :func:`counted_as` ``("sync")`` (any caller name works: ``admin_reads``...);
 * ``retries`` -- the request is a retry (attempt 2 or later of the same request);
-* ``rate_limited`` -- it was answered 429;
+* ``rate_limited`` -- it was answered 429 ``RATE_LIMIT_REACHED``;
+* ``quota_exhausted`` -- it was answered 429 ``PUBLIC_API_BILLING_LIMIT_EXCEEDED`` (the month's
+  quota is spent: not a rate limit, counted apart);
 * ``failed`` -- no response came back (refused, dropped, timed out).
 
 Reads are ``GET`` and ``POST .../listRecords``; everything else is a write.
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 #: The counters every request may add to (caller-specific read/write names come on top).
-COUNTER_KINDS = ("retries", "rate_limited", "failed")
+COUNTER_KINDS = ("retries", "rate_limited", "quota_exhausted", "failed")
 
 _CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("jobtrack_caller", default="worker")
 
@@ -63,10 +65,16 @@ def counted_as(caller: str) -> Iterator[None]:
 
 
 def usage_kinds(
-    method: str, url: str, *, status: int | None, retry: bool = False
+    method: str,
+    url: str,
+    *,
+    status: int | None,
+    retry: bool = False,
+    quota_spent: bool = False,
 ) -> tuple[str, ...]:
     """The counters one request adds to: its caller's reads or writes, plus ``retries``,
-    ``rate_limited`` (``status == 429``) and ``failed`` (``status is None``)."""
+    ``rate_limited`` (``status == 429``), ``quota_exhausted`` (a 429 whose type says the
+    monthly quota is spent: ``quota_spent``) and ``failed`` (``status is None``)."""
     method = method.upper()
     path = url.split("?", 1)[0]
     op = "reads" if method == "GET" or path.endswith("/listRecords") else "writes"
@@ -76,5 +84,5 @@ def usage_kinds(
     if status is None:
         kinds.append("failed")
     elif status == 429:
-        kinds.append("rate_limited")
+        kinds.append("quota_exhausted" if quota_spent else "rate_limited")
     return tuple(kinds)

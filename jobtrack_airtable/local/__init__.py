@@ -4,7 +4,9 @@ Modules: :mod:`.storage` (data model), :mod:`.persistence` (the SQLite base file
 :mod:`.index` (field indexes, filter planner), :mod:`.fieldmodels` (what the meta API
 creates), :mod:`.app` (HTTP API), :mod:`.httpserver` (HTTP/1.1 keep-alive server),
 :mod:`.query` (reads, formula fields, paging), :mod:`.formulas` (formula evaluator),
-:mod:`.faults` (fault injection), :mod:`.ratelimit` (per-base limit and penalty),
+:mod:`.comments` (record comments), :mod:`.attachments` (attachment objects, uploads),
+:mod:`.users` (the server's one user), :mod:`.faults` (fault injection),
+:mod:`.ratelimit` (per-base limit and penalty),
 :mod:`.requestlog`, :mod:`.server` (:class:`LocalAirtable`), ``__main__`` (``serve`` CLI).
 
 >>> from jobtrack_airtable.local import LocalAirtable

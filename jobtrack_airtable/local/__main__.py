@@ -6,8 +6,13 @@
 
 Creates the tables of ``--tables`` (a JSON list of Airtable table models, or the
 ``{"tables": [...]}`` the meta API returns) in the base, keeping any already persisted in
-``--data``, and serves until interrupted (Ctrl-C or SIGTERM).  The token is never printed.
-``jobtrack-airtable local serve`` is this with the tracking tables.
+``--data``, and serves until interrupted (Ctrl-C or SIGTERM).
+
+Its first line on stdout is one JSON object, so a test in any language can start it with
+``--port 0`` and connect: ``{"url": …, "baseId": …, "token": …}``.  Without ``--token`` (or
+``$JOBTRACK_LOCAL_TOKEN``) a random token is made and is in that line; a token you give is
+never printed (the line leaves it out).  ``jobtrack-airtable local serve`` is this with the
+tracking tables.
 """
 
 from __future__ import annotations
@@ -47,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--token",
         default=os.environ.get("JOBTRACK_LOCAL_TOKEN"),
-        help="bearer token clients must send (default: $JOBTRACK_LOCAL_TOKEN)",
+        help="bearer token clients must send (default: $JOBTRACK_LOCAL_TOKEN, else a random "
+        "one, printed in the JSON line)",
     )
     serve.add_argument("--base-id", default=DEFAULT_BASE_ID, help="base ID (app + 14 chars)")
+    serve.add_argument("--base-name", help="the base's name in the meta API (default: its ID)")
     serve.add_argument("--data", help="persist to this base file (default: memory only)")
     serve.add_argument("--tables", help="JSON file of table models to create in the base")
     serve.add_argument(
@@ -68,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="random fault, e.g. 503:0.05@PATCH (repeatable)",
     )
     serve.add_argument("--seed", type=int, help="seed of the fault RNG")
+    serve.add_argument(
+        "--monthly-quota",
+        type=int,
+        metavar="N",
+        help="data requests allowed before every one gets 429 PUBLIC_API_BILLING_LIMIT_EXCEEDED",
+    )
     return parser
 
 
@@ -88,9 +101,6 @@ def main(
 ) -> int:
     """Run the command line; ``tables`` are created in the base besides ``--tables``."""
     args = build_parser().parse_args(argv)
-    if not args.token:
-        print("error: --token (or JOBTRACK_LOCAL_TOKEN) is required", file=sys.stderr)
-        return 2
     try:
         faults = FaultInjector.load(args.faults) if args.faults else FaultInjector()
         if args.seed is not None:
@@ -103,11 +113,13 @@ def main(
             tables=models,
             token=args.token,
             base_id=args.base_id,
+            base_name=args.base_name,
             data_path=args.data,
             rate_limit=args.rate_limit,
             penalty_seconds=args.penalty,
             iterator_idle_seconds=args.iterator_idle,
             faults=faults,
+            monthly_quota=args.monthly_quota,
             host=args.host,
             port=args.port,
         )
@@ -123,9 +135,14 @@ def main(
     names = ", ".join(t.name for t in srv.store.tables(srv.base_id)) or "none"
     persistence = args.data or "memory only"
     limit = f"{args.rate_limit}/s" if args.rate_limit else "off"
+    started = {"url": srv.url, "baseId": srv.base_id}
+    if not args.token:  # made here: the caller learns it from this line only
+        started["token"] = srv.token
+    print(json.dumps(started), flush=True)
     print(
         f"Local Airtable serving base {srv.base_id} at {srv.url} "
         f"(tables: {names}; data: {persistence}; rate limit: {limit})",
+        file=sys.stderr,
         flush=True,
     )
     try:
@@ -134,7 +151,7 @@ def main(
         pass
     finally:
         srv.stop()
-    print("Local Airtable stopped.", flush=True)
+    print("Local Airtable stopped.", file=sys.stderr, flush=True)
     return 0
 
 

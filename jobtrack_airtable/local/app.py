@@ -6,8 +6,9 @@ percent-decodes each captured segment, because table names may contain ``/`` (se
 ``%2F``) and a decoded ``PATH_INFO`` would split them.
 
 Order of checks for each request (so an unauthenticated caller learns nothing, and injected
-faults happen before any work): log → authenticate → inject fault → rate limit → route →
-validate → apply → respond (or drop the connection for ``lost_response``).
+faults happen before any work): log → authenticate → inject fault → monthly quota (data
+requests only) → rate limit → route → validate → apply → respond (or drop the connection for
+``lost_response``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from . import attachments
 from . import errors as E
+from .comments import CommentStore
 from .faults import FaultInjector, FiredFault
 from .fieldmodels import check_api_create
 from .query import (
@@ -42,15 +45,17 @@ from .query import (
     render,
     select,
 )
+from .quota import MonthlyQuota
 from .ratelimit import RateLimiter
 from .requestlog import LoggedRequest, RequestLog
 from .storage import Record, Store, TableDef, is_id
+from .users import LOCAL_USER, LOCAL_USER_ID
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 100
+LOCAL_WORKSPACE_ID = "wspLocalServer001"
 #: What ``GET /v0/meta/whoami`` answers: one local user, a token with the usual scopes.
-LOCAL_USER_ID = "usrLocalServer001"
 TOKEN_SCOPES = (
     "data.records:read",
     "data.records:write",
@@ -92,6 +97,7 @@ _ROUTES = Map(
     [
         Rule("/v0/meta/whoami", endpoint="whoami", methods=["GET"]),
         Rule("/v0/meta/bases", endpoint="bases", methods=["GET"]),
+        Rule("/v0/meta/bases/<seg:base>", endpoint="meta_base", methods=["GET"]),
         Rule("/v0/meta/bases/<seg:base>/tables", endpoint="meta_tables", methods=["GET", "POST"]),
         Rule(
             "/v0/meta/bases/<seg:base>/tables/<seg:table>",
@@ -114,6 +120,22 @@ _ROUTES = Map(
             "/v0/<seg:base>/<seg:table>/<seg:record>",
             endpoint="record",
             methods=["GET", "PATCH", "PUT", "DELETE"],
+        ),
+        Rule(
+            "/v0/<seg:base>/<seg:table>/<seg:record>/comments",
+            endpoint="comments",
+            methods=["GET", "POST"],
+        ),
+        Rule(
+            "/v0/<seg:base>/<seg:table>/<seg:record>/comments/<seg:comment>",
+            endpoint="comment",
+            methods=["PATCH", "DELETE"],
+        ),
+        # Airtable serves this one on content.airtable.com; here it is on the same server.
+        Rule(
+            "/v0/<seg:base>/<seg:record>/<seg:field>/uploadAttachment",
+            endpoint="upload",
+            methods=["POST"],
         ),
     ],
     converters={"seg": _Segment},
@@ -139,6 +161,7 @@ class _Ctx:
     args: MultiDict[str, str]
     body: Any
     body_error: E.ApiError | None
+    host_url: str = ""
 
     def json(self) -> Any:
         if self.body_error is not None:
@@ -159,6 +182,7 @@ class AirtableApp:
         rate_limiter: RateLimiter | None = None,
         token_limiter: RateLimiter | None = None,
         faults: FaultInjector | None = None,
+        quota: MonthlyQuota | None = None,
         request_log: RequestLog | None = None,
         iterators: IteratorRegistry | None = None,
         max_body_bytes: int = 5 * 1024 * 1024,
@@ -173,6 +197,7 @@ class AirtableApp:
         self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter(None)
         self.token_limiter = token_limiter if token_limiter is not None else RateLimiter(None)
         self.faults = faults if faults is not None else FaultInjector()
+        self.quota = quota if quota is not None else MonthlyQuota()
         self.request_log = request_log if request_log is not None else RequestLog()
         self.iterators = iterators if iterators is not None else IteratorRegistry()
         self.max_body_bytes = max_body_bytes
@@ -182,6 +207,9 @@ class AirtableApp:
         #: does, so ``schema init`` can create a working base).
         self.formula_fields_via_api = formula_fields_via_api
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.comments = CommentStore(self._clock)
+        self.uploads = attachments.UploadedFiles(token)
+        self.created_time = self._clock()
 
     # -- WSGI entry point -------------------------------------------------------------------
 
@@ -205,6 +233,15 @@ class AirtableApp:
         raw_path = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?", 1)[0]
         if not raw_path.startswith("/"):
             raw_path = quote(request.path)
+        if method == "GET" and raw_path.startswith(attachments.UploadedFiles.PREFIX):
+            # Signed like Airtable's attachment URLs: readable without the token.
+            found = self.uploads.get(raw_path)
+            if found is None:
+                return _error(E.not_found())
+            # Served as the uploader typed it, never sniffed into something else.
+            return Response(
+                found[1], content_type=found[0], headers={"X-Content-Type-Options": "nosniff"}
+            )
         auth = request.headers.get("Authorization", "").encode("utf-8", "replace")
         if not hmac.compare_digest(auth, self._token):
             # Nothing of an unauthenticated request is kept but a short line (method and the
@@ -258,6 +295,8 @@ class AirtableApp:
         base_id = _base_of(segments)
         if base_id is not None and not self.store.has_base(base_id):
             base_id = "<unknown base>"  # one key for all: client-chosen IDs must not pile up
+        if _is_data(segments) and not self.quota.take():
+            return _error(E.quota_exhausted())
         if base_id is not None and (
             not self.rate_limiter.allow(base_id) or not self.token_limiter.allow("token")
         ):
@@ -266,7 +305,7 @@ class AirtableApp:
             resp = _error(E.ApiError(413, "REQUEST_ENTITY_TOO_LARGE", "Request body is too large"))
             resp.headers["Connection"] = "close"
             return resp
-        ctx = _Ctx(method, raw_path, request.args, body, body_error)
+        ctx = _Ctx(method, raw_path, request.args, body, body_error, request.host_url)
         try:
             status, payload = self._route(ctx)
             response = _json(status, payload)
@@ -290,6 +329,8 @@ class AirtableApp:
             return None
         if fault.kind == "429":
             return _error(E.rate_limited())
+        if fault.kind == "quota":
+            return _error(E.quota_exhausted())
         if fault.kind == "500":
             return _error(E.ApiError(500, "SERVER_ERROR", "Server error"))
         if fault.kind == "502":
@@ -318,6 +359,10 @@ class AirtableApp:
         if endpoint == "bases":
             return 200, self._meta_bases(ctx)
         base_id = self._base(params["base"])
+        if endpoint == "meta_base":
+            return 200, self._meta_base(base_id)
+        if endpoint == "upload":
+            return 200, self._upload(ctx, base_id, params["record"], params["field"])
         if endpoint == "meta_tables":
             if m == "GET":
                 return 200, self._meta_tables(ctx, base_id)
@@ -343,10 +388,13 @@ class AirtableApp:
         rid = params["record"]
         if not is_id(rid, "rec"):
             raise E.not_found()
+        if endpoint in ("comments", "comment"):
+            return 200, self._comments(ctx, base_id, table, rid, params.get("comment"))
         if m in ("GET", "HEAD"):
             return 200, self._get(ctx, base_id, table, rid)
         if m == "DELETE":
             self.store.delete_records(base_id, table, [rid])
+            self.comments.drop([rid])
             return 200, {"id": rid, "deleted": True}
         return 200, self._update_one(ctx, base_id, table, rid, replace=m == "PUT")
 
@@ -379,11 +427,16 @@ class AirtableApp:
         wanted = None
         if p.fields is not None:
             wanted = tuple(_field(table, name) for name in p.fields)
-        sort = [SortSpec(_field(table, name), desc) for name, desc in p.sort]
-        if p.view is not None and p.view not in ("Grid view", table.view_id):
+        view = table.view(p.view) if p.view is not None else None
+        if p.view is not None and view is None:
             raise E.ApiError(422, "VIEW_NAME_NOT_FOUND", f'Could not find view "{p.view}"')
+        # A view filters the listing, and sorts it unless the request has its own sort.
+        order = p.sort or (view.sort if view is not None else [])
+        sort = [SortSpec(_field(table, name), desc) for name, desc in order]
         options = RenderOptions(wanted, p.by_field_id, _cell_format(p.cell_format, p.locale))
-        formula = compile_filter(table, p.formula) if p.formula else None
+        filters = [t for t in (view.filter if view is not None else None, p.formula) if t]
+        text = f"AND({filters[0]}, {filters[1]})" if len(filters) == 2 else "".join(filters)
+        formula = compile_filter(table, text) if text else None
         table, records = self.store.snapshot_for(base_id, table_ref, formula)
         now = self._clock()
         result = select(
@@ -406,13 +459,19 @@ class AirtableApp:
         typecast, by_id = _write_flags(body)
         if "records" in body:
             _reject_unknown(body, {"records", "typecast", "returnFieldsByFieldId"})
-            items = [_fields_of(r, allowed={"fields"}) for r in _records_list(body["records"])]
+            items = [
+                self._attached(table, _fields_of(r, allowed={"fields"}))
+                for r in _records_list(body["records"])
+            ]
             recs = self.store.create_records(base_id, table_ref, items, typecast=typecast)
             return {"records": self._render_all(table, recs, by_id)}
         if "fields" in body:
             _reject_unknown(body, {"fields", "typecast", "returnFieldsByFieldId"})
             [rec] = self.store.create_records(
-                base_id, table_ref, [_fields_of(body, allowed=set(body))], typecast=typecast
+                base_id,
+                table_ref,
+                [self._attached(table, _fields_of(body, allowed=set(body)))],
+                typecast=typecast,
             )
             return self._render_all(table, [rec], by_id)[0]
         raise E.invalid_request("the body needs either 'records' or 'fields'")
@@ -424,7 +483,7 @@ class AirtableApp:
         body = _object(ctx.json())
         _reject_unknown(body, {"fields", "typecast", "returnFieldsByFieldId"})
         typecast, by_id = _write_flags(body)
-        fields = _fields_of(body, allowed=set(body))
+        fields = self._attached(table, _fields_of(body, allowed=set(body)), rid)
         [rec] = self.store.update_records(
             base_id, table_ref, [(rid, fields)], replace=replace, typecast=typecast
         )
@@ -451,7 +510,9 @@ class AirtableApp:
                 items.append(
                     {
                         **({"id": r["id"]} if "id" in r else {}),
-                        "fields": _fields_of(r, allowed={"id", "fields"}),
+                        "fields": self._attached(
+                            table, _fields_of(r, allowed={"id", "fields"}), r.get("id")
+                        ),
                     }
                 )
             recs, created, updated = self.store.upsert_records(
@@ -472,7 +533,9 @@ class AirtableApp:
             r = _object(r)
             if "id" not in r:
                 raise E.invalid_records("Each record must have an 'id' (or use performUpsert)")
-            pairs.append((r["id"], _fields_of(r, allowed={"id", "fields"})))
+            pairs.append(
+                (r["id"], self._attached(table, _fields_of(r, allowed={"id", "fields"}), r["id"]))
+            )
         recs = self.store.update_records(
             base_id, table_ref, pairs, replace=replace, typecast=typecast
         )
@@ -488,7 +551,75 @@ class AirtableApp:
             if not is_id(rid, "rec"):
                 raise E.not_found()
         deleted = self.store.delete_records(base_id, table_ref, ids)
+        self.comments.drop(deleted)
         return {"records": [{"id": rid, "deleted": True} for rid in deleted]}
+
+    @staticmethod
+    def _attached(table: TableDef, fields: dict[str, Any], rid: Any = None) -> dict[str, Any]:
+        """``fields`` with attachment cells normalised to attachment objects (before the
+        store's lock is taken: a URL may be read)."""
+        out = dict(fields)
+        for key, value in fields.items():
+            fdef = table.field_named(key) if isinstance(key, str) else None
+            if fdef is not None and fdef.type == "multipleAttachments":
+                rec = table.records.get(rid) if isinstance(rid, str) else None
+                out[key] = attachments.normalise(
+                    value, rec.fields.get(fdef.name) or [] if rec else []
+                )
+        return out
+
+    def _upload(self, ctx: _Ctx, base_id: str, rid: str, field_ref: str) -> dict[str, Any]:
+        # Airtable: POST content.airtable.com/v0/{baseId}/{recordId}/{field}/uploadAttachment,
+        # {contentType, filename, file (base64)}; answers the record with the field's cell,
+        # keyed by field ID.
+        if not is_id(rid, "rec"):
+            raise E.not_found()
+        table = next((t for t in self.store.tables(base_id) if rid in t.records), None)
+        if table is None:
+            raise E.record_not_found(rid)
+        fdef = table.field_named(field_ref)
+        if fdef is None:
+            raise E.unknown_field(field_ref)
+        if fdef.type != "multipleAttachments":
+            raise E.bad_value(fdef.name, "uploads go to attachment fields only")
+        added = self.uploads.add(ctx.host_url, ctx.json())
+        with self.store.lock:  # read-modify-write of the cell, atomic against other writers
+            current = self.store.get_record(base_id, table.id, rid).fields.get(fdef.name) or []
+            [rec] = self.store.update_records(
+                base_id, table.id, [(rid, {fdef.name: [*current, added]})]
+            )
+        return {
+            "id": rec.id,
+            "createdTime": rec.created_time,
+            "fields": {fdef.id: rec.fields.get(fdef.name, [])},
+        }
+
+    def _comments(
+        self, ctx: _Ctx, base_id: str, table_ref: str, rid: str, comment_id: str | None
+    ) -> dict[str, Any]:
+        # Airtable's record comments: GET/POST …/{recordId}/comments, PATCH/DELETE
+        # …/comments/{rowCommentId}; one page, newest first.
+        self.store.get_record(base_id, table_ref, rid)
+        if ctx.method == "GET":
+            _reject_unknown(ctx.args.keys(), {"pageSize", "offset"})
+            size = _int_param(ctx.args.get("pageSize"), "pageSize", 100, 1, MAX_PAGE_SIZE)
+            # The offset is where the next page starts in the newest-first list.
+            start = _int_param(ctx.args.get("offset") or None, "offset", 0, 0, None)
+            comments = self.comments.of(rid)
+            more = start + size < len(comments)
+            return {
+                "comments": comments[start : start + size],
+                "offset": str(start + size) if more else None,
+            }
+        if ctx.method == "DELETE":
+            assert comment_id is not None
+            self.comments.delete(rid, comment_id)
+            return {"id": comment_id, "deleted": True}
+        body = _object(ctx.json())
+        _reject_unknown(body, {"text", "parentCommentId"})
+        if comment_id is None:
+            return self.comments.create(rid, body.get("text"))
+        return self.comments.update(rid, comment_id, body.get("text"))
 
     def _render_all(self, table: TableDef, recs: list[Record], by_id: bool) -> list[dict]:
         now = self._clock()
@@ -511,6 +642,32 @@ class AirtableApp:
                 {"id": b.id, "name": b.name, "permissionLevel": "create"}
                 for b in (self.store.base(i) for i in self.store.base_ids())
             ]
+        }
+
+    def _meta_base(self, base_id: str) -> dict[str, Any]:
+        # Airtable's "get base collaborators": the base and who may use it (one local user).
+        created = self.created_time.isoformat().replace("+00:00", "Z")
+        return {
+            "id": base_id,
+            "name": self.store.base(base_id).name,
+            "createdTime": created,
+            "permissionLevel": "create",
+            "workspaceId": LOCAL_WORKSPACE_ID,
+            "interfaces": {},
+            "groupCollaborators": {"baseCollaborators": [], "workspaceCollaborators": []},
+            "individualCollaborators": {
+                "baseCollaborators": [
+                    {
+                        "userId": LOCAL_USER_ID,
+                        "email": LOCAL_USER["email"],
+                        "permissionLevel": "create",
+                        "createdTime": created,
+                        "grantedByUserId": LOCAL_USER_ID,
+                    }
+                ],
+                "workspaceCollaborators": [],
+            },
+            "inviteLinks": {"baseInviteLinks": [], "workspaceInviteLinks": []},
         }
 
     def _meta_tables(self, ctx: _Ctx, base_id: str) -> dict[str, Any]:
@@ -750,6 +907,11 @@ def _too_deep(value: Any) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def _is_data(segments: list[str]) -> bool:
+    """A data request (records), which the monthly quota counts; ``/v0/meta/*`` is not."""
+    return len(segments) >= 2 and segments[0] == "v0" and segments[1] != "meta"
 
 
 def _base_of(segments: list[str]) -> str | None:

@@ -65,6 +65,17 @@ def rate_limited() -> ApiError:
     return ApiError(429, "RATE_LIMIT_REACHED", RATE_LIMIT_MESSAGE)
 
 
+#: Airtable's answer to every data request once the workspace's monthly quota is spent.
+QUOTA_MESSAGE = (
+    "API billing plan limit exceeded. You've reached the maximum number of requests allowed "
+    "for this month."
+)
+
+
+def quota_exhausted() -> ApiError:
+    return ApiError(429, "PUBLIC_API_BILLING_LIMIT_EXCEEDED", QUOTA_MESSAGE)
+
+
 def model_not_found() -> ApiError:
     """403 for a base this server does not hold (Airtable does not say which part is wrong)."""
     return ApiError(

@@ -69,10 +69,37 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
+#: The ``format`` Airtable shows for each named date and time format (its field model docs).
+DATE_FORMATS = {
+    "local": "l",
+    "friendly": "LL",
+    "us": "M/D/YYYY",
+    "european": "D/M/YYYY",
+    "iso": "YYYY-MM-DD",
+}
+TIME_FORMATS = {"12hour": "h:mma", "24hour": "HH:mm"}
+
+
 def default_options(ftype: str) -> dict[str, Any] | None:
     """A copy of the default options of a ``ftype`` field, ``None`` if it has none."""
     found = _DEFAULTS.get(ftype)
     return {k: (dict(v) if isinstance(v, dict) else v) for k, v in found.items()} if found else None
+
+
+def complete_options(ftype: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with what Airtable adds to the required ones: the ``format`` of a named
+    date or time format.
+
+    >>> complete_options("date", {"dateFormat": {"name": "iso"}})
+    {'dateFormat': {'name': 'iso', 'format': 'YYYY-MM-DD'}}
+    """
+    out = dict(options)
+    if ftype in ("date", "dateTime"):
+        for key, formats in (("dateFormat", DATE_FORMATS), ("timeFormat", TIME_FORMATS)):
+            spec = out.get(key)
+            if isinstance(spec, Mapping) and "format" not in spec and spec.get("name") in formats:
+                out[key] = {**spec, "format": formats[spec["name"]]}
+    return out
 
 
 def check_api_create(table: str, spec: Any, *, allow_formulas: bool = False) -> None:
@@ -115,3 +142,61 @@ def check_api_create(table: str, spec: Any, *, allow_formulas: bool = False) -> 
                 f"Failed schema validation: {name}.options.precision must be an integer "
                 "from 0 to 8",
             )
+
+
+_DATE_FUNCTIONS = frozenset(
+    {"DATEADD", "DATETIME_PARSE", "NOW", "TODAY", "SET_TIMEZONE", "SET_LOCALE", "CREATED_TIME"}
+    | {"LAST_MODIFIED_TIME", "WORKDAY"}
+)
+_TEXT_FUNCTIONS = frozenset(
+    {"LOWER", "UPPER", "TRIM", "LEFT", "RIGHT", "MID", "REPLACE", "SUBSTITUTE", "REPT"}
+    | {"CONCATENATE", "T", "ENCODE_URL_COMPONENT", "REGEX_EXTRACT", "REGEX_REPLACE"}
+    | {"ARRAYJOIN", "DATETIME_FORMAT", "DATESTR", "TIMESTR", "RECORD_ID", "ERROR"}
+)
+_BRANCHING = {"IF": slice(1, None), "SWITCH": slice(2, None, 2)}
+
+
+def formula_result(text: str, field_types: Mapping[str, str]) -> dict[str, Any]:
+    """The ``options.result`` of a formula field: the field model of what it evaluates to,
+    inferred from the formula's shape as Airtable does (text, number, date-time).
+
+    >>> formula_result("{A} & 'x'", {})["type"], formula_result("1 / 3", {})["type"]
+    ('singleLineText', 'number')
+    """
+    # Imported here: the formula language is only needed once a formula field is defined.
+    from .formulas import FormulaError, compile_formula
+    from .formulas.parser import Binary, Call, Lit, Ref
+
+    def kind(node: Any) -> str:
+        if isinstance(node, Lit):
+            return "singleLineText" if isinstance(node.value, str) else "number"
+        if isinstance(node, Ref):
+            ftype = field_types.get(node.name, "singleLineText")
+            if ftype in ("dateTime", "date", "createdTime", "lastModifiedTime"):
+                return "dateTime"
+            numeric = ("number", "currency", "percent", "duration", "rating", "autoNumber", "count")
+            return "number" if ftype in numeric else "singleLineText"
+        if isinstance(node, Binary):
+            return "singleLineText" if node.op == "&" else "number"
+        if isinstance(node, Call):
+            name = node.name.upper()
+            if name in _DATE_FUNCTIONS:
+                return "dateTime"
+            if name in _TEXT_FUNCTIONS:
+                return "singleLineText"
+            branches = node.args[_BRANCHING[name]] if name in _BRANCHING else ()
+            for branch in branches:
+                if not (isinstance(branch, Call) and branch.name.upper() == "BLANK"):
+                    return kind(branch)
+        return "number"
+
+    try:
+        tree = compile_formula(text).tree
+    except FormulaError:
+        tree = None
+    result = kind(tree) if tree is not None else "singleLineText"
+    if result == "number":
+        return {"type": "number", "options": {"precision": 0}}
+    if result == "dateTime":
+        return {"type": "dateTime", "options": default_options("dateTime")}
+    return {"type": result}

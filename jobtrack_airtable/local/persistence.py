@@ -242,6 +242,4 @@ def _refuse_foreign(path: Path) -> None:
     except OSError as exc:
         raise ValueError(f"cannot load local Airtable data from {str(path)!r}: {exc}") from exc
     if head and head != SQLITE_MAGIC:
-        raise ValueError(
-            f"cannot load local Airtable data from {str(path)!r}: not a base file"
-        )
+        raise ValueError(f"cannot load local Airtable data from {str(path)!r}: not a base file")

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from .formulas import (
     to_json_value,
 )
 from .storage import FieldDef, Record, TableDef, is_empty, new_id
+from .users import LOCAL_USER
 
 # -- computed fields ------------------------------------------------------------------------
 
@@ -68,6 +69,12 @@ def table_formulas(table: TableDef) -> TableFormulas:
             computed[f.name] = lambda ctx: ctx.created_time
         elif f.type == "lastModifiedTime":
             computed[f.name] = lambda ctx: ctx.last_modified_time
+        elif f.type in ("createdBy", "lastModifiedBy"):
+            computed[f.name] = lambda ctx: dict(LOCAL_USER)
+        elif f.type in _LINKED_KINDS:
+            computed[f.name] = _linked_field(table, f)
+        elif f.type == "button":
+            computed[f.name] = _button(f, names)
     result = TableFormulas(
         version=table.schema_version,
         field_types={f.name: f.type for f in table.fields},
@@ -78,6 +85,73 @@ def table_formulas(table: TableDef) -> TableFormulas:
     )
     table.cache["formulas"] = result
     return result
+
+
+_LINKED_KINDS = ("count", "multipleLookupValues", "lookup", "rollup")
+
+
+def _linked_field(table: TableDef, fdef: FieldDef) -> Callable[[EvalContext], Any]:
+    """A count, lookup or rollup: computed from the records its link field points to
+    (options ``recordLinkFieldId``, ``fieldIdInLinkedTable``; a rollup's aggregation
+    formula over ``values`` is ``options.formula``, ``ARRAYJOIN(values)`` by default)."""
+    options = fdef.options or {}
+    link = next((f for f in table.fields if f.id == options.get("recordLinkFieldId")), None)
+    target = table.linked_table(link) if link is not None else None
+    if link is None or target is None:
+        return lambda ctx: ErrorValue(f"{fdef.name}: its link field is missing")
+    link_name = link.name
+    if fdef.type == "count":
+        return lambda ctx: sum(1 for r in ctx.fields.get(link_name) or () if r in target.records)
+    looked = next((f for f in target.fields if f.id == options.get("fieldIdInLinkedTable")), None)
+    if looked is None:
+        return lambda ctx: ErrorValue(f"{fdef.name}: the field it reads is missing")
+    aggregate = None
+    if fdef.type == "rollup":
+        aggregate = _evaluator(_compiled(str(options.get("formula") or "ARRAYJOIN(values)")))
+
+    def values(ctx: EvalContext) -> Any:
+        tf = table_formulas(target)
+        out: list[Any] = []
+        try:
+            for rid in ctx.fields.get(link_name) or ():
+                rec = target.records.get(rid)
+                value = None if rec is None else _raw_value(tf, rec, looked.name, ctx.now)
+                if isinstance(value, list):
+                    out.extend(value)
+                elif not is_empty(value):
+                    out.append(value)
+        except RecursionError:  # a lookup of itself through its links: Airtable refuses it
+            return ErrorValue("circular lookup")
+        if aggregate is None:
+            return out
+        return aggregate(replace(ctx, fields={"values": out}, computed={}))
+
+    return values
+
+
+def _button(fdef: FieldDef, names: Sequence[str]) -> Callable[[EvalContext], Any]:
+    """A button cell: ``{"label", "url"}``, the URL from the ``options.url`` formula."""
+    options = fdef.options or {}
+    label = str(options.get("label") or fdef.name)
+    url = _evaluator(_compiled(str(options["url"]), names)) if options.get("url") else None
+
+    def cell(ctx: EvalContext) -> dict[str, Any]:
+        link = url(ctx) if url is not None else None
+        return {"label": label, "url": link if isinstance(link, str) and link else None}
+
+    return cell
+
+
+def _compiled(text: str, names: Sequence[str] = ("values",)) -> Formula | None:
+    try:
+        return compile_formula(text, known_fields=names)
+    except FormulaError:
+        return None
+
+
+def _raw_value(tf: TableFormulas, record: Record, name: str, now: datetime) -> Any:
+    fn = tf.computed.get(name)
+    return record.fields.get(name) if fn is None else fn(context(tf, record, now))
 
 
 def _evaluator(formula: Formula | None) -> Callable[[EvalContext], Any]:
@@ -101,10 +175,7 @@ def context(tf: TableFormulas, record: Record, now: datetime) -> EvalContext:
 def cell_value(tf: TableFormulas, record: Record, name: str, now: datetime) -> Any:
     """The JSON value of field ``name`` for ``record``: stored, or computed for computed
     fields (an evaluation error is Airtable's ``{"error": "#ERROR!"}`` cell)."""
-    fn = tf.computed.get(name)
-    if fn is None:
-        return record.fields.get(name)
-    return to_json_value(fn(context(tf, record, now)))
+    return to_json_value(_raw_value(tf, record, name, now))
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -128,6 +199,10 @@ def render(
     out: dict[str, Any] = {}
     for f in wanted:
         value = cell_value(tf, record, f.name, now) if f.computed else record.fields.get(f.name)
+        if f.type == "multipleRecordLinks" and value:
+            # A link without an inverse (to its own table) may still hold a deleted record.
+            target = table.linked_table(f)
+            value = value if target is None else [r for r in value if r in target.records]
         if is_empty(value):
             continue
         if options.cell_format == "string":

@@ -21,17 +21,36 @@ from types import TracebackType
 from typing import Any, Self
 
 import pyairtable
+import requests
+import requests.adapters
 
 from .app import AirtableApp
 from .errors import ApiError
 from .faults import FaultInjector
 from .httpserver import Server
 from .query import IteratorRegistry
+from .quota import MonthlyQuota
 from .ratelimit import RateLimiter
 from .requestlog import RequestLog
 from .storage import Store, is_id
 
 DEFAULT_BASE_ID = "appJobtrackLocal1"
+#: Where pyairtable sends attachment uploads (Airtable's content host, with the endpoint's
+#: scheme); served here too.
+CONTENT_URLS = ("https://content.airtable.com/", "http://content.airtable.com/")
+
+
+class _ToServer(requests.adapters.HTTPAdapter):
+    """Sends requests for ``prefix`` to the local server instead."""
+
+    def __init__(self, prefix: str, url: str) -> None:
+        super().__init__()
+        self._prefix, self._url = prefix, url.rstrip("/") + "/"
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.url and request.url.startswith(self._prefix):
+            request.url = self._url + request.url[len(self._prefix) :]
+        return super().send(request, *args, **kwargs)
 
 
 def check_loopback(host: str) -> None:
@@ -76,6 +95,9 @@ class LocalAirtable:
     ``formula_fields_via_api``: let the meta API create formula fields (Airtable's refuses;
     seeding from Python through :attr:`store` can always create any field type).
     ``faults``: a :class:`FaultInjector` (a fresh one seeded with ``fault_seed`` by default).
+    ``monthly_quota``: data requests allowed this "month" (``None``: unlimited); once spent,
+    every data request gets Airtable's 429 ``PUBLIC_API_BILLING_LIMIT_EXCEEDED`` while the
+    meta API answers; :attr:`quota` spends (``quota.spend()``) or resets it (``quota.reset()``).
     ``host``/``port``: where to listen (loopback and a free port by default); a non-loopback
     host is refused (:class:`ValueError`): the server is a local stand-in, not a service.
     ``max_connections``: open connections at once (more get a 503); ``idle_timeout``: seconds
@@ -93,6 +115,7 @@ class LocalAirtable:
         tables: Sequence[Mapping[str, Any]] | None = None,
         token: str | None = None,
         base_id: str = DEFAULT_BASE_ID,
+        base_name: str | None = None,
         data_path: str | Path | None = None,
         rate_limit: int | None = 5,
         penalty_seconds: float = 30.0,
@@ -100,6 +123,7 @@ class LocalAirtable:
         iterator_idle_seconds: float = 300.0,
         faults: FaultInjector | None = None,
         fault_seed: int | None = None,
+        monthly_quota: int | None = None,
         log_size: int = 1000,
         max_body_bytes: int = 5 * 1024 * 1024,
         host: str = "127.0.0.1",
@@ -120,14 +144,21 @@ class LocalAirtable:
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
         self.store = Store(data_path)
+        self.base_name = base_name
         try:
+            self.store.create_base(base_id, base_name)
             self.store.ensure_tables(base_id, tables or [])
         except ApiError as exc:
             self.store.close()
             raise ValueError(f"cannot create the tables: {exc.message}") from None
+        except ValueError:
+            self.store.close()
+            raise
         self.rate_limiter = RateLimiter(rate_limit, penalty_seconds=penalty_seconds)
         self.token_limiter = RateLimiter(token_rate_limit, penalty_seconds=penalty_seconds)
         self.faults = faults if faults is not None else FaultInjector(seed=fault_seed)
+        #: The simulated monthly API quota: ``quota.spend()`` / ``quota.reset()``.
+        self.quota = MonthlyQuota(monthly_quota)
         self.request_log = RequestLog(maxlen=log_size, max_bytes=log_bytes)
         self.iterators = IteratorRegistry(iterator_idle_seconds)
         self.app = AirtableApp(
@@ -136,6 +167,7 @@ class LocalAirtable:
             rate_limiter=self.rate_limiter,
             token_limiter=self.token_limiter,
             faults=self.faults,
+            quota=self.quota,
             request_log=self.request_log,
             iterators=self.iterators,
             max_body_bytes=max_body_bytes,
@@ -157,6 +189,7 @@ class LocalAirtable:
         if self._server is not None:
             return self
         self.store.open()  # after a stop(): the base file again, as a restart would
+        self.store.create_base(self.base_id, self.base_name)  # names live in memory only
         server = Server(
             (self.host, self._port),
             self.app,
@@ -229,14 +262,19 @@ class LocalAirtable:
 
     def api(self, *, timeout: tuple[float, float] = (5, 30)) -> pyairtable.Api:
         """A pyairtable ``Api`` for this server, built the way the project builds it: no
-        pyairtable retries (tenacity owns retries) and an explicit timeout."""
-        return pyairtable.Api(
+        pyairtable retries (tenacity owns retries) and an explicit timeout.  Its session
+        sends what pyairtable addresses to ``content.airtable.com`` (attachment uploads) to
+        this server too."""
+        api = pyairtable.Api(
             self.token,
             endpoint_url=self.url,
             retry_strategy=None,
             # pyairtable annotates tuple[int, int]; requests takes floats fine.
             timeout=timeout,  # type: ignore[arg-type]
         )
+        for prefix in CONTENT_URLS:
+            api.session.mount(prefix, _ToServer(prefix, self.url))
+        return api
 
     def table(self, name: str) -> pyairtable.Table:
         """A pyairtable ``Table`` of this server's base, by table name or ID."""

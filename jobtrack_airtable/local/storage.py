@@ -41,7 +41,7 @@ from ..field_types import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES
 from ..files import write_atomically as _write_atomically
 from ..timeutil import parse_airtable, to_airtable
 from . import errors as E
-from .fieldmodels import default_options
+from .fieldmodels import complete_options, default_options, formula_result
 from .index import STRING_FIELD_TYPES, FieldIndex, candidates
 from .persistence import BaseFile, RecordRow, TableRow
 
@@ -129,14 +129,70 @@ class Record:
 
 
 @dataclass
+class ViewDef:
+    """A view: what the meta API shows (ID, name, type) plus, as far as Airtable documents
+    what a view does to a listing, its filter (a formula) and its sort."""
+
+    id: str
+    name: str
+    type: str = "grid"
+    filter: str | None = None
+    sort: list[tuple[str, bool]] = field(default_factory=list)
+
+    def to_meta(self, fields: Sequence[FieldDef] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "name": self.name, "type": self.type}
+        if fields is not None:
+            out["visibleFieldIds"] = [f.id for f in fields]
+        return out
+
+    def to_model(self) -> dict[str, Any]:
+        return {
+            **self.to_meta(),
+            **({"filterByFormula": self.filter} if self.filter else {}),
+            **(
+                {"sort": [{"field": n, "direction": "desc" if d else "asc"} for n, d in self.sort]}
+                if self.sort
+                else {}
+            ),
+        }
+
+
+def view_from_model(spec: Any) -> ViewDef:
+    """A view from its model: ``{"name", "type"?, "id"?, "filterByFormula"?, "sort"?}``."""
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise E.invalid_request("each view needs a non-empty name")
+    vid = spec.get("id")
+    formula = spec.get("filterByFormula")
+    sort = spec.get("sort") or []
+    if formula is not None and not isinstance(formula, str):
+        raise E.invalid_request(f'view "{spec["name"]}": filterByFormula must be a string')
+    if not isinstance(sort, list) or not all(
+        isinstance(s, Mapping)
+        and isinstance(s.get("field"), str)
+        and s.get("direction", "asc") in ("asc", "desc")
+        for s in sort
+    ):
+        raise E.invalid_request(
+            f'view "{spec["name"]}": sort must be a list of {{field, direction}}'
+        )
+    return ViewDef(
+        vid if isinstance(vid, str) and is_id(vid, "viw") else new_id("viw"),
+        spec["name"],
+        str(spec.get("type") or "grid"),
+        formula or None,
+        [(s["field"], s.get("direction") == "desc") for s in sort],
+    )
+
+
+@dataclass
 class TableDef:
-    """A table: identity, ordered fields, and records in creation order."""
+    """A table: identity, ordered fields, views, and records in creation order."""
 
     id: str
     name: str
     fields: list[FieldDef]
     description: str | None = None
-    view_id: str = field(default_factory=lambda: new_id("viw"))
+    views: list[ViewDef] = field(default_factory=lambda: [ViewDef(new_id("viw"), "Grid view")])
     records: dict[str, Record] = field(default_factory=dict)
     #: Bumped whenever fields change, so caches of compiled formulas know to recompile.
     schema_version: int = 0
@@ -146,10 +202,29 @@ class TableDef:
     seq: dict[str, int] = field(default_factory=dict)
     #: Field name → index, built on first use and kept current by every commit.
     indexes: dict[str, FieldIndex] = field(default_factory=dict)
+    #: The base holding the table (links, lookups and rollups read other tables).
+    base: BaseDef | None = field(default=None, repr=False, compare=False)
+    #: The next auto number (``None``: not computed yet since the table was loaded).
+    next_auto_number: int | None = None
 
     @property
     def primary_field_id(self) -> str:
         return self.fields[0].id
+
+    @property
+    def view_id(self) -> str:
+        return self.views[0].id
+
+    def view(self, ref: str) -> ViewDef | None:
+        """The view with this name or ID."""
+        return next((v for v in self.views if ref in (v.id, v.name)), None)
+
+    def linked_table(self, fdef: FieldDef) -> TableDef | None:
+        """The table a link field points to (``None`` if unknown)."""
+        target = (fdef.options or {}).get("linkedTableId")
+        if self.base is None or not isinstance(target, str):
+            return None
+        return self.base.table(target)
 
     def field_named(self, name_or_id: str) -> FieldDef | None:
         """The field with this name, else with this ID, else ``None``."""
@@ -190,20 +265,19 @@ class TableDef:
     def to_model(self) -> dict[str, Any]:
         """What the base file stores of the table (its meta model and view ID)."""
         return {
-            **{k: v for k, v in self.to_meta().items() if k != "views"},
+            **self.to_meta(),
+            "views": [v.to_model() for v in self.views],
             "viewId": self.view_id,
         }
 
     def to_meta(self, *, visible_field_ids: bool = False) -> dict[str, Any]:
-        view: dict[str, Any] = {"id": self.view_id, "name": "Grid view", "type": "grid"}
-        if visible_field_ids:
-            view["visibleFieldIds"] = [f.id for f in self.fields]
+        visible = self.fields if visible_field_ids else None
         out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "primaryFieldId": self.primary_field_id,
             "fields": [f.to_meta() for f in self.fields],
-            "views": [view],
+            "views": [v.to_meta(visible) for v in self.views],
         }
         if self.description:
             out["description"] = self.description
@@ -214,7 +288,7 @@ class TableDef:
 class BaseDef:
     id: str
     tables: list[TableDef] = field(default_factory=list)
-    #: The base's name in ``GET /v0/meta/bases`` (its ID unless one was given).
+    #: The base's name in the meta API (its ID unless one was given; kept in memory only).
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -282,7 +356,7 @@ def _normalise(fdef: FieldDef, value: Any, typecast: bool, batch: _Batch) -> Any
             raise E.bad_value(fdef.name)
         if len(value) > MAX_TEXT:
             raise E.bad_value(fdef.name, f"text is limited to {MAX_TEXT:,} characters")
-        return value
+        return rich_text(value) if ftype == "richText" else value
     if ftype == "singleSelect":
         if not isinstance(value, str):
             raise E.bad_value(fdef.name)
@@ -296,6 +370,12 @@ def _normalise(fdef: FieldDef, value: Any, typecast: bool, batch: _Batch) -> Any
         for v in value:
             _check_choice(fdef, v, typecast, batch)
         return value or None
+    if ftype == "dateTime" and isinstance(value, int | float) and not isinstance(value, bool):
+        # Airtable takes a number in a date-time field as milliseconds since the epoch.
+        try:
+            return to_airtable(datetime.fromtimestamp(value / 1000, UTC))
+        except (OverflowError, OSError, ValueError):
+            raise E.bad_value(fdef.name, f"cannot read {value!r} as epoch milliseconds") from None
     if ftype in ("dateTime", "date"):
         if not isinstance(value, str):
             raise E.bad_value(fdef.name)
@@ -310,8 +390,29 @@ def _normalise(fdef: FieldDef, value: Any, typecast: bool, batch: _Batch) -> Any
                 raise E.bad_value(fdef.name)
             value = str(value).strip().lower() in ("1", "true", "yes", "checked", "on")
         return value or None
-    # Types this server does not model (links, attachments…) are stored as sent.
+    if ftype == "multipleRecordLinks":
+        if isinstance(value, str) and typecast:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(is_id(v, "rec") for v in value):
+            raise E.bad_value(fdef.name, "a link takes a list of record IDs")
+        return list(dict.fromkeys(value)) or None
+    # Types this server does not model (collaborators, barcodes…) are stored as sent;
+    # attachments come here already normalised (:mod:`.attachments`).
     return value
+
+
+_BULLET = re.compile(r"^(\s*)\* ", re.MULTILINE)
+
+
+def rich_text(text: str) -> str:
+    r"""Rich text (Markdown) as Airtable stores it: ``*`` bullets written as ``-``, and a
+    trailing newline.
+
+    >>> rich_text("* a\n* b")
+    '- a\n- b\n'
+    """
+    text = _BULLET.sub(r"\1- ", text)
+    return text if text.endswith("\n") else text + "\n"
 
 
 def _check_choice(fdef: FieldDef, value: str, typecast: bool, batch: _Batch) -> None:
@@ -424,15 +525,20 @@ class Store:
         with self.lock:
             return base_id in self._bases
 
-    def create_base(self, base_id: str) -> BaseDef:
-        """Create (or return the existing) base ``base_id`` (``app`` + 14 alphanumerics)."""
+    def create_base(self, base_id: str, name: str | None = None) -> BaseDef:
+        """Create (or return the existing) base ``base_id`` (``app`` + 14 alphanumerics);
+        ``name`` names it (else it keeps its name, by default its ID)."""
         if not is_id(base_id, "app"):
             raise ValueError(f"base ID must be 'app' + 14 alphanumerics, got {base_id!r}")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ValueError(f"a base name must be a non-empty string, got {name!r}")
         with self.lock:
             base = self._bases.get(base_id)
             if base is None:
                 self._write(bases=[base_id])
                 base = self._bases[base_id] = BaseDef(base_id)
+            if name is not None:
+                base.name = name
             return base
 
     def table(self, base_id: str | None, table_ref: str) -> TableDef:
@@ -453,11 +559,15 @@ class Store:
         name: str,
         fields: Sequence[Mapping[str, Any]],
         description: str | None = None,
+        views: Sequence[Mapping[str, Any]] | None = None,
     ) -> TableDef:
-        """Create a table from Airtable field models (``{"name", "type", "options"?}``).
+        """Create a table from Airtable field models (``{"name", "type", "options"?}``) and,
+        when given, view models (``{"name", "type"?, "filterByFormula"?, "sort"?}``; else
+        one "Grid view").
 
-        The first field is the primary field.  Errors: 422 for a duplicate or empty name, no
-        fields, or a bad field model.
+        The first field is the primary field.  A link field to another table gets its
+        inverse field there, as in Airtable.  Errors: 422 for a duplicate or empty name, no
+        fields, or a bad field or view model.
         """
         with self.lock:
             base = self.base(base_id)
@@ -469,18 +579,67 @@ class Store:
                 )
             if not isinstance(fields, list | tuple) or not fields:
                 raise E.invalid_request("a table needs at least one field")
-            table = TableDef(new_id("tbl"), name, [], description=description)
+            table = TableDef(new_id("tbl"), name, [], description=description, base=base)
+            if views:
+                table.views = [view_from_model(v) for v in views]
             for spec in fields:
                 table.fields.append(self._field_from_model(table, spec))
             if table.fields[0].computed:
                 raise E.invalid_request(f'field "{table.fields[0].name}" cannot be primary')
             _link_formulas(table)
-            self._add_table(base, table)
+            inverses = [self._inverse_of(table, f, base) for f in table.fields]
+            self._add_table(base, table, [i for i in inverses if i is not None])
             return table
 
-    def _add_table(self, base: BaseDef, table: TableDef) -> None:
-        self._write(tables=[self._table_row(base, table, len(self._all_tables()))])
+    def _add_table(
+        self, base: BaseDef, table: TableDef, inverses: Sequence[tuple[TableDef, FieldDef]] = ()
+    ) -> None:
+        rows = [self._table_row(base, table, len(self._all_tables()))]
+        for other, inverse in inverses:
+            other.fields.append(inverse)
+            rows.append(self._table_row(base, other))
+        try:
+            self._write(tables=rows)
+        except BaseException:
+            for other, inverse in inverses:
+                other.fields.remove(inverse)
+            raise
+        for other, _ in inverses:
+            other.schema_version += 1
+            other.cache.clear()
+        table.base = base
         base.tables.append(table)
+
+    def _inverse_of(
+        self, table: TableDef, fdef: FieldDef, base: BaseDef
+    ) -> tuple[TableDef, FieldDef] | None:
+        """The inverse field Airtable adds to the linked table for a new link field (none
+        for a link to its own table, or when the model already names its inverse)."""
+        options = fdef.options or {}
+        if fdef.type != "multipleRecordLinks" or options.get("inverseLinkFieldId"):
+            return None
+        target = base.table(str(options.get("linkedTableId")))
+        if target is None or target is table:
+            return None
+        name = table.name
+        taken = {f.name for f in target.fields}
+        n = 1
+        while name in taken:
+            n += 1
+            name = f"{table.name} {n}"
+        inverse = FieldDef(
+            new_id("fld"),
+            name,
+            "multipleRecordLinks",
+            {
+                "linkedTableId": table.id,
+                "inverseLinkFieldId": fdef.id,
+                "isReversed": False,
+                "prefersSingleRecordLink": False,
+            },
+        )
+        fdef.options = {**options, "inverseLinkFieldId": inverse.id}
+        return target, inverse
 
     def _all_tables(self) -> list[TableDef]:
         return [t for b in self._bases.values() for t in b.tables]
@@ -499,17 +658,42 @@ class Store:
         """Add a field (an Airtable field model) to a table."""
         with self.lock:
             table = self.table(base_id, table_ref)
+            base = self._base_of(table)
             fdef = self._field_from_model(table, spec)
             table.fields.append(fdef)
             _link_formulas(table)
+            inverse = self._inverse_of(table, fdef, base)
+            rows = [self._table_row(base, table)]
+            if inverse is not None:
+                inverse[0].fields.append(inverse[1])
+                rows.append(self._table_row(base, inverse[0]))
+            try:
+                self._write(tables=rows)
+            except BaseException:
+                table.fields.pop()
+                if inverse is not None:
+                    inverse[0].fields.pop()
+                raise
+            for t in (table, *([inverse[0]] if inverse else [])):
+                t.schema_version += 1
+                t.cache.clear()
+            return fdef
+
+    def create_view(self, base_id: str | None, table_ref: str, spec: Mapping[str, Any]) -> ViewDef:
+        """Add a view (``{"name", "type"?, "filterByFormula"?, "sort"?}``) to a table: seeding
+        only, as Airtable's API cannot create views."""
+        with self.lock:
+            table = self.table(base_id, table_ref)
+            view = view_from_model(spec)
+            if table.view(view.name) is not None:
+                raise E.invalid_request(f'a view named "{view.name}" already exists')
+            table.views.append(view)
             try:
                 self._write(tables=[self._table_row(self._base_of(table), table)])
             except BaseException:
-                table.fields.pop()
+                table.views.pop()
                 raise
-            table.schema_version += 1
-            table.cache.clear()
-            return fdef
+            return view
 
     def update_field(
         self, base_id: str | None, table_ref: str, field_id: str, changes: Mapping[str, Any]
@@ -625,9 +809,37 @@ class Store:
             formula = (options or {}).get("formula")
             if not isinstance(formula, str):
                 raise E.invalid_request(f'formula field "{name}" needs options.formula')
-            options = {"formula": formula, "isValid": True, "referencedFieldIds": []}
+            types = {f.name: f.type for f in table.fields}
+            options = {
+                "formula": formula,
+                "isValid": True,
+                "referencedFieldIds": [],
+                "result": formula_result(formula, types),
+            }
+        elif ftype == "multipleRecordLinks":
+            if not isinstance((options or {}).get("linkedTableId"), str):
+                raise E.invalid_request(f'link field "{name}" needs options.linkedTableId')
+            # The defaults Airtable fills in for a link created with only its table.
+            options = {"isReversed": False, "prefersSingleRecordLink": False, **(options or {})}
+            ref = options["linkedTableId"]
+            target = table.base.table(ref) if table.base is not None else None
+            # Seeding may name the table (its ID is not known before it exists).
+            options["linkedTableId"] = (
+                target.id if target is not None else table.id if ref == table.name else ref
+            )
+        elif ftype in ("count", "multipleLookupValues", "rollup"):
+            options = {"isValid": True, **(options or {})}
+            looked = _looked_up(table, options)
+            if ftype == "multipleLookupValues" and looked is not None:
+                # What a lookup holds: the looked-up field's model (Airtable's field model).
+                options.setdefault(
+                    "result",
+                    {k: v for k, v in looked.to_meta().items() if k in ("type", "options")},
+                )
         elif options is None:
             options = default_options(ftype)
+        else:
+            options = complete_options(ftype, options)
         desc = spec.get("description")
         return FieldDef(
             new_id("fld"), name, ftype, options, desc if isinstance(desc, str) else None
@@ -647,7 +859,9 @@ class Store:
                 name: Any = model.get("name")
                 if not isinstance(name, str) or base.table(name) is None:
                     fields = model.get("fields") or []
-                    self.create_table(base_id, name, fields, model.get("description"))
+                    self.create_table(
+                        base_id, name, fields, model.get("description"), model.get("views")
+                    )
 
     # -- records: reads ---------------------------------------------------------------------
 
@@ -703,9 +917,8 @@ class Store:
             changes = []
             for fields in items:
                 values = self._validated(table, fields, typecast, batch)
-                rid = new_id("rec")
-                rec = Record(rid, to_airtable(created), created, now, _compact(values))
-                changes.append(_Change(table, rid, None, rec))
+                rec = self._new_record(table, values, created, now)
+                changes.append(_Change(table, rec.id, None, rec))
             self._commit(changes, batch)
             return [c.new for c in changes if c.new is not None]
 
@@ -729,7 +942,7 @@ class Store:
             for rid, fields in items:
                 old = staged.get(rid) or self._existing(table, rid)
                 values = self._validated(table, fields, typecast, batch)
-                new = _apply(old, values, replace, now)
+                new = _apply(old, values, replace, now, _kept(table))
                 staged[rid] = new
                 changes.append(_Change(table, rid, old, new))
             self._commit(changes, batch)
@@ -773,12 +986,12 @@ class Store:
                 else:
                     old = self._match(table, staged, merge_fields, values)
                 if old is None:
-                    rid = new_id("rec")
-                    new = Record(rid, to_airtable(now), now, now, _compact(values))
+                    new = self._new_record(table, values, now, now)
+                    rid = new.id
                     created_ids.append(rid)
                 else:
                     rid = old.id
-                    new = _apply(old, values, replace, now)
+                    new = _apply(old, values, replace, now, _kept(table))
                     if rid not in created_ids and rid not in updated_ids:
                         updated_ids.append(rid)
                 changes.append(_Change(table, rid, old, new))
@@ -806,6 +1019,61 @@ class Store:
     # -- helpers ----------------------------------------------------------------------------
 
     @staticmethod
+    def _new_record(
+        table: TableDef, values: Mapping[str, Any], created: datetime, now: datetime
+    ) -> Record:
+        fields = _compact(values)
+        autos = [f.name for f in table.fields if f.type == "autoNumber"]
+        if autos:
+            # Auto numbers are stored with the record, so they never change; the counter
+            # restarts after the highest stored number when the base is reopened.
+            if table.next_auto_number is None:
+                numbers = [r.fields.get(n) for r in table.records.values() for n in autos]
+                table.next_auto_number = 1 + max(
+                    (n for n in numbers if isinstance(n, int)), default=0
+                )
+            for name in autos:
+                fields[name] = table.next_auto_number
+            table.next_auto_number += 1
+        return Record(new_id("rec"), to_airtable(created), created, now, fields)
+
+    def _inverse_changes(self, changes: Sequence[_Change]) -> list[_Change]:
+        """The other side of every link these changes add or remove, as Airtable keeps a
+        link and its inverse field in step (records of the linked table change too)."""
+        latest: dict[str, Record | None] = {c.record_id: c.new for c in changes}
+        owner: dict[str, TableDef] = {c.record_id: c.table for c in changes}
+        extra: dict[str, _Change] = {}
+        now = self.clock()
+        for rid in list(latest):
+            table, new = owner[rid], latest[rid]
+            old = table.records.get(rid)
+            for fdef in table.fields:
+                inverse_id = (fdef.options or {}).get("inverseLinkFieldId")
+                target = table.linked_table(fdef) if fdef.type == "multipleRecordLinks" else None
+                inverse = (
+                    next((g for g in target.fields if g.id == inverse_id), None) if target else None
+                )
+                if target is None or target is table or inverse is None:
+                    continue
+                before = set(old.fields.get(fdef.name) or []) if old is not None else set()
+                after = set(new.fields.get(fdef.name) or []) if new is not None else set()
+                for other_id in sorted(before ^ after):
+                    other = latest[other_id] if other_id in latest else target.records.get(other_id)
+                    if other is None:
+                        continue
+                    ids = [i for i in other.fields.get(inverse.name) or [] if i != rid]
+                    if other_id in after:
+                        ids.append(rid)
+                    fields = {k: v for k, v in other.fields.items() if k != inverse.name}
+                    if ids:
+                        fields[inverse.name] = ids
+                    rec = Record(other.id, other.created_time, other.created, now, fields)
+                    latest[other_id] = rec
+                    owner[other_id] = target
+                    extra[other_id] = _Change(target, other_id, target.records.get(other_id), rec)
+        return list(extra.values())
+
+    @staticmethod
     def _existing(table: TableDef, rid: Any) -> Record:
         if not is_id(rid, "rec"):
             raise E.not_found()
@@ -826,7 +1094,17 @@ class Store:
                 raise E.unknown_field(str(key))
             if fdef.computed:
                 raise E.computed_field(fdef.name)
-            out[fdef.name] = _normalise(fdef, value, typecast, batch)
+            out[fdef.name] = value = _normalise(fdef, value, typecast, batch)
+            target = table.linked_table(fdef) if fdef.type == "multipleRecordLinks" else None
+            if target is None or not value:
+                continue
+            for rid in value:
+                if rid not in target.records:
+                    raise E.ApiError(
+                        422,
+                        "ROW_DOES_NOT_EXIST",
+                        f"Record ID {rid} does not exist in {target.name}",
+                    )
         return out
 
     @staticmethod
@@ -859,6 +1137,7 @@ class Store:
         Nothing changes (in the file or in memory) if persisting fails: a 500, as Airtable
         answers when it cannot store a write.
         """
+        changes = [*changes, *self._inverse_changes(changes)]
         added_choices: list[tuple[FieldDef, dict[str, Any] | None]] = []
         for fdef, names in batch.new_choices.values():
             added_choices.append((fdef, dict(fdef.options) if fdef.options else None))
@@ -950,6 +1229,9 @@ class Store:
         except (ValueError, KeyError, TypeError, AttributeError, InvalidInputError) as exc:
             where = str(file.path) if file.path is not None else ":memory:"
             raise ValueError(f"cannot load local Airtable data from {where!r}: {exc!r}") from exc
+        for base in loaded.values():
+            for table in base.tables:
+                table.base = base
         for table in by_id.values():
             table.index(table.fields[0].name)  # the primary field is always indexed
         self._bases = loaded
@@ -963,16 +1245,51 @@ def _row(table: TableDef, rec: Record, seq: int) -> RecordRow:
 
 
 def _table_from_model(tdata: Mapping[str, Any]) -> TableDef:
-    return TableDef(
+    views = [view_from_model(v) for v in tdata.get("views") or []] or [
+        ViewDef(tdata.get("viewId") or new_id("viw"), "Grid view")
+    ]
+    table = TableDef(
         tdata["id"],
         tdata["name"],
         [
-            FieldDef(f["id"], f["name"], f["type"], f.get("options"), f.get("description"))
+            FieldDef(
+                f["id"],
+                f["name"],
+                f["type"],
+                _with_choice_ids(f.get("options")),
+                f.get("description"),
+            )
             for f in tdata["fields"]
         ],
         description=tdata.get("description"),
-        view_id=tdata.get("viewId") or new_id("viw"),
+        views=views,
     )
+    types = {f.name: f.type for f in table.fields}
+    for fdef in table.fields:
+        # Files written before formula fields showed their result type.
+        if fdef.formula is not None and "result" not in (fdef.options or {}):
+            fdef.options = {**(fdef.options or {}), "result": formula_result(fdef.formula, types)}
+    return table
+
+
+def _looked_up(table: TableDef, options: Mapping[str, Any]) -> FieldDef | None:
+    """The field a lookup or rollup reads in the linked table (``None`` if unknown)."""
+    link = next((f for f in table.fields if f.id == options.get("recordLinkFieldId")), None)
+    target = table.linked_table(link) if link is not None else None
+    if target is None:
+        return None
+    return next((f for f in target.fields if f.id == options.get("fieldIdInLinkedTable")), None)
+
+
+def _with_choice_ids(options: Any) -> Any:
+    """Options whose select choices all have IDs (files written before choices had them)."""
+    if not isinstance(options, Mapping) or not isinstance(options.get("choices"), list):
+        return options
+    choices = [
+        {**_choice(c["name"], i), **c} if isinstance(c, Mapping) and "name" in c else c
+        for i, c in enumerate(options["choices"])
+    ]
+    return {**options, "choices": choices}
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -1039,8 +1356,19 @@ def _compact(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _apply(old: Record, values: Mapping[str, Any], replace: bool, now: datetime) -> Record:
-    fields = {} if replace else dict(old.fields)
+def _kept(table: TableDef) -> tuple[str, ...]:
+    """Stored values a replacing write keeps: auto numbers (never written by clients)."""
+    return tuple(f.name for f in table.fields if f.type == "autoNumber")
+
+
+def _apply(
+    old: Record,
+    values: Mapping[str, Any],
+    replace: bool,
+    now: datetime,
+    keep: Sequence[str] = (),
+) -> Record:
+    fields = {k: v for k, v in old.fields.items() if k in keep} if replace else dict(old.fields)
     for name, value in values.items():
         if value is None:
             fields.pop(name, None)

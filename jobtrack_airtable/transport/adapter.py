@@ -7,7 +7,7 @@ request it:
 
 * waits for a slot of the rate limiter and gives it back once the response headers are in
   (a 429 gives it back with the penalty, putting the base on hold for everyone who shares
-  the limiter);
+  the limiter; a 429 of a spent monthly quota does not: waiting never brings it back);
 * counts the request in the limiter store's monthly usage (a retry as a retry);
 * learns the server's clock from the response's ``Date`` (SPEC §2.10);
 * retries rate limits (429), transient server errors (5xx) and network failures under the
@@ -35,12 +35,13 @@ from urllib.parse import unquote, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from ..errors import QUOTA_ERROR_TYPE
 from ..limiter.base import Limiter, Slot, base_key, check_seconds
 from ..limiter.usage import usage_kinds
 from .recovery import DEFAULT_POLICY, RETRYABLE, RetryPolicy, classify, redact, retrying
 from .server_clock import ServerClock
 
-__all__ = ["AirtableAdapter"]
+__all__ = ["AirtableAdapter", "quota_spent"]
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +88,21 @@ class AirtableAdapter(HTTPAdapter):
                     except BaseException:
                         # Failed before a response: maybe counted by the server, maybe not --
                         # count it.
-                        self._release(slot, 0.0, method, url, None, attempts)
+                        self._release(
+                            slot, 0.0, usage_kinds(method, url, status=None, retry=attempts > 1)
+                        )
                         raise
                     status = response.status_code
+                    quota = status == 429 and quota_spent(response)
                     self._release(
                         slot,
-                        self.penalty_seconds if status == 429 else 0.0,
-                        method,
-                        url,
-                        status,
-                        attempts,
+                        # A spent monthly quota is no rate limit: holding the base 30 s would
+                        # only delay the meta reads that still answer, and never bring the
+                        # quota back.
+                        self.penalty_seconds if status == 429 and not quota else 0.0,
+                        usage_kinds(
+                            method, url, status=status, retry=attempts > 1, quota_spent=quota
+                        ),
                     )
                     date = response.headers.get("Date")
                     if date:
@@ -118,13 +124,21 @@ class AirtableAdapter(HTTPAdapter):
             raise
         return response
 
-    def _release(
-        self, slot: Slot, penalty: float, method: str, url: str, status: int | None, attempt: int
-    ) -> None:
-        usage = usage_kinds(method, url, status=status, retry=attempt > 1)
+    def _release(self, slot: Slot, penalty: float, usage: tuple[str, ...]) -> None:
         try:
             self.limiter.release(slot, penalty=penalty, usage=usage)
         except Exception:
             # The request has been sent: a store that cannot record the release must not
             # turn its (possibly applied) result into an error.  The slot frees at its lease.
             log.warning("the rate limiter could not record a finished request", exc_info=True)
+
+
+def quota_spent(response: requests.Response) -> bool:
+    """Whether a 429 says the monthly quota is spent (``PUBLIC_API_BILLING_LIMIT_EXCEEDED``)
+    rather than the per-second rate limit: both share the status, only the error type tells."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("type") == QUOTA_ERROR_TYPE

@@ -48,6 +48,7 @@ from tenacity.wait import (
 
 from ..airtable import RATE_LIMIT_PENALTY
 from ..errors import (
+    QUOTA_ERROR_TYPE,
     AirtableError,
     AuthenticationError,
     ComputedFieldError,
@@ -60,6 +61,7 @@ from ..errors import (
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    QuotaExhaustedError,
     RateLimitedError,
     TransientServerError,
     UnknownFieldError,
@@ -289,6 +291,9 @@ def _classify_response(
     }
 
     if status == 429:
+        # Same status, opposite remedy: a spent monthly quota is not fixed by waiting 30 s.
+        if error_type == QUOTA_ERROR_TYPE:
+            return QuotaExhaustedError(message, **kw)
         return RateLimitedError(message, **kw)
     if status >= 500 and status not in _PERMANENT_5XX:
         return TransientServerError(

@@ -21,7 +21,15 @@ from ..run_ids import ClientRunId
 from ..schema import text_problem
 from ..statuses import Status, check_transition, parse_status
 from ..timeutil import to_airtable
-from .runs import CLIENT_RUN_EXTRA_FIELDS, EndsOnExit, Notes, did_work, error_text
+from .runs import (
+    CLIENT_RUN_EXTRA_FIELDS,
+    EndsOnExit,
+    Notes,
+    did_work,
+    error_text,
+    found,
+    quiet_after,
+)
 
 if TYPE_CHECKING:
     from .tracker import Tracker
@@ -204,7 +212,7 @@ class ClientRun(EndsOnExit):
                 self._heartbeat = True
                 self._changed()
         self._mark()
-        self.tracker._commit.drain()
+        self.tracker.flush()
         return True
 
     def close(
@@ -245,7 +253,7 @@ class ClientRun(EndsOnExit):
         self._mark()
         if not wait:
             return None
-        self.tracker._commit.drain()
+        self.tracker.flush()
         return self._row
 
     def fail(
@@ -263,9 +271,9 @@ class ClientRun(EndsOnExit):
 
     def needs_read(self) -> bool:
         """Read the row before this write when it carries notes (to merge them into the
-        row's current text) or ends a run this process has not written for half the stale
-        threshold: only then can ``sync`` have ended it meanwhile (it ends ``Running`` rows
-        silent for the whole threshold), so an active run's close costs no read."""
+        row's current text) or ends a run that has been quiet (see :func:`quiet_after`):
+        only then can ``sync`` have ended it meanwhile, so an active run's close costs no
+        read."""
         with self._lock:
             if self._probe or not self.dirty():
                 return False
@@ -274,7 +282,7 @@ class ClientRun(EndsOnExit):
             if self._status_due is None or not self._status_due.is_terminal:
                 return False
             quiet = time.monotonic() - self._last_write
-            return quiet >= self.tracker.conn.settings.stale_after.total_seconds() / 2
+            return quiet >= quiet_after(self.tracker)
 
     def observe(self, row: ClientRunRow | None) -> None:
         with self._lock:
@@ -302,9 +310,9 @@ class ClientRun(EndsOnExit):
                 )
                 return
             self._notes.append(
-                f"{origin} closed the run as {ours.value!r}, but another writer had already "
-                f"marked it {theirs.value!r}; status left {theirs.value!r} "
-                "(close(force=True) overrides)",
+                f"{origin} closed the run as {ours.value!r} ({found(self.totals)}), but "
+                f"another writer had already marked it {theirs.value!r}; status left "
+                f"{theirs.value!r} (close(force=True) overrides)",
                 fit=True,
             )
             self._status_due = None

@@ -32,7 +32,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..airtable import write_batches
-from ..errors import AirtableError, JobtrackError, LimiterUnavailableError, TrackerClosedError
+from ..errors import (
+    AirtableError,
+    JobtrackError,
+    LimiterUnavailableError,
+    QuotaExhaustedError,
+    TrackerClosedError,
+)
 from ..limiter.locks import row_key, row_locks
 from ..rows import ClientRunRow
 from ..transport.recovery import RETRYABLE
@@ -41,8 +47,9 @@ from . import shutdown
 
 log = logging.getLogger(__name__)
 
-#: Failures that leave a batch pending for the next drain (the retry policy gave up).
-DEFERRABLE: tuple[type[Exception], ...] = (*RETRYABLE, LimiterUnavailableError)
+#: Failures that leave a batch pending for the next drain (the retry policy gave up, or the
+#: month's quota is spent: the write is right, only Airtable cannot take it yet).
+DEFERRABLE: tuple[type[Exception], ...] = (*RETRYABLE, LimiterUnavailableError, QuotaExhaustedError)
 
 #: (record ID or None, fields by logical key, token handed back to ``written``)
 Write = tuple[str | None, dict[str, Any], Any]

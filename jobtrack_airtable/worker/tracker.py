@@ -38,6 +38,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, tzinfo
+from types import TracebackType
 from typing import Any, Self
 
 from ..aggregation import aggregate, completion_status
@@ -67,6 +68,7 @@ from ..transport.repository import Repository
 from .client_run import ClientRun
 from .commit import GroupCommit
 from .runs import EndsOnExit, Notes, error_text
+from .tracking_errors import OnTrackingError, run_guarded
 
 __all__ = ["ClientRun", "Job", "Tracker"]
 
@@ -141,9 +143,15 @@ class Tracker:
 
     # ------------------------------------------------------------- lifecycle
 
+    @property
+    def on_tracking_error(self) -> OnTrackingError:
+        """``raise`` or ``warn``: what a tracking failure does at a synchronous point
+        (``JOBTRACK_ON_TRACKING_ERROR``, see :mod:`jobtrack_airtable.worker.tracking_errors`)."""
+        return self.conn.settings.on_tracking_error
+
     def flush(self) -> None:
         """Write every pending client-run change now (⌈K/10⌉ requests for K runs)."""
-        self._commit.drain()
+        run_guarded(self.on_tracking_error, "tracker.flush()", self._commit.drain)
 
     def close(self) -> None:
         """Write every pending change, then close the HTTP session and the limiter.
@@ -152,15 +160,26 @@ class Tracker:
             return
         self._closed = True
         try:
-            self._commit.close()
+            run_guarded(self.on_tracking_error, "tracker.close()", self._commit.close)
         finally:
             self.conn.close()
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.close()
+        except Exception:
+            if exc is None:
+                raise
+            # The worker's own exception is what propagates, never a tracking one.
+            log.exception("could not write the pending tracking changes while leaving")
 
     # ------------------------------------------------------------------ jobs
 
@@ -519,12 +538,16 @@ class Job(EndsOnExit):
     def note(self, text: str) -> None:
         """Append a line to the job's System Notes (2 requests: the row's current notes are
         read, under the row's lock, so that lines another process appended are kept)."""
-        self._notes.check(text)
+        # Kept from now on: if this write fails, the job's next write sends the line.
+        self._notes.append(text)
+        mode = self.tracker.on_tracking_error
+        run_guarded(mode, f"a note of job {self.run_id}", self._write_notes)
+
+    def _write_notes(self) -> None:
         with self._notes_lock():
             row = self._current()
             if row is not None:
                 self._notes.server = row.system_notes or ""
-            self._notes.append(text)
             sent = len(self._notes.lines)
             row = self._write(
                 {
@@ -537,7 +560,11 @@ class Job(EndsOnExit):
     def heartbeat(self) -> None:
         """Refresh the job's Last Updated (1 request), so a long job with no other write is
         not taken for a stale one by ``sync``."""
-        self._write({"last_updated": to_airtable(self.tracker.clock())})
+        run_guarded(
+            self.tracker.on_tracking_error,
+            f"a heartbeat of job {self.run_id}",
+            lambda: self._write({"last_updated": to_airtable(self.tracker.clock())}),
+        )
 
     def complete(
         self,
@@ -545,7 +572,7 @@ class Job(EndsOnExit):
         *,
         force: bool = False,
         note: str | None = None,
-    ) -> JobRow:
+    ) -> JobRow | None:
         """Aggregate the client rows and close the job: ⌈N/100⌉ + 2 requests (plus the
         writes of client runs still pending).
 
@@ -557,11 +584,18 @@ class Job(EndsOnExit):
 
         The job row is read first: if another writer (``sync``, an admin) already made it
         terminal, that status stays, unless ``force=True``, and the notes say so.
+
+        Returns the row as written; ``None`` when the tracking base failed and
+        ``JOBTRACK_ON_TRACKING_ERROR=warn`` (the failure is logged, the worker goes on).
         """
         if note is not None:
             # Refuse a bad note before reading anything.
             self._notes.check(note)
-        return self._finish(status, force=force, note=note, fit=False)
+        return run_guarded(
+            self.tracker.on_tracking_error,
+            f"completing job {self.run_id}",
+            lambda: self._finish(status, force=force, note=note, fit=False),
+        )
 
     def _finish(
         self,
@@ -577,7 +611,9 @@ class Job(EndsOnExit):
             # Refuse before reading anything.
             check_transition(self.status, new, force=force)
         tracker = self.tracker
-        tracker.flush()
+        # Unguarded, even in warn mode: a job must never be aggregated from client rows
+        # whose pending writes did not land.
+        tracker._commit.drain()
         with self._notes_lock():
             return self._finish_locked(new, force=force, note=note, fit=fit, error=error)
 
@@ -651,13 +687,18 @@ class Job(EndsOnExit):
         )
         return row
 
-    def fail(self, error: BaseException | str, *, force: bool = False) -> JobRow:
+    def fail(self, error: BaseException | str, *, force: bool = False) -> JobRow | None:
         """Close the job as ``Failed`` with the error in System Notes (and in Error Details,
-        where the base has that optional field)."""
-        return self._finish(
-            Status.FAILED,
-            force=force,
-            note=f"failed: {error_text(error)}",
-            fit=True,
-            error=error,
+        where the base has that optional field).  ``None`` when the write failed and
+        ``JOBTRACK_ON_TRACKING_ERROR=warn``."""
+        return run_guarded(
+            self.tracker.on_tracking_error,
+            f"failing job {self.run_id}",
+            lambda: self._finish(
+                Status.FAILED,
+                force=force,
+                note=f"failed: {error_text(error)}",
+                fit=True,
+                error=error,
+            ),
         )

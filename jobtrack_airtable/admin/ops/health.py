@@ -12,6 +12,9 @@ once, not on every check:
   update for longer than the stuck threshold; every job without an End Time is read for it,
   however old) and ``error_rate`` (a client failing at least the configured share of its
   runs).  Client rows left ``Running`` under a finished job are ``sync``'s business.
+  ``quota_exhausted``: Airtable refuses every data request because the workspace's monthly
+  API quota is spent (429 ``PUBLIC_API_BILLING_LIMIT_EXCEEDED``); nothing else can be judged
+  until it resets, and workers keep their writes pending meanwhile.
 
 "Since the last check" comes from the state file (:mod:`.state`); the first check looks back
 ``lookback`` (24 h).  The event window starts a few minutes before the last check
@@ -37,7 +40,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from ...errors import InvalidInputError, show
+from ...errors import InvalidInputError, QuotaExhaustedError, show
 from ...rows import ClientRunRow, JobRow
 from ...statuses import Status, map_status, staleness
 from ...timeutil import to_airtable
@@ -84,6 +87,7 @@ class ProblemKind(StrEnum):
     FAILED_CLIENT = "failed_client"
     MISSED_RUN = "missed_run"
     ERROR_RATE = "error_rate"
+    QUOTA_EXHAUSTED = "quota_exhausted"
 
     @property
     def is_event(self) -> bool:
@@ -100,6 +104,7 @@ _TITLES = {
     ProblemKind.FAILED_CLIENT: "client run failed",
     ProblemKind.MISSED_RUN: "expected run missing",
     ProblemKind.ERROR_RATE: "client error rate",
+    ProblemKind.QUOTA_EXHAUSTED: "monthly API quota exhausted",
 }
 
 
@@ -461,16 +466,19 @@ def run_check(
         raise InvalidInputError(f"stuck_after must be a positive duration, not {show(stuck_after)}")
     last = state.last_check
     events_since = last - EVENT_OVERLAP if last is not None else now - config.lookback
-    activity = read_activity(
-        repo,
-        since=_read_since(config, events_since, now),
-        # Before the first response this machine's clock stands in for the server's, and it
-        # may be hours behind: read past it, so rows written "after" it are not missed.
-        until=now if given_now is not None else now + CLOCK_SLACK,
-        touched=True,
-        open_jobs=True,
-        on_page=on_page,
-    )
+    try:
+        activity = read_activity(
+            repo,
+            since=_read_since(config, events_since, now),
+            # Before the first response this machine's clock stands in for the server's, and
+            # it may be hours behind: read past it, so rows written "after" it are not missed.
+            until=now if given_now is not None else now + CLOCK_SLACK,
+            touched=True,
+            open_jobs=True,
+            on_page=on_page,
+        )
+    except QuotaExhaustedError as exc:
+        return _quota_report(repo, state, exc, now, events_since, stuck_after, targets)
     if given_now is None:
         # Liveness is judged on the server's clock (learnt from the reads' Date headers),
         # never on this machine's, which may be hours off.
@@ -489,6 +497,49 @@ def run_check(
         deadlines=deadlines,
         jobs_read=len(activity.jobs),
         clients_read=len(activity.clients),
+    )
+    if targets:
+        report.notified, report.notify_failed, report.pending = _deliver(
+            state, targets, repo.conn.base_id
+        )
+    return report
+
+
+def _quota_report(
+    repo: Repository,
+    state: CheckState,
+    exc: QuotaExhaustedError,
+    now: datetime,
+    events_since: datetime,
+    stuck_after: timedelta,
+    targets: Sequence[Target],
+) -> HealthReport:
+    """The base cannot be read: the month's quota is spent.  That is the one problem (a
+    condition, reported while it lasts); the event window is not advanced, so the next check
+    after the reset still sees what happened meanwhile."""
+    problem = Problem(
+        key="quota_exhausted",
+        kind=ProblemKind.QUOTA_EXHAUSTED,
+        message=(
+            f"Airtable refuses every data request of base {repo.conn.base_id}: the "
+            f"workspace's monthly API quota is spent ({exc.message}). Workers keep their "
+            "writes pending until the month resets or the plan is upgraded."
+        ),
+        at=now,
+    )
+    seen = state.problems.get(problem.key)
+    if seen is None:
+        state.problems[problem.key] = SeenProblem(
+            kind=problem.kind.value, message=problem.message, at=now, event=False
+        )
+    report = HealthReport(
+        checked_at=now,
+        events_since=events_since,
+        last_check=state.last_check,
+        stuck_after=stuck_after,
+        problems=[problem if seen is None else _not_new(problem)],
+        error_rates=[],
+        deadlines=[],
     )
     if targets:
         report.notified, report.notify_failed, report.pending = _deliver(

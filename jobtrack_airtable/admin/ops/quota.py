@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
-from ...errors import ConfigError, LimiterUnavailableError
+from ...errors import ConfigError, LimiterUnavailableError, QuotaExhaustedError
 from ...limiter import UsageCounts, usage_counts
 from ...limiter.usage import counted_as
 from ...settings import Settings
@@ -95,18 +95,22 @@ class RecordBudget:
 @dataclass(frozen=True)
 class UsageReport:
     """Requests and records against the plan; ``over_limit`` when either projection crosses
-    its limit by the end of the month (``usage`` exits 1 then, for cron)."""
+    its limit by the end of the month, or when Airtable already refuses data requests because
+    the month's quota is spent (``quota_exhausted``: the rows could not be counted, so
+    ``records`` is ``None``; ``usage`` exits 1 then, for cron)."""
 
     base_id: str
     plan: PlanLimits
     generated_at: str
     days_left_in_month: float
     requests: RequestBudget
-    records: RecordBudget
+    records: RecordBudget | None
+    quota_exhausted: bool = False
 
     @property
     def over_limit(self) -> bool:
-        return self.requests.over_limit or self.records.over_limit
+        records_over = self.records is not None and self.records.over_limit
+        return self.quota_exhausted or self.requests.over_limit or records_over
 
 
 def _month_bounds(now: datetime) -> tuple[datetime, datetime]:
@@ -179,13 +183,21 @@ def usage_report(
     now = (now or utcnow()).astimezone(UTC)
     _, end = _month_bounds(now)
     base_id = repo.conn.base_id
+    # The counters first: the report's own reads below are not part of "so far".
+    requests = _requests(settings, base_id, now, limits.monthly_requests, uncounted)
+    try:
+        records: RecordBudget | None = _records(repo, now, limits.records_per_base, on_page)
+    except QuotaExhaustedError:
+        # The one thing a report must say then: nothing reaches the base until the month resets.
+        records = None
     return UsageReport(
         base_id=base_id,
         plan=limits,
         generated_at=to_airtable(now),
         days_left_in_month=(end - now).total_seconds() / 86_400,
-        requests=_requests(settings, base_id, now, limits.monthly_requests, uncounted),
-        records=_records(repo, now, limits.records_per_base, on_page),
+        requests=requests,
+        records=records,
+        quota_exhausted=records is None,
     )
 
 
@@ -206,7 +218,9 @@ def usage_to_json(report: UsageReport) -> dict[str, Any]:
             "note": r.note,
             "over_limit": r.over_limit,
         },
-        "records": {
+        "records": None
+        if c is None
+        else {
             "total": c.total,
             "by_table": c.by_table,
             "limit": c.limit,
@@ -215,5 +229,6 @@ def usage_to_json(report: UsageReport) -> dict[str, Any]:
             "projected_at_month_end": c.projected_at_month_end,
             "over_limit": c.over_limit,
         },
+        "quota_exhausted": report.quota_exhausted,
         "over_limit": report.over_limit,
     }

@@ -275,9 +275,9 @@ ORDERINGS: Final[dict[str, Callable[[Any, Any], bool]]] = {
 
 def _divide(a: float | int, b: float | int) -> float | int:
     if b == 0:
-        if a == 0:
-            return math.nan  # Airtable: 0/0 is NaN ({"specialValue": "NaN"}), x/0 an error
-        raise EvalFailure("division by zero")
+        # Airtable: 0/0 is NaN ({"specialValue": "NaN"}), x/0 is ±Infinity
+        # ({"specialValue": "Infinity"}), as public Airtable clients document it.
+        return math.nan if a == 0 else math.copysign(math.inf, a)
     return norm_num(a / b)
 
 

@@ -9,33 +9,13 @@ from __future__ import annotations
 
 from ....airtable import MAX_LONG_TEXT
 from ....errors import show
+from ....worker.runs import CUT_MARKER, fit_notes
 from ..model import TABLE_ORDER, Action, FieldChange, Guards, Plan, RecordChange, TableKey
 from ..state import PREFIX_LEN, PlanState, is_empty
 
-__all__ = ["diff", "to_plan"]
+__all__ = ["CUT_MARKER", "diff", "fit_notes", "to_plan"]
 
 _ACTION_ORDER = {Action.UPDATE: 0, Action.CREATE: 0, Action.ATTENTION: 1, Action.DELETE: 2}
-
-
-#: Heads a System Notes text whose oldest lines were cut so that sync's lines fit.
-CUT_MARKER = "[earlier notes cut: System Notes holds at most 100,000 characters]"
-
-
-def fit_notes(text: str) -> str:
-    r"""``text`` cut to Airtable's long-text limit by dropping its oldest lines (never sync's
-    new ones, which say why a status changed).  Without this, one row whose notes are full
-    makes the whole apply refuse, and no stale run anywhere is ever fixed.
-
-    >>> len(fit_notes("old line\n" * 20_000 + "new")) <= MAX_LONG_TEXT
-    True
-    """
-    if len(text) <= MAX_LONG_TEXT:
-        return text
-    tail = text[len(text) - (MAX_LONG_TEXT - len(CUT_MARKER) - 1) :]
-    line_end = tail.find("\n", 0, 2_000)
-    if line_end >= 0:
-        tail = tail[line_end + 1 :]  # from a whole line, unless that line is huge
-    return f"{CUT_MARKER}\n{tail}"
 
 
 def diff(state: PlanState) -> None:
