@@ -75,12 +75,16 @@ class Target:
     #: Retry waits scaled from Airtable's (30 s penalty → ``30 × penalty_scale``).
     penalty_scale: float = 0.01
     timeout: float = 10.0
+    #: The outbox every process of the run shares (``sqlite:///…``; else the per-user file).
+    outbox_url: str | None = None
     on_tracking_error: str = "raise"
 
     def settings(self) -> Settings:
         options: dict[str, Any] = {}
         if self.limiter_url is not None:
             options["limiter_url"] = self.limiter_url
+        if self.outbox_url is not None:
+            options["outbox_url"] = self.outbox_url
         return Settings(
             _env_file=None,
             api_key=SecretStr(self.token),

@@ -19,6 +19,7 @@ import math
 import multiprocessing
 import random
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # examples/ is imported as a package from the repository root
@@ -142,6 +144,17 @@ def start_server(
     return srv.start()
 
 
+_OUTBOXES: tempfile.TemporaryDirectory[str] | None = None
+
+
+def _outbox_dir() -> str:
+    """This process's outboxes (one per server): never the user's own file."""
+    global _OUTBOXES
+    if _OUTBOXES is None:
+        _OUTBOXES = tempfile.TemporaryDirectory(prefix="jobtrack-bench-outbox-")
+    return _OUTBOXES.name
+
+
 def make_tracker(
     url: str,
     *,
@@ -157,7 +170,11 @@ def make_tracker(
     """A tracker built the way a worker builds one.  ``rate_limit=0`` turns the client-side
     limiter off; ``flush_interval=None`` keeps the library default (5 s);
     ``limiter_fallback="fail"`` refuses to fall back to a local limiter when Redis is down."""
-    options: dict[str, Any] = {"rate_limit": rate_limit, "timeout": timeout}
+    options: dict[str, Any] = {
+        "rate_limit": rate_limit,
+        "timeout": timeout,
+        "outbox_url": f"sqlite:///{_outbox_dir()}/outbox-{urlsplit(url).port}.sqlite",
+    }
     if limiter_url is not None:
         options["limiter_url"] = limiter_url
     if limiter_fallback is not None:

@@ -36,8 +36,9 @@ rows without a job row.
    saturated by busy loops; then a run whose limiter file is deleted and later replaced
    mid-run: 429s from the server's request log.
 7. **SIGKILLed workers** -- worker processes logging their ground truth, half of them
-   SIGKILLed at random moments; then one ``sync`` apply: metrics lost beyond the flush
-   interval, doubled metrics, duplicates, wrong aggregates, a second pass still needed.
+   SIGKILLed at random moments; then the machine's next tracker replays the outbox and one
+   ``sync`` apply runs: metrics lost, doubled metrics, duplicates, wrong aggregates, a second
+   pass still needed.
 8. **quota exhausted then reset** -- worker processes flush, the server's monthly quota is
    spent mid-run (every data request gets 429 ``PUBLIC_API_BILLING_LIMIT_EXCEEDED``), they keep
    adding and flush, then the month resets and they close and complete: a flush that is not
@@ -50,10 +51,15 @@ rows without a job row.
    ``Running`` or with the wrong status, totals lost, notes over the cap or missing the
    worker's last line.
 
+10-13. **the outbox** (issue 19; ``benchmarks/_chaos_outbox.py``) -- refusals mid-run then
+   restored (401, 403, a field deleted, a field renamed without pin), late application of
+   every kind of write (job start, client open, increment flush, close, job note), SIGKILL at
+   random points including the first flush interval, two replays racing.
+
 Every random choice comes from ``--seed``; every wait is bounded.  Output: one line per
 scenario (``HELD``/``BROKE`` and its counts), then one summary line::
 
-    scenarios=9 held=9 broke=0 lost=0 duplicates=0 stuck_running=0 wrong_aggregates=0 429s=0
+    scenarios=13 held=13 broke=0 lost=0 duplicates=0 stuck_running=0 wrong_aggregates=0 429s=0
 
 Exit code 0 when every scenario held, 1 otherwise.  See docs/benchmarks.md, "Chaos".
 """
@@ -82,6 +88,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import _chaos_outbox as outbox
 from benchmarks import _chaos_procs as procs
 from benchmarks._chaos_checks import (
     CRR,
@@ -183,7 +190,15 @@ def use_start_method(name: str) -> None:
         CTX.set_forkserver_preload(["benchmarks._chaos_procs"])
 
 
+#: The outboxes of the run's servers (one file per server: their base IDs are the same).
+_OUTBOXES: tempfile.TemporaryDirectory[str] | None = None
+
+
 def target_of(srv: LocalAirtable, **options: Any) -> Target:
+    global _OUTBOXES
+    if _OUTBOXES is None:
+        _OUTBOXES = tempfile.TemporaryDirectory(prefix="jobtrack-chaos-outbox-")
+    options.setdefault("outbox_url", f"sqlite:///{_OUTBOXES.name}/outbox-{srv.port}.sqlite")
     return Target(url=srv.url, token=BENCH_TOKEN, base_id=BENCH_BASE_ID, **options)
 
 
@@ -689,6 +704,10 @@ def sigkill_round(cfg: Config, out: Outcome, rng: random.Random) -> None:
             killed_at[i] = time.time()
             kill(ps[i])
         out.add(hung=reap(ps, 120))
+        # The machine's next tracker writes what the killed workers' outbox holds.
+        replayer = target.tracker()
+        out.info["replayed"] = out.info.get("replayed", 0) + len(replayer.replay())
+        replayer.close()
         settle(out, srv, target, judge_second_pass=True)
         stored = by_key(srv, "client_runs")  # after sync: what the base ends with
 
@@ -840,6 +859,10 @@ SCENARIOS: dict[int, tuple[str, Callable[[Config, Outcome], None]]] = {
     7: ("sigkill_workers", scenario_sigkill),
     8: ("quota_exhausted_then_reset", scenario_quota),
     9: ("notes_at_the_cap", scenario_full_notes),
+    10: ("outbox_refusals_restored", outbox.scenario_refusals),
+    11: ("outbox_late_application", outbox.scenario_late),
+    12: ("outbox_sigkill_any_point", outbox.scenario_sigkill),
+    13: ("outbox_replays_racing", outbox.scenario_replays),
 }
 
 

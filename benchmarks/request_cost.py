@@ -21,6 +21,16 @@ thread makes), then all closed and the job completed.  Its line:
 ``open_at_once clients=K intervals=I ours=N per_interval=P budget=M`` where the budget is
 start 2 + ⌈K/10⌉ per interval (the opens ride with the first) + ⌈K/10⌉ closes + completion
 (⌈K/100⌉ + 2).
+
+Then two workloads on a simulated clock (``benchmarks/_cadence.py``, issue 19):
+
+* a continuously busy worker for ``--hours`` (24): one client at a time, 10 minutes each with
+  a chunk every 30 s, jobs of 50 clients back to back, the default budget of 10,000
+  requests a month; line ``busy_worker hours=H requests=N per_day=D budget_per_day=B
+  slowest_visible=S`` (opens and closes must show within 60 s);
+* a job of ``--big-job`` (5,000) quick clients; line ``big_job clients=N requests=R
+  floor=F ratio=X completion=C`` where the floor is the start (2) + ⌈N/10⌉ (each client's
+  final state once) and the completion (⌈N/100⌉ + 2) is counted apart.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import math
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks._cadence import big_job, big_job_floor, busy_worker
 from benchmarks._harness import (
     CostReport,
     fmt,
@@ -139,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--intervals", type=int, default=20, help="flush intervals of that workload (20)"
     )
+    parser.add_argument("--hours", type=float, default=24.0, help="busy-worker hours (24)")
+    parser.add_argument("--big-job", type=int, default=5000, help="clients of the big job (5000)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show log lines")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -159,7 +172,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"per_interval={max(per_interval)} budget={at_once_budget}"
     )
     ok = ok and total <= at_once_budget
+    ok = cadence_lines(args.hours, args.big_job) and ok
     return 0 if ok else 1
+
+
+def cadence_lines(hours: float, clients: int) -> bool:
+    """Print the busy-worker and big-job lines; whether both meet their goals."""
+    srv = start_server()
+    try:
+        busy = busy_worker(srv, hours=hours)
+    finally:
+        srv.stop()
+    per_day_budget = 10_000 / 30
+    print(
+        f"busy_worker hours={hours:g} requests={busy.requests} per_day={busy.per_day:.0f} "
+        f"budget_per_day={per_day_budget:.0f} slowest_visible={busy.slowest_visible:g}"
+    )
+    srv = start_server()
+    try:
+        big, completion = big_job(srv, clients=clients)
+    finally:
+        srv.stop()
+    floor = big_job_floor(clients)
+    print(
+        f"big_job clients={clients} requests={big.requests} floor={floor} "
+        f"ratio={big.requests / floor:.3f} completion={completion}"
+    )
+    return (
+        busy.per_day <= per_day_budget
+        and busy.slowest_visible <= 60
+        and big.requests <= 1.1 * floor
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,15 @@ variable                          meaning                                       
 ``JOBTRACK_LIMITER_FALLBACK``     when Redis is down: ``local`` or ``fail``       ``local``
 ``JOBTRACK_STALE_AFTER_MINUTES``  a ``Running`` row older than this is stale      ``120``
 ``JOBTRACK_FLUSH_INTERVAL``       seconds between metric flushes of a client run  ``5``
+``JOBTRACK_OUTBOX_URL``          the outbox: ``sqlite:///path`` or               a per-user
+                                  ``redis://host:port/db``                        SQLite file
+``JOBTRACK_OUTBOX_SYNC``          ``normal`` (survives a process crash) or        ``normal``
+                                  ``full`` (fsync: survives a power loss too)
+``JOBTRACK_REQUEST_BUDGET``       requests/month this machine's workers may       ``10000``
+                                  spend (0 = write every flush interval)
+``JOBTRACK_VISIBLE_WITHIN``       seconds within which opens and closes show      ``60``
+``JOBTRACK_OUTBOX_SETTLE``        seconds a timed-out write may still land        ``60``
+                                  (at least twice ``JOBTRACK_TIMEOUT``)
 ``JOBTRACK_ASSUME_UTC``           treat naive datetimes as UTC instead of         ``false``
                                   refusing them
 ``JOBTRACK_AIRTABLE_PLAN``        the workspace's plan (``free``, ``team``,         ``team``
@@ -98,6 +107,30 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         validation_alias=AliasChoices("JOBTRACK_FLUSH_INTERVAL", "flush_interval"),
     )
+    # repr=False: a redis:// URL may carry a password.
+    outbox_url: str | None = Field(
+        None, repr=False, validation_alias=AliasChoices("JOBTRACK_OUTBOX_URL", "outbox_url")
+    )
+    outbox_sync: Literal["normal", "full"] = Field(
+        "normal", validation_alias=AliasChoices("JOBTRACK_OUTBOX_SYNC", "outbox_sync")
+    )
+    request_budget: int = Field(
+        10_000,
+        ge=0,
+        validation_alias=AliasChoices("JOBTRACK_REQUEST_BUDGET", "request_budget"),
+    )
+    visible_within: float = Field(
+        60.0,
+        gt=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("JOBTRACK_VISIBLE_WITHIN", "visible_within"),
+    )
+    outbox_settle: float = Field(
+        60.0,
+        gt=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("JOBTRACK_OUTBOX_SETTLE", "outbox_settle"),
+    )
     assume_utc: bool = Field(
         False, validation_alias=AliasChoices("JOBTRACK_ASSUME_UTC", "assume_utc")
     )
@@ -145,6 +178,12 @@ class Settings(BaseSettings):
     @property
     def stale_after(self) -> timedelta:
         return timedelta(minutes=self.stale_after_minutes)
+
+    @property
+    def settle_seconds(self) -> float:
+        """How long after a timed-out write the outbox keeps what it needs to repair it: a
+        request the client gave up on can still be applied by the server later."""
+        return max(self.outbox_settle, 2 * self.timeout)
 
     @property
     def has_credentials(self) -> bool:

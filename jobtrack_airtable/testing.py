@@ -14,6 +14,7 @@ worker core never imports it.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,16 @@ class TrackingServer(LocalAirtable):
         tables = tracking_tables(schema) if create_tables else None
         super().__init__(tables=tables, **options)
 
+    _outbox_dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def outbox_path(self) -> Path:
+        """The outbox file of the trackers of :meth:`settings` (one per server, removed
+        with it)."""
+        if self._outbox_dir is None:
+            self._outbox_dir = tempfile.TemporaryDirectory(prefix="jobtrack-outbox-")
+        return Path(self._outbox_dir.name) / "outbox.sqlite"
+
     def add_base(self, base_id: str) -> None:
         """Create another base holding the tracking tables (fleets across bases)."""
         self.store.ensure_tables(base_id, tracking_tables(self.schema))
@@ -86,6 +97,8 @@ class TrackingServer(LocalAirtable):
             "base_id": self.base_id,
             "endpoint_url": self.url,
             "rate_limit": self.rate_limiter.rate or 0,
+            # The server's own outbox: its entries never meet another server's base.
+            "outbox_url": f"sqlite:///{self.outbox_path}",
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

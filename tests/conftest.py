@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, settings
 
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.testing import TrackingServer, tracking_tables
+from jobtrack_airtable.transport.repository import Repository
 
 TEST_BASE_ID = "appJobtrackTest01"
 TEST_TOKEN = "test-token-not-secret"
@@ -86,6 +87,21 @@ def local_airtable(make_local_airtable: MakeLocalAirtable) -> TrackingServer:
 
 
 @pytest.fixture
+def srv(local_airtable: TrackingServer) -> TrackingServer:
+    """The server of the ops tests (tests/ops_rows.py puts their rows); a module may define
+    its own."""
+    return local_airtable
+
+
+@pytest.fixture
+def repo(srv: LocalAirtable) -> Repository:
+    """A repository over ``srv``, as tests/ops_rows.py connects one."""
+    from .ops_rows import connect
+
+    return connect(srv)
+
+
+@pytest.fixture
 def api(local_airtable: LocalAirtable) -> pyairtable.Api:
     """A pyairtable Api bound to ``local_airtable``."""
     return local_airtable.api()
@@ -101,6 +117,8 @@ def _forget_pending_client_writes() -> Iterator[None]:
     for group in list(commit._LIVE):
         with group._lock:
             group._pending.clear()
+            group._refused.clear()
+            group._settling.clear()
 
 
 @pytest.fixture(scope="session")

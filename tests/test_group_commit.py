@@ -18,18 +18,28 @@ from .helpers import CRR_TABLE, by_key, make_conn, rows
 WORKER = Path(__file__).with_name("group_commit_worker.py")
 
 
-def _spawn(srv: LocalAirtable, mode: str, base: str) -> subprocess.Popen[str]:
-    env = {
+def _spawn(
+    srv: LocalAirtable,
+    mode: str,
+    base: str,
+    *,
+    worker: Path = WORKER,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """``worker`` run as a process with settings pointing at ``srv`` (and ``env``), once it
+    printed ``ready``."""
+    environ = {
         **os.environ,
         "AIRTABLE_API_KEY": srv.token,
         "AIRTABLE_BASE_ID": srv.base_id,
         "JOBTRACK_ENDPOINT_URL": srv.url,
         "JOBTRACK_RATE_LIMIT": "0",
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        **(env or {}),
     }
     proc = subprocess.Popen(
-        [sys.executable, str(WORKER), mode, base],
-        env=env,
+        [sys.executable, str(worker), mode, base],
+        env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -437,3 +437,25 @@ def test_cli_without_a_token_makes_one_and_prints_url_token_and_base_as_json() -
         assert requests.get(f"{started['url']}/v0/meta/bases").status_code == 401
     finally:
         _stop(proc)
+
+
+def test_a_403_fault_answers_as_a_removed_permission(local_airtable: LocalAirtable) -> None:
+    local_airtable.faults.add("403", method="GET", times=1)
+    url = f"{local_airtable.url}/v0/{local_airtable.base_id}/{JOBS}"
+    headers = {"Authorization": f"Bearer {local_airtable.token}"}
+    first = session().get(url, headers=headers)
+    assert (first.status_code, first.json()["error"]["type"]) == (403, "INVALID_PERMISSIONS")
+    assert session().get(url, headers=headers).status_code == 200
+
+
+def test_a_token_revoked_then_restored(local_airtable: LocalAirtable) -> None:
+    url = f"{local_airtable.url}/v0/{local_airtable.base_id}/{JOBS}"
+    token = local_airtable.token
+    local_airtable.set_token("another-token")
+    refused = session().get(url, headers={"Authorization": f"Bearer {token}"})
+    assert (refused.status_code, refused.json()["error"]["type"]) == (
+        401,
+        "AUTHENTICATION_REQUIRED",
+    )
+    local_airtable.set_token(token)
+    assert session().get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200

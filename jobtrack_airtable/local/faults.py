@@ -1,7 +1,8 @@
 """Fault injection for the local server: the failures the client library must survive.
 
-Kinds (``FAULT_KINDS``): ``"429"`` (the exact rate-limit body), ``"quota"`` (the 429 of a
-spent monthly quota, ``PUBLIC_API_BILLING_LIMIT_EXCEEDED``), ``"500"``, ``"502"``, ``"503"``
+Kinds (``FAULT_KINDS``): ``"403"`` (``INVALID_PERMISSIONS``: a permission removed),
+``"429"`` (the exact rate-limit body), ``"quota"`` (the 429 of a spent monthly quota,
+``PUBLIC_API_BILLING_LIMIT_EXCEEDED``), ``"500"``, ``"502"``, ``"503"``
 (with ``Retry-After``), ``"delay"`` (added latency, then normal processing), ``"drop"`` (the
 connection is closed before the request is processed) and ``"lost_response"`` (the request is
 applied and persisted, then the connection is closed before the response — the case that
@@ -31,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FAULT_KINDS = frozenset({"429", "quota", "500", "502", "503", "delay", "drop", "lost_response"})
+FAULT_KINDS = frozenset(
+    {"403", "429", "quota", "500", "502", "503", "delay", "drop", "lost_response"}
+)
 _NO_FAULT = (None, "ok", "none", "")
 
 

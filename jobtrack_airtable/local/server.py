@@ -177,6 +177,13 @@ class LocalAirtable:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
+    def set_token(self, token: str) -> None:
+        """Accept ``token`` from now on, and no other (a token revoked, then restored)."""
+        if not token:
+            raise ValueError("a non-empty token is required")
+        self.token = token
+        self.app.set_token(token)
+
     def __repr__(self) -> str:
         # Never show the token.
         state = self.url if self._server is not None else "stopped"

@@ -30,7 +30,9 @@ from datetime import datetime
 from typing import Any
 
 import pyairtable
+from requests.adapters import HTTPAdapter
 
+from .. import forks
 from ..airtable import API_URL
 from ..errors import ConfigError
 from ..limiter import Limiter, build_limiter
@@ -153,6 +155,20 @@ class Connection:
         if isinstance(adapter, AirtableAdapter):
             adapter.policy = self.policy
             adapter.clock = self.clock
+        forks.register(self, Connection._fresh_connections)
+
+    def _fresh_connections(self) -> None:
+        """After a fork: new connection pools.  An inherited keep-alive socket is shared with
+        the parent, so each process could read the other's responses; the old pools are
+        dropped, never shut down (that would end the parent's connections too)."""
+        for adapter in set(self.api.session.adapters.values()):
+            if isinstance(adapter, HTTPAdapter):
+                adapter.init_poolmanager(
+                    adapter._pool_connections,
+                    adapter._pool_maxsize,
+                    block=adapter._pool_block,
+                )
+                adapter.proxy_manager = {}
 
     @classmethod
     def from_settings(

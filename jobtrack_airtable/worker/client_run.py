@@ -8,16 +8,25 @@ absolute totals by the tracker's group commit (:mod:`jobtrack_airtable.worker.co
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from ..errors import InvalidInputError, TerminalRunError, UnknownMetricError, show
-from ..metrics import ClientMetrics, validate_metrics
+from .. import forks
+from ..errors import (
+    InvalidInputError,
+    RunClosedError,
+    TerminalRunError,
+    TrackerClosedError,
+    UnknownMetricError,
+    show,
+)
+from ..metrics import METRIC_KEYS, ClientMetrics, MetricValues, RunValues, validate_metrics
 from ..rows import ClientRunRow
-from ..run_ids import ClientRunId
+from ..run_ids import ClientRunId, as_client_run_id
 from ..schema import text_problem
 from ..statuses import Status, check_transition, parse_status
 from ..timeutil import to_airtable
@@ -30,6 +39,7 @@ from .runs import (
     found,
     quiet_after,
 )
+from .tracing import end_span
 
 if TYPE_CHECKING:
     from .tracker import Tracker
@@ -85,12 +95,28 @@ class ClientRun(EndsOnExit):
         self._end: str | None = None
         self._error: str | None = None
         self._close_force = False
-        self._version = 1
+        # Versions only grow, across processes too: a run re-opened elsewhere starts above
+        # every version its earlier owner stored (microseconds of the wall clock).
+        self._version = time.time_ns() // 1000
         self._written_version = 0
+        #: The last refusal its write met (kept pending; raised at synchronous points).
+        self._refused: Exception | None = None
+        self._refusal_logged: str | None = None
+        # What the last acknowledged write put in the row, to verify it after a timeout.
+        self._acked: dict[str, Any] = {}
+        self._acked_status: Status | None = None
         self._heartbeat = False
         self._worked = False
         self._lock = threading.RLock()
+        forks.register(self, ClientRun._fresh_lock)
         self._log_extra = {"run_id": str(run_id), "client_id": client_id}
+
+    #: Its OpenTelemetry span (tracing.py), ended by :meth:`close`.
+    _span: Any = None
+
+    def _fresh_lock(self) -> None:
+        # After a fork: the parent's commit thread may have held it mid-write.
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"ClientRun(run_id={str(self.run_id)!r}, status={self.status.value!r})"
@@ -130,36 +156,146 @@ class ClientRun(EndsOnExit):
         if self.refusal is not None:
             raise self.refusal
 
+    def _check_writable(self, action: str) -> None:
+        """A change to an ended run would rewrite a row the library already called final
+        (a ``Completed`` row's totals growing after the fact): refused, before anything."""
+        self._check_open()
+        if self.tracker._closed:
+            raise TrackerClosedError(str(self.run_id))
+        if self.status.is_terminal:
+            raise RunClosedError(str(self.run_id), self.status.value, action)
+
     def _changed(self) -> None:
-        """Record a change (under the run lock) and hand the run to the group commit."""
+        """Record a change (under the run lock): a new version, stored in the outbox before
+        the caller returns."""
         self._version += 1
+        self.tracker._persist(self)
+
+    # ------------------------------------------------------------- the outbox
+
+    def snapshot(self) -> str:
+        """The run's whole state as JSON, for the outbox (under the run lock)."""
+        return json.dumps(
+            {
+                "run_id": str(self.run_id),
+                "client_id": self.client_id,
+                "name": self.name,
+                "name_given": self._name_given,
+                "record_id": self.record_id,
+                "base": self._base.values(),
+                "local": self._local.values(),
+                "set_keys": sorted(self._set_keys),
+                "extra": self._extra,
+                "notes": self._notes.lines,
+                "probe": self._probe,
+                "status": self.status.value,
+                "status_due": self._status_due.value if self._status_due else None,
+                "start_due": self._start_due,
+                "end": self._end,
+                "error": self._error,
+                "force": self._force,
+                "close_force": self._close_force,
+                "worked": self._worked,
+                "wrote_terminal": self._wrote_terminal,
+            },
+            default=str,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def restore(cls, tracker: Tracker, payload: str, version: int) -> ClientRun:
+        """A run rebuilt from an outbox entry another process left (it died, or its tracker
+        closed with the write refused): written by this tracker's group commit."""
+        d = json.loads(payload)
+        run = cls(
+            tracker,
+            as_client_run_id(d["run_id"]),
+            client_id=d["client_id"],
+            name=d["name"],
+            new=False,
+            force=d["force"],
+        )
+        run._name_given = d["name_given"]
+        run.record_id = d["record_id"]
+        run._base = validate_metrics(d["base"])
+        run._local = validate_metrics(d["local"])
+        run._set_keys = set(d["set_keys"])
+        run._extra = d["extra"]
+        run._notes.lines = list(d["notes"])
+        run._probe = d["probe"]
+        run.status = Status(d["status"])
+        run._status_due = Status(d["status_due"]) if d["status_due"] else None
+        run._start_due = d["start_due"]
+        run._end = d["end"]
+        run._error = d["error"]
+        run._close_force = d["close_force"]
+        run._worked = d["worked"]
+        run._wrote_terminal = d["wrote_terminal"]
+        run._version = version
+        return run
+
+    def urgent(self) -> bool:
+        """An open or a status change must show promptly; increments can wait."""
+        return self._probe or self._status_due is not None or self._heartbeat
+
+    def refusal_pending(self) -> Exception | None:
+        return self._refused
+
+    def unsettled(self, until: float) -> None:
+        with self._lock:
+            self._settle_until = until
+
+    _settle_until = 0.0
+
+    def verify(self, row: ClientRunRow | None) -> bool:
+        with self._lock:
+            holds = row is not None
+            if row is not None:
+                stored = row.metrics.to_values(self.tracker.conn.schema.client_runs)
+                holds = all(stored.get(k) == v for k, v in self._acked.items())
+                ours, theirs = self._acked_status, row.status
+                if ours is not None and theirs is not ours:
+                    # Another writer ending the run is not a late write of ours.
+                    holds = holds and theirs is not None and theirs.is_terminal
+                    holds = holds and not ours.is_terminal
+            else:
+                self.record_id = None
+            self._settle_until = 0.0
+            if holds:
+                self.tracker._retire(self, self._written_version)
+                return True
+            if self._acked_status is not None:
+                self._status_due = self.status
+            self._changed()
+            return False
 
     def _mark(self) -> None:
         self.tracker._commit.mark(self)
 
     # --------------------------------------------------------------- metrics
 
-    def add(self, **increments: Any) -> None:
+    def add(self, **increments: Unpack[MetricValues]) -> None:
         """Add to metric totals, e.g. ``run.add(profiles_examined=10, profile_tokens=900)``.
 
         Values are validated first (a bad one raises and changes nothing); the write is
         group-committed.  If that write fails even after the retry policy (429, 5xx,
         network), the totals stay pending for the next one: ``add`` does not raise for it.
         """
-        self._check_open()
         delta = ClientMetrics.of(**increments)
         with self._lock:
+            # Under the run's lock: a close in another thread cannot slip in between.
+            self._check_writable("add")
             self._local = self._local.plus(delta)
             self._worked = self._worked or not delta.is_empty
             self._changed()
         self._mark()
 
-    def set(self, **values: Any) -> None:
+    def set(self, **typed: Unpack[RunValues]) -> None:
         """Set absolute values: metrics (``apify_costs=1.25``) or ``apify_run_id`` /
         ``client_name``.  Unknown names raise, listing what is allowed; so does a value
         Airtable would refuse (checked now, so that it cannot fail a later write).
         ``apify_run_id=None`` clears it; the client name cannot be cleared."""
-        self._check_open()
+        values: dict[str, Any] = dict(typed)
         extra = {k: values.pop(k) for k in CLIENT_RUN_EXTRA_FIELDS if k in values}
         try:
             metrics = ClientMetrics.of(**values)
@@ -176,6 +312,7 @@ class ClientRun(EndsOnExit):
             if isinstance(value, str) and (problem := text_problem(value, key)):
                 raise InvalidInputError(problem)
         with self._lock:
+            self._check_writable("set")
             self._local = self._local.merged(metrics)
             self._set_keys.update(metrics.values())
             if extra.get("client_name"):
@@ -190,8 +327,8 @@ class ClientRun(EndsOnExit):
         """Append a line to System Notes (written with the next group commit, merged into
         the row's current notes).  A note that is not a string or does not fit is refused,
         changing nothing."""
-        self._check_open()
         with self._lock:
+            self._check_writable("note")
             self._notes.append(text)
             self._changed()
         self._mark()
@@ -249,6 +386,9 @@ class ClientRun(EndsOnExit):
             self._close_force = force
             self.status = new
             self._changed()
+        if self._span is not None:
+            end_span(self._span, new, error=self._error, metrics=dict(self.totals))
+            self._span = None
         log.info("client run %s closed as %s", self.run_id, new.value, extra=self._log_extra)
         self._mark()
         if not wait:
@@ -281,7 +421,7 @@ class ClientRun(EndsOnExit):
                 return True
             if self._status_due is None or not self._status_due.is_terminal:
                 return False
-            quiet = time.monotonic() - self._last_write
+            quiet = self.tracker._commit.wall() - self._last_write
             return quiet >= quiet_after(self.tracker)
 
     def observe(self, row: ClientRunRow | None) -> None:
@@ -321,7 +461,7 @@ class ClientRun(EndsOnExit):
             self.status = theirs
 
     _wrote_terminal = False
-    #: ``time.monotonic()`` of the run's last landed write (0: adopted, never written).
+    #: The commit's ``wall`` time of the run's last landed write (0: adopted, never written).
     _last_write = 0.0
 
     def take(self, now: datetime) -> tuple[str | None, dict[str, Any], Any] | None:
@@ -354,12 +494,12 @@ class ClientRun(EndsOnExit):
             sent = len(self._notes.lines)
             if sent:
                 fields["system_notes"] = self._notes.text
-            return self.record_id, fields, ("write", self._version, status, sent)
+            return self.record_id, fields, ("write", self._version, status, sent, fields)
 
     def written(self, row: ClientRunRow, created: bool, token: Any) -> None:
         with self._lock:
             self.record_id = row.record_id
-            self._last_write = time.monotonic()
+            self._last_write = self.tracker._commit.wall()
             if token[0] == "probe":
                 self._probe = False
                 self._written_version = token[1]
@@ -389,10 +529,16 @@ class ClientRun(EndsOnExit):
                         previous.value if previous else "no status",
                         extra=self._log_extra,
                     )
+                if not self.dirty():
+                    self.tracker._retire(self, token[1])
                 return
-            _, version, status, sent = token
+            _, version, status, sent, fields = token
+            self._refused = None
+            self._refusal_logged = None
+            table = self.tracker.conn.schema.client_runs
+            self._acked = {k: v for k, v in fields.items() if table.has(k) and k in METRIC_KEYS}
             self._notes.landed(row.system_notes, sent)
-            self._last_write = time.monotonic()
+            self._last_write = self.tracker._commit.wall()
             if version == self._version:
                 self._written_version = version
                 self._heartbeat = False
@@ -401,17 +547,26 @@ class ClientRun(EndsOnExit):
                 self._status_due = None
                 self._start_due = None
                 self._wrote_terminal = self._wrote_terminal or sent_status.is_terminal
+            if sent_status is not None:
+                self._acked_status = sent_status
             self._row = row
+            if version == self._version:
+                self.tracker._retire(self, version)
 
     def refused(self, error: Exception, token: Any) -> None:
         with self._lock:
-            # Validated before queuing, so this is a base that changed under us; retrying
-            # the same record would fail the same way.
-            log.error(
-                "client run %s: Airtable refused its write (%s); dropped",
-                self.run_id,
-                error,
-                extra=self._log_extra,
-            )
-            self._written_version = self._version
-            self._heartbeat = False
+            # Kept: the state stays pending here and in the outbox; the refusal is raised at
+            # the next synchronous point and the write tried again there (the token or the
+            # field may be back by then), or by the next tracker / ``outbox replay``.
+            self._refused = error
+            self.tracker._refused(self, token[1], error)
+            text = f"{type(error).__name__}: {error}"
+            if text != self._refusal_logged:
+                self._refusal_logged = text
+                log.error(
+                    "client run %s: Airtable refused its write (%s); kept in the outbox, "
+                    "raised at the next flush or close",
+                    self.run_id,
+                    error,
+                    extra=self._log_extra,
+                )

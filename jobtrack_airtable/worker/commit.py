@@ -14,8 +14,18 @@ change (a background thread), and at once when asked: job completion,
   its runs stay pending and go out with the next drain, still as absolute totals, so nothing
   is counted twice.  A batch Airtable refuses outright (non-retryable) is split into single
   records so that one bad run cannot hold back the nine others.
-* **Durability.** A SIGKILL loses what is pending: at most the last interval's changes (as
-  for metric increments before).  SIGTERM and a normal exit lose nothing.
+* **Durability.** Every change is in the outbox (:mod:`jobtrack_airtable.outbox`) before the
+  call that made it returns; the commit only decides when Airtable sees it.  A SIGKILL loses
+  nothing: the next tracker on the machine (or ``jobtrack-airtable outbox replay``) writes it.
+* **Cadence.** Opens, closes and status changes go out within the interval; increments at
+  the pace of the machine's request budget (:mod:`jobtrack_airtable.outbox.cadence`).
+* **Refusals.** A record Airtable refuses (401, 403, 404, 422) stays pending in the run and
+  the outbox; the background thread leaves it alone, and every synchronous drain
+  (``flush()``, ``close(wait=True)``, ``complete()``, ``tracker.close()``) tries it again and
+  raises the refusal if it persists.
+* **Late application.** A write whose answer timed out may still be applied by the server
+  after a later write: its runs are read again once the settle window has passed and
+  rewritten if the row does not hold their newest state.
 
 >>> commit = GroupCommit(repo, interval=5.0)                       # doctest: +SKIP
 >>> commit.mark(run)          # the run has a change to write       # doctest: +SKIP
@@ -26,20 +36,24 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from .. import forks
 from ..airtable import write_batches
 from ..errors import (
     AirtableError,
     JobtrackError,
     LimiterUnavailableError,
+    PermissionDeniedError,
     QuotaExhaustedError,
     TrackerClosedError,
 )
 from ..limiter.locks import row_key, row_locks
+from ..outbox.cadence import Cadence
 from ..rows import ClientRunRow
 from ..transport.recovery import RETRYABLE
 from ..transport.repository import Repository
@@ -86,6 +100,23 @@ class Committable(Protocol):
         """Whether the run has state not yet written."""
         ...
 
+    def urgent(self) -> bool:
+        """Whether the pending state must show promptly (an open, a status change)."""
+        ...
+
+    def refusal_pending(self) -> Exception | None:
+        """The refusal its last write met, while it stands."""
+        ...
+
+    def unsettled(self, until: float) -> None:
+        """Its write's answer timed out: the server may still apply it until ``until``."""
+        ...
+
+    def verify(self, row: ClientRunRow | None) -> bool:
+        """Whether ``row`` (read after the settle window) holds the run's written state;
+        if not, the run marks itself to be written again."""
+        ...
+
 
 _LIVE: weakref.WeakSet[GroupCommit] = weakref.WeakSet()
 
@@ -106,38 +137,77 @@ class GroupCommit:
     caller's thread).  ``clock`` stamps Last Updated.
     """
 
-    def __init__(self, repo: Repository, *, interval: float, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        interval: float,
+        clock: Callable[[], datetime],
+        cadence: Cadence | None = None,
+        wall: Callable[[], float] = time.time,
+        background: bool = True,
+        settle: float = 60.0,
+    ) -> None:
         self.repo = repo
-        self.interval = interval
         self.clock = clock
+        self.cadence = cadence or Cadence(interval=interval, budget=0, visible_within=interval)
+        self.cadence.interval = interval
+        self.wall = wall
+        self.settle_window = settle
+        self._background = background
         self._pending: dict[int, Committable] = {}
+        # Refused runs wait for a synchronous drain (the background thread leaves them).
+        self._refused: dict[int, Committable] = {}
+        # Runs whose write timed out: (run, time after which a read can verify it).
+        self._settling: dict[int, tuple[Committable, float]] = {}
+        self._urgent_since: float | None = None
+        self._lazy_since: float | None = None
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         # One drain at a time: the writes of one run go out in order.
         self._drain_lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        #: Requests sent by drains (writes and the reads before them).
+        self.requests = 0
         _LIVE.add(self)
         shutdown.install(drain_all)
+        forks.register(self, GroupCommit._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks (a parent thread may have held them mid-drain; it
+        does not exist here) and no thread.  What was pending is the parent's to write: the
+        child writing it too would only repeat it."""
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._drain_lock = threading.RLock()
+        self._thread = None
+        self._pending = {}
+
+    @property
+    def interval(self) -> float:
+        return self.cadence.interval
+
+    @interval.setter
+    def interval(self, value: float) -> None:
+        self.cadence.interval = value
 
     def __repr__(self) -> str:
         return f"GroupCommit(interval={self.interval!r}, pending={len(self._pending)})"
 
     @property
     def pending(self) -> int:
-        """How many runs have changes not yet written."""
-        return len(self._pending)
+        """How many runs have changes not yet written (refused ones included)."""
+        return len(self._pending) + len(self._refused)
 
     def mark(self, *runs: Committable) -> None:
-        """``runs`` have a change to write: within ``interval``, or now when it is 0."""
+        """``runs`` have a change to write: within ``interval`` (opens, closes), at the
+        budget's pace (increments), or now when the interval is 0."""
         with self._lock:
             if self._closed:
                 # Nothing would ever write it (no thread, no exit hook): say so now.
                 raise TrackerClosedError(str(getattr(runs[0], "run_id", "?")) if runs else "?")
-            for run in runs:
-                self._pending[id(run)] = run
-            if self.interval > 0:
-                self._ensure_thread()
+            self._queue(runs)
         if self.interval <= 0:
             try:
                 self.drain()
@@ -151,11 +221,30 @@ class GroupCommit:
                     type(exc).__name__,
                 )
 
+    def _queue(self, runs: tuple[Committable, ...] | list[Committable]) -> None:
+        """Under the lock: pend ``runs`` and wake the thread if this moves the next drain."""
+        now = self.wall()
+        for run in runs:
+            if run.refusal_pending() is not None:
+                self._pending.pop(id(run), None)
+                self._refused[id(run)] = run
+                continue
+            self._refused.pop(id(run), None)
+            self._pending[id(run)] = run
+            if run.urgent():
+                if self._urgent_since is None:
+                    self._urgent_since = now
+                    self._wake.notify_all()
+            elif self._lazy_since is None:
+                self._lazy_since = now
+                self._wake.notify_all()
+        if self.interval > 0 and not self._closed and self._background:
+            self._ensure_thread()
+
     def _requeue(self, run: Committable) -> None:
         with self._lock:
-            self._pending.setdefault(id(run), run)
-            if self.interval > 0 and not self._closed:
-                self._ensure_thread()
+            if id(run) not in self._pending:
+                self._queue([run])
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -164,16 +253,41 @@ class GroupCommit:
             )
             self._thread.start()
 
+    def next_due(self) -> float:
+        """When the next drain (or verification) is due, on ``wall`` (``inf``: never)."""
+        due = self.cadence.due(
+            urgent_since=self._urgent_since if self._pending else None,
+            lazy_since=self._lazy_since if self._pending else None,
+            now=self.wall(),
+        )
+        for _, until in self._settling.values():
+            due = min(due, until)
+        return due
+
+    def poll(self) -> bool:
+        """Drain (and verify) if due now; ``True`` if it did.  The background thread's step,
+        callable directly with a simulated ``wall`` clock (benchmarks)."""
+        if self.next_due() > self.wall():
+            return False
+        self._drain(synchronous=False)
+        self.verify_due()
+        return True
+
     def _run(self) -> None:
         while True:
             with self._lock:
-                self._wake.wait(timeout=self.interval)
-                if self._closed or not self._pending:
+                if self._closed or (not self._pending and not self._settling):
                     # Nothing to do: end; the next change starts a new thread.
                     self._thread = None
                     return
+                wait = self.next_due() - self.wall()
+                if wait > 0:
+                    # Woken early by a change that moves the next drain.
+                    self._wake.wait(timeout=min(wait, 60.0))
+                    continue
             try:
-                self.drain()
+                self._drain(synchronous=False)
+                self.verify_due()
             except Exception as exc:
                 # The runs stay pending (absolute totals): the next drain writes them.
                 log.warning(
@@ -182,69 +296,149 @@ class GroupCommit:
                     type(exc).__name__,
                     self.interval,
                 )
+                with self._lock:
+                    # Not at once: the failure's cause needs time to pass.
+                    self._wake.wait(timeout=max(self.interval, 1.0))
 
     def drain(self) -> None:
         """Write every pending change now, ⌈K/10⌉ requests for K runs (plus one read of the
-        rows whose notes or final status must be checked first).  Raises the first failure
-        after trying every batch; the runs of a failed batch stay pending."""
+        rows whose notes or final status must be checked first), refused runs included.
+        Raises the first failure after trying every batch; the runs of a failed batch stay
+        pending (in the process and in the outbox)."""
+        self._drain(synchronous=True)
+
+    def _drain(self, *, synchronous: bool) -> None:
         with self._drain_lock:
             with self._lock:
                 runs = list(self._pending.values())
                 self._pending.clear()
+                if synchronous:
+                    runs += [r for k, r in self._refused.items() if k not in {id(x) for x in runs}]
+                    self._refused.clear()
+                self._urgent_since = self._lazy_since = None
             if not runs:
                 return
             readers = [r for r in runs if r.record_id and r.needs_read()]
             conn = self.repo.conn
             keys = [row_key(conn.base_id, "client_runs", str(r.run_id)) for r in readers]
-            # The rows read for their notes stay locked until written (see limiter.locks).
-            with row_locks(conn.limiter, keys):
-                self._read_first(readers)
-                now = self.clock()
-                batch: list[tuple[Committable, Write]] = []
+            failure: Exception | None = None
+            sent = 0
+            try:
+                # The rows read for their notes stay locked until written (see limiter.locks).
+                with row_locks(conn.limiter, keys):
+                    sent += self._read_first(readers)
+                    now = self.clock()
+                    batch: list[tuple[Committable, Write]] = []
+                    for run in runs:
+                        write = run.take(now)
+                        if write is not None:
+                            batch.append((run, write))
+                    for chunk in write_batches(batch):
+                        error, n = self._send(list(chunk))
+                        sent += n
+                        failure = failure or error
+            finally:
+                self.requests += sent
+                self.cadence.spend(sent, self.wall())
                 for run in runs:
-                    write = run.take(now)
-                    if write is not None:
-                        batch.append((run, write))
-                failure: Exception | None = None
-                for chunk in write_batches(batch):
-                    error = self._send(list(chunk))
-                    failure = failure or error
-            for run in runs:
-                if run.dirty():
-                    self._requeue(run)
+                    if run.dirty():
+                        self._requeue(run)
             if failure is not None:
                 raise failure
 
-    def _read_first(self, runs: list[Committable]) -> None:
+    def _read_first(self, runs: list[Committable]) -> int:
         if not runs:
-            return
+            return 0
         ids = [r.record_id for r in runs if r.record_id]
         found = {row.record_id: row for row in self.repo.client_runs.get_many(ids)}
         for run in runs:
             run.observe(found.get(run.record_id or ""))
+        return -(-len(ids) // 100)
 
-    def _send(self, chunk: list[tuple[Committable, Write]]) -> Exception | None:
+    def _send(self, chunk: list[tuple[Committable, Write]]) -> tuple[Exception | None, int]:
+        """Write one batch: the first failure (``None``: it landed) and the requests sent."""
         items = [(rid, fields) for _, (rid, fields, _) in chunk]
+        started = time.monotonic()
         try:
             results = self.repo.client_runs.write(items)
         except DEFERRABLE as exc:
-            return exc
+            self._maybe_late(chunk, started)
+            return exc, 1
         except (AirtableError, JobtrackError) as exc:
-            if len(chunk) == 1:
-                run, (_, _, token) = chunk[0]
-                run.refused(exc, token)
-                return exc
+            if len(chunk) == 1 or isinstance(exc, PermissionDeniedError):
+                # A refused token or permission refuses every record alike: no split.
+                for run, (_, _, token) in chunk:
+                    run.refused(exc, token)
+                return exc, 1
             # Refused outright: find the record at fault, write the others.
-            errors = [self._send([one]) for one in chunk]
-            return next((e for e in errors if e is not None), None)
+            outcomes = [self._send([one]) for one in chunk]
+            errors = [e for e, _ in outcomes if e is not None]
+            return (errors[0] if errors else None), 1 + sum(n for _, n in outcomes)
+        self._maybe_late(chunk, started)
         for (run, (_, _, token)), (row, created) in zip(chunk, results, strict=True):
             run.written(row, created, token)
-        return None
+        return None, 1
+
+    def _maybe_late(self, chunk: list[tuple[Committable, Write]], started: float) -> None:
+        """A write that took the client's whole timeout had an attempt given up on, which
+        the server may still apply, over newer state: verify its runs after the window."""
+        if time.monotonic() - started < self.repo.conn.settings.timeout:
+            return
+        until = self.wall() + self.settle_window
+        with self._lock:
+            for run, _ in chunk:
+                run.unsettled(until)
+                self._settling[id(run)] = (run, until)
+            if self._background and not self._closed:
+                self._ensure_thread()
+
+    def verify_due(self, *, wait: bool = False) -> None:
+        """Read the rows whose settle window has passed (⌈N/100⌉ requests) and rewrite
+        those a late write overwrote.  With ``wait``, first wait out every window."""
+        with self._lock:
+            settling = list(self._settling.values())
+        if not settling:
+            return
+        if wait:
+            latest = max(until for _, until in settling)
+            while (left := latest - self.wall()) > 0:
+                time.sleep(min(left, 1.0))
+        now = self.wall()
+        due = [run for run, until in settling if until <= now]
+        if not due:
+            return
+        ids = [r.record_id for r in due if r.record_id]
+        found = {row.record_id: row for row in self.repo.client_runs.get_many(ids)}
+        reads = -(-len(ids) // 100)
+        self.requests += reads
+        self.cadence.spend(reads, now)
+        with self._lock:
+            for run in due:
+                self._settling.pop(id(run), None)
+        stale = [run for run in due if not run.verify(found.get(run.record_id or ""))]
+        for run in stale:
+            log.warning(
+                "client run %s: a write applied late overwrote newer state; writing it again",
+                run.run_id,
+            )
+        if stale:
+            with self._lock:
+                self._queue(stale)
+
+    def settle(self) -> None:
+        """Wait out the settle window of every timed-out write, verify and repair (job
+        completion does this before it aggregates, so a late write cannot skew it)."""
+        for _ in range(5):
+            if not self._settling:
+                return
+            self.verify_due(wait=True)
+            self.drain()
 
     def close(self) -> None:
-        """Drain, then stop the background thread."""
+        """Drain and settle, then stop the background thread."""
         try:
             self.drain()
+            self.settle()
         finally:
             with self._lock:
                 self._closed = True

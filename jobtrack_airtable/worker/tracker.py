@@ -34,6 +34,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -41,14 +42,20 @@ from datetime import datetime, tzinfo
 from types import TracebackType
 from typing import Any, Self
 
+from .. import forks
 from ..aggregation import aggregate, completion_status
 from ..errors import (
     InvalidClientIdError,
     InvalidInputError,
+    JobEndedError,
     NotFoundError,
+    TrackerClosedError,
     show,
 )
 from ..limiter.locks import row_key, row_locks
+from ..outbox import OutboxStore, open_outbox
+from ..outbox.cadence import Cadence
+from ..outbox.store import LIVE_OWNERS, RELEASED, entry_key, new_owner, owner_alive
 from ..rows import ClientRunRow, JobRow
 from ..run_ids import (
     BaseRunId,
@@ -68,13 +75,15 @@ from ..transport.repository import Repository
 from .client_run import ClientRun
 from .commit import GroupCommit
 from .runs import EndsOnExit, Notes, error_text
+from .starts import ahead_of, next_free, reserve
+from .tracing import end_span, start_client_span, start_job_span
 from .tracking_errors import OnTrackingError, run_guarded
 
 __all__ = ["ClientRun", "Job", "Tracker"]
 
 log = logging.getLogger(__name__)
 
-#: How many seconds a job start moves forward looking for a free run ID.
+#: How many claims a job start makes looking for a free run ID before it gives up.
 MAX_START_ATTEMPTS = 60
 
 
@@ -86,6 +95,12 @@ class Tracker:
     Use it as a context manager (or call :meth:`close`): leaving writes every pending change and
     closes the HTTP session and the limiter.  Rows are stamped on the server's clock
     (:meth:`Connection.server_now`); ``clock`` and ``tz`` are injectable for tests.
+
+    Every client-run change goes to the machine's outbox (``outbox``, else the store the
+    settings name) before the call returns.  A new tracker takes over what dead or closed
+    processes of the machine left there and writes it with its first writes (``replay=False``
+    leaves that to :meth:`replay`).  ``wall`` simulates time for benchmarks: no background
+    thread, the caller calls :meth:`poll`.
 
     >>> with Tracker.from_settings(srv.settings()) as tracker:    # doctest: +SKIP
     ...     job = tracker.job()
@@ -100,6 +115,9 @@ class Tracker:
         flush_interval: float | None = None,
         origin: str | None = None,
         claim_marker: Callable[[], str] | None = None,
+        outbox: OutboxStore | None = None,
+        wall: Callable[[], float] | None = None,
+        replay: bool = True,
     ) -> None:
         settings = conn.settings
         self.conn = conn
@@ -111,12 +129,50 @@ class Tracker:
         self.tz = tz if tz is not None else settings.tz
         interval = flush_interval if flush_interval is not None else settings.flush_interval
         #: Who writes, as recorded in System Notes (host and process by default).
-        self.origin = origin or f"{socket.gethostname()} pid {os.getpid()}"
+        self.origin = origin or _default_origin()
+        self._default_origin = origin is None
         self._claim_marker = claim_marker or (lambda: uuid.uuid4().hex[:12])
         self._lock = threading.Lock()
         self._last_issued: BaseRunId | None = None
-        self._commit = GroupCommit(self.repo, interval=interval, clock=self.clock)
+        #: The durable record of every change not yet on Airtable (see :mod:`.outbox`).
+        self.outbox = outbox if outbox is not None else open_outbox(settings)
+        self._owner = new_owner()
+        LIVE_OWNERS.add(self._owner)
+        # ``wall`` simulates time (benchmarks): no background thread, the caller polls.
+        cadence = Cadence(
+            interval=interval,
+            budget=settings.request_budget,
+            visible_within=settings.visible_within,
+            store=self.outbox,
+        )
+        self._commit = GroupCommit(
+            self.repo,
+            interval=interval,
+            clock=self.clock,
+            cadence=cadence,
+            wall=wall or time.time,
+            background=wall is None,
+            settle=settings.settle_seconds,
+        )
         self._closed = False
+        # Set once the final drain is over: a change after it can never be written.
+        self._sealed = False
+        # What a process of this machine left (killed, or closed with a write refused) goes
+        # out with this tracker's first writes.
+        self._adopted = self._adopt_orphans() if replay else []
+        #: OpenTelemetry spans of the jobs this tracker started, by run ID (tracing.py).
+        self._spans: dict[str, Any] = {}
+        forks.register(self, Tracker._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child (see :mod:`jobtrack_airtable.forks`): a fresh lock, the child's
+        own pid in the notes it writes, and an outbox owner tag of its own (its entries are
+        orphans when *it* dies, not when the parent does)."""
+        self._lock = threading.Lock()
+        if self._default_origin:
+            self.origin = _default_origin()
+        self._owner = new_owner()
+        LIVE_OWNERS.add(self._owner)
 
     @property
     def flush_interval(self) -> float:
@@ -150,19 +206,100 @@ class Tracker:
         return self.conn.settings.on_tracking_error
 
     def flush(self) -> None:
-        """Write every pending client-run change now (⌈K/10⌉ requests for K runs)."""
+        """Write every pending client-run change now (⌈K/10⌉ requests for K runs), those
+        Airtable refused before included: a refusal that persists is raised, or warned in
+        warn mode (the changes stay in the outbox either way)."""
         run_guarded(self.on_tracking_error, "tracker.flush()", self._commit.drain)
+
+    def poll(self) -> bool:
+        """Write what the cadence says is due now (a tracker built with a simulated
+        ``wall`` clock has no background thread: its caller polls)."""
+        return self._commit.poll()
 
     def close(self) -> None:
         """Write every pending change, then close the HTTP session and the limiter.
-        Closing twice is harmless."""
+        Closing twice is harmless.  A change Airtable refuses stays in the outbox for the
+        next tracker of this machine or ``jobtrack-airtable outbox replay``; the refusal
+        is raised."""
         if self._closed:
             return
         self._closed = True
         try:
             run_guarded(self.on_tracking_error, "tracker.close()", self._commit.close)
         finally:
-            self.conn.close()
+            self._sealed = True
+            LIVE_OWNERS.discard(self._owner)
+            try:
+                self._release()
+            finally:
+                self.outbox.close()
+                self.conn.close()
+
+    def _release(self) -> None:
+        """Leave what Airtable refused to any process: this one may live on without a
+        tracker, and the entries must not wait for it to die."""
+        mine = {e.key: e.owner for e in self.outbox.entries() if e.owner == self._owner}
+        if mine:
+            self.outbox.claim(list(mine), RELEASED, expected=mine)
+
+    # ------------------------------------------------------------ the outbox
+
+    def _spend(self, requests: int) -> None:
+        """Debit requests sent outside the group commit (job writes) from the budget."""
+        self._commit.cadence.spend(requests, self._commit.wall())
+
+    def _key(self, run: ClientRun) -> str:
+        return entry_key(self.conn.base_id, "client_runs", str(run.run_id))
+
+    def _persist(self, run: ClientRun) -> None:
+        """Store the run's state durably (under the run's lock, so versions go in order)."""
+        if self._sealed:
+            # Nothing of this tracker would write it: refused, not kept for a later replay
+            # the caller was told would not happen.
+            raise TrackerClosedError(str(run.run_id))
+        self.outbox.put(self._key(run), run._version, run.snapshot(), self._owner)
+
+    def _retire(self, run: ClientRun, version: int) -> None:
+        self.outbox.retire(self._key(run), version, verify_after=run._settle_until)
+
+    def _refused(self, run: ClientRun, version: int, error: Exception) -> None:
+        self.outbox.refused(self._key(run), version, f"{type(error).__name__}: {error}")
+
+    def _adopt_orphans(self, *, every_owner: bool = False) -> list[ClientRun]:
+        """Claim the entries of this base that no live process holds and queue them."""
+        prefix = entry_key(self.conn.base_id, "client_runs", "")
+        entries = [
+            e
+            for e in self.outbox.entries(prefix)
+            if e.owner != self._owner and (every_owner or not owner_alive(e.owner))
+        ]
+        if not entries:
+            return []
+        expected = {e.key: e.owner for e in entries}
+        claimed = set(self.outbox.claim(list(expected), self._owner, expected=expected))
+        runs: list[ClientRun] = []
+        for e in entries:
+            if e.key not in claimed:
+                continue
+            try:
+                runs.append(ClientRun.restore(self, e.payload, e.version))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("outbox entry %s cannot be read (%s); left as it is", e.key, exc)
+        if runs:
+            log.info("replaying %d client-run change(s) left in the outbox", len(runs))
+            self._commit.mark(*runs)
+        return runs
+
+    def replay(self, *, every_owner: bool = False) -> list[ClientRun]:
+        """Write what the outbox holds for this base that no live process owns (with
+        ``every_owner``: also entries of processes that may be alive, e.g. of another
+        host) now; the runs replayed.  Idempotent: totals are absolute and two replays
+        claim disjoint entries.  A refusal that persists is raised (the entries stay)."""
+        runs = [*self._adopted, *self._adopt_orphans(every_owner=every_owner)]
+        self._adopted = []
+        self._commit.drain()
+        self._commit.settle()
+        return runs
 
     def __enter__(self) -> Self:
         return self
@@ -181,6 +318,12 @@ class Tracker:
             # The worker's own exception is what propagates, never a tracking one.
             log.exception("could not write the pending tracking changes while leaving")
 
+    def _check_open(self, action: str) -> None:
+        """Refuse work on a closed tracker before any request: its HTTP session is gone and
+        nothing would ever write what it started."""
+        if self._closed:
+            raise TrackerClosedError(action=f"{action} is refused")
+
     # ------------------------------------------------------------------ jobs
 
     def _next_candidate(self) -> BaseRunId:
@@ -198,36 +341,45 @@ class Tracker:
 
         Uniqueness across hosts cannot come from a check-then-create (two orchestrators can
         both see an ID free), so the start *creates* the row carrying a random claim marker,
-        then reads every row of that ID: the oldest row wins.  A loser deletes its row and
-        moves to the next second; copies of its own row left by a retried create (lost
-        response) are deleted too.  The winner keeps its row's record ID and writes by it
-        from then on.
+        then reads every row of that ID: the oldest row wins.  A loser moves its row past
+        the rows ahead of it and the seconds already taken, all seen in that read (see
+        :mod:`jobtrack_airtable.worker.starts`); copies of its own row left by a retried
+        create (lost response) are deleted.  The winner keeps its row's record ID and writes
+        by it from then on.
 
         >>> with tracker.job(stream=2, note="nightly") as job:   # doctest: +SKIP
         ...     print(job.run_id)
         250930-141522
         """
+        self._check_open("job()")
         if isinstance(stream, bool) or not isinstance(stream, int) or stream < 1:
             raise InvalidInputError(f"stream must be an integer ≥ 1, got {show(stream)}")
         marker = self._claim_marker()
-        candidate = self._next_candidate()
+        conn = self.conn
+        candidate = reserve(conn.limiter, conn.base_id, self._next_candidate())
+        now = self.clock()
+        notes = Notes(None, self.clock)
+        notes.append(f"started on {self.origin} (claim {marker})", fit=True)
+        if note:
+            notes.append(note)
+        values = {
+            "run_id": str(candidate),
+            "status": Status.RUNNING.value,
+            "stream": stream,
+            "start_time": to_airtable(now),
+            "last_updated": to_airtable(now),
+            "system_notes": notes.text,
+        }
+        move: tuple[str, str] | None = None
         for _ in range(MAX_START_ATTEMPTS):
-            now = self.clock()
-            notes = Notes(None, self.clock)
-            notes.append(f"started on {self.origin} (claim {marker})", fit=True)
-            if note:
-                notes.append(note)
-            values = {
-                "run_id": str(candidate),
-                "status": Status.RUNNING.value,
-                "stream": stream,
-                "start_time": to_airtable(now),
-                "last_updated": to_airtable(now),
-                "system_notes": notes.text,
-            }
-            claimed = self.repo.jobs.claim(values, marker)
+            values["run_id"] = str(candidate)
+            sent = time.monotonic()
+            claimed, claim = self.repo.jobs.claim(
+                values, marker, ahead=ahead_of(candidate), move=move
+            )
+            self._spend(2)
             if claimed is not None:
-                notes.landed(notes.text, len(notes.lines))
+                notes.landed(claimed.system_notes, len(notes.lines))
                 job = Job(
                     self,
                     candidate,
@@ -236,6 +388,8 @@ class Tracker:
                     status=Status.RUNNING,
                     record_id=claimed.record_id,
                 )
+                job._claim_marker = marker
+                job._maybe_late(sent)
                 created = claimed.created_time
                 if (
                     self._server_clock
@@ -246,6 +400,9 @@ class Tracker:
                     # clock (the raw local clock, maybe hours off): the row's created time is
                     # the true start; the job's next write puts it right, at no extra request.
                     job._start_fix = to_airtable(created)
+                job._span = start_job_span(str(candidate), stream)
+                if job._span is not None:
+                    self._spans[str(candidate)] = job._span
                 log.info(
                     "started job %s (stream %d)",
                     candidate,
@@ -253,16 +410,28 @@ class Tracker:
                     extra={"run_id": str(candidate)},
                 )
                 return job
-            log.info(
-                "run ID %s is taken; trying the next second",
-                candidate,
-                extra={"run_id": str(candidate)},
+            # Lost: move our row past the rows ahead of it and the seconds already taken
+            # (see jobtrack_airtable.worker.starts), not merely to the next second.
+            lost = candidate
+            candidate = reserve(
+                conn.limiter, conn.base_id, next_free(lost, claim.rank, claim.taken)
             )
-            candidate = candidate.next_second()
+            move = (claim.mine, str(lost)) if claim.mine else None
+            log.info(
+                "run ID %s is taken (%d row(s) ahead); trying %s",
+                lost,
+                claim.rank,
+                candidate,
+                extra={"run_id": str(lost)},
+            )
             with self._lock:
                 if self._last_issued is None or candidate > self._last_issued:
                     self._last_issued = candidate
-        raise InvalidInputError(f"no free run ID within {MAX_START_ATTEMPTS} s after {candidate}")
+        if move is not None:
+            self.repo.delete("jobs", [move[0]])
+        raise InvalidInputError(
+            f"no free run ID within {MAX_START_ATTEMPTS} claims, up to {candidate}"
+        )
 
     def find_job(self, run_id: BaseRunId | str) -> JobRow | None:
         """The job row of ``run_id`` as stored (1 request), or ``None``.
@@ -285,6 +454,7 @@ class Tracker:
 
         Raises :class:`~jobtrack_airtable.errors.NotFoundError` if no such job exists.
         """
+        self._check_open("attach_job()")
         key = as_base_run_id(run_id)
         row = self.repo.jobs.find(key)
         if row is None:
@@ -349,6 +519,7 @@ class Tracker:
         new: bool,
         force: bool,
     ) -> list[ClientRun]:
+        self._check_open("opening a client run")
         specs = _client_specs(clients)
         if not new:
             # Pending writes first, so that the probe sees this process's own earlier writes
@@ -358,6 +529,9 @@ class Tracker:
             ClientRun(self, with_client(base, cid), client_id=cid, name=cname, new=new, force=force)
             for cid, cname in specs
         ]
+        for run in runs:
+            with run._lock:
+                self._persist(run)
         self._commit.mark(*runs)
         if not new:
             # The open must answer now (continue, or refuse), so it goes out at once,
@@ -369,7 +543,9 @@ class Tracker:
                 assert error is not None
                 error.runs = [r for r in runs if r.refusal is None]  # type: ignore[attr-defined]
                 raise error
+        parent = self._spans.get(str(base))
         for r in runs:
+            r._span = start_client_span(parent, str(r.run_id), r.client_id)
             log.info(
                 "opened client run %s",
                 r.run_id,
@@ -380,6 +556,7 @@ class Tracker:
     def attach_client_run(self, run_id: ClientRunId | str) -> ClientRun:
         """Resume a client run by its client run ID (1 read): totals continue from the row's
         values, so a worker restarted mid-run keeps counting instead of overwriting."""
+        self._check_open("attach_client_run()")
         key = as_client_run_id(run_id)
         row = self.repo.client_runs.find(key)
         if row is None:
@@ -395,6 +572,10 @@ class Tracker:
         )
         run._adopt(row)
         return run
+
+
+def _default_origin() -> str:
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 def _client_specs(clients: Iterable[str | tuple[str, str | None]]) -> list[tuple[str, str | None]]:
@@ -427,6 +608,9 @@ class Job(EndsOnExit):
     host's short-lived claim row for the same Run ID cannot make it fail.
     """
 
+    #: Its OpenTelemetry span, when tracing is on and this process started it.
+    _span: Any = None
+
     def __init__(
         self,
         tracker: Tracker,
@@ -447,10 +631,18 @@ class Job(EndsOnExit):
         self._attached = attached
         # Clients opened through this object: a second open of one of them may meet its row.
         self._opened: set[str] = set()
+        # Their runs: those still open when the job ends are closed with it.
+        self._runs: list[ClientRun] = []
+        # Guards the two above: threads may open clients of one job at once.
+        self._lock = threading.Lock()
+        forks.register(self, Job._fresh_lock)
         self._log_extra = {"run_id": str(run_id)}
 
     def __repr__(self) -> str:
         return f"Job(run_id={str(self.run_id)!r}, status={self.status.value!r})"
+
+    def _fresh_lock(self) -> None:
+        self._lock = threading.Lock()  # after a fork (see jobtrack_airtable.forks)
 
     def _end_ok(self) -> None:
         self.complete()
@@ -481,13 +673,37 @@ class Job(EndsOnExit):
 
         >>> runs = job.open_clients(["Guy-Wilson", ("Ana-Jones", "Ana Jones")])  # doctest: +SKIP
         """
+        self.tracker._check_open("client()")
+        if self.status.is_terminal:
+            # A new Running row under an ended job is what sync would have to repair.
+            raise JobEndedError(str(self.run_id), self.status.value, "opening a client run")
         specs = _client_specs(clients)
         ids = [cid for cid, _ in specs]
-        # Rows of a job this process started are new unless this job opened them already.
-        new = not self._attached and not (self._opened & set(ids)) and len(set(ids)) == len(ids)
+        with self._lock:
+            # Rows of a job this process started are new unless this job opened them
+            # already (claimed here, under the lock, so two threads cannot both see new).
+            new = not self._attached and not (self._opened & set(ids)) and len(set(ids)) == len(ids)
+            self._opened.update(ids)
         runs = self.tracker._open(as_base_run_id(self.run_id), specs, new=new, force=force)
-        self._opened.update(ids)
+        with self._lock:
+            self._runs = [r for r in self._runs if not r.status.is_terminal] + runs
         return runs
+
+    def _close_open_runs(self, reason: str) -> None:
+        """End the client runs this job opened that are still open, as ``Failed``: the worker
+        never said they finished (``Completed`` would be a guess), and a ``Running`` row under
+        an ended job is what ``sync`` would otherwise have to repair."""
+        with self._lock:
+            runs, self._runs = self._runs, []
+        for run in runs:
+            if run.refusal is None and not run.status.is_terminal:
+                log.warning(
+                    "client run %s was still open when job %s ended; closing it as Failed",
+                    run.run_id,
+                    self.run_id,
+                    extra=run._log_extra,
+                )
+                run.close(Status.FAILED, error=reason)
 
     # ------------------------------------------------------------ job writes
 
@@ -498,9 +714,74 @@ class Job(EndsOnExit):
         values = {"run_id": str(self.run_id), **values}
         if self._start_fix is not None:
             values.setdefault("start_time", self._start_fix)
+        sent = time.monotonic()
         [(row, _)] = self.tracker.repo.jobs.write([(self.record_id, values)])
+        self._maybe_late(sent)
         self.record_id = row.record_id
         self._start_fix = None
+        self._last_values = values
+        return row
+
+    # -------------------------------------------------- writes applied late
+
+    #: The claim marker of the job's start (its copies, created late, are ours to delete).
+    _claim_marker: str | None = None
+    #: Until when (epoch s) a job write whose answer timed out may still be applied.
+    _unsettled_until = 0.0
+    _last_values: dict[str, Any] | None = None
+
+    def _maybe_late(self, sent: float) -> None:
+        """A write that took the client's whole timeout had an attempt given up on, which
+        the server may still apply (a second start row, older notes over newer ones)."""
+        conn = self.tracker.conn
+        if time.monotonic() - sent >= conn.settings.timeout:
+            until = time.time() + conn.settings.settle_seconds
+            self._unsettled_until = max(self._unsettled_until, until)
+
+    def _settle(self, row: JobRow) -> JobRow:
+        """After the job's final write: wait out the settle window of a timed-out write,
+        then delete start rows created late and rewrite the final state if a late write
+        overwrote it (a list of the Run ID's rows: 1 request, + the repairs)."""
+        for _ in range(3):
+            if not self._unsettled_until:
+                return row
+            while (left := self._unsettled_until - time.time()) > 0:
+                time.sleep(min(left, 1.0))
+            self._unsettled_until = 0.0
+            repo = self.tracker.repo
+            records = repo.list_records(
+                "jobs", formula=repo.key_formula("jobs", [str(self.run_id)])
+            )
+            rows = [repo.jobs.row(r) for r in records]
+            marker = self._claim_marker
+            copies = [
+                r.record_id
+                for r in rows
+                if r.record_id != self.record_id and marker and marker in (r.system_notes or "")
+            ]
+            if copies:
+                log.warning(
+                    "job %s: removing %d start row(s) the server created late",
+                    self.run_id,
+                    len(copies),
+                    extra=self._log_extra,
+                )
+                repo.delete("jobs", copies)
+            mine = next((r for r in rows if r.record_id == self.record_id), None)
+            written = self._last_values or {}
+            notes = written.get("system_notes")
+            holds = mine is not None
+            if mine is not None and written.get("status"):
+                holds = mine.status is self.status
+            if mine is not None and notes:
+                holds = holds and notes in (mine.system_notes or "")
+            if not holds and written:
+                log.warning(
+                    "job %s: a write applied late overwrote the final state; writing it again",
+                    self.run_id,
+                    extra=self._log_extra,
+                )
+                row = self._write(written)
         return row
 
     def _current(self) -> JobRow | None:
@@ -585,6 +866,12 @@ class Job(EndsOnExit):
         The job row is read first: if another writer (``sync``, an admin) already made it
         terminal, that status stays, unless ``force=True``, and the notes say so.
 
+        Client runs this job opened and that are still open are closed first, as ``Failed``
+        (Error Details: "still open when job … completed"): the worker never said they
+        finished, and a ``Running`` client under an ended job is what ``sync`` would have to
+        repair.  After it, ``job.client()`` raises
+        :class:`~jobtrack_airtable.errors.JobEndedError`.
+
         Returns the row as written; ``None`` when the tracking base failed and
         ``JOBTRACK_ON_TRACKING_ERROR=warn`` (the failure is logged, the worker goes on).
         """
@@ -607,15 +894,23 @@ class Job(EndsOnExit):
         error: BaseException | str | None = None,
     ) -> JobRow:
         new = parse_status(status) if status is not None else None
+        tracker = self.tracker
+        tracker._check_open("completing a job")
         if new is not None:
             # Refuse before reading anything.
             check_transition(self.status, new, force=force)
-        tracker = self.tracker
+        if error is None:
+            self._close_open_runs(f"still open when job {self.run_id} completed")
+        else:
+            self._close_open_runs(f"job {self.run_id} failed: {error_text(error)}")
         # Unguarded, even in warn mode: a job must never be aggregated from client rows
         # whose pending writes did not land.
         tracker._commit.drain()
+        # A client write applied late would skew the aggregates: wait it out, repair.
+        tracker._commit.settle()
         with self._notes_lock():
-            return self._finish_locked(new, force=force, note=note, fit=fit, error=error)
+            row = self._finish_locked(new, force=force, note=note, fit=fit, error=error)
+        return self._settle(row)
 
     def _finish_locked(
         self,
@@ -676,8 +971,17 @@ class Job(EndsOnExit):
         if sent:
             values["system_notes"] = self._notes.text
         row = self._write(values)
+        tracker._spend(3 + len(rows) // 100)
         self._notes.landed(row.system_notes, sent)
         self.status = final
+        end_span(
+            self._span,
+            final,
+            error=error_text(error) if error is not None else None,
+            metrics=row.aggregates,
+        )
+        self._span = None
+        tracker._spans.pop(str(self.run_id), None)
         log.info(
             "job %s completed as %s (%d clients)",
             self.run_id,

@@ -1,0 +1,47 @@
+"""A worker process for tests/test_outbox.py: records client runs, then waits to be killed.
+
+    python tests/outbox_worker.py MODE BASE_RUN_ID      (settings from the environment)
+
+MODE ``first``: opens client A and adds 7 in the first flush interval (nothing written yet),
+prints ``ready`` and waits.  MODE ``later``: A is opened and written (flushed), then gets 5
+more and is closed; client B opens and gets 2; prints ``ready`` and waits.  MODE ``loop``:
+opens A, prints ``ready``, then adds 1 forever (the parent kills it at a random point) and
+prints each total it recorded.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from jobtrack_airtable.worker.tracker import Tracker
+
+
+def main(mode: str, base: str) -> None:
+    tracker = Tracker.from_env(flush_interval=3600.0)
+    if mode == "first":
+        run = tracker.client(base, "A")
+        run.add(profiles_examined=7)
+    elif mode == "later":
+        run = tracker.client(base, "A")
+        run.add(profiles_examined=3)
+        run.flush()
+        run.add(profiles_examined=5)
+        run.close()
+        other = tracker.client(base, "B")
+        other.add(profiles_examined=2)
+    elif mode == "loop":
+        tracker.flush_interval = 0.05
+        run = tracker.client(base, "A")
+        print("ready", flush=True)
+        n = 0
+        while True:
+            run.add(profiles_examined=1)
+            n += 1
+            print(n, flush=True)
+    print("ready", flush=True)
+    time.sleep(120)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
