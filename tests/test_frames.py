@@ -22,4 +22,3 @@ def test_a_client_run_write_passes_few_of_our_frames(capsys: pytest.CaptureFixtu
         "<- commit._send" in out
     )
     assert "recovery" not in out
-    assert int(match.group(1)) <= 9, out
