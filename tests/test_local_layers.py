@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import jobtrack_airtable.airtable
 import jobtrack_airtable.local
 
 LOCAL = Path(jobtrack_airtable.local.__file__).parent
@@ -16,6 +17,8 @@ ALLOWED = {
     "jobtrack_airtable.field_types",
     "jobtrack_airtable.files",
     "jobtrack_airtable.extras",
+    # Airtable's facts (a leaf module of constants): the server enforces the same limits.
+    "jobtrack_airtable.airtable",
 }
 
 
@@ -72,3 +75,47 @@ def test_no_module_of_the_server_imports_another_ones_private_names() -> None:
                     if a.name.startswith("_") and a.name != "__version__"
                 ]
     assert private == []
+
+
+def test_airtables_facts_are_a_leaf_the_server_can_import_alone() -> None:
+    # The server stays stand-alone only while the facts module imports nothing of the package.
+    facts = Path(jobtrack_airtable.local.__file__).parent.parent / "airtable.py"
+    tree = ast.parse(facts.read_text(encoding="utf-8"))
+    imported = {
+        n
+        for node in ast.walk(tree)
+        for n in (
+            [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else []
+        )
+    }
+    assert not {n for n in imported if n.startswith("jobtrack_airtable")}
+    assert not any(node.level for node in ast.walk(tree) if isinstance(node, ast.ImportFrom))
+
+
+def test_the_local_server_keeps_no_copy_of_airtables_limits() -> None:
+    facts = {
+        name
+        for name in jobtrack_airtable.airtable.__all__
+        if isinstance(getattr(jobtrack_airtable.airtable, name), int | float)
+    }
+    copies = []
+    for path in sorted(LOCAL.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            copies += [
+                (str(path.relative_to(LOCAL)), t.id)
+                for t in targets
+                if isinstance(t, ast.Name) and t.id in facts
+            ]
+    assert facts >= {"MAX_RECORDS_PER_WRITE", "MAX_PAGE_SIZE", "MAX_LONG_TEXT"}
+    assert copies == []

@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from ..airtable import MAX_PAGE_SIZE
 from . import attachments
 from . import errors as E
 from .comments import CommentStore
@@ -54,7 +55,6 @@ from .webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE = 100
 LOCAL_WORKSPACE_ID = "wspLocalServer001"
 #: What ``GET /v0/meta/whoami`` answers: one local user, a token with the usual scopes.
 TOKEN_SCOPES = (
@@ -68,7 +68,6 @@ TOKEN_SCOPES = (
 MAX_JSON_DEPTH = 64
 #: Of an unauthenticated request, the log keeps the method and this many path characters.
 _UNAUTHENTICATED_PATH = 200
-MAX_PAGE_SIZE = 100
 _SORT_PARAM = re.compile(r"^sort\[(\d+)\]\[(field|direction)\]$")
 _GET_RECORD_KEYS = frozenset({"cellFormat", "timeZone", "userLocale", "returnFieldsByFieldId"})
 _LIST_COMMON_KEYS = _GET_RECORD_KEYS | {
@@ -444,7 +443,7 @@ class AirtableApp:
 
     def _list(self, ctx: _Ctx, base_id: str, table_ref: str, p: _ListParams) -> dict[str, Any]:
         table = self.store.table(base_id, table_ref)
-        page_size = _int_param(p.page_size, "pageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        page_size = _int_param(p.page_size, "pageSize", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE)
         if p.offset not in (None, ""):  # offset= (empty) is no offset, as in Airtable
             listing, position = self.iterators.resume(base_id, table, p.offset)
             return self.iterators.page(listing, position, page_size)
@@ -627,7 +626,7 @@ class AirtableApp:
         self.store.get_record(base_id, table_ref, rid)
         if ctx.method == "GET":
             _reject_unknown(ctx.args.keys(), {"pageSize", "offset"})
-            size = _int_param(ctx.args.get("pageSize"), "pageSize", 100, 1, MAX_PAGE_SIZE)
+            size = _int_param(ctx.args.get("pageSize"), "pageSize", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE)
             # The offset is where the next page starts in the newest-first list.
             start = _int_param(ctx.args.get("offset") or None, "offset", 0, 0, None)
             comments = self.comments.of(rid)

@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ..airtable import MAX_LONG_TEXT
 from ..timeutil import to_airtable
 from . import errors as E
-from .storage import MAX_TEXT, new_id
+from .storage import new_id
 from .users import LOCAL_USER
 
 _MENTION = re.compile(r"@\[(usr[A-Za-z0-9]{14})\]")
@@ -42,8 +43,8 @@ def _mentioned(text: str) -> dict[str, Any]:
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise E.invalid_request("a comment needs a non-empty 'text'")
-    if len(value) > MAX_TEXT:
-        raise E.invalid_request(f"a comment is limited to {MAX_TEXT:,} characters")
+    if len(value) > MAX_LONG_TEXT:
+        raise E.invalid_request(f"a comment is limited to {MAX_LONG_TEXT:,} characters")
     return value
 
 

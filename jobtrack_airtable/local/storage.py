@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..airtable import MAX_LONG_TEXT, MAX_RECORDS_PER_WRITE
 from ..errors import InvalidInputError
 from ..field_types import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES
 from ..files import write_atomically as _write_atomically
@@ -45,9 +46,6 @@ from .fieldmodels import complete_options, default_options, formula_result
 from .index import STRING_FIELD_TYPES, FieldIndex, candidates
 from .persistence import BaseFile, RecordRow, TableRow
 
-MAX_RECORDS_PER_REQUEST = 10
-#: Airtable's cap on a long text cell (SPEC §2.9); formulas are capped alike.
-MAX_TEXT = 100_000
 _ALNUM = string.ascii_letters + string.digits
 _ID_RE = {p: re.compile(rf"^{p}[A-Za-z0-9]{{14}}$") for p in ("app", "tbl", "fld", "rec", "viw")}
 _SELECT_COLORS = ("blueLight2", "cyanLight2", "tealLight2", "greenLight2", "yellowLight2")
@@ -354,8 +352,8 @@ def _normalise(fdef: FieldDef, value: Any, typecast: bool, batch: _Batch) -> Any
             if typecast and isinstance(value, int | float) and not isinstance(value, bool):
                 return str(value)
             raise E.bad_value(fdef.name)
-        if len(value) > MAX_TEXT:
-            raise E.bad_value(fdef.name, f"text is limited to {MAX_TEXT:,} characters")
+        if len(value) > MAX_LONG_TEXT:
+            raise E.bad_value(fdef.name, f"text is limited to {MAX_LONG_TEXT:,} characters")
         return rich_text(value) if ftype == "richText" else value
     if ftype == "singleSelect":
         if not isinstance(value, str):
@@ -908,7 +906,7 @@ class Store:
         *,
         typecast: bool = False,
         created_time: datetime | None = None,
-        limit: int | None = MAX_RECORDS_PER_REQUEST,
+        limit: int | None = MAX_RECORDS_PER_WRITE,
     ) -> list[Record]:
         """Create records from ``fields`` dicts, all or none.
 
@@ -939,7 +937,7 @@ class Store:
         typecast: bool = False,
     ) -> list[Record]:
         """Update ``(record_id, fields)`` pairs: PATCH semantics, or PUT with ``replace``."""
-        _check_count(items, MAX_RECORDS_PER_REQUEST, "updated")
+        _check_count(items, MAX_RECORDS_PER_WRITE, "updated")
         with self.lock:
             table = self.table(base_id, table_ref)
             batch = _Batch()
@@ -970,7 +968,7 @@ class Store:
         Items may carry an ``id`` (then that record is updated).  Returns the records in
         request order and the created and updated record IDs.
         """
-        _check_count(items, MAX_RECORDS_PER_REQUEST, "upserted")
+        _check_count(items, MAX_RECORDS_PER_WRITE, "upserted")
         with self.lock:
             table = self.table(base_id, table_ref)
             merge_fields = _merge_fields(table, merge_on)
@@ -1010,7 +1008,7 @@ class Store:
 
     def delete_records(self, base_id: str | None, table_ref: str, ids: Sequence[str]) -> list[str]:
         """Delete records by ID, all or none (404 if any is unknown)."""
-        _check_count(ids, MAX_RECORDS_PER_REQUEST, "deleted")
+        _check_count(ids, MAX_RECORDS_PER_WRITE, "deleted")
         with self.lock:
             table = self.table(base_id, table_ref)
             changes = []
@@ -1332,7 +1330,9 @@ def _check_count(items: Sequence[Any], limit: int | None, verb: str) -> None:
             f"{len(items)}."
         )
     if not items:
-        raise E.invalid_records(f"You must provide an array of up to {limit or 10} records")
+        raise E.invalid_records(
+            f"You must provide an array of up to {limit or MAX_RECORDS_PER_WRITE} records"
+        )
 
 
 def _merge_fields(table: TableDef, merge_on: Any) -> list[FieldDef]:

@@ -17,7 +17,7 @@ from .parser import Binary, Lit, Node, Parser, Ref, Unary
 from .registry import Function
 from .values import (
     ARITHMETIC,
-    MAX_TEXT,
+    MAX_LONG_TEXT,
     ORDERINGS,
     ErrorValue,
     EvalContext,
@@ -219,8 +219,8 @@ def _make_binary(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
             if type(b) is ErrorValue:
                 return b
             text = to_str(a) + to_str(b)
-            if len(text) > MAX_TEXT:
-                return ErrorValue(f"text longer than {MAX_TEXT:,} characters")
+            if len(text) > MAX_LONG_TEXT:
+                return ErrorValue(f"text longer than {MAX_LONG_TEXT:,} characters")
             return text
 
         return concat
@@ -255,8 +255,8 @@ def _make_call(spec: Function, argfns: Sequence[Evaluator]) -> Evaluator:
         except (EvalFailure, ArithmeticError, ValueError) as exc:
             # Bad data in a record is Airtable's #ERROR!, never a server error.
             return ErrorValue(f"{spec.name}(): {exc}")
-        if type(result) is str and len(result) > MAX_TEXT:
-            return ErrorValue(f"{spec.name}(): text longer than {MAX_TEXT:,} characters")
+        if type(result) is str and len(result) > MAX_LONG_TEXT:
+            return ErrorValue(f"{spec.name}(): text longer than {MAX_LONG_TEXT:,} characters")
         return result
 
     return call

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import re2
 
 from .registry import Function, fn
-from .values import MAX_TEXT, EvalFailure, check_text, flatten, int_arg, to_str
+from .values import MAX_LONG_TEXT, EvalFailure, check_text, flatten, int_arg, to_str
 
 # RE2 (Airtable's regular-expression syntax): linear time, no backreferences, so no pattern can
 # backtrack catastrophically; memory per compiled pattern is capped too.
@@ -59,8 +59,8 @@ def _substitute(s: Any, old: Any, new: Any, index: Any = None) -> str:
         return text
     if index is None:
         growth = text.count(old_text) * (len(new_text) - len(old_text))
-        if len(text) + growth > MAX_TEXT:
-            raise EvalFailure(f"text longer than {MAX_TEXT:,} characters")
+        if len(text) + growth > MAX_LONG_TEXT:
+            raise EvalFailure(f"text longer than {MAX_LONG_TEXT:,} characters")
         return text.replace(old_text, new_text)
     nth = int_arg(index)
     position = -1
@@ -76,8 +76,8 @@ def _rept(s: Any, n: Any) -> str:
     if count < 0:
         raise EvalFailure("negative repeat count")
     text = to_str(s)
-    if text and count > MAX_TEXT // len(text):
-        raise EvalFailure(f"text longer than {MAX_TEXT:,} characters")
+    if text and count > MAX_LONG_TEXT // len(text):
+        raise EvalFailure(f"text longer than {MAX_LONG_TEXT:,} characters")
     return text * count
 
 
@@ -123,8 +123,8 @@ def _regex_replace(s: Any, pattern: Any, replacement: Any) -> str:
         expanded = _GROUP_REF.sub(functools.partial(_group, m), template)
         piece = text[last : m.start()] + expanded
         size += len(piece)
-        if size > MAX_TEXT:
-            raise EvalFailure(f"text longer than {MAX_TEXT:,} characters")
+        if size > MAX_LONG_TEXT:
+            raise EvalFailure(f"text longer than {MAX_LONG_TEXT:,} characters")
         out.append(piece)
         last = m.end()
     out.append(text[last:])

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
 
+from ...airtable import MAX_LONG_TEXT
+
 
 class ErrorValue:
     """A runtime error inside a formula (Airtable shows ``#ERROR!``).
@@ -112,15 +114,14 @@ class EvalFailure(Exception):
     """Raised inside operators/functions; turned into an :class:`ErrorValue`."""
 
 
-#: Airtable caps long text at 100,000 characters; no formula value may grow beyond it either,
-#: so one request cannot build gigabytes (``REPT('x', 1e9)``).
-MAX_TEXT: Final = 100_000
+# No formula value may grow beyond Airtable's long-text cap either, so one request cannot
+# build gigabytes (``REPT('x', 1e9)``).
 
 
 def check_text(text: str) -> str:
-    """``text``, or an evaluation failure if it is longer than :data:`MAX_TEXT`."""
-    if len(text) > MAX_TEXT:
-        raise EvalFailure(f"text longer than {MAX_TEXT:,} characters")
+    """``text``, or an evaluation failure if it is longer than :data:`MAX_LONG_TEXT`."""
+    if len(text) > MAX_LONG_TEXT:
+        raise EvalFailure(f"text longer than {MAX_LONG_TEXT:,} characters")
     return text
 
 
