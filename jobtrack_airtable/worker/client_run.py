@@ -37,6 +37,7 @@ from .runs import (
     EndsOnExit,
     Notes,
     did_work,
+    ended_elsewhere,
     error_text,
     found,
     quiet_after,
@@ -446,33 +447,27 @@ class ClientRun(EndsOnExit):
                 return
             self._notes.server = row.system_notes or ""
             theirs, ours = row.status, self._status_due
-            if (
-                theirs is None
-                or not theirs.is_terminal
-                or ours is None
-                or theirs is ours
-                or self._wrote_terminal
-            ):
+            if ours is None or self._wrote_terminal:
                 return
-            # Someone else (sync marking it stale, an admin) ended the run meanwhile.
-            origin = self.tracker.origin
-            if self._close_force:
-                self._notes.append(
-                    f"{origin} closed the run as {ours.value!r}; status forced from "
-                    f"{theirs.value!r}, set by another writer (force=True)",
-                    fit=True,
-                )
-                return
-            self._notes.append(
-                f"{origin} closed the run as {ours.value!r} ({found(self.totals)}), but "
-                f"another writer had already marked it {theirs.value!r}; status left "
-                f"{theirs.value!r} (close(force=True) overrides)",
-                fit=True,
+            ended = ended_elsewhere(
+                theirs,
+                ours,
+                force=self._close_force,
+                origin=self.tracker.origin,
+                did="closed the run",
+                override="close",
+                summary=f" ({found(self.totals)})",
             )
+            if ended is None:
+                return
+            final, line = ended
+            self._notes.append(line, fit=True)
+            if final is ours:
+                return
             self._status_due = None
             self._end = None
             self._error = None
-            self.status = theirs
+            self.status = final
 
     _wrote_terminal = False
     #: The commit's ``wall`` time of the run's last landed write (0: adopted, never written).

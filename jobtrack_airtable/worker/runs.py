@@ -22,6 +22,7 @@ __all__ = [
     "EndsOnExit",
     "Notes",
     "did_work",
+    "ended_elsewhere",
     "error_text",
     "fit_notes",
     "found",
@@ -103,6 +104,48 @@ def found(totals: ClientMetrics) -> str:
     """
     values = {k: v for k, v in totals.values().items() if v}
     return "totals: " + (", ".join(f"{k}={v}" for k, v in values.items()) or "none")
+
+
+def ended_elsewhere(
+    theirs: Status | None,
+    ours: Status,
+    *,
+    force: bool,
+    origin: str,
+    did: str,
+    override: str,
+    summary: str = "",
+) -> tuple[Status, str] | None:
+    """The rule for a run (a job or a client run) that another writer -- ``sync`` marking it
+    stale, an admin -- already ended while this writer was about to end it as ``ours``: the
+    stored terminal status stays unless ``force``, and System Notes say which way it went.
+
+    Returns the status to write and the note line, or ``None`` when the rule does not apply
+    (the stored status is not terminal, or is already ``ours``).  The caller decides first
+    whether the stored status can be another writer's at all (not when this writer ended
+    the run itself).
+
+    >>> kept, line = ended_elsewhere(
+    ...     Status.FAILED, Status.COMPLETED, force=False, origin="w1",
+    ...     did="finished the job", override="complete")
+    >>> kept.value, line[:22], line[-32:]
+    ('Failed', 'w1 finished the job as', '(complete(force=True) overrides)')
+    >>> ended_elsewhere(
+    ...     Status.FAILED, Status.COMPLETED, force=True, origin="w1",
+    ...     did="finished the job", override="complete")[0].value
+    'Completed'
+    """
+    if theirs is None or not theirs.is_terminal or theirs is ours:
+        return None
+    if force:
+        return ours, (
+            f"{origin} {did} as {ours.value!r}; status forced from {theirs.value!r}, set by "
+            "another writer (force=True)"
+        )
+    return theirs, (
+        f"{origin} {did} as {ours.value!r}{summary}, but another writer had already marked "
+        f"it {theirs.value!r}; status left {theirs.value!r} ({override}(force=True) overrides)"
+    )
 
 
 def did_work(totals: ClientMetrics) -> bool:

@@ -74,7 +74,7 @@ from ..transport.client import Connection
 from ..transport.repository import Repository
 from .client_run import ClientRun
 from .commit import GroupCommit
-from .runs import EndsOnExit, Notes, error_text
+from .runs import EndsOnExit, Notes, ended_elsewhere, error_text
 from .starts import ahead_of, next_free, reserve
 from .tracing import end_span, start_client_span, start_job_span
 from .tracking_errors import OnTrackingError, run_guarded
@@ -938,23 +938,22 @@ class Job(EndsOnExit):
             self._notes.server = current.system_notes or ""
         theirs = current.status if current is not None else None
         final = new
-        if theirs is not None and theirs.is_terminal and not self.status.is_terminal:
-            if theirs is new:
-                pass
-            elif force:
-                self._notes.append(
-                    f"{tracker.origin} finished the job as {new.value!r}; status forced from "
-                    f"{theirs.value!r}, set by another writer (force=True)",
-                    fit=True,
-                )
-            else:
-                final = theirs
-                self._notes.append(
-                    f"{tracker.origin} finished the job as {new.value!r}, but another writer "
-                    f"had already marked it {theirs.value!r}; status left {theirs.value!r} "
-                    "(complete(force=True) overrides)",
-                    fit=True,
-                )
+        # When this writer ended the job itself, a terminal row is its own doing.
+        ended = (
+            None
+            if self.status.is_terminal
+            else ended_elsewhere(
+                theirs,
+                new,
+                force=force,
+                origin=tracker.origin,
+                did="finished the job",
+                override="complete",
+            )
+        )
+        if ended is not None:
+            final, line = ended
+            self._notes.append(line, fit=True)
         else:
             forced_note = check_transition(self.status, new, force=force)
             if forced_note:
