@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyairtable
 import pytest
@@ -26,6 +26,9 @@ from hypothesis import HealthCheck, settings
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.testing import TrackingServer, tracking_tables
 from jobtrack_airtable.transport.repository import Repository
+
+if TYPE_CHECKING:
+    from .helpers import RedisServer
 
 TEST_BASE_ID = "appJobtrackTest01"
 TEST_TOKEN = "test-token-not-secret"
@@ -165,3 +168,43 @@ def airtable_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert done.returncode == 0, done.stderr
     return where / "node_modules"
+
+
+# ------------------------------------------------------------------ Redis (test_fleet, the outbox)
+
+
+@pytest.fixture(scope="session")
+def shared_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """JOBTRACK_TEST_REDIS_URL, else a redis-server started for this session, else skip."""
+    from .helpers import NO_REDIS, RedisServer, redis_binary, redis_ping, wait_out_the_start_hold
+
+    pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
+    url = os.environ.get("JOBTRACK_TEST_REDIS_URL")
+    if url:
+        if not redis_ping(url, timeout=5.0):
+            # Configured but dead is a broken CI, not a reason to skip.
+            pytest.fail(f"JOBTRACK_TEST_REDIS_URL is set but Redis does not answer at {url}")
+        wait_out_the_start_hold(url)
+        yield url
+        return
+    binary = redis_binary()
+    if binary is None:
+        pytest.skip(NO_REDIS)
+    server = RedisServer(binary, tmp_path_factory.mktemp("redis")).start()
+    wait_out_the_start_hold(server.url)
+    yield server.url
+    server.kill()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A password-protected redis-server only this test uses, so it may kill it."""
+    from .helpers import NO_REDIS, PASSWORD, RedisServer, redis_binary
+
+    pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
+    binary = redis_binary()
+    if binary is None:
+        pytest.skip(f"{NO_REDIS} (killing Redis mid-run needs the redis-server binary)")
+    server = RedisServer(binary, tmp_path, password=PASSWORD).start()
+    yield server
+    server.kill()

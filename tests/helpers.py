@@ -9,31 +9,50 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyairtable
 import pytest
 import vcr
 from typer.testing import CliRunner, Result
 
-from jobtrack_airtable.admin.sync import Action, ApplyResult, Plan, apply_plan, plan_sync
+from jobtrack_airtable.admin.sync import (
+    Action,
+    ApplyResult,
+    Plan,
+    apply_plan,
+    plan_sync,
+)
 from jobtrack_airtable.cli import app, embedded
+from jobtrack_airtable.errors import (
+    AuthenticationError,
+)
+from jobtrack_airtable.limiter.base import DEFAULT_QUIET
+from jobtrack_airtable.limiter.redis import (
+    DEFAULT_RETRY_INTERVAL,
+)
 from jobtrack_airtable.limiter.usage import counted_as
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.metrics import AGGREGATE_KEYS
 from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.timeutil import to_airtable
 from jobtrack_airtable.transport.client import Connection
 from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 from jobtrack_airtable.transport.repository import Repository
-from jobtrack_airtable.worker.tracker import Tracker
+from jobtrack_airtable.worker.tracker import Job, Tracker
 
-from .conftest import TEST_BASE_ID
+from .conftest import TEST_BASE_ID, TEST_TOKEN
 
 # ------------------------------------------------------------------ the server's connections
 
@@ -409,3 +428,309 @@ def cassette_vcr(real_base: str | None = None) -> vcr.VCR:
         before_record_request=_rewrite_base(real_base),
         decode_compressed_response=True,
     )
+
+
+def mirror_seed(b: SyncBase, clients: int = 250) -> None:
+    """Rows last modified an hour ago (well before any refresh's overlap)."""
+    b.srv.store.clock = lambda: datetime.now(UTC) - timedelta(hours=1)
+    b.add_many(
+        JOBS,
+        [{"Run ID": f"250930-1{j:02d}000", "Status": "Success"} for j in range(5)],
+        created=NOW,
+    )
+    b.add_many(
+        CRR,
+        [
+            {
+                "Run ID": f"250930-1{i % 5:02d}000-Client {i}",
+                "Client ID": f"Client {i}",
+                "Status": "Running" if i % 3 else "Completed",
+                "Last Updated": at(hours=3),
+                "Profiles Examined for Scoring": i % 7,
+            }
+            for i in range(clients)
+        ],
+        created=NOW,
+    )
+    b.srv.store.clock = lambda: datetime.now(UTC)
+
+
+def mirror_update(b: SyncBase, ids: list[str], fields: dict[str, Any]) -> None:
+    for start in range(0, len(ids), 10):
+        b.srv.store.update_records(
+            b.srv.base_id, b.table_name(CRR), [(rid, fields) for rid in ids[start : start + 10]]
+        )
+
+
+def mirror_delete(b: SyncBase, ids: list[str]) -> None:
+    for start in range(0, len(ids), 10):
+        b.srv.store.delete_records(b.srv.base_id, b.table_name(CRR), ids[start : start + 10])
+
+
+def start_together(trackers: list[Tracker]) -> list[Job]:
+    barrier = threading.Barrier(len(trackers))
+    jobs: list[Job | None] = [None] * len(trackers)
+    errors: list[BaseException] = []
+
+    def start(i: int) -> None:
+        barrier.wait()
+        try:
+            jobs[i] = trackers[i].job()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(len(trackers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return [j for j in jobs if j is not None]
+
+
+def check_unique_starts(srv: LocalAirtable, jobs: list[Job]) -> None:
+    ids = {str(j.run_id) for j in jobs}
+    assert len(ids) == len(jobs)
+    stored = by_key(srv, JOB_TABLE)
+    assert {k: len(v) for k, v in stored.items()} == dict.fromkeys(ids, 1)
+
+
+EXAMINED = "Profiles Examined for Scoring"
+
+
+def client_rows(srv: TrackingServer, base: str) -> dict[str, dict[str, Any]]:
+    keys = by_key(srv, CRR_TABLE)
+    assert all(len(v) == 1 for v in keys.values()), keys  # nothing duplicated
+    return {k.removeprefix(f"{base}-"): v[0] for k, v in keys.items() if k.startswith(base)}
+
+
+def mid_run(srv: TrackingServer, **settings: Any) -> tuple[Tracker, Any, list[Any]]:
+    """A job of four clients with 10 profiles each on Airtable and 5 more pending."""
+    tracker = Tracker(make_conn(srv, **settings))
+    job = tracker.job()
+    runs = job.open_clients(["A", "B", "C", "D"])
+    for run in runs:
+        run.add(profiles_examined=10)
+    tracker.flush()
+    for run in runs:
+        run.add(profiles_examined=5)
+    return tracker, job, runs
+
+
+def left_refused(srv: TrackingServer, **settings: Any) -> str:
+    """Four closed runs left in the outbox by a tracker whose token was revoked: the job's
+    run ID."""
+    tracker, job, runs = mid_run(srv, **settings)
+    for run in runs:
+        run.close()
+    token = srv.token
+    srv.set_token("revoked-token")
+    with pytest.raises(AuthenticationError):
+        tracker.close()
+    srv.set_token(token)
+    return str(job.run_id)
+
+
+def outbox_cli(srv: TrackingServer, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from jobtrack_airtable.cli import app
+
+    for name, value in {
+        "AIRTABLE_API_KEY": srv.token,
+        "AIRTABLE_BASE_ID": srv.base_id,
+        "JOBTRACK_ENDPOINT_URL": srv.url,
+        "JOBTRACK_RATE_LIMIT": "0",
+        "JOBTRACK_OUTBOX_URL": f"sqlite:///{srv.outbox_path}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return CliRunner().invoke(app, list(args))
+
+
+CLI_SCRIPT = Path(sys.executable).parent / "jobtrack-airtable"
+
+
+def cli_command() -> list[str]:
+    if CLI_SCRIPT.exists():
+        return [str(CLI_SCRIPT)]
+    return [sys.executable, "-m", "jobtrack_airtable.cli"]  # pragma: no cover
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "JOBTRACK_"))}
+    # Keep the per-user data directory inside the test's tmp dir.
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    env["HOME"] = str(tmp_path / "home")
+    env.update(extra)
+    return env
+
+
+def run_cli_process(
+    tmp_path: Path, *args: str, module: bool = False, **env: str
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "jobtrack_airtable.cli"] if module else cli_command()
+    return subprocess.run(
+        [*cmd, *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path, **env),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+
+
+def start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``local serve --port 0 ARGS`` as a real process, and the URL its first line names."""
+    proc = subprocess.Popen(
+        [*cli_command(), "local", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
+    assert match, line
+    assert FAKE_TOKEN not in line
+    return proc, match.group(1)
+
+
+GROUP_COMMIT_WORKER = Path(__file__).with_name("group_commit_worker.py")
+
+
+def spawn_worker(
+    srv: LocalAirtable,
+    mode: str,
+    base: str,
+    *,
+    worker: Path = GROUP_COMMIT_WORKER,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """``worker`` run as a process with settings pointing at ``srv`` (and ``env``), once it
+    printed ``ready``."""
+    environ = {
+        **os.environ,
+        "AIRTABLE_API_KEY": srv.token,
+        "AIRTABLE_BASE_ID": srv.base_id,
+        "JOBTRACK_ENDPOINT_URL": srv.url,
+        "JOBTRACK_RATE_LIMIT": "0",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        **(env or {}),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(worker), mode, base],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", proc.stderr.read() if proc.stderr else line
+    return proc
+
+
+def rename_field(api: pyairtable.Api, base_id: str, table: str, field: str, new: str) -> str:
+    schema = api.base(base_id).table(table).schema()
+    fschema = schema.field(field)
+    fschema.name = new
+    fschema.save()
+    return fschema.id
+
+
+PASSWORD = "s3cretPW-do-not-log"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_ping(url: str, timeout: float) -> bool:
+    import redis
+
+    deadline = time.monotonic() + timeout
+    while True:
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        finally:
+            client.close()
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` process on a loopback port (killable, restartable)."""
+
+    def __init__(self, binary: str, workdir: Path, password: str | None = None) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.password = password
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "no", "--dir", str(self.workdir)]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not redis_ping(self.url, timeout=5.0):
+            self.kill()
+            raise RuntimeError(f"redis-server did not start on port {self.port}")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the abrupt outage a crashed or partitioned Redis looks like."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+
+NO_REDIS = (
+    "no Redis server for the fleet tests: set JOBTRACK_TEST_REDIS_URL=redis://host:port/db or "
+    "install redis-server (e.g. apt-get install redis-server); .ci/run does both"
+)
+
+
+def redis_binary() -> str | None:
+    return shutil.which("redis-server")
+
+
+def wait_out_the_start_hold(url: str) -> None:
+    """A Redis that started less than a window + quiet ago holds every base on first use (it
+    may have restarted and forgotten grants); tests that count waits start after that."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        uptime = int(client.info("server")["uptime_in_seconds"])
+    finally:
+        client.close()
+    time.sleep(max(0.0, DEFAULT_QUIET + 1.05 + DEFAULT_RETRY_INTERVAL + 1.0 - uptime))
+
+
+def worker_env(srv: LocalAirtable) -> dict[str, str]:
+    """The environment a worker process on this machine would have, pointing at ``srv``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "JOBTRACK_"))}
+    env.update(
+        AIRTABLE_API_KEY=TEST_TOKEN,
+        AIRTABLE_BASE_ID=srv.base_id,
+        JOBTRACK_ENDPOINT_URL=srv.url,
+        JOBTRACK_RATE_LIMIT="0",
+    )
+    return env

@@ -17,7 +17,8 @@ from jobtrack_airtable.transport.client import Connection
 from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 from jobtrack_airtable.transport.repository import Repository
 from tests.helpers import CRR, NOW, STALE, SyncBase, base_fixture  # noqa: F401
-from tests.test_mirror import _delete, _seed, _update
+
+from .helpers import mirror_delete, mirror_seed, mirror_update
 
 FAULTS = ("500", "502", "503", "429", "drop", "lost_response")
 
@@ -37,7 +38,7 @@ def _agrees(repo: Repository, mirror: Mirror) -> None:
 
 
 def test_faulty_refreshes_never_leave_a_wrong_mirror(base: SyncBase, tmp_path: Path) -> None:
-    _seed(base, clients=400)
+    mirror_seed(base, clients=400)
     repo = _repo(base)
     mirror = Mirror(tmp_path / "m.sqlite", base.srv.base_id)
     _agrees(repo, mirror)
@@ -46,8 +47,8 @@ def test_faulty_refreshes_never_leave_a_wrong_mirror(base: SyncBase, tmp_path: P
     failures = 0
     for round_ in range(6):
         ids = list(base.rows(CRR))
-        _update(base, ids[round_ * 20 : round_ * 20 + 30], {"Status": "Failed"})
-        _delete(base, ids[-(round_ + 1) * 3 :])
+        mirror_update(base, ids[round_ * 20 : round_ * 20 + 30], {"Status": "Failed"})
+        mirror_delete(base, ids[-(round_ + 1) * 3 :])
         for kind in FAULTS:
             faults.add(kind, probability=0.12)
         try:
@@ -62,11 +63,11 @@ def test_faulty_refreshes_never_leave_a_wrong_mirror(base: SyncBase, tmp_path: P
 
 
 def test_two_refreshes_of_one_file_at_once(base: SyncBase, tmp_path: Path) -> None:
-    _seed(base, clients=300)
+    mirror_seed(base, clients=300)
     path = tmp_path / "m.sqlite"
     with Mirror(path, base.srv.base_id) as first:
         first.refresh(base.repo)
-    _update(base, list(base.rows(CRR))[:150], {"Status": "Failed"})
+    mirror_update(base, list(base.rows(CRR))[:150], {"Status": "Failed"})
     errors: list[BaseException] = []
     start = threading.Barrier(2)
 
@@ -115,7 +116,7 @@ while True:
 def test_a_refresh_killed_with_sigkill_leaves_a_mirror_that_plans_right(
     base: SyncBase, tmp_path: Path
 ) -> None:
-    _seed(base, clients=1500)
+    mirror_seed(base, clients=1500)
     path = tmp_path / "m.sqlite"
     srv = base.srv
     for kills in range(3):
@@ -130,7 +131,9 @@ def test_a_refresh_killed_with_sigkill_leaves_a_mirror_that_plans_right(
         # Killed during its (kills + 1)-th full refresh: reads, or the write that follows.
         for _ in range(kills):
             assert proc.stdout.readline().strip() == "refreshed"
-        _update(base, list(base.rows(CRR))[kills * 10 : kills * 10 + 10], {"Status": "Failed"})
+        mirror_update(
+            base, list(base.rows(CRR))[kills * 10 : kills * 10 + 10], {"Status": "Failed"}
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         with Mirror(path, base.srv.base_id) as after:

@@ -120,9 +120,9 @@ def _fingerprint_less(s: Scenario) -> int:
 
 
 def _doctor_problem(s: Scenario) -> int:
-    from .test_cli import _drop_field
+    from .helpers import drop_field
 
-    _drop_field(s.base, "Job Tracking", "Stream")
+    drop_field(s.base, "Job Tracking", "Stream")
     return s.cli("doctor")
 
 
@@ -130,12 +130,12 @@ def _outbox_waiting(s: Scenario) -> int:
     from jobtrack_airtable.testing import TrackingServer
 
     from .conftest import TEST_BASE_ID, TEST_TOKEN
-    from .test_outbox import _cli, _left_refused
+    from .helpers import left_refused, outbox_cli
 
     srv = TrackingServer(token=TEST_TOKEN, base_id=TEST_BASE_ID, rate_limit=None).start()
     try:
-        _left_refused(srv)  # four closed runs a revoked token left on this machine
-        return int(_cli(srv, s.mp, "outbox", "status").exit_code)
+        left_refused(srv)  # four closed runs a revoked token left on this machine
+        return int(outbox_cli(srv, s.mp, "outbox", "status").exit_code)
     finally:
         srv.stop()
 

@@ -419,13 +419,13 @@ def test_docs_python_blocks_run(
 def test_readme_local_serve_lines_run(tmp_path: Path, clone_untouched: None) -> None:
     """The dev-tool lines: ``local serve`` starts (a free port instead of 8787), and the
     documented ``runs list`` against it exits 0."""
-    from .test_cli_subprocess import _run, start_serve
+    from .helpers import run_cli_process, start_serve
 
     serve, url = start_serve(
         tmp_path, "--token", "dev-token", "--base-id", "appJobtrackLocal1", "--data", "base.db"
     )
     try:
-        listed = _run(
+        listed = run_cli_process(
             tmp_path,
             "runs",
             "list",

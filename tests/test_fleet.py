@@ -17,14 +17,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,9 +31,7 @@ import pytest
 
 from jobtrack_airtable.errors import ConfigError, LimiterUnavailableError
 from jobtrack_airtable.limiter import LocalLimiter, build_limiter, usage_counts
-from jobtrack_airtable.limiter.base import DEFAULT_QUIET
 from jobtrack_airtable.limiter.redis import (
-    DEFAULT_RETRY_INTERVAL,
     INSTALL_HINT,
     RedisLimiter,
     redis_key,
@@ -49,116 +45,21 @@ from jobtrack_airtable.transport.recovery import DEFAULT_POLICY, RetryPolicy
 from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID, TEST_TOKEN
-from .helpers import usage_expected, usage_work
+from .helpers import (
+    PASSWORD,
+    RedisServer,
+    free_port,
+    usage_expected,
+    usage_work,
+)
 
 CRR = "Client Run Results"
 JOBS = "Job Tracking"
 BASE_B = "appJobtrackTest02"
 JOB_RUN_ID = "250930-141522"
-PASSWORD = "s3cretPW-do-not-log"
 STEADY_RATE = 5 / 1.1  # what the 0.1 s margin leaves of Airtable's 5 requests/s
 
 # ------------------------------------------------------------------ Redis servers
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ping(url: str, timeout: float) -> bool:
-    import redis
-
-    deadline = time.monotonic() + timeout
-    while True:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        finally:
-            client.close()
-
-
-class RedisServer:
-    """A throwaway ``redis-server`` process on a loopback port (killable, restartable)."""
-
-    def __init__(self, binary: str, workdir: Path, password: str | None = None) -> None:
-        self.binary = binary
-        self.workdir = workdir
-        self.password = password
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", str(self.workdir)]
-        if self.password:
-            args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not _ping(self.url, timeout=5.0):
-            self.kill()
-            raise RuntimeError(f"redis-server did not start on port {self.port}")
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: the abrupt outage a crashed or partitioned Redis looks like."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self.proc = None
-
-
-NO_REDIS = (
-    "no Redis server for the fleet tests: set JOBTRACK_TEST_REDIS_URL=redis://host:port/db or "
-    "install redis-server (e.g. apt-get install redis-server); .ci/run does both"
-)
-
-
-def _redis_binary() -> str | None:
-    return shutil.which("redis-server")
-
-
-@pytest.fixture(scope="session")
-def shared_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """JOBTRACK_TEST_REDIS_URL, else a redis-server started for this session, else skip."""
-    pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
-    url = os.environ.get("JOBTRACK_TEST_REDIS_URL")
-    if url:
-        if not _ping(url, timeout=5.0):
-            # Configured but dead is a broken CI, not a reason to skip.
-            pytest.fail(f"JOBTRACK_TEST_REDIS_URL is set but Redis does not answer at {url}")
-        _wait_out_the_start_hold(url)
-        yield url
-        return
-    binary = _redis_binary()
-    if binary is None:
-        pytest.skip(NO_REDIS)
-    server = RedisServer(binary, tmp_path_factory.mktemp("redis")).start()
-    _wait_out_the_start_hold(server.url)
-    yield server.url
-    server.kill()
-
-
-def _wait_out_the_start_hold(url: str) -> None:
-    """A Redis that started less than a window + quiet ago holds every base on first use (it
-    may have restarted and forgotten grants); tests that count waits start after that."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        uptime = int(client.info("server")["uptime_in_seconds"])
-    finally:
-        client.close()
-    time.sleep(max(0.0, DEFAULT_QUIET + 1.05 + DEFAULT_RETRY_INTERVAL + 1.0 - uptime))
 
 
 @pytest.fixture
@@ -177,18 +78,6 @@ def redis_url(shared_redis_url: str) -> str:
     finally:
         client.close()
     return shared_redis_url
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A password-protected redis-server only this test uses, so it may kill it."""
-    pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
-    binary = _redis_binary()
-    if binary is None:
-        pytest.skip(f"{NO_REDIS} (killing Redis mid-run needs the redis-server binary)")
-    server = RedisServer(binary, tmp_path, password=PASSWORD).start()
-    yield server
-    server.kill()
 
 
 # ------------------------------------------------------------------ helpers
@@ -464,7 +353,7 @@ def test_unreachable_redis_fails_closed_or_falls_back_warning_once(
 ) -> None:
     pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
     # Nothing listens on this port: no server needed to test the outage paths.
-    url = f"redis://:{PASSWORD}@127.0.0.1:{_free_port()}/0"
+    url = f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"
     caplog.set_level(logging.INFO, logger="jobtrack_airtable")
     strict = RedisLimiter(url, 5, retry_interval=60, grace=0)
     with pytest.raises(LimiterUnavailableError, match="JOBTRACK_LIMITER_FALLBACK") as info:

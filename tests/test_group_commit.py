@@ -4,50 +4,12 @@ that interval, duplicates nothing, and a restarted worker converges."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .helpers import CRR_TABLE, by_key, make_conn, rows
-
-WORKER = Path(__file__).with_name("group_commit_worker.py")
-
-
-def _spawn(
-    srv: LocalAirtable,
-    mode: str,
-    base: str,
-    *,
-    worker: Path = WORKER,
-    env: dict[str, str] | None = None,
-) -> subprocess.Popen[str]:
-    """``worker`` run as a process with settings pointing at ``srv`` (and ``env``), once it
-    printed ``ready``."""
-    environ = {
-        **os.environ,
-        "AIRTABLE_API_KEY": srv.token,
-        "AIRTABLE_BASE_ID": srv.base_id,
-        "JOBTRACK_ENDPOINT_URL": srv.url,
-        "JOBTRACK_RATE_LIMIT": "0",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-        **(env or {}),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, str(worker), mode, base],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.strip() == "ready", proc.stderr.read() if proc.stderr else line
-    return proc
+from .helpers import CRR_TABLE, by_key, make_conn, rows, spawn_worker
 
 
 def _started(srv: LocalAirtable) -> tuple[Tracker, str]:
@@ -63,7 +25,7 @@ def _client_rows(srv: LocalAirtable, base: str) -> dict[str, dict]:
 
 def test_sigterm_drains_pending_writes(local_airtable: LocalAirtable) -> None:
     _, base = _started(local_airtable)
-    proc = _spawn(local_airtable, "pending", base)
+    proc = spawn_worker(local_airtable, "pending", base)
     before = _client_rows(local_airtable, base)
     assert "Profiles Examined for Scoring" not in before["A"]  # still pending in the worker
     proc.send_signal(signal.SIGTERM)
@@ -77,7 +39,7 @@ def test_sigterm_drains_pending_writes(local_airtable: LocalAirtable) -> None:
 
 def test_interpreter_exit_drains_pending_writes(local_airtable: LocalAirtable) -> None:
     _, base = _started(local_airtable)
-    proc = _spawn(local_airtable, "exit", base)
+    proc = spawn_worker(local_airtable, "exit", base)
     assert proc.wait(timeout=60) == 0
     after = _client_rows(local_airtable, base)
     assert after["A"]["Status"] == "Completed"
@@ -89,7 +51,7 @@ def test_sigkill_between_a_close_and_its_batch_loses_one_interval_and_converges(
     local_airtable: LocalAirtable,
 ) -> None:
     _tracker, base = _started(local_airtable)
-    proc = _spawn(local_airtable, "flushed", base)
+    proc = spawn_worker(local_airtable, "flushed", base)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     [row] = _client_rows(local_airtable, base).values()

@@ -4,7 +4,6 @@ real path: the local server, real subprocesses for commands and the CLI."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import subprocess
 import sys
@@ -19,21 +18,9 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_TOKEN
-from .helpers import CRR_TABLE, JOB_TABLE, make_conn, rows
+from .helpers import CRR_TABLE, JOB_TABLE, make_conn, rows, worker_env
 
 CLI = Path(sys.executable).with_name("jobtrack-airtable")
-
-
-def worker_env(srv: LocalAirtable) -> dict[str, str]:
-    """The environment a worker process on this machine would have, pointing at ``srv``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "JOBTRACK_"))}
-    env.update(
-        AIRTABLE_API_KEY=TEST_TOKEN,
-        AIRTABLE_BASE_ID=srv.base_id,
-        JOBTRACK_ENDPOINT_URL=srv.url,
-        JOBTRACK_RATE_LIMIT="0",
-    )
-    return env
 
 
 def _jobs(srv: LocalAirtable) -> list[dict]:

@@ -7,20 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pyairtable
 import pytest
 import requests
 from pyairtable.api.types import RecordDict
 
 from jobtrack_airtable.testing import TrackingServer
 
-
-def _rename_field(api: pyairtable.Api, base_id: str, table: str, field: str, new: str) -> str:
-    schema = api.base(base_id).table(table).schema()
-    fschema = schema.field(field)
-    fschema.name = new
-    fschema.save()
-    return fschema.id
+from .helpers import rename_field
 
 
 def test_renaming_a_field_keeps_its_id_values_and_formulas(local_airtable: TrackingServer) -> None:
@@ -33,7 +26,7 @@ def test_renaming_a_field_keeps_its_id_values_and_formulas(local_airtable: Track
             "End Time": "2025-09-30T14:16:22.000Z",
         }
     )
-    fid = _rename_field(api, local_airtable.base_id, "Job Tracking", "Start Time", "Began")
+    fid = rename_field(api, local_airtable.base_id, "Job Tracking", "Start Time", "Began")
     local_airtable.request_log.clear()
 
     [record] = jobs.all()
@@ -95,7 +88,7 @@ def test_a_renamed_field_survives_a_restart(
     path = tmp_path / "base.sqlite"
     srv = make_local_airtable(data_path=path)
     srv.table("jobs").create({"Run ID": "250930-141522", "Stream": 2})
-    _rename_field(srv.api(), srv.base_id, "Job Tracking", "Stream", "Worker Stream")
+    rename_field(srv.api(), srv.base_id, "Job Tracking", "Stream", "Worker Stream")
     srv.stop()
     again = make_local_airtable(data_path=path)
     [record] = again.table("Job Tracking").all(formula="{Worker Stream} = 2")

@@ -19,32 +19,9 @@ from jobtrack_airtable.local.webhooks import MAX_WEBHOOKS_PER_BASE
 from jobtrack_airtable.timeutil import to_airtable
 from tests.helpers import CRR, JOBS, NOW, SyncBase, at, base_fixture  # noqa: F401
 
+from .helpers import mirror_delete, mirror_seed, mirror_update
+
 PAYLOADS = "payloads"
-
-
-def _seed(b: SyncBase, clients: int = 250) -> None:
-    """Rows last modified an hour ago (well before any refresh's overlap)."""
-    b.srv.store.clock = lambda: datetime.now(UTC) - timedelta(hours=1)
-    b.add_many(
-        JOBS,
-        [{"Run ID": f"250930-1{j:02d}000", "Status": "Success"} for j in range(5)],
-        created=NOW,
-    )
-    b.add_many(
-        CRR,
-        [
-            {
-                "Run ID": f"250930-1{i % 5:02d}000-Client {i}",
-                "Client ID": f"Client {i}",
-                "Status": "Running" if i % 3 else "Completed",
-                "Last Updated": at(hours=3),
-                "Profiles Examined for Scoring": i % 7,
-            }
-            for i in range(clients)
-        ],
-        created=NOW,
-    )
-    b.srv.store.clock = lambda: datetime.now(UTC)
 
 
 @pytest.fixture
@@ -71,7 +48,7 @@ def _requests(b: SyncBase) -> list[tuple[str, str]]:
 def test_first_sync_reads_everything_then_an_unchanged_one_costs_four_requests(
     base: SyncBase, mirror: Mirror
 ) -> None:
-    _seed(base)
+    mirror_seed(base)
     base.log.clear()
     first = base.plan(mirror=mirror)
     assert mirror.last is not None and mirror.last.kind == "full"
@@ -97,22 +74,10 @@ def test_first_sync_reads_everything_then_an_unchanged_one_costs_four_requests(
     assert first.has_changes
 
 
-def _update(b: SyncBase, ids: list[str], fields: dict[str, Any]) -> None:
-    for start in range(0, len(ids), 10):
-        b.srv.store.update_records(
-            b.srv.base_id, b.table_name(CRR), [(rid, fields) for rid in ids[start : start + 10]]
-        )
-
-
-def _delete(b: SyncBase, ids: list[str]) -> None:
-    for start in range(0, len(ids), 10):
-        b.srv.store.delete_records(b.srv.base_id, b.table_name(CRR), ids[start : start + 10])
-
-
 def test_changed_rows_cost_one_page_per_hundred(base: SyncBase, mirror: Mirror) -> None:
-    _seed(base)
+    mirror_seed(base)
     base.plan(mirror=mirror)
-    _update(base, list(base.rows(CRR))[:150], {"Status": "Failed"})
+    mirror_update(base, list(base.rows(CRR))[:150], {"Status": "Failed"})
     # 1 schema + 1 payloads + 1 jobs + 2 client pages: within 3 + 2⌈K/100⌉ = 7.
     assert mirrored(base, mirror) == 5
     assert mirror.last is not None and mirror.last.changed == {"jobs": 0, "client_runs": 150}
@@ -121,10 +86,10 @@ def test_changed_rows_cost_one_page_per_hundred(base: SyncBase, mirror: Mirror) 
 def test_deletions_made_outside_are_found_in_the_webhook_payloads(
     base: SyncBase, mirror: Mirror
 ) -> None:
-    _seed(base)
+    mirror_seed(base)
     base.plan(mirror=mirror)
     gone = list(base.rows(CRR))[10:60]
-    _delete(base, gone)
+    mirror_delete(base, gone)
     assert mirrored(base, mirror) == 4  # five payloads, one page of them
     assert mirror.last is not None and mirror.last.deleted == 50
     assert mirror.status().deletions == "webhook"
@@ -142,7 +107,7 @@ def _fill_webhooks(b: SyncBase) -> None:
 def test_without_webhooks_a_key_only_scan_finds_deletions_and_status_says_so(
     base: SyncBase, tmp_path: Path
 ) -> None:
-    _seed(base)
+    mirror_seed(base)
     _fill_webhooks(base)  # the base's 10 webhooks are used by others
     mirror = Mirror(tmp_path / "m.sqlite", base.srv.base_id, scan_interval=timedelta(hours=1))
     base.plan(mirror=mirror)
@@ -151,7 +116,7 @@ def test_without_webhooks_a_key_only_scan_finds_deletions_and_status_says_so(
     assert "TOO_MANY_WEBHOOKS" in (status.deletions_reason or "")
     assert "key-only scan" in status.describe_deletions()
 
-    _delete(base, list(base.rows(CRR))[:20])
+    mirror_delete(base, list(base.rows(CRR))[:20])
     base.log.clear()
     base.plan(mirror=mirror)
     # Not due yet: the deleted rows are still mirrored, and the refresh says it is incomplete.
@@ -169,12 +134,12 @@ def test_without_webhooks_a_key_only_scan_finds_deletions_and_status_says_so(
 def test_a_lost_webhook_is_replaced_and_one_scan_covers_the_gap(
     base: SyncBase, mirror: Mirror
 ) -> None:
-    _seed(base)
+    mirror_seed(base)
     base.plan(mirror=mirror)
     api_base = base.srv.api().base(base.srv.base_id)
     for hook in api_base.webhooks():
         hook.delete()
-    _delete(base, list(base.rows(CRR))[:7])
+    mirror_delete(base, list(base.rows(CRR))[:7])
     # Schema, the 404 on the payloads, a new webhook (listed, made), the key scan (1 + 3
     # pages), then the changed rows of both tables.
     assert mirrored(base, mirror) == 1 + 1 + 2 + 4 + 2
@@ -185,14 +150,14 @@ def test_a_lost_webhook_is_replaced_and_one_scan_covers_the_gap(
 def test_mirrors_of_one_base_share_its_webhook(
     base: SyncBase, mirror: Mirror, tmp_path: Path
 ) -> None:
-    _seed(base, clients=30)
+    mirror_seed(base, clients=30)
     base.plan(mirror=mirror)
     other = Mirror(tmp_path / "another-admin.sqlite", base.srv.base_id)
     base.log.clear()
     base.plan(mirror=other)
     assert base.log.count(method="POST") == 0  # the webhook there was shared, none made
     assert len(base.srv.api().base(base.srv.base_id).webhooks()) == 1
-    _delete(base, list(base.rows(CRR))[:3])
+    mirror_delete(base, list(base.rows(CRR))[:3])
     for m in (mirror, other):  # each reads the payloads from its own cursor
         mirrored(base, m)
         assert m.last is not None and m.last.deleted == 3
@@ -200,7 +165,7 @@ def test_mirrors_of_one_base_share_its_webhook(
 
 
 def test_a_webhook_near_its_expiry_is_refreshed(base: SyncBase, mirror: Mirror) -> None:
-    _seed(base, clients=10)
+    mirror_seed(base, clients=10)
     base.plan(mirror=mirror)
     soon = to_airtable(datetime.now(UTC) + timedelta(days=1))
     mirror.file.set_meta({"webhook_expires": soon})
@@ -235,7 +200,7 @@ def _missing(path: Path, base_id: str) -> str:
 def test_a_mirror_that_cannot_be_trusted_is_rebuilt_with_a_one_line_notice(
     base: SyncBase, tmp_path: Path, spoil: Any
 ) -> None:
-    _seed(base, clients=30)
+    mirror_seed(base, clients=30)
     path = tmp_path / "m.sqlite"
     why = spoil(path, base.srv.base_id)
     mirror = Mirror(path, base.srv.base_id)

@@ -12,7 +12,8 @@ from typer.testing import CliRunner, Result
 from jobtrack_airtable.cli import app
 from jobtrack_airtable.testing import TrackingServer
 from tests.helpers import SyncBase
-from tests.test_mirror import _seed
+
+from .helpers import mirror_seed
 
 
 def cli(srv: TrackingServer, *args: str) -> Result:
@@ -28,7 +29,7 @@ def env(
     monkeypatch.setenv("JOBTRACK_ENDPOINT_URL", local_airtable.url)
     monkeypatch.setenv("JOBTRACK_MIRROR_DIR", str(tmp_path / "mirrors"))
     b = SyncBase(local_airtable)
-    _seed(b, clients=120)
+    mirror_seed(b, clients=120)
     b.conn.close()
     return local_airtable
 

@@ -18,14 +18,15 @@ from jobtrack_airtable.admin.mirror.reads import MirroredRepository
 from jobtrack_airtable.admin.ops.quota import usage_report
 from jobtrack_airtable.timeutil import to_airtable
 from tests.helpers import CRR, JOBS, SyncBase, base_fixture  # noqa: F401
-from tests.test_mirror import _seed
+
+from .helpers import mirror_seed
 
 NOW = datetime(2025, 12, 1, tzinfo=UTC)
 
 
 @pytest.fixture
 def mirrored(base: SyncBase, tmp_path: Path) -> Iterator[MirroredRepository]:
-    _seed(base)
+    mirror_seed(base)
     # Finished long ago: archive material.
     base.add(
         JOBS,

@@ -11,7 +11,8 @@ import pytest
 
 from jobtrack_airtable.admin.mirror import default_mirror_path
 from tests.helpers import CRR, SyncBase, base_fixture  # noqa: F401
-from tests.test_mirror import _seed
+
+from .helpers import mirror_seed
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "mirror.md"
 
@@ -27,7 +28,7 @@ def test_the_python_then_the_sql_examples_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("JOBTRACK_MIRROR_DIR", str(tmp_path))
-    _seed(base, clients=20)
+    mirror_seed(base, clients=20)
     base.add(CRR, {"Run ID": "250930-100000-Client 0", "Client ID": "Client 0"})  # a duplicate
     (python,) = _blocks("python")
     exec(compile(python, "docs/mirror.md", "exec"), {"repo": base.repo})

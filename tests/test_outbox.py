@@ -27,20 +27,22 @@ from jobtrack_airtable.outbox import SqliteOutbox
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .helpers import CRR_TABLE, by_key, make_conn
-from .test_group_commit import _spawn as spawn_worker
-from .test_local_meta_rename import _rename_field
+from .helpers import (
+    CRR_TABLE,
+    EXAMINED,
+    by_key,
+    client_rows,
+    left_refused,
+    make_conn,
+    mid_run,
+    outbox_cli,
+    rename_field,
+    spawn_worker,
+)
 
 JT = "Job Tracking"
 
 WORKER = Path(__file__).with_name("outbox_worker.py")
-EXAMINED = "Profiles Examined for Scoring"
-
-
-def _client_rows(srv: TrackingServer, base: str) -> dict[str, dict[str, Any]]:
-    keys = by_key(srv, CRR_TABLE)
-    assert all(len(v) == 1 for v in keys.values()), keys  # nothing duplicated
-    return {k.removeprefix(f"{base}-"): v[0] for k, v in keys.items() if k.startswith(base)}
 
 
 def _job_row(srv: TrackingServer, base: str) -> dict[str, Any]:
@@ -48,24 +50,11 @@ def _job_row(srv: TrackingServer, base: str) -> dict[str, Any]:
     return row
 
 
-def _mid_run(srv: TrackingServer, **settings: Any) -> tuple[Tracker, Any, list[Any]]:
-    """A job of four clients with 10 profiles each on Airtable and 5 more pending."""
-    tracker = Tracker(make_conn(srv, **settings))
-    job = tracker.job()
-    runs = job.open_clients(["A", "B", "C", "D"])
-    for run in runs:
-        run.add(profiles_examined=10)
-    tracker.flush()
-    for run in runs:
-        run.add(profiles_examined=5)
-    return tracker, job, runs
-
-
 def _complete_and_check(srv: TrackingServer, tracker: Tracker, job: Any) -> None:
     """The cause is gone: the job completes with every client's 15 and the job's 60."""
     job.complete()
     tracker.close()
-    rows = _client_rows(srv, str(job.run_id))
+    rows = client_rows(srv, str(job.run_id))
     assert {k: r[EXAMINED] for k, r in rows.items()} == {"A": 15, "B": 15, "C": 15, "D": 15}
     assert _job_row(srv, str(job.run_id))["Total Profiles Examined"] == 60
 
@@ -73,7 +62,7 @@ def _complete_and_check(srv: TrackingServer, tracker: Tracker, job: Any) -> None
 def test_a_revoked_token_keeps_every_change_and_raises_until_it_is_back(
     local_airtable: TrackingServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tracker, job, runs = _mid_run(local_airtable)
+    tracker, job, runs = mid_run(local_airtable)
     token = local_airtable.token
     local_airtable.set_token("revoked-token")
     with pytest.raises(AuthenticationError):
@@ -86,14 +75,14 @@ def test_a_revoked_token_keeps_every_change_and_raises_until_it_is_back(
     local_airtable.set_token(token)
     tracker.flush()
     _complete_and_check(local_airtable, tracker, job)
-    assert _client_rows(local_airtable, str(job.run_id))["A"]["Status"] == "Completed"
+    assert client_rows(local_airtable, str(job.run_id))["A"]["Status"] == "Completed"
     assert SqliteOutbox(local_airtable.outbox_path).entries() == []
 
 
 def test_a_permission_removed_keeps_every_change_until_it_is_back(
     local_airtable: TrackingServer,
 ) -> None:
-    tracker, job, _runs = _mid_run(local_airtable)
+    tracker, job, _runs = mid_run(local_airtable)
     local_airtable.faults.add("403", method="PATCH", path="Client", times=1000)
     with pytest.raises(PermissionDeniedError):
         tracker.flush()
@@ -104,39 +93,25 @@ def test_a_permission_removed_keeps_every_change_until_it_is_back(
 def test_a_field_renamed_without_pin_keeps_the_data_until_it_is_renamed_back(
     local_airtable: TrackingServer,
 ) -> None:
-    tracker, job, _runs = _mid_run(local_airtable)
+    tracker, job, _runs = mid_run(local_airtable)
     api, base_id = local_airtable.api(), local_airtable.base_id
-    _rename_field(api, base_id, CRR_TABLE, EXAMINED, "Profiles Looked At")
+    rename_field(api, base_id, CRR_TABLE, EXAMINED, "Profiles Looked At")
     with pytest.raises(UnknownFieldError):
         tracker.flush()
     with pytest.raises(UnknownFieldError):
         job.complete()
-    _rename_field(api, base_id, CRR_TABLE, "Profiles Looked At", EXAMINED)
+    rename_field(api, base_id, CRR_TABLE, "Profiles Looked At", EXAMINED)
     _complete_and_check(local_airtable, tracker, job)
-
-
-def _left_refused(srv: TrackingServer, **settings: Any) -> str:
-    """Four closed runs left in the outbox by a tracker whose token was revoked: the job's
-    run ID."""
-    tracker, job, runs = _mid_run(srv, **settings)
-    for run in runs:
-        run.close()
-    token = srv.token
-    srv.set_token("revoked-token")
-    with pytest.raises(AuthenticationError):
-        tracker.close()
-    srv.set_token(token)
-    return str(job.run_id)
 
 
 def test_a_refused_write_is_replayed_by_the_next_tracker_of_the_machine(
     local_airtable: TrackingServer,
 ) -> None:
-    base = _left_refused(local_airtable)
+    base = left_refused(local_airtable)
     with Tracker(make_conn(local_airtable)) as later:
         replayed = later.replay()
     assert sorted(r.client_id for r in replayed) == ["A", "B", "C", "D"]
-    rows = _client_rows(local_airtable, base)
+    rows = client_rows(local_airtable, base)
     assert {(r[EXAMINED], r["Status"]) for r in rows.values()} == {(15, "Completed")}
 
 
@@ -166,7 +141,7 @@ def test_a_write_applied_late_over_a_newer_one_is_repaired_before_completion(
     run.close(wait=True)
     job.complete()
     _held_requests_applied(local_airtable)
-    row = _client_rows(local_airtable, str(job.run_id))["A"]
+    row = client_rows(local_airtable, str(job.run_id))["A"]
     assert (row[EXAMINED], row["Status"]) == (30, "Completed")
     assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 30
     assert local_airtable.faults.counts == {"delay": 1}
@@ -198,7 +173,7 @@ def test_sigkill_loses_nothing_add_returned_for(
     _kill(_spawn(local_airtable, mode, base))
     with Tracker(make_conn(local_airtable)) as later:
         later.flush()
-    rows = _client_rows(local_airtable, base)
+    rows = client_rows(local_airtable, base)
     assert {k: (r.get(EXAMINED), r.get("Status")) for k, r in rows.items()} == expected
 
 
@@ -219,7 +194,7 @@ def test_sigkill_at_a_random_point_loses_no_increment_and_counts_none_twice(
     # have been stored but not printed when the signal came.
     with Tracker(make_conn(local_airtable)) as later:
         later.flush()
-    row = _client_rows(local_airtable, base)["A"]
+    row = client_rows(local_airtable, base)["A"]
     assert row[EXAMINED] in (last, last + 1)
     assert row["Status"] == "Running"
 
@@ -239,12 +214,12 @@ def test_a_run_reopened_on_a_clock_that_went_back_keeps_its_changes(
         later.flush()
     # The re-open read 3 from the row and added 4; before the fix its changes were ignored
     # by the store (a lower version) and the replay wrote the holder's older 8.
-    assert _client_rows(local_airtable, base)["A"][EXAMINED] == 7
+    assert client_rows(local_airtable, base)["A"][EXAMINED] == 7
     assert SqliteOutbox(local_airtable.outbox_path).entries() == []
 
 
 def test_two_replays_racing_write_each_entry_once(local_airtable: TrackingServer) -> None:
-    base = _left_refused(local_airtable)
+    base = left_refused(local_airtable)
     local_airtable.request_log.clear()
     replayed: list[list[Any]] = []
     start = threading.Barrier(2)
@@ -260,7 +235,7 @@ def test_two_replays_racing_write_each_entry_once(local_airtable: TrackingServer
     for t in threads:
         t.join()
     assert sorted(len(r) for r in replayed) in ([0, 4], [1, 3], [2, 2])  # disjoint claims
-    rows = _client_rows(local_airtable, base)
+    rows = client_rows(local_airtable, base)
     assert {(r[EXAMINED], r["Status"]) for r in rows.values()} == {(15, "Completed")}
 
 
@@ -278,54 +253,38 @@ def test_a_big_job_costs_close_to_one_write_per_client(local_airtable: TrackingS
     assert completion == 3 + 2
 
 
-def _cli(srv: TrackingServer, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
-    from typer.testing import CliRunner
-
-    from jobtrack_airtable.cli import app
-
-    for name, value in {
-        "AIRTABLE_API_KEY": srv.token,
-        "AIRTABLE_BASE_ID": srv.base_id,
-        "JOBTRACK_ENDPOINT_URL": srv.url,
-        "JOBTRACK_RATE_LIMIT": "0",
-        "JOBTRACK_OUTBOX_URL": f"sqlite:///{srv.outbox_path}",
-    }.items():
-        monkeypatch.setenv(name, value)
-    return CliRunner().invoke(app, list(args))
-
-
 def test_outbox_status_replay_and_drop_from_the_cli(
     local_airtable: TrackingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    base = _left_refused(local_airtable)
-    status = _cli(local_airtable, monkeypatch, "outbox", "status", "--json")
+    base = left_refused(local_airtable)
+    status = outbox_cli(local_airtable, monkeypatch, "outbox", "status", "--json")
     assert status.exit_code == 2, status.output
     pending = json.loads(status.stdout)["pending"]
     assert sorted(p["run_id"] for p in pending) == [f"{base}-{c}" for c in "ABCD"]
     assert {(p["status"], p["totals"]["profiles_examined"]) for p in pending} == {("Completed", 15)}
     assert all("AuthenticationError" in p["error"] for p in pending)
-    plan = _cli(local_airtable, monkeypatch, "outbox", "drop", f"{base}-D")
+    plan = outbox_cli(local_airtable, monkeypatch, "outbox", "drop", f"{base}-D")
     assert plan.exit_code == 2 and "Would drop 1 entry" in plan.stdout
     assert len(SqliteOutbox(local_airtable.outbox_path).entries()) == 4  # a plan drops nothing
-    applied = _cli(local_airtable, monkeypatch, "outbox", "drop", f"{base}-D", "--apply")
+    applied = outbox_cli(local_airtable, monkeypatch, "outbox", "drop", f"{base}-D", "--apply")
     assert applied.exit_code == 0 and "Dropped 1 entry" in applied.stdout
-    replayed = _cli(local_airtable, monkeypatch, "outbox", "replay", "--json")
+    replayed = outbox_cli(local_airtable, monkeypatch, "outbox", "replay", "--json")
     assert replayed.exit_code == 0, replayed.output
     assert sorted(json.loads(replayed.stdout)["replayed"]) == [f"{base}-{c}" for c in "ABC"]
-    rows = _client_rows(local_airtable, base)
+    rows = client_rows(local_airtable, base)
     assert {k: (r[EXAMINED], r["Status"]) for k, r in rows.items()} == {
         "A": (15, "Completed"),
         "B": (15, "Completed"),
         "C": (15, "Completed"),
         "D": (10, "Running"),  # dropped: what it still held is gone, as the plan said
     }
-    assert _cli(local_airtable, monkeypatch, "outbox", "status").exit_code == 0
+    assert outbox_cli(local_airtable, monkeypatch, "outbox", "status").exit_code == 0
 
 
 def test_outbox_drop_of_an_unknown_run_id_is_refused(
     local_airtable: TrackingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = _cli(local_airtable, monkeypatch, "outbox", "drop", "250930-141522-Nobody")
+    result = outbox_cli(local_airtable, monkeypatch, "outbox", "drop", "250930-141522-Nobody")
     assert result.exit_code == 1
     assert "250930-141522-Nobody" in result.output
 

@@ -19,16 +19,19 @@ from jobtrack_airtable.outbox import OutboxStore, SqliteOutbox, open_outbox
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
 
-from . import test_fleet
-from .helpers import make_conn
-from .test_outbox import EXAMINED, _client_rows, _left_refused
+from .helpers import (
+    EXAMINED,
+    RedisServer,
+    client_rows,
+    left_refused,
+    make_conn,
+)
 
 KEY = "appX/client_runs/250930-141522-A"
 OTHER = "appX/client_runs/250930-141522-B"
 
 
 #: The session's Redis (``JOBTRACK_TEST_REDIS_URL``, else a redis-server started for it).
-shared_redis_url = test_fleet.shared_redis_url
 
 
 @pytest.fixture
@@ -128,11 +131,11 @@ def test_a_redis_outbox_keeps_a_refused_change_for_the_next_tracker(
     local_airtable: TrackingServer, redis_outbox_url: str
 ) -> None:
     _flush_outbox_keys(redis_outbox_url)
-    base = _left_refused(local_airtable, outbox_url=redis_outbox_url)
+    base = left_refused(local_airtable, outbox_url=redis_outbox_url)
     with Tracker(make_conn(local_airtable, outbox_url=redis_outbox_url)) as later:
         assert "RedisOutbox" in repr(later.outbox)
         assert len(later.replay()) == 4
-    rows = _client_rows(local_airtable, base)
+    rows = client_rows(local_airtable, base)
     assert {(r[EXAMINED], r["Status"]) for r in rows.values()} == {(15, "Completed")}
     store = open_outbox(later.conn.settings)
     assert store.entries() == []
@@ -221,11 +224,8 @@ def test_a_fork_while_another_thread_holds_the_outbox_lock_leaves_the_child_work
     assert store.get(KEY).payload == "{child}"  # type: ignore[union-attr]
 
 
-own_redis = test_fleet.own_redis
-
-
 def test_a_change_the_outbox_cannot_store_changes_nothing_so_a_retry_counts_once(
-    local_airtable: TrackingServer, own_redis: test_fleet.RedisServer
+    local_airtable: TrackingServer, own_redis: RedisServer
 ) -> None:
     """Redis killed mid-run: ``add()`` raises, and the run is as it was before the call,
     so the caller's retry (once Redis is back) is counted once, not twice."""
@@ -250,7 +250,7 @@ def test_a_change_the_outbox_cannot_store_changes_nothing_so_a_retry_counts_once
     run.close()
     job.complete()
     tracker.close()
-    [row] = _client_rows(local_airtable, str(job.run_id)).values()
+    [row] = client_rows(local_airtable, str(job.run_id)).values()
     assert (row[EXAMINED], row["Status"], row.get("Apify API Costs")) == (6, "Completed", None)
     assert "never recorded" not in row.get("System Notes", "")
 

@@ -7,7 +7,6 @@ second; request counts come from the local server's request log, exactly.
 from __future__ import annotations
 
 import itertools
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,9 +14,9 @@ import pytest
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.run_ids import BaseRunId
 from jobtrack_airtable.worker.starts import ahead_of, next_free
-from jobtrack_airtable.worker.tracker import Job, Tracker
+from jobtrack_airtable.worker.tracker import Tracker
 
-from .helpers import JOB_TABLE, by_key, make_conn
+from .helpers import JOB_TABLE, by_key, check_unique_starts, make_conn, start_together
 
 FROZEN = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
 
@@ -31,34 +30,6 @@ def _strictly_increasing_server_clock(srv: LocalAirtable, monkeypatch: pytest.Mo
     monkeypatch.setattr(srv.store, "clock", lambda: start + timedelta(milliseconds=next(ticks)))
 
 
-def _start_together(trackers: list[Tracker]) -> list[Job]:
-    barrier = threading.Barrier(len(trackers))
-    jobs: list[Job | None] = [None] * len(trackers)
-    errors: list[BaseException] = []
-
-    def start(i: int) -> None:
-        barrier.wait()
-        try:
-            jobs[i] = trackers[i].job()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(i,)) for i in range(len(trackers))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    return [j for j in jobs if j is not None]
-
-
-def _check_unique(srv: LocalAirtable, jobs: list[Job]) -> None:
-    ids = {str(j.run_id) for j in jobs}
-    assert len(ids) == len(jobs)
-    stored = by_key(srv, JOB_TABLE)
-    assert {k: len(v) for k, v in stored.items()} == dict.fromkeys(ids, 1)
-
-
 @pytest.mark.parametrize("k", [1, 4, 16])
 def test_starts_sharing_a_limiter_store_never_collide(
     local_airtable: LocalAirtable, monkeypatch: pytest.MonkeyPatch, k: int
@@ -70,9 +41,9 @@ def test_starts_sharing_a_limiter_store_never_collide(
         Tracker(make_conn(local_airtable, rate_limit=1000), clock=lambda: FROZEN) for _ in range(k)
     ]
     local_airtable.request_log.clear()
-    jobs = _start_together(trackers)
+    jobs = start_together(trackers)
     assert local_airtable.request_log.total == 2 * k
-    _check_unique(local_airtable, jobs)
+    check_unique_starts(local_airtable, jobs)
     for t in trackers:
         t.close()
 
@@ -86,9 +57,9 @@ def test_starts_without_a_shared_store_jump_by_rank(
     _strictly_increasing_server_clock(local_airtable, monkeypatch)
     trackers = [Tracker(make_conn(local_airtable), clock=lambda: FROZEN) for _ in range(k)]
     local_airtable.request_log.clear()
-    jobs = _start_together(trackers)
+    jobs = start_together(trackers)
     assert local_airtable.request_log.total == 2 + 4 * (k - 1)
-    _check_unique(local_airtable, jobs)
+    check_unique_starts(local_airtable, jobs)
     moved = [j for j in jobs if str(j.run_id) != "250930-141522"]
     assert len(moved) == k - 1
     assert all("claim moved from 250930-141522" in (j.refresh().system_notes or "") for j in moved)

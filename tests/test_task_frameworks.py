@@ -19,8 +19,7 @@ import pytest
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .helpers import CRR_TABLE, make_conn, rows
-from .test_integrations import worker_env
+from .helpers import CRR_TABLE, make_conn, rows, worker_env
 
 pytest.importorskip("celery")
 pytest.importorskip("rq")
@@ -42,7 +41,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("no Redis: set JOBTRACK_TEST_REDIS_URL or install redis-server")
-    from .test_fleet import RedisServer
+    from .helpers import RedisServer
 
     server = RedisServer(binary, tmp_path_factory.mktemp("redis-tasks")).start()
     yield server.url.rsplit("/", 1)[0] + "/3"
