@@ -388,9 +388,7 @@ def _serve(*args: str) -> tuple[subprocess.Popen[str], str]:
 
 def _stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGINT)
-    # A guard against a hang, not a speed claim: the server's own stop waits up to 5.5 s,
-    # which a loaded machine stretches past 10.
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
     return out
 
