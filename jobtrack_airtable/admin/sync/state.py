@@ -14,7 +14,6 @@ for renderers.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -89,14 +88,10 @@ def _format(ms: int) -> str:
     )
 
 
-#: Unpacking memoised (a value is read several times); packing not: every value is new there.
-_text_of = functools.lru_cache(maxsize=1 << 16)(_format)
-
-
 def unpack(value: Any) -> Any:
     """The value :func:`pack` was given."""
     if type(value) is int:
-        return _text_of(value)
+        return _format(value)
     if type(value) is tuple:
         return value[0]
     return value
