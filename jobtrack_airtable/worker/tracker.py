@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, tzinfo
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from ..aggregation import aggregate, completion_status
 from ..errors import (
@@ -53,7 +53,7 @@ from ..errors import (
 from ..limiter.locks import row_key, row_locks
 from ..outbox import OutboxStore, open_outbox
 from ..outbox.cadence import Cadence
-from ..outbox.store import LIVE_OWNERS, RELEASED, entry_key, new_owner, owner_alive
+from ..outbox.store import LIVE_OWNERS, RELEASED, Entry, entry_key, new_owner, owner_alive
 from ..rows import ClientRunRow, JobRow
 from ..run_ids import (
     BaseRunId,
@@ -72,12 +72,15 @@ from ..transport.client import Connection
 from ..transport.repository import Repository
 from .client_run import ClientRun
 from .commit import GroupCommit
+from .job_outbox import JOBS_TABLE, FinalIntent, JobState
 from .runs import EndsOnExit, Notes, error_text
-from .tracking_errors import OnTrackingError, run_guarded
+from .tracking_errors import TRACKING_ERRORS, OnTrackingError, run_guarded
 
 __all__ = ["ClientRun", "Job", "Tracker"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How many seconds a job start moves forward looking for a free run ID.
 MAX_START_ATTEMPTS = 60
@@ -155,6 +158,23 @@ class Tracker:
         # What a process of this machine left (killed, or closed with a write refused) goes
         # out with this tracker's first writes.
         self._adopted = self._adopt_orphans() if replay else []
+        #: Run IDs of the jobs whose pending writes this tracker replayed.
+        self.replayed_jobs: list[str] = []
+        # Jobs of this tracker whose last write Airtable refused: tried again at flush/close.
+        self._refused_jobs: dict[str, Job] = {}
+        self._adopted_jobs = self._adopt_jobs() if replay else []
+        if self._adopted_jobs:
+            try:
+                self._replay_jobs()
+            except TRACKING_ERRORS as exc:
+                # Never from a constructor: the entries stay, released at close for the
+                # next tracker (or ``outbox replay``).
+                log.warning(
+                    "could not replay %d job write(s) left in the outbox (%s: %s); kept",
+                    len(self._adopted_jobs),
+                    type(exc).__name__,
+                    exc,
+                )
 
     @property
     def flush_interval(self) -> float:
@@ -191,7 +211,14 @@ class Tracker:
         """Write every pending client-run change now (⌈K/10⌉ requests for K runs), those
         Airtable refused before included: a refusal that persists is raised, or warned in
         warn mode (the changes stay in the outbox either way)."""
-        run_guarded(self.on_tracking_error, "tracker.flush()", self._commit.drain)
+        run_guarded(self.on_tracking_error, "tracker.flush()", self._drain_all)
+
+    def _drain_all(self) -> None:
+        """Client runs first, then the job writes Airtable refused before (a completion
+        aggregates the client rows)."""
+        self._commit.drain()
+        for job in list(self._refused_jobs.values()):
+            job._replay()
 
     def poll(self) -> bool:
         """Write what the cadence says is due now (a tracker built with a simulated
@@ -207,7 +234,7 @@ class Tracker:
             return
         self._closed = True
         try:
-            run_guarded(self.on_tracking_error, "tracker.close()", self._commit.close)
+            run_guarded(self.on_tracking_error, "tracker.close()", self._close_writes)
         finally:
             self._sealed = True
             LIVE_OWNERS.discard(self._owner)
@@ -216,6 +243,11 @@ class Tracker:
             finally:
                 self.outbox.close()
                 self.conn.close()
+
+    def _close_writes(self) -> None:
+        self._commit.close()
+        for job in list(self._refused_jobs.values()):
+            job._replay()
 
     def _release(self) -> None:
         """Leave what Airtable refused to any process: this one may live on without a
@@ -247,9 +279,9 @@ class Tracker:
     def _refused(self, run: ClientRun, version: int, error: Exception) -> None:
         self.outbox.refused(self._key(run), version, f"{type(error).__name__}: {error}")
 
-    def _adopt_orphans(self, *, every_owner: bool = False) -> list[ClientRun]:
-        """Claim the entries of this base that no live process holds and queue them."""
-        prefix = entry_key(self.conn.base_id, "client_runs", "")
+    def _claim_orphans(self, table: str, *, every_owner: bool) -> list[Entry]:
+        """Claim the entries of this base's ``table`` that no live process holds."""
+        prefix = entry_key(self.conn.base_id, table, "")
         entries = [
             e
             for e in self.outbox.entries(prefix)
@@ -259,10 +291,12 @@ class Tracker:
             return []
         expected = {e.key: e.owner for e in entries}
         claimed = set(self.outbox.claim(list(expected), self._owner, expected=expected))
+        return [e for e in entries if e.key in claimed]
+
+    def _adopt_orphans(self, *, every_owner: bool = False) -> list[ClientRun]:
+        """Claim the client-run entries no live process holds and queue them."""
         runs: list[ClientRun] = []
-        for e in entries:
-            if e.key not in claimed:
-                continue
+        for e in self._claim_orphans("client_runs", every_owner=every_owner):
             try:
                 runs.append(ClientRun.restore(self, e.payload, e.version))
             except (ValueError, KeyError, TypeError) as exc:
@@ -272,15 +306,39 @@ class Tracker:
             self._commit.mark(*runs)
         return runs
 
+    def _adopt_jobs(self, *, every_owner: bool = False) -> list[Job]:
+        """Claim the job entries no live process holds (rebuilt, not yet written)."""
+        jobs: list[Job] = []
+        for e in self._claim_orphans(JOBS_TABLE, every_owner=every_owner):
+            try:
+                jobs.append(Job.restore(self, JobState.loads(e.payload), e.version))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("outbox entry %s cannot be read (%s); left as it is", e.key, exc)
+        return jobs
+
+    def _replay_jobs(self) -> None:
+        """Write the adopted jobs' pending changes: after the client-run entries (the
+        completion drains the group commit first), so aggregates are recomputed from
+        client rows that hold everything."""
+        while self._adopted_jobs:
+            job = self._adopted_jobs[0]
+            log.info("replaying the pending writes of job %s", job.run_id, extra=job._log_extra)
+            job._replay()
+            self._adopted_jobs.pop(0)
+            self.replayed_jobs.append(str(job.run_id))
+
     def replay(self, *, every_owner: bool = False) -> list[ClientRun]:
         """Write what the outbox holds for this base that no live process owns (with
         ``every_owner``: also entries of processes that may be alive, e.g. of another
-        host) now; the runs replayed.  Idempotent: totals are absolute and two replays
-        claim disjoint entries.  A refusal that persists is raised (the entries stay)."""
+        host) now; the runs replayed (the jobs: :attr:`replayed_jobs`).  Idempotent:
+        totals and aggregates are absolute and two replays claim disjoint entries.  A
+        refusal that persists is raised (the entries stay)."""
         runs = [*self._adopted, *self._adopt_orphans(every_owner=every_owner)]
         self._adopted = []
+        self._adopted_jobs.extend(self._adopt_jobs(every_owner=every_owner))
         self._commit.drain()
         self._commit.settle()
+        self._replay_jobs()
         return runs
 
     def __enter__(self) -> Self:
@@ -581,6 +639,87 @@ class Job(EndsOnExit):
     def _end_ok(self) -> None:
         self.complete()
 
+    # ------------------------------------------------------------ the outbox
+
+    _version = 0
+    #: How the job was asked to end, kept until Airtable holds it.
+    _final: FinalIntent | None = None
+    _heartbeat_due = False
+
+    @classmethod
+    def restore(cls, tracker: Tracker, state: JobState, version: int) -> Job:
+        """A job rebuilt from an outbox entry another process left, to be replayed."""
+        notes = Notes(None, tracker.clock)
+        notes.lines = list(state.notes)
+        job = cls(
+            tracker,
+            as_base_run_id(state.run_id),
+            stream=state.stream,
+            notes=notes,
+            status=Status.RUNNING,
+            record_id=state.record_id,
+            attached=True,
+        )
+        job._claim_marker = state.claim
+        job._final = state.final
+        job._heartbeat_due = state.heartbeat
+        job._version = version
+        return job
+
+    def _outbox_key(self) -> str:
+        return entry_key(self.tracker.conn.base_id, JOBS_TABLE, str(self.run_id))
+
+    def _persist(self) -> None:
+        """Store what this job still has to write durably, before the call returns."""
+        tracker = self.tracker
+        if tracker._sealed:
+            raise TrackerClosedError(str(self.run_id))
+        # Microseconds since the epoch: a later object for the same job (an attach, a
+        # replay) outranks whatever an earlier one left.
+        self._version = max(self._version + 1, time.time_ns() // 1000)
+        state = JobState(
+            run_id=str(self.run_id),
+            stream=self.stream,
+            record_id=self.record_id,
+            notes=list(self._notes.lines),
+            heartbeat=self._heartbeat_due,
+            final=self._final,
+            claim=self._claim_marker,
+        )
+        tracker.outbox.put(self._outbox_key(), self._version, state.dumps(), tracker._owner)
+
+    def _synced(self, call: Callable[[], T]) -> T:
+        """``call()`` writes the persisted state: retire the entry once Airtable holds it;
+        keep it (noting why) when Airtable refuses, for the next synchronous point."""
+        tracker = self.tracker
+        version = self._version
+        try:
+            result = call()
+        except TRACKING_ERRORS as exc:
+            tracker.outbox.refused(self._outbox_key(), version, f"{type(exc).__name__}: {exc}")
+            tracker._refused_jobs[str(self.run_id)] = self
+            raise
+        tracker.outbox.retire(self._outbox_key(), version)
+        tracker._refused_jobs.pop(str(self.run_id), None)
+        return result
+
+    def _replay(self) -> None:
+        """Write what the entry holds: the completion (aggregates recomputed now), else
+        the pending note lines and Last Updated."""
+        final = self._final
+        if final is not None and not self.status.is_terminal:
+            self._finish(
+                final.status,
+                force=final.force,
+                note=final.note,
+                fit=final.fit,
+                error=final.error,
+            )
+        elif self._notes.lines or self._heartbeat_due:
+            self._synced(self._write_notes)
+        else:
+            self._synced(lambda: None)
+
     def _end_failed(self, exc: BaseException) -> None:
         self._finish(Status.FAILED, note=f"failed: {error_text(exc)}", fit=True, error=exc)
 
@@ -731,8 +870,9 @@ class Job(EndsOnExit):
         read, under the row's lock, so that lines another process appended are kept)."""
         # Kept from now on: if this write fails, the job's next write sends the line.
         self._notes.append(text)
+        self._persist()
         mode = self.tracker.on_tracking_error
-        run_guarded(mode, f"a note of job {self.run_id}", self._write_notes)
+        run_guarded(mode, f"a note of job {self.run_id}", lambda: self._synced(self._write_notes))
 
     def _write_notes(self) -> None:
         with self._notes_lock():
@@ -747,15 +887,22 @@ class Job(EndsOnExit):
                 }
             )
         self._notes.landed(row.system_notes, sent)
+        self._heartbeat_due = False
 
     def heartbeat(self) -> None:
         """Refresh the job's Last Updated (1 request), so a long job with no other write is
         not taken for a stale one by ``sync``."""
+        self._heartbeat_due = True
+        self._persist()
         run_guarded(
             self.tracker.on_tracking_error,
             f"a heartbeat of job {self.run_id}",
-            lambda: self._write({"last_updated": to_airtable(self.tracker.clock())}),
+            lambda: self._synced(self._beat),
         )
+
+    def _beat(self) -> None:
+        self._write({"last_updated": to_airtable(self.tracker.clock())})
+        self._heartbeat_due = False
 
     def complete(
         self,
@@ -801,6 +948,35 @@ class Job(EndsOnExit):
         if new is not None:
             # Refuse before reading anything.
             check_transition(self.status, new, force=force)
+        # Durable before anything is sent: a process that dies from here on, or a refusal,
+        # leaves the intent (never numbers) for a replay.
+        self._final = FinalIntent(
+            new.value if new is not None else None,
+            force=force,
+            note=note,
+            fit=fit,
+            error=error_text(error) if error is not None else None,
+        )
+        self._persist()
+        lines = len(self._notes.lines)
+        try:
+            return self._synced(
+                lambda: self._finish_now(new, force=force, note=note, fit=fit, error=error)
+            )
+        except BaseException:
+            # The lines this attempt added are the intent's to add again, once.
+            del self._notes.lines[lines:]
+            raise
+
+    def _finish_now(
+        self,
+        new: Status | None,
+        *,
+        force: bool,
+        note: str | None,
+        fit: bool,
+        error: BaseException | str | None,
+    ) -> JobRow:
         tracker = self.tracker
         # Unguarded, even in warn mode: a job must never be aggregated from client rows
         # whose pending writes did not land.
