@@ -210,7 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(rows inserted directly into the local server's store)."
     )
     parser.add_argument(
-        "--sizes", type=int, nargs="+", default=[10_000, 50_000], help="client rows per run"
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="client rows per run (10000 50000; with --mirror 10000 50000 100000)",
     )
     parser.add_argument("--clients-per-job", type=int, default=50, help="client rows per job")
     parser.add_argument("--seed", type=int, default=3, help="seed of the data set (3)")
@@ -221,8 +225,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="requests/s of the simulated Airtable run (plan vs reads alone); 0 skips it (5)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show log lines")
+    parser.add_argument(
+        "--mirror",
+        action="store_true",
+        help="instead: requests of sync with the local mirror (first, unchanged, K changed, "
+        "50 deleted), planning CPU per row and a 15-minute cron's calls per month "
+        "(sizes 10,000 50,000 100,000 unless --sizes)",
+    )
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    if args.mirror:
+        from benchmarks._mirror_scale import run
+
+        return run(args.sizes or [10_000, 50_000, 100_000], args.clients_per_job, args.seed)
+    sizes = args.sizes or [10_000, 50_000]
     from jobtrack_airtable.admin.sync import plan_budget
 
     console = make_console()
@@ -237,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = []
     ok = True
     ctx = multiprocessing.get_context("spawn")
-    for size in args.sizes:
+    for size in sizes:
         srv = start_server()
         try:
             console.print(f"filling the store with {size:,} client rows …")

@@ -267,11 +267,11 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m tests.browser PAGE.html OUT.png\n")
         return 2
     page, out = Path(argv[0]), Path(argv[1])
-    load = load_page(page, selector=".js-plotly-plot .main-svg", expect=6, screenshot=True)
+    load = load_page(page, selector="body[data-charts=drawn]", expect=1, screenshot=True)
     out.write_bytes(load.screenshot)
     for line in load.errors + load.warnings + load.network:
         sys.stderr.write(line + "\n")
-    sys.stderr.write(f"{out}: {len(load.screenshot)} bytes, {load.found} chart layers\n")
+    sys.stderr.write(f"{out}: {len(load.screenshot)} bytes\n")
     return 1 if load.errors or load.network else 0
 
 

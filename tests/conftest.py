@@ -24,6 +24,7 @@ import pytest
 
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.testing import TrackingServer, tracking_tables
+from jobtrack_airtable.transport.repository import Repository
 
 TEST_BASE_ID = "appJobtrackTest01"
 TEST_TOKEN = "test-token-not-secret"
@@ -77,6 +78,21 @@ def make_local_airtable() -> Iterator[MakeLocalAirtable]:
 def local_airtable(make_local_airtable: MakeLocalAirtable) -> TrackingServer:
     """A fresh local Airtable server (default schema, rate limit off)."""
     return make_local_airtable()
+
+
+@pytest.fixture
+def srv(local_airtable: TrackingServer) -> TrackingServer:
+    """The server of the ops tests (tests/ops_rows.py puts their rows); a module may define
+    its own."""
+    return local_airtable
+
+
+@pytest.fixture
+def repo(srv: LocalAirtable) -> Repository:
+    """A repository over ``srv``, as tests/ops_rows.py connects one."""
+    from .ops_rows import connect
+
+    return connect(srv)
 
 
 @pytest.fixture

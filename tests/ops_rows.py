@@ -3,6 +3,7 @@ over HTTP into a local server."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -115,3 +116,27 @@ def put_legacy(srv: LocalAirtable, table: str, fields: dict[str, Any]) -> None:
         typecast=True,
         created_time=parse_airtable(fields["start_time"]),
     )
+
+
+#: The variables that point the CLI at a base; a subprocess gets the test server's only.
+CLI_ENV_VARS = (
+    "AIRTABLE_API_KEY",
+    "AIRTABLE_BASE_ID",
+    "JOBTRACK_ENDPOINT_URL",
+    "JOBTRACK_SCHEMA_FILE",
+    "JOBTRACK_STALE_AFTER_MINUTES",
+    "JOBTRACK_RATE_LIMIT",
+    "JOBTRACK_LOCAL_TOKEN",
+)
+
+
+def subprocess_env(srv: LocalAirtable) -> dict[str, str]:
+    """The environment of a CLI subprocess talking to ``srv`` (rate limiting off)."""
+    env = {k: v for k, v in os.environ.items() if k not in CLI_ENV_VARS}
+    env.update(
+        AIRTABLE_API_KEY=srv.token,
+        AIRTABLE_BASE_ID=srv.base_id,
+        JOBTRACK_ENDPOINT_URL=srv.url,
+        JOBTRACK_RATE_LIMIT="0",
+    )
+    return env

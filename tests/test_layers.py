@@ -26,6 +26,9 @@ NOT_IN_THE_CORE = (
     "werkzeug",
     "jobtrack_airtable.cli",
     "jobtrack_airtable.local",
+    # Optional extras load only when used: a Pushgateway push, a configured tracer.
+    "prometheus_client",
+    "opentelemetry",
 )
 
 
@@ -49,7 +52,9 @@ def _offenders(modules: set[str]) -> list[str]:
         "import jobtrack_airtable",
         "from jobtrack_airtable import Tracker",
         "import jobtrack_airtable.admin.sync",
+        "import jobtrack_airtable.admin.mirror",
         "import jobtrack_airtable.errors",
+        "import jobtrack_airtable.worker.pushgateway",
         "import jobtrack_airtable.outbox",
         "import jobtrack_airtable.admin.outbox",
         "import jobtrack_airtable.worker.tracking_errors",

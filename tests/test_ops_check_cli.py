@@ -4,7 +4,6 @@ local HTTP receiver — never twice for the same problem, retried when delivery 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,25 +19,17 @@ from jobtrack_airtable.timeutil import utcnow
 from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import MakeLocalAirtable
-from .ops_rows import client, connect, job, put
+from .ops_rows import CLI_ENV_VARS, client, connect, job, put, subprocess_env
 from .webhook import Webhook, running_webhook
 
 SECRET = "SECRETwebhookTOKEN0123456789"
-_ENV_VARS = (
-    "AIRTABLE_API_KEY",
-    "AIRTABLE_BASE_ID",
-    "JOBTRACK_ENDPOINT_URL",
-    "JOBTRACK_SCHEMA_FILE",
-    "JOBTRACK_STALE_AFTER_MINUTES",
-    "JOBTRACK_RATE_LIMIT",
-)
 
 
 @pytest.fixture
 def srv(make_local_airtable: MakeLocalAirtable, monkeypatch: pytest.MonkeyPatch) -> LocalAirtable:
     """A local server the CLI reaches through the ordinary credentials."""
     server = make_local_airtable()
-    for var in _ENV_VARS:
+    for var in CLI_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AIRTABLE_API_KEY", server.token)
     monkeypatch.setenv("AIRTABLE_BASE_ID", server.base_id)
@@ -256,17 +247,6 @@ def test_the_configured_schedule_from_a_file(
     assert len(webhook.received) == 1 and "No run of stream 1" in webhook.messages()[0]
 
 
-def _subprocess_env(srv: LocalAirtable) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
-    env.update(
-        AIRTABLE_API_KEY=srv.token,
-        AIRTABLE_BASE_ID=srv.base_id,
-        JOBTRACK_ENDPOINT_URL=srv.url,
-        JOBTRACK_RATE_LIMIT="0",
-    )
-    return env
-
-
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "jobtrack_airtable.cli", *args]
 
@@ -274,7 +254,7 @@ def _cli(*args: str) -> list[str]:
 def test_exit_codes_of_the_real_process(
     srv: LocalAirtable, repo: Repository, state_file: Path
 ) -> None:
-    env = _subprocess_env(srv)
+    env = subprocess_env(srv)
     healthy = subprocess.run(
         _cli("check", "--state", str(state_file)), env=env, capture_output=True, timeout=120
     )
@@ -297,7 +277,7 @@ def test_overlapping_cron_runs_notify_once(
     """Two checks started at once (overlapping cron entries) share the state file's lock:
     each problem reaches the receiver once, not once per process."""
     _two_failures(repo)
-    env = _subprocess_env(srv)
+    env = subprocess_env(srv)
     args = _cli("check", "--state", str(state_file), "--notify", webhook.url())
     procs = [
         subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -311,3 +291,86 @@ def test_overlapping_cron_runs_notify_once(
     # One process saw the failures (exit 2); the others found them already reported.
     assert codes == [0, 0, 0, 2]
     assert len(webhook.received) == 2
+
+
+@pytest.mark.slow
+def test_overlapping_cron_runs_send_one_resolved_message(
+    srv: LocalAirtable, repo: Repository, state_file: Path, tmp_path: Path, webhook: Webhook
+) -> None:
+    """A condition that clears is announced resolved once, however many checks overlap."""
+    config = tmp_path / "check.toml"
+    config.write_text(
+        "[clients]\nfailure_streak = 2\n[error_rate]\nmin_runs = 1000\n", encoding="utf-8"
+    )
+    first = (utcnow() - timedelta(hours=3)).replace(microsecond=0)
+    put(
+        repo,
+        [],
+        [
+            client(first, "Dana-Li", "Failed"),
+            client(first + timedelta(hours=1), "Dana-Li", "Failed"),
+        ],
+    )
+    url = webhook.url()
+    assert check(state_file, "--config", str(config), "--notify", url).exit_code == 2
+    assert "client failure streak" in "".join(webhook.titles())
+    before = len(webhook.received)
+    put(repo, [], [client(first + timedelta(hours=2), "Dana-Li", "Completed")])
+    args = _cli("check", "--config", str(config), "--state", str(state_file), "--notify", url)
+    procs = [
+        subprocess.Popen(args, env=subprocess_env(srv), stdout=subprocess.DEVNULL) for _ in range(4)
+    ]
+    assert sorted(p.wait(timeout=120) for p in procs) == [0, 0, 0, 0]
+    resolved = [t for t in webhook.titles()[before:] if "resolved" in t]
+    assert len(resolved) == 1 and resolved[0].endswith("resolved: client failure streak")
+    assert len(webhook.received) == before + 1
+
+
+def test_a_cleared_condition_is_shown_resolved(
+    srv: LocalAirtable, repo: Repository, state_file: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "check.toml"
+    config.write_text("[clients]\nfailure_streak = 2\n", encoding="utf-8")
+    first = (utcnow() - timedelta(hours=3)).replace(microsecond=0)
+    put(
+        repo,
+        [],
+        [
+            client(first, "Dana-Li", "Failed"),
+            client(first + timedelta(hours=1), "Dana-Li", "Failed"),
+        ],
+    )
+    assert check(state_file, "--config", str(config)).exit_code == 2
+    put(repo, [], [client(first + timedelta(hours=2), "Dana-Li", "Completed")])
+    cleared = check(state_file, "--config", str(config))
+    resolved = [line for line in cleared.stdout.splitlines() if line.startswith("resolved")]
+    assert len(resolved) == 1 and "client failure streak" in resolved[0]
+    # The table may wrap the message: compare it with whitespace folded.
+    assert "Client Dana-Li failed in each of its last 2 runs" in " ".join(cleared.stdout.split())
+    doc = json.loads(check(state_file, "--config", str(config), "--json").stdout)
+    assert doc["resolved"] == []  # announced once
+    assert [p["kind"] for p in doc["problems"]] == ["error_rate"]  # 2 of 3 still failed
+
+
+def test_check_reads_the_outbox_its_settings_name(
+    srv: LocalAirtable,
+    state_file: Path,
+    tmp_path: Path,
+    webhook: Webhook,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobtrack_airtable.outbox import SqliteOutbox
+    from jobtrack_airtable.outbox.store import entry_key
+
+    path = tmp_path / "outbox.sqlite"
+    monkeypatch.setenv("JOBTRACK_OUTBOX_URL", f"sqlite:///{path}")
+    config = tmp_path / "check.toml"
+    config.write_text("[outbox]\nmax_entries = 0\n", encoding="utf-8")
+    assert check(state_file, "--config", str(config)).exit_code == 0
+    store = SqliteOutbox(path)
+    store.put(entry_key(srv.base_id, "jobs", "251001-070000"), 1, "{}", "otherhost:1:x")
+    store.close()
+    result = check(state_file, "--config", str(config), "--json", "--notify", webhook.url())
+    assert result.exit_code == 2
+    assert [p["kind"] for p in json.loads(result.stdout)["problems"]] == ["outbox_backlog"]
+    assert webhook.titles()[0].endswith(": outbox backlog")

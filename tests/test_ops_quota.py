@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from jobtrack_airtable.admin.ops.quota import PLANS, usage_report, usage_to_json
+from jobtrack_airtable.errors import InvalidInputError
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.timeutil import utcnow
 from jobtrack_airtable.transport.client import Connection
@@ -112,3 +113,67 @@ def test_the_limiter_off_means_not_counted_with_the_reason(srv, tmp_path: Path) 
     assert report.requests.counted is None
     assert "JOBTRACK_RATE_LIMIT=0" in (report.requests.note or "")
     assert not report.requests.over_limit
+
+
+# -- the workspace's quota (issue 25) ----------------------------------------------------------
+
+
+def _one_job(settings) -> None:
+    with (
+        Tracker.from_settings(settings, flush_interval=3600.0) as tracker,
+        tracker.job() as job,
+        job.client("Guy-Wilson") as run,
+    ):
+        run.add(profiles_examined=3)
+
+
+def _after_one_job(srv, tmp_path: Path, plan: str, **workspace):
+    """The usage report a day into the month, after one job: (report, requests sent, days
+    in the month)."""
+    settings = _settings(srv, tmp_path)
+    _one_job(settings)
+    sent = srv.request_log.count()
+    now = _second_day_of_this_month()
+    with Connection.from_settings(settings) as conn:
+        report = usage_report(Repository(conn), settings, plan=plan, now=now, **workspace)
+    return report, sent, calendar.monthrange(now.year, now.month)[1]
+
+
+def test_the_workspace_from_this_tools_share(srv, tmp_path: Path) -> None:
+    report, sent, days = _after_one_job(srv, tmp_path, "free", tool_share=0.25)
+    workspace = report.workspace
+    assert workspace is not None and workspace.basis == "share"
+    # This tool makes a quarter of the workspace's calls: the workspace made four times as many.
+    assert (workspace.counted, workspace.projected) == (sent * 4, sent * days * 4)
+    assert workspace.limit == 1_000 and workspace.tool_share == 0.25
+    assert workspace.over_limit == (sent * days * 4 > 1_000)
+    assert report.over_limit == (report.requests.over_limit or workspace.over_limit)
+    doc = usage_to_json(report)["workspace"]
+    assert doc["basis"] == "share" and doc["projected"] == sent * days * 4
+
+
+def test_the_workspace_from_an_observed_total(srv, tmp_path: Path) -> None:
+    report, sent, days = _after_one_job(srv, tmp_path, "team", workspace_calls=900)
+    workspace = report.workspace
+    assert workspace is not None and workspace.basis == "observed"
+    assert (workspace.counted, workspace.projected) == (900, 900 * days)
+    assert workspace.tool_share == pytest.approx(sent / 900)
+    assert workspace.over_limit == (900 * days > 100_000)
+
+
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"tool_share": 0.0}, "0.0"),
+        ({"tool_share": 1.5}, "1.5"),
+        ({"workspace_calls": -1}, "-1"),
+        ({"tool_share": 0.5, "workspace_calls": 10}, "not both"),
+    ],
+)
+def test_bad_workspace_figures_are_refused_before_any_request(
+    srv, tmp_path: Path, kw, needle
+) -> None:
+    settings = _settings(srv, tmp_path)
+    with Connection.from_settings(settings) as conn, pytest.raises(InvalidInputError, match=needle):
+        usage_report(Repository(conn), settings, **kw)
+    assert srv.request_log.count() == 0

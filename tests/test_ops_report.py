@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from jobtrack_airtable.admin.ops.notify import MissingExtraError
 from jobtrack_airtable.admin.ops.report_data import ReportData, collect_report, report_to_json
-from jobtrack_airtable.admin.ops.report_html import CHART_IDS, render_html
+from jobtrack_airtable.admin.ops.report_html import CHART_IDS, plotly_bundle, render_html
 from jobtrack_airtable.cli import app
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.transport.repository import Repository
@@ -121,11 +121,66 @@ def test_html_is_self_contained_and_escaped(srv: LocalAirtable, repo: Repository
         assert f'id="{chart_id}"' in page
     # Nothing to fetch: no external scripts, stylesheets, fonts or images.
     assert "<script src" not in page and "<link" not in page and "<img" not in page
-    assert page.count("Plotly.newPlot(") == len(CHART_IDS)
+    # Every chart's figure in the one JSON block the drawing script reads after layout.
+    figures = json.loads(
+        page.split("<script type='application/json' id='figures'>")[1].split("</script>")[0]
+    )
+    assert sorted(figures) == sorted(CHART_IDS)
+    assert page.count("Plotly.newPlot(") == 1 + BUNDLE_NEWPLOTS
     # Base text is escaped in the table and JSON-encoded (with < escaped) in the charts.
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
     assert "<script>alert(2)" not in page
+
+
+BUNDLE_NEWPLOTS = plotly_bundle().count("Plotly.newPlot(")
+
+
+def test_the_page_inlines_the_cartesian_bundle_only(srv: LocalAirtable, repo: Repository) -> None:
+    _period(repo)
+    page = render_html(collect_report(repo, since=SINCE, until=UNTIL))
+    bundle = plotly_bundle()
+    assert bundle.startswith("/**\n* plotly.js (cartesian - minified)")
+    assert page.count(bundle) == 1
+    size = len(page.encode())
+    print(f"\nreport page: {size / 1e6:.2f} MB (bundle {len(bundle.encode()) / 1e6:.2f} MB)")
+    assert size < 2_000_000  # the full plotly.js alone is 4.8 MB
+
+
+def test_on_call_sections(srv: LocalAirtable, repo: Repository) -> None:
+    _period(repo)
+    data = collect_report(repo, since=SINCE, until=UNTIL)
+    oc = data.on_call
+    assert oc is not None
+    # The job left Running on day 3 is stuck: what `check` says, from the same code.
+    assert [(p.kind.value, p.key) for p in oc.attention] == [
+        ("stuck_run", f"stuck_run:{DAY3:%y%m%d-%H%M%S}")
+    ]
+    assert [(r.run_id, r.status, r.seconds, r.clients, r.failed_clients) for r in oc.runs] == [
+        (f"{DAY3:%y%m%d-%H%M%S}", "Running", None, 1, 1),
+        (f"{DAY2:%y%m%d-%H%M%S}", "Failed", 1800.0, 2, 1),
+        (f"{DAY1 + timedelta(hours=6):%y%m%d-%H%M%S}", "Completed", 1200.0, 1, 0),
+        (f"{DAY1:%y%m%d-%H%M%S}", "Completed", 600.0, 1, 0),
+    ]
+    assert oc.failures == {"Carl-Jones": {DAY2.date(): 1}, HOSTILE: {DAY3.date(): 1}}
+    assert [(e.name, e.count, e.clients) for e in oc.errors] == [
+        ("TimeoutError", 1, 1),
+        ("other", 1, 1),
+    ]
+    assert [(t.stream, t.runs, t.p95) for t in oc.trends] == [(1, 2, 1200.0), (2, 1, 1800.0)]
+    doc = report_to_json(data)["on_call"]
+    assert [a["kind"] for a in doc["attention"]] == ["stuck_run"]
+    assert [r["run_id"] for r in doc["runs"]] == [r.run_id for r in oc.runs]
+    assert doc["errors_by_class"][0]["class"] == "TimeoutError"
+    assert doc["streams"][0] == {
+        "stream": 1,
+        "runs": 2,
+        "p95_seconds": 1200.0,
+        "median_seconds_by_day": {DAY1.date().isoformat(): 600.0},
+    }
+    page = render_html(data)
+    assert "Needs attention now" in page and "run stuck" in page
+    assert page.count("<tr>") >= 4 + 2  # the runs and the error classes
 
 
 def test_empty_period_says_so(srv: LocalAirtable, repo: Repository) -> None:
@@ -200,7 +255,7 @@ PROBE = (
   const el = document.getElementById(id);
   const n = sel => el ? el.querySelectorAll(sel).length : 0;
   return [id, {svg: n('svg.main-svg'), traces: n('g.trace'), bars: n('g.point'),
-               boxes: n('g.trace.boxes')}];
+               boxes: n('g.trace.boxes'), heatmaps: n('g.hm')}];
 }))"""
 )
 HOSTILE_PROBE = "document.querySelectorAll('img').length"
@@ -212,24 +267,48 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
+#: Per chart: the card (its section) and the drawn SVG's box, to see it fits.
+FIT_PROBE = (
+    "Object.fromEntries("
+    + json.dumps(list(CHART_IDS))
+    + """.map(id => {
+  const el = document.getElementById(id);
+  const card = el.closest('section').getBoundingClientRect();
+  const svg = el.querySelector('svg.main-svg').getBoundingClientRect();
+  return [id, {card: [card.left, card.right], svg: [svg.left, svg.right]}];
+}))"""
+)
+
+
 @pytest.mark.slow
 @needs_chromium
-def test_report_in_headless_chromium(srv: LocalAirtable, repo: Repository, tmp_path: Path) -> None:
+@pytest.mark.parametrize("width", [1400, 800])
+def test_report_in_headless_chromium(
+    srv: LocalAirtable, repo: Repository, tmp_path: Path, width: int
+) -> None:
+    """At the width the page is opened at (no resize afterwards): every chart drawn inside
+    its card, no console error, nothing fetched."""
     _period(repo)
     page = tmp_path / "report.html"
     page.write_text(render_html(collect_report(repo, since=SINCE, until=UNTIL)), encoding="utf-8")
     load = load_page(
         page,
-        selector=".js-plotly-plot svg.main-svg",
-        expect=len(CHART_IDS),
-        probe=f"[{PROBE}, {HOSTILE_PROBE}]",
-        screenshot=True,
+        selector="body[data-charts=drawn]",
+        expect=1,
+        width=width,
+        probe=f"[{PROBE}, {HOSTILE_PROBE}, {FIT_PROBE}, document.documentElement.scrollWidth]",
+        screenshot=width == 1400,
     )
+    assert load.found == 1, "the charts were never drawn"
     assert load.errors == []
     assert load.network == []  # nothing fetched: the page works offline
-    charts, images = load.probe
+    charts, images, fits, scroll_width = load.probe
     assert images == 0  # the hostile client ID stayed text
     assert all(c["svg"] >= 1 for c in charts.values()), charts
+    for chart_id, fit in fits.items():
+        (card_left, card_right), (svg_left, svg_right) = fit["card"], fit["svg"]
+        assert card_left <= svg_left and svg_right <= card_right, (width, chart_id, fit)
+    assert scroll_width <= width  # nothing sticks out of the page either
     # What plotly drew: one trace per status present, a bar per day in each...
     assert charts["chart-runs-per-day"]["traces"] == 3
     assert charts["chart-runs-per-day"]["bars"] == 3 * 3
@@ -238,8 +317,17 @@ def test_report_in_headless_chromium(srv: LocalAirtable, repo: Repository, tmp_p
     assert charts["chart-tokens"]["bars"] == 2 * 4  # two stacks over four clients
     assert charts["chart-cost"]["bars"] == 4
     assert charts["chart-slowest"]["bars"] == 4
-    width, height = _png_size(load.screenshot)
-    assert width == 1400 and height > 900
+    assert charts["chart-duration-trend"]["traces"] == 2  # streams 1 and 2
+    assert charts["chart-failure-heatmap"]["heatmaps"] == 1
+    if width == 1400:
+        shot_width, height = _png_size(load.screenshot)
+        assert shot_width == 1400 and height > 900
+
+
+def test_the_fit_check_would_catch_the_old_clipping() -> None:
+    """The probe's arithmetic flags a chart drawn wider than its card (1312 px in 632 px)."""
+    card, svg = (28.0, 660.0), (44.0, 1356.0)
+    assert not (card[0] <= svg[0] and svg[1] <= card[1])
 
 
 @pytest.mark.slow

@@ -42,6 +42,7 @@ from typing import Any, Final, Literal
 from pyairtable.api.types import RecordDict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..durations import parse_duration
 from ..errors import (
     ArchivePlanFormatError,
     InvalidInputError,
@@ -609,12 +610,6 @@ def archived_runs(path: str | Path, schema: Schema) -> tuple[list[JobRow], list[
 
 
 def parse_age(text: str) -> timedelta:
-    """``90d``, ``12w``, ``36h`` → a duration; :class:`InvalidInputError` naming the text."""
-    units = {"h": 1 / 24, "d": 1, "w": 7}
-    value = text.strip().lower() if isinstance(text, str) else ""
-    number, unit = value[:-1], value[-1:]
-    if unit not in units or not number.isdigit() or int(number) < 1:
-        raise InvalidInputError(
-            f"invalid age {show(text)}: use a whole number of hours, days or weeks, e.g. 90d"
-        )
-    return timedelta(days=int(number) * units[unit])
+    """``90d``, ``12w``, ``36h``, ``90m`` → a duration (the grammar of
+    :mod:`jobtrack_airtable.durations`); :class:`InvalidInputError` naming the text."""
+    return parse_duration(text, what="age")

@@ -3,12 +3,13 @@
 Commands (global options ``--local PATH``, ``--debug``, ``-q/--quiet`` go before or after any
 of them)::
 
-    sync [--stale-after MIN] [--json] [-o/--out FILE] [-t/--target T]... [--apply [--yes]]
+    sync [--stale-after DURATION] [--json] [-o/--out FILE] [-t/--target T]... [--apply [--yes]]
     show FILE [--json]
     apply FILE [--json]
-    check [--config FILE] [--stuck-after MIN] [--state FILE] [--notify URL]... [--json]
+    check [--config FILE] [--stuck-after DURATION] [--state FILE] [--notify URL]... [--json]
     report --html FILE [--since 30d] [--until DATE] [--json]
-    usage [--plan PLAN] [--json]
+    usage [--plan PLAN] [--tool-share S | --workspace-calls N] [--json]
+    metrics [-o FILE] | metrics serve [--port 9464] [--min-interval 30s]
     archive --older-than AGE [--to FILE] [--json] [--out FILE] [--apply [--yes]]
     runs list [--status S] [--since 7d|2025-09-30] [-n N] [--format table|json|csv]
     runs show RUN_ID [--json]
@@ -49,6 +50,8 @@ from . import (  # noqa: F401
     _archive,
     _check,
     _local,
+    _metrics,
+    _mirror,
     _outbox,
     _report,
     _runs,

@@ -24,6 +24,7 @@ from ._core import (
     redact,
     state_of,
 )
+from ._mirror import FullOption, whole_table_reads
 
 if TYPE_CHECKING:
     # The library (pyairtable, requests) loads only when a command runs: --help stays fast.
@@ -129,7 +130,7 @@ def archive(
         typer.Option(
             "--older-than",
             metavar="AGE",
-            help="Archive finished jobs that ended longer ago than this (e.g. 90d, 12w, 36h).",
+            help="Archive finished jobs that ended longer ago than this (90d, 12w, 36h, 90m).",
         ),
     ],
     to: Annotated[
@@ -151,6 +152,7 @@ def archive(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="With --apply: do not ask for confirmation.")
     ] = False,
+    full: FullOption = False,
 ) -> None:
     """Plan moving old finished jobs (with all their client rows) to a local archive.
 
@@ -172,9 +174,13 @@ def archive(
                 "(pass --yes to apply non-interactively)"
             )
         with open_base(state) as backend:
+            # Planned from the mirror; applied against the base, which apply re-reads.
+            with (
+                whole_table_reads(backend, full=full) as reader,
+                Reads("Reading the base") as reads,
+            ):
+                plan = plan_archive(reader, older_than=age, archive_path=to, on_page=reads.on_page)
             repo = Repository(backend.conn)
-            with Reads("Reading the base") as reads:
-                plan = plan_archive(repo, older_than=age, archive_path=to, on_page=reads.on_page)
             if out is not None:
                 save_archive_plan(plan, out)
             if as_json:

@@ -15,23 +15,30 @@ from rich.markup import escape
 from rich.table import Table
 
 from ._core import Reads, app, errors_to_exit, open_base, out_console, print_json, state_of
+from ._usage import uncounted_note
 
 if TYPE_CHECKING:
     # The library (pyairtable, requests) loads only when the command runs: --help stays fast.
     from ..admin.ops import health
+    from ..admin.outbox import OutboxItem
+    from ..transport.client import Connection
 
 
 def _kind_style(kind: health.ProblemKind) -> str:
     from ..admin.ops import health
 
-    return {
-        health.ProblemKind.STUCK_RUN: "yellow",
-        health.ProblemKind.FAILED_RUN: "red",
-        health.ProblemKind.FAILED_CLIENT: "red",
-        health.ProblemKind.MISSED_RUN: "magenta",
-        health.ProblemKind.ERROR_RATE: "yellow",
-        health.ProblemKind.QUOTA_EXHAUSTED: "red",
-    }[kind]
+    k = health.ProblemKind
+    red = {
+        k.FAILED_RUN,
+        k.FAILED_CLIENT,
+        k.FAILING_STREAM,
+        k.FAILURE_STREAK,
+        k.QUOTA_CALLS,
+        k.QUOTA_EXHAUSTED,
+        k.OUTBOX_BACKLOG,
+    }
+    magenta = {k.MISSED_RUN, k.TOO_FREQUENT, k.RECORDS_CAP}
+    return "red" if kind in red else "magenta" if kind in magenta else "yellow"
 
 
 @app.command("check")
@@ -42,7 +49,7 @@ def check(
         typer.Option(
             "--config",
             help="Check configuration (TOML): stuck threshold, lookback, error-rate rule, "
-            "expected runs per stream. See config/check.example.toml.",
+            "expected runs per stream, alert rules. See config/check.example.toml.",
             dir_okay=False,
         ),
     ] = None,
@@ -74,11 +81,14 @@ def check(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Check the base's health: stuck, failed and missing runs, client error rates."""
+    """Check the base's health: stuck, failed, missing, too long and too frequent runs,
+    failing streams, client error rates and streaks, quota; "resolved" when a problem clears."""
     from ..admin.ops import health
-    from ..admin.ops.config import CheckConfig, load_check_config, parse_duration
+    from ..admin.ops.config import CheckConfig, load_check_config
     from ..admin.ops.notify import build_targets
+    from ..admin.ops.quota import usage_report
     from ..admin.ops.state import default_state_path, locked_state
+    from ..durations import parse_duration
     from ..transport.repository import Repository
 
     state = state_of(ctx)
@@ -98,6 +108,18 @@ def check(
                 locked_state(path, repo.conn.base_id) as memory,
                 Reads("Checking the base") as reads,
             ):
+                usage = (
+                    usage_report(
+                        repo,
+                        state.settings,
+                        on_page=reads.on_page,
+                        uncounted=uncounted_note(backend.embedded is not None),
+                        tool_share=config.quota.tool_share,
+                    )
+                    if config.quota.enabled
+                    else None
+                )
+                outbox = _outbox_items(backend.conn) if config.outbox.enabled else None
                 report = health.run_check(
                     repo,
                     config,
@@ -105,6 +127,8 @@ def check(
                     stuck_after=threshold,
                     targets=targets,
                     on_page=reads.on_page,
+                    usage=usage,
+                    outbox=outbox,
                 )
         if as_json:
             print_json(health.health_to_json(report))
@@ -118,10 +142,22 @@ def check(
     raise typer.Exit(report.exit_code)
 
 
+def _outbox_items(conn: Connection) -> list[OutboxItem]:
+    """The outbox's entries for this base (this machine's file, or the fleet's store)."""
+    from ..admin.outbox import outbox_status
+    from ..outbox import open_outbox
+
+    store = open_outbox(conn.settings)
+    try:
+        return outbox_status(store, conn.base_id)
+    finally:
+        store.close()
+
+
 def _print_report(report: health.HealthReport) -> None:
     console = out_console()
     since = report.events_since.strftime("%Y-%m-%d %H:%M UTC")
-    if report.problems:
+    if report.problems or report.resolved:
         table = Table(box=None, header_style="bold", pad_edge=False)
         table.add_column("", no_wrap=True)
         table.add_column("Problem", no_wrap=True)
@@ -133,6 +169,8 @@ def _print_report(report: health.HealthReport) -> None:
                 f"[{style}]{p.kind.label}[/{style}]",
                 escape(p.message),
             )
+        for p in report.resolved:
+            table.add_row("[green]resolved[/green]", p.kind.label, escape(p.message))
         console.print(table)
         console.print()
     met = sum(1 for d in report.deadlines if d.met_by is not None)

@@ -60,7 +60,13 @@ def report(
         with open_base(state) as backend:
             repo = Repository(backend.conn)
             with Reads("Reading the period") as reads:
-                data = collect_report(repo, since=start, until=end, on_page=reads.on_page)
+                data = collect_report(
+                    repo,
+                    since=start,
+                    until=end,
+                    on_page=reads.on_page,
+                    stuck_after=state.settings.stale_after,
+                )
         if html_file is not None:
             # Rendering first, writing second: a failed render leaves no half-written file.
             from ..admin.ops.report_html import render_html

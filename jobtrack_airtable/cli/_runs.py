@@ -25,6 +25,7 @@ from ._core import (
     runs_app,
     state_of,
 )
+from ._mirror import FullOption, whole_table_reads
 from .tables import Column, print_table
 
 if TYPE_CHECKING:
@@ -116,10 +117,10 @@ def runs_list(
     ] = "table",
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     archive: ArchiveOption = None,
+    full: FullOption = False,
 ) -> None:
     """List job runs, newest first (from the base, or from an archive with --archive)."""
     from ..admin import views
-    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
@@ -137,12 +138,14 @@ def runs_list(
             jobs, _ = archived_runs(archive, load_schema(state.settings.schema_file))
             rows = views.select_runs(jobs, status=status, since=moment, limit=limit)
         else:
-            with open_base(state) as backend:
-                repo = Repository(backend.conn)
-                with Reads(f"Reading {repo.schema.jobs.name}") as reads:
-                    rows = views.list_runs(
-                        repo, status=status, since=moment, limit=limit, on_page=reads.on_page
-                    )
+            with (
+                open_base(state) as backend,
+                whole_table_reads(backend, full=full) as repo,
+                Reads(f"Reading {repo.schema.jobs.name}") as reads,
+            ):
+                rows = views.list_runs(
+                    repo, status=status, since=moment, limit=limit, on_page=reads.on_page
+                )
         if output == "json":
             filters = {
                 "status": status,

@@ -36,6 +36,8 @@ from ._core import (
 )
 
 if TYPE_CHECKING:
+    from ..admin.mirror import Mirror
+
     # The sync machinery (and pyairtable under it) is imported when a command runs, so
     # `--help` and completion start fast.
     from ..admin.sync import ApplyResult, Plan, StalePlanError
@@ -66,10 +68,14 @@ def _print_plan(plan: Plan, *, pager: bool) -> None:
     console.print(renderable)
 
 
-def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
-    """Read both tables (a spinner counting rows) and plan; writes nothing."""
+def _make_plan(
+    repo: Repository, stale_after: timedelta, mirror: Mirror | None = None, full: bool = False
+) -> Plan:
+    """Read both tables (a spinner counting rows), or refresh the ``mirror`` and read it, and
+    plan; writes nothing."""
     from ..admin.sync import plan_sync
     from ..timeutil import utcnow
+    from ._mirror import refreshed_line
 
     names = {t: repo.schema.table(t).name for t in ("jobs", "client_runs")}
     with Reads("Reading the base") as reads:
@@ -79,7 +85,17 @@ def _make_plan(repo: Repository, stale_after: timedelta) -> Plan:
             reads.progress.update(reads.task, description=f"Reading {names.get(table, table)}")
             reads.on_page(rows)
 
-        return plan_sync(repo, now=utcnow(), stale_after=stale_after, on_progress=progress)
+        plan = plan_sync(
+            repo,
+            now=utcnow(),
+            stale_after=stale_after,
+            on_progress=progress,
+            mirror=mirror,
+            full=full,
+        )
+    if mirror is not None and mirror.last is not None:
+        notice(refreshed_line(mirror.last))
+    return plan
 
 
 def _apply(repo: Repository, plan: Plan) -> ApplyResult:
@@ -200,14 +216,13 @@ def load_plan_file(path: Path) -> Plan:
 def sync(
     ctx: typer.Context,
     stale_after: Annotated[
-        float | None,
+        str | None,
         typer.Option(
             "--stale-after",
-            metavar="MINUTES",
-            min=0.001,
+            metavar="DURATION",
             show_default=False,
-            help="A Running row without an update for this long is stale "
-            "(default: JOBTRACK_STALE_AFTER_MINUTES, 120).",
+            help="A Running row without an update for this long is stale (90m, 2h; a bare "
+            "number is minutes; default: JOBTRACK_STALE_AFTER_MINUTES, 120).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
@@ -239,6 +254,14 @@ def sync(
         bool, typer.Option("--yes", "-y", help="With --apply: do not ask for confirmation.")
     ] = False,
     no_pager: NoPagerOption = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Read both tables in full instead of refreshing the local mirror "
+            "incrementally (the mirror is refreshed from that read).",
+        ),
+    ] = False,
 ) -> None:
     """Show what is inconsistent in the base and how it would be fixed (changes nothing).
 
@@ -247,7 +270,9 @@ def sync(
     exits 1.
     """
     from ..admin.sync import StalePlanError, plan_to_json, save_plan
+    from ..durations import parse_duration
     from ..transport.repository import Repository
+    from ._mirror import open_mirror
     from ._plans import target_plan
     from .render import summary_line
 
@@ -266,11 +291,21 @@ def sync(
                 "refusing to apply without confirmation: stdin is not a terminal "
                 "(pass --yes to apply non-interactively)"
             )
-        minutes = stale_after if stale_after is not None else state.settings.stale_after_minutes
+        threshold = (
+            parse_duration(stale_after, what="--stale-after", bare_unit="m")
+            if stale_after is not None
+            else timedelta(minutes=state.settings.stale_after_minutes)
+        )
         targets = _targets(target, state)
         with open_base(state) as backend:
             repo = Repository(backend.conn)
-            plan, left_out = target_plan(_make_plan(repo, timedelta(minutes=minutes)), targets)
+            mirror = open_mirror(backend, repo)
+            try:
+                made = _make_plan(repo, threshold, mirror, full)
+            finally:
+                if mirror is not None:
+                    mirror.close()
+            plan, left_out = target_plan(made, targets)
             if targets:
                 shown = ", ".join(str(t) for t in targets)
                 sys.stderr.write(

@@ -8,9 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ._core import EXIT_ERROR, Reads, app, errors_to_exit, open_base, print_json, state_of
+from ._mirror import FullOption, whole_table_reads
 
 if TYPE_CHECKING:
     from ..admin.ops.quota import UsageReport
+
+
+def uncounted_note(embedded: bool) -> str | None:
+    """Why the API calls are not counted: the embedded local base costs none."""
+    return "the embedded local base costs no API calls and is not counted" if embedded else None
 
 
 def _days(value: float | None) -> str:
@@ -22,13 +28,27 @@ def _days(value: float | None) -> str:
 def _lines(report: UsageReport) -> list[str]:
     r, c = report.requests, report.records
     limit = f"{r.limit:,}" if r.limit is not None else "unlimited"
+    w = report.workspace
+    who = " (this tool)" if w is not None else ""
     if r.counted is None:
-        requests = f"API calls {r.month}: not counted ({r.note})"
+        requests = f"API calls {r.month}{who}: not counted ({r.note})"
     else:
         flag = "  OVER THE QUOTA" if r.over_limit else ""
         requests = (
-            f"API calls {r.month}: {r.counted:,} so far, {r.projected:,} projected by month end, "
-            f"quota {limit}{flag}"
+            f"API calls {r.month}{who}: {r.counted:,} so far, {r.projected:,} projected by "
+            f"month end, quota {limit}{flag}"
+        )
+    if w is not None:
+        if w.tool_share is None:
+            basis = "observed"
+        elif w.basis == "share":
+            basis = f"this tool ≈ {w.tool_share:.0%} of it, as configured"
+        else:
+            basis = f"observed; this tool {w.tool_share:.0%} of it"
+        flag = "  OVER THE QUOTA" if w.over_limit else ""
+        requests += (
+            f"\nAPI calls {r.month} (workspace, {basis}): {w.counted:,} so far, "
+            f"{w.projected:,} projected by month end, quota {limit}{flag}"
         )
     kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(r.counts.items()))
     if c is None:
@@ -65,29 +85,49 @@ def usage(
             help="free, team, business or enterprise (default JOBTRACK_AIRTABLE_PLAN, team).",
         ),
     ] = None,
+    tool_share: Annotated[
+        float | None,
+        typer.Option(
+            "--tool-share",
+            metavar="SHARE",
+            help="This tool's share of the workspace's API calls (0.4): the quota is per "
+            "workspace, shared with every integration in it; projects the workspace too.",
+        ),
+    ] = None,
+    workspace_calls: Annotated[
+        int | None,
+        typer.Option(
+            "--workspace-calls",
+            metavar="N",
+            help="The workspace's API calls so far this month, as Airtable's usage page "
+            "shows them (instead of --tool-share).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    full: FullOption = False,
 ) -> None:
     """API calls this month and records in the base, projected to the month's end against the
     plan's quota and record cap.  Exit 1 when a projection crosses a limit (for cron)."""
     from ..admin.ops.quota import PLANS, usage_report, usage_to_json
     from ..errors import ConfigError
-    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
         if plan is not None and plan not in PLANS:
             raise ConfigError(f"unknown plan {plan!r}: use one of {', '.join(PLANS)}")
-        with open_base(state) as backend, Reads("Counting records") as reads:
+        with (
+            open_base(state) as backend,
+            whole_table_reads(backend, full=full) as repo,
+            Reads("Counting records") as reads,
+        ):
             report = usage_report(
-                Repository(backend.conn),
+                repo,
                 state.settings,
                 plan=plan,  # type: ignore[arg-type]
                 on_page=reads.on_page,
-                uncounted=(
-                    "the embedded local base costs no API calls and is not counted"
-                    if backend.embedded is not None
-                    else None
-                ),
+                uncounted=uncounted_note(backend.embedded is not None),
+                tool_share=tool_share,
+                workspace_calls=workspace_calls,
             )
         if as_json:
             print_json(usage_to_json(report))

@@ -50,6 +50,7 @@ from .ratelimit import RateLimiter
 from .requestlog import LoggedRequest, RequestLog
 from .storage import Record, Store, TableDef, is_id
 from .users import LOCAL_USER, LOCAL_USER_ID
+from .webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ TOKEN_SCOPES = (
     "data.records:write",
     "schema.bases:read",
     "schema.bases:write",
+    "webhook:manage",
 )
 #: Request bodies nesting deeper are refused (422): no Airtable body needs more than a few.
 MAX_JSON_DEPTH = 64
@@ -113,6 +115,13 @@ _ROUTES = Map(
             "/v0/meta/bases/<seg:base>/tables/<seg:table>/fields/<seg:field>",
             endpoint="meta_field",
             methods=["PATCH"],
+        ),
+        Rule("/v0/bases/<seg:base>/webhooks", endpoint="webhooks", methods=["GET", "POST"]),
+        Rule("/v0/bases/<seg:base>/webhooks/<seg:hook>", endpoint="webhooks", methods=["DELETE"]),
+        Rule(
+            "/v0/bases/<seg:base>/webhooks/<seg:hook>/<seg:action>",
+            endpoint="webhooks",
+            methods=["GET", "POST"],
         ),
         Rule("/v0/<seg:base>/<seg:table>", endpoint="records", methods=_ALL),
         Rule("/v0/<seg:base>/<seg:table>/listRecords", endpoint="list_records", methods=["POST"]),
@@ -210,6 +219,7 @@ class AirtableApp:
         self.comments = CommentStore(self._clock)
         self.uploads = attachments.UploadedFiles(token)
         self.created_time = self._clock()
+        self.webhooks = Webhooks(store, self._clock)
 
     # -- WSGI entry point -------------------------------------------------------------------
 
@@ -379,6 +389,9 @@ class AirtableApp:
             if m == "GET":
                 return 200, self._meta_tables(ctx, base_id)
             return 200, self._meta_create_table(ctx, base_id)
+        if endpoint == "webhooks":
+            hook, action = params.get("hook"), params.get("action")
+            return 200, self.webhooks.handle(m, base_id, hook, action, ctx.args, ctx.json)
         if endpoint == "meta_fields":
             return 200, self._meta_create_field(ctx, base_id, params["table"])
         if endpoint == "meta_table":
@@ -928,6 +941,8 @@ def _is_data(segments: list[str]) -> bool:
 
 def _base_of(segments: list[str]) -> str | None:
     if len(segments) >= 2 and segments[0] == "v0":
+        if segments[1] == "bases" and len(segments) >= 3:  # the webhooks API
+            return segments[2]
         if segments[1] != "meta":
             return segments[1]
         if len(segments) >= 4 and segments[2] == "bases":

@@ -436,6 +436,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: What :attr:`Store.listeners` hear of one record: table, record ID, before, after.
+CommittedChange = tuple["TableDef", str, "Record | None", "Record | None"]
+
+
 @dataclass
 class _Change:
     table: TableDef
@@ -466,6 +470,9 @@ class Store:
         self._bases: dict[str, BaseDef] = {}
         self._next_seq = 0
         self._file: BaseFile | None = None
+        #: Called after every committed record write with the base ID and, per record, its
+        #: table, ID, value before the write (``None``: created) and after (``None``: deleted).
+        self.listeners: list[Callable[[str, list[CommittedChange]], None]] = []
         self.open()
 
     def open(self) -> None:
@@ -1188,6 +1195,14 @@ class Store:
                 table.records[ch.record_id] = ch.new
                 if ch.record_id in seqs:
                     table.seq[ch.record_id] = seqs[ch.record_id]
+        if self.listeners and final:
+            was: dict[str, Record | None] = {}
+            for ch in changes:
+                was.setdefault(ch.record_id, ch.old)
+            heard = [(c.table, rid, was[rid], c.new) for rid, c in final.items()]
+            base_id = self._base_of(changes[0].table).id
+            for listener in self.listeners:
+                listener(base_id, heard)
 
     # -- persistence ------------------------------------------------------------------------
 

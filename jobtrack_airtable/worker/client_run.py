@@ -31,6 +31,7 @@ from .runs import (
     found,
     quiet_after,
 )
+from .tracing import end_span
 
 if TYPE_CHECKING:
     from .tracker import Tracker
@@ -100,6 +101,9 @@ class ClientRun(EndsOnExit):
         self._worked = False
         self._lock = threading.RLock()
         self._log_extra = {"run_id": str(run_id), "client_id": client_id}
+
+    #: Its OpenTelemetry span (tracing.py), ended by :meth:`close`.
+    _span: Any = None
 
     def __repr__(self) -> str:
         return f"ClientRun(run_id={str(self.run_id)!r}, status={self.status.value!r})"
@@ -358,6 +362,9 @@ class ClientRun(EndsOnExit):
             self._close_force = force
             self.status = new
             self._changed()
+        if self._span is not None:
+            end_span(self._span, new, error=self._error, metrics=dict(self.totals))
+            self._span = None
         log.info("client run %s closed as %s", self.run_id, new.value, extra=self._log_extra)
         self._mark()
         if not wait:

@@ -75,6 +75,7 @@ from .commit import GroupCommit
 from .exclusive import acknowledged_rows
 from .job_outbox import JOBS_TABLE, FinalIntent, JobState
 from .runs import EndsOnExit, Notes, error_text
+from .tracing import end_span, start_client_span, start_job_span
 from .tracking_errors import TRACKING_ERRORS, OnTrackingError, run_guarded
 
 __all__ = ["ClientRun", "Job", "Tracker"]
@@ -159,6 +160,8 @@ class Tracker:
         # What a process of this machine left (killed, or closed with a write refused) goes
         # out with this tracker's first writes.
         self._adopted = self._adopt_orphans() if replay else []
+        #: OpenTelemetry spans of the jobs this tracker started, by run ID (tracing.py).
+        self._spans: dict[str, Any] = {}
         #: Run IDs of the jobs whose pending writes this tracker replayed.
         self.replayed_jobs: list[str] = []
         # Jobs of this tracker whose last write Airtable refused: tried again at flush/close.
@@ -441,6 +444,9 @@ class Tracker:
                     # clock (the raw local clock, maybe hours off): the row's created time is
                     # the true start; the job's next write puts it right, at no extra request.
                     job._start_fix = to_airtable(created)
+                job._span = start_job_span(str(candidate), stream)
+                if job._span is not None:
+                    self._spans[str(candidate)] = job._span
                 log.info(
                     "started job %s (stream %d)",
                     candidate,
@@ -571,7 +577,9 @@ class Tracker:
                 assert error is not None
                 error.runs = [r for r in runs if r.refusal is None]  # type: ignore[attr-defined]
                 raise error
+        parent = self._spans.get(str(base))
         for r in runs:
+            r._span = start_client_span(parent, str(r.run_id), r.client_id)
             log.info(
                 "opened client run %s",
                 r.run_id,
@@ -628,6 +636,9 @@ class Job(EndsOnExit):
     Every write after the start goes by the row's record ID (never by Run ID), so another
     host's short-lived claim row for the same Run ID cannot make it fail.
     """
+
+    #: Its OpenTelemetry span, when tracing is on and this process started it.
+    _span: Any = None
 
     def __init__(
         self,
@@ -1089,6 +1100,14 @@ class Job(EndsOnExit):
         tracker._spend(2 + (1 + len(rows) // 100 if self._read_back else 0))
         self._notes.landed(row.system_notes, sent)
         self.status = final
+        end_span(
+            self._span,
+            final,
+            error=error_text(error) if error is not None else None,
+            metrics=row.aggregates,
+        )
+        self._span = None
+        tracker._spans.pop(str(self.run_id), None)
         log.info(
             "job %s completed as %s (%d clients)",
             self.run_id,

@@ -24,14 +24,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
-from ...errors import ConfigError, LimiterUnavailableError, QuotaExhaustedError
+from ...errors import (
+    ConfigError,
+    InvalidInputError,
+    LimiterUnavailableError,
+    QuotaExhaustedError,
+    show,
+)
 from ...limiter import UsageCounts, usage_counts
 from ...limiter.usage import counted_as
 from ...settings import Settings
 from ...timeutil import parse_airtable, to_airtable, utcnow
 from ...transport.repository import Repository
 
-__all__ = ["PLANS", "PlanLimits", "RecordBudget", "RequestBudget", "UsageReport", "usage_report"]
+__all__ = [
+    "PLANS",
+    "PlanLimits",
+    "RecordBudget",
+    "RequestBudget",
+    "UsageReport",
+    "WorkspaceBudget",
+    "usage_report",
+]
 
 Plan = Literal["free", "team", "business", "enterprise"]
 
@@ -93,6 +107,28 @@ class RecordBudget:
 
 
 @dataclass(frozen=True)
+class WorkspaceBudget:
+    """The workspace's API calls, which the plan's quota is really about: Airtable counts
+    every integration in the workspace (Softr, Zapier, scripts), not only this tool.
+
+    ``basis`` says where the figure comes from: ``"share"`` (this tool makes ``tool_share``
+    of the workspace's calls, so the workspace is this tool's count divided by it) or
+    ``"observed"`` (a total read from Airtable's workspace usage page, ``counted`` as given).
+    """
+
+    basis: Literal["share", "observed"]
+    counted: int
+    projected: int
+    limit: int | None
+    #: ``None`` when this tool's calls are not counted (an observed total only).
+    tool_share: float | None
+
+    @property
+    def over_limit(self) -> bool:
+        return self.limit is not None and self.projected > self.limit
+
+
+@dataclass(frozen=True)
 class UsageReport:
     """Requests and records against the plan; ``over_limit`` when either projection crosses
     its limit by the end of the month, or when Airtable already refuses data requests because
@@ -106,11 +142,13 @@ class UsageReport:
     requests: RequestBudget
     records: RecordBudget | None
     quota_exhausted: bool = False
+    workspace: WorkspaceBudget | None = None
 
     @property
     def over_limit(self) -> bool:
         records_over = self.records is not None and self.records.over_limit
-        return self.quota_exhausted or self.requests.over_limit or records_over
+        workspace = self.workspace is not None and self.workspace.over_limit
+        return self.quota_exhausted or self.requests.over_limit or records_over or workspace
 
 
 def _month_bounds(now: datetime) -> tuple[datetime, datetime]:
@@ -166,6 +204,41 @@ def _records(
     )
 
 
+def _workspace(
+    requests: RequestBudget,
+    now: datetime,
+    *,
+    tool_share: float | None,
+    workspace_calls: int | None,
+) -> WorkspaceBudget | None:
+    if tool_share is not None and workspace_calls is not None:
+        raise InvalidInputError("give this tool's share of the workspace or its total, not both")
+    if tool_share is not None:
+        if isinstance(tool_share, bool) or not 0 < tool_share <= 1:
+            raise InvalidInputError(f"the tool's share must be in (0, 1], not {show(tool_share)}")
+        if requests.counted is None or requests.projected is None:
+            return None
+        return WorkspaceBudget(
+            "share",
+            math.ceil(requests.counted / tool_share),
+            math.ceil(requests.projected / tool_share),
+            requests.limit,
+            tool_share,
+        )
+    if workspace_calls is not None:
+        if isinstance(workspace_calls, bool) or workspace_calls < 0:
+            raise InvalidInputError(
+                f"the workspace's calls must be a count ≥ 0, not {show(workspace_calls)}"
+            )
+        counted = max(workspace_calls, requests.counted or 0)
+        start, end = _month_bounds(now)
+        elapsed = max((now - start).total_seconds(), 3600.0)
+        projected = math.ceil(counted * (end - start).total_seconds() / elapsed)
+        share = None if requests.counted is None else requests.counted / counted if counted else 1.0
+        return WorkspaceBudget("observed", counted, projected, requests.limit, share)
+    return None
+
+
 def usage_report(
     repo: Repository,
     settings: Settings,
@@ -174,15 +247,30 @@ def usage_report(
     now: datetime | None = None,
     on_page: Callable[[int], None] | None = None,
     uncounted: str | None = None,
+    tool_share: float | None = None,
+    workspace_calls: int | None = None,
 ) -> UsageReport:
     """Requests this month and the base's records, each projected to the end of the month,
     against ``plan`` (default ``settings.airtable_plan``).  Costs ⌈J/100⌉ + ⌈C/100⌉ requests
     (counted under ``admin_reads``).  ``uncounted`` says why a base's requests are not
-    counted at all (the CLI's embedded local base), instead of reading the counters."""
+    counted at all (the CLI's embedded local base), instead of reading the counters.
+
+    The quota is the workspace's: with ``tool_share`` (this tool's share of the workspace's
+    calls) or ``workspace_calls`` (the workspace's total so far this month, as Airtable's
+    usage page shows it) the report adds the workspace's projection (:class:`WorkspaceBudget`),
+    and crossing the quota there counts as over the limit.  Bad values are refused before any
+    request."""
     limits = PLANS[plan or settings.airtable_plan]
     now = (now or utcnow()).astimezone(UTC)
     _, end = _month_bounds(now)
     base_id = repo.conn.base_id
+    # Validate the workspace inputs before reading anything.
+    _workspace(
+        RequestBudget("", None, None, None),
+        now,
+        tool_share=tool_share,
+        workspace_calls=workspace_calls,
+    )
     # The counters first: the report's own reads below are not part of "so far".
     requests = _requests(settings, base_id, now, limits.monthly_requests, uncounted)
     try:
@@ -198,6 +286,7 @@ def usage_report(
         requests=requests,
         records=records,
         quota_exhausted=records is None,
+        workspace=_workspace(requests, now, tool_share=tool_share, workspace_calls=workspace_calls),
     )
 
 
@@ -229,6 +318,20 @@ def usage_to_json(report: UsageReport) -> dict[str, Any]:
             "projected_at_month_end": c.projected_at_month_end,
             "over_limit": c.over_limit,
         },
+        "workspace": _workspace_json(report.workspace),
         "quota_exhausted": report.quota_exhausted,
         "over_limit": report.over_limit,
+    }
+
+
+def _workspace_json(w: WorkspaceBudget | None) -> dict[str, Any] | None:
+    if w is None:
+        return None
+    return {
+        "basis": w.basis,
+        "counted": w.counted,
+        "projected": w.projected,
+        "limit": w.limit,
+        "this_tool_share": round(w.tool_share, 4) if w.tool_share is not None else None,
+        "over_limit": w.over_limit,
     }

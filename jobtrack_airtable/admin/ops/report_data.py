@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,7 +22,8 @@ from ...rows import ClientRunRow, JobRow
 from ...statuses import Status, map_status
 from ...timeutil import to_airtable, utcnow
 from ...transport.repository import Repository
-from .activity import client_id_of, read_activity, run_time
+from .activity import Activity, client_id_of, read_activity, run_time
+from .report_oncall import OnCall, on_call
 
 __all__ = [
     "REPORT_FORMAT_VERSION",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 REPORT_FORMAT_VERSION = 1
+#: The stuck threshold of "needs attention now" when the caller gives none (the library's
+#: default JOBTRACK_STALE_AFTER_MINUTES).
+DEFAULT_STUCK_AFTER = timedelta(minutes=120)
 #: Status labels in display order; "Unmapped" is a stored value outside the four (SPEC §1.3).
 STATUS_ORDER = (*(s.value for s in Status), "Unmapped")
 
@@ -102,6 +106,8 @@ class ReportData:
     runs_per_day: dict[date, Counter[str]]
     stream_durations: dict[int, list[float]]
     clients: list[ClientSummary]
+    #: The on-call sections (needs attention now, runs, heatmap, error classes, trends).
+    on_call: OnCall | None = None
 
     @property
     def days(self) -> list[date]:
@@ -186,20 +192,39 @@ def collect_report(
     since: datetime,
     until: datetime | None = None,
     on_page: Callable[[int], None] | None = None,
+    stuck_after: timedelta = DEFAULT_STUCK_AFTER,
 ) -> ReportData:
-    """Summarise the runs of ``repo``'s base whose run time is in ``[since, until]``."""
+    """Summarise the runs of ``repo``'s base whose run time is in ``[since, until]``.  Jobs
+    still open are read too, however old (one read: the same ⌈J/100⌉ + ⌈C/100⌉ requests),
+    for the "needs attention now" section, which judges them with ``stuck_after``."""
     now = utcnow()
-    activity = read_activity(repo, since=since, until=until or now, on_page=on_page)
+    activity = read_activity(repo, since=since, until=until or now, open_jobs=True, on_page=on_page)
+    period = _in_period(activity)
     return ReportData(
         base_id=repo.conn.base_id,
-        since=activity.since,
-        until=activity.until,
+        since=period.since,
+        until=period.until,
         generated_at=now,
-        jobs=len(activity.jobs),
-        client_runs=len(activity.clients),
-        runs_per_day=_per_day(activity.jobs),
-        stream_durations=_per_stream(activity.jobs),
-        clients=_summarise_clients(activity.clients),
+        jobs=len(period.jobs),
+        client_runs=len(period.clients),
+        runs_per_day=_per_day(period.jobs),
+        stream_durations=_per_stream(period.jobs),
+        clients=_summarise_clients(period.clients),
+        on_call=on_call(activity, period, now=now, stuck_after=stuck_after),
+    )
+
+
+def _in_period(activity: Activity) -> Activity:
+    """The rows whose run time is in the window (not the older open jobs)."""
+
+    def inside(row: JobRow | ClientRunRow) -> bool:
+        moment = run_time(row)
+        return moment is not None and activity.since <= moment <= activity.until
+
+    return replace(
+        activity,
+        jobs=[j for j in activity.jobs if inside(j)],
+        clients=[c for c in activity.clients if inside(c)],
     )
 
 
@@ -238,5 +263,51 @@ def report_to_json(data: ReportData) -> dict[str, Any]:
                 "last_error": c.last_error,
             }
             for c in data.clients
+        ],
+        "on_call": _on_call_json(data.on_call),
+    }
+
+
+def _on_call_json(oc: OnCall | None) -> dict[str, Any] | None:
+    if oc is None:
+        return None
+    return {
+        "attention": [
+            {"key": p.key, "kind": p.kind.value, "message": p.message} for p in oc.attention
+        ],
+        "runs": [
+            {
+                "run_id": r.run_id,
+                "stream": r.stream,
+                "status": r.status,
+                "start": to_airtable(r.start) if r.start else None,
+                "seconds": r.seconds,
+                "clients": r.clients,
+                "failed_clients": r.failed_clients,
+            }
+            for r in oc.runs
+        ],
+        "failures_per_client_day": {
+            client: {d.isoformat(): n for d, n in sorted(days.items())}
+            for client, days in oc.failures.items()
+        },
+        "errors_by_class": [
+            {
+                "class": e.name,
+                "count": e.count,
+                "clients": e.clients,
+                "last_at": to_airtable(e.last_at) if e.last_at else None,
+                "last_message": e.last_message,
+            }
+            for e in oc.errors
+        ],
+        "streams": [
+            {
+                "stream": t.stream,
+                "runs": t.runs,
+                "p95_seconds": t.p95,
+                "median_seconds_by_day": {d.isoformat(): v for d, v in t.median_by_day.items()},
+            }
+            for t in oc.trends
         ],
     }

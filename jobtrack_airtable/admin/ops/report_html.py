@@ -1,28 +1,45 @@
 """The self-contained HTML page of ``jobtrack-airtable report --html FILE``.
 
-Charts are drawn by plotly (``pip install 'jobtrack-airtable[ops]'``, imported only here and
-only when a page is rendered) and plotly.js is inlined in the page once, so the file opens
-anywhere, offline, with nothing fetched: no CDN, no fonts, no MathJax.  Every text that comes
-from the base (client IDs, error details) is HTML-escaped in tables and JSON-encoded (with
-``<`` escaped) by plotly in the charts.
+Figures are built with plotly (``pip install 'jobtrack-airtable[ops]'``, imported only here and
+only when a page is rendered) and drawn by plotly.js's *cartesian* bundle, vendored as package
+data (``vendor/plotly-cartesian.min.js``, 1.5 MB instead of the full 4.8 MB) and inlined once,
+so the file opens anywhere, offline, with nothing fetched: no CDN, no fonts, no MathJax.
+Every text that comes from the base (client IDs, error details) is HTML-escaped in tables and
+JSON-encoded with ``<`` escaped in the figures.
 
-Sections: summary figures; runs per day by status; job duration per stream; clients with
-errors (chart and table with the latest error); tokens and Apify cost per client; the slowest
-clients.  A period without runs gives a page saying so instead of empty charts.
+Charts are drawn once the document is parsed and laid out (not while the grid is still being
+built, which drew the first chart at the page's full width inside a half-width card), with
+plotly's autosize and a ``ResizeObserver`` per chart, so a chart always fills its card.
+
+Sections, for on-call first: needs attention now (the conditions ``check`` reports, from the
+same code), the period's runs (a sortable table), failures per client and day (a heatmap),
+errors grouped by class, the duration trend and p95 per stream; then summary figures, runs per
+day by status, job duration per stream, clients with errors, tokens and Apify cost per client,
+the slowest clients.  A period without runs gives a page saying so instead of empty charts.
 """
 
 from __future__ import annotations
 
 import html
+import json
+from datetime import timedelta
+from importlib import resources
 from typing import Any
 
+from ...durations import format_duration
 from ...errors import MissingExtraError
 from .report_data import STATUS_ORDER, ClientSummary, ReportData
+from .report_oncall import OnCall
 
-__all__ = ["CHART_IDS", "render_html"]
+__all__ = ["BUNDLE", "CHART_IDS", "plotly_bundle", "render_html"]
+
+#: The plotly.js bundle inlined in every page, relative to this package.
+BUNDLE = "vendor/plotly-cartesian.min.js"
 
 #: The ``id`` of every chart's element, in page order (tests look for them).
 CHART_IDS = (
+    "chart-failure-heatmap",
+    "chart-duration-trend",
     "chart-runs-per-day",
     "chart-duration-per-stream",
     "chart-client-errors",
@@ -61,19 +78,80 @@ th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e7e5e4;
          vertical-align: top; }
 td.n, th.n { text-align: right; white-space: nowrap; }
 .empty { color: #78716c; font-style: italic; }
+.wide { grid-column: 1 / -1; }
+.scroll { overflow-x: auto; max-height: 420px; overflow-y: auto; }
+table.sortable th { cursor: pointer; user-select: none; }
+table.sortable th[data-dir="asc"]::after { content: " ▲"; }
+table.sortable th[data-dir="desc"]::after { content: " ▼"; }
+.kind { white-space: nowrap; font-weight: 600; }
+.ok { color: #16a34a; }
+"""
+
+#: Draws every chart after layout, keeps each the width of its card, sorts tables on click.
+_SCRIPT = """
+(function () {
+  var figures = JSON.parse(document.getElementById('figures').textContent);
+  var config = {displaylogo: false, displayModeBar: false, responsive: true};
+  function draw() {
+    Object.keys(figures).forEach(function (id) {
+      var el = document.getElementById(id);
+      var fig = figures[id];
+      var layout = Object.assign({}, fig.layout, {autosize: true});
+      Plotly.newPlot(el, fig.data, layout, config);
+      new ResizeObserver(function () { Plotly.Plots.resize(el); }).observe(el);
+    });
+    document.body.setAttribute('data-charts', 'drawn');
+  }
+  function key(cell) {
+    var raw = cell.getAttribute('data-sort');
+    var text = raw !== null ? raw : cell.textContent;
+    var n = Number(text);
+    return text !== '' && !isNaN(n) ? n : text.toLowerCase();
+  }
+  document.querySelectorAll('table.sortable th').forEach(function (th, i) {
+    th.addEventListener('click', function () {
+      var body = th.closest('table').tBodies[0];
+      var dir = th.getAttribute('data-dir') === 'asc' ? 'desc' : 'asc';
+      th.parentNode.querySelectorAll('th').forEach(function (h) { h.removeAttribute('data-dir'); });
+      th.setAttribute('data-dir', dir);
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = key(a.cells[i]), y = key(b.cells[i]);
+        var c = x < y ? -1 : x > y ? 1 : 0;
+        return dir === 'asc' ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+  // After the document is parsed and styled: the grid has its final columns.
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', function () { requestAnimationFrame(draw); });
+  } else {
+    requestAnimationFrame(draw);
+  }
+})();
 """
 
 
-def _plotly() -> tuple[Any, Any, Any]:
+def _plotly() -> Any:
     try:
         import plotly.graph_objects as go
-        import plotly.io as pio
-        from plotly.offline import get_plotlyjs
     except ImportError:
         raise MissingExtraError(
             "the HTML report needs plotly: pip install 'jobtrack-airtable[ops]'"
         ) from None
-    return go, pio, get_plotlyjs
+    return go
+
+
+def plotly_bundle() -> str:
+    """The vendored plotly.js cartesian bundle (package data)."""
+    return resources.files(__package__).joinpath(BUNDLE).read_text(encoding="utf-8")
+
+
+def _json_for_script(value: Any) -> str:
+    """JSON safe inside a ``<script>`` element: no ``<`` (so no ``</script>``), no U+2028."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def _minutes(seconds: float | None) -> float:
@@ -154,7 +232,37 @@ def _figures(data: ReportData, go: Any) -> dict[str, Any]:
         marker_color="#6366f1",
     )
     figs["chart-slowest"] = slowest
+    if data.on_call is not None:
+        figs.update(_on_call_figures(data, data.on_call, go, layout))
     return figs
+
+
+def _on_call_figures(
+    data: ReportData, oc: OnCall, go: Any, layout: dict[str, Any]
+) -> dict[str, Any]:
+    days = [d.isoformat() for d in data.days]
+    clients = list(oc.failures)
+    heat = go.Figure(
+        layout={**layout, "yaxis": {"automargin": True}, "xaxis": {"type": "category"}}
+    )
+    heat.add_heatmap(
+        x=days,
+        y=clients,
+        z=[[oc.failures[c].get(d, 0) for d in data.days] for c in clients],
+        colorscale=[[0, "#f5f5f4"], [0.01, "#fecaca"], [1, "#b91c1c"]],
+        hovertemplate="%{y} on %{x}: %{z} failed run(s)<extra></extra>",
+        xgap=1,
+        ygap=1,
+    )
+    trend = go.Figure(layout={**layout, "yaxis": {"title": "median minutes"}})
+    for t in oc.trends:
+        trend.add_scatter(
+            name=f"stream {t.stream}",
+            x=[d.isoformat() for d in t.median_by_day],
+            y=[_minutes(v) for v in t.median_by_day.values()],
+            mode="lines+markers",
+        )
+    return {"chart-failure-heatmap": heat, "chart-duration-trend": trend}
 
 
 def _card(value: str, label: str) -> str:
@@ -182,6 +290,8 @@ def _error_table(clients: list[ClientSummary]) -> str:
 
 
 _SECTIONS = (
+    ("chart-failure-heatmap", "Failed client runs per client and day (UTC)"),
+    ("chart-duration-trend", "Job duration trend (median per day)"),
     ("chart-runs-per-day", "Runs per day by status (UTC)"),
     ("chart-duration-per-stream", "Job duration per stream"),
     ("chart-client-errors", "Clients with errors"),
@@ -191,23 +301,111 @@ _SECTIONS = (
 )
 
 
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else ""
+
+
+def _took(seconds: float | None) -> str:
+    return format_duration(timedelta(seconds=seconds)) if seconds is not None else ""
+
+
+def _attention(oc: OnCall) -> str:
+    if not oc.attention:
+        return '<p class="ok">Nothing needs attention now (what <code>check</code> reports).</p>'
+    rows = "".join(
+        f"<tr><td class='kind'>{_e(p.kind.label)}</td><td>{_e(p.message)}</td></tr>"
+        for p in oc.attention
+    )
+    return f"<table><tbody>{rows}</tbody></table>"
+
+
+def _runs_table(oc: OnCall) -> str:
+    if not oc.runs:
+        return '<p class="empty">No job in this period.</p>'
+    rows = "".join(
+        f"<tr><td>{_e(r.run_id)}</td><td class='n'>{_e(r.stream or '')}</td>"
+        f"<td>{_e(r.status)}</td>"
+        f"<td data-sort='{_e(r.start.isoformat() if r.start else '')}'>{_e(_when(r.start))}</td>"
+        f"<td class='n' data-sort='{r.seconds if r.seconds is not None else -1}'>"
+        f"{_e(_took(r.seconds))}</td>"
+        f"<td class='n'>{r.clients}</td><td class='n'>{r.failed_clients}</td></tr>"
+        for r in oc.runs
+    )
+    head = "".join(
+        f"<th{cls}>{name}</th>"
+        for name, cls in (
+            ("Run", ""),
+            ("Stream", " class='n'"),
+            ("Status", ""),
+            ("Started (UTC)", ""),
+            ("Duration", " class='n'"),
+            ("Clients", " class='n'"),
+            ("Errors", " class='n'"),
+        )
+    )
+    return (
+        "<div class='scroll'><table class='sortable' id='runs'><thead><tr>"
+        f"{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+    )
+
+
+def _errors_table(oc: OnCall) -> str:
+    if not oc.errors:
+        return '<p class="empty">No client run failed in this period.</p>'
+    rows = "".join(
+        f"<tr><td>{_e(g.name)}</td><td class='n'>{g.count}</td><td class='n'>{g.clients}</td>"
+        f"<td>{_e(_when(g.last_at))}</td><td>{_e(g.last_message)}</td></tr>"
+        for g in oc.errors
+    )
+    return (
+        "<div class='scroll'><table class='sortable'><thead><tr><th>Error class</th>"
+        "<th class='n'>Failures</th><th class='n'>Clients</th><th>Last (UTC)</th>"
+        f"<th>Last message</th></tr></thead><tbody>{rows}</tbody></table></div>"
+    )
+
+
+def _p95_table(oc: OnCall) -> str:
+    rows = "".join(
+        f"<tr><td>stream {t.stream}</td><td class='n'>{t.runs}</td>"
+        f"<td class='n'>{_e(_took(t.p95))}</td></tr>"
+        for t in oc.trends
+    )
+    return (
+        "<table><thead><tr><th>Stream</th><th class='n'>Finished jobs</th>"
+        f"<th class='n'>p95 duration</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _section(title: str, body: str, *, wide: bool = False) -> str:
+    cls = " class='wide'" if wide else ""
+    return f"<section{cls}><h2>{_e(title)}</h2>{body}</section>"
+
+
 def render_html(data: ReportData) -> str:
-    """The whole page as one string (a few MB: plotly.js is inlined)."""
-    go, pio, get_plotlyjs = _plotly()
+    """The whole page as one string (about 1.6 MB: plotly.js's cartesian bundle is
+    inlined)."""
+    go = _plotly()
     period = f"{data.since:%Y-%m-%d %H:%M} – {data.until:%Y-%m-%d %H:%M} UTC"
     head = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>jobtrack-airtable report · {html.escape(data.base_id)}</title>"
+        f"<title>jobtrack-airtable report · {_e(data.base_id)}</title>"
         f"<style>{_CSS}</style>"
     )
     header = (
-        f"<header><h1>Job runs of base {html.escape(data.base_id)}</h1>"
-        f"<p>{html.escape(period)} · generated {data.generated_at:%Y-%m-%d %H:%M} UTC "
+        f"<header><h1>Job runs of base {_e(data.base_id)}</h1>"
+        f"<p>{_e(period)} · generated {data.generated_at:%Y-%m-%d %H:%M} UTC "
         "by jobtrack-airtable</p></header>"
     )
+    oc = data.on_call
+    attention = _section("Needs attention now", _attention(oc), wide=True) if oc else ""
     if not data.jobs and not data.client_runs:
-        body = '<main><p class="empty">No runs in this period.</p></main>'
+        empty = '<p class="empty">No runs in this period.</p>'
+        body = f'<main><div class="grid">{attention}</div>{empty}</main>'
         return f"{head}</head><body>{header}{body}</body></html>"
     statuses = data.job_status_totals()
     cards = "".join(
@@ -221,27 +419,30 @@ def render_html(data: ReportData) -> str:
         )
     )
     figs = _figures(data, go)
-    config = {"displaylogo": False, "displayModeBar": False, "responsive": True}
-    sections = []
+    extras = {
+        "chart-client-errors": _error_table(data.clients_with_errors()),
+        "chart-duration-trend": _p95_table(oc) if oc else "",
+    }
+    sections = [attention]
+    if oc is not None:
+        sections.append(_section("Runs of the period", _runs_table(oc), wide=True))
+        sections.append(_section("Errors by class", _errors_table(oc), wide=True))
     for chart_id, title in _SECTIONS:
-        chart = pio.to_html(
-            figs[chart_id],
-            full_html=False,
-            include_plotlyjs=False,
-            div_id=chart_id,
-            config=config,
-            default_height="360px",
-        )
-        extra = (
-            _error_table(data.clients_with_errors()) if chart_id == "chart-client-errors" else ""
-        )
+        if chart_id not in figs:
+            continue
         sections.append(
-            f"<section><h2>{html.escape(title)}</h2><div class='chart'>{chart}</div>"
-            f"{extra}</section>"
+            _section(title, f'<div class="chart" id="{chart_id}"></div>{extras.get(chart_id, "")}')
         )
-    # plotly.js once, inline, before any chart script runs.
-    script = f"<script>{get_plotlyjs()}</script>"
+    specs = {
+        chart_id: figs[chart_id].to_plotly_json() for chart_id, _ in _SECTIONS if chart_id in figs
+    }
+    figures = f"<script type='application/json' id='figures'>{_json_for_script(specs)}</script>"
+    # plotly.js once, inline, before the drawing script.
+    script = f"<script>{plotly_bundle()}</script>"
     main = (
         f"<main><div class='cards'>{cards}</div><div class='grid'>{''.join(sections)}</div></main>"
     )
-    return f"{head}{script}</head><body>{header}{main}</body></html>"
+    return (
+        f"{head}{script}</head><body>{header}{main}{figures}<script>{_SCRIPT}</script>"
+        "</body></html>"
+    )

@@ -10,7 +10,8 @@ the base ID; ``--state FILE`` picks another)::
 
 ``delivered`` lists the notification targets (by :attr:`~.notify.Target.id`, a digest that
 reveals nothing of the URL) the problem has been sent to, so a failed delivery is retried to
-that target only.
+that target only.  A condition that cleared keeps its entry, with ``resolved_at`` and
+``resolved_delivered``, until each of those targets has had one "resolved" message.
 
 It is read and written under a file lock held for the whole check (:func:`locked_state`), so
 two checks started by overlapping cron jobs never both announce the same problem.  Writes go
@@ -63,24 +64,40 @@ class SeenProblem:
     at: datetime
     event: bool
     delivered: set[str] = field(default_factory=set)
+    #: When a condition cleared; it is kept until every target that had the problem has
+    #: had its one "resolved" message (``resolved_delivered``).
+    resolved_at: datetime | None = None
+    resolved_delivered: set[str] = field(default_factory=set)
+
+    @property
+    def resolution_pending(self) -> set[str]:
+        """The targets still owed a "resolved" message."""
+        return self.delivered - self.resolved_delivered if self.resolved_at else set()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "kind": self.kind,
             "message": self.message,
             "at": to_airtable(self.at),
             "event": self.event,
             "delivered": sorted(self.delivered),
         }
+        if self.resolved_at is not None:
+            doc["resolved_at"] = to_airtable(self.resolved_at)
+            doc["resolved_delivered"] = sorted(self.resolved_delivered)
+        return doc
 
     @classmethod
     def from_json(cls, raw: Any) -> SeenProblem:
+        resolved = raw.get("resolved_at")
         return cls(
             kind=str(raw["kind"]),
             message=str(raw["message"]),
             at=parse_airtable(raw["at"]),
             event=bool(raw["event"]),
             delivered={str(t) for t in raw["delivered"]},
+            resolved_at=parse_airtable(resolved) if resolved else None,
+            resolved_delivered={str(t) for t in raw.get("resolved_delivered", [])},
         )
 
 

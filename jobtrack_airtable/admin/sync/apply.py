@@ -40,10 +40,10 @@ the pure :func:`~.detect.build_plan`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pyairtable import formulas as F
 
@@ -55,7 +55,7 @@ from ...transport.repository import Repository
 from ..schema_check import compare_schema, fetch_meta, fit_schema
 from .detect import StreamingPlanner
 from .model import TABLE_ORDER, Action, Plan, PlanFormatError, TableKey, fingerprint
-from .reader import read_tables
+from .reader import Page, read_tables
 
 __all__ = [
     "DEFAULT_STALE_AFTER",
@@ -217,6 +217,14 @@ def apply_budget(plan: Plan, schema: Any) -> ApplyBudget:
 # --- planning ------------------------------------------------------------------------------
 
 
+class RowSource(Protocol):
+    """Where a plan's rows come from instead of a full read (:class:`~..mirror.Mirror`)."""
+
+    def refreshed_pages(
+        self, repo: Repository, meta: Mapping[str, Any], *, full: bool = False
+    ) -> Iterator[Page]: ...
+
+
 def _pager(on_progress: ProgressCallback | None, stage: str) -> Callable[[int], None] | None:
     if on_progress is None:
         return None
@@ -229,8 +237,14 @@ def plan_sync(
     now: datetime | None = None,
     stale_after: timedelta | None = None,
     on_progress: ProgressCallback | None = None,
+    mirror: RowSource | None = None,
+    full: bool = False,
 ) -> Plan:
     """Read both tables and plan every fix; changes nothing.
+
+    With a ``mirror``, the rows come from it after an incremental refresh (4 requests for an
+    unchanged base; ``full=True`` refreshes it with a full read): the plan is the one a full
+    read would make.
 
     ``1 + max(1, ⌈J/100⌉) + max(1, ⌈C/100⌉)`` requests (see :func:`plan_budget`): the
     base's schema first -- optional fields the base lacks are left out of the plan (listed in
@@ -257,7 +271,12 @@ def plan_sync(
     schema, skipped = fit_schema(repo.schema, compare_schema(repo.schema, meta))
     # Each page becomes compact rows as it arrives, while the reader fetches the next ones.
     planner = StreamingPlanner(schema)
-    for page in read_tables(repo, TABLE_ORDER):
+    pages = (
+        read_tables(repo, TABLE_ORDER)
+        if mirror is None
+        else mirror.refreshed_pages(repo, meta, full=full)
+    )
+    for page in pages:
         if page.kind == "reset":
             planner.reset(page.table)
             continue

@@ -14,6 +14,7 @@ for renderers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,10 +72,21 @@ def pack(value: Any) -> Any:
     return value if value is None else (value,)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _text_of(ms: int) -> str:
+    # What to_airtable gives, without strftime (the planner's hottest call): only instants
+    # whose text round-trips are packed (pack), so years of four digits.
+    t = _EPOCH + ms * _MS
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+        f".{t.microsecond // 1000:03d}Z"
+    )
+
+
 def unpack(value: Any) -> Any:
     """The value :func:`pack` was given."""
     if type(value) is int:
-        return to_airtable(_EPOCH + value * _MS)
+        return _text_of(value)
     if type(value) is tuple:
         return value[0]
     return value
