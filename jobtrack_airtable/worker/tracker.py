@@ -963,7 +963,13 @@ class Job(EndsOnExit):
         note: str | None = None,
     ) -> JobRow | None:
         """Aggregate the client rows and close the job: ⌈N/100⌉ + 2 requests (plus the
-        writes of client runs still pending).
+        writes of client runs still pending); 2 for an exclusive job whose rows' acknowledged
+        state is all known (:meth:`Tracker.job`).
+
+        Durable before anything is sent: the completion's intent is in the outbox until
+        Airtable acknowledges the write; refused, it is tried again at ``tracker.flush()`` /
+        ``tracker.close()``, and a later tracker of the machine or ``outbox replay`` finishes
+        it (the aggregates recomputed then) if this process does not.
 
         Without ``status`` the SPEC's rule decides (all failed → ``Failed``, nothing
         processed → ``No Leads To Score``, else ``Completed``).  The aggregates are
