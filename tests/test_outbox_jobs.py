@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from jobtrack_airtable.admin.outbox import replay_outbox
+from jobtrack_airtable.admin.outbox import apply_drop, outbox_status, plan_drop, replay_outbox
 from jobtrack_airtable.errors import AuthenticationError, PermissionDeniedError, UnknownFieldError
 from jobtrack_airtable.outbox import SqliteOutbox
 from jobtrack_airtable.testing import TrackingServer
@@ -215,3 +215,28 @@ def test_a_job_note_refused_lands_with_the_completion(local_airtable: TrackingSe
     row = _job_row(local_airtable, str(job.run_id))
     assert row["System Notes"].count("halfway") == 1
     assert _entries(local_airtable) == []
+
+
+def test_outbox_status_shows_a_refused_completion_and_drop_discards_it(
+    local_airtable: TrackingServer,
+) -> None:
+    tracker = Tracker(make_conn(local_airtable))
+    job = tracker.job()
+    local_airtable.faults.add("403", method="PATCH", path="Job", times=1000)
+    with pytest.raises(PermissionDeniedError):
+        job.complete(note="all scored")
+    [item] = outbox_status(SqliteOutbox(local_airtable.outbox_path), local_airtable.base_id)
+    assert (item.table, item.run_id, item.status) == (
+        "jobs",
+        str(job.run_id),
+        "(by the client rows)",
+    )
+    assert item.error is not None and item.error.startswith("PermissionDeniedError")
+    store = SqliteOutbox(local_airtable.outbox_path)
+    plan = plan_drop(store, local_airtable.base_id, [str(job.run_id)])
+    assert apply_drop(store, plan) == 1
+    assert store.entries() == []
+    # This process still holds the job: once the base accepts, its close finishes it.
+    local_airtable.faults.clear()
+    tracker.close()
+    assert _job_row(local_airtable, str(job.run_id))["Status"] == "No Leads To Score"
