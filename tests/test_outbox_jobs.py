@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -181,20 +182,35 @@ def test_sigkill_before_the_client_rows_landed_completes_with_exact_aggregates(
     _assert_completed(local_airtable, base, {"A": 10, "B": 5})
 
 
+def _note_refused(srv: TrackingServer, text: str) -> tuple[Tracker, Any, Callable[[], Any]]:
+    """A job whose note ``text`` was refused: System Notes renamed without ``schema pin``
+    (422 UNKNOWN_FIELD_NAME); and what renames it back."""
+    tracker = Tracker(make_conn(srv))
+    job = tracker.job()
+    api = srv.api()
+    _rename_field(api, srv.base_id, JT, "System Notes", "Notes Renamed")
+    with pytest.raises(UnknownFieldError):
+        job.note(text)
+    [entry] = _entries(srv)
+    assert text in entry.payload
+    with pytest.raises(UnknownFieldError):
+        tracker.flush()  # the next synchronous point: still refused, still kept
+    return (
+        tracker,
+        job,
+        lambda: _rename_field(api, srv.base_id, JT, "Notes Renamed", "System Notes"),
+    )
+
+
 def test_a_job_note_refused_by_an_unknown_field_is_kept_and_lands(
     local_airtable: TrackingServer,
 ) -> None:
-    tracker = Tracker(make_conn(local_airtable))
-    job = tracker.job()
-    api, base_id = local_airtable.api(), local_airtable.base_id
-    _rename_field(api, base_id, JT, "System Notes", "Notes Renamed")
+    tracker, job, fix = _note_refused(local_airtable, "halfway: 40 clients scored")
     with pytest.raises(UnknownFieldError):
-        job.note("halfway: 40 clients scored")
+        tracker.close()  # still refused: left for the next tracker of the machine
     [entry] = _entries(local_airtable)
-    assert "halfway: 40 clients scored" in entry.payload
-    with pytest.raises(UnknownFieldError):
-        tracker.close()
-    _rename_field(api, base_id, JT, "Notes Renamed", "System Notes")
+    assert entry.error is not None and entry.error.startswith("UnknownFieldError")
+    fix()
     _replay(local_airtable, "tracker")
     row = _job_row(local_airtable, str(job.run_id))
     assert row["System Notes"].count("halfway: 40 clients scored") == 1
@@ -203,13 +219,8 @@ def test_a_job_note_refused_by_an_unknown_field_is_kept_and_lands(
 
 
 def test_a_job_note_refused_lands_with_the_completion(local_airtable: TrackingServer) -> None:
-    tracker = Tracker(make_conn(local_airtable))
-    job = tracker.job()
-    api, base_id = local_airtable.api(), local_airtable.base_id
-    _rename_field(api, base_id, JT, "System Notes", "Notes Renamed")
-    with pytest.raises(UnknownFieldError):
-        job.note("halfway")
-    _rename_field(api, base_id, JT, "Notes Renamed", "System Notes")
+    tracker, job, fix = _note_refused(local_airtable, "halfway")
+    fix()
     job.complete()
     tracker.close()
     row = _job_row(local_airtable, str(job.run_id))

@@ -1015,34 +1015,25 @@ class Job(EndsOnExit):
             error=error_text(error) if error is not None else None,
         )
         self._persist()
+        tracker = self.tracker
+
+        def finish_now() -> JobRow:
+            # Unguarded, even in warn mode: a job must never be aggregated from client rows
+            # whose pending writes did not land.
+            tracker._commit.drain()
+            # A client write applied late would skew the aggregates: wait it out, repair.
+            tracker._commit.settle()
+            with self._notes_lock():
+                row = self._finish_locked(new, force=force, note=note, fit=fit, error=error)
+            return self._settle(row)
+
         lines = len(self._notes.lines)
         try:
-            return self._synced(
-                lambda: self._finish_now(new, force=force, note=note, fit=fit, error=error)
-            )
+            return self._synced(finish_now)
         except BaseException:
             # The lines this attempt added are the intent's to add again, once.
             del self._notes.lines[lines:]
             raise
-
-    def _finish_now(
-        self,
-        new: Status | None,
-        *,
-        force: bool,
-        note: str | None,
-        fit: bool,
-        error: BaseException | str | None,
-    ) -> JobRow:
-        tracker = self.tracker
-        # Unguarded, even in warn mode: a job must never be aggregated from client rows
-        # whose pending writes did not land.
-        tracker._commit.drain()
-        # A client write applied late would skew the aggregates: wait it out, repair.
-        tracker._commit.settle()
-        with self._notes_lock():
-            row = self._finish_locked(new, force=force, note=note, fit=fit, error=error)
-        return self._settle(row)
 
     def _finish_locked(
         self,
