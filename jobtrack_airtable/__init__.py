@@ -16,6 +16,14 @@ what is pending and closes its HTTP session when it is closed.
 ...         with job.client("Guy-Wilson") as run:
 ...             run.add(profiles_examined=10, profiles_scored=8, profile_tokens=4200)
 
+:class:`AsyncTracker` — the same for asyncio programs: every call that may send a request
+is awaited (run on the tracker's own threads), ``run.add/set/note`` stay plain calls.
+
+>>> async with AsyncTracker.from_env() as tracker:                # doctest: +SKIP
+...     async with tracker.job(stream=1) as job:
+...         async with job.client("Guy-Wilson") as run:
+...             run.add(profiles_examined=10)
+
 :class:`Job` — a started or attached job (``tracker.job()``, ``tracker.attach_job(run_id)``);
 leaving its ``with`` block aggregates the client rows and completes it.
 
@@ -79,6 +87,7 @@ if TYPE_CHECKING:
     from .settings import Settings
     from .statuses import Status
     from .transport.client import Connection
+    from .worker.aio import AsyncTracker
     from .worker.tracker import ClientRun, Job, Tracker
 
 # Lazy (PEP 562): importing the package, or a light submodule such as the CLI's, must not pull
@@ -95,11 +104,13 @@ _LAZY: dict[str, str] = {
     "ClientRun": "worker.tracker",
     "Job": "worker.tracker",
     "Tracker": "worker.tracker",
+    "AsyncTracker": "worker.aio",
 }
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncTracker",
     "BaseRunId",
     "ClientMetrics",
     "ClientRun",

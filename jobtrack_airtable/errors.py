@@ -300,14 +300,42 @@ class ArchivePlanFormatError(JobtrackError, ValueError):
     """A file is not an archive plan this version of the library can apply."""
 
 
-class TrackerClosedError(JobtrackError):
-    """A client run changed after its tracker was closed: the change could never be written."""
+class EndedError(JobtrackError):
+    """A write to something that has ended: a closed client run, a completed job, a closed
+    tracker.  Refused before any request: such a write would either be lost or change a row
+    the library already called final (what ``sync`` would otherwise have to repair)."""
 
-    def __init__(self, run_id: str) -> None:
+
+class TrackerClosedError(EndedError):
+    """The tracker is closed: nothing more can be written through it."""
+
+    def __init__(self, run_id: str = "", *, action: str | None = None) -> None:
         self.run_id = run_id
+        what = "the tracker is closed"
+        if run_id:
+            what = f"client run {run_id!r}: its tracker is closed"
+        super().__init__(f"{what}; {action or 'nothing more can be written'}")
+
+
+class RunClosedError(EndedError):
+    """``add``/``set``/``note`` on a client run that was closed (or ended by another writer)."""
+
+    def __init__(self, run_id: str, status: str, action: str) -> None:
+        self.run_id = run_id
+        self.status = status
         super().__init__(
-            f"client run {run_id!r}: its tracker is closed; nothing more can be written"
+            f"client run {run_id!r} is closed ({status}); {action}() cannot change it "
+            "(open the client again to continue a run)"
         )
+
+
+class JobEndedError(EndedError):
+    """A client opened on a job that has ended (``Completed``, ``Failed``…)."""
+
+    def __init__(self, run_id: str, status: str, action: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(f"job {run_id!r} has ended ({status}); {action} is refused")
 
 
 class OutboxUnavailableError(JobtrackError):

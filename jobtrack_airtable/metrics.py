@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from numbers import Integral
-from typing import Any, ClassVar, NoReturn, Self, cast
+from typing import Any, ClassVar, NoReturn, Self, TypedDict, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, field_validator
 
@@ -43,6 +43,8 @@ __all__ = [
     "METRIC_KEYS",
     "TIME_KEYS",
     "ClientMetrics",
+    "MetricValues",
+    "RunValues",
     "format_time",
     "stored_count",
     "validate_metrics",
@@ -77,6 +79,43 @@ JOB_SUM_KEYS: tuple[str, ...] = (
 )
 #: Job-table aggregate number fields that we write (``total_tokens`` is a formula: never).
 AGGREGATE_KEYS: tuple[str, ...] = ("clients_processed", "clients_with_errors", *JOB_SUM_KEYS)
+
+
+class MetricValues(TypedDict, total=False):
+    """The metrics ``run.add(...)`` and ``run.set(...)`` take, by name and type: an IDE
+    completes them and a type checker rejects a misspelt one (``run.add(**kw)`` keyword
+    arguments are typed with ``Unpack[MetricValues]``).  At run time every value is still
+    validated (a negative, fractional, boolean or huge count raises
+    :class:`~jobtrack_airtable.errors.InvalidMetricError`)."""
+
+    #: Profiles Examined for Scoring (sums into the job's Total Profiles Examined)
+    profiles_examined: int
+    #: Profiles Successfully Scored (sums into Successful Profiles)
+    profiles_scored: int
+    #: Profile Scoring Tokens (sums into the job's Profile Scoring Tokens)
+    profile_tokens: int
+    #: Posts Examined for Scoring (sums into the job's Posts Examined for Scoring)
+    posts_examined: int
+    #: Posts Successfully Scored (sums into the job's Posts Successfully Scored)
+    posts_scored: int
+    #: Post Scoring Tokens (sums into the job's Post Scoring Tokens)
+    post_tokens: int
+    #: Profiles Submitted for Post Harvesting (client run only)
+    profiles_submitted: int
+    #: Total Posts Harvested (sums into the job's Total Posts Harvested)
+    posts_harvested: int
+    #: Apify API Costs, in dollars, rounded to cents (client run only)
+    apify_costs: float | Decimal
+
+
+class RunValues(MetricValues, total=False):
+    """What ``run.set(...)`` takes: the metrics, plus the run's other writable fields."""
+
+    #: Apify Run ID (``None`` clears it)
+    apify_run_id: str | None
+    #: Client Name (cannot be cleared)
+    client_name: str
+
 
 #: Largest accepted count: beyond 2**53 a JSON number (a double) no longer holds every integer.
 MAX_COUNT = 2**53

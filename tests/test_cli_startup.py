@@ -59,7 +59,7 @@ def test_shell_completion_is_enabled_and_imports_nothing_heavy(tmp_path: Path) -
         COMP_WORDS="jobtrack-airtable ru",
         COMP_CWORD="1",
     )
-    assert stdout.split() == ["runs"]
+    assert stdout.split() == ["run", "runs"]
     assert _heavy(modules) == []
 
 

@@ -62,16 +62,21 @@ def test_a_client_opened_by_another_path_makes_the_completion_read_back(
     tracker.close()
 
 
-def test_a_run_left_open_makes_the_completion_read_back(local_airtable: TrackingServer) -> None:
+def test_a_client_opened_twice_makes_the_completion_read_back(
+    local_airtable: TrackingServer,
+) -> None:
     tracker = Tracker(make_conn(local_airtable))
     job = tracker.job(exclusive=True)
-    run = job.client("A")
-    run.add(profiles_examined=3)
+    with job.client("A") as run:
+        run.add(profiles_examined=3)
+    # Its second open meets the row (written at once, not a new row): no longer known.
+    with job.client("A", force=True) as run:
+        run.add(profiles_examined=2)
     tracker.flush()
     local_airtable.request_log.clear()
     job.complete()
     assert _reads_of_client_rows(local_airtable) == 1
-    assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 3
+    assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 5
     tracker.close()
 
 

@@ -44,3 +44,25 @@ def test_readme_first_lines_give_the_two_commands() -> None:
     ci = (README.parent / ".ci" / "run").read_text()
     test_line = next(line for line in head if "pytest" in line)
     assert test_line.strip() in ci
+
+
+def test_readme_metric_table_matches_the_schema() -> None:
+    """The README's metric table lists every metric ``run.add``/``run.set`` takes, with the
+    field it is written to and the job field it sums into, as config/schema.toml says."""
+    from typing import get_type_hints
+
+    from jobtrack_airtable.metrics import JOB_SUM_KEYS, METRIC_KEYS, MetricValues
+    from jobtrack_airtable.schema import load_schema
+
+    schema = load_schema()
+    row = r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$"
+    table = re.findall(row, README.read_text(), flags=re.M)
+    documented = {name: (field.strip(), job.strip()) for name, field, _, job in table}
+    assert list(documented) == list(METRIC_KEYS)
+    assert list(get_type_hints(MetricValues)) == list(METRIC_KEYS)
+    for name, (field, job) in documented.items():
+        assert field == schema.client_runs.name_of(name)
+        if name in JOB_SUM_KEYS:
+            assert job == schema.jobs.name_of(name)
+        else:
+            assert job.startswith("—")

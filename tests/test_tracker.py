@@ -18,6 +18,7 @@ from jobtrack_airtable.errors import (
     InvalidMetricError,
     InvalidRunIdError,
     NotFoundError,
+    RunClosedError,
     StatusTransitionError,
     UnknownMetricError,
 )
@@ -360,10 +361,11 @@ def test_attach_job_and_client_run_from_another_process(
     assert resumed.status is Status.COMPLETED
     with pytest.raises(StatusTransitionError):
         resumed.close(Status.RUNNING)
-    resumed.add(profiles_examined=1)
+    with pytest.raises(RunClosedError, match="closed \\(Completed\\); add"):
+        resumed.add(profiles_examined=1)  # an ended row's totals are final
     resumed.close(Status.FAILED, force=True, wait=True)
     row = rows(local_airtable, CRR)[0]["fields"]
-    assert row["Profiles Examined for Scoring"] == 5
+    assert row["Profiles Examined for Scoring"] == 4
     assert row["Status"] == "Failed"
     assert "forced from 'Completed' to 'Failed'" in row["System Notes"]
 

@@ -54,6 +54,7 @@ from . import (  # noqa: F401
     _mirror,
     _outbox,
     _report,
+    _run,
     _runs,
     _schema,
     _sync,

@@ -75,6 +75,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit, urlunsplit
 
+from .. import forks
 from ..errors import ConfigError, LimiterUnavailableError
 from ..settings import Settings
 from .base import (
@@ -396,6 +397,8 @@ class RedisLimiter:
         self._instance = uuid.uuid4().hex[:12]
         self._seq = itertools.count()
         self._state_lock = threading.Lock()
+        # After a fork: a parent thread may have held it (redis-py's pool reconnects itself).
+        forks.register(self, RedisLimiter._fresh_lock)
         self._warned_info = False
         #: Fallback domains sharing each base at the last call (this one included).
         self._members: dict[str, int] = {}
@@ -682,6 +685,9 @@ class RedisLimiter:
             self._mark_down(exc)
             raise self._unavailable() from None
         return {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in counts.items()}
+
+    def _fresh_lock(self) -> None:
+        self._state_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the Redis connections and the fallback.  Idempotent."""

@@ -71,6 +71,7 @@ from typing import TypeVar
 import filelock
 import platformdirs
 
+from .. import forks
 from ..errors import ConfigError
 from .base import (
     DEFAULT_LEASE,
@@ -145,6 +146,9 @@ class LocalLimiter:
         self._clock = clock
         self._sleep = sleep
         self._thread_lock = threading.Lock()
+        # After a fork: a parent thread may have held it mid-transaction (the connection
+        # itself is reopened by the pid check).
+        forks.register(self, LocalLimiter._fresh_lock)
         self._conn: sqlite3.Connection | None = None
         self._file_lock: filelock.BaseFileLock | None = None
         self._pid: int | None = None
@@ -559,6 +563,9 @@ class LocalLimiter:
                 ).fetchall()
             )
         return {str(kind): int(n) for kind, n in rows}
+
+    def _fresh_lock(self) -> None:
+        self._thread_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the SQLite connection (reopened on the next use)."""

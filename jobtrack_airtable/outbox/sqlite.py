@@ -29,6 +29,7 @@ from typing import Literal
 
 import platformdirs
 
+from .. import forks
 from ..errors import OutboxUnavailableError
 from .store import Entry, now
 
@@ -62,6 +63,11 @@ class SqliteOutbox:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        forks.register(self, SqliteOutbox._fresh_lock)
+
+    def _fresh_lock(self) -> None:
+        # After a fork: a parent thread may have held it (the connection reopens by pid).
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SqliteOutbox({str(self.path)!r}, sync={self.sync!r})"

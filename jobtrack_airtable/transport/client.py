@@ -29,7 +29,9 @@ from datetime import datetime
 from typing import Any
 
 import pyairtable
+from requests.adapters import HTTPAdapter
 
+from .. import forks
 from ..errors import ConfigError
 from ..limiter import LimitedAdapter, Limiter, build_limiter
 from ..schema import Schema, load_schema
@@ -139,6 +141,20 @@ class Connection:
 
     def __post_init__(self) -> None:
         self.clock.install(self.api.session)
+        forks.register(self, Connection._fresh_connections)
+
+    def _fresh_connections(self) -> None:
+        """After a fork: new connection pools.  An inherited keep-alive socket is shared with
+        the parent, so each process could read the other's responses; the old pools are
+        dropped, never shut down (that would end the parent's connections too)."""
+        for adapter in set(self.api.session.adapters.values()):
+            if isinstance(adapter, HTTPAdapter):
+                adapter.init_poolmanager(
+                    adapter._pool_connections,
+                    adapter._pool_maxsize,
+                    block=adapter._pool_block,
+                )
+                adapter.proxy_manager = {}
 
     @classmethod
     def from_settings(

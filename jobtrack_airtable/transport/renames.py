@@ -25,11 +25,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import forks
 from ..schema import Schema, TableSpec
 
 __all__ = ["Rename", "current_names", "forget", "learn", "rewrite", "rewrite_refs"]
 
 _lock = threading.Lock()
+
+
+def _fresh_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+forks.at_fork(_fresh_lock)
 #: base ID → {table or field ID: the name the base gave it at the last meta read}.
 _names: dict[str, dict[str, str]] = {}
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import requests
 
+from .. import forks
 from ..timeutil import utcnow
 
 __all__ = ["ServerClock"]
@@ -55,6 +56,10 @@ class ServerClock:
     def __init__(self, local: Callable[[], datetime] = utcnow) -> None:
         self._local = local
         self._bounds: tuple[timedelta, timedelta] | None = None
+        self._lock = threading.Lock()
+        forks.register(self, ServerClock._fresh_lock)
+
+    def _fresh_lock(self) -> None:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

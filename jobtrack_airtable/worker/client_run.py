@@ -13,10 +13,18 @@ import logging
 import threading
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from ..errors import InvalidInputError, TerminalRunError, UnknownMetricError, show
-from ..metrics import METRIC_KEYS, ClientMetrics, validate_metrics
+from .. import forks
+from ..errors import (
+    InvalidInputError,
+    RunClosedError,
+    TerminalRunError,
+    TrackerClosedError,
+    UnknownMetricError,
+    show,
+)
+from ..metrics import METRIC_KEYS, ClientMetrics, MetricValues, RunValues, validate_metrics
 from ..rows import ClientRunRow
 from ..run_ids import ClientRunId, as_client_run_id
 from ..schema import text_problem
@@ -100,10 +108,15 @@ class ClientRun(EndsOnExit):
         self._heartbeat = False
         self._worked = False
         self._lock = threading.RLock()
+        forks.register(self, ClientRun._fresh_lock)
         self._log_extra = {"run_id": str(run_id), "client_id": client_id}
 
     #: Its OpenTelemetry span (tracing.py), ended by :meth:`close`.
     _span: Any = None
+
+    def _fresh_lock(self) -> None:
+        # After a fork: the parent's commit thread may have held it mid-write.
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"ClientRun(run_id={str(self.run_id)!r}, status={self.status.value!r})"
@@ -142,6 +155,15 @@ class ClientRun(EndsOnExit):
     def _check_open(self) -> None:
         if self.refusal is not None:
             raise self.refusal
+
+    def _check_writable(self, action: str) -> None:
+        """A change to an ended run would rewrite a row the library already called final
+        (a ``Completed`` row's totals growing after the fact): refused, before anything."""
+        self._check_open()
+        if self.tracker._closed:
+            raise TrackerClosedError(str(self.run_id))
+        if self.status.is_terminal:
+            raise RunClosedError(str(self.run_id), self.status.value, action)
 
     def _changed(self) -> None:
         """Record a change (under the run lock): a new version, stored in the outbox before
@@ -252,27 +274,28 @@ class ClientRun(EndsOnExit):
 
     # --------------------------------------------------------------- metrics
 
-    def add(self, **increments: Any) -> None:
+    def add(self, **increments: Unpack[MetricValues]) -> None:
         """Add to metric totals, e.g. ``run.add(profiles_examined=10, profile_tokens=900)``.
 
         Values are validated first (a bad one raises and changes nothing); the write is
         group-committed.  If that write fails even after the retry policy (429, 5xx,
         network), the totals stay pending for the next one: ``add`` does not raise for it.
         """
-        self._check_open()
         delta = ClientMetrics.of(**increments)
         with self._lock:
+            # Under the run's lock: a close in another thread cannot slip in between.
+            self._check_writable("add")
             self._local = self._local.plus(delta)
             self._worked = self._worked or not delta.is_empty
             self._changed()
         self._mark()
 
-    def set(self, **values: Any) -> None:
+    def set(self, **typed: Unpack[RunValues]) -> None:
         """Set absolute values: metrics (``apify_costs=1.25``) or ``apify_run_id`` /
         ``client_name``.  Unknown names raise, listing what is allowed; so does a value
         Airtable would refuse (checked now, so that it cannot fail a later write).
         ``apify_run_id=None`` clears it; the client name cannot be cleared."""
-        self._check_open()
+        values: dict[str, Any] = dict(typed)
         extra = {k: values.pop(k) for k in CLIENT_RUN_EXTRA_FIELDS if k in values}
         try:
             metrics = ClientMetrics.of(**values)
@@ -289,6 +312,7 @@ class ClientRun(EndsOnExit):
             if isinstance(value, str) and (problem := text_problem(value, key)):
                 raise InvalidInputError(problem)
         with self._lock:
+            self._check_writable("set")
             self._local = self._local.merged(metrics)
             self._set_keys.update(metrics.values())
             if extra.get("client_name"):
@@ -303,8 +327,8 @@ class ClientRun(EndsOnExit):
         """Append a line to System Notes (written with the next group commit, merged into
         the row's current notes).  A note that is not a string or does not fit is refused,
         changing nothing."""
-        self._check_open()
         with self._lock:
+            self._check_writable("note")
             self._notes.append(text)
             self._changed()
         self._mark()

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from .. import forks
 from ..errors import (
     AirtableError,
     JobtrackError,
@@ -170,6 +171,17 @@ class GroupCommit:
         self.requests = 0
         _LIVE.add(self)
         shutdown.install(drain_all)
+        forks.register(self, GroupCommit._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks (a parent thread may have held them mid-drain; it
+        does not exist here) and no thread.  What was pending is the parent's to write: the
+        child writing it too would only repeat it."""
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._drain_lock = threading.RLock()
+        self._thread = None
+        self._pending = {}
 
     @property
     def interval(self) -> float:

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from .. import forks
+
 __all__ = ["DRAIN_LIMIT", "GRACE", "install"]
 
 log = logging.getLogger(__name__)
@@ -145,7 +147,8 @@ def _die_of_sigterm() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _installed_pid, _pipe
+    global _installed_pid, _pipe, _lock
+    _lock = threading.Lock()  # a parent thread may have held it
     if _installed_pid is None:
         return
     _installed_pid = None
@@ -162,5 +165,4 @@ def _after_fork_in_child() -> None:
         pass
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.at_fork(_after_fork_in_child)

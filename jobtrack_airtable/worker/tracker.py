@@ -42,10 +42,12 @@ from datetime import datetime, tzinfo
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from .. import forks
 from ..aggregation import aggregate, completion_status
 from ..errors import (
     InvalidClientIdError,
     InvalidInputError,
+    JobEndedError,
     NotFoundError,
     TrackerClosedError,
     show,
@@ -75,6 +77,7 @@ from .commit import GroupCommit
 from .exclusive import acknowledged_rows
 from .job_outbox import JOBS_TABLE, FinalIntent, JobState
 from .runs import EndsOnExit, Notes, error_text
+from .starts import ahead_of, next_free, reserve
 from .tracing import end_span, start_client_span, start_job_span
 from .tracking_errors import TRACKING_ERRORS, OnTrackingError, run_guarded
 
@@ -84,7 +87,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: How many seconds a job start moves forward looking for a free run ID.
+#: How many claims a job start makes looking for a free run ID before it gives up.
 MAX_START_ATTEMPTS = 60
 
 
@@ -130,7 +133,8 @@ class Tracker:
         self.tz = tz if tz is not None else settings.tz
         interval = flush_interval if flush_interval is not None else settings.flush_interval
         #: Who writes, as recorded in System Notes (host and process by default).
-        self.origin = origin or f"{socket.gethostname()} pid {os.getpid()}"
+        self.origin = origin or _default_origin()
+        self._default_origin = origin is None
         self._claim_marker = claim_marker or (lambda: uuid.uuid4().hex[:12])
         self._lock = threading.Lock()
         self._last_issued: BaseRunId | None = None
@@ -181,6 +185,17 @@ class Tracker:
                     type(exc).__name__,
                     exc,
                 )
+        forks.register(self, Tracker._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child (see :mod:`jobtrack_airtable.forks`): a fresh lock, the child's
+        own pid in the notes it writes, and an outbox owner tag of its own (its entries are
+        orphans when *it* dies, not when the parent does)."""
+        self._lock = threading.Lock()
+        if self._default_origin:
+            self.origin = _default_origin()
+        self._owner = new_owner()
+        LIVE_OWNERS.add(self._owner)
 
     @property
     def flush_interval(self) -> float:
@@ -364,6 +379,12 @@ class Tracker:
             # The worker's own exception is what propagates, never a tracking one.
             log.exception("could not write the pending tracking changes while leaving")
 
+    def _check_open(self, action: str) -> None:
+        """Refuse work on a closed tracker before any request: its HTTP session is gone and
+        nothing would ever write what it started."""
+        if self._closed:
+            raise TrackerClosedError(action=f"{action} is refused")
+
     # ------------------------------------------------------------------ jobs
 
     def _next_candidate(self) -> BaseRunId:
@@ -387,40 +408,47 @@ class Tracker:
 
         Uniqueness across hosts cannot come from a check-then-create (two orchestrators can
         both see an ID free), so the start *creates* the row carrying a random claim marker,
-        then reads every row of that ID: the oldest row wins.  A loser deletes its row and
-        moves to the next second; copies of its own row left by a retried create (lost
-        response) are deleted too.  The winner keeps its row's record ID and writes by it
-        from then on.
+        then reads every row of that ID: the oldest row wins.  A loser moves its row past
+        the rows ahead of it and the seconds already taken, all seen in that read (see
+        :mod:`jobtrack_airtable.worker.starts`); copies of its own row left by a retried
+        create (lost response) are deleted.  The winner keeps its row's record ID and writes
+        by it from then on.
 
         >>> with tracker.job(stream=2, note="nightly") as job:   # doctest: +SKIP
         ...     print(job.run_id)
         250930-141522
         """
+        self._check_open("job()")
         if isinstance(stream, bool) or not isinstance(stream, int) or stream < 1:
             raise InvalidInputError(f"stream must be an integer ≥ 1, got {show(stream)}")
         if not isinstance(exclusive, bool):
             raise InvalidInputError(f"exclusive must be True or False, got {show(exclusive)}")
         marker = self._claim_marker()
-        candidate = self._next_candidate()
+        conn = self.conn
+        candidate = reserve(conn.limiter, conn.base_id, self._next_candidate())
+        now = self.clock()
+        notes = Notes(None, self.clock)
+        notes.append(f"started on {self.origin} (claim {marker})", fit=True)
+        if note:
+            notes.append(note)
+        values = {
+            "run_id": str(candidate),
+            "status": Status.RUNNING.value,
+            "stream": stream,
+            "start_time": to_airtable(now),
+            "last_updated": to_airtable(now),
+            "system_notes": notes.text,
+        }
+        move: tuple[str, str] | None = None
         for _ in range(MAX_START_ATTEMPTS):
-            now = self.clock()
-            notes = Notes(None, self.clock)
-            notes.append(f"started on {self.origin} (claim {marker})", fit=True)
-            if note:
-                notes.append(note)
-            values = {
-                "run_id": str(candidate),
-                "status": Status.RUNNING.value,
-                "stream": stream,
-                "start_time": to_airtable(now),
-                "last_updated": to_airtable(now),
-                "system_notes": notes.text,
-            }
+            values["run_id"] = str(candidate)
             sent = time.monotonic()
-            claimed = self.repo.jobs.claim(values, marker)
+            claimed, claim = self.repo.jobs.claim(
+                values, marker, ahead=ahead_of(candidate), move=move
+            )
             self._spend(2)
             if claimed is not None:
-                notes.landed(notes.text, len(notes.lines))
+                notes.landed(claimed.system_notes, len(notes.lines))
                 job = Job(
                     self,
                     candidate,
@@ -454,16 +482,28 @@ class Tracker:
                     extra={"run_id": str(candidate)},
                 )
                 return job
-            log.info(
-                "run ID %s is taken; trying the next second",
-                candidate,
-                extra={"run_id": str(candidate)},
+            # Lost: move our row past the rows ahead of it and the seconds already taken
+            # (see jobtrack_airtable.worker.starts), not merely to the next second.
+            lost = candidate
+            candidate = reserve(
+                conn.limiter, conn.base_id, next_free(lost, claim.rank, claim.taken)
             )
-            candidate = candidate.next_second()
+            move = (claim.mine, str(lost)) if claim.mine else None
+            log.info(
+                "run ID %s is taken (%d row(s) ahead); trying %s",
+                lost,
+                claim.rank,
+                candidate,
+                extra={"run_id": str(lost)},
+            )
             with self._lock:
                 if self._last_issued is None or candidate > self._last_issued:
                     self._last_issued = candidate
-        raise InvalidInputError(f"no free run ID within {MAX_START_ATTEMPTS} s after {candidate}")
+        if move is not None:
+            self.repo.delete("jobs", [move[0]])
+        raise InvalidInputError(
+            f"no free run ID within {MAX_START_ATTEMPTS} claims, up to {candidate}"
+        )
 
     def find_job(self, run_id: BaseRunId | str) -> JobRow | None:
         """The job row of ``run_id`` as stored (1 request), or ``None``.
@@ -486,6 +526,7 @@ class Tracker:
 
         Raises :class:`~jobtrack_airtable.errors.NotFoundError` if no such job exists.
         """
+        self._check_open("attach_job()")
         key = as_base_run_id(run_id)
         row = self.repo.jobs.find(key)
         if row is None:
@@ -550,6 +591,7 @@ class Tracker:
         new: bool,
         force: bool,
     ) -> list[ClientRun]:
+        self._check_open("opening a client run")
         specs = _client_specs(clients)
         job = self._exclusive_jobs.get(str(base))
         if job is not None and not new:
@@ -590,6 +632,7 @@ class Tracker:
     def attach_client_run(self, run_id: ClientRunId | str) -> ClientRun:
         """Resume a client run by its client run ID (1 read): totals continue from the row's
         values, so a worker restarted mid-run keeps counting instead of overwriting."""
+        self._check_open("attach_client_run()")
         key = as_client_run_id(run_id)
         row = self.repo.client_runs.find(key)
         if row is None:
@@ -605,6 +648,10 @@ class Tracker:
         )
         run._adopt(row)
         return run
+
+
+def _default_origin() -> str:
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 def _client_specs(clients: Iterable[str | tuple[str, str | None]]) -> list[tuple[str, str | None]]:
@@ -660,11 +707,20 @@ class Job(EndsOnExit):
         self._attached = attached
         # Clients opened through this object: a second open of one of them may meet its row.
         self._opened: set[str] = set()
+        # Their runs: those still open when the job ends are closed with it.
         self._runs: list[ClientRun] = []
+        # Guards the two above: threads may open clients of one job at once.
+        self._lock = threading.Lock()
+        forks.register(self, Job._fresh_lock)
+        # An exclusive job's runs, every one (see _client_rows).
+        self._exclusive_runs: list[ClientRun] = []
         self._log_extra = {"run_id": str(run_id)}
 
     def __repr__(self) -> str:
         return f"Job(run_id={str(self.run_id)!r}, status={self.status.value!r})"
+
+    def _fresh_lock(self) -> None:
+        self._lock = threading.Lock()  # after a fork (see jobtrack_airtable.forks)
 
     def _end_ok(self) -> None:
         self.complete()
@@ -744,6 +800,7 @@ class Job(EndsOnExit):
                 note=final.note,
                 fit=final.fit,
                 error=final.error,
+                replaying=True,
             )
         elif self._notes.lines or self._heartbeat_due:
             self._synced(self._write_notes)
@@ -776,15 +833,39 @@ class Job(EndsOnExit):
 
         >>> runs = job.open_clients(["Guy-Wilson", ("Ana-Jones", "Ana Jones")])  # doctest: +SKIP
         """
+        self.tracker._check_open("client()")
+        if self.status.is_terminal:
+            # A new Running row under an ended job is what sync would have to repair.
+            raise JobEndedError(str(self.run_id), self.status.value, "opening a client run")
         specs = _client_specs(clients)
         ids = [cid for cid, _ in specs]
-        # Rows of a job this process started are new unless this job opened them already.
-        new = not self._attached and not (self._opened & set(ids)) and len(set(ids)) == len(ids)
+        with self._lock:
+            # Rows of a job this process started are new unless this job opened them
+            # already (claimed here, under the lock, so two threads cannot both see new).
+            new = not self._attached and not (self._opened & set(ids)) and len(set(ids)) == len(ids)
+            self._opened.update(ids)
         runs = self.tracker._open(as_base_run_id(self.run_id), specs, new=new, force=force)
-        self._opened.update(ids)
-        if self._exclusive:
-            self._runs.extend(runs)
+        with self._lock:
+            self._runs = [r for r in self._runs if not r.status.is_terminal] + runs
+            if self._exclusive:
+                self._exclusive_runs.extend(runs)
         return runs
+
+    def _close_open_runs(self, reason: str) -> None:
+        """End the client runs this job opened that are still open, as ``Failed``: the worker
+        never said they finished (``Completed`` would be a guess), and a ``Running`` row under
+        an ended job is what ``sync`` would otherwise have to repair."""
+        with self._lock:
+            runs, self._runs = self._runs, []
+        for run in runs:
+            if run.refusal is None and not run.status.is_terminal:
+                log.warning(
+                    "client run %s was still open when job %s ended; closing it as Failed",
+                    run.run_id,
+                    self.run_id,
+                    extra=run._log_extra,
+                )
+                run.close(Status.FAILED, error=reason)
 
     #: Started with ``exclusive=True`` and still known to be all of its rows.
     _exclusive = False
@@ -797,7 +878,7 @@ class Job(EndsOnExit):
         tracker = self.tracker
         if self._exclusive:
             known = acknowledged_rows(
-                self._runs, tracker.outbox, tracker.conn.base_id, str(self.run_id)
+                self._exclusive_runs, tracker.outbox, tracker.conn.base_id, str(self.run_id)
             )
             if known is not None:
                 self._read_back = False
@@ -980,6 +1061,12 @@ class Job(EndsOnExit):
         The job row is read first: if another writer (``sync``, an admin) already made it
         terminal, that status stays, unless ``force=True``, and the notes say so.
 
+        Client runs this job opened and that are still open are closed first, as ``Failed``
+        (Error Details: "still open when job … completed"): the worker never said they
+        finished, and a ``Running`` client under an ended job is what ``sync`` would have to
+        repair.  After it, ``job.client()`` raises
+        :class:`~jobtrack_airtable.errors.JobEndedError`.
+
         Returns the row as written; ``None`` when the tracking base failed and
         ``JOBTRACK_ON_TRACKING_ERROR=warn`` (the failure is logged, the worker goes on).
         """
@@ -1000,8 +1087,13 @@ class Job(EndsOnExit):
         note: str | None = None,
         fit: bool,
         error: BaseException | str | None = None,
+        replaying: bool = False,
     ) -> JobRow:
         new = parse_status(status) if status is not None else None
+        tracker = self.tracker
+        if not replaying:
+            # A closing tracker still writes what it kept (its close replays it).
+            tracker._check_open("completing a job")
         if new is not None:
             # Refuse before reading anything.
             check_transition(self.status, new, force=force)
@@ -1015,9 +1107,12 @@ class Job(EndsOnExit):
             error=error_text(error) if error is not None else None,
         )
         self._persist()
-        tracker = self.tracker
 
         def finish_now() -> JobRow:
+            if error is None:
+                self._close_open_runs(f"still open when job {self.run_id} completed")
+            else:
+                self._close_open_runs(f"job {self.run_id} failed: {error_text(error)}")
             # Unguarded, even in warn mode: a job must never be aggregated from client rows
             # whose pending writes did not land.
             tracker._commit.drain()

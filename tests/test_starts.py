@@ -1,0 +1,123 @@
+"""Simultaneous job starts cost requests linear in their number (issue 21).
+
+K trackers (threads, each its own connection, as K workers would be) start a job at the same
+second; request counts come from the local server's request log, exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.run_ids import BaseRunId
+from jobtrack_airtable.worker.starts import ahead_of, next_free
+from jobtrack_airtable.worker.tracker import Job, Tracker
+
+from .test_tracker import JOBS, by_key, make_conn
+
+FROZEN = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
+
+
+def _strictly_increasing_server_clock(srv: LocalAirtable, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every write of the server a millisecond after the previous one: a tie in created time
+    (two creates in one millisecond) makes both claimants lose, costing a round that depends
+    on scheduling; the count asserted here is the design's, not luck's."""
+    ticks = itertools.count()
+    start = datetime.now(UTC)
+    monkeypatch.setattr(srv.store, "clock", lambda: start + timedelta(milliseconds=next(ticks)))
+
+
+def _start_together(trackers: list[Tracker]) -> list[Job]:
+    barrier = threading.Barrier(len(trackers))
+    jobs: list[Job | None] = [None] * len(trackers)
+    errors: list[BaseException] = []
+
+    def start(i: int) -> None:
+        barrier.wait()
+        try:
+            jobs[i] = trackers[i].job()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(len(trackers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return [j for j in jobs if j is not None]
+
+
+def _check_unique(srv: LocalAirtable, jobs: list[Job]) -> None:
+    ids = {str(j.run_id) for j in jobs}
+    assert len(ids) == len(jobs)
+    stored = by_key(srv, JOBS)
+    assert {k: len(v) for k, v in stored.items()} == dict.fromkeys(ids, 1)
+
+
+@pytest.mark.parametrize("k", [1, 4, 16])
+def test_starts_sharing_a_limiter_store_never_collide(
+    local_airtable: LocalAirtable, monkeypatch: pytest.MonkeyPatch, k: int
+) -> None:
+    """Workers sharing the machine's limiter store reserve their seconds there: 2 requests
+    each, however many start at once."""
+    _strictly_increasing_server_clock(local_airtable, monkeypatch)
+    trackers = [
+        Tracker(make_conn(local_airtable, rate_limit=1000), clock=lambda: FROZEN) for _ in range(k)
+    ]
+    local_airtable.request_log.clear()
+    jobs = _start_together(trackers)
+    assert local_airtable.request_log.total == 2 * k
+    _check_unique(local_airtable, jobs)
+    for t in trackers:
+        t.close()
+
+
+@pytest.mark.parametrize("k", [1, 4, 16, 32])
+def test_starts_without_a_shared_store_jump_by_rank(
+    local_airtable: LocalAirtable, monkeypatch: pytest.MonkeyPatch, k: int
+) -> None:
+    """Hosts that share no store collide on Airtable: the winner pays 2 requests, each loser
+    4 (its create and read, one move to its own second, one read), never more."""
+    _strictly_increasing_server_clock(local_airtable, monkeypatch)
+    trackers = [Tracker(make_conn(local_airtable), clock=lambda: FROZEN) for _ in range(k)]
+    local_airtable.request_log.clear()
+    jobs = _start_together(trackers)
+    assert local_airtable.request_log.total == 2 + 4 * (k - 1)
+    _check_unique(local_airtable, jobs)
+    moved = [j for j in jobs if str(j.run_id) != "250930-141522"]
+    assert len(moved) == k - 1
+    assert all("claim moved from 250930-141522" in (j.refresh().system_notes or "") for j in moved)
+
+
+def test_a_clock_jumped_back_over_a_busy_minute_starts_in_four_requests(
+    local_airtable: LocalAirtable,
+) -> None:
+    first = BaseRunId("250930-141522")
+    busy = [str(first), *ahead_of(first, 69)]  # 70 consecutive seconds already taken
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    for i, key in enumerate(busy):  # each created in its own second, as the jobs were
+        local_airtable.store.create_records(
+            None,
+            JOBS,
+            [{"Run ID": key, "Status": "Completed"}],
+            created_time=an_hour_ago + timedelta(seconds=i),
+        )
+    tracker = Tracker(make_conn(local_airtable), clock=lambda: FROZEN)
+    local_airtable.request_log.clear()
+    job = tracker.job()
+    assert local_airtable.request_log.total == 4
+    assert str(job.run_id) == str(next_free(first, 70, set()))  # the first free second
+    assert {k: len(v) for k, v in by_key(local_airtable, JOBS).items()} == dict.fromkeys(
+        [*busy, str(job.run_id)], 1
+    )
+
+
+def test_next_free_skips_taken_seconds() -> None:
+    start = BaseRunId("251231-235958")
+    assert next_free(start, 1, set()) == "251231-235959"
+    assert next_free(start, 2, {"251231-235959"}) == "260101-000001"
