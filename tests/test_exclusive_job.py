@@ -62,6 +62,23 @@ def test_a_client_opened_by_another_path_makes_the_completion_read_back(
     tracker.close()
 
 
+def test_a_run_attached_by_its_id_makes_the_completion_read_back(
+    local_airtable: TrackingServer,
+) -> None:
+    tracker = Tracker(make_conn(local_airtable))
+    job = tracker.job(exclusive=True)
+    with job.client("A") as run:
+        run.add(profiles_examined=3)
+    tracker.flush()
+    # Another object now holds the row (it may write it): the job no longer knows it all.
+    tracker.attach_client_run(run.run_id)
+    local_airtable.request_log.clear()
+    job.complete()
+    assert _reads_of_client_rows(local_airtable) == 1
+    assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 3
+    tracker.close()
+
+
 def test_a_client_opened_twice_makes_the_completion_read_back(
     local_airtable: TrackingServer,
 ) -> None:

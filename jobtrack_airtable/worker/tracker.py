@@ -593,10 +593,8 @@ class Tracker:
     ) -> list[ClientRun]:
         self._check_open("opening a client run")
         specs = _client_specs(clients)
-        job = self._exclusive_jobs.get(str(base))
-        if job is not None and not new:
-            # Not a fresh row of that job's own opening: its rows must be read back.
-            job._exclusive = False
+        if not new:
+            self._not_exclusive(base)
         if not new:
             # Pending writes first, so that the probe sees this process's own earlier writes
             # of these rows (a run of the same client closed a moment ago).
@@ -629,11 +627,19 @@ class Tracker:
             )
         return runs
 
+    def _not_exclusive(self, base: BaseRunId) -> None:
+        """A row of ``base`` is opened other than fresh through its job: if that job is
+        exclusive, its completion must read its rows back."""
+        job = self._exclusive_jobs.get(str(base))
+        if job is not None:
+            job._exclusive = False
+
     def attach_client_run(self, run_id: ClientRunId | str) -> ClientRun:
         """Resume a client run by its client run ID (1 read): totals continue from the row's
         values, so a worker restarted mid-run keeps counting instead of overwriting."""
         self._check_open("attach_client_run()")
         key = as_client_run_id(run_id)
+        self._not_exclusive(key.base)
         row = self.repo.client_runs.find(key)
         if row is None:
             raise NotFoundError(
