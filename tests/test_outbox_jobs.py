@@ -145,12 +145,15 @@ def test_sigkill_right_after_complete_returned_leaves_a_completed_job_and_no_ent
     assert not [e for e in local_airtable.request_log.entries if "Job" in e.path]
 
 
-@pytest.mark.parametrize("by", ["tracker", "replay"])
+@pytest.mark.parametrize(
+    ("by", "held"), [("tracker", "Job"), ("replay", "Job"), ("tracker", "Client")]
+)
 def test_sigkill_while_the_completion_is_in_flight_is_finished_by_a_later_process(
-    local_airtable: TrackingServer, by: str
+    local_airtable: TrackingServer, by: str, held: str
 ) -> None:
-    # The server holds the job's final write; the worker dies while it waits for it.
-    local_airtable.faults.add("delay", delay=3.0, method="PATCH", path="Job", times=1)
+    # The server holds the job's final write (or the client closes the completion sends
+    # first); the worker dies while it waits for it.
+    local_airtable.faults.add("delay", delay=3.0, method="PATCH", path=held, times=1)
     proc, base = _spawn(local_airtable, "inflight")
     _go(proc)
     deadline = time.monotonic() + 60

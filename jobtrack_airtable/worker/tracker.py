@@ -176,9 +176,10 @@ class Tracker:
         if self._adopted_jobs:
             try:
                 self._replay_jobs()
-            except TRACKING_ERRORS as exc:
-                # Never from a constructor: the entries stay, released at close for the
-                # next tracker (or ``outbox replay``).
+            except Exception as exc:
+                # Never from a constructor (whatever went wrong, the worker's own job comes
+                # first): the entries stay, released at close for the next tracker (or
+                # ``outbox replay``, which raises).
                 log.warning(
                     "could not replay %d job write(s) left in the outbox (%s: %s); kept",
                     len(self._adopted_jobs),
