@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError, SchemaViolationError, show
+from .errors import ConfigError, InvalidInputError, SchemaViolationError, show
 from .field_types import (
     COMPUTED_TYPES,
     DATETIME_TYPES,
@@ -32,6 +32,7 @@ from .field_types import (
     SELECT_TYPES,
     TEXT_TYPES,
 )
+from .files import read_bounded
 
 TableKey = Literal["jobs", "client_runs"]
 
@@ -324,11 +325,21 @@ def _default_schema() -> Schema:
     return _load(default_schema_path())
 
 
+#: A schema file is a few kilobytes; anything past this is the wrong file.
+MAX_SCHEMA_BYTES = 1024 * 1024
+
+
 def _load(path: Path) -> Schema:
+    if not path.exists():
+        raise ConfigError(f"schema file {str(path)!r} does not exist")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"schema file {str(path)!r} does not exist") from None
+        # Bounded: a FIFO or /dev/zero named by JOBTRACK_SCHEMA_FILE is refused, not read.
+        raw = read_bounded(path, what="schema file", max_bytes=MAX_SCHEMA_BYTES)
+        data = tomllib.loads(raw.decode("utf-8"))
+    except InvalidInputError as exc:
+        raise ConfigError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"schema file {str(path)!r} is not UTF-8 text: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"schema file {str(path)!r} is not valid TOML: {exc}") from None
     try:

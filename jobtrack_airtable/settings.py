@@ -52,6 +52,12 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BASE_ID_RE = re.compile(r"^app[A-Za-z0-9]{14}$")
+#: Bounds of the numeric settings: outside them a value is a typo, not a choice (a rate of
+#: 1e-9 requests/second waits 30 years for its first request; a year-long stale threshold
+#: hides every dead run).
+MIN_RATE_LIMIT = 0.01
+MAX_RATE_LIMIT = 1000.0
+MAX_STALE_AFTER_MINUTES = 366 * 24 * 60.0
 
 
 class Settings(BaseSettings):
@@ -77,12 +83,14 @@ class Settings(BaseSettings):
     timeout: float = Field(
         30.0,
         gt=0,
+        le=3600,
         allow_inf_nan=False,
         validation_alias=AliasChoices("JOBTRACK_TIMEOUT", "timeout"),
     )
     rate_limit: float = Field(
         5.0,
         ge=0,
+        le=MAX_RATE_LIMIT,
         allow_inf_nan=False,
         validation_alias=AliasChoices("JOBTRACK_RATE_LIMIT", "rate_limit"),
     )
@@ -96,12 +104,14 @@ class Settings(BaseSettings):
     stale_after_minutes: float = Field(
         120.0,
         gt=0,
+        le=MAX_STALE_AFTER_MINUTES,
         allow_inf_nan=False,
         validation_alias=AliasChoices("JOBTRACK_STALE_AFTER_MINUTES", "stale_after_minutes"),
     )
     flush_interval: float = Field(
         5.0,
         ge=0,
+        le=3600,
         allow_inf_nan=False,
         validation_alias=AliasChoices("JOBTRACK_FLUSH_INTERVAL", "flush_interval"),
     )
@@ -145,6 +155,16 @@ class Settings(BaseSettings):
     def _base_id_shape(cls, value: str | None) -> str | None:
         if value is not None and not BASE_ID_RE.match(value):
             raise ValueError(f"{value!r} is not an Airtable base ID (app + 14 letters/digits)")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_sane(cls, value: float) -> float:
+        if 0 < value < MIN_RATE_LIMIT:
+            raise ValueError(
+                f"{value!r} requests/second is too slow to be meant: use 0 (limiter off) or "
+                f"at least {MIN_RATE_LIMIT}"
+            )
         return value
 
     @field_validator("run_id_timezone")

@@ -43,11 +43,13 @@ def tracking_tables_file() -> str:
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Per-user cache and data dirs of this session's own: the default limiter file and the
+    """Per-user cache, data and config dirs of this session's own: the default limiter file and the
     embedded base never touch (or share a budget with) the real user's, or another run's."""
-    saved = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "XDG_DATA_HOME")}
+    saved = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME")}
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
     os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    # The per-user settings file (config.env) is read from here: never the developer's own.
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
     yield
     for key, value in saved.items():
         if value is None:

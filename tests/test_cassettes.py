@@ -38,8 +38,12 @@ from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID, TEST_TOKEN
 
-CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 MODE = os.environ.get("JOBTRACK_RECORD_CASSETTES", "")  # "", "local" or "airtable"
+#: Where recordings go: a re-record writes into JOBTRACK_CASSETTE_DIR (never the clone's
+#: tracked cassettes unless asked), replays read the clone's.
+CASSETTES = Path(
+    os.environ.get("JOBTRACK_CASSETTE_DIR") or Path(__file__).resolve().parent.parent / "cassettes"
+)
 FIXED = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
 # Nothing listens on the discard port: on replay every request must come from the cassette.
 REPLAY_ENDPOINT = "http://127.0.0.1:9"
@@ -52,7 +56,12 @@ class Recorder:
     vcr: vcr.VCR
 
     def cassette(self) -> Any:
-        return self.vcr.use_cassette(f"{self.cassette_name}.yaml")
+        name = f"{self.cassette_name}.yaml"
+        if MODE:
+            # A recording replaces the cassette: vcrpy appends to an existing one, and the
+            # exact request counts asserted below would see every interaction twice.
+            (CASSETTES / name).unlink(missing_ok=True)
+        return self.vcr.use_cassette(name)
 
 
 def _rewrite_base(real_base: str | None) -> Any:

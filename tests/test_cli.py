@@ -96,7 +96,7 @@ def test_out_apply_then_sync_converges(base: Path, tmp_path: Path) -> None:
     applied = local(base, "apply", str(plan))
     assert applied.exit_code == 0, applied.output
     create, update, delete, _ = summary(first)
-    assert f"Applied: {create} created, {update} updated, {delete} deleted." in applied.stderr
+    assert f"Applied: {create} created, {update} updated, {delete} deleted." in applied.stdout
 
     again = local(base, "sync")
     assert again.exit_code == 0, again.output
@@ -107,11 +107,11 @@ def test_out_apply_then_sync_converges(base: Path, tmp_path: Path) -> None:
     before = base.read_bytes()
     replay = local(base, "apply", str(plan))
     assert replay.exit_code == 0, replay.output
-    assert error_lines(replay) == [
+    assert error_lines(replay) == []
+    assert replay.stdout.splitlines() == [
         f"Already applied: the embedded local base at {base} already holds every change of "
         f"{plan}; nothing was written."
     ]
-    assert replay.stdout == ""
     assert base.read_bytes() == before
 
 
@@ -149,7 +149,7 @@ def test_sync_apply_refuses_without_a_terminal(base: Path) -> None:
 def test_sync_apply_yes_applies(base: Path) -> None:
     result = local(base, "sync", "--apply", "--yes")
     assert result.exit_code == 0, result.output
-    assert "Applied:" in result.stderr
+    assert "Applied:" in result.stdout
     assert local(base, "sync").exit_code == 0
 
 
@@ -626,7 +626,10 @@ def test_no_library_or_os_wording_leaks(
     assert error_lines(cases[3]) == [
         "error: invalid configuration: JOBTRACK_STALE_AFTER_MINUTES='0': must be greater than 0"
     ]
-    assert error_lines(cases[4])[0] == f"error: cannot use '{tmp_path}': is a directory"
+    assert error_lines(cases[4])[0] == (
+        f"error: schema file '{tmp_path}' is not a regular file (a directory); "
+        "give the path of a file"
+    )
 
 
 # -- plans: show, targets, what apply wrote (issue 14 item 8) -----------------------------------
@@ -672,7 +675,8 @@ def test_apply_lists_the_rows_it_wrote(base: Path, tmp_path: Path) -> None:
     plan = json.loads(plan_path.read_text(encoding="utf-8"))
     result = local(base, "apply", str(plan_path))
     assert result.exit_code == 0, result.output
-    written = result.stdout.splitlines()
+    *written, applied = result.stdout.splitlines()
+    assert applied.startswith("Applied: ")  # the outcome, last, on stdout with the rows
     planned = [r for r in plan["records"] if r["action"] != "attention"]
     assert len(written) == len(planned)
     names = plan["table_names"]
@@ -694,7 +698,7 @@ def test_apply_json_names_the_rows(base: Path, tmp_path: Path) -> None:
     assert len(doc["rows"]) == doc["total"] > 0
     assert {r["action"] for r in doc["rows"]} == {"create", "update", "delete"}
     again = json.loads(local(base, "apply", str(plan_path), "--json").stdout)
-    assert again == {"already_applied": True, "total": 0, "rows": []}
+    assert again == {"base_kind": "embedded", "already_applied": True, "total": 0, "rows": []}
 
 
 def test_partly_changed_base_is_still_refused(base: Path, tmp_path: Path) -> None:

@@ -42,12 +42,12 @@ def test_plan_then_apply_then_already_applied(base: Path, tmp_path: Path) -> Non
 
     applied = local(base, "apply", "p.json")
     assert applied.exit_code == 0, applied.output
-    assert f"Archived and deleted {len(keys)} job(s)" in applied.stderr
+    assert f"Archived and deleted {len(keys)} job(s)" in applied.stdout
     assert {r["fields"]["Run ID"] for r in archived_records(tmp_path / "a.sqlite", "jobs")} == keys
 
     again = local(base, "apply", "p.json")
     assert again.exit_code == 0
-    assert "Already applied" in again.stderr
+    assert "Already applied" in again.stdout
 
     nothing = local(base, "archive", "--older-than", "20d", "--to", "a.sqlite", "--json")
     assert nothing.exit_code == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,6 +101,45 @@ def _schema_differs(s: Scenario) -> int:
     return s.cli("schema", "check")
 
 
+def _cron_notify(s: Scenario) -> int:
+    # No --local: what cron gets without credentials (the full cron run is in test_cli_trust).
+    return CliRunner().invoke(app, ["check", "--notify", "json://127.0.0.1:9/never"]).exit_code
+
+
+def _fingerprint_less(s: Scenario) -> int:
+    from jobtrack_airtable.admin.sync import plan_checksum
+    from jobtrack_airtable.admin.sync.model import plan_from_data
+
+    path = s.plan()
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc.pop("checksum")
+    doc["guards"]["fingerprints"]["jobs"] = {}
+    doc["checksum"] = plan_checksum(plan_from_data(doc))
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return s.cli("apply", str(path))
+
+
+def _doctor_problem(s: Scenario) -> int:
+    from .test_cli import _drop_field
+
+    _drop_field(s.base, "Job Tracking", "Stream")
+    return s.cli("doctor")
+
+
+def _outbox_waiting(s: Scenario) -> int:
+    from jobtrack_airtable.testing import TrackingServer
+
+    from .conftest import TEST_BASE_ID, TEST_TOKEN
+    from .test_outbox import _cli, _left_refused
+
+    srv = TrackingServer(token=TEST_TOKEN, base_id=TEST_BASE_ID, rate_limit=None).start()
+    try:
+        _left_refused(srv)  # four closed runs a revoked token left on this machine
+        return int(_cli(srv, s.mp, "outbox", "status").exit_code)
+    finally:
+        srv.stop()
+
+
 SCENARIOS: dict[tuple[str, str], Callable[[Scenario], int]] = {
     ("sync", "changes planned"): lambda s: s.cli("sync"),
     (
@@ -136,6 +176,25 @@ SCENARIOS: dict[tuple[str, str], Callable[[Scenario], int]] = {
     ("check", "problems found (a stuck run, failures, a missed schedule)"): lambda s: s.cli(
         "check", "--state", str(s.tmp / "check-state.json")
     ),
+    (
+        "check --notify URL",
+        "no credentials (cron: run from `/`, fresh HOME): nothing sent, "
+        "the missing variables named",
+    ): _cron_notify,
+    (
+        "apply FILE",
+        "an update or delete without the fingerprint of the row it read (refused, nothing written)",
+    ): _fingerprint_less,
+    ("doctor", "healthy (warnings allowed)"): lambda s: s.cli("doctor"),
+    ("outbox status", "nothing waiting for Airtable"): lambda s: s.cli("outbox", "status"),
+    ("run -- CMD", "the command succeeded (the job completed)"): lambda s: s.cli(
+        "run", "--stream", "3", "--", sys.executable, "-c", "pass"
+    ),
+    ("run -- CMD", "the command failed: its exit code is run's (the job failed)"): lambda s: s.cli(
+        "run", "--stream", "3", "--", sys.executable, "-c", "raise SystemExit(3)"
+    ),
+    ("outbox status", "changes waiting for Airtable (for cron)"): _outbox_waiting,
+    ("doctor", "a problem found (each with its fix)"): _doctor_problem,
     ("any command", "usage error (unknown option, bad value)"): lambda s: s.cli(
         "runs", "list", "--limit", "many"
     ),

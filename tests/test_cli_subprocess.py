@@ -132,35 +132,30 @@ def test_token_never_printed_against_an_endpoint(
         assert FAKE_TOKEN not in text and FAKE_TOKEN[:20] not in text and "***" not in text
 
 
-def test_local_serve(tmp_path: Path) -> None:
-    data = tmp_path / "served.json"
+def start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``local serve --port 0 ARGS`` as a real process, and the URL its first line names."""
     proc = subprocess.Popen(
-        [
-            *_command(),
-            "local",
-            "serve",
-            "--port",
-            "0",
-            "--token",
-            FAKE_TOKEN,
-            "--data",
-            str(data),
-            "--rate-limit",
-            "off",
-        ],
+        [*_command(), "local", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=_env(tmp_path),
         cwd=tmp_path,
     )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
+    assert match, line
+    assert FAKE_TOKEN not in line
+    return proc, match.group(1)
+
+
+def test_local_serve(tmp_path: Path) -> None:
+    data = tmp_path / "served.json"
+    proc, url = start_serve(
+        tmp_path, "--token", FAKE_TOKEN, "--data", str(data), "--rate-limit", "off"
+    )
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
-        assert match, line
-        assert FAKE_TOKEN not in line
-        url = match.group(1)
         response = requests.get(
             f"{url}/v0/meta/bases/appJobtrackLocal1/tables",
             headers={"Authorization": f"Bearer {FAKE_TOKEN}"},

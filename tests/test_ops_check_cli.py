@@ -178,6 +178,8 @@ def test_failed_delivery_is_an_error_and_is_retried_once_it_works(
     failed = check(state_file, "--notify", url, "--json")
     assert failed.exit_code == 1
     assert "2 notification(s) could not be delivered" in failed.stderr
+    # ... saying why (the service's answer), with the URL masked.
+    assert "500" in failed.stderr and url not in failed.stderr
     doc = json.loads(failed.stdout)
     assert doc["notifications"]["failed"] == 2 and len(doc["notifications"]["pending"]) == 2
     attempts = len(webhook.received)

@@ -50,7 +50,7 @@ from ..errors import (
     StaleArchivePlanError,
     show,
 )
-from ..files import write_atomically
+from ..files import load_json_file, write_atomically
 from ..rows import ClientRunRow, JobRow
 from ..schema import Schema
 from ..statuses import Status, map_status
@@ -265,9 +265,9 @@ def load_archive_plan(path: str | Path) -> ArchivePlan:
     """Read a plan written by :func:`save_archive_plan`; :class:`ArchivePlanFormatError` when
     the file is not one (or of an unknown ``format_version``)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ArchivePlanFormatError(f"cannot read archive plan {str(path)!r}: {exc}") from None
+        data = load_json_file(path, what="archive plan")
+    except InvalidInputError as exc:
+        raise ArchivePlanFormatError(str(exc)) from None
     if not isinstance(data, dict) or not is_archive_plan(data):
         raise ArchivePlanFormatError(f"{str(path)!r} is not an archive plan")
     if data.get("format_version") != ARCHIVE_FORMAT_VERSION:
@@ -494,6 +494,12 @@ def _reread(repo: Repository, table: TableKey, ids: Sequence[str]) -> dict[str, 
     return {r["id"]: dict(r) for r in repo.get_many(table, ids)}
 
 
+def _stage(on_progress: ProgressCallback | None, stage: str) -> Callable[[int], None] | None:
+    if on_progress is None:
+        return None
+    return lambda n: on_progress(stage, n)
+
+
 def apply_archive(
     repo: Repository,
     plan: ArchivePlan,
@@ -564,10 +570,9 @@ def apply_archive(
     for table in _MOVE_ORDER:
         ids = list(current[table])
         if ids:
-            repo.delete(table, ids)
+            # Progress per batch of 10: a long delete phase must not look frozen.
+            repo.delete(table, ids, on_batch=_stage(on_progress, f"deleted {table}"))
             result.deleted[table] = ids
-            if on_progress:
-                on_progress(f"deleted {table}", len(ids))
     return result
 
 
@@ -579,9 +584,18 @@ def archived_records(path: str | Path, table: TableKey) -> list[dict[str, Any]]:
     target = Path(path).expanduser()
     if not target.is_file():
         raise InvalidInputError(f"no archive at {str(target)!r}")
-    base_id = _archive_base_id(target)
-    with ArchiveStore(target, base_id=base_id) as store:
-        return [r.record for r in store.records(table)]
+    try:
+        base_id = _archive_base_id(target)
+        with ArchiveStore(target, base_id=base_id) as store:
+            return [r.record for r in store.records(table)]
+    except (sqlite3.DatabaseError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        # Another SQLite file (a local base), or JSON Lines of another shape.
+        raise InvalidInputError(
+            f"{str(target)!r} is not a jobtrack archive ({type(exc).__name__}: {exc}); give "
+            "a file written by `jobtrack-airtable archive --to FILE`"
+        ) from None
 
 
 def _archive_base_id(path: Path) -> str:

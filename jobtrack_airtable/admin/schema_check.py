@@ -33,7 +33,7 @@ This module never prints; ``on_step`` callbacks report progress.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, TypedDict
 
 from ..errors import InvalidRequestError, SchemaMismatchError
@@ -41,7 +41,7 @@ from ..schema import COMPUTED_TYPES, NUMBER_TYPES, FieldSpec, Schema, TableSpec
 from ..transport.client import Connection
 from ..transport.meta import fetch_meta
 from ..transport.recovery import call_with_retry
-from ..transport.renames import Rename, renames_in
+from ..transport.renames import Rename, likely_table_renames, renames_in
 
 __all__ = [
     "JSON_FORMAT_VERSION",
@@ -179,7 +179,25 @@ def compare_schema(schema: Schema, meta: Mapping[str, Any]) -> SchemaReport:
             problem = _field_problem(table_key, spec, fspec, meta_field)
             if problem is not None:
                 report.problems.append(problem)
+    renamed = {r.table_key: r for r in likely_table_renames(schema, meta)}
+    report.problems = [
+        replace(p, hint=rename_hint(renamed[p.table_key]))
+        if p.kind == "missing_table" and p.table_key in renamed
+        else p
+        for p in report.problems
+    ]
     return report
+
+
+def rename_hint(rename: Rename) -> str:
+    """The advice for a table renamed in Airtable before it was pinned (never ``schema
+    init``, which would create a second, empty table)."""
+    return (
+        f"table {rename.current!r} has its fields: renamed in Airtable? Set name = "
+        f"{rename.current!r} for the {rename.table_key} table in the schema file "
+        "(JOBTRACK_SCHEMA_FILE), then run `jobtrack-airtable schema pin`; do not run `schema "
+        "init` (it would create a second, empty table)"
+    )
 
 
 class _FieldWhere(TypedDict):

@@ -80,7 +80,13 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
         raise InvalidInputError(f"invalid --since {show(text)}: empty")
     if match := _DURATION_RE.match(text):
         amount, unit = int(match.group(1)), match.group(2).lower()
-        return (now - timedelta(**{_UNITS[unit]: amount})).astimezone(UTC)
+        try:
+            return (now - timedelta(**{_UNITS[unit]: amount})).astimezone(UTC)
+        except OverflowError:
+            raise InvalidInputError(
+                f"invalid --since {show(text)}: reaches before the year 1; give a shorter "
+                "duration or a date (2025-09-30)"
+            ) from None
     stripped = text.strip()
     try:
         if len(stripped) == 10:

@@ -1,7 +1,8 @@
 """``jobtrack-airtable``: the admin command line, a thin shell over the library.
 
-Commands (global options ``--local PATH``, ``--debug``, ``-q/--quiet`` go before or after any
-of them)::
+Commands (global options ``--local PATH``, ``--demo``, ``--env-file FILE``, ``--debug``,
+``-q/--quiet`` go before or after any of them: the root group moves them in front, so every
+command is a plain typer function)::
 
     sync [--stale-after DURATION] [--json] [-o/--out FILE] [-t/--target T]... [--apply [--yes]]
     show FILE [--json]
@@ -17,22 +18,27 @@ of them)::
     schema init [--json]
     local serve [--host] [--port] [--token] [--base-id] [--data FILE] [--schema FILE] ...
     local seed [--reset]
+    doctor [--json]
 
 Exit codes: 0 success / nothing to change / already applied; 2 ``sync`` found changes (plan
 mode); 1 any error, including a declined ``sync --apply`` (like Terraform's cancelled apply), a
-refused stale plan, a usage error and a failed ``schema check``.  The README's table is
+refused stale plan, a usage error, a failed ``schema check`` and a ``doctor`` problem; 130
+Ctrl-C (an apply stops between batches and says how to finish).  The README's table is
 checked by tests/test_cli_readme.py.  Errors are one line on stderr (``--debug`` adds the
 traceback); the API token is never printed, even inside an error.
 
-Without ``AIRTABLE_API_KEY``/``AIRTABLE_BASE_ID`` (or with ``--local PATH``) every command runs
-against the embedded local base (:mod:`jobtrack_airtable.cli.embedded`); either way a notice on
-stderr names the base.  Human output (tables, plans) goes to stdout, progress and notices to
+Without ``AIRTABLE_API_KEY``/``AIRTABLE_BASE_ID`` (or with ``--local PATH``/``--demo``) planning
+and read-only commands run against the embedded local base (:mod:`jobtrack_airtable.cli.embedded`)
+and say so even under ``-q`` (JSON: ``"base_kind"``); commands with effects outside the terminal
+refuse it unless it was asked for.  Settings files: :mod:`.settings_files`.  Either way a notice
+on stderr names the base.  Human output (tables, plans) goes to stdout, progress and notices to
 stderr; ``--json`` prints one JSON document on stdout and nothing else there.
 
 Start-up stays light: command modules import the library (pyairtable, the local server) inside
 the commands, so ``--help``, ``--version`` and shell completion load neither.
 
-Modules: :mod:`._core` (apps, global options, output, errors, progress), :mod:`._sync`
+Modules: :mod:`._core` (apps, global options, output, errors, progress), :mod:`._doctor`,
+:mod:`._sync`
 (``sync``/``show``/``apply``), :mod:`._plans` (targets, written rows, already-applied check),
 :mod:`._runs`, :mod:`._schema`, :mod:`._local`, :mod:`.tables` (width-safe tables),
 :mod:`.render` (plan text).
@@ -49,6 +55,7 @@ import typer
 from . import (  # noqa: F401
     _archive,
     _check,
+    _doctor,
     _local,
     _metrics,
     _mirror,
@@ -60,7 +67,9 @@ from . import (  # noqa: F401
     _sync,
     _usage,
 )
-from ._core import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
+from ._core import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app, describe_global_options
+
+describe_global_options(app)
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "app", "main"]
 

@@ -20,11 +20,13 @@ from ._core import (
     errors_to_exit,
     open_base,
     out_console,
+    outcome,
     print_json,
     redact,
     state_of,
 )
 from ._mirror import FullOption, whole_table_reads
+from .interrupts import Interruptible, finish_command
 
 if TYPE_CHECKING:
     # The library (pyairtable, requests) loads only when a command runs: --help stays fast.
@@ -79,16 +81,25 @@ def _refused(exc: StaleArchivePlanError) -> NoReturn:
     raise typer.Exit(EXIT_ERROR)
 
 
-def run_apply(repo: Repository, plan: ArchivePlan, *, as_json: bool) -> None:
-    """Apply an archive plan with a progress bar; shared by ``archive --apply`` and
-    ``apply FILE``."""
+def run_apply(repo: Repository, plan: ArchivePlan, *, as_json: bool, finish: str) -> None:
+    """Apply an archive plan with a progress bar (archiving, then deleting: both move it);
+    shared by ``archive --apply`` and ``apply FILE``.  Ctrl-C stops between two delete
+    batches and says how many rows were deleted and the command (``finish``) that completes
+    the job (rows archived and not yet deleted are found in the archive again)."""
     from ..admin.archive import apply_archive
     from ..errors import StaleArchivePlanError
 
-    with Writes("Archiving", total=plan.row_count * 2) as writes:
+    with (
+        Interruptible(plan.row_count, finish) as stop,
+        Writes("Archiving", total=plan.row_count * 2) as writes,
+    ):
 
         def progress(stage: str, rows: int) -> None:
             writes.progress.update(writes.task, description=stage.capitalize(), advance=rows)
+            if stage.startswith("deleted"):
+                stop.written(rows)
+            else:
+                stop.check()
 
         try:
             result = apply_archive(repo, plan, on_progress=progress)
@@ -97,16 +108,18 @@ def run_apply(repo: Repository, plan: ArchivePlan, *, as_json: bool) -> None:
     if as_json:
         print_json(_result_json(result))
     if result.deleted_count == 0 and result.already_archived:
-        sys.stderr.write(
+        outcome(
             f"Already applied: all {len(result.already_archived)} row(s) are in the archive "
-            "and gone from the base.\n"
+            "and gone from the base.",
+            as_json=as_json,
         )
         return
     jobs, clients = result.deleted["jobs"], result.deleted["client_runs"]
     more = f" ({len(result.already_archived)} already archived)" if result.already_archived else ""
-    sys.stderr.write(
+    outcome(
         f"Archived and deleted {len(jobs)} job(s) and {len(clients)} client row(s){more}; "
-        f"archive: {plan.archive_path}\n"
+        f"archive: {plan.archive_path}",
+        as_json=as_json,
     )
 
 
@@ -118,8 +131,9 @@ def apply_file(ctx: typer.Context, plan_file: Path, *, as_json: bool) -> None:
     state = state_of(ctx)
     with errors_to_exit(state):
         plan = load_archive_plan(plan_file)
-        with open_base(state) as backend:
-            run_apply(Repository(backend.conn), plan, as_json=as_json)
+        with open_base(state, effect="apply an archive plan") as backend:
+            finish = finish_command(state, "apply", str(plan_file))
+            run_apply(Repository(backend.conn), plan, as_json=as_json, finish=finish)
 
 
 @app.command()
@@ -173,7 +187,7 @@ def archive(
                 "refusing to apply without confirmation: stdin is not a terminal "
                 "(pass --yes to apply non-interactively)"
             )
-        with open_base(state) as backend:
+        with open_base(state, effect="archive and delete rows" if do_apply else None) as backend:
             # Planned from the mirror; applied against the base, which apply re-reads.
             with (
                 whole_table_reads(backend, full=full) as reader,
@@ -200,4 +214,7 @@ def archive(
             ):
                 sys.stderr.write("Not applied.\n")
                 raise typer.Exit(EXIT_ERROR)
-            run_apply(repo, plan, as_json=False)
+            finish = finish_command(
+                state, "archive", "--older-than", older_than, "--to", str(to), "--apply", "--yes"
+            )
+            run_apply(repo, plan, as_json=False, finish=finish)

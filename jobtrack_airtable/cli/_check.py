@@ -14,7 +14,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ._core import Reads, app, errors_to_exit, open_base, out_console, print_json, state_of
+from ._core import (
+    Reads,
+    app,
+    check_readable,
+    errors_to_exit,
+    open_base,
+    out_console,
+    print_json,
+    redact,
+    state_of,
+)
 from ._usage import uncounted_note
 
 if TYPE_CHECKING:
@@ -93,6 +103,10 @@ def check(
 
     state = state_of(ctx)
     with errors_to_exit(state):
+        # A FIFO or a device given as a file must be refused, not read forever.
+        check_readable(config_file, "check configuration", max_bytes=1024 * 1024)
+        if state_file is not None and state_file.exists():
+            check_readable(state_file, "check state")
         config = load_check_config(config_file) if config_file is not None else CheckConfig()
         threshold = (
             parse_duration(stuck_after, what="--stuck-after")
@@ -101,7 +115,7 @@ def check(
         )
         # Every URL is validated before the base is read or anything is sent.
         targets = build_targets(notify or [])
-        with open_base(state) as backend:
+        with open_base(state, effect="send notifications" if targets else None) as backend:
             repo = Repository(backend.conn)
             path = state_file or default_state_path(repo.conn.base_id)
             with (
@@ -135,9 +149,13 @@ def check(
         else:
             _print_report(report)
         if report.notify_failed:
+            why = "; ".join(f"{t.id}: {t.last_error}" for t in targets if t.last_error is not None)
             sys.stderr.write(
-                f"error: {report.notify_failed} notification(s) could not be delivered; "
-                "the next check retries them\n"
+                redact(
+                    f"error: {report.notify_failed} notification(s) could not be delivered "
+                    f"({why or 'no reason given'}); the next check retries them"
+                )
+                + "\n"
             )
     raise typer.Exit(report.exit_code)
 

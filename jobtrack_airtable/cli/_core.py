@@ -6,8 +6,6 @@ Everything here is about presentation; the work itself is done by library functi
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import json
 import logging
 import os
@@ -19,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -36,12 +34,12 @@ if TYPE_CHECKING:
     # server (werkzeug) and pyairtable, which `--help`, `--version` and completion never need.
     from .embedded import Backend
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 #: Exit codes (SPEC §3.6).
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+#: Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 
 # Click (vendored by recent typer, a dependency of older ones) exits 2 on usage errors, which a
 # script would read as "sync found changes".  Usage errors are errors: exit 1.  The class is
@@ -109,17 +107,54 @@ class _Group(TyperGroup):
     """The root command group: usage errors are one line on stderr and exit 1, like every
     other error (click would exit 2, which a script reads as "sync found changes")."""
 
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        if parent is None:
+            args = hoist_global_options(list(args))
+            if not getattr(self, "_flags_untyped", False):
+                _untype_flags(self)
         try:
-            return super().make_context(*args, **kwargs)
+            return super().make_context(info_name, args, parent, **extra)
         except _UsageError as exc:
             _usage_exit(exc)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not getattr(command, "_flags_untyped", False):
+            _untype_flags(command)
+        return command
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except _UsageError as exc:
             _usage_exit(exc)
+
+
+def complete_from(*values: str) -> Callable[[str], list[str]]:
+    """A shell-completion callback offering ``values`` that start with what was typed."""
+
+    def complete(incomplete: str) -> list[str]:
+        return [v for v in values if v.startswith(incomplete)]
+
+    return complete
+
+
+def _untype_flags(command: Any) -> None:
+    """typer shows a flag's type as ``--apply <bool>`` (``--help <bool>`` too): a flag takes
+    no value, so it shows none."""
+    get_params = command.get_params
+
+    def get_params_untyped(ctx: Any) -> Any:
+        params = get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+    command.get_params = get_params_untyped
+    command._flags_untyped = True
 
 
 def _usage_exit(exc: Exception) -> NoReturn:
@@ -134,8 +169,28 @@ LocalOption = Annotated[
     Path | None,
     typer.Option(
         "--local",
-        help="Use the local base in this JSON file (created and seeded with demo data if "
+        help="Use the local base in this SQLite file (created and seeded with demo data if "
         "absent; its directory must exist), even when Airtable credentials are set.",
+        dir_okay=False,
+        rich_help_panel=_GLOBAL_PANEL,
+        show_default=False,
+    ),
+]
+DemoOption = Annotated[
+    bool,
+    typer.Option(
+        "--demo",
+        help="Use the embedded demo base (in the per-user data directory), even for commands "
+        "that notify, write or exit non-zero for cron, which otherwise refuse it.",
+        rich_help_panel=_GLOBAL_PANEL,
+    ),
+]
+EnvFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--env-file",
+        help="Read settings from this file (default: .env here or in a parent up to the "
+        "repository root, else the per-user config.env).",
         dir_okay=False,
         rich_help_panel=_GLOBAL_PANEL,
         show_default=False,
@@ -156,80 +211,74 @@ QuietOption = Annotated[
         rich_help_panel=_GLOBAL_PANEL,
     ),
 ]
-_GLOBAL_PARAMS = (
-    inspect.Parameter(
-        "local", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=LocalOption
-    ),
-    inspect.Parameter(
-        "debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOption
-    ),
-    inspect.Parameter(
-        "quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=QuietOption
-    ),
-)
-_CTX = "_jobtrack_ctx"
+#: The global options as the root group parses them; those given after the command are moved
+#: in front of it first (:func:`hoist_global_options`), so commands stay plain typer functions.
+_GLOBAL_FLAGS = frozenset({"--debug", "--quiet", "-q", "--demo"})
+_GLOBAL_WITH_VALUE = frozenset({"--local", "--env-file"})
 
 
-def with_global_options(func: F) -> F:
-    """``func`` as a command that also takes ``--local``, ``--debug`` and ``--quiet``.
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``args`` with the global options moved in front of the command (``--`` ends them).
 
-    Typer has no global options after the subcommand; this adds the three to the command's
-    signature (typer reads ``__signature__``), merges them into the invocation's
-    :class:`State` and configures logging before ``func`` runs.
+    >>> hoist_global_options(["runs", "list", "-q", "--local", "b.sqlite", "-n", "3"])
+    ['-q', '--local', 'b.sqlite', 'runs', 'list', '-n', '3']
     """
-    signature = inspect.signature(func, eval_str=True)
-    params = list(signature.parameters.values())
-    ctx_name = next(
-        (p.name for p in params if p.annotation in (typer.Context, "typer.Context")), None
-    )
-    added = list(_GLOBAL_PARAMS)
-    if ctx_name is None:
-        added.append(
-            inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
-        )
-
-    @functools.wraps(func)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        ctx = kwargs[ctx_name] if ctx_name is not None else kwargs.pop(_CTX)
-        state = state_of(ctx)
-        state.merge(local=kwargs.pop("local"), debug=kwargs.pop("debug"), quiet=kwargs.pop("quiet"))
-        _configure_logging(ctx.find_root(), state)
-        token = _current.set(state)
-        ctx.call_on_close(lambda: _current.reset(token))
-        return func(*args, **kwargs)
-
-    # Keep positional-or-keyword parameters before the keyword-only ones we add.
-    command.__signature__ = signature.replace(parameters=[*params, *added])  # type: ignore[attr-defined]
-    command.__annotations__ = {
-        **func.__annotations__,
-        **{p.name: p.annotation for p in added},
-    }
-    return command  # type: ignore[return-value]
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in _GLOBAL_FLAGS or (arg.partition("=")[0] in _GLOBAL_WITH_VALUE and "=" in arg):
+            front.append(arg)
+        elif arg in _GLOBAL_WITH_VALUE:
+            front.extend(args[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
-class _Typer(typer.Typer):
-    """A typer app whose every command also accepts the global options."""
+GLOBAL_OPTIONS_EPILOG = (
+    "Global options (before or after the command): --local PATH, --demo, --env-file FILE, "
+    "--debug, -q/--quiet (see `jobtrack-airtable --help`)."
+)
 
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
-        register = super().command(*args, **kwargs)
 
-        def decorator(func: F) -> F:
-            register(with_global_options(func))
-            return func
-
-        return decorator
+def describe_global_options(typer_app: typer.Typer) -> None:
+    """Name the global options at the foot of every command's help (they are parsed by the
+    root group, so a command's own option list does not show them).  Called once every
+    command module has registered its commands."""
+    for info in typer_app.registered_commands:
+        info.epilog = info.epilog or GLOBAL_OPTIONS_EPILOG
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            describe_global_options(group.typer_instance)
 
 
 _HELP = (
     "Record and repair lead-scoring job runs in Airtable. Without AIRTABLE_API_KEY and "
-    "AIRTABLE_BASE_ID, commands use an embedded local base seeded with demo data."
+    "AIRTABLE_BASE_ID, planning and read-only commands use an embedded local base seeded with "
+    "demo data (and say so); commands that notify or write refuse it unless --demo or --local "
+    "is given."
 )
-app = _Typer(
-    cls=_Group,
-    help=_HELP,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
+
+
+class _Typer(typer.Typer):
+    """A typer app of this CLI: a group that takes the global options anywhere, says usage
+    errors in one line and shows flags without a type.  Its commands are plain typer
+    functions (``@group.command()``); a command module makes its group with it and adds it
+    to :data:`app`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", _Group)
+        super().__init__(**kwargs)
+
+
+app = _Typer(help=_HELP, no_args_is_help=True, pretty_exceptions_enable=False)
 runs_app = _Typer(help="Read-only views of job runs.", no_args_is_help=True)
 schema_app = _Typer(help="Compare the base with the configured schema.", no_args_is_help=True)
 local_app = _Typer(help="The local Airtable-compatible server.", no_args_is_help=True)
@@ -246,25 +295,29 @@ class State:
     """Per-invocation state from the global options."""
 
     local: Path | None = None
+    demo: bool = False
+    env_file: Path | None = None
     debug: bool = False
     quiet: bool = False
+    #: The settings file read (``None``: the environment only), known once settings are read.
+    settings_file: Path | None = None
+    #: ``embedded``, ``airtable`` or ``endpoint`` once a base is open: JSON output names it.
+    base_kind: str | None = None
     _settings: Settings | None = None
-
-    def merge(self, *, local: Path | None, debug: bool, quiet: bool) -> None:
-        """Add the global options given after the subcommand (they win over those before)."""
-        if local is not None:
-            self.local = local
-        self.debug = self.debug or debug
-        self.quiet = self.quiet or quiet
 
     @property
     def settings(self) -> Settings:
-        """Settings from the environment, read once; a bad value is a one-line error."""
+        """Settings from the environment and the settings file (found once, see
+        :mod:`.settings_files`); a bad value is a one-line error."""
         if self._settings is None:
+            from .settings_files import find_settings_file
+
+            self.settings_file = find_settings_file(self.env_file)
             try:
-                self._settings = Settings()
+                self._settings = Settings(_env_file=self.settings_file)
             except ValidationError as exc:
-                raise ConfigError(_settings_problem(exc)) from None
+                where = f" (settings file {self.settings_file})" if self.settings_file else ""
+                raise ConfigError(_settings_problem(exc) + where) from None
         return self._settings
 
 
@@ -323,6 +376,22 @@ def notice(text: str) -> None:
         sys.stderr.write(redact(text) + "\n")
 
 
+def check_readable(path: Path | None, what: str, *, max_bytes: int | None = None) -> None:
+    """Refuse ``path`` at once unless it is a regular file of sane size (a FIFO would block
+    the loader that reads it next, ``/dev/zero`` never end); ``None`` passes."""
+    from ..files import MAX_FILE_BYTES, read_bounded
+
+    if path is not None:
+        read_bounded(path, what=what, max_bytes=max_bytes or MAX_FILE_BYTES)
+
+
+def outcome(text: str, *, as_json: bool = False) -> None:
+    """What a write did (``Applied: …``, ``Already applied…``): on stdout, so ``apply plan.json
+    > log`` keeps it with the rows; on stderr when stdout carries a JSON document."""
+    stream = sys.stderr if as_json else sys.stdout
+    stream.write(redact(text) + "\n")
+
+
 def _width() -> int | None:
     # Piped output gets a wide console so tables are not squeezed into 80 columns.
     return None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
@@ -379,7 +448,26 @@ def _describe(exc: BaseException) -> str:
         return f"cannot use {str(exc.filename)!r}: {what}" if exc.filename else what
     if isinstance(exc, ValidationError):
         return "invalid value: " + validation_summary(exc)
-    return one_line(str(exc)) or type(exc).__name__
+    return one_line(str(exc)) + _advice(exc) if str(exc) else type(exc).__name__
+
+
+def _advice(exc: BaseException) -> str:
+    """What to do about an answer of the server an admin cannot act on as such."""
+    from ..errors import AuthenticationError, NotFoundError, PermissionDeniedError
+
+    if isinstance(exc, AuthenticationError):
+        return "; check AIRTABLE_API_KEY (`jobtrack-airtable doctor` checks the token)"
+    if isinstance(exc, PermissionDeniedError):
+        return (
+            "; check AIRTABLE_BASE_ID and the token's access and scopes (`jobtrack-airtable "
+            "doctor` lists them against what each command needs)"
+        )
+    if isinstance(exc, NotFoundError) and exc.error_type == "TABLE_NOT_FOUND":
+        return (
+            "; was the table renamed in Airtable? `jobtrack-airtable doctor` finds it (fix the "
+            "name in the schema file, then `schema pin`)"
+        )
+    return ""
 
 
 def validation_summary(exc: ValidationError, *, limit: int = 3) -> str:
@@ -404,7 +492,7 @@ def errors_to_exit(state: State) -> Iterator[None]:
         raise
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
         _fail(exc, state)
 
@@ -447,6 +535,11 @@ def _configure_logging(ctx: typer.Context, state: State) -> None:
 
 
 def print_json(doc: Any) -> None:
+    """``doc`` as indented JSON on stdout; a document made from a base names its kind
+    (``"base_kind": "embedded"`` for the local/demo base), so demo data is never mistaken."""
+    state = _current.get()
+    if isinstance(doc, dict) and state is not None and state.base_kind is not None:
+        doc = {"base_kind": state.base_kind, **doc}
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=_json_default) + "\n")
 
 
@@ -461,29 +554,84 @@ def _json_default(value: Any) -> Any:
 
 
 @contextlib.contextmanager
-def open_base(state: State) -> Iterator[Backend]:
-    """Open the base the settings (or ``--local``) name, saying on stderr which one: the
-    embedded local base, or the Airtable base and endpoint with where the credentials came
-    from (a stray ``.env`` must not switch bases silently)."""
+def open_base(state: State, *, effect: str | None = None) -> Iterator[Backend]:
+    """Open the base the settings (or ``--local``/``--demo``) name, saying on stderr which
+    one: the embedded local base, or the Airtable base and endpoint with where the
+    credentials came from (a stray ``.env`` must not switch bases silently).
+
+    ``effect`` names what the command does outside the terminal (``send notifications``,
+    ``write to the base``): such a command refuses the embedded demo base unless it was asked
+    for with ``--demo`` or ``--local`` -- demo alerts to a real webhook, or a cron job
+    "succeeding" against demo data, mislead.
+    """
     from .embedded import open_backend
 
-    with open_backend(state.settings, local=state.local) as backend:
-        if backend.notice:
+    settings = state.settings
+    for warning in _settings_file_warnings(state):
+        notice(f"Warning: {warning}")
+    chosen = state.local is not None or state.demo
+    if not chosen and not settings.has_credentials:
+        _refuse_without_credentials(state, settings, effect)
+    with open_backend(settings, local=state.local, demo=state.demo) as backend:
+        state.base_kind = backend.kind
+        if backend.notice and chosen:
             notice(backend.notice)
+        elif backend.notice:
+            # Said even under --quiet when the demo base was not asked for: output made from
+            # demo data must never pass for the real base's.
+            sys.stderr.write(redact(backend.notice) + "\n")
         else:
-            notice(f"Using {backend.description} (credentials from {_credential_source()}).")
+            notice(f"Using {backend.description} (credentials from {credential_source(state)}).")
         yield backend
 
 
-def _credential_source() -> str:
+def _settings_file_warnings(state: State) -> list[str]:
+    from .settings_files import unknown_variables
+
+    return unknown_variables(state.settings_file) if state.settings_file is not None else []
+
+
+def _looked_in(state: State) -> str:
+    from .settings_files import user_settings_path
+
+    if state.settings_file is not None:
+        return f"the environment and {state.settings_file}"
+    return f"the environment, .env up to the repository root, {user_settings_path()}"
+
+
+def _refuse_without_credentials(state: State, settings: Settings, effect: str | None) -> None:
+    """The errors of a command that would fall back to the embedded base but must not."""
+    missing = [
+        name
+        for name, value in (
+            ("AIRTABLE_API_KEY", settings.api_key),
+            ("AIRTABLE_BASE_ID", settings.base_id),
+        )
+        if value is None
+    ]
+    if settings.endpoint_url is not None and len(missing) == 2:
+        raise ConfigError(
+            f"JOBTRACK_ENDPOINT_URL is set ({settings.endpoint_url}) but {' and '.join(missing)} "
+            f"are not (looked in {_looked_in(state)}): set them for that server, or unset "
+            "JOBTRACK_ENDPOINT_URL to use the embedded demo base"
+        )
+    if effect is not None and len(missing) == 2:
+        raise ConfigError(
+            f"refusing to {effect} with the embedded demo base: {' and '.join(missing)} are not "
+            f"set (looked in {_looked_in(state)}); set them (or pass --env-file FILE), or pass "
+            "--demo to use the demo base on purpose"
+        )
+
+
+def credential_source(state: State) -> str:
+    """Where the credentials came from: the environment, the settings file, or both."""
     names = ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID")
     in_env = [n for n in names if os.environ.get(n)]
-    if len(in_env) == len(names):
+    if len(in_env) == len(names) or state.settings_file is None:
         return "the environment"
-    env_file = Path.cwd() / ".env"
     if not in_env:
-        return f"{env_file}"
-    return f"the environment and {env_file}"
+        return f"{state.settings_file}"
+    return f"the environment and {state.settings_file}"
 
 
 class Reads:
@@ -567,6 +715,8 @@ def _version(value: bool) -> None:
 def _root(
     ctx: typer.Context,
     local: LocalOption = None,
+    demo: DemoOption = False,
+    env_file: EnvFileOption = None,
     debug: DebugOption = False,
     quiet: QuietOption = False,
     version: Annotated[
@@ -575,5 +725,13 @@ def _root(
     ] = False,
 ) -> None:
     """Record and repair lead-scoring job runs in Airtable."""
-    # Logging is configured by each command (with_global_options), once every option is known.
-    ctx.obj = State(local=local, debug=debug, quiet=quiet)
+    if local is not None and demo:
+        raise typer.BadParameter(
+            "--demo uses the default demo base and --local another file: give one",
+            param_hint="'--demo'",
+        )
+    state = State(local=local, demo=demo, env_file=env_file, debug=debug, quiet=quiet)
+    ctx.obj = state
+    _configure_logging(ctx, state)
+    token = _current.set(state)
+    ctx.call_on_close(lambda: _current.reset(token))

@@ -8,6 +8,7 @@ mistake is the CLI's one-line usage error, not another program's.
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import signal
 import sys
@@ -196,6 +197,13 @@ def local_serve(
                 ).start()
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                raise ConfigError(
+                    f"cannot listen on {host}:{port}: the address is already in use (another "
+                    "server?); stop it, or pick another --port (0 = any free port)"
+                ) from None
             _serve(server, path, limit)
 
 

@@ -77,7 +77,7 @@ def replay(
     from ..admin.outbox import replay_outbox
 
     state = state_of(ctx)
-    with errors_to_exit(state), open_base(state) as backend:
+    with errors_to_exit(state), open_base(state, effect="replay the outbox") as backend:
         replayed = replay_outbox(backend.conn, every_owner=every_owner)
     if as_json:
         print_json({"replayed": replayed})

@@ -49,7 +49,15 @@ def parse_target(text: str, schema: Schema) -> Target:
     """``--target`` value → :class:`Target`; a usage error naming the value otherwise."""
     names = {schema.table(t).name: t for t in TABLES}
     if text.startswith("run:") and len(text) > 4:
-        return Target("run", text[4:])
+        from ..run_ids import as_base_run_id
+
+        try:
+            return Target("run", str(as_base_run_id(text[4:])))
+        except ValueError:
+            raise typer.BadParameter(
+                f"{text!r} is not run:YYMMDD-HHMMSS (e.g. run:250930-141522)",
+                param_hint="'--target'",
+            ) from None
     if text in TABLES or text in names:
         return Target("table", text)
     if text in ACTIONS:

@@ -18,6 +18,7 @@ from ..metrics import AGGREGATE_KEYS
 from ..statuses import Status, map_status
 from ._core import (
     Reads,
+    complete_from,
     errors_to_exit,
     open_base,
     out_console,
@@ -47,7 +48,7 @@ def _status_cell(raw: str | None) -> str:
         return f"[magenta]{escape(raw)}[/magenta] [dim](unknown)[/dim]"
     style = _STATUS_STYLE[status]
     if raw != status.value:
-        return f"[{style}]{escape(raw)}[/{style}] [dim](→ {status.value})[/dim]"
+        return f"[{style}]{escape(raw)}[/{style}] [dim]→ {status.value}[/dim]"
     return f"[{style}]{escape(raw)}[/{style}]"
 
 
@@ -92,6 +93,8 @@ def runs_list(
         str | None,
         typer.Option(
             "--status",
+            metavar="STATUS",
+            autocompletion=complete_from(*(s.value for s in Status)),
             help="Only runs with this status (Running, Completed, Failed, "
             "'No Leads To Score'; legacy spellings match too).",
         ),
@@ -112,6 +115,8 @@ def runs_list(
         typer.Option(
             "--format",
             "-f",
+            metavar="FORMAT",
+            autocompletion=complete_from("table", "json", "csv"),
             help="Output format: table (for humans), json or csv (for machines).",
         ),
     ] = "table",
@@ -194,7 +199,8 @@ _RUN_COLUMNS = (
     # A legacy Run ID can be 40 characters: it folds onto more lines rather than pushing the
     # numbers off the screen (a base run ID is 13 and never folds).
     Column("Run ID", wrap=True, min_width=13),
-    Column("Status"),
+    # Wraps (at 9, "Completed"): one long legacy status must not hide Stream and Duration.
+    Column("Status", wrap=True, min_width=9),
     Column("Stream", justify="right", drop=1),
     Column("Started (UTC)"),
     Column("Duration", justify="right", drop=2),

@@ -76,10 +76,14 @@ def _print_schema_report(report: Any) -> None:
         for p in report.problems
     ]
     print_table(console, _PROBLEM_COLUMNS, cells)
-    console.print(
-        f"[red]{len(report.problems)} schema problem(s).[/red] "
-        "`jobtrack-airtable schema init` creates missing tables and fields."
+    renamed = any(p.kind == "missing_table" and p.hint for p in report.problems)
+    advice = (
+        "A table looks renamed in Airtable: fix its name in the schema file and run "
+        "`jobtrack-airtable schema pin` (not `schema init`)."
+        if renamed
+        else "`jobtrack-airtable schema init` creates missing tables and fields."
     )
+    console.print(f"[red]{len(report.problems)} schema problem(s).[/red] {advice}")
 
 
 @schema_app.command("init")

@@ -26,14 +26,17 @@ from ._core import (
     Reads,
     Writes,
     app,
+    complete_from,
     errors_to_exit,
     notice,
     open_base,
     out_console,
+    outcome,
     print_json,
     redact,
     state_of,
 )
+from .interrupts import Interruptible, finish_command
 
 if TYPE_CHECKING:
     from ..admin.mirror import Mirror
@@ -53,19 +56,54 @@ NoPagerOption = Annotated[
 def _print_plan(plan: Plan, *, pager: bool) -> None:
     """The plan, Terraform style, on stdout (coloured on a terminal; lines never re-wrapped,
     so values stay exact).  Longer than the terminal → through the pager ($PAGER, else
-    ``less``; ``-FRX`` unless $LESS says otherwise: quits when it fits, keeps colours)."""
-    from .render import render_rich
+    ``less``; ``-FRX`` unless $LESS says otherwise: quits when it fits, keeps colours), and
+    the summary line again once the pager exits (quitting ``less`` early must not hide it); a
+    pager that cannot start → the plan straight to stdout."""
+    from .render import render_rich, summary_line
 
     console = out_console()
     console.soft_wrap = True
     renderable = render_rich(plan)
     lines = len(renderable.renderables)
     if pager and console.is_terminal and lines > console.height - 2:
-        os.environ.setdefault("LESS", "-FRX")
-        with console.pager(styles=True):
+        with console.capture() as captured:
             console.print(renderable)
-        return
+        if _page(captured.get()):
+            console.print(summary_line(plan), style="bold", markup=False, highlight=False)
+            return
     console.print(renderable)
+
+
+#: Exit statuses of ``sh -c`` when the command is missing or not executable.
+_SHELL_CANNOT_RUN = (126, 127)
+
+
+def _page(text: str) -> bool:
+    """Show ``text`` through $PAGER (a shell command, like git's), else ``less``; False when
+    the pager could not be started (the caller prints the text itself)."""
+    import subprocess
+
+    command = os.environ.get("PAGER") or "less"
+    env = {**os.environ, "LESS": os.environ.get("LESS", "-FRX")}
+    try:
+        proc = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        return False
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(text.encode("utf-8", errors="replace"))
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the reader quit early (q in less): what it showed is what the admin wanted
+    try:
+        status = proc.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C in less belongs to less; wait for it to leave the terminal clean.
+        status = proc.wait()
+    if status in _SHELL_CANNOT_RUN:
+        sys.stderr.write(f"Warning: the pager {command!r} could not start; printing the plan.\n")
+        return False
+    return True
 
 
 def _make_plan(
@@ -82,7 +120,11 @@ def _make_plan(
 
         def progress(stage: str, rows: int) -> None:
             table = stage.removeprefix("read ")
-            reads.progress.update(reads.task, description=f"Reading {names.get(table, table)}")
+            label = f"Reading {names.get(table, table)}"
+            if reads.progress.tasks[0].description != label:
+                # The count is per table, like its label (not the rows of both so far).
+                reads.rows = 0
+                reads.describe(label)
             reads.on_page(rows)
 
         plan = plan_sync(
@@ -98,24 +140,44 @@ def _make_plan(
     return plan
 
 
-def _apply(repo: Repository, plan: Plan) -> ApplyResult:
+def _apply(repo: Repository, plan: Plan, *, finish: str) -> ApplyResult:
     """Apply ``plan`` with a progress bar over the rows written; :class:`StalePlanError`
-    (nothing written) when the base changed since the plan."""
+    (nothing written) when the base changed since the plan.  Ctrl-C stops between two
+    batches and says what was written and the command (``finish``) that completes the job."""
     from ..admin.sync import apply_plan
 
     total = plan.summary.create + plan.summary.update + plan.summary.delete
-    with Writes("Verifying the plan against the base", total=total) as writes:
+    with (
+        Interruptible(total, finish) as stop,
+        Writes("Verifying the plan against the base", total=total) as writes,
+    ):
 
         def progress(stage: str, rows: int) -> None:
             verb, _, table = stage.partition(" ")
             if verb == "verify":
                 writes.progress.update(writes.task, description=f"Verifying {table}")
+                stop.check()
             else:
                 writes.progress.update(
                     writes.task, description=f"Applying ({verb} {table})", advance=rows
                 )
+                stop.written(rows)
 
         return apply_plan(repo, plan, on_progress=progress)
+
+
+def _check_run_targets(repo: Repository, plan: Plan, targets: list[Target]) -> None:
+    """A ``--target run:ID`` that matches nothing planned must name a run the base holds
+    (one request each): ``run:nope`` is a typo, not a consistent run."""
+    for target in targets:
+        if target.kind != "run" or any(r.key == target.value for r in plan.records):
+            continue
+        if repo.find("jobs", target.value) is None:
+            raise ConfigError(
+                f"--target run:{target.value}: no run {target.value!r} in "
+                f"{repo.schema.table('jobs').name!r}; check the Run ID (`jobtrack-airtable "
+                "runs list`)"
+            )
 
 
 def _applied_line(result: ApplyResult) -> str:
@@ -189,20 +251,22 @@ def _targets(texts: list[str] | None, state: _core.State) -> list[Target]:
 
 
 def load_plan_file(path: Path) -> Plan:
-    """A saved plan, or one error line naming the file and what is wrong (never pydantic's
-    multi-line text)."""
+    """A saved plan, read bounded and checked whole, or one error line naming the file and
+    what is wrong (never pydantic's multi-line text)."""
     from pydantic import ValidationError
 
-    from ..admin.sync import Plan, PlanFormatError, load_plan
+    from ..admin.sync import Plan, PlanFormatError, check_plan, load_plan
+    from ..files import load_json_file
 
     try:
-        return load_plan(path)
+        plan = load_plan(path)
     except PlanFormatError as exc:
         if "malformed" not in str(exc):
             raise
         try:
-            data = json.loads(path.read_bytes())
-            data.pop("summary", None)
+            data = load_json_file(path, what="plan file")
+            for key in ("summary", "checksum", "base_kind"):
+                data.pop(key, None)
             Plan.model_validate(data)
         except ValidationError as v:
             raise PlanFormatError(
@@ -210,6 +274,11 @@ def load_plan_file(path: Path) -> Plan:
                 "new one with `jobtrack-airtable sync --out FILE`"
             ) from None
         raise
+    try:
+        check_plan(plan)
+    except PlanFormatError as exc:
+        raise PlanFormatError(f"{str(path)!r}: {exc}") from None
+    return plan
 
 
 @app.command()
@@ -242,6 +311,9 @@ def sync(
             "--target",
             "-t",
             metavar="TARGET",
+            autocompletion=complete_from(
+                "jobs", "client_runs", "create", "update", "delete", "attention", "run:"
+            ),
             show_default=False,
             help="Plan only this table (jobs, client_runs), run (run:250930-141522) or kind "
             "of fix (create, update, delete, attention); repeatable. The rest is not planned.",
@@ -297,7 +369,7 @@ def sync(
             else timedelta(minutes=state.settings.stale_after_minutes)
         )
         targets = _targets(target, state)
-        with open_base(state) as backend:
+        with open_base(state, effect="apply changes" if do_apply else None) as backend:
             repo = Repository(backend.conn)
             mirror = open_mirror(backend, repo)
             try:
@@ -306,8 +378,8 @@ def sync(
                 if mirror is not None:
                     mirror.close()
             plan, left_out = target_plan(made, targets)
+            shown = ", ".join(str(t) for t in targets)
             if targets:
-                shown = ", ".join(str(t) for t in targets)
                 sys.stderr.write(
                     f"Warning: the plan is limited to --target {shown}; {left_out} other "
                     "planned row(s) are not in it and will not be applied. Run without "
@@ -315,8 +387,15 @@ def sync(
                 )
             if out is not None:
                 save_plan(plan, out)
+            _check_run_targets(repo, plan, targets)
             if as_json and not do_apply:
-                sys.stdout.write(plan_to_json(plan) + "\n")
+                print_json(json.loads(plan_to_json(plan)))
+            elif not as_json and targets and not plan.records:
+                out_console().print(
+                    f"No changes in the targeted rows (--target {shown}); the rest of the base "
+                    "was not planned.",
+                    markup=False,
+                )
             elif not as_json:
                 _print_plan(plan, pager=not no_pager and not do_apply)
             if out is not None:
@@ -335,7 +414,7 @@ def sync(
                 sys.stderr.write("Apply cancelled: nothing was written.\n")
                 raise typer.Exit(EXIT_ERROR)
             try:
-                result = _apply(repo, plan)
+                result = _apply(repo, plan, finish=finish_command(state, "sync", "--apply"))
             except StalePlanError as exc:
                 _refused(exc)
             if as_json:
@@ -344,17 +423,18 @@ def sync(
                 )
             elif not state.quiet:
                 _report_written(plan, result)
-            notice(_applied_line(result))
+            outcome(_applied_line(result), as_json=as_json)
 
 
 def _is_archive_plan(path: Path) -> bool:
     """Whether ``path`` holds an archive plan rather than a sync plan; an unreadable file is
     left to the sync plan loader to report."""
     from ..admin.archive import is_archive_plan
+    from ..files import load_json_file
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = load_json_file(path, what="plan file")
+    except ValueError:
         return False
     return isinstance(data, dict) and is_archive_plan(data)
 
@@ -393,17 +473,18 @@ def apply_cmd(
     state = state_of(ctx)
     with errors_to_exit(state):
         plan = load_plan_file(plan_file)
-        with open_base(state) as backend:
+        with open_base(state, effect="apply a plan") as backend:
             repo = Repository(backend.conn)
             try:
-                result = _apply(repo, plan)
+                result = _apply(repo, plan, finish=finish_command(state, "sync", "--apply"))
             except StalePlanError as exc:
                 if plan.has_changes and already_applied(repo, plan):
                     if as_json:
                         print_json({"already_applied": True, "total": 0, "rows": []})
-                    sys.stderr.write(
+                    outcome(
                         f"Already applied: {backend.description} already holds every change "
-                        f"of {plan_file}; nothing was written.\n"
+                        f"of {plan_file}; nothing was written.",
+                        as_json=as_json,
                     )
                     raise typer.Exit(EXIT_OK) from None
                 _refused(exc)
@@ -412,9 +493,9 @@ def apply_cmd(
         if plan.has_changes:
             if not as_json and not state.quiet:
                 _report_written(plan, result)
-            notice(_applied_line(result))
+            outcome(_applied_line(result), as_json=as_json)
         else:
-            notice("Nothing to apply: the plan has no changes.")
+            outcome("Nothing to apply: the plan has no changes.", as_json=as_json)
 
 
 @app.command("show")

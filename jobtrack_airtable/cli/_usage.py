@@ -116,7 +116,7 @@ def usage(
         if plan is not None and plan not in PLANS:
             raise ConfigError(f"unknown plan {plan!r}: use one of {', '.join(PLANS)}")
         with (
-            open_base(state) as backend,
+            open_base(state, effect="judge usage") as backend,
             whole_table_reads(backend, full=full) as repo,
             Reads("Counting records") as reads,
         ):

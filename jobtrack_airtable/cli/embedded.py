@@ -214,6 +214,12 @@ def check_local_path(path: Path) -> None:
             f"the local base {str(path)!r} is a directory; give a file path such as "
             f"{str(path / DEFAULT_NAME)!r}"
         )
+    if path.exists() and not path.is_file():
+        # A FIFO or a device would block (or never end) the load that follows.
+        raise ConfigError(
+            f"the local base {str(path)!r} is not a regular file; give the path of a base "
+            f"file such as {str(path.parent / DEFAULT_NAME)!r}"
+        )
     if not path.parent.is_dir():
         what = "is not a directory" if path.parent.exists() else "does not exist"
         raise ConfigError(
@@ -365,6 +371,14 @@ class Backend:
     description: str
 
     @property
+    def kind(self) -> str:
+        """``embedded`` (the local/demo base), ``airtable`` or ``endpoint`` (another
+        Airtable-compatible server): what JSON output says it was made from."""
+        if self.embedded is not None:
+            return "embedded"
+        return "airtable" if not self.is_local else "endpoint"
+
+    @property
     def is_local(self) -> bool:
         """True when the target is not Airtable itself (embedded base or another endpoint),
         i.e. a server that accepts formula fields through the meta API."""
@@ -378,12 +392,16 @@ def open_backend(
     settings: Settings,
     *,
     local: str | Path | None = None,
+    demo: bool = False,
     schema: Schema | None = None,
     now: datetime | None = None,
 ) -> Iterator[Backend]:
     """Connect to the tracking base the way the CLI does.
 
     * ``local`` given: the embedded base at that path (credentials, if any, are ignored);
+    * ``demo``: the embedded base at :func:`default_local_path` (credentials ignored);
+    * ``JOBTRACK_ENDPOINT_URL`` without credentials: :class:`~.errors.ConfigError` (the
+      admin meant that server, not the demo data);
     * both ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` set: Airtable (or
       ``JOBTRACK_ENDPOINT_URL``);
     * only one of them set: :class:`~.errors.ConfigError` naming the other — a half-configured
@@ -393,7 +411,13 @@ def open_backend(
     The connection is closed (and an embedded server stopped) when the block ends.
     """
     schema = schema if schema is not None else load_schema(settings.schema_file)
-    if local is None and (settings.api_key is not None or settings.base_id is not None):
+    chosen = local is not None or demo
+    if not chosen and settings.endpoint_url is not None and not settings.has_credentials:
+        raise ConfigError(
+            f"JOBTRACK_ENDPOINT_URL is set ({settings.endpoint_url}) but AIRTABLE_API_KEY and "
+            "AIRTABLE_BASE_ID are not: set both for that server, or unset JOBTRACK_ENDPOINT_URL"
+        )
+    if not chosen and (settings.api_key is not None or settings.base_id is not None):
         conn = Connection.from_settings(settings, schema=schema)
         try:
             yield Backend(
@@ -406,7 +430,7 @@ def open_backend(
             conn.close()
         return
     with EmbeddedBase(local, settings=settings, schema=schema, now=now) as embedded:
-        why = " (no AIRTABLE_API_KEY/AIRTABLE_BASE_ID set)" if local is None else ""
+        why = " (no AIRTABLE_API_KEY/AIRTABLE_BASE_ID set)" if not chosen else ""
         seeded = ", seeded with the demo dataset" if embedded.seeded else ""
         yield Backend(
             conn=embedded.conn,

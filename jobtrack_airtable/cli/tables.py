@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -103,12 +103,23 @@ def print_table(console: Console, columns: Sequence[Column], rows: Sequence[Sequ
             table.add_column(col.header, justify=col.justify, no_wrap=True, min_width=natural[i])
     for row in rows:
         table.add_row(*(row[i] for i in keep))
-    console.print(table)
+    print_trimmed(console, table)
     if dropped:
         names = ", ".join(columns[i].header for i in sorted(dropped))
         console.print(
             f"[dim](hidden at this width: {names}; widen the terminal or use --json)[/dim]"
         )
+
+
+def print_trimmed(console: Console, renderable: Any) -> None:
+    """Print ``renderable``; piped, without the blanks rich pads each line with (a file or
+    ``grep`` gets the text, not the layout's padding)."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    with console.capture() as captured:
+        console.print(renderable)
+    console.file.write("\n".join(line.rstrip() for line in captured.get().split("\n")))
 
 
 def _wrap_widths(natural: dict[int, int], minimum: dict[int, int], room: int) -> dict[int, int]:

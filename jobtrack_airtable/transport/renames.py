@@ -28,7 +28,15 @@ from typing import Any
 from .. import forks
 from ..schema import Schema, TableSpec
 
-__all__ = ["Rename", "current_names", "forget", "learn", "rewrite", "rewrite_refs"]
+__all__ = [
+    "Rename",
+    "current_names",
+    "forget",
+    "learn",
+    "likely_table_renames",
+    "rewrite",
+    "rewrite_refs",
+]
 
 _lock = threading.Lock()
 
@@ -82,6 +90,45 @@ def renames_in(schema: Schema, meta: Mapping[str, Any]) -> list[Rename]:
             current = fields.get(fspec.id) if fspec.id else None
             if current is not None and current != fspec.name:
                 out.append(Rename(table_key, fspec.key, fspec.id or "", fspec.name, current))
+    return out
+
+
+def likely_table_renames(schema: Schema, meta: Mapping[str, Any]) -> list[Rename]:
+    """Configured tables found neither by ID nor by name, each paired with the one table of
+    the base holding its fields (names and types, at least half of them) that no configured
+    table claims: a table renamed in Airtable before ``schema pin`` recorded its ID.
+
+    The advice for those is "fix the name, then pin", never ``schema init`` (which would
+    create a second, empty table beside the renamed one).
+    """
+    tables = [t for t in meta.get("tables", []) if isinstance(t, Mapping)]
+    claimed = {
+        str(t.get("id"))
+        for t in tables
+        for spec in schema.tables.values()
+        if t.get("name") == spec.name or (spec.id and t.get("id") == spec.id)
+    }
+    out: list[Rename] = []
+    for table_key, spec in schema.tables.items():
+        if any(t.get("name") == spec.name or (spec.id and t.get("id") == spec.id) for t in tables):
+            continue
+        wanted = {(f.name, f.type) for f in spec.enabled_fields()}
+        candidates = []
+        for t in tables:
+            if str(t.get("id")) in claimed:
+                continue
+            have = {
+                (str(f.get("name")), str(f.get("type")))
+                for f in t.get("fields", [])
+                if isinstance(f, Mapping)
+            }
+            if wanted and len(wanted & have) * 2 >= len(wanted):
+                candidates.append(t)
+        if len(candidates) == 1:
+            found = candidates[0]
+            out.append(
+                Rename(table_key, None, str(found.get("id")), spec.name, str(found.get("name")))
+            )
     return out
 
 

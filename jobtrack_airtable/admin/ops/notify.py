@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -63,6 +64,10 @@ class AppriseTarget:
         self._id = f"{scheme}-{digest}"
         self._warning = apprise.NotifyType.WARNING
         self._apprise = apprise.Apprise()
+        self._url = url
+        #: Why the last delivery failed, in apprise's words with the URL masked (``None``
+        #: after a success): the CLI says it, so a failed notification is never a mystery.
+        self.last_error: str | None = None
         # apprise logs failures through the "apprise" logger; a secret-free summary is ours.
         with _quiet():
             added = self._apprise.add(url)
@@ -80,11 +85,33 @@ class AppriseTarget:
         return f"AppriseTarget({self._id})"
 
     def send(self, title: str, body: str) -> bool:
-        """Deliver one message; ``False`` (never an exception) when delivery failed."""
+        """Deliver one message; ``False`` (never an exception) when delivery failed, with the
+        reason in :attr:`last_error`."""
+        reasons = _Reasons()
+        logger = logging.getLogger("apprise")
+        logger.addHandler(reasons)
         try:
-            return bool(self._apprise.notify(body=body, title=title, notify_type=self._warning))
-        except Exception:
-            return False
+            sent = bool(self._apprise.notify(body=body, title=title, notify_type=self._warning))
+        except Exception as exc:
+            sent = False
+            reasons.messages.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            logger.removeHandler(reasons)
+        reason = reasons.messages[-1] if reasons.messages else "the service refused it"
+        self.last_error = None if sent else reason.replace(self._url, self._id)
+        return sent
+
+
+class _Reasons(logging.Handler):
+    """Collects what apprise logs while delivering (warnings and errors only)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.messages.append(" ".join(record.getMessage().split()))
 
 
 def build_targets(urls: Sequence[str]) -> list[AppriseTarget]:

@@ -54,7 +54,7 @@ from ...timeutil import utcnow
 from ...transport.repository import Repository
 from ..schema_check import compare_schema, fetch_meta, fit_schema
 from .detect import StreamingPlanner
-from .model import TABLE_ORDER, Action, Plan, PlanFormatError, TableKey, fingerprint
+from .model import TABLE_ORDER, Action, Plan, PlanFormatError, TableKey, check_plan, fingerprint
 from .reader import Page, read_tables
 
 __all__ = [
@@ -316,6 +316,7 @@ class ApplyResult:
 
 
 def _check_plan_fits(repo: Repository, plan: Plan) -> None:
+    check_plan(plan)
     if plan.base_id != repo.conn.base_id:
         raise PlanFormatError(
             f"the plan was made for base {plan.base_id!r}, not {repo.conn.base_id!r}"

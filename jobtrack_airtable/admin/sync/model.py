@@ -25,15 +25,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
-from ...errors import PlanFormatError, show
-from ...files import write_atomically
+from ...errors import InvalidInputError, PlanFormatError, listing, show
+from ...files import load_json_file, write_atomically
+from ...timeutil import parse_airtable, utcnow
 
 __all__ = [
     "FORMAT_VERSION",
@@ -46,9 +49,11 @@ __all__ = [
     "PlanSummary",
     "RecordChange",
     "TableKey",
+    "check_plan",
     "fingerprint",
     "fingerprint_digest",
     "load_plan",
+    "plan_checksum",
     "plan_from_json",
     "plan_to_json",
     "save_plan",
@@ -61,6 +66,15 @@ FORMAT_VERSION: Final = 2
 SUPPORTED_FORMAT_VERSIONS: frozenset[int] = frozenset({2})
 
 TableKey = Literal["jobs", "client_runs"]
+#: The longest staleness threshold a plan may carry: beyond a year every dead run looks alive.
+MAX_STALE_AFTER_SECONDS: Final = 366 * 86400.0
+#: How far in the future a plan's ``generated_at`` may be (clocks differ a little, not by days).
+MAX_CLOCK_AHEAD: Final = timedelta(days=1)
+_RECORD_ID = re.compile(r"^rec[A-Za-z0-9]{14}$")
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+#: Keys of a plan document written for readers only (computed or informative), not part of it.
+_INFORMATIVE_KEYS = ("summary", "checksum", "base_kind")
+
 #: Display and apply order of the tables.
 TABLE_ORDER: tuple[TableKey, ...] = ("jobs", "client_runs")
 
@@ -261,7 +275,66 @@ def plan_to_json(plan: Plan, *, indent: int | None = 2) -> str:
     """
     data = plan.model_dump(mode="json")
     _check_finite(data)
+    data["checksum"] = plan_checksum(plan)
     return json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def plan_checksum(plan: Plan) -> str:
+    """``sha256:<hex>`` of the plan's body as canonical JSON (keys sorted, no whitespace).
+
+    Saved with the plan and checked when it is loaded: an edited plan (fingerprints removed,
+    deletes added) is refused before anything is read from the base.  Not a signature --
+    whoever can write the file can recompute it -- but :func:`check_plan` still holds every
+    write to a fingerprint of a row the planner read.
+    """
+    body = plan.model_dump(mode="json", exclude={"summary"})
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_plan(plan: Plan, *, now: datetime | None = None) -> None:
+    """Refuse, with :class:`PlanFormatError` naming every problem, a plan that cannot have
+    come from :func:`~.apply.plan_sync` unedited: an update or delete without the
+    fingerprint of the row it read (or with a record ID that is not one), a staleness
+    threshold that is not a positive number of seconds up to a year, a ``generated_at`` that
+    is not a real time up to a day from now.  Called on the whole plan before the first
+    request of an apply.
+    """
+    problems: list[str] = []
+    seconds = plan.stale_after_seconds
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_STALE_AFTER_SECONDS:
+        problems.append(
+            f"stale_after_seconds {show(seconds)} is not between 0 and "
+            f"{MAX_STALE_AFTER_SECONDS:.0f} (a year)"
+        )
+    try:
+        made = parse_airtable(plan.generated_at)
+    except (InvalidInputError, ValueError, OverflowError):
+        problems.append(f"generated_at {show(plan.generated_at)} is not a timestamp")
+    else:
+        latest = (now or utcnow()) + MAX_CLOCK_AHEAD
+        if made.year < 2000 or made > latest:
+            problems.append(f"generated_at {show(plan.generated_at)} is not a plausible time")
+    for record in plan.records:
+        if record.action not in (Action.UPDATE, Action.DELETE):
+            continue
+        rid = record.record_id
+        where = f"{record.action.value} of {record.table} {show(rid)} (Run ID {show(record.key)})"
+        if rid is None or not _RECORD_ID.match(rid):
+            problems.append(f"{where}: not an Airtable record ID")
+        elif rid not in plan.guards.fingerprints.get(record.table, {}):
+            problems.append(f"{where}: no fingerprint of the row as read")
+        if record.merged_into is not None and not _RECORD_ID.match(record.merged_into):
+            problems.append(f"{where}: merged_into {show(record.merged_into)} is not a record ID")
+    for table, digests in plan.guards.fingerprints.items():
+        bad = [rid for rid, digest in digests.items() if not _DIGEST.match(digest)]
+        if bad:
+            problems.append(f"fingerprint(s) of {table} {listing(bad, 5)} are not SHA-256 digests")
+    if problems:
+        raise PlanFormatError(
+            f"the plan cannot be applied ({len(problems)} problem(s)): {listing(problems, 5)}; "
+            "make a new one with `jobtrack-airtable sync --out FILE`"
+        )
 
 
 def _check_finite(value: Any) -> None:
@@ -276,12 +349,13 @@ def _check_finite(value: Any) -> None:
             _check_finite(v)
 
 
-def plan_from_json(text: str | bytes) -> Plan:
+def plan_from_json(text: str | bytes, *, require_checksum: bool = False) -> Plan:
     """Parse a plan written by :func:`plan_to_json`.
 
     Refuses, with :class:`PlanFormatError`, anything that is not JSON, a ``format_version``
     this library does not know (before looking at anything else, so a newer file gets a clear
-    message rather than a list of validation errors), and malformed plans.
+    message rather than a list of validation errors), malformed plans, and a plan whose
+    ``checksum`` does not match its body (or has none, with ``require_checksum``).
 
     >>> plan_from_json('{"format_version": 99}')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -290,8 +364,13 @@ def plan_from_json(text: str | bytes) -> Plan:
     """
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise PlanFormatError(f"plan is not valid JSON: {exc}") from None
+    return plan_from_data(data, require_checksum=require_checksum)
+
+
+def plan_from_data(data: Any, *, require_checksum: bool = False) -> Plan:
+    """:func:`plan_from_json` for an already parsed document."""
     if not isinstance(data, dict):
         raise PlanFormatError(f"plan must be a JSON object, not {type(data).__name__}")
     if "format_version" not in data:
@@ -304,11 +383,23 @@ def plan_from_json(text: str | bytes) -> Plan:
             f"jobtrack-airtable (supported: {supported}); re-run sync to make a new plan"
         )
     data = dict(data)
-    data.pop("summary", None)  # computed, written for readers of the JSON only
+    declared = data.get("checksum")
+    for key in _INFORMATIVE_KEYS:
+        data.pop(key, None)
     try:
-        return Plan.model_validate(data)
+        plan = Plan.model_validate(data)
     except ValidationError as exc:
         raise PlanFormatError(f"plan is malformed: {exc}") from None
+    if declared is None and require_checksum:
+        raise PlanFormatError(
+            "plan has no checksum: it was not saved by `sync --out` (or was edited)"
+        )
+    if declared is not None and declared != plan_checksum(plan):
+        raise PlanFormatError(
+            "plan checksum does not match its contents: the file was edited after `sync "
+            "--out` saved it; make a new plan rather than editing one"
+        )
+    return plan
 
 
 def save_plan(plan: Plan, path: str | Path) -> Path:
@@ -330,10 +421,10 @@ def load_plan(path: str | Path) -> Plan:
     or malformed files, naming the file."""
     source = Path(path)
     try:
-        text = source.read_bytes()
-    except OSError as exc:
-        raise PlanFormatError(f"cannot read plan file {str(source)!r}: {exc}") from None
+        data = load_json_file(source, what="plan file")
+    except InvalidInputError as exc:
+        raise PlanFormatError(str(exc)) from None
     try:
-        return plan_from_json(text)
+        return plan_from_data(data, require_checksum=True)
     except PlanFormatError as exc:
         raise PlanFormatError(f"{str(source)!r}: {exc}") from None
