@@ -5,6 +5,9 @@ Counted from the local server's request log (pyairtable → HTTP → the local s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from jobtrack_airtable.aggregation import aggregate
@@ -62,38 +65,34 @@ def test_a_client_opened_by_another_path_makes_the_completion_read_back(
     tracker.close()
 
 
-def test_a_run_attached_by_its_id_makes_the_completion_read_back(
-    local_airtable: TrackingServer,
-) -> None:
-    tracker = Tracker(make_conn(local_airtable))
-    job = tracker.job(exclusive=True)
-    with job.client("A") as run:
-        run.add(profiles_examined=3)
+def _reopen(tracker: Tracker, job: Any, run: Any) -> int:
+    """The second open of A meets its row (written at once, not a new row)."""
+    with job.client("A", force=True) as again:
+        again.add(profiles_examined=2)
+    return 5
+
+
+def _attach(tracker: Tracker, job: Any, run: Any) -> int:
+    """Another object now holds A's row (it may write it)."""
     tracker.flush()
-    # Another object now holds the row (it may write it): the job no longer knows it all.
     tracker.attach_client_run(run.run_id)
-    local_airtable.request_log.clear()
-    job.complete()
-    assert _reads_of_client_rows(local_airtable) == 1
-    assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 3
-    tracker.close()
+    return 3
 
 
-def test_a_client_opened_twice_makes_the_completion_read_back(
-    local_airtable: TrackingServer,
+@pytest.mark.parametrize("other_open", [_reopen, _attach])
+def test_a_row_opened_again_makes_the_completion_read_back(
+    local_airtable: TrackingServer, other_open: Callable[[Tracker, Any, Any], int]
 ) -> None:
     tracker = Tracker(make_conn(local_airtable))
     job = tracker.job(exclusive=True)
     with job.client("A") as run:
         run.add(profiles_examined=3)
-    # Its second open meets the row (written at once, not a new row): no longer known.
-    with job.client("A", force=True) as run:
-        run.add(profiles_examined=2)
+    total = other_open(tracker, job, run)  # the job no longer knows all of its rows
     tracker.flush()
     local_airtable.request_log.clear()
     job.complete()
     assert _reads_of_client_rows(local_airtable) == 1
-    assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 5
+    assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == total
     tracker.close()
 
 
