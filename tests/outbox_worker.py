@@ -6,11 +6,15 @@ MODE ``first``: opens client A and adds 7 in the first flush interval (nothing w
 prints ``ready`` and waits.  MODE ``later``: A is opened and written (flushed), then gets 5
 more and is closed; client B opens and gets 2; prints ``ready`` and waits.  MODE ``loop``:
 opens A, prints ``ready``, then adds 1 forever (the parent kills it at a random point) and
-prints each total it recorded.
+prints each total it recorded.  MODE ``hold``: A is opened, gets 3 (flushed) and 5 more
+(pending), prints ``ready`` and waits.  MODE ``reopen``: re-opens A, adds 4, prints ``ready``
+and waits.  ``OUTBOX_WORKER_CLOCK_BACK=SECONDS`` puts the process's clock that far back (an
+NTP step back, which a test cannot make to the host's clock).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -18,6 +22,10 @@ from jobtrack_airtable.worker.tracker import Tracker
 
 
 def main(mode: str, base: str) -> None:
+    back_ns = int(float(os.environ.get("OUTBOX_WORKER_CLOCK_BACK", "0")) * 1e9)
+    if back_ns:
+        real_time_ns = time.time_ns
+        time.time_ns = lambda: real_time_ns() - back_ns
     tracker = Tracker.from_env(flush_interval=3600.0)
     if mode == "first":
         run = tracker.client(base, "A")
@@ -30,6 +38,14 @@ def main(mode: str, base: str) -> None:
         run.close()
         other = tracker.client(base, "B")
         other.add(profiles_examined=2)
+    elif mode == "hold":
+        run = tracker.client(base, "A")
+        run.add(profiles_examined=3)
+        run.flush()
+        run.add(profiles_examined=5)
+    elif mode == "reopen":
+        run = tracker.client(base, "A")
+        run.add(profiles_examined=4)
     elif mode == "loop":
         tracker.flush_interval = 0.05
         run = tracker.client(base, "A")

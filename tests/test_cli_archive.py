@@ -54,6 +54,20 @@ def test_plan_then_apply_then_already_applied(base: Path, tmp_path: Path) -> Non
     assert json.loads(nothing.stdout)["jobs"] == []
 
 
+def test_archive_json_names_the_embedded_base_and_still_loads_as_a_plan(
+    base: Path, tmp_path: Path
+) -> None:
+    shown = local(base, "archive", "--older-than", "20d", "--to", "a.sqlite", "--json")
+    assert shown.exit_code == 2, shown.output
+    doc = json.loads(shown.stdout)
+    assert doc["base_kind"] == "embedded"
+    assert doc["kind"] == "archive" and doc["jobs"]
+    (tmp_path / "shown.json").write_text(shown.stdout)
+    from jobtrack_airtable.admin.archive import load_archive_plan
+
+    assert len(load_archive_plan(tmp_path / "shown.json").jobs) == len(doc["jobs"])
+
+
 def test_a_stale_archive_plan_is_refused(base: Path, tmp_path: Path) -> None:
     assert local(base, "archive", "--older-than", "20d", "-o", "p.json").exit_code == 2
     plan = json.loads((tmp_path / "p.json").read_text())

@@ -174,8 +174,8 @@ def test_a_write_applied_late_over_a_newer_one_is_repaired_before_completion(
     assert SqliteOutbox(local_airtable.outbox_path).entries() == []
 
 
-def _spawn(srv: TrackingServer, mode: str, base: str) -> subprocess.Popen[str]:
-    env = {"JOBTRACK_OUTBOX_URL": f"sqlite:///{srv.outbox_path}"}
+def _spawn(srv: TrackingServer, mode: str, base: str, **env: str) -> subprocess.Popen[str]:
+    env = {"JOBTRACK_OUTBOX_URL": f"sqlite:///{srv.outbox_path}", **env}
     return spawn_worker(srv, mode, base, worker=WORKER, env=env)
 
 
@@ -222,6 +222,25 @@ def test_sigkill_at_a_random_point_loses_no_increment_and_counts_none_twice(
     row = _client_rows(local_airtable, base)["A"]
     assert row[EXAMINED] in (last, last + 1)
     assert row["Status"] == "Running"
+
+
+def test_a_run_reopened_on_a_clock_that_went_back_keeps_its_changes(
+    local_airtable: TrackingServer,
+) -> None:
+    """A worker whose clock is an hour behind (an NTP step back, another host's skew)
+    re-opens a run whose entry a live process holds at a newer clock: its change is the
+    last one made to the row, is stored, and is what a replay writes after both die."""
+    base = str(Tracker(make_conn(local_airtable)).job().run_id)
+    holder = _spawn(local_airtable, "hold", base)  # A: 3 written, 8 pending
+    reopened = _spawn(local_airtable, "reopen", base, OUTBOX_WORKER_CLOCK_BACK="3600")
+    _kill(reopened)
+    _kill(holder)
+    with Tracker(make_conn(local_airtable)) as later:
+        later.flush()
+    # The re-open read 3 from the row and added 4; before the fix its changes were ignored
+    # by the store (a lower version) and the replay wrote the holder's older 8.
+    assert _client_rows(local_airtable, base)["A"][EXAMINED] == 7
+    assert SqliteOutbox(local_airtable.outbox_path).entries() == []
 
 
 def test_two_replays_racing_write_each_entry_once(local_airtable: TrackingServer) -> None:

@@ -5,12 +5,16 @@ token bucket.  Redis is a real server (``JOBTRACK_TEST_REDIS_URL``, else one sta
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from jobtrack_airtable.errors import OutboxUnavailableError
 from jobtrack_airtable.outbox import OutboxStore, SqliteOutbox, open_outbox
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
@@ -60,12 +64,22 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OutboxStor
 
 
 def test_a_version_never_goes_back(store: OutboxStore) -> None:
-    store.put(KEY, 5, "five", "h:1:a")
-    store.put(KEY, 4, "four", "h:1:b")
+    assert store.put(KEY, 5, "five", "h:1:a") == 5
+    # A process whose clock went back (or another host's) brings a lower version: its change
+    # is stored all the same, above the stored version, and it is told which.
+    assert store.put(KEY, 4, "four", "h:1:b") == 6
     entry = store.get(KEY)
-    assert entry is not None and (entry.version, entry.payload, entry.owner) == (5, "five", "h:1:a")
-    store.put(KEY, 6, "six", "h:1:b")
-    assert store.get(KEY).payload == "six"  # type: ignore[union-attr]
+    assert entry is not None and (entry.version, entry.payload, entry.owner) == (6, "four", "h:1:b")
+    assert store.put(KEY, 9, "nine", "h:1:a") == 9
+    # A microsecond-of-the-clock version survives the round trip exactly (Lua's numbers).
+    big = 1_765_000_000_123_456
+    assert store.put(OTHER, big, "x", "h:1:a") == big
+    assert store.put(OTHER, big - 3_600_000_000, "y", "h:1:b") == big + 1
+    assert store.get(OTHER).version == big + 1  # type: ignore[union-attr]
+    # The entry the older version would have left behind is gone: retiring the newest one
+    # leaves nothing for a replay to write over newer state.
+    store.retire(OTHER, big + 1)
+    assert store.get(OTHER) is None
 
 
 def test_an_entry_retires_only_at_its_version_and_after_its_window(store: OutboxStore) -> None:
@@ -123,3 +137,133 @@ def test_a_redis_outbox_keeps_a_refused_change_for_the_next_tracker(
     store = open_outbox(later.conn.settings)
     assert store.entries() == []
     store.close()
+
+
+def _foreign(path: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE entries (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.commit()
+    conn.close()
+
+
+def _truncated(path: Path) -> None:
+    store = SqliteOutbox(path)
+    store.put(KEY, 1, "{}", "h:1:a")
+    store.close()
+    path.write_bytes(path.read_bytes()[:1500])
+
+
+@pytest.mark.parametrize(
+    ("kind", "make", "says"),
+    [
+        (
+            "garbage",
+            lambda p: p.write_bytes(b"SQLite format 3\0" + b"\x17" * 8000),
+            "not a database",
+        ),
+        ("truncated", _truncated, "malformed"),
+        ("foreign schema", _foreign, "is not a jobtrack-airtable outbox"),
+        ("directory", lambda p: p.mkdir(), "unable to open"),
+        ("fifo", lambda p: os.mkfifo(p), "disk I/O error"),
+        ("symlink to /dev/zero", lambda p: p.symlink_to("/dev/zero"), "disk I/O error"),
+    ],
+)
+def test_an_unusable_outbox_file_fails_every_operation_with_a_typed_error_naming_it(
+    tmp_path: Path, kind: str, make: Callable[[Path], object], says: str
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    make(path)
+    store = SqliteOutbox(path)
+    operations: dict[str, Callable[[], object]] = {
+        "put": lambda: store.put(KEY, 1, "{}", "h:1:a"),
+        "get": lambda: store.get(KEY),
+        "entries": store.entries,
+        "retire": lambda: store.retire(KEY, 1),
+        "refused": lambda: store.refused(KEY, 1, "x"),
+        "claim": lambda: store.claim([KEY], "o", expected={KEY: "h:1:a"}),
+        "drop": lambda: store.drop([KEY]),
+        "spend": lambda: store.spend(1, rate=1, burst=1, at=1),
+    }
+    for name, operation in operations.items():
+        with pytest.raises(OutboxUnavailableError) as caught:
+            operation()
+        assert str(path) in str(caught.value) and says in str(caught.value), (kind, name)
+
+
+def test_a_fork_while_another_thread_holds_the_outbox_lock_leaves_the_child_working(
+    tmp_path: Path,
+) -> None:
+    store = SqliteOutbox(tmp_path / "outbox.sqlite")
+    store.put(KEY, 1, "{}", "h:1:a")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._lock:  # a writer thread in the middle of a put at the fork
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: a deadlock here ends it by SIGALRM
+            signal.alarm(30)
+            code = 0 if store.put(KEY, 1, "{child}", "h:2:b") == 2 else 3
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.get(KEY).payload == "{child}"  # type: ignore[union-attr]
+
+
+own_redis = test_fleet.own_redis
+
+
+def test_a_change_the_outbox_cannot_store_changes_nothing_so_a_retry_counts_once(
+    local_airtable: TrackingServer, own_redis: test_fleet.RedisServer
+) -> None:
+    """Redis killed mid-run: ``add()`` raises, and the run is as it was before the call,
+    so the caller's retry (once Redis is back) is counted once, not twice."""
+    tracker = Tracker(make_conn(local_airtable, outbox_url=own_redis.url))
+    job = tracker.job()
+    [run] = job.open_clients(["A"])
+    run.add(profiles_examined=3)
+    tracker.flush()
+    run.add(profiles_examined=2)
+    own_redis.kill()
+    for call in (
+        lambda: run.add(profiles_examined=1),
+        lambda: run.set(apify_costs=9.5),
+        lambda: run.note("never recorded"),
+        lambda: run.close(),
+    ):
+        with pytest.raises(OutboxUnavailableError):
+            call()
+    assert run.status.value == "Running"
+    own_redis.start()  # without AOF it comes back empty: the next change stores the whole run
+    run.add(profiles_examined=1)
+    run.close()
+    job.complete()
+    tracker.close()
+    [row] = _client_rows(local_airtable, str(job.run_id)).values()
+    assert (row[EXAMINED], row["Status"], row.get("Apify API Costs")) == (6, "Completed", None)
+    assert "never recorded" not in row.get("System Notes", "")
+
+
+def test_a_full_disk_is_reported_as_a_full_disk(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back itself when the disk fills mid-way: the cause must
+    not be hidden by a second, failing rollback.  (``max_page_count`` caps the file as a full
+    disk would; a small tmpfs, which needs root, gives the same error: docs/benchmarks.md.)"""
+    store = SqliteOutbox(tmp_path / "outbox.sqlite")
+    store.put(KEY, 1, "{}", "h:1:a")
+    db = store._db()
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count={pages}")
+    with pytest.raises(OutboxUnavailableError, match="database or disk is full"):
+        store.claim([KEY], "h:2:" + "b" * 20_000, expected={KEY: "h:1:a"})
+    assert store.get(KEY).owner == "h:1:a"  # type: ignore[union-attr]

@@ -275,6 +275,8 @@ def load_archive_plan(path: str | Path) -> ArchivePlan:
             f"archive plan {str(path)!r} has format_version {show(data.get('format_version'))}; "
             f"this version reads {ARCHIVE_FORMAT_VERSION}"
         )
+    # The CLI's --json output names the kind of base it was made from: informative only.
+    data = {k: v for k, v in data.items() if k != "base_kind"}
     try:
         return ArchivePlan.model_validate(data)
     except ValidationError as exc:

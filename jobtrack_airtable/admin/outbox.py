@@ -9,6 +9,7 @@ at those versions only: an entry that changed since the plan stays.
 >>> import tempfile, pathlib
 >>> store = SqliteOutbox(pathlib.Path(tempfile.mkdtemp()) / "o.sqlite")
 >>> store.put("appX/client_runs/250930-141522-A", 5, '{"status": "Running"}', "h:1:a")
+5
 >>> plan = plan_drop(store, "appX", ["250930-141522-A"])
 >>> [(item.run_id, item.version) for item in plan.items]
 [('250930-141522-A', 5)]

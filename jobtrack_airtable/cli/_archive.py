@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -198,7 +199,7 @@ def archive(
             if out is not None:
                 save_archive_plan(plan, out)
             if as_json:
-                sys.stdout.write(plan.model_dump_json(indent=2) + "\n")
+                print_json(json.loads(plan.model_dump_json()))
             else:
                 _print_plan(plan)
             if out is not None:

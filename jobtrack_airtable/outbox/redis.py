@@ -27,13 +27,16 @@ PREFIX = "jobtrack:outbox:"
 INDEX = PREFIX + "index"
 BUDGET = PREFIX + "budget"
 
+# The version is raised above the stored one (formatted with %.0f: Lua's tostring would
+# print a microsecond version in exponent notation).
 _PUT = """
+local version = ARGV[1]
 local v = redis.call('HGET', KEYS[1], 'version')
-if v and tonumber(v) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'payload', ARGV[2], 'owner', ARGV[3],
+if v and tonumber(v) >= tonumber(version) then version = string.format('%.0f', tonumber(v) + 1) end
+redis.call('HSET', KEYS[1], 'version', version, 'payload', ARGV[2], 'owner', ARGV[3],
            'updated', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-return 1
+return version
 """
 
 _RETIRE = """
@@ -131,8 +134,8 @@ class RedisOutbox:
         except redis.RedisError as exc:
             raise OutboxUnavailableError(f"the Redis outbox {self._label} failed: {exc}") from None
 
-    def put(self, key: str, version: int, payload: str, owner: str) -> None:
-        self._run("put", [PREFIX + key, INDEX], [version, payload, owner, now(), key])
+    def put(self, key: str, version: int, payload: str, owner: str) -> int:
+        return int(self._run("put", [PREFIX + key, INDEX], [version, payload, owner, now(), key]))
 
     def retire(self, key: str, version: int, *, verify_after: float = 0.0) -> None:
         self._run("retire", [PREFIX + key, INDEX], [version, verify_after, now(), key])

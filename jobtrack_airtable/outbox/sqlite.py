@@ -10,10 +10,12 @@ both, at the cost of one fsync per change.
 >>> import tempfile, pathlib
 >>> store = SqliteOutbox(pathlib.Path(tempfile.mkdtemp()) / "outbox.sqlite")
 >>> store.put("appX/client_runs/250930-141522-Guy", 2, "{}", "host:1:a")
->>> store.put("appX/client_runs/250930-141522-Guy", 1, "{old}", "host:1:a")  # older: ignored
->>> store.get("appX/client_runs/250930-141522-Guy").version
 2
->>> store.retire("appX/client_runs/250930-141522-Guy", 2)
+>>> store.put("appX/client_runs/250930-141522-Guy", 1, "{new}", "host:2:b")  # a clock went back
+3
+>>> store.get("appX/client_runs/250930-141522-Guy").payload
+'{new}'
+>>> store.retire("appX/client_runs/250930-141522-Guy", 3)
 >>> store.entries()
 []
 """
@@ -23,7 +25,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -45,6 +48,21 @@ _SCHEMA = (
 
 _COLUMNS = "key, version, payload, owner, updated, error, verify_after"
 
+_TABLES = {"entries": set(_COLUMNS.split(", ")), "budget": {"name", "tokens", "at"}}
+
+
+def _check_tables(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file whose tables are another program's (``CREATE TABLE IF NOT EXISTS``
+    keeps them as they are)."""
+    for table, columns in _TABLES.items():
+        found = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if not columns <= found:
+            raise OutboxUnavailableError(
+                f"{path} is not a jobtrack-airtable outbox: its table {table!r} has columns "
+                f"{sorted(found)}, expected {sorted(columns)} (point JOBTRACK_OUTBOX_URL "
+                "at another file)"
+            )
+
 
 def default_outbox_path() -> Path:
     """The per-user outbox file, in the data directory (a cache directory may be wiped,
@@ -53,7 +71,12 @@ def default_outbox_path() -> Path:
 
 
 class SqliteOutbox:
-    """:class:`~.store.OutboxStore` in one SQLite file (opened lazily, reopened after fork)."""
+    """:class:`~.store.OutboxStore` in one SQLite file (opened lazily, reopened after fork).
+
+    Any failure of the file (not a database, corrupt, another program's tables, a directory
+    or a device at the path, a full disk) raises
+    :class:`~jobtrack_airtable.errors.OutboxUnavailableError` naming the path.
+    """
 
     def __init__(
         self, path: Path | None = None, *, sync: Literal["normal", "full"] = "normal"
@@ -72,36 +95,48 @@ class SqliteOutbox:
     def __repr__(self) -> str:
         return f"SqliteOutbox({str(self.path)!r}, sync={self.sync!r})"
 
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the store's lock; a failure becomes a typed error."""
+        try:
+            with self._lock:
+                yield self._db()
+        except (sqlite3.Error, OSError) as exc:
+            raise OutboxUnavailableError(f"the outbox {self.path} failed: {exc}") from None
+
     def _db(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
-            for statement in _SCHEMA:
-                conn.execute(statement)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                _check_tables(conn, self.path)
+            except BaseException:
+                conn.close()
+                raise
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
-    def put(self, key: str, version: int, payload: str, owner: str) -> None:
-        try:
-            with self._lock:
-                self._db().execute(
-                    "INSERT INTO entries (key, version, payload, owner, updated)"
-                    " VALUES (?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET"
-                    " version = excluded.version, payload = excluded.payload,"
-                    " owner = excluded.owner, updated = excluded.updated"
-                    " WHERE excluded.version > entries.version",
-                    (key, version, payload, owner, now()),
-                )
-        except (sqlite3.Error, OSError) as exc:
-            raise OutboxUnavailableError(f"the outbox {self.path} failed: {exc}") from None
+    def put(self, key: str, version: int, payload: str, owner: str) -> int:
+        with self._locked() as db:
+            # One statement, so the version is raised above the stored one atomically.
+            row = db.execute(
+                "INSERT INTO entries (key, version, payload, owner, updated)"
+                " VALUES (?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET"
+                " version = max(excluded.version, entries.version + 1),"
+                " payload = excluded.payload, owner = excluded.owner,"
+                " updated = excluded.updated RETURNING version",
+                (key, version, payload, owner, now()),
+            ).fetchone()
+        return int(row[0])
 
     def retire(self, key: str, version: int, *, verify_after: float = 0.0) -> None:
-        with self._lock:
-            db = self._db()
+        with self._locked() as db:
             if verify_after:
                 db.execute(
                     "UPDATE entries SET verify_after = max(verify_after, ?), error = NULL"
@@ -115,38 +150,28 @@ class SqliteOutbox:
             )
 
     def refused(self, key: str, version: int, error: str) -> None:
-        with self._lock:
-            self._db().execute(
+        with self._locked() as db:
+            db.execute(
                 "UPDATE entries SET error = ? WHERE key = ? AND version >= ?",
                 (error, key, version),
             )
 
     def get(self, key: str) -> Entry | None:
-        with self._lock:
-            row = (
-                self._db()
-                .execute(f"SELECT {_COLUMNS} FROM entries WHERE key = ?", (key,))
-                .fetchone()
-            )
+        with self._locked() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM entries WHERE key = ?", (key,)).fetchone()
         return Entry(*row) if row else None
 
     def entries(self, prefix: str = "") -> list[Entry]:
-        with self._lock:
-            rows = (
-                self._db()
-                .execute(
-                    f"SELECT {_COLUMNS} FROM entries WHERE substr(key, 1, ?) = ?"
-                    " ORDER BY updated, key",
-                    (len(prefix), prefix),
-                )
-                .fetchall()
-            )
+        with self._locked() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM entries WHERE substr(key, 1, ?) = ? ORDER BY updated, key",
+                (len(prefix), prefix),
+            ).fetchall()
         return [Entry(*row) for row in rows]
 
     def claim(self, keys: Sequence[str], owner: str, *, expected: dict[str, str]) -> list[str]:
         claimed: list[str] = []
-        with self._lock:
-            db = self._db()
+        with self._locked() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for key in keys:
@@ -158,14 +183,16 @@ class SqliteOutbox:
                         claimed.append(key)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                # A failed COMMIT (a full disk) may have rolled back already: a ROLLBACK
+                # then fails and would hide the cause.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
         return claimed
 
     def drop(self, keys: Sequence[str], *, versions: dict[str, int] | None = None) -> int:
         dropped = 0
-        with self._lock:
-            db = self._db()
+        with self._locked() as db:
             for key in keys:
                 if versions is not None:
                     cursor = db.execute(
@@ -177,8 +204,7 @@ class SqliteOutbox:
         return dropped
 
     def spend(self, n: float, *, rate: float, burst: float, at: float) -> float:
-        with self._lock:
-            db = self._db()
+        with self._locked() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 row = db.execute("SELECT tokens, at FROM budget WHERE name = 'requests'").fetchone()
@@ -190,7 +216,10 @@ class SqliteOutbox:
                 )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                # A failed COMMIT (a full disk) may have rolled back already: a ROLLBACK
+                # then fails and would hide the cause.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
         return balance
 

@@ -2,9 +2,12 @@
 
 An entry is keyed by ``base/table/run ID`` and holds the row's newest state as this machine
 knows it (absolute totals, status, note lines not yet on Airtable) with a *version* that only
-grows.  Writing an entry never lowers its version, so two threads or processes racing on one
-row keep the newest state.  An entry leaves the store only when Airtable holds that version
-(``retire``), or when an admin drops it.
+grows.  Every write of an entry is stored, at a version above the stored one whatever version
+it brings (the store raises it in the same transaction and returns it): a process whose clock
+went back, or another host's with a skewed clock, re-opening a run can neither have its
+changes silently ignored nor leave an older entry that a replay would write over its newer
+state.  The last change made to a row is the one kept, as on Airtable.  An entry leaves
+the store only when Airtable holds that version (``retire``), or when an admin drops it.
 
 Implementations: :class:`~.sqlite.SqliteOutbox` (one machine, WAL) and
 :class:`~.redis.RedisOutbox` (a fleet without durable disks).
@@ -114,8 +117,9 @@ def now() -> float:
 class OutboxStore(Protocol):
     """What the tracker and the admin commands need of a store."""
 
-    def put(self, key: str, version: int, payload: str, owner: str) -> None:
-        """Store ``payload`` as the row's state unless the stored version is newer."""
+    def put(self, key: str, version: int, payload: str, owner: str) -> int:
+        """Store ``payload`` as the row's state at ``version``, or just above the stored
+        version if that is not lower: the version stored (the caller continues from it)."""
         ...
 
     def retire(self, key: str, version: int, *, verify_after: float = 0.0) -> None:

@@ -12,6 +12,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -95,8 +97,8 @@ class ClientRun(EndsOnExit):
         self._end: str | None = None
         self._error: str | None = None
         self._close_force = False
-        # Versions only grow, across processes too: a run re-opened elsewhere starts above
-        # every version its earlier owner stored (microseconds of the wall clock).
+        # Versions only grow, across processes too: the outbox stores every change above the
+        # stored version (whatever the clocks), and the run continues from what it stored.
         self._version = time.time_ns() // 1000
         self._written_version = 0
         #: The last refusal its write met (kept pending; raised at synchronous points).
@@ -170,6 +172,22 @@ class ClientRun(EndsOnExit):
         the caller returns."""
         self._version += 1
         self.tracker._persist(self)
+
+    @contextmanager
+    def _recording(self) -> Iterator[None]:
+        """A caller's change (made in the block, under the run lock), stored in the outbox
+        before the block ends.  If it cannot be stored (the outbox failed: a full disk, Redis
+        down), the run is left exactly as it was and the error raised: the caller was told
+        the change did not happen, so it is never written later, and a retry counts once."""
+        saved = dict(self.__dict__)
+        set_keys, extra, lines = set(self._set_keys), dict(self._extra), list(self._notes.lines)
+        try:
+            yield
+            self._changed()
+        except BaseException:
+            self.__dict__.update(saved)
+            self._set_keys, self._extra, self._notes.lines = set_keys, extra, lines
+            raise
 
     # ------------------------------------------------------------- the outbox
 
@@ -282,12 +300,11 @@ class ClientRun(EndsOnExit):
         network), the totals stay pending for the next one: ``add`` does not raise for it.
         """
         delta = ClientMetrics.of(**increments)
-        with self._lock:
+        with self._lock, self._recording():
             # Under the run's lock: a close in another thread cannot slip in between.
             self._check_writable("add")
             self._local = self._local.plus(delta)
             self._worked = self._worked or not delta.is_empty
-            self._changed()
         self._mark()
 
     def set(self, **typed: Unpack[RunValues]) -> None:
@@ -311,7 +328,7 @@ class ClientRun(EndsOnExit):
                 )
             if isinstance(value, str) and (problem := text_problem(value, key)):
                 raise InvalidInputError(problem)
-        with self._lock:
+        with self._lock, self._recording():
             self._check_writable("set")
             self._local = self._local.merged(metrics)
             self._set_keys.update(metrics.values())
@@ -320,17 +337,15 @@ class ClientRun(EndsOnExit):
                 self._name_given = True
             self._extra.update(extra)
             self._worked = self._worked or not metrics.is_empty
-            self._changed()
         self._mark()
 
     def note(self, text: str) -> None:
         """Append a line to System Notes (written with the next group commit, merged into
         the row's current notes).  A note that is not a string or does not fit is refused,
         changing nothing."""
-        with self._lock:
+        with self._lock, self._recording():
             self._check_writable("note")
             self._notes.append(text)
-            self._changed()
         self._mark()
 
     def flush(self, *, heartbeat: bool = False) -> bool:
@@ -346,8 +361,8 @@ class ClientRun(EndsOnExit):
             if not self.dirty() and not heartbeat:
                 return False
             if heartbeat:
-                self._heartbeat = True
-                self._changed()
+                with self._recording():
+                    self._heartbeat = True
         self._mark()
         self.tracker.flush()
         return True
@@ -368,7 +383,7 @@ class ClientRun(EndsOnExit):
         was recorded, else ``Completed``.
         """
         self._check_open()
-        with self._lock:
+        with self._lock, self._recording():
             if status is not None:
                 new = parse_status(status)
             elif error is not None:
@@ -385,7 +400,6 @@ class ClientRun(EndsOnExit):
             self._error = error_text(error) if error is not None else None
             self._close_force = force
             self.status = new
-            self._changed()
         if self._span is not None:
             end_span(self._span, new, error=self._error, metrics=dict(self.totals))
             self._span = None

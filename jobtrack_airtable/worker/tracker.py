@@ -293,7 +293,7 @@ class Tracker:
             # Nothing of this tracker would write it: refused, not kept for a later replay
             # the caller was told would not happen.
             raise TrackerClosedError(str(run.run_id))
-        self.outbox.put(self._key(run), run._version, run.snapshot(), self._owner)
+        run._version = self.outbox.put(self._key(run), run._version, run.snapshot(), self._owner)
 
     def _retire(self, run: ClientRun, version: int) -> None:
         self.outbox.retire(self._key(run), version, verify_after=run._settle_until)
@@ -767,9 +767,6 @@ class Job(EndsOnExit):
         tracker = self.tracker
         if tracker._sealed:
             raise TrackerClosedError(str(self.run_id))
-        # Microseconds since the epoch: a later object for the same job (an attach, a
-        # replay) outranks whatever an earlier one left.
-        self._version = max(self._version + 1, time.time_ns() // 1000)
         state = JobState(
             run_id=str(self.run_id),
             stream=self.stream,
@@ -779,7 +776,11 @@ class Job(EndsOnExit):
             final=self._final,
             claim=self._claim_marker,
         )
-        tracker.outbox.put(self._outbox_key(), self._version, state.dumps(), tracker._owner)
+        # The store raises the version above whatever an earlier object of this job (an
+        # attach, a replay) left: the version stored is the one to retire.
+        self._version = tracker.outbox.put(
+            self._outbox_key(), self._version + 1, state.dumps(), tracker._owner
+        )
 
     def _synced(self, call: Callable[[], T]) -> T:
         """``call()`` writes the persisted state: retire the entry once Airtable holds it;
