@@ -801,17 +801,17 @@ def scenario_quota(cfg: Config, out: Outcome) -> None:
 def _fill_notes(srv: LocalAirtable, table: str, key: str, left: int) -> None:
     """Another writer (over HTTP) leaves the row's System Notes ``left`` characters short of
     the 100,000-character cap."""
-    from jobtrack_airtable.schema import MAX_TEXT_LENGTH
+    from jobtrack_airtable.airtable import MAX_LONG_TEXT
 
     name = (JOBS if table == "jobs" else CRR).name
     [row] = by_key(srv, table)[key]
     line = "another writer's line, long enough to fill the notes quickly"
-    text = "\n".join([line] * (MAX_TEXT_LENGTH // len(line) + 1))[: MAX_TEXT_LENGTH - left]
+    text = "\n".join([line] * (MAX_LONG_TEXT // len(line) + 1))[: MAX_LONG_TEXT - left]
     srv.table(name).update(row["id"], {"System Notes": text})
 
 
 def scenario_full_notes(cfg: Config, out: Outcome) -> None:
-    from jobtrack_airtable.schema import MAX_TEXT_LENGTH
+    from jobtrack_airtable.airtable import MAX_LONG_TEXT
 
     rng = random.Random(cfg.seed)
     with server() as srv:
@@ -840,7 +840,7 @@ def scenario_full_notes(cfg: Config, out: Outcome) -> None:
             if stored < examined:
                 out.add(lost=examined - stored)
                 out.details.append(f"{key}: {stored} profiles < {examined}")
-            if len(notes) > MAX_TEXT_LENGTH or not notes.endswith(last):
+            if len(notes) > MAX_LONG_TEXT or not notes.endswith(last):
                 out.add(notes_lost=1)
                 out.details.append(f"{key}: notes of {len(notes)} end {notes[-40:]!r}")
         settle(out, srv, target_of(srv), judge_second_pass=False)

@@ -21,7 +21,8 @@ a streaming plan hides its CPU behind the reads, so the ratio stays near 1.
 
 Ends with one line: ``rows=N requests=N budget=N seconds=S peak_mib=M bytes_per_row=B
 [paced_seconds=S reads_seconds=S ratio=R]`` per size, joined by `` | ``.  Exits 1 when a
-size breaks the budget, holds more than 1 KiB per client row, or has a ratio above 1.10.
+size breaks the budget or holds more than 1 KiB per client row; the ratio is a wall-time
+figure (a busy machine moves it), so it is printed, never a verdict.
 """
 
 from __future__ import annotations
@@ -203,8 +204,8 @@ def _run(ctx: Any, url: str, mode: str, rate: float) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Plan over each size; exit 1 if a plan exceeds its request budget, holds more than
-    1 KiB per client row, or (with ``--rate``) takes 10 % longer than its reads alone."""
+    """Plan over each size; exit 1 if a plan exceeds its request budget or holds more than
+    1 KiB per client row (counts, not timings: the ratio is printed only)."""
     parser = argparse.ArgumentParser(
         description="Requests, wall time and peak memory of sync planning over large bases "
         "(rows inserted directly into the local server's store)."
@@ -291,7 +292,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if paced is not None and reads is not None:
             ratio = paced["seconds"] / reads["seconds"]
-            ok = ok and ratio <= 1.10
             row += [f"{paced['seconds']:.1f} s", f"{reads['seconds']:.1f} s", f"{ratio:.3f}"]
             line += (
                 f" paced_seconds={paced['seconds']:.1f} reads_seconds={reads['seconds']:.1f} "

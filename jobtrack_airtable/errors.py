@@ -364,4 +364,13 @@ class StalePlanError(JobtrackError):
 
 
 class MissingExtraError(ConfigError):
-    """An optional dependency (the ``ops`` extra: apprise, plotly) is not installed."""
+    """An optional dependency is not installed; the message names the extra that brings it
+    (``cli``, ``local``, ``ops``, ``redis``).
+
+    >>> print(MissingExtraError.of("local", "the local server"))
+    the local server needs the local extra: pip install 'jobtrack-airtable[local]'
+    """
+
+    @classmethod
+    def of(cls, extra: str, what: str = "jobtrack-airtable") -> MissingExtraError:
+        return cls(f"{what} needs the {extra} extra: pip install 'jobtrack-airtable[{extra}]'")

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .airtable import MAX_LONG_TEXT
 from .errors import ConfigError, InvalidInputError, SchemaViolationError, show
 from .field_types import (
     COMPUTED_TYPES,
@@ -37,7 +38,6 @@ from .files import read_bounded
 TableKey = Literal["jobs", "client_runs"]
 
 #: Airtable's limit on the characters of one text cell (long text: 100,000).
-MAX_TEXT_LENGTH = 100_000
 
 
 class FieldSpec(BaseModel):
@@ -236,7 +236,7 @@ def _value_problem(spec: FieldSpec, value: Any) -> str | None:
     return None
 
 
-def text_problem(value: str, what: str, limit: int = MAX_TEXT_LENGTH) -> str | None:
+def text_problem(value: str, what: str, limit: int = MAX_LONG_TEXT) -> str | None:
     """Why Airtable could not store ``value`` as text, or None: longer than ``limit``
     characters (Airtable's cell limit), or holding an unpaired surrogate (not encodable as
     UTF-8 JSON; a request carrying one fails, or is stored mangled).
@@ -346,3 +346,50 @@ def _load(path: Path) -> Schema:
         return Schema.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"schema file {str(path)!r} is invalid: {exc}") from None
+
+
+def field_model(
+    spec: FieldSpec, *, create_formulas: bool = False, computed: bool = False
+) -> dict[str, Any] | None:
+    """The Airtable field model (``{"name", "type", "options"?}``) to create ``spec``, or
+    ``None`` when the meta API cannot create it (computed fields, and formulas unless
+    ``create_formulas``).  ``computed``: also the computed fields (bare type, formulas
+    included, a blank formula for one the schema leaves open): what the local server creates.
+
+    >>> field_model(load_schema().jobs.field("status"))["options"]["choices"][0]
+    {'name': 'Running'}
+    >>> field_model(load_schema().jobs.field("duration")) is None
+    True
+    """
+    model: dict[str, Any] = {"name": spec.name, "type": spec.type}
+    if spec.type == "formula":
+        if computed:
+            model["options"] = {"formula": spec.formula or "BLANK()"}
+        elif not create_formulas or not spec.formula:
+            return None
+        else:
+            model["options"] = {"formula": spec.formula}
+    elif spec.computed:
+        return model if computed else None
+    elif spec.type in ("singleSelect", "multipleSelects"):
+        model["options"] = {"choices": [{"name": o} for o in spec.options or ()]}
+    elif spec.type == "currency":
+        model["options"] = {
+            "precision": spec.precision if spec.precision is not None else 2,
+            "symbol": "$",
+        }
+    elif spec.type in NUMBER_TYPES and spec.type not in ("rating", "duration"):
+        model["options"] = {"precision": spec.precision if spec.precision is not None else 0}
+    elif spec.type == "dateTime":
+        # Airtable requires formats and a zone to create a dateTime field; ISO and UTC match
+        # how the code writes times.
+        model["options"] = {
+            "dateFormat": {"name": "iso"},
+            "timeFormat": {"name": "24hour"},
+            "timeZone": "utc",
+        }
+    elif spec.type == "date":
+        model["options"] = {"dateFormat": {"name": "iso"}}
+    elif spec.type == "checkbox":
+        model["options"] = {"icon": "check", "color": "greenBright"}
+    return model

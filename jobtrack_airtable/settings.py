@@ -51,6 +51,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .airtable import RATE_LIMIT
+
 BASE_ID_RE = re.compile(r"^app[A-Za-z0-9]{14}$")
 #: Bounds of the numeric settings: outside them a value is a typo, not a choice (a rate of
 #: 1e-9 requests/second waits 30 years for its first request; a year-long stale threshold
@@ -88,7 +90,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("JOBTRACK_TIMEOUT", "timeout"),
     )
     rate_limit: float = Field(
-        5.0,
+        RATE_LIMIT,
         ge=0,
         le=MAX_RATE_LIMIT,
         allow_inf_nan=False,

@@ -21,24 +21,16 @@ from typing import Any
 import pyairtable
 
 from .local.server import LocalAirtable
-from .schema import Schema, TableSpec, load_schema
+from .schema import Schema, TableSpec, field_model, load_schema
 from .settings import Settings
 
 __all__ = ["TrackingServer", "tracking_tables"]
 
 
 def _table_model(spec: TableSpec) -> dict[str, Any]:
-    fields: list[dict[str, Any]] = []
-    for f in sorted(spec.enabled_fields(), key=lambda f: not f.primary):
-        model: dict[str, Any] = {"name": f.name, "type": f.type}
-        if f.type == "formula":
-            model["options"] = {"formula": f.formula or "BLANK()"}
-        elif f.type in ("singleSelect", "multipleSelects"):
-            model["options"] = {"choices": [{"name": n} for n in f.options or ()]}
-        elif f.precision is not None:
-            model["options"] = {"precision": f.precision}
-        fields.append(model)
-    return {"name": spec.name, "fields": fields}
+    primary_first = sorted(spec.enabled_fields(), key=lambda f: not f.primary)
+    models = [field_model(f, computed=True) for f in primary_first]
+    return {"name": spec.name, "fields": [m for m in models if m is not None]}
 
 
 def tracking_tables(schema: Schema | str | Path | None = None) -> list[dict[str, Any]]:

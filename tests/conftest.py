@@ -21,6 +21,7 @@ from typing import Any
 
 import pyairtable
 import pytest
+from hypothesis import HealthCheck, settings
 
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.testing import TrackingServer, tracking_tables
@@ -30,6 +31,11 @@ TEST_BASE_ID = "appJobtrackTest01"
 TEST_TOKEN = "test-token-not-secret"
 
 MakeLocalAirtable = Callable[..., TrackingServer]
+
+# No property test may fail on wall time: hypothesis's deadline (200 ms an example) and its
+# "input generation is slow" health check both fire on a loaded CPU, not on a bug.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 
 @functools.cache

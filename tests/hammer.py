@@ -2,7 +2,7 @@
 
 Each worker is a spawned process (nothing inherited but its arguments) that builds its own
 ``pyairtable.Api`` through :func:`~jobtrack_airtable.transport.client.build_api` -- so every request
-passes the real ``LimitedAdapter`` and the limiter named by ``limiter_url`` -- and sends
+passes the real ``AirtableAdapter`` and the limiter named by ``limiter_url`` -- and sends
 ``requests`` GETs to the ``Job Tracking`` table as fast as the limiter lets it.  A 429 is not
 retried: it is counted by the server's request log, which is what the tests read.
 
@@ -45,6 +45,7 @@ def _hammer(spec: HammerSpec, barrier: Any, results: Any) -> None:
         os.environ["XDG_CACHE_HOME"] = spec.cache_dir
     from jobtrack_airtable.settings import Settings
     from jobtrack_airtable.transport.client import build_api
+    from jobtrack_airtable.transport.recovery import RetryPolicy
 
     settings = Settings(
         _env_file=None,
@@ -54,7 +55,11 @@ def _hammer(spec: HammerSpec, barrier: Any, results: Any) -> None:
         limiter_url=spec.limiter_url,
         rate_limit=5,
     )
-    api = build_api(settings, penalty_seconds=spec.penalty_seconds)
+    # One attempt per request: the hammer measures the limiter alone (a 429 is answered,
+    # never waited out and retried).
+    api = build_api(
+        settings, policy=RetryPolicy(max_attempts=1), penalty_seconds=spec.penalty_seconds
+    )
     table = api.table(spec.base, JOBS)
     statuses: list[int] = []
     error = None

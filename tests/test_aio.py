@@ -20,7 +20,7 @@ from jobtrack_airtable.transport.client import Connection
 from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .test_tracker import CRR, JOBS, make_conn, rows
+from .helpers import CRR_TABLE, JOB_TABLE, make_conn, rows
 
 
 class Penalty:
@@ -42,7 +42,7 @@ async def _until(event: threading.Event) -> None:
 
 
 def _fields(srv: LocalAirtable) -> dict[str, dict]:
-    return {r["fields"]["Client ID"]: r["fields"] for r in rows(srv, CRR)}
+    return {r["fields"]["Client ID"]: r["fields"] for r in rows(srv, CRR_TABLE)}
 
 
 def test_thirty_client_coroutines_and_a_429_never_block_the_loop(
@@ -89,7 +89,7 @@ def test_thirty_client_coroutines_and_a_429_never_block_the_loop(
     assert len(stored) == 30
     assert all(f["Status"] == "Completed" for f in stored.values())
     assert all(f["Profiles Examined for Scoring"] == 5 for f in stored.values())
-    [job_row] = rows(local_airtable, JOBS)
+    [job_row] = rows(local_airtable, JOB_TABLE)
     assert job_row["fields"]["Total Profiles Examined"] == 150
     assert job_row["fields"]["Stream"] == 2
 
@@ -144,7 +144,7 @@ def test_an_exception_in_an_async_client_block_fails_that_run_only(
     assert stored["Ok-Client"]["Status"] == "Completed"
     assert stored["Bad-Client"]["Status"] == "Failed"
     assert stored["Bad-Client"]["Error Details"] == "TimeoutError: AI provider timed out"
-    assert rows(local_airtable, JOBS)[0]["fields"]["Status"] == "Completed"
+    assert rows(local_airtable, JOB_TABLE)[0]["fields"]["Status"] == "Completed"
 
 
 def test_sixteen_threads_share_one_tracker(local_airtable: LocalAirtable) -> None:

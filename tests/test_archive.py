@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -30,57 +30,24 @@ from jobtrack_airtable.errors import (
 )
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.statuses import Status
-from jobtrack_airtable.transport.client import Connection
-from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 from jobtrack_airtable.transport.repository import Repository
-from jobtrack_airtable.worker.tracker import Tracker
 
-JOBS, CRR = "Job Tracking", "Client Run Results"
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-def _conn(srv: LocalAirtable) -> Connection:
-    settings = srv.settings(rate_limit=0, flush_interval=3600.0)
-    return Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.01))
-
-
-def _record(srv: LocalAirtable, clock: datetime, clients: int, *, finish: bool = True) -> str:
-    tracker = Tracker(_conn(srv), clock=lambda: clock)
-    job = tracker.job(stream=1)
-    for i in range(clients):
-        run = job.client(f"Client-{i}")
-        run.add(profiles_examined=i + 1, profiles_scored=i)
-        if finish:
-            run.close()
-    if finish:
-        job.complete()
-    tracker.close()  # writes what is pending (the unfinished runs' rows too)
-    return str(job.run_id)
-
-
-@pytest.fixture
-def base(local_airtable: LocalAirtable) -> dict[str, object]:
-    """Two old finished jobs (3 and 12 clients), one old job still running, one recent."""
-    old = NOW - timedelta(days=120)
-    keys = {
-        "old_a": _record(local_airtable, old, 3),
-        "old_b": _record(local_airtable, old + timedelta(hours=1), 12),
-        "old_running": _record(local_airtable, old + timedelta(hours=2), 2, finish=False),
-        "recent": _record(local_airtable, NOW - timedelta(days=10), 2),
-    }
-    return {"srv": local_airtable, "keys": keys, "repo": Repository(_conn(local_airtable))}
-
-
-def _stored(srv: LocalAirtable, table: str) -> dict[str, dict]:
-    _, records = srv.store.snapshot(None, table)
-    return {r.id: {"id": r.id, "fields": dict(r.fields)} for r in records}
+from .helpers import (  # noqa: F401  (archive_base is the base fixture)
+    ARCHIVE_NOW,
+    CRR_TABLE,
+    JOB_TABLE,
+    archive_base,
+    archive_conn,
+    record_job,
+    stored_by_id,
+)
 
 
 def test_plan_picks_old_finished_jobs_with_all_their_clients(base, tmp_path: Path) -> None:
     srv, keys, repo = base["srv"], base["keys"], base["repo"]
     srv.request_log.clear()
     plan = plan_archive(
-        repo, older_than=timedelta(days=90), now=NOW, archive_path=tmp_path / "a.db"
+        repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=tmp_path / "a.db"
     )
     # ⌈J/100⌉ + ⌈C/100⌉: one page of each table, nothing written.
     assert srv.request_log.count() == 2
@@ -89,14 +56,14 @@ def test_plan_picks_old_finished_jobs_with_all_their_clients(base, tmp_path: Pat
     assert plan.row_count == 2 + 15
     assert [s.key for s in plan.skipped] == [keys["old_running"]]
     assert "Running" in plan.skipped[0].reason
-    assert plan.cutoff == "2026-09-02T12:00:00.000Z"  # 90 days before NOW
+    assert plan.cutoff == "2026-09-02T12:00:00.000Z"  # 90 days before ARCHIVE_NOW
 
 
 def test_apply_archives_then_deletes_exactly_the_planned_rows(base, tmp_path: Path) -> None:
     srv, keys, repo = base["srv"], base["keys"], base["repo"]
-    before_jobs, before_crr = _stored(srv, JOBS), _stored(srv, CRR)
+    before_jobs, before_crr = stored_by_id(srv, JOB_TABLE), stored_by_id(srv, CRR_TABLE)
     plan = plan_archive(
-        repo, older_than=timedelta(days=90), now=NOW, archive_path=tmp_path / "a.db"
+        repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=tmp_path / "a.db"
     )
     srv.request_log.clear()
     result = apply_archive(repo, plan)
@@ -108,10 +75,10 @@ def test_apply_archives_then_deletes_exactly_the_planned_rows(base, tmp_path: Pa
     planned_ids = {j.job.record_id for j in plan.jobs} | {
         c.record_id for j in plan.jobs for c in j.clients
     }
-    left = set(_stored(srv, JOBS)) | set(_stored(srv, CRR))
+    left = set(stored_by_id(srv, JOB_TABLE)) | set(stored_by_id(srv, CRR_TABLE))
     assert not planned_ids & left
     assert {keys["old_running"], keys["recent"]} <= {
-        f["fields"]["Run ID"] for f in _stored(srv, JOBS).values()
+        f["fields"]["Run ID"] for f in stored_by_id(srv, JOB_TABLE).values()
     }
     # Every deleted row is in the archive as it was in the base: every stored value (the
     # archive also holds the computed fields, as the API returned them).
@@ -126,7 +93,7 @@ def test_apply_archives_then_deletes_exactly_the_planned_rows(base, tmp_path: Pa
 def test_applying_twice_is_harmless_and_says_already_archived(base, tmp_path: Path) -> None:
     srv, repo = base["srv"], base["repo"]
     plan = plan_archive(
-        repo, older_than=timedelta(days=90), now=NOW, archive_path=tmp_path / "a.db"
+        repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=tmp_path / "a.db"
     )
     apply_archive(repo, plan)
     srv.request_log.clear()
@@ -139,22 +106,22 @@ def test_applying_twice_is_harmless_and_says_already_archived(base, tmp_path: Pa
 def test_a_changed_row_refuses_the_whole_plan(base, tmp_path: Path) -> None:
     srv, keys, repo = base["srv"], base["keys"], base["repo"]
     plan = plan_archive(
-        repo, older_than=timedelta(days=90), now=NOW, archive_path=tmp_path / "a.db"
+        repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=tmp_path / "a.db"
     )
     repo.upsert("client_runs", [{"run_id": f"{keys['old_b']}-Client-4", "system_notes": "late"}])
-    before = len(_stored(srv, CRR))
+    before = len(stored_by_id(srv, CRR_TABLE))
     srv.request_log.clear()
     with pytest.raises(StaleArchivePlanError, match=f"{keys['old_b']}-Client-4"):
         apply_archive(repo, plan)
     assert srv.request_log.count(method="DELETE") == 0
-    assert len(_stored(srv, CRR)) == before
+    assert len(stored_by_id(srv, CRR_TABLE)) == before
     assert archived_records(tmp_path / "a.db", "jobs") == []
 
 
 def test_a_row_gone_but_not_archived_refuses(base, tmp_path: Path) -> None:
     repo = base["repo"]
     plan = plan_archive(
-        repo, older_than=timedelta(days=90), now=NOW, archive_path=tmp_path / "a.db"
+        repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=tmp_path / "a.db"
     )
     repo.delete("client_runs", [plan.jobs[0].clients[0].record_id])
     with pytest.raises(StaleArchivePlanError, match="gone and not in the archive"):
@@ -164,25 +131,25 @@ def test_a_row_gone_but_not_archived_refuses(base, tmp_path: Path) -> None:
 def test_an_interrupted_apply_is_finished_by_running_it_again(base, tmp_path: Path) -> None:
     srv, repo = base["srv"], base["repo"]
     plan = plan_archive(
-        repo, older_than=timedelta(days=90), now=NOW, archive_path=tmp_path / "a.db"
+        repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=tmp_path / "a.db"
     )
     # The job rows' delete (the last writes) fails beyond the retry policy: the client rows
     # are gone from the base (and in the archive), the job rows still there.
-    srv.faults.add("500", method="DELETE", path=JOBS.replace(" ", "%20"), times=50)
+    srv.faults.add("500", method="DELETE", path=JOB_TABLE.replace(" ", "%20"), times=50)
     with pytest.raises(JobtrackError):
         apply_archive(repo, plan)
-    assert len(_stored(srv, CRR)) == 4
+    assert len(stored_by_id(srv, CRR_TABLE)) == 4
     srv.faults.clear()
     result = apply_archive(repo, plan)
     assert len(result.already_archived) == 15
     assert sorted(result.deleted["jobs"]) == sorted(j.job.record_id for j in plan.jobs)
-    assert len(_stored(srv, JOBS)) == 2
+    assert len(stored_by_id(srv, JOB_TABLE)) == 2
 
 
 def test_json_lines_archive_and_reading_runs_back(base, tmp_path: Path) -> None:
     repo, keys = base["repo"], base["keys"]
     path = tmp_path / "archive.jsonl"
-    plan = plan_archive(repo, older_than=timedelta(days=90), now=NOW, archive_path=path)
+    plan = plan_archive(repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=path)
     assert plan.archive_format == "jsonl"
     apply_archive(repo, plan)
     lines = [json.loads(line) for line in path.read_text().splitlines()]
@@ -197,7 +164,7 @@ def test_json_lines_archive_and_reading_runs_back(base, tmp_path: Path) -> None:
 def test_plan_file_round_trip_and_refusals(base, tmp_path: Path) -> None:
     repo = base["repo"]
     plan = plan_archive(
-        repo, older_than=timedelta(days=90), now=NOW, archive_path=tmp_path / "a.db"
+        repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=tmp_path / "a.db"
     )
     path = save_archive_plan(plan, tmp_path / "plan.json")
     assert load_archive_plan(path) == plan
@@ -218,7 +185,7 @@ def test_an_archive_of_another_base_is_refused(base, tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
         db.execute("INSERT INTO meta VALUES ('base_id', 'appOTHEROTHEROTHE')")
-    plan = plan_archive(repo, older_than=timedelta(days=90), now=NOW, archive_path=path)
+    plan = plan_archive(repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=path)
     with pytest.raises(InvalidInputError, match="appOTHEROTHEROTHE"):
         apply_archive(repo, plan)
 
@@ -239,7 +206,7 @@ def test_ages() -> None:
 
 
 def test_bad_plan_options_before_any_request(local_airtable: LocalAirtable, tmp_path) -> None:
-    repo = Repository(_conn(local_airtable))
+    repo = Repository(archive_conn(local_airtable))
     with pytest.raises(InvalidInputError, match="positive duration"):
         plan_archive(repo, older_than=timedelta(0))
     with pytest.raises(InvalidInputError, match="does not exist"):
@@ -265,11 +232,11 @@ def test_nothing_is_deleted_unless_the_archive_reads_back_identical(
 
     monkeypatch.setattr(archive.ArchiveStore, "add", damaging_add)
     plan = plan_archive(
-        repo, older_than=timedelta(days=90), now=NOW, archive_path=tmp_path / "a.db"
+        repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=tmp_path / "a.db"
     )
-    before = len(_stored(srv, CRR)) + len(_stored(srv, JOBS))
+    before = len(stored_by_id(srv, CRR_TABLE)) + len(stored_by_id(srv, JOB_TABLE))
     srv.request_log.clear()
     with pytest.raises(JobtrackError, match="exact copy of 1 row"):
         apply_archive(repo, plan)
     assert srv.request_log.count(method="DELETE") == 0
-    assert len(_stored(srv, CRR)) + len(_stored(srv, JOBS)) == before
+    assert len(stored_by_id(srv, CRR_TABLE)) + len(stored_by_id(srv, JOB_TABLE)) == before

@@ -8,8 +8,13 @@ from pathlib import Path
 
 from jobtrack_airtable.admin.archive import apply_archive, archived_records, plan_archive
 
-from .test_archive import CRR, JOBS, NOW, _stored
-from .test_archive import base as base  # the fixture: two old jobs of 3 and 12 clients
+from .helpers import (
+    ARCHIVE_NOW,
+    CRR_TABLE,
+    JOB_TABLE,
+    archive_base,  # noqa: F401  (the base fixture: two old jobs of 3 and 12 clients)
+    stored_by_id,
+)
 
 
 def test_a_jsonl_archive_cut_short_by_a_crash_takes_the_next_apply(
@@ -23,13 +28,13 @@ def test_a_jsonl_archive_cut_short_by_a_crash_takes_the_next_apply(
     # A first apply killed mid-append: the file ends in half a record, nothing was deleted.
     meta = json.dumps({"meta": "base", "base_id": srv.base_id})
     path.write_text(f'{meta}\n{{"table": "client_runs", "record": {{"id": "rec', encoding="utf-8")
-    before = {t: _stored(srv, t) for t in (JOBS, CRR)}
-    plan = plan_archive(repo, older_than=timedelta(days=90), now=NOW, archive_path=path)
+    before = {t: stored_by_id(srv, t) for t in (JOB_TABLE, CRR_TABLE)}
+    plan = plan_archive(repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=path)
     result = apply_archive(repo, plan)
     assert result.deleted_count == plan.row_count == 17
     archived = {r["id"] for t in ("jobs", "client_runs") for r in archived_records(path, t)}
-    gone = {rid for t in (JOBS, CRR) for rid in before[t]} - {
-        rid for t in (JOBS, CRR) for rid in _stored(srv, t)
+    gone = {rid for t in (JOB_TABLE, CRR_TABLE) for rid in before[t]} - {
+        rid for t in (JOB_TABLE, CRR_TABLE) for rid in stored_by_id(srv, t)
     }
     assert gone and gone <= archived
     assert keys
@@ -41,7 +46,7 @@ def test_a_jsonl_archive_whose_first_line_was_cut_gets_its_base_line(
     srv, repo = base["srv"], base["repo"]
     path = tmp_path / "archive.jsonl"
     path.write_text('{"meta": "base", "ba', encoding="utf-8")  # killed at the first write
-    plan = plan_archive(repo, older_than=timedelta(days=90), now=NOW, archive_path=path)
+    plan = plan_archive(repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=path)
     assert apply_archive(repo, plan).deleted_count == 17
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert json.loads(first) == {"meta": "base", "base_id": srv.base_id}

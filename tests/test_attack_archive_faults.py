@@ -7,15 +7,20 @@ from pathlib import Path
 
 from jobtrack_airtable.admin.archive import apply_archive, archived_records, plan_archive
 
-from .test_archive import CRR, JOBS, NOW, _stored
-from .test_archive import base as base  # the fixture: two old jobs of 3 and 12 clients
+from .helpers import (
+    ARCHIVE_NOW,
+    CRR_TABLE,
+    JOB_TABLE,
+    archive_base,  # noqa: F401  (the base fixture: two old jobs of 3 and 12 clients)
+    stored_by_id,
+)
 
 
 def test_lost_responses_never_delete_a_row_the_archive_lacks(base: dict, tmp_path: Path) -> None:
     srv, repo = base["srv"], base["repo"]
     path = tmp_path / "archive.sqlite"
-    before = {t: _stored(srv, t) for t in (JOBS, CRR)}
-    plan = plan_archive(repo, older_than=timedelta(days=90), now=NOW, archive_path=path)
+    before = {t: stored_by_id(srv, t) for t in (JOB_TABLE, CRR_TABLE)}
+    plan = plan_archive(repo, older_than=timedelta(days=90), now=ARCHIVE_NOW, archive_path=path)
     srv.faults.add("lost_response", probability=0.4)
     try:
         apply_archive(repo, plan)
@@ -24,11 +29,11 @@ def test_lost_responses_never_delete_a_row_the_archive_lacks(base: dict, tmp_pat
         first_error = exc
     srv.faults.clear()
     result = apply_archive(repo, plan)  # a rerun is harmless and finishes the move
-    after = {t: _stored(srv, t) for t in (JOBS, CRR)}
-    gone = {rid for t in (JOBS, CRR) for rid in set(before[t]) - set(after[t])}
+    after = {t: stored_by_id(srv, t) for t in (JOB_TABLE, CRR_TABLE)}
+    gone = {rid for t in (JOB_TABLE, CRR_TABLE) for rid in set(before[t]) - set(after[t])}
     archived = {r["id"]: r for t in ("jobs", "client_runs") for r in archived_records(path, t)}
     assert len(gone) == plan.row_count == 17, first_error
-    for table in (JOBS, CRR):
+    for table in (JOB_TABLE, CRR_TABLE):
         for rid in set(before[table]) - set(after[table]):
             stored = before[table][rid]["fields"]  # stored values (the archive adds formulas)
             assert {k: archived[rid]["fields"].get(k) for k in stored} == stored

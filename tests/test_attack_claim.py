@@ -17,7 +17,7 @@ import pytest
 from jobtrack_airtable.local import LocalAirtable, storage
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .test_tracker import JOBS, by_key, make_conn
+from .helpers import JOB_TABLE, by_key, make_conn
 
 
 def test_two_starts_in_the_same_millisecond_never_both_win(
@@ -35,7 +35,7 @@ def test_two_starts_in_the_same_millisecond_never_both_win(
     a = first.job()  # created, listed: alone, it wins
     b = second.job()  # created in the same ms with a smaller ID: it must not win too
     assert str(a.run_id) != str(b.run_id)
-    assert {k: len(v) for k, v in by_key(local_airtable, JOBS).items()} == {
+    assert {k: len(v) for k, v in by_key(local_airtable, JOB_TABLE).items()} == {
         str(a.run_id): 1,
         str(b.run_id): 1,
     }

@@ -16,8 +16,8 @@ from jobtrack_airtable.admin.sync import plan_sync, plan_to_json
 from jobtrack_airtable.transport.client import Connection
 from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 from jobtrack_airtable.transport.repository import Repository
+from tests.helpers import CRR, NOW, STALE, SyncBase, base_fixture  # noqa: F401
 from tests.test_mirror import _delete, _seed, _update
-from tests.test_sync_support import CRR, NOW, STALE, SyncBase, base_fixture  # noqa: F401
 
 FAULTS = ("500", "502", "503", "429", "drop", "lost_response")
 

@@ -12,7 +12,7 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.transport.repository import Repository
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .test_tracker import CRR, JOBS, make_conn, rows
+from .helpers import CRR_TABLE, JOB_TABLE, make_conn, rows
 
 
 def test_a_worker_still_on_a_client_of_a_completed_job_is_left_to_finish(
@@ -29,12 +29,12 @@ def test_a_worker_still_on_a_client_of_a_completed_job_is_left_to_finish(
     plan = plan_sync(repo, stale_after=timedelta(hours=2))
     assert not [r for r in plan.records if r.table == "client_runs"]
     apply_plan(repo, plan)
-    [row] = rows(local_airtable, CRR)
+    [row] = rows(local_airtable, CRR_TABLE)
     assert row["fields"]["Status"] == "Running"
 
     run.add(profiles_examined=2)
     run.close(wait=True)
-    [row] = rows(local_airtable, CRR)
+    [row] = rows(local_airtable, CRR_TABLE)
     assert row["fields"]["Status"] == "Completed"
     assert row["fields"]["Profiles Examined for Scoring"] == 5
     assert "marked Failed" not in row["fields"].get("System Notes", "")
@@ -42,6 +42,6 @@ def test_a_worker_still_on_a_client_of_a_completed_job_is_left_to_finish(
     # The job was aggregated before this client closed: the next sync recomputes it.
     plan = plan_sync(repo, stale_after=timedelta(hours=2))
     apply_plan(repo, plan)
-    [job_row] = rows(local_airtable, JOBS)
+    [job_row] = rows(local_airtable, JOB_TABLE)
     assert job_row["fields"]["Total Profiles Examined"] == 5
     assert not plan_sync(repo, stale_after=timedelta(hours=2)).has_changes

@@ -8,7 +8,7 @@ from jobtrack_airtable.errors import TerminalRunError
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .test_tracker import CRR, make_conn, rows
+from .helpers import CRR_TABLE, make_conn, rows
 
 
 def _completed_run(srv: LocalAirtable) -> tuple[str, dict]:
@@ -17,7 +17,7 @@ def _completed_run(srv: LocalAirtable) -> tuple[str, dict]:
     with job.client("Guy-Wilson", name="Guy Wilson") as run:
         run.add(profiles_examined=10)
     tracker.flush()
-    [row] = rows(srv, CRR)
+    [row] = rows(srv, CRR_TABLE)
     return str(job.run_id), dict(row["fields"])
 
 
@@ -28,7 +28,7 @@ def test_a_refused_reopen_leaves_the_ended_row_untouched(local_airtable: LocalAi
     restarted = Tracker(make_conn(local_airtable))
     with pytest.raises(TerminalRunError):
         restarted.client(base, "Guy-Wilson")  # no name: the worker does not know it
-    [after] = rows(local_airtable, CRR)
+    [after] = rows(local_airtable, CRR_TABLE)
     # The probe refreshes Last Updated (it cannot know the row ended); nothing else moves,
     # the name the first worker gave included.
     after["fields"].pop("Last Updated")
@@ -45,5 +45,5 @@ def test_a_continued_reopen_keeps_the_stored_client_name(local_airtable: LocalAi
     restarted = Tracker(make_conn(local_airtable))
     again = restarted.client(str(job.run_id), "Guy-Wilson")
     assert again.totals.values()["profiles_examined"] == 10
-    [row] = rows(local_airtable, CRR)
+    [row] = rows(local_airtable, CRR_TABLE)
     assert row["fields"]["Client Name"] == "Guy Wilson"

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from jobtrack_airtable.settings import Settings
 
-from .test_cli import clean_env as clean_env  # no stray environment (autouse fixture)
-from .test_cli import error_lines, local
+from .helpers import clean_env as clean_env  # no stray environment (autouse fixture)
+from .helpers import error_lines, local
 
 NUMBERS = ["JOBTRACK_TIMEOUT", "JOBTRACK_RATE_LIMIT", "JOBTRACK_STALE_AFTER_MINUTES"]
 NUMBERS.append("JOBTRACK_FLUSH_INTERVAL")

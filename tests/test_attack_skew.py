@@ -19,7 +19,7 @@ from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 from jobtrack_airtable.transport.server_clock import ServerClock
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .test_tracker import JOBS, rows
+from .helpers import JOB_TABLE, rows
 
 
 @pytest.mark.parametrize("skew", [timedelta(hours=-3), timedelta(hours=3)], ids=["behind", "ahead"])
@@ -37,7 +37,7 @@ def test_the_first_job_of_a_skewed_worker_has_a_true_start_and_duration(
     with Tracker(conn) as tracker:
         job = tracker.job()  # the first request of this connection
         job.complete()
-    [row] = rows(local_airtable, JOBS)
+    [row] = rows(local_airtable, JOB_TABLE)
     created = parse_airtable(row["createdTime"])
     start = parse_airtable(row["fields"]["Start Time"])
     end = parse_airtable(row["fields"]["End Time"])

@@ -10,8 +10,8 @@ import pytest
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.worker.tracker import Tracker
 
+from .helpers import make_conn
 from .test_starts import _check_unique, _start_together
-from .test_tracker import make_conn
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from jobtrack_airtable.admin.sync import apply_plan, plan_sync
 from jobtrack_airtable.admin.sync.passes.diff import CUT_MARKER
+from jobtrack_airtable.airtable import MAX_LONG_TEXT
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.schema import MAX_TEXT_LENGTH
 
-from .test_sync_support import NOW, STALE, SyncBase, at
+from .helpers import NOW, STALE, SyncBase, at
 
 
 def _running(b: SyncBase, key: str, notes: str | None) -> None:
@@ -25,7 +25,7 @@ def _running(b: SyncBase, key: str, notes: str | None) -> None:
 def test_one_row_with_full_notes_does_not_block_sync(local_airtable: LocalAirtable) -> None:
     b = SyncBase(local_airtable)
     full = "\n".join(f"[2025-10-01 07:00:00Z] line {i:06d} " + "x" * 70 for i in range(1_200))
-    full = full[: MAX_TEXT_LENGTH - 10]
+    full = full[: MAX_LONG_TEXT - 10]
     _running(b, "251001-080000", full)
     _running(b, "251001-090000", None)
     plan = plan_sync(b.repo, now=NOW, stale_after=STALE)
@@ -37,8 +37,8 @@ def test_one_row_with_full_notes_does_not_block_sync(local_airtable: LocalAirtab
         "251001-090000": "Failed",
     }
     notes = stored["251001-080000"]["System Notes"]
-    assert len(notes) <= MAX_TEXT_LENGTH
+    assert len(notes) <= MAX_LONG_TEXT
     assert notes.startswith(CUT_MARKER + "\n[2025-10-01 07:00:00Z] line ")  # whole lines
     assert notes.splitlines()[-1].endswith("marked Failed")  # sync's line is kept
     assert full.splitlines()[-1] in notes  # the newest old lines are kept
-    assert len(notes) > MAX_TEXT_LENGTH - 2_000
+    assert len(notes) > MAX_LONG_TEXT - 2_000

@@ -10,7 +10,7 @@ from datetime import timedelta
 from jobtrack_airtable.admin.sync import Action, plan_sync
 from jobtrack_airtable.local import LocalAirtable
 
-from .test_sync_support import NOW, STALE, SyncBase, at
+from .helpers import NOW, STALE, SyncBase, at
 
 
 def test_an_unclaimed_client_row_of_a_killed_worker_is_resolved_in_one_pass(

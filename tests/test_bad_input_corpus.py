@@ -43,7 +43,7 @@ from jobtrack_airtable.worker.tracker import Job, Tracker
 from . import corpus
 from .conftest import TEST_BASE_ID, TEST_TOKEN
 from .corpus import ABSENT, DEFAULTED, Case, Kind
-from .test_tracker import CRR, JOBS, make_conn, rows
+from .helpers import CRR_TABLE, JOB_TABLE, make_conn, rows
 
 FIXED = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
 #: How every note line starts under the fixed clock.
@@ -65,14 +65,16 @@ class Env:
 
     def store(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Both tables as stored: record ID → fields (no request)."""
-        return {t: {r["id"]: r["fields"] for r in rows(self.srv, t)} for t in (JOBS, CRR)}
+        return {
+            t: {r["id"]: r["fields"] for r in rows(self.srv, t)} for t in (JOB_TABLE, CRR_TABLE)
+        }
 
     def crr_fields(self, run_id: str) -> dict[str, Any]:
-        [row] = [r for r in rows(self.srv, CRR) if r["fields"].get("Run ID") == run_id]
+        [row] = [r for r in rows(self.srv, CRR_TABLE) if r["fields"].get("Run ID") == run_id]
         return row["fields"]
 
     def job_fields(self, run_id: str) -> dict[str, Any]:
-        [row] = [r for r in rows(self.srv, JOBS) if r["fields"].get("Run ID") == run_id]
+        [row] = [r for r in rows(self.srv, JOB_TABLE) if r["fields"].get("Run ID") == run_id]
         return row["fields"]
 
     def refuse(
@@ -109,7 +111,7 @@ def server() -> Iterator[LocalAirtable]:
 def _empty(srv: LocalAirtable) -> None:
     """Delete every record through the store (no HTTP), so each test starts from an empty
     base, and forget the requests and faults of the previous test."""
-    for table in (JOBS, CRR):
+    for table in (JOB_TABLE, CRR_TABLE):
         ids = [r["id"] for r in rows(srv, table)]
         for start in range(0, len(ids), 10):
             srv.store.delete_records(None, table, ids[start : start + 10])
@@ -224,7 +226,7 @@ def test_client_id(env: Env, case: Case) -> None:
         assert env.repo.client_runs.find(f"{job.run_id}-{absent}") is None
 
     # Ground truth in the server's store.
-    stored = [r for r in rows(env.srv, CRR) if r["fields"].get("Client ID") == value]
+    stored = [r for r in rows(env.srv, CRR_TABLE) if r["fields"].get("Client ID") == value]
     assert sorted(r["fields"]["Run ID"] for r in stored) == sorted([key, f"{other.run_id}-{value}"])
     mine = env.crr_fields(key)
     assert mine["Client ID"] == value and mine["Client Name"] == value

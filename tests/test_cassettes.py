@@ -19,11 +19,9 @@ to the test base ID so the paths match on replay.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,13 +35,8 @@ from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID, TEST_TOKEN
+from .helpers import CASSETTES, MODE, cassette_vcr
 
-MODE = os.environ.get("JOBTRACK_RECORD_CASSETTES", "")  # "", "local" or "airtable"
-#: Where recordings go: a re-record writes into JOBTRACK_CASSETTE_DIR (never the clone's
-#: tracked cassettes unless asked), replays read the clone's.
-CASSETTES = Path(
-    os.environ.get("JOBTRACK_CASSETTE_DIR") or Path(__file__).resolve().parent.parent / "cassettes"
-)
 FIXED = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
 # Nothing listens on the discard port: on replay every request must come from the cassette.
 REPLAY_ENDPOINT = "http://127.0.0.1:9"
@@ -62,26 +55,6 @@ class Recorder:
             # exact request counts asserted below would see every interaction twice.
             (CASSETTES / name).unlink(missing_ok=True)
         return self.vcr.use_cassette(name)
-
-
-def _rewrite_base(real_base: str | None) -> Any:
-    def before_record_request(request: Any) -> Any:
-        if real_base:
-            request.uri = request.uri.replace(real_base, TEST_BASE_ID)
-        return request
-
-    return before_record_request
-
-
-def _vcr(real_base: str | None = None) -> vcr.VCR:
-    return vcr.VCR(
-        cassette_library_dir=str(CASSETTES),
-        record_mode="all" if MODE else "none",
-        match_on=("method", "path", "query", "body"),
-        filter_headers=["authorization"],
-        before_record_request=_rewrite_base(real_base),
-        decode_compressed_response=True,
-    )
 
 
 @pytest.fixture
@@ -113,7 +86,7 @@ def recorder(request: pytest.FixtureRequest, make_local_airtable: Any) -> Iterat
     tracker = Tracker(
         conn, clock=lambda: FIXED, origin="cassette-host pid 1", claim_marker=lambda: "c1a1m0000001"
     )
-    yield Recorder(tracker, name, _vcr(real_base))
+    yield Recorder(tracker, name, cassette_vcr(real_base))
     conn.close()
 
 

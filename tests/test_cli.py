@@ -12,55 +12,25 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from jobtrack_airtable.cli import _core, app, embedded
+from jobtrack_airtable.cli import _core
 from jobtrack_airtable.cli.embedded import EMBEDDED_BASE_ID, open_backend, seed_store
 from jobtrack_airtable.local import LocalAirtable
-from jobtrack_airtable.local.storage import Store
 from jobtrack_airtable.settings import Settings
 from jobtrack_airtable.timeutil import utcnow
 from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import MakeLocalAirtable
-from .ops_rows import CLI_ENV_VARS
-
-SUMMARY_RE = re.compile(
-    r"^Plan: (\d+) to create, (\d+) to update, (\d+) to delete, (\d+) need attention\.$"
+from .helpers import (
+    FAKE_TOKEN,
+    clean_env,  # noqa: F401  (autouse fixture: no stray environment)
+    drop_field,
+    error_lines,
+    local,
+    run,
+    summary,
 )
-FAKE_TOKEN = "patRECOGNISABLEfake.0123456789abcdefTOKEN"
-
-_ENV_VARS = CLI_ENV_VARS
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in _ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)  # no stray .env file
-    # Never touch the developer's real per-user base.
-    default = tmp_path / "user-data" / "local-base.sqlite"
-    monkeypatch.setattr(embedded, "default_local_path", lambda: default)
-
-
-def run(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), input=input)
-
-
-def local(base: Path, *args: str, input: str | None = None) -> Result:
-    return run("--local", str(base), *args, input=input)
-
-
-def summary(result: Result) -> tuple[int, ...]:
-    last = result.stdout.strip().splitlines()[-1]
-    match = SUMMARY_RE.match(last)
-    assert match, f"no summary line in: {last!r}"
-    return tuple(int(n) for n in match.groups())
-
-
-def error_lines(result: Result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if not line.startswith("Using the ")]
-
 
 # -- sync and apply ----------------------------------------------------------------------------
 
@@ -305,18 +275,6 @@ def test_runs_show_table_and_json(base: Path) -> None:
 # -- schema ------------------------------------------------------------------------------------
 
 
-def _drop_field(base: Path, table: str, field: str) -> None:
-    # Edited as the legacy JSON export, which the next open converts back to a base file.
-    with Store(base) as store:
-        data = store.to_json()
-    for t in data["bases"][EMBEDDED_BASE_ID]["tables"]:
-        if t["name"] == table:
-            t["fields"] = [f for f in t["fields"] if f["name"] != field]
-            for r in t["records"]:
-                r["fields"].pop(field, None)
-    base.write_text(json.dumps(data), encoding="utf-8")
-
-
 def test_schema_check_good_base(base: Path) -> None:
     result = local(base, "schema", "check")
     assert result.exit_code == 0, result.output
@@ -326,8 +284,8 @@ def test_schema_check_good_base(base: Path) -> None:
 
 
 def test_schema_check_missing_field_then_init(base: Path) -> None:
-    _drop_field(base, "Job Tracking", "Stream")
-    _drop_field(base, "Client Run Results", "Post Scoring Success Rate")
+    drop_field(base, "Job Tracking", "Stream")
+    drop_field(base, "Client Run Results", "Post Scoring Success Rate")
     result = local(base, "schema", "check")
     assert result.exit_code == 1
     assert "'Job Tracking'.'Stream' (number) is missing" in result.stdout
@@ -434,8 +392,8 @@ def test_logging_setup_is_undone_after_a_command(base: Path) -> None:
 def test_library_warnings_go_to_stderr(base: Path) -> None:
     # The demo base holds duplicate client rows: reading them warns (once per duplicate key).
     listing = json.loads(local(base, "runs", "list", "--limit", "40", "--json").stdout)
-    for run in listing["runs"]:
-        result = local(base, "runs", "show", run["run_id"], "--json")
+    for entry in listing["runs"]:
+        result = local(base, "runs", "show", entry["run_id"], "--json")
         if "WARNING: " in result.stderr:
             assert "share the key" in result.stderr
             json.loads(result.stdout)  # stdout stays pure JSON

@@ -95,9 +95,9 @@ def _archive_applied(s: Scenario) -> int:
 
 
 def _schema_differs(s: Scenario) -> int:
-    from .test_cli import _drop_field
+    from .helpers import drop_field
 
-    _drop_field(s.base, "Job Tracking", "Stream")
+    drop_field(s.base, "Job Tracking", "Stream")
     return s.cli("schema", "check")
 
 

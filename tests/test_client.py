@@ -16,31 +16,23 @@ import pytest
 import requests
 
 from jobtrack_airtable.errors import AuthenticationError, ConfigError
-from jobtrack_airtable.limiter import LimitedAdapter, LocalLimiter, NullLimiter, Slot
+from jobtrack_airtable.limiter import LocalLimiter, NullLimiter, Slot
 from jobtrack_airtable.settings import Settings
+from jobtrack_airtable.transport.adapter import AirtableAdapter
 from jobtrack_airtable.transport.client import Connection, build_api
 from jobtrack_airtable.transport.recovery import DEFAULT_POLICY, RetryPolicy, call_with_retry
+
+from .helpers import clear_settings_env
 
 TOKEN = "patFAKEt0kenABCDE.f00dfeedcafe0123456789abcdef0123456789abcdef0123456789abcdef"
 TOKEN_PIECES = (TOKEN, "patFAKEt0ken", "f00dfeedcafe")
 BASE = "appAAAAAAAAAAAAAA"
 
-ENV_VARS = (
-    "AIRTABLE_API_KEY",
-    "AIRTABLE_BASE_ID",
-    "JOBTRACK_ENDPOINT_URL",
-    "JOBTRACK_TIMEOUT",
-    "JOBTRACK_RATE_LIMIT",
-    "JOBTRACK_LIMITER_URL",
-    "JOBTRACK_SCHEMA_FILE",
-)
-
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # No credentials from the developer's environment or .env file leak into these tests.
-    for name in ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
+    clear_settings_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
 
 
@@ -136,7 +128,7 @@ def test_no_retry_adapter_and_limiter_mounted() -> None:
     assert type(api.session) is requests.Session
     for prefix in ("http://", "https://"):
         adapter = api.session.get_adapter(f"{prefix}api.airtable.com/v0/{BASE}/T")
-        assert isinstance(adapter, LimitedAdapter)
+        assert isinstance(adapter, AirtableAdapter)
         assert adapter.limiter is limiter
     for adapter in api.session.adapters.values():
         assert adapter.max_retries.total == 0  # type: ignore[attr-defined]
@@ -178,7 +170,7 @@ def test_default_limiter_comes_from_settings(tmp_path: Path) -> None:
     path = tmp_path / "rl.sqlite"
     api = build_api(settings(rate_limit=5, limiter_url=f"sqlite://{path}"))
     adapter = api.session.get_adapter("https://api.airtable.com/")
-    assert isinstance(adapter, LimitedAdapter)
+    assert isinstance(adapter, AirtableAdapter)
     assert isinstance(adapter.limiter, LocalLimiter)
     assert adapter.limiter.path == path
     off = build_api(settings(rate_limit=0)).session.get_adapter("https://api.airtable.com/")

@@ -47,19 +47,6 @@ def test_default_path_is_per_user_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_
     assert path == tmp_path / "jobtrack-airtable" / "local-base.sqlite"
 
 
-def test_a_base_made_by_an_earlier_version_is_used_where_it_is(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    legacy = tmp_path / "jobtrack-airtable" / "local-base.json"
-    legacy.parent.mkdir()
-    seed_file(legacy, load_schema(), now=NOW)
-    assert default_local_path() == legacy
-    # Once a .sqlite exists (made by this version), it wins.
-    seed_file(legacy.with_name("local-base.sqlite"), load_schema(), now=NOW)
-    assert default_local_path() == legacy.with_name("local-base.sqlite")
-
-
 def test_seed_file_writes_the_demo_dataset_with_created_times(tmp_path: Path) -> None:
     path = tmp_path / "base.json"
     counts = seed_file(path, load_schema(), now=NOW)
@@ -69,14 +56,13 @@ def test_seed_file_writes_the_demo_dataset_with_created_times(tmp_path: Path) ->
         "client_runs": sum(r.table == "client_runs" for r in demo),
     }
     assert count_records(path) == len(demo)
-    with Store(path) as store:  # the base file is SQLite; to_json() is its legacy view
-        data = store.to_json()
-    tables = {t["name"]: t for t in data["bases"][EMBEDDED_BASE_ID]["tables"]}
-    created = {r["createdTime"] for r in tables["Job Tracking"]["records"]}
+    with Store(path) as store:
+        _, jobs = store.snapshot(EMBEDDED_BASE_ID, "Job Tracking")
+    created = {r.created_time for r in jobs}
     oldest_job = min((r for r in demo if r.table == "jobs"), key=lambda r: r.created_time)
     assert oldest_job.created_time.strftime("%Y-%m-%dT%H:%M:%S.000Z") in created
     # Logical keys became Airtable names, legacy select values were kept as they are.
-    statuses = {r["fields"].get("Status") for r in tables["Job Tracking"]["records"]}
+    statuses = {r.fields.get("Status") for r in jobs}
     assert "Success" in statuses
 
 

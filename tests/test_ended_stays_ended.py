@@ -15,7 +15,7 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.statuses import Status
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .test_tracker import CRR, JOBS, make_conn, rows
+from .helpers import CRR_TABLE, JOB_TABLE, make_conn, rows
 
 
 def _sync(srv: LocalAirtable, tmp_path: Path, stale_after_minutes: float) -> str:
@@ -65,15 +65,15 @@ def test_a_resumed_worker_never_turns_what_sync_failed_back_to_completed(
     # The worker goes quiet (a long AI call, a paused container); sync runs meanwhile, as
     # often as an impatient admin would, until it finds the run stale.
     deadline = time.monotonic() + 60
-    while _status(local_airtable, CRR) == "Running":
+    while _status(local_airtable, CRR_TABLE) == "Running":
         assert time.monotonic() < deadline, "sync never marked the quiet run stale"
         _sync(local_airtable, tmp_path, stale_after_minutes=0.2)
-    assert _status(local_airtable, CRR) == "Failed"
+    assert _status(local_airtable, CRR_TABLE) == "Failed"
     # The worker resumes: more work, then its close.
     run.add(profiles_examined=20)
     run.close()
     tracker.flush()
-    [row] = rows(local_airtable, CRR)
+    [row] = rows(local_airtable, CRR_TABLE)
     fields = row["fields"]
     assert fields["Status"] == "Failed"
     assert fields["Profiles Examined for Scoring"] == 30  # the facts are recorded
@@ -86,7 +86,7 @@ def test_a_resumed_worker_never_turns_what_sync_failed_back_to_completed(
     assert run.status is Status.FAILED
     # The job: what sync ended stays ended there too, and its totals are the client's.
     job.complete()
-    [job_row] = rows(local_airtable, JOBS)
+    [job_row] = rows(local_airtable, JOB_TABLE)
     assert job_row["fields"]["Status"] == "Failed"
     assert job_row["fields"]["Total Profiles Examined"] == 30
     tracker.close()

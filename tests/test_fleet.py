@@ -49,8 +49,7 @@ from jobtrack_airtable.transport.recovery import DEFAULT_POLICY, RetryPolicy
 from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID, TEST_TOKEN
-from .test_usage import _expected as _usage_expected
-from .test_usage import _work as _usage_work
+from .helpers import usage_expected, usage_work
 
 CRR = "Client Run Results"
 JOBS = "Job Tracking"
@@ -288,6 +287,8 @@ class WorkerSpec:
     clients: tuple[str, ...]
     policy: RetryPolicy
     job_run_id: str = JOB_RUN_ID
+    #: The limiter's grace (seconds a failing Redis is retried); None keeps the default.
+    grace: float | None = None
 
 
 def _fleet_worker(spec: WorkerSpec, barrier: Any, results: Any) -> None:
@@ -322,6 +323,8 @@ def _fleet_worker(spec: WorkerSpec, barrier: Any, results: Any) -> None:
         conn = Connection.from_settings(settings, policy=spec.policy)
         limiter = conn.limiter
         assert isinstance(limiter, RedisLimiter), limiter
+        if spec.grace is not None:
+            limiter.grace = spec.grace
         if isinstance(limiter.fallback, LocalLimiter):
             fallback_path = str(limiter.fallback.path)
         tracker = Tracker(conn)
@@ -374,7 +377,9 @@ def run_fleet(
         while_running()
     reports = [results.get(timeout=timeout) for _ in procs]
     for p in procs:
-        p.join(timeout=10)
+        # Reported, so only its exit is left: wait for it (a loaded machine takes seconds to
+        # tear an interpreter down; a fixed 10 s was scheduling luck).
+        p.join(timeout=timeout)
         assert p.exitcode == 0
     return sorted(reports, key=lambda r: r["index"])
 
@@ -389,6 +394,7 @@ def make_specs(
     fallback: str,
     policy: RetryPolicy,
     job_run_id: str = JOB_RUN_ID,
+    grace: float | None = None,
 ) -> list[WorkerSpec]:
     return [
         WorkerSpec(
@@ -402,6 +408,7 @@ def make_specs(
             clients=tuple(f"M{w}-C{i}" for i in range(clients_each)),
             policy=policy,
             job_run_id=job_run_id,
+            grace=grace,
         )
         for w in range(workers)
     ]
@@ -854,8 +861,10 @@ def test_a_redis_restart_mid_run_costs_no_429(
 ) -> None:
     # A restart (no persistence: Redis comes back empty) while three machines share a base.
     # Before: each machine fell back to its own limiter (3 x 5/s), then Redis forgot the
-    # window -- 429s and their penalty.  Now: the grace rides out the restart and the epoch
-    # hold waits out the forgotten window.
+    # window -- 429s and their penalty.  Now: the grace rides out the restart and the
+    # restart hold waits out the forgotten window.  The grace is longer than any restart a
+    # loaded machine takes (the default 2 s met a 1.5 s restart plus a slow start-up under
+    # load); what a restart longer than the grace costs is the next tests' subject.
     srv = make_local_airtable(rate_limit=5, penalty_seconds=2.0)
     specs = make_specs(
         srv,
@@ -865,6 +874,7 @@ def test_a_redis_restart_mid_run_costs_no_429(
         clients_each=8,
         fallback="local",
         policy=DEFAULT_POLICY.scaled(0.07),
+        grace=60.0,
     )
     kill = _kill_when_each_machine_has_completed_a_client(srv, own_redis, 3)
 
@@ -889,9 +899,9 @@ def test_usage_is_counted_exactly_for_the_fleet_in_redis(
 ) -> None:
     srv = make_local_airtable(rate_limit=5, penalty_seconds=0.3)
     settings = srv.settings(limiter_url=redis_url, limiter_fallback="fail", rate_limit=5)
-    _usage_work(srv, settings)
+    usage_work(srv, settings)
     usage = usage_counts(settings)
-    expected = _usage_expected(srv)
+    expected = usage_expected(srv)
     print(f"\nfleet usage {usage.month}: {dict(usage.counts)}; server saw {expected}")
     assert usage.total == expected["total"]
     assert (usage.reads, usage.writes) == (expected["reads"], expected["writes"])

@@ -17,7 +17,7 @@ from jobtrack_airtable import forks
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .test_tracker import CRR, make_conn, rows
+from .helpers import CRR_TABLE, make_conn, rows
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -94,7 +94,7 @@ def test_forks_while_the_parent_commit_is_flushing(local_airtable: LocalAirtable
     for run in runs:
         run.close()
     row = job.complete()
-    by_client = {r["fields"]["Client ID"]: r["fields"] for r in rows(local_airtable, CRR)}
+    by_client = {r["fields"]["Client ID"]: r["fields"] for r in rows(local_airtable, CRR_TABLE)}
     assert len(by_client) == 200
     for i in range(100):
         assert by_client[f"Child-{i}"]["Status"] == "Completed"

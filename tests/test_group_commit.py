@@ -13,7 +13,7 @@ from pathlib import Path
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .test_tracker import CRR, by_key, make_conn, rows
+from .helpers import CRR_TABLE, by_key, make_conn, rows
 
 WORKER = Path(__file__).with_name("group_commit_worker.py")
 
@@ -56,7 +56,7 @@ def _started(srv: LocalAirtable) -> tuple[Tracker, str]:
 
 
 def _client_rows(srv: LocalAirtable, base: str) -> dict[str, dict]:
-    keys = by_key(srv, CRR)
+    keys = by_key(srv, CRR_TABLE)
     assert all(len(v) == 1 for v in keys.values()), keys  # nothing duplicated
     return {k.removeprefix(f"{base}-"): v[0] for k, v in keys.items()}
 
@@ -107,7 +107,7 @@ def test_sigkill_between_a_close_and_its_batch_loses_one_interval_and_converges(
     assert row["Profiles Examined for Scoring"] == 8
     job = restarted.attach_job(base).complete()
     assert job.aggregates["profiles_examined"] == 8
-    assert len(rows(local_airtable, CRR)) == 1
+    assert len(rows(local_airtable, CRR_TABLE)) == 1
 
 
 def test_the_background_commit_writes_within_the_interval_without_being_asked(
@@ -122,7 +122,7 @@ def test_the_background_commit_writes_within_the_interval_without_being_asked(
         r.add(profiles_examined=3)
     deadline = time.monotonic() + 30  # a bound for a loaded machine, not a timing assertion
     while time.monotonic() < deadline:
-        stored = by_key(local_airtable, CRR)
+        stored = by_key(local_airtable, CRR_TABLE)
         if len(stored) == 12 and all(
             v[0].get("Profiles Examined for Scoring") == 3 for v in stored.values()
         ):

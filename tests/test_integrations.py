@@ -19,7 +19,7 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_TOKEN
-from .test_tracker import CRR, JOBS, make_conn, rows
+from .helpers import CRR_TABLE, JOB_TABLE, make_conn, rows
 
 CLI = Path(sys.executable).with_name("jobtrack-airtable")
 
@@ -37,11 +37,11 @@ def worker_env(srv: LocalAirtable) -> dict[str, str]:
 
 
 def _jobs(srv: LocalAirtable) -> list[dict]:
-    return [r["fields"] for r in rows(srv, JOBS)]
+    return [r["fields"] for r in rows(srv, JOB_TABLE)]
 
 
 def _clients(srv: LocalAirtable) -> dict[str, dict]:
-    return {r["fields"]["Client ID"]: r["fields"] for r in rows(srv, CRR)}
+    return {r["fields"]["Client ID"]: r["fields"] for r in rows(srv, CRR_TABLE)}
 
 
 # ------------------------------------------------------------------------- @tracked_job

@@ -18,7 +18,7 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.statuses import Status
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .test_tracker import CRR, JOBS, make_conn, rows
+from .helpers import CRR_TABLE, JOB_TABLE, make_conn, rows
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_a_closed_run_refuses_changes_before_any_request(
         call(run)  # type: ignore[operator]
     tracker.flush()
     assert log.total == 0
-    [row] = _fields(local_airtable, CRR)
+    [row] = _fields(local_airtable, CRR_TABLE)
     assert row["Profiles Examined for Scoring"] == 5  # not 105
     assert row.get("Apify API Costs") is None
     assert "late line" not in row.get("System Notes", "")
@@ -83,7 +83,7 @@ def test_a_reopened_run_continues(tracker: Tracker, local_airtable: LocalAirtabl
     with job.client("Guy-Wilson", force=True) as again:  # the supported way to continue
         again.add(profiles_examined=2)
     tracker.flush()
-    [row] = _fields(local_airtable, CRR)
+    [row] = _fields(local_airtable, CRR_TABLE)
     assert row["Profiles Examined for Scoring"] == 7
 
 
@@ -100,7 +100,7 @@ def test_client_on_a_completed_job_is_refused(
         job.open_clients(["A", "B"])
     tracker.flush()
     assert log.total == 0
-    assert _fields(local_airtable, CRR) == []
+    assert _fields(local_airtable, CRR_TABLE) == []
 
 
 def test_client_on_an_attached_ended_job_is_refused(
@@ -136,7 +136,7 @@ def test_a_closed_tracker_refuses_new_work_before_any_request(
     with pytest.raises(TrackerClosedError, match="the tracker is closed"):
         call(tracker)  # type: ignore[operator]
     assert log.total == 0
-    assert _fields(local_airtable, JOBS) == []
+    assert _fields(local_airtable, JOB_TABLE) == []
 
 
 def test_a_job_of_a_closed_tracker_cannot_open_clients_or_complete(
@@ -165,7 +165,7 @@ def test_complete_closes_open_client_runs_as_failed(
     forgotten.add(profiles_examined=2)
     row = job.complete()
     assert forgotten.status is Status.FAILED
-    by_client = {f["Client ID"]: f for f in _fields(local_airtable, CRR)}
+    by_client = {f["Client ID"]: f for f in _fields(local_airtable, CRR_TABLE)}
     assert by_client["Done"]["Status"] == "Completed"
     assert by_client["Forgotten"]["Status"] == "Failed"
     assert by_client["Forgotten"]["Error Details"] == f"still open when job {job.run_id} completed"
@@ -185,7 +185,7 @@ def test_a_failing_job_block_fails_its_open_runs_with_its_error(
         run = job.client("Guy-Wilson")
         run.add(profiles_examined=1)
         raise RuntimeError("scraper down")
-    [row] = _fields(local_airtable, CRR)
+    [row] = _fields(local_airtable, CRR_TABLE)
     assert row["Status"] == "Failed"
     assert row["Error Details"] == f"job {job.run_id} failed: RuntimeError: scraper down"
-    assert _fields(local_airtable, JOBS)[0]["Status"] == "Failed"
+    assert _fields(local_airtable, JOB_TABLE)[0]["Status"] == "Failed"

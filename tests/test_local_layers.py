@@ -15,6 +15,7 @@ ALLOWED = {
     "jobtrack_airtable.timeutil",
     "jobtrack_airtable.field_types",
     "jobtrack_airtable.files",
+    "jobtrack_airtable.extras",
 }
 
 

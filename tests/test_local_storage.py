@@ -1,5 +1,5 @@
 """The local server's SQLite base file: durability (SIGKILL mid-burst), one process per file
-(symlinks included), conversion of legacy JSON base files, and the field indexes behind upserts
+(symlinks included), and the field indexes behind upserts
 and simple filters — all through pyairtable over real HTTP where a client is involved."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.local.formulas import compile_formula
 from jobtrack_airtable.local.persistence import SQLITE_MAGIC, BaseFileInUseError
 from jobtrack_airtable.local.storage import Store
-from jobtrack_airtable.testing import tracking_tables
 
 from .conftest import TEST_BASE_ID, TEST_TOKEN, tracking_tables_file
 
@@ -173,27 +172,12 @@ def test_stop_releases_the_file_and_start_reopens_it(
     assert sorted(r["fields"]["Run ID"] for r in srv.table("jobs").all()) == ["a", "b"]
 
 
-def test_a_legacy_json_base_file_is_converted_on_first_open(
-    make_local_airtable: Make, tmp_path: Path
-) -> None:
-    # Write a base the way earlier versions did: the whole state as one JSON document.
-    with Store() as memory:
-        memory.ensure_tables(TEST_BASE_ID, tracking_tables())
-        [rec] = memory.create_records(TEST_BASE_ID, JOBS, [{"Run ID": "old", "Stream": 2}])
-        legacy = memory.to_json()
-    path = tmp_path / "local-base.json"
-    path.write_text(json.dumps(legacy), encoding="utf-8")
-
-    srv = make_local_airtable(data_path=path)
-    fields = srv.table("jobs").get(rec.id)["fields"]
-    assert (fields["Run ID"], fields["Stream"]) == ("old", 2)
-    srv.table("jobs").create({"Run ID": "new"})
-    srv.stop()
-    assert path.read_bytes()[: len(SQLITE_MAGIC)] == SQLITE_MAGIC
-    backup = tmp_path / "local-base.json-v1.bak"
-    assert json.loads(backup.read_text(encoding="utf-8")) == legacy
-    again = make_local_airtable(data_path=path)
-    assert sorted(r["fields"]["Run ID"] for r in again.table("jobs").all()) == ["new", "old"]
+def test_a_json_base_file_is_refused_not_converted(tmp_path: Path) -> None:
+    # 0.1.0 was never released with the JSON format: no converter, a clear refusal.
+    old = tmp_path / "local-base.json"
+    old.write_text('{"version": 1, "bases": {}}', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"local-base\.json.*not a base file"):
+        Store(old)
 
 
 def test_a_corrupt_file_is_refused_with_its_name(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ the base-collaborators endpoint."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +121,17 @@ def test_a_base_has_a_name_and_collaborators(local_airtable_server: LocalAirtabl
 
 
 def test_formula_fields_of_older_files_show_their_result(tmp_path: Path) -> None:
-    with LocalAirtable(rate_limit=None) as srv:
+    path = tmp_path / "old.sqlite"
+    with LocalAirtable(rate_limit=None, data_path=path) as srv:
         spec = {"name": "Twice", "type": "formula", "options": {"formula": "{Score} * 2"}}
         srv.store.create_table(srv.base_id, "Leads", [*LEADS["fields"], spec])
-        exported = srv.store.to_json()
-    [table] = exported["bases"][srv.base_id]["tables"]
-    del table["fields"][2]["options"]["result"]  # as files written before it was shown
-    (tmp_path / "old.json").write_text(json.dumps(exported))
-    with LocalAirtable(rate_limit=None, data_path=tmp_path / "old.json") as srv:
+    # As files written before the result was shown: the field model without it.
+    db = sqlite3.connect(path, isolation_level=None)
+    [(table_id, text)] = db.execute("SELECT id, model FROM tables").fetchall()
+    model = json.loads(text)
+    del model["fields"][2]["options"]["result"]
+    db.execute("UPDATE tables SET model = ? WHERE id = ?", (json.dumps(model), table_id))
+    db.close()
+    with LocalAirtable(rate_limit=None, data_path=path) as srv:
         twice = srv.table("Leads").schema().field("Twice")
         assert twice.options.result.type == "number"  # type: ignore[union-attr]

@@ -17,7 +17,7 @@ from jobtrack_airtable.admin.mirror.store import MirrorFile
 from jobtrack_airtable.admin.sync import plan_to_json
 from jobtrack_airtable.local.webhooks import MAX_WEBHOOKS_PER_BASE
 from jobtrack_airtable.timeutil import to_airtable
-from tests.test_sync_support import CRR, JOBS, NOW, SyncBase, at, base_fixture  # noqa: F401
+from tests.helpers import CRR, JOBS, NOW, SyncBase, at, base_fixture  # noqa: F401
 
 PAYLOADS = "payloads"
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner, Result
 
 from jobtrack_airtable.cli import app
 from jobtrack_airtable.testing import TrackingServer
+from tests.helpers import SyncBase
 from tests.test_mirror import _seed
-from tests.test_sync_support import SyncBase
 
 
 def cli(srv: TrackingServer, *args: str) -> Result:

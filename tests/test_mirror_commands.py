@@ -17,8 +17,8 @@ from jobtrack_airtable.admin.mirror import Mirror
 from jobtrack_airtable.admin.mirror.reads import MirroredRepository
 from jobtrack_airtable.admin.ops.quota import usage_report
 from jobtrack_airtable.timeutil import to_airtable
+from tests.helpers import CRR, JOBS, SyncBase, base_fixture  # noqa: F401
 from tests.test_mirror import _seed
-from tests.test_sync_support import CRR, JOBS, SyncBase, base_fixture  # noqa: F401
 
 NOW = datetime(2025, 12, 1, tzinfo=UTC)
 

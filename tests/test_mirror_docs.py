@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from jobtrack_airtable.admin.mirror import default_mirror_path
+from tests.helpers import CRR, SyncBase, base_fixture  # noqa: F401
 from tests.test_mirror import _seed
-from tests.test_sync_support import CRR, SyncBase, base_fixture  # noqa: F401
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "mirror.md"
 

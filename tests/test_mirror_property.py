@@ -35,7 +35,7 @@ from jobtrack_airtable.testing import TrackingServer, tracking_tables
 from jobtrack_airtable.transport.client import Connection
 from jobtrack_airtable.transport.meta import fetch_meta
 from jobtrack_airtable.transport.repository import Repository
-from tests.test_sync_support import NOW, STALE, at
+from tests.helpers import NOW, STALE, at
 
 TABLES = {"jobs": "Job Tracking", "client_runs": "Client Run Results"}
 BASES = ["250930-100000", "250930-110000", "250930-120000"]

@@ -23,6 +23,7 @@ from jobtrack_airtable.transport.repository import Repository
 
 from .browser import find_chromium, load_page
 from .conftest import MakeLocalAirtable
+from .helpers import clear_settings_env
 from .ops_rows import client, connect, job, put
 
 DAY1 = datetime(2025, 9, 28, 8, 0, tzinfo=UTC)
@@ -31,7 +32,6 @@ DAY3 = DAY1 + timedelta(days=2)
 SINCE = datetime(2025, 9, 28, 0, 0, tzinfo=UTC)
 UNTIL = datetime(2025, 9, 30, 23, 59, tzinfo=UTC)
 HOSTILE = "<img src=x onerror=alert(1)>"
-_ENV_VARS = ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID", "JOBTRACK_ENDPOINT_URL", "JOBTRACK_RATE_LIMIT")
 
 
 @pytest.fixture
@@ -207,8 +207,7 @@ def test_without_plotly_a_clear_error(
 
 @pytest.fixture
 def cli_env(srv: LocalAirtable, monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in _ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
+    clear_settings_env(monkeypatch)
     monkeypatch.setenv("AIRTABLE_API_KEY", srv.token)
     monkeypatch.setenv("AIRTABLE_BASE_ID", srv.base_id)
     monkeypatch.setenv("JOBTRACK_ENDPOINT_URL", srv.url)

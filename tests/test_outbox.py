@@ -27,9 +27,9 @@ from jobtrack_airtable.outbox import SqliteOutbox
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
 
+from .helpers import CRR_TABLE, by_key, make_conn
 from .test_group_commit import _spawn as spawn_worker
 from .test_local_meta_rename import _rename_field
-from .test_tracker import CRR, by_key, make_conn
 
 JT = "Job Tracking"
 
@@ -38,7 +38,7 @@ EXAMINED = "Profiles Examined for Scoring"
 
 
 def _client_rows(srv: TrackingServer, base: str) -> dict[str, dict[str, Any]]:
-    keys = by_key(srv, CRR)
+    keys = by_key(srv, CRR_TABLE)
     assert all(len(v) == 1 for v in keys.values()), keys  # nothing duplicated
     return {k.removeprefix(f"{base}-"): v[0] for k, v in keys.items() if k.startswith(base)}
 
@@ -106,12 +106,12 @@ def test_a_field_renamed_without_pin_keeps_the_data_until_it_is_renamed_back(
 ) -> None:
     tracker, job, _runs = _mid_run(local_airtable)
     api, base_id = local_airtable.api(), local_airtable.base_id
-    _rename_field(api, base_id, CRR, EXAMINED, "Profiles Looked At")
+    _rename_field(api, base_id, CRR_TABLE, EXAMINED, "Profiles Looked At")
     with pytest.raises(UnknownFieldError):
         tracker.flush()
     with pytest.raises(UnknownFieldError):
         job.complete()
-    _rename_field(api, base_id, CRR, "Profiles Looked At", EXAMINED)
+    _rename_field(api, base_id, CRR_TABLE, "Profiles Looked At", EXAMINED)
     _complete_and_check(local_airtable, tracker, job)
 
 

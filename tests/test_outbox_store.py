@@ -20,8 +20,8 @@ from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
 
 from . import test_fleet
+from .helpers import make_conn
 from .test_outbox import EXAMINED, _client_rows, _left_refused
-from .test_tracker import make_conn
 
 KEY = "appX/client_runs/250930-141522-A"
 OTHER = "appX/client_runs/250930-141522-B"

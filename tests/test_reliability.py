@@ -13,7 +13,7 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID
-from .test_tracker import CRR, JOBS, by_key, make_conn, rows
+from .helpers import CRR_TABLE, JOB_TABLE, by_key, make_conn, rows
 
 FAULTS = ["429", "500", "502", "503", "drop", "lost_response"]
 
@@ -34,7 +34,7 @@ def _fault(srv: LocalAirtable, kind: str, method: str, path: str, after: int = 0
 
 
 def _assert_one_row_per_key(srv: LocalAirtable) -> None:
-    for table in (JOBS, CRR):
+    for table in (JOB_TABLE, CRR_TABLE):
         dupes = {k: len(v) for k, v in by_key(srv, table).items() if len(v) > 1}
         assert not dupes, f"duplicate rows in {table}: {dupes}"
 
@@ -42,7 +42,7 @@ def _assert_one_row_per_key(srv: LocalAirtable) -> None:
 @pytest.mark.parametrize("kind", FAULTS)
 @pytest.mark.parametrize(
     ("method", "path", "after"),
-    [("POST", JOBS, 0), ("GET", JOBS, 0)],
+    [("POST", JOB_TABLE, 0), ("GET", JOB_TABLE, 0)],
     ids=["start-create", "start-verify"],
 )
 def test_start_job_under_faults(
@@ -52,7 +52,7 @@ def test_start_job_under_faults(
     _fault(local_airtable, kind, method, path, after)
     job = tracker.job()
     assert local_airtable.faults.counts == {kind: 1}
-    [row] = rows(local_airtable, JOBS)
+    [row] = rows(local_airtable, JOB_TABLE)
     assert row["fields"]["Run ID"] == str(job.run_id)
     assert row["fields"]["Status"] == "Running"
 
@@ -65,19 +65,19 @@ def test_client_run_writes_under_faults(
     tracker = Tracker(make_conn(local_airtable))
     job = tracker.job()
     if step == "open":
-        _fault(local_airtable, kind, "PATCH", CRR)
+        _fault(local_airtable, kind, "PATCH", CRR_TABLE)
     run = job.client("Guy-Wilson")
     tracker.flush()  # the open, on the wire
     run.add(profiles_examined=7, profile_tokens=70)
     if step == "flush":
-        _fault(local_airtable, kind, "PATCH", CRR)
+        _fault(local_airtable, kind, "PATCH", CRR_TABLE)
     run.flush()
     run.add(profiles_examined=3)
     if step == "close":
-        _fault(local_airtable, kind, "PATCH", CRR)
+        _fault(local_airtable, kind, "PATCH", CRR_TABLE)
     run.close(wait=True)
     assert local_airtable.faults.counts == {kind: 1}
-    [row] = rows(local_airtable, CRR)
+    [row] = rows(local_airtable, CRR_TABLE)
     assert row["fields"]["Profiles Examined for Scoring"] == 10  # exactly once, not 17 or 7
     assert row["fields"]["Profile Scoring Tokens"] == 70
     assert row["fields"]["Status"] == "Completed"
@@ -85,7 +85,9 @@ def test_client_run_writes_under_faults(
 
 @pytest.mark.parametrize("kind", FAULTS)
 @pytest.mark.parametrize(
-    ("method", "path"), [("GET", CRR), ("PATCH", JOBS)], ids=["aggregate-read", "close-write"]
+    ("method", "path"),
+    [("GET", CRR_TABLE), ("PATCH", JOB_TABLE)],
+    ids=["aggregate-read", "close-write"],
 )
 def test_complete_job_under_faults(
     local_airtable: LocalAirtable, kind: str, method: str, path: str
@@ -101,7 +103,7 @@ def test_complete_job_under_faults(
     job.complete()
     assert local_airtable.faults.counts == {kind: 1}
     _assert_one_row_per_key(local_airtable)
-    fields = rows(local_airtable, JOBS)[0]["fields"]
+    fields = rows(local_airtable, JOB_TABLE)[0]["fields"]
     assert fields["Total Profiles Examined"] == sum(range(12))
     assert fields["Clients Processed"] == 12
     assert fields["Status"] == "Completed"
@@ -111,11 +113,11 @@ def test_complete_job_under_faults(
 def test_batch_open_under_faults(local_airtable: LocalAirtable, kind: str) -> None:
     tracker = Tracker(make_conn(local_airtable))
     job = tracker.job()
-    _fault(local_airtable, kind, "PATCH", CRR, after=1)  # the second batch of 10
+    _fault(local_airtable, kind, "PATCH", CRR_TABLE, after=1)  # the second batch of 10
     job.open_clients([f"C-{i}" for i in range(25)])
     tracker.flush()
     assert local_airtable.faults.counts == {kind: 1}
-    keys = by_key(local_airtable, CRR)
+    keys = by_key(local_airtable, CRR_TABLE)
     assert len(keys) == 25
     _assert_one_row_per_key(local_airtable)
 
@@ -134,7 +136,7 @@ def test_real_rate_limit_penalty_is_waited_out(make_local_airtable) -> None:
     statuses = [e.status for e in srv.request_log.entries]
     assert 429 in statuses
     _assert_one_row_per_key(srv)
-    assert rows(srv, JOBS)[0]["fields"]["Total Profiles Examined"] == 8
+    assert rows(srv, JOB_TABLE)[0]["fields"]["Total Profiles Examined"] == 8
 
 
 def test_iterator_expiry_restarts_the_listing(make_local_airtable) -> None:
@@ -162,9 +164,9 @@ def test_upsert_onto_duplicate_rows_writes_the_oldest(
     local_airtable: LocalAirtable, caplog: pytest.LogCaptureFixture
 ) -> None:
     tracker = Tracker(make_conn(local_airtable))
-    table = local_airtable.api().table(TEST_BASE_ID, CRR)
+    table = local_airtable.api().table(TEST_BASE_ID, CRR_TABLE)
     first, second = _two_rows(
-        local_airtable, CRR, {"Run ID": "250930-141522-Guy-Wilson", "Client ID": "Guy-Wilson"}
+        local_airtable, CRR_TABLE, {"Run ID": "250930-141522-Guy-Wilson", "Client ID": "Guy-Wilson"}
     )
     with tracker.client("250930-141522", "Guy-Wilson") as run:
         run.add(profiles_examined=9)
@@ -205,7 +207,7 @@ def test_four_threads_record_one_job_exactly(local_airtable: LocalAirtable) -> N
         th.join()
     job.complete()
     _assert_one_row_per_key(local_airtable)
-    fields = rows(local_airtable, JOBS)[0]["fields"]
+    fields = rows(local_airtable, JOB_TABLE)[0]["fields"]
     assert fields["Clients Processed"] == 20
     assert fields["Total Profiles Examined"] == 20 * 10
     assert fields["Successful Profiles"] == 20 * 5
@@ -279,7 +281,7 @@ def test_processes_and_threads_share_the_limit_without_429(
     statuses = [e.status for e in srv.request_log.entries]
     assert 429 not in statuses
     _assert_one_row_per_key(srv)
-    fields = rows(srv, JOBS)[0]["fields"]
+    fields = rows(srv, JOB_TABLE)[0]["fields"]
     assert fields["Clients Processed"] == 12
     assert fields["Total Profiles Examined"] == 12 * 10
     assert fields["Successful Profiles"] == 60
@@ -296,23 +298,23 @@ def test_duplicate_vanishing_mid_write_is_recreated_through_upsert_once(
     # record ID, a concurrent sync merge deletes that row.  The write must still land, once.
     tracker = Tracker(make_conn(local_airtable))
     key = "250930-141522-Guy-Wilson"
-    first, second = _two_rows(local_airtable, CRR, {"Run ID": key, "Client ID": "Guy-Wilson"})
+    first, second = _two_rows(local_airtable, CRR_TABLE, {"Run ID": key, "Client ID": "Guy-Wilson"})
     original = tracker.repo.list_records
 
     def racing_list(*args, **kwargs):
         found = original(*args, **kwargs)
         if len(found) == 2:
-            local_airtable.store.delete_records(None, CRR, [first["id"]])
+            local_airtable.store.delete_records(None, CRR_TABLE, [first["id"]])
         return found
 
     monkeypatch.setattr(tracker.repo, "list_records", racing_list)
     local_airtable.request_log.clear()
     run = tracker.client("250930-141522", "Guy-Wilson")
-    [row] = rows(local_airtable, CRR)
+    [row] = rows(local_airtable, CRR_TABLE)
     assert row["id"] == second["id"]
     assert "Status" not in row["fields"]  # the open writes nothing a stored row holds
     # upsert (422: two matches) → look-up → write by ID (404: vanished) → upsert again
     assert [e.status for e in local_airtable.request_log.entries] == [422, 200, 404, 200]
     assert any("vanished" in r.getMessage() for r in caplog.records)
     run.close(wait=True)
-    assert rows(local_airtable, CRR)[0]["fields"]["Status"] == "No Leads To Score"
+    assert rows(local_airtable, CRR_TABLE)[0]["fields"]["Status"] == "No Leads To Score"

@@ -50,7 +50,7 @@ from jobtrack_airtable.transport.repository import Repository
 from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID, MakeLocalAirtable
-from .test_cassettes import _vcr
+from .helpers import cassette_vcr
 
 SECRET = "patSECRETSECRET12.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 OTHER = "patOTHERTOKEN0000.fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
@@ -368,7 +368,7 @@ def test_cassette_recording_keeps_no_token(
 ) -> None:
     """Recorded with the project's cassette configuration (tests/test_cassettes.py)."""
     srv = make_local_airtable(token=SECRET)
-    recorder = _vcr()
+    recorder = cassette_vcr()
     cassettes = [tmp_path / "worker.yaml", tmp_path / "unauthorised.yaml"]
     with _connect(srv, SECRET) as conn:
         tracker = Tracker(conn)

@@ -17,7 +17,7 @@ from jobtrack_airtable.run_ids import BaseRunId
 from jobtrack_airtable.worker.starts import ahead_of, next_free
 from jobtrack_airtable.worker.tracker import Job, Tracker
 
-from .test_tracker import JOBS, by_key, make_conn
+from .helpers import JOB_TABLE, by_key, make_conn
 
 FROZEN = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
 
@@ -55,7 +55,7 @@ def _start_together(trackers: list[Tracker]) -> list[Job]:
 def _check_unique(srv: LocalAirtable, jobs: list[Job]) -> None:
     ids = {str(j.run_id) for j in jobs}
     assert len(ids) == len(jobs)
-    stored = by_key(srv, JOBS)
+    stored = by_key(srv, JOB_TABLE)
     assert {k: len(v) for k, v in stored.items()} == dict.fromkeys(ids, 1)
 
 
@@ -103,7 +103,7 @@ def test_a_clock_jumped_back_over_a_busy_minute_starts_in_four_requests(
     for i, key in enumerate(busy):  # each created in its own second, as the jobs were
         local_airtable.store.create_records(
             None,
-            JOBS,
+            JOB_TABLE,
             [{"Run ID": key, "Status": "Completed"}],
             created_time=an_hour_ago + timedelta(seconds=i),
         )
@@ -112,7 +112,7 @@ def test_a_clock_jumped_back_over_a_busy_minute_starts_in_four_requests(
     job = tracker.job()
     assert local_airtable.request_log.total == 4
     assert str(job.run_id) == str(next_free(first, 70, set()))  # the first free second
-    assert {k: len(v) for k, v in by_key(local_airtable, JOBS).items()} == dict.fromkeys(
+    assert {k: len(v) for k, v in by_key(local_airtable, JOB_TABLE).items()} == dict.fromkeys(
         [*busy, str(job.run_id)], 1
     )
 

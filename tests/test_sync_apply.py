@@ -28,7 +28,7 @@ from jobtrack_airtable.admin.sync import (
 )
 from jobtrack_airtable.cli.embedded import seed_store
 from jobtrack_airtable.cli.render import render_rich, render_text, summary_line
-from tests.test_sync_support import (  # noqa: F401  (base is a fixture)
+from tests.helpers import (  # noqa: F401  (base is a fixture)
     CRR,
     JOBS,
     NOW,

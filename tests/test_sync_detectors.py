@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from jobtrack_airtable.admin.sync import Action
-from tests.test_sync_support import (  # noqa: F401  (base is a fixture)
+from tests.helpers import (  # noqa: F401  (base is a fixture)
     CRR,
     JOBS,
     NOW,

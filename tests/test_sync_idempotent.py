@@ -24,7 +24,16 @@ from jobtrack_airtable.transport.client import Connection
 from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 from jobtrack_airtable.transport.repository import Repository
 from tests.conftest import MakeLocalAirtable
-from tests.test_sync_support import CRR, JOBS, NOW, STALE, SyncBase, at
+from tests.helpers import (
+    CRR,
+    JOBS,
+    NOW,
+    STALE,
+    SyncBase,
+    at,
+    open_connections,
+    wait_for_connections,
+)
 
 FAST = DEFAULT_POLICY.scaled(0.01)
 ORPHAN_BASES = 25
@@ -153,6 +162,7 @@ def test_sigkilled_apply_then_one_apply_converges(
     script = tmp_path / "apply.py"
     script.write_text(_APPLY_SCRIPT, encoding="utf-8")
     srv.request_log.clear()
+    ours = open_connections(srv)
     proc = subprocess.Popen(
         [sys.executable, str(script), srv.url, srv.token, srv.base_id, NOW.isoformat()],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
@@ -167,6 +177,9 @@ def test_sigkilled_apply_then_one_apply_converges(
     finally:
         if proc.poll() is None:
             proc.kill()
+    # What the killed process had sent is still being served (the delay, then the write):
+    # the plan below must see it, so wait until its connections have ended.
+    wait_for_connections(srv, at_most=ours)
     srv.faults.clear()
     assert b.plan().has_changes  # the kill left work undone
     # One apply finishes it: nothing duplicated, nothing left to do.

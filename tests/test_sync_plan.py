@@ -12,7 +12,7 @@ from jobtrack_airtable.admin.sync import Action, build_plan, plan_to_json
 from jobtrack_airtable.errors import InvalidInputError
 from jobtrack_airtable.metrics import AGGREGATE_KEYS
 from jobtrack_airtable.schema import Schema, load_schema
-from tests.test_sync_support import NOW, STALE, at
+from tests.helpers import NOW, STALE, at
 
 BASE_ID = "appJobtrackTest01"
 

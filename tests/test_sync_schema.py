@@ -10,7 +10,7 @@ from jobtrack_airtable.admin.sync import Action, apply_budget, plan_budget
 from jobtrack_airtable.errors import SchemaMismatchError
 from jobtrack_airtable.local import LocalAirtable
 from tests.conftest import MakeLocalAirtable
-from tests.test_sync_support import CRR, JOBS, SyncBase, base_fixture  # noqa: F401
+from tests.helpers import CRR, JOBS, SyncBase, base_fixture  # noqa: F401
 
 META = "/v0/meta/bases/"
 #: Optional aggregate fields a base may go without (SPEC §1.1).

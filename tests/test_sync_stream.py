@@ -4,12 +4,12 @@ listing restarts cleanly, and the requests stay exactly 1 + ⌈J/100⌉ + ⌈C/1
 
 from __future__ import annotations
 
-import time
+import pytest
 
 from jobtrack_airtable.admin.sync import Plan, build_plan, plan_budget, plan_to_json
 from jobtrack_airtable.local import LocalAirtable
 from tests.conftest import MakeLocalAirtable
-from tests.test_sync_support import CRR, JOBS, NOW, STALE, SyncBase, at, base_fixture  # noqa: F401
+from tests.helpers import CRR, JOBS, NOW, STALE, SyncBase, at, base_fixture  # noqa: F401
 
 CLIENTS = 1_000
 
@@ -54,19 +54,25 @@ def test_streaming_plan_is_the_plan_of_all_records(base: SyncBase) -> None:
 
 
 def test_an_expired_listing_restarts_and_plans_the_same(
-    make_local_airtable: MakeLocalAirtable, local_airtable: LocalAirtable
+    make_local_airtable: MakeLocalAirtable,
+    local_airtable: LocalAirtable,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Offsets die after 0.2 s idle; a slow consumer makes the reader wait longer than that.
-    srv = make_local_airtable(iterator_idle_seconds=0.2)
+    # A consumer slower than an offset's idle life, once: the server's listing clock jumps
+    # past it (a real sleep against a short idle life expired every page on a loaded CPU).
+    srv = make_local_airtable(iterator_idle_seconds=60)
     slow, quick = SyncBase(srv), SyncBase(local_airtable)
     _fill(slow)
     _fill(quick)
     waited = []
+    skipped = [0.0]
+    clock = srv.iterators._clock
+    monkeypatch.setattr(srv.iterators, "_clock", lambda: clock() + skipped[0])
 
     def dawdle(stage: str, _n: int) -> None:
         if stage == "read client_runs" and not waited:
             waited.append(stage)
-            time.sleep(1.0)
+            skipped[0] = 61.0
 
     srv.request_log.clear()
     restarted = slow.plan(on_progress=dawdle)

@@ -19,8 +19,8 @@ import pytest
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.worker.tracker import Tracker
 
+from .helpers import CRR_TABLE, make_conn, rows
 from .test_integrations import worker_env
-from .test_tracker import CRR, make_conn, rows
 
 pytest.importorskip("celery")
 pytest.importorskip("rq")
@@ -57,7 +57,7 @@ def _env(srv: LocalAirtable, redis_url: str) -> dict[str, str]:
 
 
 def _clients(srv: LocalAirtable) -> dict[str, dict]:
-    return {r["fields"]["Client ID"]: r["fields"] for r in rows(srv, CRR)}
+    return {r["fields"]["Client ID"]: r["fields"] for r in rows(srv, CRR_TABLE)}
 
 
 def _check(srv: LocalAirtable) -> None:

@@ -27,38 +27,15 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.run_ids import BaseRunId, ClientRunId
 from jobtrack_airtable.statuses import Status
 from jobtrack_airtable.transport.client import Connection
-from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_TOKEN
-
-CRR = "Client Run Results"
-JOBS = "Job Tracking"
-
-
-def make_conn(srv: LocalAirtable, **settings: object) -> Connection:
-    options: dict[str, object] = {"rate_limit": 0, "flush_interval": 3600.0}
-    options.update(settings)
-    return Connection.from_settings(srv.settings(**options), policy=DEFAULT_POLICY.scaled(0.01))
+from .helpers import CRR_TABLE, JOB_TABLE, by_key, make_conn, rows
 
 
 @pytest.fixture
 def tracker(local_airtable: LocalAirtable) -> Tracker:
     return Tracker(make_conn(local_airtable))
-
-
-def rows(srv: LocalAirtable, table: str) -> list[dict]:
-    """The stored rows, read from the server's storage: no request, no rate-limit budget.
-    (Stored values only: computed fields are not included.)"""
-    _, records = srv.store.snapshot(None, table)
-    return [{"id": r.id, "createdTime": r.created_time, "fields": dict(r.fields)} for r in records]
-
-
-def by_key(srv: LocalAirtable, table: str) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for r in rows(srv, table):
-        out.setdefault(r["fields"]["Run ID"], []).append(r["fields"])
-    return out
 
 
 # ------------------------------------------------------------------ budgets (SPEC §4)
@@ -68,7 +45,7 @@ def test_start_job_costs_two_requests(tracker: Tracker, local_airtable: LocalAir
     local_airtable.request_log.clear()
     job = tracker.job(stream=3)
     assert local_airtable.request_log.total == 2
-    [row] = rows(local_airtable, JOBS)
+    [row] = rows(local_airtable, JOB_TABLE)
     assert row["fields"]["Run ID"] == str(job.run_id)
     assert row["fields"]["Status"] == "Running"
     assert row["fields"]["Stream"] == 3
@@ -85,7 +62,7 @@ def test_open_update_close_cost_one_record_each(
     assert log.total == 0  # group-committed: on the wire with the next drain
     tracker.flush()
     assert log.total == 1
-    assert rows(local_airtable, CRR)[0]["fields"]["Status"] == "Running"
+    assert rows(local_airtable, CRR_TABLE)[0]["fields"]["Status"] == "Running"
     run.add(profiles_examined=10, profile_tokens=900)
     assert run.flush() is True
     assert log.total == 2
@@ -94,7 +71,7 @@ def test_open_update_close_cost_one_record_each(
     assert log.total == 3
     assert closed is not None and closed.status is Status.COMPLETED
     assert all(e.method == "PATCH" for e in log.entries)  # every write is an upsert
-    [row] = rows(local_airtable, CRR)
+    [row] = rows(local_airtable, CRR_TABLE)
     assert row["fields"]["Status"] == "Completed"
     assert row["fields"]["Profiles Examined for Scoring"] == 10
     assert isinstance(run.run_id, ClientRunId)
@@ -110,8 +87,8 @@ def test_open_n_client_runs_costs_ceil_n_over_10(
     tracker.flush()
     assert local_airtable.request_log.total == math.ceil(n / 10)
     assert len(runs) == n
-    assert {r["fields"]["Status"] for r in rows(local_airtable, CRR)} == {"Running"}
-    assert len(rows(local_airtable, CRR)) == n
+    assert {r["fields"]["Status"] for r in rows(local_airtable, CRR_TABLE)} == {"Running"}
+    assert len(rows(local_airtable, CRR_TABLE)) == n
 
 
 @pytest.mark.parametrize("n", [1, 10, 11, 25])
@@ -124,7 +101,7 @@ def test_open_n_client_runs_of_a_propagated_job_costs_ceil_n_over_10(
     runs = other.open_clients(str(job.run_id), [f"Client-{i}" for i in range(n)])
     assert local_airtable.request_log.total == math.ceil(n / 10)
     assert len(runs) == n
-    assert len(rows(local_airtable, CRR)) == n
+    assert len(rows(local_airtable, CRR_TABLE)) == n
 
 
 @pytest.mark.parametrize("n", [1, 9, 10, 11, 35])
@@ -141,10 +118,12 @@ def test_clients_opened_run_and_closed_one_after_another_cost_ceil_n_over_10(
                 run.add(profiles_examined=i + 1, profiles_scored=1)
     start, completion = 2, 1 + 1 + 1  # job read, client rows read, job write
     assert local_airtable.request_log.total == start + math.ceil(n / 10) + completion
-    stored = by_key(local_airtable, CRR)
+    stored = by_key(local_airtable, CRR_TABLE)
     assert len(stored) == n
     assert {v[0]["Status"] for v in stored.values()} == {"Completed"}
-    assert rows(local_airtable, JOBS)[0]["fields"]["Total Profiles Examined"] == n * (n + 1) // 2
+    assert (
+        rows(local_airtable, JOB_TABLE)[0]["fields"]["Total Profiles Examined"] == n * (n + 1) // 2
+    )
 
 
 @pytest.mark.parametrize("k", [3, 10, 25])
@@ -167,9 +146,9 @@ def test_runs_open_at_once_cost_ceil_k_over_10_per_flush_interval(
         r.close()
     tracker.flush()
     assert log.total == math.ceil(k / 10)
-    assert {v[0]["Posts Examined for Scoring"] for v in by_key(local_airtable, CRR).values()} == {
-        15
-    }
+    assert {
+        v[0]["Posts Examined for Scoring"] for v in by_key(local_airtable, CRR_TABLE).values()
+    } == {15}
 
 
 def test_thousand_increments_cost_open_close_plus_one_per_flush(
@@ -184,7 +163,7 @@ def test_thousand_increments_cost_open_close_plus_one_per_flush(
             run.add(profiles_examined=1, profile_tokens=7)
     tracker.flush()
     assert local_airtable.request_log.total == 1  # open and close coalesced: no interval elapsed
-    [row] = rows(local_airtable, CRR)
+    [row] = rows(local_airtable, CRR_TABLE)
     assert row["fields"]["Profiles Examined for Scoring"] == 1000
     assert row["fields"]["Profile Scoring Tokens"] == 7000
 
@@ -205,7 +184,7 @@ def test_flush_interval_bounds_requests(local_airtable: LocalAirtable) -> None:
     intervals = math.ceil(elapsed / 0.05)
     total = local_airtable.request_log.total
     assert total <= 1 + intervals
-    assert rows(local_airtable, CRR)[0]["fields"]["Posts Examined for Scoring"] == 1000
+    assert rows(local_airtable, CRR_TABLE)[0]["fields"]["Posts Examined for Scoring"] == 1000
     tracker.close()
 
 
@@ -232,7 +211,7 @@ def test_complete_job_costs_pages_plus_two(
     pages = max(1, math.ceil(n / 100))
     assert local_airtable.request_log.total == pages + 2  # + the job row read, + its write
     assert row.status == (Status.COMPLETED if n else Status.NO_LEADS)
-    fields = rows(local_airtable, JOBS)[0]["fields"]
+    fields = rows(local_airtable, JOB_TABLE)[0]["fields"]
     assert fields.get("Clients Processed", 0) == n
     assert fields.get("Total Profiles Examined", 0) == 2 * n
 
@@ -253,7 +232,7 @@ def test_job_context_manager_aggregates_and_completes(
         with pytest.raises(RuntimeError), job.client("Broken-Co") as bad:
             bad.add(posts_examined=4)
             raise RuntimeError("scoring API down")
-    crr = {k: v[0] for k, v in by_key(local_airtable, CRR).items()}
+    crr = {k: v[0] for k, v in by_key(local_airtable, CRR_TABLE).items()}
     base = str(job.run_id)
     guy = crr[f"{base}-Guy-Wilson"]
     assert guy["Status"] == "Completed"
@@ -265,7 +244,7 @@ def test_job_context_manager_aggregates_and_completes(
     assert broken["Status"] == "Failed"
     assert broken["Error Details"] == "RuntimeError: scoring API down"
     assert broken["Posts Examined for Scoring"] == 4
-    jobrow = rows(local_airtable, JOBS)[0]["fields"]
+    jobrow = rows(local_airtable, JOB_TABLE)[0]["fields"]
     assert jobrow["Status"] == "Completed"
     assert jobrow["Clients Processed"] == 3
     assert jobrow["Clients With Errors"] == 1
@@ -279,7 +258,7 @@ def test_exception_in_job_marks_it_failed_with_a_note(
 ) -> None:
     with pytest.raises(KeyError), tracker.job() as job:
         raise KeyError("config missing")
-    fields = rows(local_airtable, JOBS)[0]["fields"]
+    fields = rows(local_airtable, JOB_TABLE)[0]["fields"]
     assert fields["Status"] == "Failed"
     assert "failed: KeyError: 'config missing'" in fields["System Notes"]
     assert "started on" in fields["System Notes"]  # appended, not overwritten
@@ -291,7 +270,7 @@ def test_all_clients_failed_fails_the_job(tracker: Tracker, local_airtable: Loca
         for cid in ("A-1", "B-2"):
             with pytest.raises(ValueError, match="bad"), job.client(cid):
                 raise ValueError("bad")
-    assert rows(local_airtable, JOBS)[0]["fields"]["Status"] == "Failed"
+    assert rows(local_airtable, JOB_TABLE)[0]["fields"]["Status"] == "Failed"
 
 
 def test_two_jobs_in_the_same_second_get_different_ids(local_airtable: LocalAirtable) -> None:
@@ -303,8 +282,8 @@ def test_two_jobs_in_the_same_second_get_different_ids(local_airtable: LocalAirt
     j2 = t2.job()
     assert str(j1.run_id) == "250930-141522"
     assert str(j2.run_id) == "250930-141523"
-    assert sorted(by_key(local_airtable, JOBS)) == ["250930-141522", "250930-141523"]
-    assert all(len(v) == 1 for v in by_key(local_airtable, JOBS).values())
+    assert sorted(by_key(local_airtable, JOB_TABLE)) == ["250930-141522", "250930-141523"]
+    assert all(len(v) == 1 for v in by_key(local_airtable, JOB_TABLE).values())
 
 
 def test_concurrent_starts_on_many_hosts_never_share_an_id(local_airtable: LocalAirtable) -> None:
@@ -323,7 +302,7 @@ def test_concurrent_starts_on_many_hosts_never_share_an_id(local_airtable: Local
     for th in threads:
         th.join()
     assert len(set(ids)) == 4
-    keys = by_key(local_airtable, JOBS)
+    keys = by_key(local_airtable, JOB_TABLE)
     assert sorted(keys) == sorted(ids)
     assert all(len(v) == 1 for v in keys.values())
 
@@ -364,7 +343,7 @@ def test_attach_job_and_client_run_from_another_process(
     with pytest.raises(RunClosedError, match="closed \\(Completed\\); add"):
         resumed.add(profiles_examined=1)  # an ended row's totals are final
     resumed.close(Status.FAILED, force=True, wait=True)
-    row = rows(local_airtable, CRR)[0]["fields"]
+    row = rows(local_airtable, CRR_TABLE)[0]["fields"]
     assert row["Profiles Examined for Scoring"] == 4
     assert row["Status"] == "Failed"
     assert "forced from 'Completed' to 'Failed'" in row["System Notes"]
@@ -383,7 +362,7 @@ def test_terminal_status_is_protected(tracker: Tracker, local_airtable: LocalAir
         job.complete(Status.RUNNING)
     assert local_airtable.request_log.total == 0
     job.complete(Status.FAILED, force=True)
-    fields = rows(local_airtable, JOBS)[0]["fields"]
+    fields = rows(local_airtable, JOB_TABLE)[0]["fields"]
     assert fields["Status"] == "Failed"
     assert "Completed" in fields["System Notes"]
 
@@ -392,7 +371,7 @@ def test_notes_are_appended(tracker: Tracker, local_airtable: LocalAirtable) -> 
     job = tracker.job()
     job.note("first")
     job.note("second")
-    notes = rows(local_airtable, JOBS)[0]["fields"]["System Notes"].splitlines()
+    notes = rows(local_airtable, JOB_TABLE)[0]["fields"]["System Notes"].splitlines()
     assert len(notes) == 3
     assert notes[1].endswith("first") and notes[2].endswith("second")
 
@@ -406,10 +385,14 @@ def test_every_write_refreshes_last_updated(local_airtable: LocalAirtable) -> No
     clock[0] = t0 + timedelta(minutes=5)
     run.add(profiles_examined=1)
     run.flush()
-    assert rows(local_airtable, CRR)[0]["fields"]["Last Updated"] == "2025-09-30T14:20:22.000Z"
+    assert (
+        rows(local_airtable, CRR_TABLE)[0]["fields"]["Last Updated"] == "2025-09-30T14:20:22.000Z"
+    )
     clock[0] = t0 + timedelta(minutes=9)
     job.note("still going")
-    assert rows(local_airtable, JOBS)[0]["fields"]["Last Updated"] == "2025-09-30T14:24:22.000Z"
+    assert (
+        rows(local_airtable, JOB_TABLE)[0]["fields"]["Last Updated"] == "2025-09-30T14:24:22.000Z"
+    )
 
 
 # ------------------------------------------------------------------ bad input, before any request
@@ -463,7 +446,7 @@ def test_bad_metrics_are_refused_and_lose_nothing(
     assert local_airtable.request_log.total == 0
     assert run.totals.profiles_examined == 3  # what was recorded is intact
     run.close(wait=True)
-    assert rows(local_airtable, CRR)[0]["fields"]["Profiles Examined for Scoring"] == 3
+    assert rows(local_airtable, CRR_TABLE)[0]["fields"]["Profiles Examined for Scoring"] == 3
 
 
 def test_set_rejects_unknown_names_listing_extras(tracker: Tracker) -> None:
@@ -556,7 +539,7 @@ def test_job_error_details_where_the_base_has_the_field(
     tracker = Tracker(conn)
     with pytest.raises(RuntimeError), tracker.job():
         raise RuntimeError("lead source unreachable")
-    fields = rows(srv, JOBS)[0]["fields"]
+    fields = rows(srv, JOB_TABLE)[0]["fields"]
     assert fields["Status"] == "Failed"
     assert fields["Error Details"] == "RuntimeError: lead source unreachable"
     assert "failed: RuntimeError: lead source unreachable" in fields["System Notes"]
@@ -576,9 +559,9 @@ def test_heartbeats_refresh_last_updated_in_one_request(local_airtable: LocalAir
     job.heartbeat()
     assert local_airtable.request_log.total == 2
     stamp = "2025-09-30T17:15:22.000Z"
-    assert rows(local_airtable, CRR)[0]["fields"]["Last Updated"] == stamp
-    assert rows(local_airtable, JOBS)[0]["fields"]["Last Updated"] == stamp
-    assert rows(local_airtable, JOBS)[0]["fields"]["Status"] == "Running"
+    assert rows(local_airtable, CRR_TABLE)[0]["fields"]["Last Updated"] == stamp
+    assert rows(local_airtable, JOB_TABLE)[0]["fields"]["Last Updated"] == stamp
+    assert rows(local_airtable, JOB_TABLE)[0]["fields"]["Status"] == "Running"
 
 
 # ------------------------------------------------------------------ lifecycle (issue 13)
@@ -608,8 +591,8 @@ def test_tracker_as_a_context_manager_writes_pending_changes_and_closes_its_reso
         run = tracker.job().client("Guy-Wilson")
         run.add(profiles_examined=4)
         run.close()
-        assert rows(local_airtable, CRR) == []  # still pending
-    assert rows(local_airtable, CRR)[0]["fields"]["Profiles Examined for Scoring"] == 4
+        assert rows(local_airtable, CRR_TABLE) == []  # still pending
+    assert rows(local_airtable, CRR_TABLE)[0]["fields"]["Profiles Examined for Scoring"] == 4
     assert limiter.closed == 1 and closed_sessions == [True]
     tracker.close()  # twice is harmless
     assert limiter.closed == 1

@@ -15,7 +15,7 @@ from jobtrack_airtable.statuses import Status
 from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import TEST_BASE_ID
-from .test_tracker import CRR, JOBS, by_key, make_conn, rows
+from .helpers import CRR_TABLE, JOB_TABLE, by_key, make_conn, rows
 
 STARTERS = 14
 
@@ -48,7 +48,7 @@ def test_concurrent_starters_complete_every_job_with_one_row_each(
     for th in threads:
         th.join()
     assert errors == []
-    keys = by_key(local_airtable, JOBS)
+    keys = by_key(local_airtable, JOB_TABLE)
     assert sorted(keys) == sorted(done)
     assert len(done) == 3 * STARTERS
     assert {k: len(v) for k, v in keys.items() if len(v) != 1} == {}
@@ -66,7 +66,7 @@ def _job(local_airtable: LocalAirtable) -> tuple[Tracker, str]:
 
 
 def _crr(srv: LocalAirtable) -> dict:
-    [row] = rows(srv, CRR)
+    [row] = rows(srv, CRR_TABLE)
     return row["fields"]
 
 
@@ -108,7 +108,7 @@ def test_reopening_an_ended_client_run_is_refused_and_changes_nothing(
         restarted.open_clients(base, ["Ana-Jones", "Guy-Wilson"])
     assert [r.client_id for r in caught.value.runs] == ["Ana-Jones"]  # type: ignore[attr-defined]
     restarted.flush()
-    after = by_key(local_airtable, CRR)[f"{base}-Guy-Wilson"]
+    after = by_key(local_airtable, CRR_TABLE)[f"{base}-Guy-Wilson"]
     assert len(after) == 1
     assert after[0]["Status"] == "Completed"
     assert after[0]["Profiles Examined for Scoring"] == 10
@@ -164,9 +164,9 @@ def test_job_notes_never_erase_lines_another_process_appended(
     with tracker.job() as job:
         job.note("worker line 1")
         assert job.record_id is not None
-        _append_note(api, JOBS, job.record_id, "sync: other writer's line")
+        _append_note(api, JOB_TABLE, job.record_id, "sync: other writer's line")
         job.note("worker line 2")
-    notes = rows(local_airtable, JOBS)[0]["fields"]["System Notes"]
+    notes = rows(local_airtable, JOB_TABLE)[0]["fields"]["System Notes"]
     for line in ("started on", "worker line 1", "other writer's line", "worker line 2"):
         assert line in notes
     assert notes.index("worker line 1") < notes.index("other writer") < notes.index("line 2")
@@ -182,7 +182,7 @@ def test_client_run_notes_never_erase_lines_another_process_appended(
     run.add(profiles_examined=1)
     run.flush()
     assert run.record_id is not None
-    _append_note(api, CRR, run.record_id, "sync: other writer's line")
+    _append_note(api, CRR_TABLE, run.record_id, "sync: other writer's line")
     run.add(profiles_examined=1)
     run.flush()  # a metric flush does not touch the notes
     run.note("worker line 2")
@@ -200,10 +200,10 @@ def test_finishing_a_job_another_writer_failed_keeps_its_status_and_says_so(
     with job.client("Guy-Wilson") as run:
         run.add(profiles_examined=3)
     assert job.record_id is not None
-    api.table(TEST_BASE_ID, JOBS).update(job.record_id, {"Status": "Failed"})
-    _append_note(api, JOBS, job.record_id, "sync: stale for 3 h; marked Failed")
+    api.table(TEST_BASE_ID, JOB_TABLE).update(job.record_id, {"Status": "Failed"})
+    _append_note(api, JOB_TABLE, job.record_id, "sync: stale for 3 h; marked Failed")
     row = job.complete()
-    fields = rows(local_airtable, JOBS)[0]["fields"]
+    fields = rows(local_airtable, JOB_TABLE)[0]["fields"]
     assert fields["Status"] == "Failed" and row.status is Status.FAILED
     assert fields["Total Profiles Examined"] == 3  # the facts are recorded
     assert "marked Failed" in fields["System Notes"]
@@ -217,9 +217,9 @@ def test_finishing_a_job_another_writer_failed_with_force_overrides_with_a_note(
     tracker = Tracker(make_conn(local_airtable))
     job = tracker.job()
     assert job.record_id is not None
-    api.table(TEST_BASE_ID, JOBS).update(job.record_id, {"Status": "Failed"})
+    api.table(TEST_BASE_ID, JOB_TABLE).update(job.record_id, {"Status": "Failed"})
     job.complete(force=True)
-    fields = rows(local_airtable, JOBS)[0]["fields"]
+    fields = rows(local_airtable, JOB_TABLE)[0]["fields"]
     assert fields["Status"] == "No Leads To Score"
     assert "forced from 'Failed', set by another writer" in fields["System Notes"]
 
@@ -233,8 +233,8 @@ def test_closing_a_client_run_another_writer_failed_keeps_its_status_and_says_so
     run.add(profiles_examined=3)
     run.flush()
     assert run.record_id is not None
-    api.table(TEST_BASE_ID, CRR).update(run.record_id, {"Status": "Failed"})
-    _append_note(api, CRR, run.record_id, "sync: stale; marked Failed")
+    api.table(TEST_BASE_ID, CRR_TABLE).update(run.record_id, {"Status": "Failed"})
+    _append_note(api, CRR_TABLE, run.record_id, "sync: stale; marked Failed")
     run.add(profiles_examined=1)
     run.close(wait=True)
     fields = _crr(local_airtable)
@@ -257,20 +257,20 @@ def test_writes_by_record_id_land_on_the_survivor_when_sync_merged_the_row_away(
     store = local_airtable.store
     # sync merged duplicates: the rows this process wrote are gone, a survivor holds the key
     [job_survivor] = store.create_records(
-        None, JOBS, [{"Run ID": str(job.run_id), "Status": "Running"}]
+        None, JOB_TABLE, [{"Run ID": str(job.run_id), "Status": "Running"}]
     )
     [run_survivor] = store.create_records(
         None,
-        CRR,
+        CRR_TABLE,
         [{"Run ID": str(run.run_id), "Client ID": "Guy-Wilson", "Status": "Running"}],
     )
-    store.delete_records(None, JOBS, [job.record_id])
-    store.delete_records(None, CRR, [run.record_id])
+    store.delete_records(None, JOB_TABLE, [job.record_id])
+    store.delete_records(None, CRR_TABLE, [run.record_id])
     run.add(profiles_examined=1)
     run.close(wait=True)
     job.complete()
-    [crr] = rows(local_airtable, CRR)
-    [jobs] = rows(local_airtable, JOBS)
+    [crr] = rows(local_airtable, CRR_TABLE)
+    [jobs] = rows(local_airtable, JOB_TABLE)
     assert crr["id"] == run_survivor.id and jobs["id"] == job_survivor.id
     assert crr["fields"]["Status"] == "Completed"
     assert crr["fields"]["Profiles Examined for Scoring"] == 3

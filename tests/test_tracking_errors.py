@@ -18,7 +18,7 @@ from jobtrack_airtable.transport.client import Connection
 from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
 from jobtrack_airtable.worker.tracker import Tracker
 
-from .test_tracker import CRR, rows
+from .helpers import CRR_TABLE, rows
 
 
 def _tracker(srv: TrackingServer, **settings: object) -> Tracker:
@@ -52,7 +52,7 @@ def test_in_warn_mode_a_tracking_outage_never_crashes_a_successful_run(
     ]
     assert any("completing job" in m and "EndpointUnreachableError" in m for m in warned)
     # What landed before the outage is there; nothing after it pretended to.
-    [row] = rows(local_airtable, CRR)
+    [row] = rows(local_airtable, CRR_TABLE)
     assert row["fields"]["Profiles Examined for Scoring"] == 10
     assert row["fields"]["Status"] == "Running"
 
@@ -74,7 +74,7 @@ def test_warn_mode_keeps_the_changes_pending_for_the_next_drain(
     assert job.complete() is None and job.status.value == "Running"
     local_airtable.faults.clear()
     tracker.flush()
-    [row] = rows(local_airtable, CRR)
+    [row] = rows(local_airtable, CRR_TABLE)
     assert row["fields"]["Status"] == "Completed"
     assert row["fields"]["Profiles Examined for Scoring"] == 10
     completed = job.complete()

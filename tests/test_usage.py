@@ -11,43 +11,11 @@ import pytest
 
 from jobtrack_airtable.errors import ConfigError, InvalidInputError
 from jobtrack_airtable.limiter import usage_counts
-from jobtrack_airtable.limiter.usage import counted_as, month_of
-from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.limiter.usage import month_of
 from jobtrack_airtable.settings import Settings
-from jobtrack_airtable.transport.client import Connection
-from jobtrack_airtable.transport.recovery import DEFAULT_POLICY
-from jobtrack_airtable.worker.tracker import Tracker
 
 from .conftest import MakeLocalAirtable
-
-
-def _work(srv: LocalAirtable, settings: Settings) -> None:
-    """A worker's job with two clients, one retried 503 and one 429, then a sync-style read."""
-    srv.faults.add("503", method="PATCH", path="Client", times=1, retry_after=0)
-    srv.faults.add("429", method="PATCH", path="Job", times=1)
-    with Connection.from_settings(settings, policy=DEFAULT_POLICY.scaled(0.01)) as conn:
-        tracker = Tracker(conn)
-        job = tracker.job()
-        for cid in ("Guy-Wilson", "Dana-Li"):
-            with job.client(cid) as run:
-                run.add(profiles_examined=3)
-        job.complete()
-        with counted_as("sync"):
-            conn.table("jobs").all()
-            conn.table("client_runs").all()
-
-
-def _expected(srv: LocalAirtable) -> dict[str, int]:
-    entries = srv.request_log.entries
-    reads = [e for e in entries if e.method == "GET" or e.path.endswith("/listRecords")]
-    return {
-        "total": len(entries),
-        "reads": len(reads),
-        "writes": len(entries) - len(reads),
-        "rate_limited": sum(e.status == 429 for e in entries),
-        # Each injected fault was retried once.
-        "retries": srv.faults.total(),
-    }
+from .helpers import usage_expected, usage_work
 
 
 def test_usage_is_counted_exactly_in_the_sqlite_store(
@@ -55,9 +23,9 @@ def test_usage_is_counted_exactly_in_the_sqlite_store(
 ) -> None:
     srv = make_local_airtable(rate_limit=5, penalty_seconds=0.3)
     settings = srv.settings(limiter_url=f"sqlite:///{tmp_path / 'rl.sqlite'}", rate_limit=5)
-    _work(srv, settings)
+    usage_work(srv, settings)
     usage = usage_counts(settings)
-    expected = _expected(srv)
+    expected = usage_expected(srv)
     print(f"\nusage {usage.month}: {dict(usage.counts)}; server saw {expected}")
     assert usage.month == month_of(time.time())
     assert usage.total == expected["total"]

@@ -37,10 +37,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, TypedDict
 
 from ..errors import InvalidRequestError, SchemaMismatchError
-from ..schema import COMPUTED_TYPES, NUMBER_TYPES, FieldSpec, Schema, TableSpec
+from ..schema import COMPUTED_TYPES, FieldSpec, Schema, TableSpec, field_model
 from ..transport.client import Connection
 from ..transport.meta import fetch_meta
-from ..transport.recovery import call_with_retry
+from ..transport.recovery import classified
 from ..transport.renames import Rename, likely_table_renames, renames_in
 
 __all__ = [
@@ -353,48 +353,6 @@ class InitResult:
         }
 
 
-def field_model(spec: FieldSpec, *, create_formulas: bool = False) -> dict[str, Any] | None:
-    """The Airtable field model (``{"name", "type", "options"?}``) to create ``spec``, or
-    ``None`` when the meta API cannot create it (computed fields, and formulas unless
-    ``create_formulas``).
-
-    >>> from jobtrack_airtable.schema import load_schema
-    >>> field_model(load_schema().jobs.field("status"))["options"]["choices"][0]
-    {'name': 'Running'}
-    >>> field_model(load_schema().jobs.field("duration")) is None
-    True
-    """
-    model: dict[str, Any] = {"name": spec.name, "type": spec.type}
-    if spec.type == "formula":
-        if not create_formulas or not spec.formula:
-            return None
-        model["options"] = {"formula": spec.formula}
-    elif spec.computed:
-        return None
-    elif spec.type in ("singleSelect", "multipleSelects"):
-        model["options"] = {"choices": [{"name": o} for o in spec.options or ()]}
-    elif spec.type == "currency":
-        model["options"] = {
-            "precision": spec.precision if spec.precision is not None else 2,
-            "symbol": "$",
-        }
-    elif spec.type in NUMBER_TYPES and spec.type not in ("rating", "duration"):
-        model["options"] = {"precision": spec.precision if spec.precision is not None else 0}
-    elif spec.type == "dateTime":
-        # Airtable requires formats and a zone to create a dateTime field; ISO and UTC match
-        # how the code writes times.
-        model["options"] = {
-            "dateFormat": {"name": "iso"},
-            "timeFormat": {"name": "24hour"},
-            "timeZone": "utc",
-        }
-    elif spec.type == "date":
-        model["options"] = {"dateFormat": {"name": "iso"}}
-    elif spec.type == "checkbox":
-        model["options"] = {"icon": "check", "color": "greenBright"}
-    return model
-
-
 def _manual_for_computed(table: str, spec: FieldSpec, why: str) -> ManualStep:
     if spec.type == "formula" and spec.formula:
         action = (
@@ -436,16 +394,10 @@ def init_schema(
         if on_step is not None:
             on_step(text)
 
-    def create_field(table_name: str, model: dict[str, Any], op: str) -> None:
+    def create_field(table_name: str, model: dict[str, Any]) -> None:
         table = base.table(table_ids.get(table_name, table_name))
-        call_with_retry(
-            table.create_field,
-            model["name"],
-            model["type"],
-            options=model.get("options"),
-            op=op,
-            policy=conn.policy,
-        )
+        with classified():
+            table.create_field(model["name"], model["type"], options=model.get("options"))
 
     # Formula fields go last, after every plain field they may reference exists.
     deferred: list[tuple[str, FieldSpec]] = []
@@ -457,13 +409,8 @@ def init_schema(
         )
         models = [m for f in plain if (m := field_model(f)) is not None]
         step(f"create table {table_spec.name!r} ({len(models)} fields)")
-        created = call_with_retry(
-            base.create_table,
-            table_spec.name,
-            models,
-            op=f"create table {table_spec.name}",
-            policy=conn.policy,
-        )
+        with classified():
+            created = base.create_table(table_spec.name, models)
         result.created_tables.append(table_spec.name)
         table_ids[table_spec.name] = str(created.id)
         deferred.extend((table_spec.name, f) for f in table_spec.enabled_fields() if f.computed)
@@ -477,7 +424,7 @@ def init_schema(
             model = field_model(spec)
             assert model is not None
             step(f"create field {problem.table!r}.{spec.name!r} ({spec.type})")
-            create_field(problem.table, model, f"create field {problem.table}.{spec.name}")
+            create_field(problem.table, model)
             result.created_fields.append((problem.table, spec.name))
         elif problem.kind == "wrong_type":
             result.manual.append(
@@ -517,7 +464,7 @@ def init_schema(
             continue
         step(f"create field {table_name!r}.{spec.name!r} ({spec.type})")
         try:
-            create_field(table_name, model, f"create field {table_name}.{spec.name}")
+            create_field(table_name, model)
         except InvalidRequestError as exc:
             # A server that does not take formulas through the API: leave it to the admin.
             result.manual.append(

@@ -34,8 +34,10 @@ refuse it unless it was asked for.  Settings files: :mod:`.settings_files`.  Eit
 on stderr names the base.  Human output (tables, plans) goes to stdout, progress and notices to
 stderr; ``--json`` prints one JSON document on stdout and nothing else there.
 
-Start-up stays light: command modules import the library (pyairtable, the local server) inside
-the commands, so ``--help``, ``--version`` and shell completion load neither.
+Needs the ``cli`` extra (typer, rich, tomlkit and the local server); without it ``main`` prints
+one line naming the extra and exits 1.  Start-up stays light: command modules import the
+library (pyairtable, the local server) inside the commands, so ``--help``, ``--version`` and
+shell completion load neither.
 
 Modules: :mod:`._core` (apps, global options, output, errors, progress), :mod:`._doctor`,
 :mod:`._sync`
@@ -48,35 +50,64 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import typer
+from ..errors import MissingExtraError
+from ..extras import require
 
-# Importing the command modules registers their commands on the apps.
-from . import (  # noqa: F401
-    _archive,
-    _check,
-    _doctor,
-    _local,
-    _metrics,
-    _mirror,
-    _outbox,
-    _report,
-    _run,
-    _runs,
-    _schema,
-    _sync,
-    _usage,
-)
-from ._core import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app, describe_global_options
-
-describe_global_options(app)
+if TYPE_CHECKING:
+    import typer
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "app", "main"]
+
+_CORE = ("EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "app")
+
+
+def _app() -> typer.Typer:
+    # Importing the command modules registers their commands on the app.
+    from . import (  # noqa: F401
+        _archive,
+        _check,
+        _doctor,
+        _local,
+        _metrics,
+        _mirror,
+        _outbox,
+        _report,
+        _run,
+        _runs,
+        _schema,
+        _sync,
+        _usage,
+    )
+    from ._core import app, describe_global_options
+
+    describe_global_options(app)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so main() can check for the cli extra before typer is imported.
+    if name in _CORE:
+        _app()
+        from . import _core
+
+        return getattr(_core, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point (``jobtrack_airtable.cli:main``); returns the exit code."""
-    command = typer.main.get_command(app)
+    try:
+        require("cli")
+    except MissingExtraError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    import typer
+
+    from ._core import EXIT_ERROR, EXIT_OK
+
+    command = typer.main.get_command(_app())
     try:
         command.main(args=list(argv) if argv is not None else None, prog_name="jobtrack-airtable")
     except SystemExit as exc:

@@ -78,23 +78,13 @@ EMBEDDED_BASE_ID = DEFAULT_BASE_ID
 LOCK_TIMEOUT_SECONDS = 30.0
 
 
-#: The default file name; earlier versions used :data:`LEGACY_NAME` (JSON, later SQLite).
+#: The default file name, in the per-user data directory.
 DEFAULT_NAME = "local-base.sqlite"
-LEGACY_NAME = "local-base.json"
 
 
 def default_local_path() -> Path:
-    """Where the embedded base lives by default: ``<user data dir>/local-base.sqlite``.
-
-    A base made by an earlier version (``local-base.json`` there, and no ``.sqlite`` yet) is
-    used where it is rather than stranded: its rows are the admin's, and the server reads
-    either format.
-    """
-    data = Path(platformdirs.user_data_dir(APP_NAME))
-    current, legacy = data / DEFAULT_NAME, data / LEGACY_NAME
-    if not current.exists() and legacy.exists():
-        return legacy
-    return current
+    """Where the embedded base lives by default: ``<user data dir>/local-base.sqlite``."""
+    return Path(platformdirs.user_data_dir(APP_NAME)) / DEFAULT_NAME
 
 
 # -- seeding --------------------------------------------------------------------------------

@@ -1,13 +1,13 @@
 """Client-side rate limiting: keep every thread, process and machine sharing a base under
 Airtable's per-base limit (5 requests/second, SPEC §2.1, §3.4), so 429s -- and their 30 s
-penalty -- do not happen in normal operation, and one 429 never becomes many.
+penalty -- do not happen in normal operation, and one 429 never becomes many.  The transport
+adapter (:class:`jobtrack_airtable.transport.adapter.AirtableAdapter`) holds a slot for every HTTP
+request and shares a 429's penalty.
 
 The modules, one job each (no module imports this package, so there are no cycles):
 
 * :mod:`.base` -- the :class:`Limiter` protocol, :class:`Slot`, :class:`NullLimiter`, the slot
   rule and why it holds under any scheduling delay, :func:`base_key`;
-* :mod:`.adapter` -- :class:`LimitedAdapter`, the ``requests`` transport hook that holds a
-  slot for every HTTP request and shares a 429's penalty;
 * :mod:`.sqlite` -- :class:`LocalLimiter`, one machine, through a SQLite file;
 * :mod:`.redis` -- :class:`~.redis.RedisLimiter`, a fleet, through Redis (optional extra;
   import it from :mod:`jobtrack_airtable.limiter.redis`);
@@ -32,7 +32,6 @@ NullLimiter()
 
 from __future__ import annotations
 
-from .adapter import LimitedAdapter
 from .base import (
     DEFAULT_LEASE,
     DEFAULT_MARGIN,
@@ -55,7 +54,6 @@ __all__ = [
     "LIMITER_BACKENDS",
     "NO_BASE_KEY",
     "RATE_LIMIT_PENALTY",
-    "LimitedAdapter",
     "Limiter",
     "LocalLimiter",
     "NullLimiter",

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
+from ..airtable import RATE_LIMIT_PENALTY
 from ..settings import Settings
 
 __all__ = [
@@ -77,8 +78,6 @@ DEFAULT_LEASE = 60.0
 #: requests granted by the lost store that were still on their way.
 DEFAULT_QUIET = 1.0
 
-#: Airtable's lock-out after a 429 (SPEC §2.1).
-RATE_LIMIT_PENALTY = 30.0
 
 #: Holds ending further ahead than this are treated as left by a clock that stepped back.
 MAX_HOLD = 600.0

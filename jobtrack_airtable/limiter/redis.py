@@ -156,7 +156,7 @@ local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 -- KEYS[4] names the Redis run whose memory holds this state (INFO's run_id, new at every
--- start; not the "epoch" key of earlier versions, which their workers still read).
+-- start).
 -- Missing (a restart that came back empty, a flush) or another run's (a restart that
 -- loaded an older snapshot, a failover): the grants of the last window may be forgotten,
 -- so every base is held (a window + quiet + retry interval) -- by whichever call sees it

@@ -329,7 +329,6 @@ class LocalLimiter:
             _set_meta(conn, "born", repr(now))
             arrived_now = True
         else:
-            # No home at all: made by a version before homes, maybe elsewhere -- once.
             arrived_now = (
                 recorded_home != home
                 or self._modified_outside()

@@ -3,11 +3,11 @@
 Airtable bills API calls per workspace and month (SPEC §2.9: 1,000 on Free, 100,000 on Team),
 so every request the library sends is counted, per base and UTC calendar month, in the same
 shared store as the rate limit (the SQLite file on one machine, Redis for a fleet).  The
-:class:`~.adapter.LimitedAdapter` counts each request under:
+:class:`~jobtrack_airtable.transport.adapter.AirtableAdapter` counts each request under:
 
 * ``worker_reads`` / ``worker_writes`` -- or ``sync_reads`` / ``sync_writes`` inside
   :func:`counted_as` ``("sync")`` (any caller name works: ``admin_reads``...);
-* ``retries`` -- the request is a retry (attempt 2 or later of :func:`~..recovery.call_with_retry`);
+* ``retries`` -- the request is a retry (attempt 2 or later of the same request);
 * ``rate_limited`` -- it was answered 429 ``RATE_LIMIT_REACHED``;
 * ``quota_exhausted`` -- it was answered 429 ``PUBLIC_API_BILLING_LIMIT_EXCEEDED`` (the month's
   quota is spent: not a rate limit, counted apart);
@@ -32,7 +32,6 @@ from contextlib import contextmanager
 __all__ = [
     "COUNTER_KINDS",
     "counted_as",
-    "counting_retry",
     "month_of",
     "usage_kinds",
 ]
@@ -41,7 +40,6 @@ __all__ = [
 COUNTER_KINDS = ("retries", "rate_limited", "quota_exhausted", "failed")
 
 _CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("jobtrack_caller", default="worker")
-_RETRY: contextvars.ContextVar[bool] = contextvars.ContextVar("jobtrack_retry", default=False)
 
 
 def month_of(timestamp: float) -> str:
@@ -66,18 +64,13 @@ def counted_as(caller: str) -> Iterator[None]:
         _CALLER.reset(token)
 
 
-@contextmanager
-def counting_retry(is_retry: bool) -> Iterator[None]:
-    """Mark the requests made inside the block as a retry (used by :mod:`..recovery`)."""
-    token = _RETRY.set(is_retry)
-    try:
-        yield
-    finally:
-        _RETRY.reset(token)
-
-
 def usage_kinds(
-    method: str, url: str, *, status: int | None, quota_spent: bool = False
+    method: str,
+    url: str,
+    *,
+    status: int | None,
+    retry: bool = False,
+    quota_spent: bool = False,
 ) -> tuple[str, ...]:
     """The counters one request adds to: its caller's reads or writes, plus ``retries``,
     ``rate_limited`` (``status == 429``), ``quota_exhausted`` (a 429 whose type says the
@@ -86,7 +79,7 @@ def usage_kinds(
     path = url.split("?", 1)[0]
     op = "reads" if method == "GET" or path.endswith("/listRecords") else "writes"
     kinds = [f"{_CALLER.get()}_{op}"]
-    if _RETRY.get():
+    if retry:
         kinds.append("retries")
     if status is None:
         kinds.append("failed")

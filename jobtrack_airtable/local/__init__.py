@@ -33,6 +33,9 @@ __all__ = ["FaultInjector", "LocalAirtable"]
 def __getattr__(name: str) -> Any:
     # Lazy, so importing one submodule (e.g. formulas) does not start pulling in the server.
     if name == "LocalAirtable":
+        from ..extras import require
+
+        require("local", "the local server")
         from .server import LocalAirtable
 
         return LocalAirtable

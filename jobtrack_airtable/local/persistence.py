@@ -12,10 +12,6 @@ memory as well (its indexes serve reads); the database is the durable copy.
 
 ``":memory:"`` gives the same code path without a file (tests, the in-memory mode).
 
-A legacy JSON base file (format 1, what earlier versions wrote) is converted on first open:
-the SQLite copy replaces it atomically and the original is kept beside it as
-``<name>.json-v1.bak``.
-
 >>> db = BaseFile(None)
 >>> db.load()
 ([], [], [])
@@ -27,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -98,9 +93,7 @@ class BaseFile:
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path).expanduser().resolve() if path is not None else None
         if self.path is not None:
-            legacy = _read_legacy_json(self.path)
-            if legacy is not None:
-                self._convert(legacy, self.path)
+            _refuse_foreign(self.path)
         self._db = self._connect(self.path)
 
     # -- opening ----------------------------------------------------------------------------
@@ -146,30 +139,6 @@ class BaseFile:
                 f"cannot load local Airtable data from {str(path)!r}: not a base file ({exc})"
             ) from None
         return db
-
-    @staticmethod
-    def _convert(legacy: dict[str, Any], path: Path) -> None:
-        """Write a legacy JSON base into a fresh database, then swap it in atomically."""
-        bases, tables, records = _rows_from_legacy(legacy, path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        os.unlink(tmp)
-        try:
-            conv = sqlite3.connect(tmp, isolation_level=None)
-            try:
-                conv.executescript(_SCHEMA)
-                conv.execute("BEGIN")
-                conv.execute("INSERT INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
-                _write_schema(conv, bases, tables)
-                conv.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", _params(records))
-                conv.execute("COMMIT")
-            finally:
-                conv.close()
-            shutil.copy2(path, path.with_name(path.name + "-v1.bak"))
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -262,52 +231,15 @@ def _write_schema(db: sqlite3.Connection, bases: Sequence[str], tables: Sequence
     )
 
 
-# -- the legacy JSON format (version 1) ----------------------------------------------------------
-
-
-def _read_legacy_json(path: Path) -> dict[str, Any] | None:
-    """The parsed JSON if ``path`` is a legacy JSON base file; ``None`` if absent/SQLite/empty."""
+def _refuse_foreign(path: Path) -> None:
+    """Refuse a file that is neither absent, empty nor a SQLite database (SQLite itself would
+    take a short text file for an empty database and overwrite it)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(len(SQLITE_MAGIC))
     except FileNotFoundError:
-        return None
+        return
     except OSError as exc:
         raise ValueError(f"cannot load local Airtable data from {str(path)!r}: {exc}") from exc
-    if not head or head == SQLITE_MAGIC:
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or not isinstance(data.get("bases"), dict):
-            raise ValueError("not a local base file")
-        return data
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot load local Airtable data from {str(path)!r}: {exc}") from exc
-
-
-def _rows_from_legacy(
-    data: dict[str, Any], path: Path
-) -> tuple[list[str], list[TableRow], list[RecordRow]]:
-    bases: list[str] = []
-    tables: list[TableRow] = []
-    records: list[RecordRow] = []
-    try:
-        for base_id, bdata in data["bases"].items():
-            bases.append(base_id)
-            for tdata in bdata["tables"]:
-                model = {k: v for k, v in tdata.items() if k != "records"}
-                tables.append(TableRow(tdata["id"], base_id, len(tables), model))
-                for r in tdata["records"]:
-                    records.append(
-                        RecordRow(
-                            r["id"],
-                            tdata["id"],
-                            len(records),
-                            r["createdTime"],
-                            r.get("modifiedTime") or r["createdTime"],
-                            dict(r["fields"]),
-                        )
-                    )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"cannot load local Airtable data from {str(path)!r}: {exc!r}") from exc
-    return bases, tables, records
+    if head and head != SQLITE_MAGIC:
+        raise ValueError(f"cannot load local Airtable data from {str(path)!r}: not a base file")

@@ -27,6 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..errors import MissingExtraError
+from ..extras import require
+
 if TYPE_CHECKING:
     from .server import LocalAirtable
 
@@ -44,7 +47,12 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def local_airtable_server(request: pytest.FixtureRequest) -> Iterator[LocalAirtable]:
     """A running local Airtable-compatible server (see the module docs)."""
-    from .server import LocalAirtable  # only when used: keeps plugin loading cheap
+    try:
+        require("local", "the local_airtable_server fixture")
+    except MissingExtraError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    # Only when used: the plugin loads in every pytest run of a core install (no werkzeug).
+    from .server import LocalAirtable
 
     options: dict[str, Any] = {"rate_limit": None}
     for marker in reversed(list(request.node.iter_markers(MARKER))):

@@ -1224,33 +1224,6 @@ class Store:
         except (sqlite3.Error, OSError) as exc:
             raise E.ApiError(500, "SERVER_ERROR", f"could not persist the write: {exc}") from exc
 
-    def to_json(self) -> dict[str, Any]:
-        """The whole state as JSON-compatible data (the legacy file format, for export)."""
-        with self.lock:
-            return {
-                "version": 1,
-                "bases": {
-                    b.id: {
-                        "tables": [
-                            {
-                                **t.to_model(),
-                                "records": [
-                                    {
-                                        "id": r.id,
-                                        "createdTime": r.created_time,
-                                        "modifiedTime": to_airtable(r.modified),
-                                        "fields": r.fields,
-                                    }
-                                    for r in t.records.values()
-                                ],
-                            }
-                            for t in b.tables
-                        ]
-                    }
-                    for b in self._bases.values()
-                },
-            }
-
     def _load(self, file: BaseFile) -> None:
         bases, tables, records = file.load()
         loaded: dict[str, BaseDef] = {b: BaseDef(b) for b in bases}

@@ -3,11 +3,12 @@
 :func:`build_api` returns a :class:`pyairtable.Api` configured the way SPEC §2.8 requires:
 
 * ``retry_strategy=None`` -- pyairtable's own retry gives up on a 429 within ~3 s (inside the
-  30 s penalty) and replays POSTs on read timeouts; :mod:`.recovery` (tenacity) owns every retry;
+  30 s penalty) and replays POSTs on read timeouts;
 * an explicit ``(connect, read)`` timeout -- pyairtable's default is to wait forever;
 * ``endpoint_url`` when configured (the local server, a proxy);
-* a :class:`~.limiter.LimitedAdapter` on ``api.session`` so every request, page and retry
-  passes the client-side rate limiter.
+* an :class:`~.adapter.AirtableAdapter` on ``api.session``: every request, page and retry
+  passes the client-side rate limiter, is counted, teaches the server clock, and is retried
+  under the :class:`~.recovery.RetryPolicy` there, in one place.
 
 :class:`Connection` bundles that ``Api`` with the base ID, the schema, the limiter and
 the retry policy: the one object the repository takes.
@@ -32,16 +33,18 @@ import pyairtable
 from requests.adapters import HTTPAdapter
 
 from .. import forks
+from ..airtable import API_URL
 from ..errors import ConfigError
-from ..limiter import LimitedAdapter, Limiter, build_limiter
+from ..limiter import Limiter, build_limiter
 from ..schema import Schema, load_schema
 from ..settings import Settings
+from .adapter import AirtableAdapter
 from .recovery import DEFAULT_POLICY, RetryPolicy
 from .server_clock import ServerClock
 
 __all__ = ["DEFAULT_ENDPOINT_URL", "Connection", "build_api"]
 
-DEFAULT_ENDPOINT_URL = "https://api.airtable.com"
+DEFAULT_ENDPOINT_URL = API_URL
 
 #: Connecting should be quick even when a response may legitimately take long (big pages).
 MAX_CONNECT_TIMEOUT = 10.0
@@ -70,15 +73,19 @@ def build_api(
     token: str | None = None,
     endpoint_url: str | None = None,
     timeout: float | None = None,
-    penalty_seconds: float = DEFAULT_POLICY.rate_limit_wait,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    clock: ServerClock | None = None,
+    penalty_seconds: float | None = None,
 ) -> pyairtable.Api:
     """A :class:`pyairtable.Api` with no built-in retries, an explicit timeout and the
-    rate limiter mounted on its session.
+    :class:`~.adapter.AirtableAdapter` (limiter, ``policy``'s retries, ``clock``) mounted on
+    its session.
 
     ``settings`` defaults to :class:`Settings` read from the environment; ``token``,
     ``endpoint_url`` and ``timeout`` override it; ``limiter`` defaults to
     :func:`~.limiter.build_limiter` of the settings; ``penalty_seconds`` is how long a 429
-    puts the base on hold for everyone sharing the limiter (Airtable's 30 s).  Raises
+    puts the base on hold for everyone sharing the limiter (the policy's rate-limit wait:
+    Airtable's 30 s by default).  Raises
     :class:`~.errors.ConfigError` naming ``AIRTABLE_API_KEY`` when no token is available.
 
     >>> from jobtrack_airtable.limiter import NullLimiter
@@ -107,8 +114,10 @@ def build_api(
         retry_strategy=None,
         endpoint_url=url,
     )
-    adapter = LimitedAdapter(
+    adapter = AirtableAdapter(
         limiter if limiter is not None else build_limiter(settings),
+        policy=policy,
+        clock=clock,
         penalty_seconds=penalty_seconds,
     )
     api.session.mount("https://", adapter)
@@ -140,7 +149,12 @@ class Connection:
     clock: ServerClock = field(default_factory=ServerClock)
 
     def __post_init__(self) -> None:
-        self.clock.install(self.api.session)
+        # The adapter does the talking: it retries under this connection's policy and
+        # teaches this connection's clock.
+        adapter = self.api.session.get_adapter(self.endpoint_url)
+        if isinstance(adapter, AirtableAdapter):
+            adapter.policy = self.policy
+            adapter.clock = self.clock
         forks.register(self, Connection._fresh_connections)
 
     def _fresh_connections(self) -> None:
@@ -176,7 +190,7 @@ class Connection:
         limiter = limiter if limiter is not None else build_limiter(settings)
         # The policy's rate-limit wait is the penalty the server imposes (30 s on Airtable,
         # less on a local server): the limiter holds the base that long after a 429.
-        api = build_api(settings, limiter=limiter, penalty_seconds=policy.rate_limit_wait)
+        api = build_api(settings, limiter=limiter, policy=policy)
         return cls(
             api=api,
             base_id=settings.base_id,

@@ -10,7 +10,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ..errors import InvalidRequestError
 from .client import Connection
-from .recovery import call_with_retry
+from .recovery import classified
 from .renames import learn
 
 __all__ = ["fetch_meta"]
@@ -23,7 +23,8 @@ def fetch_meta(conn: Connection, *, learn_names: bool = True) -> dict[str, Any]:
     (off for a caller that learns them itself, to see what changed)."""
     base = conn.api.base(conn.base_id)
     try:
-        schema = call_with_retry(base.schema, force=True, op="read base schema", policy=conn.policy)
+        with classified():
+            schema = base.schema(force=True)
     except PydanticValidationError as exc:
         raise InvalidRequestError(
             f"the meta API answered with a schema pyairtable cannot read: {exc}", status=None

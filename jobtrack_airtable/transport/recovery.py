@@ -7,17 +7,18 @@ Two halves:
   parsed Airtable error *type* -- never from a substring of the message (the original system
   called ``"Unknown field name: Success Rate"`` a rate limit because it contains "rate").
 * :class:`RetryPolicy` describes, as plain data, how long to wait for each kind of failure and
-  when to give up; :func:`call_with_retry` and :func:`retrying` run it through tenacity.
+  when to give up; :func:`retrying` runs it through tenacity.  The library runs it in one
+  place, per HTTP request: :class:`~.adapter.AirtableAdapter`.
 
 >>> from jobtrack_airtable.errors import RateLimitedError
 >>> policy = RetryPolicy(max_attempts=3)
 >>> is_retryable(RateLimitedError("Rate limit exceeded", status=429))
 True
 
-Typical use (the repository does this around every request)::
+Above the adapter, pyairtable's exceptions become these errors with :func:`classified`::
 
-    record = call_with_retry(table.get, record_id, op="get job", policy=conn.policy,
-                             context={"run_id": str(run_id)})
+    with classified():
+        record = table.get(record_id)
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import math
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -44,6 +46,7 @@ from tenacity.wait import (
     wait_random_exponential,
 )
 
+from ..airtable import RATE_LIMIT_PENALTY
 from ..errors import (
     QUOTA_ERROR_TYPE,
     AirtableError,
@@ -63,13 +66,13 @@ from ..errors import (
     TransientServerError,
     UnknownFieldError,
 )
-from ..limiter.usage import counting_retry
 
 __all__ = [
     "DEFAULT_POLICY",
     "RETRYABLE",
     "RetryPolicy",
     "call_with_retry",
+    "classified",
     "classify",
     "is_retryable",
     "redact",
@@ -455,7 +458,7 @@ class RetryPolicy:
     4
     """
 
-    rate_limit_wait: float = 30.0
+    rate_limit_wait: float = RATE_LIMIT_PENALTY
     rate_limit_jitter: float = 5.0
     transient_initial: float = 1.0
     transient_max: float = 30.0
@@ -637,7 +640,9 @@ def call_with_retry(
     context: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> T:
-    """Call ``fn(*args, **kwargs)``, classifying its failures and retrying per ``policy``.
+    """Call ``fn(*args, **kwargs)``, classifying its failures and retrying per ``policy``:
+    for code that talks through a plain pyairtable ``Api`` (the library's own requests are
+    retried once, per request, by :class:`~.adapter.AirtableAdapter`).
 
     Every failure is re-raised as its classified error ``from`` the original; the final
     failure (non-retryable, or attempts/time exhausted) is that classified error, never
@@ -649,19 +654,28 @@ def call_with_retry(
     42
     """
 
-    attempts = 0
-
     def attempt() -> T:
-        nonlocal attempts
-        attempts += 1
-        try:
-            # Requests of attempt 2 on count as retries in the monthly usage counters.
-            with counting_retry(attempts > 1):
-                return fn(*args, **kwargs)
-        except Exception as exc:
-            classified = classify(exc)
-            if classified is exc:
-                raise
-            raise classified from exc
+        with classified():
+            return fn(*args, **kwargs)
 
     return retrying(policy, op, context)(attempt)
+
+
+@contextmanager
+def classified() -> Iterator[None]:
+    """Re-raise a failure of the block as its :func:`classify`'d error, ``from`` the original
+    (what pyairtable raises above the adapter: ``requests.HTTPError``, network errors).
+
+    >>> import requests
+    >>> with classified():
+    ...     raise requests.ConnectionError("connection reset")
+    Traceback (most recent call last):
+    jobtrack_airtable.errors.NetworkError: connection failed (ConnectionError): connection reset
+    """
+    try:
+        yield
+    except Exception as exc:
+        error = classify(exc)
+        if error is exc:
+            raise
+        raise error from exc

@@ -19,6 +19,7 @@ layer ``sync`` plans and applies on).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +29,7 @@ from typing import Any, Generic, TypeVar
 from pyairtable import formulas as F
 from pyairtable.api.types import RecordDict
 
+from ..airtable import MAX_PAGE_SIZE, write_batches
 from ..errors import (
     InvalidFormulaError,
     InvalidRequestError,
@@ -41,13 +43,10 @@ from ..run_ids import BaseRunId, as_base_run_id, as_client_run_id
 from ..schema import TableSpec
 from . import renames
 from .client import Connection
-from .recovery import call_with_retry
+from .recovery import classified
 
 log = logging.getLogger(__name__)
 
-#: Airtable's hard limits (SPEC §2.4, §2.5).
-MAX_WRITE_BATCH = 10
-MAX_PAGE_SIZE = 100
 #: How often a listing restarts after its offset expired before giving up.
 MAX_LISTING_RESTARTS = 3
 
@@ -57,28 +56,6 @@ BatchCallback = Callable[[int], None]
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def in_batches(
-    items: Sequence[T],
-    send: Callable[[list[T]], Sequence[R]],
-    *,
-    size: int = MAX_WRITE_BATCH,
-    on_batch: BatchCallback | None = None,
-) -> list[R]:
-    """``send`` each batch of at most ``size`` items (one request each, Airtable's 10 for
-    writes) and collect the results in order; ``on_batch`` gets each batch's size.
-
-    >>> in_batches(list(range(25)), lambda chunk: [len(chunk)])
-    [10, 10, 5]
-    """
-    out: list[R] = []
-    for start in range(0, len(items), size):
-        chunk = list(items[start : start + size])
-        out.extend(send(chunk))
-        if on_batch:
-            on_batch(len(chunk))
-    return out
 
 
 def oldest_first(records: Iterable[RecordDict]) -> list[RecordDict]:
@@ -99,9 +76,9 @@ def _context(key: str) -> dict[str, str]:
 class Repository:
     """The tracking base's two tables, as typed rows, through one :class:`Connection`.
 
-    The connection carries the pyairtable ``Api`` (with the rate limiter mounted), the base
-    ID, the schema and the retry policy; every request goes through
-    :func:`~jobtrack_airtable.transport.recovery.call_with_retry`.
+    The connection carries the pyairtable ``Api`` (its session's adapter paces, counts and
+    retries every request), the base ID and the schema; pyairtable pages and batches, and
+    its errors are classified here (:func:`~jobtrack_airtable.transport.recovery.classified`).
     """
 
     def __init__(self, conn: Connection) -> None:
@@ -166,18 +143,6 @@ class Repository:
             )
         return bool(fresh)
 
-    def _call(
-        self, op: str, fn: Callable[..., Any], *args: Any, key: str | None = None, **kwargs: Any
-    ) -> Any:
-        return call_with_retry(
-            fn,
-            *args,
-            op=op,
-            policy=self.conn.policy,
-            context=_context(key) if key else None,
-            **kwargs,
-        )
-
     def key_formula(self, table: str, keys: Sequence[str]) -> str:
         """An exact, escaped formula matching rows whose natural key is one of ``keys``.
 
@@ -227,7 +192,7 @@ class Repository:
     ) -> list[RecordDict]:
         """Every record matching ``formula``, one request per page of 100.
 
-        Each page is retried on its own under the retry policy; if Airtable expires the
+        pyairtable pages (each page retried on its own by the adapter); if Airtable expires the
         listing's offset (``LIST_RECORDS_ITERATOR_NOT_AVAILABLE``) the listing restarts from
         the top, since a stale offset cannot be resumed.  ``on_page`` is called with the
         number of records of each page (progress bars).
@@ -269,25 +234,14 @@ class Repository:
         t = self._table(table)
         for attempt in range(MAX_LISTING_RESTARTS + 1):
             records: list[RecordDict] = []
-            page_options = dict(options)
             try:
-                while True:
-                    response = self._call(
-                        f"list {self.spec(table).name}",
-                        t.api.request,
-                        method="get",
-                        url=t.urls.records,
-                        fallback=("post", t.urls.records_post),
-                        options=page_options,
-                    )
-                    page = [self.decode(table, r) for r in response.get("records", [])]
-                    records.extend(page)
-                    if on_page:
-                        on_page(len(page))
-                    offset = response.get("offset")
-                    if not offset or (max_records and len(records) >= max_records):
-                        return records
-                    page_options = {**options, "offset": offset}
+                with classified():
+                    for raw in t.iterate(**options):
+                        page = [self.decode(table, r) for r in raw]
+                        records.extend(page)
+                        if on_page:
+                            on_page(len(page))
+                return records
             except IteratorExpiredError:
                 if attempt == MAX_LISTING_RESTARTS:
                     raise
@@ -324,9 +278,8 @@ class Repository:
         """One row by record ID (1 request), or ``None`` when it is gone."""
         t = self._table(table)
         try:
-            record: RecordDict = self._call(
-                f"read {self.spec(table).name}", t.get, record_id, **self.read_options(table)
-            )
+            with classified():
+                record: RecordDict = t.get(record_id, **self.read_options(table))
         except NotFoundError:
             return None
         return self.decode(table, record)
@@ -334,12 +287,13 @@ class Repository:
     def get_many(self, table: str, record_ids: Sequence[str]) -> list[RecordDict]:
         """The rows of ``record_ids`` still present, in ⌈N/100⌉ requests (one formula)."""
 
-        def read(ids: list[str]) -> list[RecordDict]:
-            terms = [F.EQ(F.RECORD_ID(), rid) for rid in ids]
+        ids = list(dict.fromkeys(record_ids))
+        found: list[RecordDict] = []
+        for start in range(0, len(ids), MAX_PAGE_SIZE):
+            terms = [F.EQ(F.RECORD_ID(), rid) for rid in ids[start : start + MAX_PAGE_SIZE]]
             formula = F.to_formula_str(terms[0] if len(terms) == 1 else F.OR(*terms))
-            return self.list_records(table, formula=formula)
-
-        return in_batches(list(dict.fromkeys(record_ids)), read, size=MAX_PAGE_SIZE)
+            found.extend(self.list_records(table, formula=formula))
+        return found
 
     def client_runs_of(
         self, job_run_id: BaseRunId | str, *, on_page: PageCallback | None = None
@@ -388,36 +342,37 @@ class Repository:
             if not v.get(spec.natural_key):
                 raise ValueError(f"write into {spec.name!r} needs {spec.natural_key!r}: {v!r}")
             payloads.append((rid, self._named(table, v)))
-        return in_batches(
-            payloads, lambda chunk: self._write_chunk(table, chunk), on_batch=on_batch
-        )
+        written: list[tuple[RecordDict, bool]] = []
+        for batch in write_batches(payloads):
+            by_id = self._write_by_id(table, batch) if any(rid for rid, _ in batch) else None
+            if by_id is None:
+                records, created = self._upsert_by_key(table, [f for _, f in batch])
+                by_id = [(r, r["id"] in created) for r in records]
+            written.extend(by_id)
+            if on_batch:
+                on_batch(len(batch))
+        return written
 
-    def _write_chunk(
-        self, table: str, chunk: list[tuple[str | None, dict[str, Any]]]
-    ) -> list[tuple[RecordDict, bool]]:
+    def _write_by_id(
+        self, table: str, batch: Sequence[tuple[str | None, dict[str, Any]]]
+    ) -> list[tuple[RecordDict, bool]] | None:
+        """One upsert addressing the known record IDs; ``None`` when one of them is gone."""
         spec = self.spec(table)
-        if any(rid for rid, _ in chunk):
-            t = self._table(table)
-            body = [{"id": rid, "fields": f} if rid else {"fields": f} for rid, f in chunk]
-            try:
-                result = self._call(
-                    f"write {spec.name}",
-                    t.batch_upsert,
-                    self._out(table, body),
-                    key_fields=[spec.ref(spec.key_name)],
-                    **self._ids(table),
+        body = [{"id": rid, "fields": f} if rid else {"fields": f} for rid, f in batch]
+        try:
+            with classified():
+                result = self._table(table).batch_upsert(
+                    self._out(table, body), key_fields=[spec.ref(spec.key_name)], **self._ids(table)
                 )
-            except NotFoundError:
-                log.warning(
-                    "a row of %s written by record ID is gone (merged by sync?); writing by "
-                    "natural key instead",
-                    spec.name,
-                )
-            else:
-                created = set(result.get("createdRecords", []))
-                return [(self.decode(table, r), r["id"] in created) for r in result["records"]]
-        records, created = self._upsert_by_key(table, [f for _, f in chunk])
-        return [(r, r["id"] in created) for r in records]
+        except NotFoundError:
+            log.warning(
+                "a row of %s written by record ID is gone (merged by sync?); writing by "
+                "natural key instead",
+                spec.name,
+            )
+            return None
+        created = set(result.get("createdRecords", []))
+        return [(self.decode(table, r), r["id"] in created) for r in result["records"]]
 
     def _upsert_by_key(
         self, table: str, chunk: list[dict[str, Any]]
@@ -426,16 +381,13 @@ class Repository:
         spec = self.spec(table)
         t = self._table(table)
         key_name = spec.key_name
-        first_key = str(chunk[0][key_name])
         try:
-            result = self._call(
-                f"upsert {spec.name}",
-                t.batch_upsert,
-                self._out(table, [{"fields": f} for f in chunk]),
-                key_fields=[spec.ref(key_name)],
-                key=first_key if len(chunk) == 1 else None,
-                **self._ids(table),
-            )
+            with classified():
+                result = t.batch_upsert(
+                    self._out(table, [{"fields": f} for f in chunk]),
+                    key_fields=[spec.ref(key_name)],
+                    **self._ids(table),
+                )
             records = [self.decode(table, r) for r in result["records"]]
             return records, set(result.get("createdRecords", []))
         except InvalidRequestError as exc:
@@ -478,27 +430,18 @@ class Repository:
             else:
                 records.append({"fields": fields})
         t = self._table(table)
+        options = {"key_fields": [spec.ref(key_name)], **self._ids(table)}
         try:
-            result = self._call(
-                f"upsert {spec.name}",
-                t.batch_upsert,
-                self._out(table, records),
-                key_fields=[spec.ref(key_name)],
-                **self._ids(table),
-            )
+            with classified():
+                result = t.batch_upsert(self._out(table, records), **options)
         except NotFoundError:
             # The oldest row vanished between lookup and write (a concurrent sync merge):
             # the key now has at most one row again, so a plain upsert is safe.  Once.
             log.warning(
                 "row vanished while writing around duplicates in %s; upserting again", spec.name
             )
-            result = self._call(
-                f"upsert {spec.name}",
-                t.batch_upsert,
-                self._out(table, [{"fields": f} for f in chunk]),
-                key_fields=[spec.ref(key_name)],
-                **self._ids(table),
-            )
+            with classified():
+                result = t.batch_upsert(self._out(table, [{"fields": f} for f in chunk]), **options)
         return [self.decode(table, r) for r in result["records"]]
 
     def create(
@@ -513,13 +456,15 @@ class Repository:
         spec = self.spec(table)
         payloads = [spec.encode(self._named(table, v)) for v in values]
         t = self._table(table)
-        op = f"create {spec.name}"
-
-        def send(chunk: list[dict[str, Any]]) -> list[RecordDict]:
-            created = self._call(op, t.batch_create, chunk, **self._ids(table))
-            return [self.decode(table, r) for r in created]
-
-        return in_batches(payloads, send, on_batch=on_batch)
+        created: list[RecordDict] = []
+        for batch in write_batches(payloads):
+            with classified():
+                created.extend(
+                    self.decode(table, r) for r in t.batch_create(list(batch), **self._ids(table))
+                )
+            if on_batch:
+                on_batch(len(batch))
+        return created
 
     def update_by_id(
         self,
@@ -533,13 +478,15 @@ class Repository:
             table, [{"id": rid, "fields": self._named(table, v)} for rid, v in updates]
         )
         t = self._table(table)
-        op = f"update {self.spec(table).name}"
-
-        def send(chunk: list[dict[str, Any]]) -> list[RecordDict]:
-            updated = self._call(op, t.batch_update, chunk, **self._ids(table))
-            return [self.decode(table, r) for r in updated]
-
-        return in_batches(payloads, send, on_batch=on_batch)
+        updated: list[RecordDict] = []
+        for batch in write_batches(payloads):
+            with classified():
+                updated.extend(
+                    self.decode(table, r) for r in t.batch_update(list(batch), **self._ids(table))
+                )
+            if on_batch:
+                on_batch(len(batch))
+        return updated
 
     def delete(
         self, table: str, record_ids: Sequence[str], *, on_batch: BatchCallback | None = None
@@ -547,23 +494,20 @@ class Repository:
         """Delete rows by record ID, ⌈N/10⌉ requests.  A row already gone counts as deleted
         (a delete retried after a lost response must not fail)."""
         t = self._table(table)
-        op = f"delete {self.spec(table).name}"
-
-        def send(chunk: list[str]) -> list[int]:
+        deleted = 0
+        for batch in write_batches(record_ids):
             try:
-                return [len(self._call(op, t.batch_delete, chunk))]
+                with classified():
+                    deleted += len(t.batch_delete(list(batch)))
             except NotFoundError:
                 # One missing ID fails the whole batch; delete the rest one by one.
-                deleted = 0
-                for rid in chunk:
-                    try:
-                        self._call(op, t.delete, rid)
+                for rid in batch:
+                    with contextlib.suppress(NotFoundError), classified():
+                        t.delete(rid)
                         deleted += 1
-                    except NotFoundError:
-                        pass
-                return [deleted]
-
-        return sum(in_batches(list(record_ids), send, on_batch=on_batch))
+            if on_batch:
+                on_batch(len(batch))
+        return deleted
 
     def claim(
         self,

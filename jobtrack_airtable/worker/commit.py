@@ -43,6 +43,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .. import forks
+from ..airtable import write_batches
 from ..errors import (
     AirtableError,
     JobtrackError,
@@ -55,7 +56,7 @@ from ..limiter.locks import row_key, row_locks
 from ..outbox.cadence import Cadence
 from ..rows import ClientRunRow
 from ..transport.recovery import RETRYABLE
-from ..transport.repository import MAX_WRITE_BATCH, Repository
+from ..transport.repository import Repository
 from . import shutdown
 
 log = logging.getLogger(__name__)
@@ -332,9 +333,8 @@ class GroupCommit:
                         write = run.take(now)
                         if write is not None:
                             batch.append((run, write))
-                    for start in range(0, len(batch), MAX_WRITE_BATCH):
-                        chunk = batch[start : start + MAX_WRITE_BATCH]
-                        error, n = self._send(chunk)
+                    for chunk in write_batches(batch):
+                        error, n = self._send(list(chunk))
                         sent += n
                         failure = failure or error
             finally:

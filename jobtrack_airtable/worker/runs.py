@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from ..airtable import MAX_LONG_TEXT
 from ..errors import InvalidInputError, show
 from ..metrics import COUNT_KEYS, ClientMetrics
-from ..schema import MAX_TEXT_LENGTH, text_problem
+from ..schema import text_problem
 from ..statuses import Status
 
 __all__ = [
@@ -39,7 +40,7 @@ CLIENT_RUN_EXTRA_FIELDS = ("apify_run_id", "client_name")
 #: Heads a System Notes text whose oldest lines were cut so that the newest ones fit.
 CUT_MARKER = "[earlier notes cut: System Notes holds at most 100,000 characters]"
 #: The longest line a note may hold once stamped: it must fit after the marker alone.
-_LINE_ROOM = MAX_TEXT_LENGTH - len(CUT_MARKER) - 1
+_LINE_ROOM = MAX_LONG_TEXT - len(CUT_MARKER) - 1
 
 
 def fit_notes(text: str) -> str:
@@ -48,10 +49,10 @@ def fit_notes(text: str) -> str:
     this, one row whose notes another writer filled refuses every write of the row: its
     totals and its close included.
 
-    >>> len(fit_notes("old line\n" * 20_000 + "new")) <= MAX_TEXT_LENGTH
+    >>> len(fit_notes("old line\n" * 20_000 + "new")) <= MAX_LONG_TEXT
     True
     """
-    if len(text) <= MAX_TEXT_LENGTH:
+    if len(text) <= MAX_LONG_TEXT:
         return text
     tail = text[len(text) - _LINE_ROOM :]
     line_end = tail.find("\n", 0, 2_000)

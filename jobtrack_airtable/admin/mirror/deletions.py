@@ -31,7 +31,7 @@ from pyairtable.models.webhook import Webhook
 
 from ...errors import AirtableError, InvalidInputError
 from ...timeutil import parse_airtable, to_airtable
-from ...transport.recovery import call_with_retry
+from ...transport.recovery import classified
 from ...transport.repository import Repository
 from ..sync.model import TABLE_ORDER
 from .store import MirrorFile
@@ -73,7 +73,9 @@ class Deletions:
 
 
 def _call(repo: Repository, fn: Callable[..., T], *args: Any, op: str, **kwargs: Any) -> T:
-    return call_with_retry(fn, *args, op=op, policy=repo.conn.policy, **kwargs)
+    # The connection's adapter retries each request; here the failure is only classified.
+    with classified():
+        return fn(*args, **kwargs)
 
 
 def _ours(hook: Webhook) -> bool:

@@ -25,7 +25,7 @@ from ...errors import AirtableError, AuthenticationError, JobtrackError, Permiss
 from ...settings import Settings
 from ...transport.client import Connection
 from ...transport.meta import fetch_meta
-from ...transport.recovery import call_with_retry
+from ...transport.recovery import classified
 from ...transport.renames import renames_in
 from ..schema_check import compare_schema
 
@@ -112,7 +112,8 @@ def check_token(c: Checkup) -> list[Finding]:
     the commands need."""
     endpoint = c.conn.endpoint_url
     try:
-        who = call_with_retry(c.conn.api.whoami, op="whoami", policy=c.conn.policy)
+        with classified():  # retried by the transport, like every request
+            who = c.conn.api.whoami()
     except AuthenticationError as exc:
         c.unreachable = "the token was refused"
         return [

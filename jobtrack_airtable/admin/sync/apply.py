@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 from pyairtable import formulas as F
 
+from ...airtable import MAX_PAGE_SIZE, MAX_RECORDS_PER_WRITE, write_batches
 from ...errors import StalePlanError
 from ...limiter.locks import row_key, row_locks
 from ...schema import TableSpec
@@ -82,8 +83,6 @@ DEFAULT_STALE_AFTER = timedelta(hours=2)
 #: Longest re-read formula: keeps GET URLs well under Airtable's 16,000 characters (pyairtable
 #: would switch to POST beyond, which also works, but short URLs are easier on proxies and logs).
 MAX_FORMULA_CHARS = 6000
-PAGE_SIZE = 100
-WRITE_BATCH = 10
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -107,7 +106,7 @@ class StaleRow:
 
 
 def _pages(n: int) -> int:
-    return max(1, math.ceil(n / PAGE_SIZE))
+    return max(1, math.ceil(n / MAX_PAGE_SIZE))
 
 
 #: The base's schema, read once per plan through the meta API.
@@ -173,7 +172,7 @@ def _reread_strategy(plan: Plan, table: TableKey, spec: TableSpec) -> _Reread:
     current: list[str] = []
     rows = length = 0
     for text, n in terms:
-        if current and (rows + n > PAGE_SIZE or length + len(text) + 2 > MAX_FORMULA_CHARS):
+        if current and (rows + n > MAX_PAGE_SIZE or length + len(text) + 2 > MAX_FORMULA_CHARS):
             chunks.append(current)
             costs.append(_pages(rows))
             current, rows, length = [], 0, 0
@@ -207,7 +206,7 @@ def apply_budget(plan: Plan, schema: Any) -> ApplyBudget:
             (Action.CREATE, creates),
             (Action.DELETE, deletes),
         ):
-            out[table] = math.ceil(len(plan.changes(table, action)) / WRITE_BATCH)
+            out[table] = math.ceil(len(plan.changes(table, action)) / MAX_RECORDS_PER_WRITE)
         reread[table] = (
             _reread_strategy(plan, table, schema.table(table)).cost if plan.has_changes else 0
         )
@@ -439,28 +438,26 @@ def apply_plan(
 
         for table in TABLE_ORDER:
             items = payloads[(table, Action.UPDATE)]
-            for start in range(0, len(items), WRITE_BATCH):
-                chunk = [(rid, values) for rid, values in items[start : start + WRITE_BATCH] if rid]
+            for batch in write_batches(items):
+                chunk = [(rid, values) for rid, values in batch if rid]
                 repo.update_by_id(table, chunk)
                 result.updated.setdefault(table, []).extend(rid for rid, _ in chunk)
                 if on_progress:
                     on_progress(f"update {table}", len(chunk))
         for table in TABLE_ORDER:
             items = payloads[(table, Action.CREATE)]
-            for start in range(0, len(items), WRITE_BATCH):
+            for batch in write_batches(items):
                 # An upsert on the natural key, never a plain POST: a create retried after a lost
                 # response, re-run after a killed apply, or raced by a second admin applying the
                 # same plan updates the row the first one made instead of adding another.
-                created = repo.upsert(
-                    table, [values for _, values in items[start : start + WRITE_BATCH]]
-                )
+                created = repo.upsert(table, [values for _, values in batch])
                 result.created.setdefault(table, []).extend(r["id"] for r in created)
                 if on_progress:
                     on_progress(f"create {table}", len(created))
         for table in TABLE_ORDER:
             ids = [rid for rid, _ in payloads[(table, Action.DELETE)] if rid]
-            for start in range(0, len(ids), WRITE_BATCH):
-                id_chunk = ids[start : start + WRITE_BATCH]
+            for id_batch in write_batches(ids):
+                id_chunk = list(id_batch)
                 repo.delete(table, id_chunk)
                 result.deleted.setdefault(table, []).extend(id_chunk)
                 if on_progress:

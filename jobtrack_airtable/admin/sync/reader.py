@@ -19,13 +19,14 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pyairtable.api.types import RecordDict
 
+from ...airtable import MAX_PAGE_SIZE
 from ...errors import IteratorExpiredError
-from ...transport.recovery import call_with_retry
-from ...transport.repository import MAX_LISTING_RESTARTS, MAX_PAGE_SIZE, Repository
+from ...transport.recovery import classified
+from ...transport.repository import MAX_LISTING_RESTARTS, Repository
 from .model import TableKey
 
 __all__ = ["PREFETCH", "Page", "read_tables"]
@@ -49,26 +50,12 @@ class Page:
 
 
 def _pages(repo: Repository, table: TableKey) -> Iterator[list[RecordDict]]:
+    # pyairtable pages; pinned tables answer by field ID, repo.decode keys the rows by
+    # configured name.
     t = repo.conn.table(table)
-    name = repo.schema.table(table).name
-    # Pinned tables answer by field ID; repo.decode keys the rows by configured name.
-    extra = repo.read_options(table)
-    options: dict[str, Any] = {"page_size": MAX_PAGE_SIZE, **extra}
-    while True:
-        response = call_with_retry(
-            t.api.request,
-            method="get",
-            url=t.urls.records,
-            fallback=("post", t.urls.records_post),
-            options=options,
-            op=f"list {name}",
-            policy=repo.conn.policy,
-        )
-        yield [repo.decode(table, r) for r in response.get("records", [])]
-        offset = response.get("offset")
-        if not offset:
-            return
-        options = {"page_size": MAX_PAGE_SIZE, **extra, "offset": offset}
+    with classified():
+        for page in t.iterate(page_size=MAX_PAGE_SIZE, **repo.read_options(table)):
+            yield [repo.decode(table, r) for r in page]
 
 
 def read_tables(repo: Repository, tables: Sequence[TableKey]) -> Iterator[Page]:

@@ -7,8 +7,8 @@ attention entry, each merged duplicate a delete carrying the values it held.
 
 from __future__ import annotations
 
+from ....airtable import MAX_LONG_TEXT
 from ....errors import show
-from ....schema import MAX_TEXT_LENGTH
 from ....worker.runs import CUT_MARKER, fit_notes
 from ..model import TABLE_ORDER, Action, FieldChange, Guards, Plan, RecordChange, TableKey
 from ..state import PREFIX_LEN, PlanState, is_empty
@@ -32,7 +32,7 @@ def diff(state: PlanState) -> None:
                     f"{existing}\n{lines}" if isinstance(existing, str) and existing else lines,
                 )
             notes = entity.changed.get("system_notes") if entity.changed else None
-            if isinstance(notes, str) and len(notes) > MAX_TEXT_LENGTH:
+            if isinstance(notes, str) and len(notes) > MAX_LONG_TEXT:
                 entity.set("system_notes", fit_notes(notes))
             changes = []
             for key in layout.keys:  # layout order, so plans read the same every time
