@@ -15,8 +15,8 @@ from jobtrack_airtable.errors import InvalidInputError
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
 
+from .helpers import make_conn
 from .test_outbox import _job_row
-from .test_tracker import make_conn
 
 
 def _reads_of_client_rows(srv: TrackingServer) -> int:

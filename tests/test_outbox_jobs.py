@@ -24,9 +24,9 @@ from jobtrack_airtable.outbox import SqliteOutbox
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
 
+from .helpers import make_conn
 from .test_local_meta_rename import _rename_field
 from .test_outbox import EXAMINED, JT, _client_rows, _held_requests_applied, _job_row, _mid_run
-from .test_tracker import make_conn
 
 WORKER = Path(__file__).with_name("outbox_job_worker.py")
 
