@@ -680,7 +680,11 @@ def _client_specs(clients: Iterable[str | tuple[str, str | None]]) -> list[tuple
                 raise InvalidInputError(f"client name must be a string, got {show(cname)}")
             if cname and (problem := text_problem(cname, "client name")):
                 raise InvalidInputError(problem)
-        specs.append((validate_client_id(cid), cname))
+        cid = validate_client_id(cid)
+        if any(cid == seen for seen, _ in specs):
+            # Two objects for one row would each write their own totals over the other's.
+            raise InvalidClientIdError(cid, "listed twice: one client run per client")
+        specs.append((cid, cname))
     return specs
 
 
