@@ -64,6 +64,17 @@ def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
             os.environ[key] = value
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test its own per-user data dir: the default outbox (and mirror) live there, and a
+    tracker replays what earlier trackers of its base left in the outbox -- every local server
+    has the same base ID, so a shared outbox would carry one test's rows into another's server.
+    Subprocesses inherit it (helpers strip only AIRTABLE_*/JOBTRACK_* variables)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
 @pytest.fixture
 def make_local_airtable() -> Iterator[MakeLocalAirtable]:
     """Start servers with custom options; every server started is stopped at teardown."""

@@ -120,9 +120,9 @@ def _fingerprint_less(s: Scenario) -> int:
 
 
 def _doctor_problem(s: Scenario) -> int:
-    from .test_cli import _drop_field
+    from .helpers import drop_field
 
-    _drop_field(s.base, "Job Tracking", "Stream")
+    drop_field(s.base, "Job Tracking", "Stream")
     return s.cli("doctor")
 
 

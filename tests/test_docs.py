@@ -58,7 +58,7 @@ def fenced_blocks() -> list[Block]:
 
 #: (file, start of the block's first line) → the test that exercises it.
 COVERAGE: dict[tuple[str, str], str] = {
-    ("README.md", "python3 -m venv .venv && .venv/bin/pip install -q -e . &&"): (
+    ("README.md", "python3 -m venv .venv && .venv/bin/pip install -q -e '.[cli]'"): (
         "tests/test_cli_readme.py::test_first_command_line_plans_and_exits_2"
     ),
     ("README.md", "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'"): (
@@ -128,6 +128,18 @@ COVERAGE: dict[tuple[str, str], str] = {
         "tests/test_integrations.py::test_the_readme_run_example_runs"
     ),
     ("docs/benchmarks.md", "starts k=1"): f"{HERE}::test_benchmark_commands_parse",
+    ("docs/benchmarks.md", ".venv/bin/python benchmarks/frames.py"): (
+        "tests/test_frames.py::test_a_client_run_write_passes_few_of_our_frames"
+    ),
+    ("docs/benchmarks.md", "PATCH Client%20Run%20Results: 13 frames"): (
+        "tests/test_frames.py::test_a_client_run_write_passes_few_of_our_frames"
+    ),
+    ("docs/benchmarks.md", "PATCH Client%20Run%20Results: 7 frames"): (
+        "tests/test_frames.py::test_a_client_run_write_passes_few_of_our_frames"
+    ),
+    ("docs/benchmarks.md", "PATCH Client%20Run%20Results: 10 frames"): (
+        "tests/test_frames.py::test_a_client_run_write_passes_few_of_our_frames"
+    ),
     ("docs/benchmarks.md", "loop_lag penalty="): f"{HERE}::test_benchmark_commands_parse",
     ("README.md", "$ jobtrack-airtable report --html report.html"): (
         f"{HERE}::test_readme_cli_sessions_run"
