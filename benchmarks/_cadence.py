@@ -87,14 +87,20 @@ def busy_worker(
 
 
 def big_job(
-    srv: TrackingServer, *, clients: int = 5000, per_second: int = 20, flush_interval: float = 5.0
+    srv: TrackingServer,
+    *,
+    clients: int = 5000,
+    per_second: int = 20,
+    flush_interval: float = 5.0,
+    exclusive: bool = False,
 ) -> tuple[CadenceReport, int]:
-    """One job of ``clients`` quick clients; also the requests of its completion."""
+    """One job of ``clients`` quick clients; also the requests of its completion
+    (``exclusive``: the job is started with ``tracker.job(exclusive=True)``)."""
     sim = _Sim(srv, flush_interval=flush_interval)
     tracker = sim.tracker
     start = sim.now
     mark = srv.request_log.total
-    job = tracker.job()
+    job = tracker.job(exclusive=exclusive)
     for i in range(clients):
         run = job.client(f"C{i:05d}")
         sim.waiting.append((run, sim.now))
@@ -115,3 +121,10 @@ def big_job_floor(clients: int) -> int:
     """The fewest requests a job of ``clients`` can cost before completion: its start (2)
     and each client's final state once, 10 per request."""
     return 2 + math.ceil(clients / 10)
+
+
+def big_job_completion(clients: int, *, exclusive: bool) -> int:
+    """What the completion of that job costs: a read of the job row and its write, plus
+    the read-back of the client rows (100 a page) unless the job is exclusive and every
+    row's acknowledged state is known."""
+    return 2 + (0 if exclusive else math.ceil(clients / 100))

@@ -734,3 +734,20 @@ def worker_env(srv: LocalAirtable) -> dict[str, str]:
         JOBTRACK_RATE_LIMIT="0",
     )
     return env
+
+
+JT = "Job Tracking"
+
+
+def job_row(srv: TrackingServer, base: str) -> dict[str, Any]:
+    [row] = by_key(srv, JT)[base]
+    return row
+
+
+def held_requests_applied(srv: TrackingServer) -> None:
+    """Wait until the server has answered every request it held (``delay`` fault): only
+    then has a late write landed, or not."""
+    deadline = time.monotonic() + 60
+    while any(e.fault == "delay" and e.status is None for e in srv.request_log.entries):
+        assert time.monotonic() < deadline, "a held request never finished"
+        time.sleep(0.05)

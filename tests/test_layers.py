@@ -62,6 +62,7 @@ def _offenders(modules: set[str]) -> list[str]:
         "import jobtrack_airtable.outbox",
         "import jobtrack_airtable.admin.outbox",
         "import jobtrack_airtable.worker.tracking_errors",
+        "import jobtrack_airtable.worker.job_outbox",
     ],
 )
 def test_the_worker_core_loads_no_cli_or_server_code(statement: str) -> None:
@@ -247,6 +248,16 @@ def test_the_outbox_store_is_below_the_worker() -> None:
         for t in imports[m]
     )
     assert "jobtrack_airtable.outbox" in imports["jobtrack_airtable.worker.tracker"]
+
+
+def test_a_job_entry_is_plain_data() -> None:
+    # What a job leaves in the outbox is read by another process: it imports nothing of
+    # the tracker, the transport or the store.
+    assert not any(
+        t.startswith(("jobtrack_airtable.transport", "jobtrack_airtable.outbox"))
+        or t == "jobtrack_airtable.worker.tracker"
+        for t in all_imports()["jobtrack_airtable.worker.job_outbox"]
+    )
 
 
 def test_the_layer_check_would_see_an_upward_import() -> None:

@@ -11,7 +11,6 @@ import random
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,11 @@ from jobtrack_airtable.worker.tracker import Tracker
 from .helpers import (
     CRR_TABLE,
     EXAMINED,
+    JT,
     by_key,
     client_rows,
+    held_requests_applied,
+    job_row,
     left_refused,
     make_conn,
     mid_run,
@@ -40,14 +42,7 @@ from .helpers import (
     spawn_worker,
 )
 
-JT = "Job Tracking"
-
 WORKER = Path(__file__).with_name("outbox_worker.py")
-
-
-def _job_row(srv: TrackingServer, base: str) -> dict[str, Any]:
-    [row] = by_key(srv, JT)[base]
-    return row
 
 
 def _complete_and_check(srv: TrackingServer, tracker: Tracker, job: Any) -> None:
@@ -56,7 +51,7 @@ def _complete_and_check(srv: TrackingServer, tracker: Tracker, job: Any) -> None
     tracker.close()
     rows = client_rows(srv, str(job.run_id))
     assert {k: r[EXAMINED] for k, r in rows.items()} == {"A": 15, "B": 15, "C": 15, "D": 15}
-    assert _job_row(srv, str(job.run_id))["Total Profiles Examined"] == 60
+    assert job_row(srv, str(job.run_id))["Total Profiles Examined"] == 60
 
 
 def test_a_revoked_token_keeps_every_change_and_raises_until_it_is_back(
@@ -115,15 +110,6 @@ def test_a_refused_write_is_replayed_by_the_next_tracker_of_the_machine(
     assert {(r[EXAMINED], r["Status"]) for r in rows.values()} == {(15, "Completed")}
 
 
-def _held_requests_applied(srv: TrackingServer) -> None:
-    """Wait until the server has answered every request it held (``delay`` fault): only
-    then has a late write landed, or not."""
-    deadline = time.monotonic() + 60
-    while any(e.fault == "delay" and e.status is None for e in srv.request_log.entries):
-        assert time.monotonic() < deadline, "a held request never finished"
-        time.sleep(0.05)
-
-
 def test_a_write_applied_late_over_a_newer_one_is_repaired_before_completion(
     local_airtable: TrackingServer,
 ) -> None:
@@ -140,10 +126,10 @@ def test_a_write_applied_late_over_a_newer_one_is_repaired_before_completion(
     run.add(profiles_examined=10)
     run.close(wait=True)
     job.complete()
-    _held_requests_applied(local_airtable)
+    held_requests_applied(local_airtable)
     row = client_rows(local_airtable, str(job.run_id))["A"]
     assert (row[EXAMINED], row["Status"]) == (30, "Completed")
-    assert _job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 30
+    assert job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 30
     assert local_airtable.faults.counts == {"delay": 1}
     tracker.close()
     assert SqliteOutbox(local_airtable.outbox_path).entries() == []
@@ -298,7 +284,7 @@ def test_a_job_note_applied_late_does_not_erase_the_completion(
     job.note("halfway")
     job.complete(note="all done")
     tracker.close()
-    _held_requests_applied(local_airtable)
+    held_requests_applied(local_airtable)
     [row] = by_key(local_airtable, JT)[str(job.run_id)]
     assert row["Status"] == "No Leads To Score"
     assert "halfway" in row["System Notes"] and "all done" in row["System Notes"]
@@ -311,7 +297,7 @@ def test_a_job_start_created_late_leaves_one_row(local_airtable: TrackingServer)
     with tracker.job() as job:
         pass
     tracker.close()
-    _held_requests_applied(local_airtable)
+    held_requests_applied(local_airtable)
     rows = by_key(local_airtable, JT)[str(job.run_id)]
     assert [r["Status"] for r in rows] == ["No Leads To Score"]
     assert local_airtable.faults.counts == {"delay": 1}

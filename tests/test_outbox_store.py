@@ -245,6 +245,10 @@ def test_a_change_the_outbox_cannot_store_changes_nothing_so_a_retry_counts_once
         with pytest.raises(OutboxUnavailableError):
             call()
     assert run.status.value == "Running"
+    # The commit thread's own step asks the machine's request budget, kept in the same store:
+    # with the store gone it must still answer (write every interval), not raise and end
+    # the thread that writes every later change.
+    assert tracker._commit.next_due() < float("inf")
     own_redis.start()  # without AOF it comes back empty: the next change stores the whole run
     run.add(profiles_examined=1)
     run.close()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks._cadence import big_job, big_job_completion, big_job_floor
 from benchmarks._harness import measure_request_cost
+from jobtrack_airtable.testing import TrackingServer
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +47,25 @@ def test_ours_costs_at_most_a_third_of_the_naive_baseline(report) -> None:
 def test_every_run_recorded_the_truth(report) -> None:
     for run in (report.ours, report.ours_eager, report.naive):
         assert run.discrepancies.ok, (run.name, run.discrepancies.details)
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_a_big_job_with_its_completion_costs_exactly_the_formula(
+    local_airtable: TrackingServer, exclusive: bool
+) -> None:
+    # benchmarks/request_cost.py's 5,000-client job at N=300: the start (2) + each client's
+    # final state once (⌈N/10⌉) + the completion: the job row read and written, plus the
+    # client rows read back (⌈N/100⌉) unless the job is exclusive.
+    n = 300
+    report, completion = big_job(local_airtable, clients=n, exclusive=exclusive)
+    assert report.requests == big_job_floor(n) == 2 + 30
+    assert completion == big_job_completion(n, exclusive=exclusive) == (2 if exclusive else 5)
+    total = report.requests + completion
+    if exclusive:
+        # 34 ≤ 1.1 × 32: at 5,000 clients, 504 ≤ 552.
+        assert total <= 1.1 * big_job_floor(n)
+    # The aggregates are the truth either way (each client examined 2 profiles).
+    [row] = local_airtable.table("jobs").all()
+    assert row["fields"]["Status"] == "Completed"
+    assert row["fields"]["Total Profiles Examined"] == 2 * n
+    assert row["fields"]["Clients Processed"] == n

@@ -612,3 +612,34 @@ def test_find_job_and_refresh_read_the_row_as_stored(
     assert refreshed.aggregates["profiles_examined"] == 3
     assert [r.client_id for r in tracker.client_runs(job.run_id)] == ["Guy-Wilson"]
     assert tracker.find_job("250930-000000") is None
+
+
+def test_two_objects_for_one_client_row_never_share_a_request(
+    local_airtable: LocalAirtable,
+) -> None:
+    """Opening a client run that is already open in this process gives a second object for
+    the same row; their writes go in separate requests (one upsert naming a row twice is
+    answered with one record), in order, so the flush neither crashes nor loses the row."""
+    tracker = Tracker(make_conn(local_airtable))
+    job = tracker.job()
+    first = job.client("A")
+    second = job.client("A")
+    first.add(profiles_examined=1)
+    second.add(profiles_examined=2)
+    tracker.flush()
+    second.close(wait=True)
+    [row] = [r["fields"] for r in rows(local_airtable, CRR_TABLE)]
+    assert (row["Client ID"], row["Status"]) == ("A", "Completed")
+    tracker.close()
+
+
+def test_a_client_listed_twice_is_refused_before_any_request(
+    local_airtable: LocalAirtable,
+) -> None:
+    tracker = Tracker(make_conn(local_airtable))
+    job = tracker.job()
+    before = len(local_airtable.request_log.entries)
+    with pytest.raises(InvalidClientIdError, match="'B': listed twice"):
+        job.open_clients(["B", ("B", "Bee")])
+    assert len(local_airtable.request_log.entries) == before
+    tracker.close()

@@ -114,7 +114,8 @@ def outbox_status(store: OutboxStore, base_id: str) -> list[OutboxItem]:
 def replay_outbox(conn: Connection, *, every_owner: bool = False) -> list[str]:
     """Write what the outbox of ``conn``'s settings holds for its base and no live process
     owns (``every_owner``: every entry, e.g. a host that is gone for good) now: the run IDs
-    replayed.  Raises the refusal if Airtable still refuses (the entries stay)."""
+    (client runs, then jobs) replayed.  Raises the refusal if Airtable still refuses (the
+    entries stay)."""
     from ..worker.tracker import Tracker
 
     tracker = Tracker(conn, replay=False)
@@ -122,7 +123,7 @@ def replay_outbox(conn: Connection, *, every_owner: bool = False) -> list[str]:
         runs = tracker.replay(every_owner=every_owner)
     finally:
         tracker.close()
-    return [str(run.run_id) for run in runs]
+    return [str(run.run_id) for run in runs] + tracker.replayed_jobs
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,14 @@ holds increments back until it recovers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..errors import OutboxUnavailableError
 from .store import OutboxStore
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MONTH", "Cadence"]
 
@@ -70,15 +74,31 @@ class Cadence:
             due = urgent_since + self.urgent_delay
         if lazy_since is not None:
             earliest = lazy_since + self.interval
-            if self.budget and self.store is not None:
-                balance = self.store.spend(0, rate=self.rate, burst=self.burst, at=now)
+            balance = self._balance(now)
+            if balance is not None:
                 need = 1 + self.reserve
                 if balance < need:
                     earliest = max(earliest, now + (need - balance) / self.rate)
             due = min(due, earliest)
         return due
 
+    def _balance(self, now: float) -> float | None:
+        """The bucket's balance (``None``: no budget, or the store cannot say)."""
+        if not self.budget or self.store is None:
+            return None
+        try:
+            return self.store.spend(0, rate=self.rate, burst=self.burst, at=now)
+        except OutboxUnavailableError as exc:
+            # The pace is a cost knob: with the shared bucket out of reach, write every
+            # interval rather than stall (or kill the commit thread that asked).
+            log.warning("request budget unknown (%s); writing every interval meanwhile", exc)
+            return None
+
     def spend(self, requests: int, now: float) -> None:
-        """Debit ``requests`` sent from the machine's bucket."""
+        """Debit ``requests`` sent from the machine's bucket (skipped, with a warning, while
+        the store cannot be reached: the requests were sent all the same)."""
         if self.budget and self.store is not None and requests:
-            self.store.spend(requests, rate=self.rate, burst=self.burst, at=now)
+            try:
+                self.store.spend(requests, rate=self.rate, burst=self.burst, at=now)
+            except OutboxUnavailableError as exc:
+                log.warning("request budget not debited (%s)", exc)

@@ -43,7 +43,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .. import forks
-from ..airtable import write_batches
+from ..airtable import distinct_write_batches
 from ..errors import (
     AirtableError,
     JobtrackError,
@@ -333,8 +333,8 @@ class GroupCommit:
                         write = run.take(now)
                         if write is not None:
                             batch.append((run, write))
-                    for chunk in write_batches(batch):
-                        error, n = self._send(list(chunk))
+                    for chunk in distinct_write_batches(batch, key=lambda w: str(w[0].run_id)):
+                        error, n = self._send(chunk)
                         sent += n
                         failure = failure or error
             finally:

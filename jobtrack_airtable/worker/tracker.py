@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, tzinfo
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from .. import forks
 from ..aggregation import aggregate, completion_status
@@ -55,7 +55,7 @@ from ..errors import (
 from ..limiter.locks import row_key, row_locks
 from ..outbox import OutboxStore, open_outbox
 from ..outbox.cadence import Cadence
-from ..outbox.store import LIVE_OWNERS, RELEASED, entry_key, new_owner, owner_alive
+from ..outbox.store import LIVE_OWNERS, RELEASED, Entry, entry_key, new_owner, owner_alive
 from ..rows import ClientRunRow, JobRow
 from ..run_ids import (
     BaseRunId,
@@ -74,14 +74,18 @@ from ..transport.client import Connection
 from ..transport.repository import Repository
 from .client_run import ClientRun
 from .commit import GroupCommit
+from .exclusive import acknowledged_rows
+from .job_outbox import JOBS_TABLE, FinalIntent, JobState
 from .runs import EndsOnExit, Notes, ended_elsewhere, error_text
 from .starts import ahead_of, next_free, reserve
 from .tracing import end_span, start_client_span, start_job_span
-from .tracking_errors import OnTrackingError, run_guarded
+from .tracking_errors import TRACKING_ERRORS, OnTrackingError, run_guarded
 
 __all__ = ["ClientRun", "Job", "Tracker"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How many claims a job start makes looking for a free run ID before it gives up.
 MAX_START_ATTEMPTS = 60
@@ -162,6 +166,26 @@ class Tracker:
         self._adopted = self._adopt_orphans() if replay else []
         #: OpenTelemetry spans of the jobs this tracker started, by run ID (tracing.py).
         self._spans: dict[str, Any] = {}
+        #: Run IDs of the jobs whose pending writes this tracker replayed.
+        self.replayed_jobs: list[str] = []
+        # Jobs of this tracker whose last write Airtable refused: tried again at flush/close.
+        self._refused_jobs: dict[str, Job] = {}
+        # Jobs started with exclusive=True: an open of their clients by another path voids it.
+        self._exclusive_jobs: dict[str, Job] = {}
+        self._adopted_jobs = self._adopt_jobs() if replay else []
+        if self._adopted_jobs:
+            try:
+                self._replay_jobs()
+            except Exception as exc:
+                # Never from a constructor (whatever went wrong, the worker's own job comes
+                # first): the entries stay, released at close for the next tracker (or
+                # ``outbox replay``, which raises).
+                log.warning(
+                    "could not replay %d job write(s) left in the outbox (%s: %s); kept",
+                    len(self._adopted_jobs),
+                    type(exc).__name__,
+                    exc,
+                )
         forks.register(self, Tracker._after_fork)
 
     def _after_fork(self) -> None:
@@ -209,7 +233,14 @@ class Tracker:
         """Write every pending client-run change now (⌈K/10⌉ requests for K runs), those
         Airtable refused before included: a refusal that persists is raised, or warned in
         warn mode (the changes stay in the outbox either way)."""
-        run_guarded(self.on_tracking_error, "tracker.flush()", self._commit.drain)
+        run_guarded(self.on_tracking_error, "tracker.flush()", self._drain_all)
+
+    def _drain_all(self) -> None:
+        """Client runs first, then the job writes Airtable refused before (a completion
+        aggregates the client rows)."""
+        self._commit.drain()
+        for job in list(self._refused_jobs.values()):
+            job._replay()
 
     def poll(self) -> bool:
         """Write what the cadence says is due now (a tracker built with a simulated
@@ -225,7 +256,7 @@ class Tracker:
             return
         self._closed = True
         try:
-            run_guarded(self.on_tracking_error, "tracker.close()", self._commit.close)
+            run_guarded(self.on_tracking_error, "tracker.close()", self._close_writes)
         finally:
             self._sealed = True
             LIVE_OWNERS.discard(self._owner)
@@ -234,6 +265,11 @@ class Tracker:
             finally:
                 self.outbox.close()
                 self.conn.close()
+
+    def _close_writes(self) -> None:
+        self._commit.close()
+        for job in list(self._refused_jobs.values()):
+            job._replay()
 
     def _release(self) -> None:
         """Leave what Airtable refused to any process: this one may live on without a
@@ -265,9 +301,9 @@ class Tracker:
     def _refused(self, run: ClientRun, version: int, error: Exception) -> None:
         self.outbox.refused(self._key(run), version, f"{type(error).__name__}: {error}")
 
-    def _adopt_orphans(self, *, every_owner: bool = False) -> list[ClientRun]:
-        """Claim the entries of this base that no live process holds and queue them."""
-        prefix = entry_key(self.conn.base_id, "client_runs", "")
+    def _claim_orphans(self, table: str, *, every_owner: bool) -> list[Entry]:
+        """Claim the entries of this base's ``table`` that no live process holds."""
+        prefix = entry_key(self.conn.base_id, table, "")
         entries = [
             e
             for e in self.outbox.entries(prefix)
@@ -277,10 +313,12 @@ class Tracker:
             return []
         expected = {e.key: e.owner for e in entries}
         claimed = set(self.outbox.claim(list(expected), self._owner, expected=expected))
+        return [e for e in entries if e.key in claimed]
+
+    def _adopt_orphans(self, *, every_owner: bool = False) -> list[ClientRun]:
+        """Claim the client-run entries no live process holds and queue them."""
         runs: list[ClientRun] = []
-        for e in entries:
-            if e.key not in claimed:
-                continue
+        for e in self._claim_orphans("client_runs", every_owner=every_owner):
             try:
                 runs.append(ClientRun.restore(self, e.payload, e.version))
             except (ValueError, KeyError, TypeError) as exc:
@@ -290,15 +328,39 @@ class Tracker:
             self._commit.mark(*runs)
         return runs
 
+    def _adopt_jobs(self, *, every_owner: bool = False) -> list[Job]:
+        """Claim the job entries no live process holds (rebuilt, not yet written)."""
+        jobs: list[Job] = []
+        for e in self._claim_orphans(JOBS_TABLE, every_owner=every_owner):
+            try:
+                jobs.append(Job.restore(self, JobState.loads(e.payload), e.version))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("outbox entry %s cannot be read (%s); left as it is", e.key, exc)
+        return jobs
+
+    def _replay_jobs(self) -> None:
+        """Write the adopted jobs' pending changes: after the client-run entries (the
+        completion drains the group commit first), so aggregates are recomputed from
+        client rows that hold everything."""
+        while self._adopted_jobs:
+            job = self._adopted_jobs[0]
+            log.info("replaying the pending writes of job %s", job.run_id, extra=job._log_extra)
+            job._replay()
+            self._adopted_jobs.pop(0)
+            self.replayed_jobs.append(str(job.run_id))
+
     def replay(self, *, every_owner: bool = False) -> list[ClientRun]:
         """Write what the outbox holds for this base that no live process owns (with
         ``every_owner``: also entries of processes that may be alive, e.g. of another
-        host) now; the runs replayed.  Idempotent: totals are absolute and two replays
-        claim disjoint entries.  A refusal that persists is raised (the entries stay)."""
+        host) now; the runs replayed (the jobs: :attr:`replayed_jobs`).  Idempotent:
+        totals and aggregates are absolute and two replays claim disjoint entries.  A
+        refusal that persists is raised (the entries stay)."""
         runs = [*self._adopted, *self._adopt_orphans(every_owner=every_owner)]
         self._adopted = []
+        self._adopted_jobs.extend(self._adopt_jobs(every_owner=every_owner))
         self._commit.drain()
         self._commit.settle()
+        self._replay_jobs()
         return runs
 
     def __enter__(self) -> Self:
@@ -336,8 +398,14 @@ class Tracker:
             self._last_issued = candidate
         return candidate
 
-    def job(self, *, stream: int = 1, note: str | None = None) -> Job:
+    def job(self, *, stream: int = 1, note: str | None = None, exclusive: bool = False) -> Job:
         """Start a job: a ``Running`` row with a fresh, unique run ID (2 requests).
+
+        ``exclusive=True`` promises that every client run of the job is opened through the
+        returned object, in this process (its Run ID is not handed to other workers): the
+        completion then aggregates the client rows as Airtable acknowledged them to this
+        tracker instead of reading them back, ⌈N/100⌉ requests fewer, whenever that is all
+        of it (see :mod:`jobtrack_airtable.worker.exclusive`).
 
         Uniqueness across hosts cannot come from a check-then-create (two orchestrators can
         both see an ID free), so the start *creates* the row carrying a random claim marker,
@@ -354,6 +422,8 @@ class Tracker:
         self._check_open("job()")
         if isinstance(stream, bool) or not isinstance(stream, int) or stream < 1:
             raise InvalidInputError(f"stream must be an integer ≥ 1, got {show(stream)}")
+        if not isinstance(exclusive, bool):
+            raise InvalidInputError(f"exclusive must be True or False, got {show(exclusive)}")
         marker = self._claim_marker()
         conn = self.conn
         candidate = reserve(conn.limiter, conn.base_id, self._next_candidate())
@@ -389,6 +459,9 @@ class Tracker:
                     record_id=claimed.record_id,
                 )
                 job._claim_marker = marker
+                job._exclusive = exclusive
+                if exclusive:
+                    self._exclusive_jobs[str(candidate)] = job
                 job._maybe_late(sent)
                 created = claimed.created_time
                 if (
@@ -522,6 +595,8 @@ class Tracker:
         self._check_open("opening a client run")
         specs = _client_specs(clients)
         if not new:
+            self._not_exclusive(base)
+        if not new:
             # Pending writes first, so that the probe sees this process's own earlier writes
             # of these rows (a run of the same client closed a moment ago).
             self._commit.drain()
@@ -553,11 +628,19 @@ class Tracker:
             )
         return runs
 
+    def _not_exclusive(self, base: BaseRunId) -> None:
+        """A row of ``base`` is opened other than fresh through its job: if that job is
+        exclusive, its completion must read its rows back."""
+        job = self._exclusive_jobs.get(str(base))
+        if job is not None:
+            job._exclusive = False
+
     def attach_client_run(self, run_id: ClientRunId | str) -> ClientRun:
         """Resume a client run by its client run ID (1 read): totals continue from the row's
         values, so a worker restarted mid-run keeps counting instead of overwriting."""
         self._check_open("attach_client_run()")
         key = as_client_run_id(run_id)
+        self._not_exclusive(key.base)
         row = self.repo.client_runs.find(key)
         if row is None:
             raise NotFoundError(
@@ -597,7 +680,11 @@ def _client_specs(clients: Iterable[str | tuple[str, str | None]]) -> list[tuple
                 raise InvalidInputError(f"client name must be a string, got {show(cname)}")
             if cname and (problem := text_problem(cname, "client name")):
                 raise InvalidInputError(problem)
-        specs.append((validate_client_id(cid), cname))
+        cid = validate_client_id(cid)
+        if any(cid == seen for seen, _ in specs):
+            # Two objects for one row would each write their own totals over the other's.
+            raise InvalidClientIdError(cid, "listed twice: one client run per client")
+        specs.append((cid, cname))
     return specs
 
 
@@ -636,6 +723,8 @@ class Job(EndsOnExit):
         # Guards the two above: threads may open clients of one job at once.
         self._lock = threading.Lock()
         forks.register(self, Job._fresh_lock)
+        # An exclusive job's runs, every one (see _client_rows).
+        self._exclusive_runs: list[ClientRun] = []
         self._log_extra = {"run_id": str(run_id)}
 
     def __repr__(self) -> str:
@@ -646,6 +735,89 @@ class Job(EndsOnExit):
 
     def _end_ok(self) -> None:
         self.complete()
+
+    # ------------------------------------------------------------ the outbox
+
+    _version = 0
+    #: How the job was asked to end, kept until Airtable holds it.
+    _final: FinalIntent | None = None
+    _heartbeat_due = False
+
+    @classmethod
+    def restore(cls, tracker: Tracker, state: JobState, version: int) -> Job:
+        """A job rebuilt from an outbox entry another process left, to be replayed."""
+        notes = Notes(None, tracker.clock)
+        notes.lines = list(state.notes)
+        job = cls(
+            tracker,
+            as_base_run_id(state.run_id),
+            stream=state.stream,
+            notes=notes,
+            status=Status.RUNNING,
+            record_id=state.record_id,
+            attached=True,
+        )
+        job._claim_marker = state.claim
+        job._final = state.final
+        job._heartbeat_due = state.heartbeat
+        job._version = version
+        return job
+
+    def _outbox_key(self) -> str:
+        return entry_key(self.tracker.conn.base_id, JOBS_TABLE, str(self.run_id))
+
+    def _persist(self) -> None:
+        """Store what this job still has to write durably, before the call returns."""
+        tracker = self.tracker
+        if tracker._sealed:
+            raise TrackerClosedError(str(self.run_id))
+        state = JobState(
+            run_id=str(self.run_id),
+            stream=self.stream,
+            record_id=self.record_id,
+            notes=list(self._notes.lines),
+            heartbeat=self._heartbeat_due,
+            final=self._final,
+            claim=self._claim_marker,
+        )
+        # The store raises the version above whatever an earlier object of this job (an
+        # attach, a replay) left: the version stored is the one to retire.
+        self._version = tracker.outbox.put(
+            self._outbox_key(), self._version + 1, state.dumps(), tracker._owner
+        )
+
+    def _synced(self, call: Callable[[], T]) -> T:
+        """``call()`` writes the persisted state: retire the entry once Airtable holds it;
+        keep it (noting why) when Airtable refuses, for the next synchronous point."""
+        tracker = self.tracker
+        version = self._version
+        try:
+            result = call()
+        except TRACKING_ERRORS as exc:
+            tracker.outbox.refused(self._outbox_key(), version, f"{type(exc).__name__}: {exc}")
+            tracker._refused_jobs[str(self.run_id)] = self
+            raise
+        tracker.outbox.retire(self._outbox_key(), version)
+        tracker._refused_jobs.pop(str(self.run_id), None)
+        return result
+
+    def _replay(self) -> None:
+        """Write what the entry holds: the completion (aggregates recomputed now), else
+        the pending note lines and Last Updated."""
+        final = self._final
+        if final is not None and not self.status.is_terminal:
+            self._finish(
+                final.status,
+                force=final.force,
+                note=final.note,
+                fit=final.fit,
+                error=final.error,
+                replaying=True,
+            )
+        elif self._notes.lines or self._heartbeat_due:
+            self._synced(self._write_notes)
+        else:
+            self._synced(lambda: None)
 
     def _end_failed(self, exc: BaseException) -> None:
         self._finish(Status.FAILED, note=f"failed: {error_text(exc)}", fit=True, error=exc)
@@ -687,6 +859,8 @@ class Job(EndsOnExit):
         runs = self.tracker._open(as_base_run_id(self.run_id), specs, new=new, force=force)
         with self._lock:
             self._runs = [r for r in self._runs if not r.status.is_terminal] + runs
+            if self._exclusive:
+                self._exclusive_runs.extend(runs)
         return runs
 
     def _close_open_runs(self, reason: str) -> None:
@@ -704,6 +878,25 @@ class Job(EndsOnExit):
                     extra=run._log_extra,
                 )
                 run.close(Status.FAILED, error=reason)
+
+    #: Started with ``exclusive=True`` and still known to be all of its rows.
+    _exclusive = False
+    #: Whether the last completion read the client rows back.
+    _read_back = True
+
+    def _client_rows(self) -> list[ClientRunRow]:
+        """The job's client rows: as acknowledged to this tracker when the job is exclusive
+        and that is all of it, else read back (⌈N/100⌉ requests)."""
+        tracker = self.tracker
+        if self._exclusive:
+            known = acknowledged_rows(
+                self._exclusive_runs, tracker.outbox, tracker.conn.base_id, str(self.run_id)
+            )
+            if known is not None:
+                self._read_back = False
+                return known
+        self._read_back = True
+        return tracker.repo.client_runs.of_job(self.run_id)
 
     # ------------------------------------------------------------ job writes
 
@@ -821,8 +1014,9 @@ class Job(EndsOnExit):
         read, under the row's lock, so that lines another process appended are kept)."""
         # Kept from now on: if this write fails, the job's next write sends the line.
         self._notes.append(text)
+        self._persist()
         mode = self.tracker.on_tracking_error
-        run_guarded(mode, f"a note of job {self.run_id}", self._write_notes)
+        run_guarded(mode, f"a note of job {self.run_id}", lambda: self._synced(self._write_notes))
 
     def _write_notes(self) -> None:
         with self._notes_lock():
@@ -837,15 +1031,22 @@ class Job(EndsOnExit):
                 }
             )
         self._notes.landed(row.system_notes, sent)
+        self._heartbeat_due = False
 
     def heartbeat(self) -> None:
         """Refresh the job's Last Updated (1 request), so a long job with no other write is
         not taken for a stale one by ``sync``."""
+        self._heartbeat_due = True
+        self._persist()
         run_guarded(
             self.tracker.on_tracking_error,
             f"a heartbeat of job {self.run_id}",
-            lambda: self._write({"last_updated": to_airtable(self.tracker.clock())}),
+            lambda: self._synced(self._beat),
         )
+
+    def _beat(self) -> None:
+        self._write({"last_updated": to_airtable(self.tracker.clock())})
+        self._heartbeat_due = False
 
     def complete(
         self,
@@ -855,7 +1056,13 @@ class Job(EndsOnExit):
         note: str | None = None,
     ) -> JobRow | None:
         """Aggregate the client rows and close the job: ⌈N/100⌉ + 2 requests (plus the
-        writes of client runs still pending).
+        writes of client runs still pending); 2 for an exclusive job whose rows' acknowledged
+        state is all known (:meth:`Tracker.job`).
+
+        Durable before anything is sent: the completion's intent is in the outbox until
+        Airtable acknowledges the write; refused, it is tried again at ``tracker.flush()`` /
+        ``tracker.close()``, and a later tracker of the machine or ``outbox replay`` finishes
+        it (the aggregates recomputed then) if this process does not.
 
         Without ``status`` the SPEC's rule decides (all failed → ``Failed``, nothing
         processed → ``No Leads To Score``, else ``Completed``).  The aggregates are
@@ -892,25 +1099,48 @@ class Job(EndsOnExit):
         note: str | None = None,
         fit: bool,
         error: BaseException | str | None = None,
+        replaying: bool = False,
     ) -> JobRow:
         new = parse_status(status) if status is not None else None
         tracker = self.tracker
-        tracker._check_open("completing a job")
+        if not replaying:
+            # A closing tracker still writes what it kept (its close replays it).
+            tracker._check_open("completing a job")
         if new is not None:
             # Refuse before reading anything.
             check_transition(self.status, new, force=force)
-        if error is None:
-            self._close_open_runs(f"still open when job {self.run_id} completed")
-        else:
-            self._close_open_runs(f"job {self.run_id} failed: {error_text(error)}")
-        # Unguarded, even in warn mode: a job must never be aggregated from client rows
-        # whose pending writes did not land.
-        tracker._commit.drain()
-        # A client write applied late would skew the aggregates: wait it out, repair.
-        tracker._commit.settle()
-        with self._notes_lock():
-            row = self._finish_locked(new, force=force, note=note, fit=fit, error=error)
-        return self._settle(row)
+        # Durable before anything is sent: a process that dies from here on, or a refusal,
+        # leaves the intent (never numbers) for a replay.
+        self._final = FinalIntent(
+            new.value if new is not None else None,
+            force=force,
+            note=note,
+            fit=fit,
+            error=error_text(error) if error is not None else None,
+        )
+        self._persist()
+
+        def finish_now() -> JobRow:
+            if error is None:
+                self._close_open_runs(f"still open when job {self.run_id} completed")
+            else:
+                self._close_open_runs(f"job {self.run_id} failed: {error_text(error)}")
+            # Unguarded, even in warn mode: a job must never be aggregated from client rows
+            # whose pending writes did not land.
+            tracker._commit.drain()
+            # A client write applied late would skew the aggregates: wait it out, repair.
+            tracker._commit.settle()
+            with self._notes_lock():
+                row = self._finish_locked(new, force=force, note=note, fit=fit, error=error)
+            return self._settle(row)
+
+        lines = len(self._notes.lines)
+        try:
+            return self._synced(finish_now)
+        except BaseException:
+            # The lines this attempt added are the intent's to add again, once.
+            del self._notes.lines[lines:]
+            raise
 
     def _finish_locked(
         self,
@@ -924,7 +1154,7 @@ class Job(EndsOnExit):
         """The read of the job row, its client rows and the write, under the row's lock."""
         tracker = self.tracker
         current = self._current()
-        rows = tracker.repo.client_runs.of_job(self.run_id)
+        rows = self._client_rows()
         if new is None:
             new = completion_status(rows)
             check_transition(self.status, new, force=force)
@@ -970,7 +1200,7 @@ class Job(EndsOnExit):
         if sent:
             values["system_notes"] = self._notes.text
         row = self._write(values)
-        tracker._spend(3 + len(rows) // 100)
+        tracker._spend(2 + (1 + len(rows) // 100 if self._read_back else 0))
         self._notes.landed(row.system_notes, sent)
         self.status = final
         end_span(

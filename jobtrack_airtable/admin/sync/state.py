@@ -14,19 +14,23 @@ for renderers.
 
 from __future__ import annotations
 
-import functools
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ...aggregation import JobAggregate
 from ...errors import InvalidInputError, show
+from ...metrics import JOB_SUM_KEYS
+from ...rows import ClientRunRow
 from ...schema import NUMBER_TYPES, Schema, TableSpec
 from ...statuses import Status
 from ...timeutil import to_airtable
 from .model import TABLE_ORDER, RecordChange, TableKey
 
 __all__ = [
+    "ClientTotals",
     "Context",
     "Entity",
     "Layout",
@@ -44,6 +48,8 @@ PREFIX_LEN = BASE_LEN + 1  # the base and the hyphen before the client ID
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+#: The one form :func:`pack` packs: what Airtable sends (and :func:`_format` gives back).
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", re.ASCII)
 
 
 def pack(value: Any) -> Any:
@@ -60,20 +66,19 @@ def pack(value: Any) -> Any:
     ('30/09/2025', 12, None)
     """
     if type(value) is str:
-        if len(value) == 24 and value[10] == "T" and value[23] == "Z":
+        if len(value) == 24 and _CANONICAL.fullmatch(value):
             try:
                 moment = datetime.fromisoformat(value[:23] + "+00:00")
-            except ValueError:
+            except ValueError:  # digits in place but no such date or time
                 return value
-            ms = (moment - _EPOCH) // _MS
-            if to_airtable(_EPOCH + ms * _MS) == value:
-                return ms
+            # Every digit is in its canonical place and the instant exists, so its text is
+            # exactly the value: no need to format it back to check.
+            return (moment - _EPOCH) // _MS
         return value
     return value if value is None else (value,)
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _text_of(ms: int) -> str:
+def _format(ms: int) -> str:
     # What to_airtable gives, without strftime (the planner's hottest call): only instants
     # whose text round-trips are packed (pack), so years of four digits.
     t = _EPOCH + ms * _MS
@@ -86,7 +91,7 @@ def _text_of(ms: int) -> str:
 def unpack(value: Any) -> Any:
     """The value :func:`pack` was given."""
     if type(value) is int:
-        return _text_of(value)
+        return _format(value)
     if type(value) is tuple:
         return value[0]
     return value
@@ -239,11 +244,24 @@ class Row:
 
     def record(self) -> dict[str, Any]:
         """The row as it will be, as an Airtable record (for the metrics row readers)."""
-        names = self.layout.spec
+        # items() by position, without a lookup per field: once per row, on the hot path.
+        layout, changed, packed = self.layout, self.changed, self.packed
+        times = layout.times
+        fields: dict[str, Any] = {}
+        for i, name in enumerate(layout.names):
+            key = layout.keys[i]
+            if changed is not None and key in changed:
+                value = changed[key]
+            else:
+                value = packed[i]
+                if i in times:
+                    value = unpack(value)
+            if value is not None:
+                fields[name] = value
         return {
             "id": self.survivor.id,
             "createdTime": self.survivor.created or None,
-            "fields": {names.name_of(k): v for k, v in self.items()},
+            "fields": fields,
         }
 
 
@@ -277,6 +295,40 @@ class Context:
         if entity.notes is None:
             entity.notes = []
         entity.notes.append(f"[{self.stamp}] sync: {text}")
+
+
+@dataclass(slots=True)
+class ClientTotals:
+    """What a job's aggregate takes from its client rows except their statuses, summed as
+    :mod:`.passes.fix` parses each client row, so that aggregation needs no second parse of
+    every row (the planner's costliest step) and memory holds one of these per base, not a
+    parsed row per client row.  Statuses are counted at the end: liveness may still fail a
+    row after it was parsed."""
+
+    sums: list[int] = field(default_factory=lambda: [0] * len(JOB_SUM_KEYS))
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def add(self, row: ClientRunRow) -> None:
+        sums, metrics = self.sums, row.metrics
+        for i, key in enumerate(JOB_SUM_KEYS):
+            sums[i] += getattr(metrics, key) or 0
+        # Compared as instants, as aggregation.aggregate does; the first of equal ones kept.
+        if row.start_time is not None and (self.start is None or row.start_time < self.start):
+            self.start = row.start_time
+        if row.end_time is not None and (self.end is None or row.end_time > self.end):
+            self.end = row.end_time
+
+    def aggregate(self, clients: list[Row]) -> JobAggregate:
+        """What :func:`~jobtrack_airtable.aggregation.aggregate` gives for ``clients`` with
+        their final statuses (the rows these totals were summed from)."""
+        return JobAggregate(
+            clients_processed=len(clients),
+            clients_with_errors=sum(c.status is Status.FAILED for c in clients),
+            **dict(zip(JOB_SUM_KEYS, self.sums, strict=True)),
+            start_time=self.start.astimezone(UTC) if self.start is not None else None,
+            end_time=self.end.astimezone(UTC) if self.end is not None else None,
+        )
 
 
 def layouts_of(schema: Schema) -> dict[TableKey, Layout]:
@@ -319,6 +371,8 @@ class PlanState:
     #: pass ``fix``: the parsed job rows by record ID (jobs only: client rows are read again
     #: when aggregated, so that planning never holds a parsed model per client row).
     job_rows: dict[str, Any] = field(default_factory=dict)
+    #: pass ``fix``: each base's client rows summed as they are parsed (see ClientTotals).
+    client_totals: dict[str, ClientTotals] = field(default_factory=dict)
 
     @property
     def ctx(self) -> Context:

@@ -20,7 +20,6 @@ from ....statuses import Status
 from ....timeutil import to_airtable
 from ..model import Action, FieldChange, RecordChange
 from ..state import Entity, PlanState, is_empty
-from .fix import client_row
 
 __all__ = ["aggregates"]
 
@@ -29,8 +28,7 @@ def aggregates(state: PlanState) -> None:
     layout = state.ctx.layouts["jobs"]
     agg_keys = [k for k in AGGREGATE_KEYS if layout.has(k)]
     for base, clients, job in state.bases:
-        # Client rows are read again here, one job at a time, rather than kept parsed.
-        agg = aggregate(client_row(c) for c in clients)
+        agg = state.client_totals[base].aggregate(clients) if clients else aggregate(())
         if job is None:
             _create_job(state, base, clients, agg)
             continue

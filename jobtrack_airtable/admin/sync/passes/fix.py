@@ -18,7 +18,7 @@ from ....rows import ClientRunRow, JobRow
 from ....schema import TableSpec
 from ....statuses import Status, map_status, staleness
 from ..model import TABLE_ORDER
-from ..state import PREFIX_LEN, Context, Entity, PlanState, is_empty
+from ..state import BASE_LEN, PREFIX_LEN, ClientTotals, Context, Entity, PlanState, is_empty
 
 __all__ = ["client_row", "fix"]
 
@@ -92,6 +92,13 @@ def _check(state: PlanState, ctx: Context, entity: Entity) -> None:
     if entity.table == "client_runs":
         parsed = ClientRunRow.from_record(entity.record(), spec)
         problems = [*parsed.problems, *parsed.metrics.sanity_warnings(spec)]
+        if entity.key is not None:
+            # Parsed once: the job's aggregate is summed here (liveness groups by this base).
+            base = entity.key[:BASE_LEN]
+            totals = state.client_totals.get(base)
+            if totals is None:
+                totals = state.client_totals[base] = ClientTotals()
+            totals.add(parsed)
     else:
         parsed = JobRow.from_record(entity.record(), spec)
         state.job_rows[entity.id] = parsed

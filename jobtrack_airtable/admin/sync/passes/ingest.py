@@ -8,6 +8,7 @@ wait for :mod:`.identify`: resolving the old ``C`` client prefix needs every kno
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -29,6 +30,12 @@ def valid_client(value: Any) -> bool:
     except InvalidClientIdError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _valid_client_text(value: str) -> bool:
+    # The same few clients on every row of every run: validated once each.
+    return valid_client(value)
 
 
 #: Fields whose values repeat across rows (a handful of statuses; the same clients every
@@ -129,7 +136,7 @@ def ingest(state: PlanState, table: TableKey, records: Iterable[Mapping[str, Any
         out.append(row)
         if cid_index is not None:
             cid = row.packed[cid_index]
-            if isinstance(cid, str) and valid_client(cid):
+            if isinstance(cid, str) and _valid_client_text(cid):
                 known.add(cid)
         if isinstance(raw, str):
             found = recognise(raw)
