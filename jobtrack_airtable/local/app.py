@@ -899,6 +899,12 @@ def _reject_constant(name: str) -> Any:
 def _parse_body(raw: bytes) -> tuple[Any, E.ApiError | None]:
     if not raw.strip():
         return None, None
+    if _raw_too_deep(raw):
+        # Refused before parsing: json's C parser recurses to the interpreter's limit on a
+        # deep body, and a garbage-collector finalizer run at that depth fails in its turn.
+        return None, E.invalid_body(
+            f"Could not parse request body: nested deeper than {MAX_JSON_DEPTH} levels"
+        )
     try:
         # parse_constant refuses NaN/Infinity, which Python's json would otherwise accept.
         body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
@@ -914,6 +920,37 @@ def _parse_body(raw: bytes) -> tuple[Any, E.ApiError | None]:
         return None, E.invalid_body(f"Could not parse request body: {exc}")
     except RecursionError:
         return None, E.invalid_body("Could not parse request body: nested too deeply")
+
+
+def _raw_too_deep(raw: bytes) -> bool:
+    """Whether the JSON text ``raw`` opens more than :data:`MAX_JSON_DEPTH` brackets at once
+    (strings skipped).  Scanned only when it holds that many brackets at all, so ordinary
+    bodies cost two ``bytes.count`` calls.
+
+    >>> _raw_too_deep(b"[" * 100 + b"]" * 100), _raw_too_deep(b'{"a": "[[[[[[[["}')
+    (True, False)
+    """
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
 
 
 def _too_deep(value: Any) -> bool:
