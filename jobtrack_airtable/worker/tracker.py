@@ -70,6 +70,7 @@ from ..schema import text_problem
 from ..settings import Settings
 from ..statuses import CLOCK_TOLERANCE, Status, check_transition, parse_status
 from ..timeutil import to_airtable
+from ..transport.adapter import Outcome, watch
 from ..transport.client import Connection
 from ..transport.repository import Repository
 from .client_run import ClientRun
@@ -443,10 +444,10 @@ class Tracker:
         move: tuple[str, str] | None = None
         for _ in range(MAX_START_ATTEMPTS):
             values["run_id"] = str(candidate)
-            sent = time.monotonic()
-            claimed, claim = self.repo.jobs.claim(
-                values, marker, ahead=ahead_of(candidate), move=move
-            )
+            with watch() as outcome:
+                claimed, claim = self.repo.jobs.claim(
+                    values, marker, ahead=ahead_of(candidate), move=move
+                )
             self._spend(2)
             if claimed is not None:
                 notes.landed(claimed.system_notes, len(notes.lines))
@@ -462,7 +463,7 @@ class Tracker:
                 job._exclusive = exclusive
                 if exclusive:
                     self._exclusive_jobs[str(candidate)] = job
-                job._maybe_late(sent)
+                job._maybe_late(outcome)
                 created = claimed.created_time
                 if (
                     self._server_clock
@@ -907,9 +908,12 @@ class Job(EndsOnExit):
         values = {"run_id": str(self.run_id), **values}
         if self._start_fix is not None:
             values.setdefault("start_time", self._start_fix)
-        sent = time.monotonic()
-        [(row, _)] = self.tracker.repo.jobs.write([(self.record_id, values)])
-        self._maybe_late(sent)
+        with watch() as outcome:
+            try:
+                [(row, _)] = self.tracker.repo.jobs.write([(self.record_id, values)])
+            finally:
+                # Failed in the end or not, an attempt given up on may still be applied.
+                self._maybe_late(outcome)
         self.record_id = row.record_id
         self._start_fix = None
         self._last_values = values
@@ -923,11 +927,12 @@ class Job(EndsOnExit):
     _unsettled_until = 0.0
     _last_values: dict[str, Any] | None = None
 
-    def _maybe_late(self, sent: float) -> None:
-        """A write that took the client's whole timeout had an attempt given up on, which
-        the server may still apply (a second start row, older notes over newer ones)."""
+    def _maybe_late(self, outcome: Outcome) -> None:
+        """A write with an attempt given up on while in flight (a read timeout, not a wait
+        for the limiter or a 429 penalty: see :class:`~..transport.adapter.Outcome`) may
+        still be applied by the server (a second start row, older notes over newer ones)."""
         conn = self.tracker.conn
-        if time.monotonic() - sent >= conn.settings.timeout:
+        if outcome.maybe_late:
             until = time.time() + conn.settings.settle_seconds
             self._unsettled_until = max(self._unsettled_until, until)
 
