@@ -152,4 +152,14 @@ class OutboxStore(Protocol):
         per second, up to ``burst``) and return the balance after it."""
         ...
 
+    def hold(self, key: str, owner: str) -> str | None:
+        """Take the lease of the run ``key`` for ``owner``: ``None`` when ``owner`` holds it
+        now, else the live holder (left as it is).  One holder at a time, since each writes
+        its own absolute totals; a holder that died (:func:`owner_alive`) loses it."""
+        ...
+
+    def unhold(self, owner: str, keys: Sequence[str] | None = None) -> None:
+        """Give up ``owner``'s leases of ``keys`` (every one of them when ``None``)."""
+        ...
+
     def close(self) -> None: ...

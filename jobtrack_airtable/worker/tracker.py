@@ -49,6 +49,7 @@ from ..errors import (
     InvalidInputError,
     JobEndedError,
     NotFoundError,
+    RunHeldError,
     TrackerClosedError,
     show,
 )
@@ -278,6 +279,7 @@ class Tracker:
         mine = {e.key: e.owner for e in self.outbox.entries() if e.owner == self._owner}
         if mine:
             self.outbox.claim(list(mine), RELEASED, expected=mine)
+        self.outbox.unhold(self._owner)
 
     # ------------------------------------------------------------ the outbox
 
@@ -297,7 +299,29 @@ class Tracker:
         run._version = self.outbox.put(self._key(run), run._version, run.snapshot(), self._owner)
 
     def _retire(self, run: ClientRun, version: int) -> None:
-        self.outbox.retire(self._key(run), version, verify_after=run._settle_until)
+        key = self._key(run)
+        self.outbox.retire(key, version, verify_after=run._settle_until)
+        if (
+            version == run._version
+            and run.status.is_terminal
+            and not run.dirty()
+            and not run._settle_until
+        ):
+            # Its final state is on Airtable (and verified, after a timeout): another
+            # process may open the run now, from the row.
+            self.outbox.unhold(self._owner, [key])
+
+    def _hold(self, runs: list[ClientRun]) -> None:
+        """Take the machine's lease of each run (see :meth:`OutboxStore.hold`), or raise
+        :class:`RunHeldError` for the first another live process holds."""
+        taken: list[str] = []
+        for run in runs:
+            key = self._key(run)
+            holder = self.outbox.hold(key, self._owner)
+            if holder is not None:
+                self.outbox.unhold(self._owner, taken)
+                raise RunHeldError(str(run.run_id), holder)
+            taken.append(key)
 
     def _refused(self, run: ClientRun, version: int, error: Exception) -> None:
         self.outbox.refused(self._key(run), version, f"{type(error).__name__}: {error}")
@@ -605,6 +629,8 @@ class Tracker:
             ClientRun(self, with_client(base, cid), client_id=cid, name=cname, new=new, force=force)
             for cid, cname in specs
         ]
+        # Before anything is stored or sent: a second holder would write its own totals.
+        self._hold(runs)
         for run in runs:
             with run._lock:
                 self._persist(run)
@@ -654,6 +680,7 @@ class Tracker:
             name=row.client_name or key.client_id,
             new=False,
         )
+        self._hold([run])
         run._adopt(row)
         return run
 
