@@ -311,6 +311,11 @@ class Tracker:
             # process may open the run now, from the row.
             self.outbox.unhold(self._owner, [key])
 
+    def _unhold(self, run: ClientRun) -> None:
+        """Give up the run's lease while it stays open: it is handed to another process
+        (a framework's retry), this object writes nothing more."""
+        self.outbox.unhold(self._owner, [self._key(run)])
+
     def _hold(self, runs: list[ClientRun]) -> None:
         """Take the machine's lease of each run (see :meth:`OutboxStore.hold`), or raise
         :class:`RunHeldError` for the first another live process holds."""
