@@ -41,7 +41,7 @@ def test_a_continued_reopen_keeps_the_stored_client_name(local_airtable: LocalAi
     job = tracker.job()
     run = job.client("Guy-Wilson", name="Guy Wilson")
     run.add(profiles_examined=10)
-    tracker.close()  # the worker ends, the run left Running (alive, it would hold its lease)
+    tracker.flush()
     restarted = Tracker(make_conn(local_airtable))
     again = restarted.client(str(job.run_id), "Guy-Wilson")
     assert again.totals.values()["profiles_examined"] == 10

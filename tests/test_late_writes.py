@@ -91,3 +91,19 @@ def test_a_client_write_that_timed_out_in_flight_is_verified(
     tracker.close()
     assert client_rows(local_airtable, str(job.run_id))["A"][EXAMINED] == 7
     assert job_row(local_airtable, str(job.run_id))["Total Profiles Examined"] == 7
+
+
+def test_a_read_that_timed_out_is_not_verified_later(local_airtable: TrackingServer) -> None:
+    # The start's read of its Run ID (the claim) is held past the timeout and retried: a
+    # read applied late changes nothing, so the job has no settle window to wait out.
+    tracker = Tracker(make_conn(local_airtable, timeout=1.0, outbox_settle=30.0))
+    local_airtable.faults.add("delay", delay=4.0, method="GET", path="Job", times=1)
+    job = tracker.job()
+    assert local_airtable.faults.counts == {"delay": 1}
+    assert job._unsettled_until == 0.0
+    held_requests_applied(local_airtable)
+    mark = local_airtable.request_log.total
+    job.complete()
+    # The job row read, the (empty) page of client rows, the write: no list after a window.
+    assert local_airtable.request_log.total - mark == 3
+    tracker.close()

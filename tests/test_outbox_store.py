@@ -286,6 +286,7 @@ def test_a_run_lease_has_one_live_holder_on_the_machine(tmp_path: Path) -> None:
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     finished.wait()
     dead = f"{host}:{finished.pid}:gone"
+    sibling = ""
     try:
         assert store.hold(KEY, alive) is None
         assert store.hold(KEY, me) == alive  # refused: the holder lives
@@ -298,6 +299,14 @@ def test_a_run_lease_has_one_live_holder_on_the_machine(tmp_path: Path) -> None:
         assert store.hold(OTHER, me) is None  # a dead holder's lease is void
         store.unhold(me)
         assert store.hold(KEY, alive) is None and store.hold(OTHER, alive) is None
+        # Another open tracker of this process does not exclude this one (one left unclosed
+        # must not lock its runs away from the process).
+        sibling = new_owner()
+        LIVE_OWNERS.add(sibling)
+        third = "appX/client_runs/250930-141522-C"
+        assert store.hold(third, sibling) is None
+        assert store.hold(third, me) is None
     finally:
         LIVE_OWNERS.discard(me)
+        LIVE_OWNERS.discard(sibling)
         store.close()

@@ -77,8 +77,7 @@ def test_reopening_a_running_client_run_continues_from_its_stored_totals(
     first = Tracker(make_conn(local_airtable))
     run = first.client(base, "Guy-Wilson")
     run.add(profiles_examined=10, profile_tokens=100)
-    run.flush()  # ... and the worker ends here, the run left Running
-    first.close()  # (a live tracker would hold the run's lease: RunHeldError)
+    run.flush()  # ... and the worker dies here
     restarted = Tracker(make_conn(local_airtable))
     local_airtable.request_log.clear()
     again = restarted.client(base, "Guy-Wilson")

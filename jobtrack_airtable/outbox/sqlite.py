@@ -34,7 +34,7 @@ import platformdirs
 
 from .. import forks
 from ..errors import OutboxUnavailableError
-from .store import Entry, now, owner_alive
+from .store import Entry, now, owner_alive, same_process
 
 __all__ = ["SqliteOutbox", "default_outbox_path"]
 
@@ -236,7 +236,12 @@ class SqliteOutbox:
             try:
                 row = db.execute("SELECT owner FROM holds WHERE key = ?", (key,)).fetchone()
                 holder = str(row[0]) if row else None
-                if holder is not None and holder != owner and owner_alive(holder):
+                if (
+                    holder is not None
+                    and holder != owner
+                    and not same_process(holder)
+                    and owner_alive(holder)
+                ):
                     db.execute("COMMIT")
                     return holder
                 db.execute(

@@ -61,7 +61,7 @@ class Outcome:
     """What the HTTP attempts made under one :func:`watch` met on the wire."""
 
     attempts: int = 0
-    #: Attempts sent whose answer never came in time (requests' ``ReadTimeout``) or came from
+    #: Writes sent whose answer never came in time (requests' ``ReadTimeout``) or came from
     #: a gateway that gave up (504): the server may still apply them, after later writes.
     #: A wait for the limiter or a 429 penalty, however long, is not one: nothing was in
     #: flight meanwhile.  A connection closed before the answer is not one either: the
@@ -94,6 +94,14 @@ def watch() -> Iterator[Outcome]:
         yield outcome
     finally:
         _watching.stack = stack
+
+
+def _writes(method: str, url: str) -> bool:
+    """Whether the request can change a row (a read applied late changes nothing; pyairtable
+    lists by ``POST …/listRecords`` when the query is long)."""
+    if method.upper() in ("GET", "HEAD", "OPTIONS"):
+        return False
+    return not urlsplit(url).path.rstrip("/").endswith("/listRecords")
 
 
 def _note(*, unanswered: bool) -> None:
@@ -150,10 +158,11 @@ class AirtableAdapter(HTTPAdapter):
                         )
                         # Only a read timeout leaves the request in flight on the server: a
                         # connect timeout never sent it, a closed connection ended it there.
-                        _note(unanswered=isinstance(exc, requests.exceptions.ReadTimeout))
+                        timed_out = isinstance(exc, requests.exceptions.ReadTimeout)
+                        _note(unanswered=timed_out and _writes(method, url))
                         raise
                     status = response.status_code
-                    _note(unanswered=status in GATEWAY_TIMEOUTS)
+                    _note(unanswered=status in GATEWAY_TIMEOUTS and _writes(method, url))
                     quota = status == 429 and quota_spent(response)
                     self._release(
                         slot,
