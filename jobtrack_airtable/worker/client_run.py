@@ -129,8 +129,12 @@ class ClientRun(EndsOnExit):
         """The metric totals as the process knows them (written or pending), including the
         totals the row held when this run was re-opened."""
         with self._lock:
-            base = {k: v for k, v in self._base.values().items() if k not in self._set_keys}
-            return validate_metrics(base).plus(self._local)
+            # Any: model_construct takes each key with its own type (int, or Decimal).
+            base: dict[str, Any] = {
+                k: v for k, v in self._base.values().items() if k not in self._set_keys
+            }
+            # Both validated where they entered (the row read back, add()/set()).
+            return ClientMetrics.model_construct(**base).plus(self._local)
 
     def _adopt(self, row: ClientRunRow) -> None:
         """Continue from a stored row (re-open, attach)."""

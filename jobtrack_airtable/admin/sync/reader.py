@@ -23,9 +23,7 @@ from typing import Literal
 
 from pyairtable.api.types import RecordDict
 
-from ...airtable import MAX_PAGE_SIZE
 from ...errors import IteratorExpiredError
-from ...transport.recovery import classified
 from ...transport.repository import MAX_LISTING_RESTARTS, Repository
 from .model import TableKey
 
@@ -49,15 +47,6 @@ class Page:
     records: list[RecordDict]
 
 
-def _pages(repo: Repository, table: TableKey) -> Iterator[list[RecordDict]]:
-    # pyairtable pages; pinned tables answer by field ID, repo.decode keys the rows by
-    # configured name.
-    t = repo.conn.table(table)
-    with classified():
-        for page in t.iterate(page_size=MAX_PAGE_SIZE, **repo.read_options(table)):
-            yield [repo.decode(table, r) for r in page]
-
-
 def read_tables(repo: Repository, tables: Sequence[TableKey]) -> Iterator[Page]:
     """Every page of each of ``tables`` in turn, fetched ahead by a thread.  Errors of the
     reads are raised here, in the caller's thread; closing the iterator stops the reader."""
@@ -78,7 +67,7 @@ def read_tables(repo: Repository, tables: Sequence[TableKey]) -> Iterator[Page]:
             for table in tables:
                 for attempt in range(MAX_LISTING_RESTARTS + 1):
                     try:
-                        for records in _pages(repo, table):
+                        for records in repo.pages(table):
                             if not put(Page("page", table, records)):
                                 return
                         break
