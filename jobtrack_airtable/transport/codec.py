@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SchemaViolationError, show
 from ..schema import FieldSpec, TableSpec, value_problem
+from .renames import rewrite_refs
 
 if TYPE_CHECKING:
     from pyairtable.api.types import RecordDict
@@ -44,7 +45,7 @@ class Codec:
     once from its frozen :class:`~jobtrack_airtable.schema.TableSpec`).  Only enabled
     fields exist here: a field the base does not have (``enabled = false``) is unknown."""
 
-    __slots__ = ("_by_id", "_by_key", "_by_name", "_wire", "options", "spec", "uses_ids")
+    __slots__ = ("_by_id", "_by_key", "_by_name", "_pins", "_wire", "options", "spec", "uses_ids")
 
     def __init__(self, spec: TableSpec) -> None:
         self.spec = spec
@@ -53,6 +54,7 @@ class Codec:
         self._by_name: dict[str, FieldSpec] = {f.name: f for f in enabled}
         self._by_id: dict[str, FieldSpec] = {f.id: f for f in enabled if f.id}
         self._wire: dict[str, str] = {f.key: f.id or f.name for f in enabled}
+        self._pins: dict[str, str] = {f.name: f.id for f in enabled if f.id}
         #: Whether fields are pinned: requests key fields by ID, and answers come by ID.
         self.uses_ids = spec.uses_ids
         #: pyairtable's options for every read and write of the table (``use_field_ids``).
@@ -137,6 +139,16 @@ class Codec:
                 problems.append(problem)
         if problems:
             raise SchemaViolationError(self.spec.name, problems)
+
+    def formula(self, formula: str, current: Mapping[str, str]) -> str:
+        """``formula`` (built from configured names) for the wire: formulas name fields, never
+        IDs, so each reference to a pinned field the base renamed (``current``: {ID: its
+        name now}, as learnt by :mod:`.renames`) becomes its current name.  Unchanged when
+        nothing is renamed (the steady state costs one lookup)."""
+        if not current or not self._pins:
+            return formula
+        mapping = {n: current[i] for n, i in self._pins.items() if i in current}
+        return rewrite_refs(formula, mapping) if mapping else formula
 
     def decode(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """A ``fields`` dict from the wire keyed by configured name, whatever the field is

@@ -159,7 +159,6 @@ class Repository:
         the top, since a stale offset cannot be resumed.  ``on_page`` is called with the
         number of records of each page (progress bars).
         """
-        spec = self.spec(table)
         codec = self.codec(table)
         options: dict[str, Any] = {"page_size": MAX_PAGE_SIZE, **codec.options}
         if fields:
@@ -173,7 +172,7 @@ class Repository:
         if not formula:
             return self._list(table, options, max_records, on_page)
         base_id = self.conn.base_id
-        sent = renames.rewrite(base_id, spec, formula) if codec.uses_ids else formula
+        sent = codec.formula(formula, renames.current_names(base_id)) if codec.uses_ids else formula
         try:
             return self._list(table, {**options, "formula": sent}, max_records, on_page)
         except InvalidFormulaError:
@@ -182,7 +181,7 @@ class Repository:
             # same formula again: the formula is wrong, not stale.
             if not codec.uses_ids or not self._learn_renames(table):
                 raise
-            retry = renames.rewrite(base_id, spec, formula)
+            retry = codec.formula(formula, renames.current_names(base_id))
             if retry == sent:
                 raise
             return self._list(table, {**options, "formula": retry}, max_records, on_page)
