@@ -47,6 +47,7 @@ __all__ = [
     "RunValues",
     "format_time",
     "stored_count",
+    "trusted",
     "validate_metrics",
 ]
 
@@ -451,7 +452,7 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
                 elif total > MAX_COUNT:
                     raise InvalidMetricError(key, total, f"larger than 2**53 ({MAX_COUNT})")
                 totals[key] = total
-        return type(self).model_construct(**totals)
+        return trusted(totals)
 
     def merged(self, other: ClientMetrics) -> ClientMetrics:
         """These metrics with every value ``other`` sets overriding (absolute ``set``).
@@ -461,8 +462,7 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
         {'profiles_examined': 9, 'posts_scored': 1}
         """
         # Both sides are already validated: no need to validate again.
-        merged: dict[str, Any] = {**self.values(), **other.values()}
-        return type(self).model_construct(**merged)
+        return trusted({**self.values(), **other.values()})
 
     def sanity_warnings(self, table: TableSpec | None = None) -> list[str]:
         """Cross-field checks that are warnings, not errors (SPEC §1.4): scored ≤ examined.
@@ -505,8 +505,23 @@ def validate_metrics(values: Mapping[str, Any]) -> ClientMetrics:
     unknown = [str(k) for k in values if k not in METRIC_KEYS]
     if unknown:
         raise UnknownMetricError(unknown, METRIC_KEYS)
-    checked: dict[str, Any] = {k: _metric(k, values[k]) for k in METRIC_KEYS if k in values}
-    return ClientMetrics.model_construct(**checked)
+    return trusted({k: _metric(k, values[k]) for k in METRIC_KEYS if k in values})
+
+
+#: No metric set: what :func:`trusted` copies.
+_UNSET = ClientMetrics.model_construct()
+
+
+def trusted(values: Mapping[str, int | Decimal]) -> ClientMetrics:
+    """Metrics from values already validated where they entered (sums of validated values,
+    a row's validated totals): no second validation.  pydantic's ``model_copy`` of an empty
+    instance, a few times cheaper than ``model_construct``, which resolves every field's
+    default on each call (``run.add()`` builds two of these).
+
+    >>> trusted({"post_tokens": 7}).values()
+    {'post_tokens': 7}
+    """
+    return _UNSET.model_copy(update=values)
 
 
 # --- times -------------------------------------------------------------------------------------
