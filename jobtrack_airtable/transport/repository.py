@@ -2,8 +2,9 @@
 
 Every write is an upsert on the natural key (``Run ID``), so a write retried after a lost
 response updates the row it already created instead of adding a second one.  Every outgoing
-payload is checked against the schema before any request.  Reads of one key use an exact,
-escaped formula; reads of one job's client rows use an exact prefix match (``LEFT`` of the
+payload is keyed for the wire and checked against the schema by the codec (:mod:`.codec`)
+before any request; every answer is keyed back by configured name.  Reads of one key use an
+exact, escaped formula; reads of one job's client rows use an exact prefix match (``LEFT`` of the
 fixed-length base run ID), never a substring ``FIND`` that would also catch other runs.
 
 Code above the repository uses the two per-table objects, which speak logical keys and return

@@ -6,10 +6,11 @@ background thread, a few pages ahead (:data:`PREFETCH`), while the caller turns 
 into compact rows: the planning CPU hides behind the reads instead of coming after them,
 and no more than a few raw pages are held at once.
 
-Each page is one request under the connection's retry policy, exactly as
-:meth:`~jobtrack_airtable.transport.repository.Repository.list_records` makes it; if Airtable
-expires the listing's offset (``LIST_RECORDS_ITERATOR_NOT_AVAILABLE``) the table is read again from
-the top and the caller is told to forget what it had (a ``reset``).
+Each page is one request under the connection's retry policy, read and keyed by configured
+name by the table layer (:meth:`~jobtrack_airtable.transport.repository.Repository.pages`,
+as ``list_records`` reads); if Airtable expires the listing's offset
+(``LIST_RECORDS_ITERATOR_NOT_AVAILABLE``) the table is read again from the top and the caller
+is told to forget what it had (a ``reset``).
 """
 
 from __future__ import annotations
