@@ -10,6 +10,7 @@ from typing import Any
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.timeutil import parse_airtable, to_airtable
 from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.codec import codec_for
 from jobtrack_airtable.transport.repository import Repository
 
 #: The server behind each repository ``connect`` made, so ``put`` can date rows' creation.
@@ -112,7 +113,7 @@ def put_legacy(srv: LocalAirtable, table: str, fields: dict[str, Any]) -> None:
     srv.store.create_records(
         srv.base_id,
         spec.name,
-        [spec.to_names(fields)],
+        [codec_for(spec).names(fields)],
         typecast=True,
         created_time=parse_airtable(fields["start_time"]),
     )
