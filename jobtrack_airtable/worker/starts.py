@@ -194,14 +194,14 @@ def _seats(seen: Sequence[_Seen], block: str) -> dict[str, str | None]:
     result: dict[str, str | None] = {}
     relevant = [s for s in seen if block_of(s.origin if s.marker else s.at) == block]
     relevant.sort(key=lambda s: s.created)
-    # Rows stamped alike are not ordered: each walks past what strictly older rows hold.
+    # Claims stamped alike are not ordered: each walks past what strictly older rows hold
+    # (and past rows that are no claims, which hold where they are whatever their stamp).
     for _, same in groupby(relevant, key=lambda s: s.created):
         group = list(same)
+        held.update(s.at for s in group if s.marker is None)
         taken: list[str] = []
         for s in group:
-            if s.marker is None:
-                taken.append(s.at)
-            else:
+            if s.marker is not None:
                 seat = _walk(s.origin, block, held)
                 result[s.marker] = seat
                 if seat is not None:
