@@ -7,6 +7,9 @@ second; request counts come from the local server's request log, exactly.
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
+import queue
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -65,6 +68,44 @@ def test_starts_without_a_shared_store_jump_by_rank(
     assert all(
         f"claim moved from 250930-141522 to {j.run_id} by rank" in (j.refresh().system_notes or "")
         for j in moved
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("k", [4, 16])
+def test_starts_of_separate_processes_cost_three_requests_at_most(
+    local_airtable: LocalAirtable, monkeypatch: pytest.MonkeyPatch, k: int
+) -> None:
+    """K processes, each with its own tracker and no limiter store, released together:
+    the winner pays 2 requests and every loser 3, counted from the server's log."""
+    _strictly_increasing_server_clock(local_airtable, monkeypatch)
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Barrier(k)
+    started: multiprocessing.Queue[str] = ctx.Queue()
+
+    def worker() -> None:
+        tracker = Tracker(make_conn(local_airtable), clock=lambda: FROZEN)
+        ready.wait()
+        started.put(str(tracker.job().run_id))
+
+    local_airtable.request_log.clear()
+    processes = [ctx.Process(target=worker) for _ in range(k)]
+    for p in processes:
+        p.start()
+    try:
+        # A hang guard only: a start that never ends fails here instead of hanging.
+        ids = [started.get(timeout=300) for _ in range(k)]
+    except queue.Empty:
+        pytest.fail("a worker process never reported its run ID")
+    finally:
+        for p in processes:
+            p.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0] * k
+    assert local_airtable.request_log.total == 2 + 3 * (k - 1)
+    first = BaseRunId("250930-141522")
+    assert sorted(ids) == [str(first), *ahead_of(first, k - 1)]  # seats side by side
+    assert {key: len(v) for key, v in by_key(local_airtable, JOB_TABLE).items()} == dict.fromkeys(
+        ids, 1
     )
 
 

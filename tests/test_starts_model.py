@@ -26,6 +26,7 @@ from jobtrack_airtable.worker.starts import (
 )
 
 EPOCH = datetime(2025, 9, 30, 14, 0, 0, tzinfo=UTC)
+FIRST = BaseRunId("250930-141522")
 
 
 @dataclass
@@ -126,7 +127,7 @@ def run(
     spread: int,
     busy: int,
     retries: float = 0.1,
-    first: BaseRunId = BaseRunId("250930-141522"),
+    first: BaseRunId = FIRST,
 ) -> list[Starter]:
     rng = random.Random(seed)
     table = Table(tie_chance, rng)
