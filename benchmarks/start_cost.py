@@ -8,8 +8,8 @@ are counted from the server's request log.  Two set-ups:
 
 * **shared store** -- the workers share a limiter store (the machine's SQLite file, as
   processes on one host do, or a fleet's Redis): seconds are reserved there first;
-* **no shared store** -- every worker on its own host: they meet on Airtable, and losers jump
-  by rank.
+* **no shared store** -- every worker on its own host: they meet on Airtable; each loser
+  moves its row to the seat the claim's read gives it, with no read after the move.
 
 Then a clock jumped back over a busy minute: 70 consecutive seconds already taken, one start.
 One line per case: ``starts k=K store=shared|none requests=N per_start=R``, and

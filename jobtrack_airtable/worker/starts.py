@@ -25,17 +25,20 @@ would need one of them to have skipped the other.  Our own later move does not c
 anyone computes, so nobody needs to see it.
 
 **When the rule is not enough, verify.**  Two rows stamped in the same millisecond are not
-ordered: the one that read first may not have seen the other.  And a row moved by other
-means (below; or by an older version of this library, whose move notes are unmarked) holds
-a second the rule cannot foresee.  So the fast path is taken only from a *clean* read: no
-two claims of the block with one ``createdTime``, no row moved unmarked, and a seat inside
-the block.  Otherwise the start moves its row to a second that no row of the block holds or
-is seated at, writes an unmarked move note (making the block unclean for every later read),
-and reads the block of that second again: it keeps the second only when no other row holds
-it and no claim row there is seated at it (4 requests; more while it keeps losing).
-A fast row that read before our move is in our second read, so we see its seat; any row that
-reads after our move sees the unmarked note and verifies too.  Two verifying rows on one
-second: the one that reads second sees the first and moves on.
+ordered: each takes its seat ignoring the other (the one that read first may not have seen
+the other), so when their seats are one second, the one that sees the other cannot know the
+second is its own.  And a row moved by other means (below; or by an older version of this
+library, whose move notes are unmarked) holds a second the rule cannot foresee.  So the
+fast path is taken only from a *clean* read: no row stamped like ours with our seat, no row
+moved unmarked, and a seat inside the block.  Otherwise the start moves its row to a second
+that no row of the block holds or is seated at, writes an unmarked move note (making the
+block unclean for every later read), and reads the block of that second again: it keeps the
+second only when no other row holds it and no claim row there is seated at it (4 requests;
+more while it keeps losing).  A fast row that read before our move is in our second read,
+so we see its seat; any row that reads after our move sees the unmarked note and verifies
+too.  Two verifying rows on one second: the one that reads second sees the first and moves
+on.  Of two rows stamped alike with one seat, at least one saw the other (whichever read
+last), and it verifies.
 
 Assumptions (shared with the claim as it was): ``createdTime`` order agrees with visibility;
 nothing but claims creates or deletes job rows of a block while starts are running there
@@ -247,10 +250,12 @@ def decide(rows: Sequence[JobRow], marker: str, at: str, *, verifying: bool) -> 
         if at not in held:
             return Decision(row, spare, won=True, target=at)
         return Decision(row, spare, won=False, target=_past(at, held))
-    claims = [s for s in seen if s.marker is not None and block_of(s.origin) == block]
-    stamps = [s.created for s in claims]
-    clean = len(set(stamps)) == len(stamps) and not any(s.unmarked_move for s in seen)
     seat = seat_of.get(marker)
+    # A row stamped like ours may not have seen ours (nor we it, had it read first): each
+    # took its seat ignoring the other, so the same seat is no one's for sure.
+    peers = [s for s in others if s.created == mine.created and s.marker is not None]
+    clash = any(seat_of.get(str(p.marker)) == seat for p in peers)
+    clean = not clash and not any(s.unmarked_move for s in seen)
     if clean and seat is not None:
         return Decision(row, spare, won=seat == at, target=seat, ranked=seat != at)
     # Verify, from our seat on when we have one: simultaneous verifiers (a tie made the
