@@ -130,3 +130,82 @@ def test_a_clock_jumped_back_over_a_busy_minute_starts_in_three_requests(
     assert {k: len(v) for k, v in by_key(local_airtable, JOB_TABLE).items()} == dict.fromkeys(
         [*busy, str(job.run_id)], 1
     )
+
+
+def _claim_rows(srv: LocalAirtable, *rows: tuple[str, str]) -> None:
+    """Claim rows of other hosts, created a moment ago one after another: (run ID, notes)."""
+    a_moment_ago = datetime.now(UTC) - timedelta(seconds=5)
+    for i, (run_id, notes) in enumerate(rows):
+        srv.store.create_records(
+            None,
+            JOB_TABLE,
+            [{"Run ID": run_id, "Status": "Running", "System Notes": notes}],
+            created_time=a_moment_ago + timedelta(milliseconds=i),
+        )
+
+
+def test_a_start_walks_past_the_seat_of_a_loser_that_has_not_moved_yet(
+    local_airtable: LocalAirtable,
+) -> None:
+    """Another host's loser still sits on 14:15:22 (it read, it has not patched): its seat,
+    14:15:23, is ours to avoid though no row holds it yet, so a start at 14:15:23 moves on
+    to 14:15:24 at once, 3 requests, and the loser can take 14:15:23 without reading."""
+    _claim_rows(
+        local_airtable,
+        ("250930-141522", "started on host-a (claim aaaa)"),
+        ("250930-141522", "started on host-b (claim bbbb)"),
+    )
+    later = FROZEN + timedelta(seconds=1)
+    tracker = Tracker(make_conn(local_airtable), clock=lambda: later)
+    local_airtable.request_log.clear()
+    job = tracker.job()
+    assert local_airtable.request_log.total == 3
+    assert str(job.run_id) == "250930-141524"
+    tracker.close()
+
+
+def test_a_row_moved_without_the_rule_makes_starts_of_its_block_verify(
+    local_airtable: LocalAirtable,
+) -> None:
+    """A move the rule cannot foresee (an older library's, or a verified one) holds a second
+    no seat accounts for: a start in that block moves and reads again (4 requests) rather
+    than trust its seat."""
+    _claim_rows(
+        local_airtable,
+        (
+            "250930-141523",
+            "started on host-a (claim aaaa)\nclaim moved from 250930-141522 to 250930-141523",
+        ),
+    )
+    tracker = Tracker(make_conn(local_airtable), clock=lambda: FROZEN)
+    local_airtable.request_log.clear()
+    job = tracker.job()
+    assert local_airtable.request_log.total == 4
+    assert str(job.run_id) == "250930-141524"  # past the moved row and its own seat
+    assert "claim moved from 250930-141522 to 250930-141524" in (job.refresh().system_notes or "")
+    assert {k: len(v) for k, v in by_key(local_airtable, JOB_TABLE).items()} == {
+        "250930-141523": 1,
+        "250930-141524": 1,
+    }
+    tracker.close()
+
+
+def test_a_tie_on_one_seat_is_settled_by_the_row_that_sees_it(
+    local_airtable: LocalAirtable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two rows stamped in one millisecond with one seat: the first read alone and keeps
+    it (2 requests); the second sees the tie, cannot know the first saw it, and verifies
+    a move (4 requests)."""
+    stamp = datetime.now(UTC)
+    monkeypatch.setattr(local_airtable.store, "clock", lambda: stamp)
+    first = Tracker(make_conn(local_airtable), clock=lambda: FROZEN)
+    second = Tracker(make_conn(local_airtable), clock=lambda: FROZEN)
+    local_airtable.request_log.clear()
+    a = first.job()
+    assert local_airtable.request_log.total == 2
+    b = second.job()
+    assert local_airtable.request_log.total == 2 + 4
+    assert (str(a.run_id), str(b.run_id)) == ("250930-141522", "250930-141523")
+    check_unique_starts(local_airtable, [a, b])
+    first.close()
+    second.close()
