@@ -29,16 +29,16 @@ ordered: each takes its seat ignoring the other (the one that read first may not
 the other), so when their seats are one second, the one that sees the other cannot know the
 second is its own.  And a row moved by other means (below; or by an older version of this
 library, whose move notes are unmarked) holds a second the rule cannot foresee.  So the
-fast path is taken only from a *clean* read: no row stamped like ours with our seat, no row
-moved unmarked, and a seat inside the block.  Otherwise the start moves its row to a second
-that no row of the block holds or is seated at, writes an unmarked move note (making the
-block unclean for every later read), and reads the block of that second again: it keeps the
-second only when no other row holds it and no claim row there is seated at it (4 requests;
-more while it keeps losing).  A fast row that read before our move is in our second read,
-so we see its seat; any row that reads after our move sees the unmarked note and verifies
-too.  Two verifying rows on one second: the one that reads second sees the first and moves
-on.  Of two rows stamped alike with one seat, at least one saw the other (whichever read
-last), and it verifies.
+fast path is taken only when the seat is sure: inside the block, shared with no row stamped
+like ours, and not held by a row moved unmarked.  Otherwise the start moves its row to a
+second from its seat on that no row of the block holds or is seated at, writes an unmarked
+move note, and reads the block of that second again: it keeps the second only when no other
+row holds it and no claim row there is seated at it (4 requests; more while it keeps
+losing).  A fast row that read before our move is in our second read, so we see its seat
+and leave it; a row that reads after our move and is seated where we are sees us there and
+verifies too.  Two verifying rows on one second: the one that reads second sees the first
+and moves on.  Of two rows stamped alike with one seat, at least one saw the other
+(whichever read last), and it verifies.
 
 Assumptions (shared with the claim as it was): ``createdTime`` order agrees with visibility;
 nothing but claims creates or deletes job rows of a block while starts are running there
@@ -244,30 +244,30 @@ def decide(rows: Sequence[JobRow], marker: str, at: str, *, verifying: bool) -> 
     held = {s.at for s in others} | {
         seat for m, seat in seat_of.items() if m != marker and seat is not None
     }
+    seat = seat_of.get(marker) if mine is not None else None
+    # Verifying rows aim from their seat on: the seats are distinct, so simultaneous
+    # verifiers spread over distinct seconds at once instead of meeting again.
+    elsewhere = _free(seat or at, held | {at})
     if mine is None:
-        return Decision(None, spare, won=False, target=_past(at, held))
+        return Decision(None, spare, won=False, target=elsewhere)
     if verifying:
         if at not in held:
             return Decision(row, spare, won=True, target=at)
-        return Decision(row, spare, won=False, target=_past(at, held))
-    seat = seat_of.get(marker)
+        return Decision(row, spare, won=False, target=elsewhere)
     # A row stamped like ours may not have seen ours (nor we it, had it read first): each
-    # took its seat ignoring the other, so the same seat is no one's for sure.
+    # took its seat ignoring the other, so a seat they share is no one's for sure.  A row
+    # moved where the rule cannot foresee may hold our seat.
     peers = [s for s in others if s.created == mine.created and s.marker is not None]
     clash = any(seat_of.get(str(p.marker)) == seat for p in peers)
-    clean = not clash and not any(s.unmarked_move for s in seen)
-    if clean and seat is not None:
+    blocked = any(s.unmarked_move and s.at == seat for s in others)
+    if seat is not None and not clash and not blocked:
         return Decision(row, spare, won=seat == at, target=seat, ranked=seat != at)
-    # Verify, from our seat on when we have one: simultaneous verifiers (a tie made the
-    # block unclean for all of them) then spread over their distinct seats at once.
-    start = seat if seat is not None and seat > at else at
-    return Decision(row, spare, won=False, target=_past(start, held, include=start != at))
+    return Decision(row, spare, won=False, target=elsewhere)
 
 
-def _past(at: str, held: set[str], *, include: bool = False) -> str:
-    """The first second after ``at`` (from ``at`` with ``include``) that nothing in the read
-    holds or is seated at."""
-    current = BaseRunId(at) if include else BaseRunId(at).next_second()
+def _free(start: str, held: set[str]) -> str:
+    """The first second from ``start`` on that nothing in the read holds or is seated at."""
+    current = BaseRunId(start)
     while str(current) in held:
         current = current.next_second()
     return str(current)
