@@ -16,7 +16,7 @@ import pytest
 
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.run_ids import BaseRunId
-from jobtrack_airtable.worker.starts import ahead_of
+from jobtrack_airtable.worker.starts import ahead_of, tie_skip
 from jobtrack_airtable.worker.tracker import Tracker
 
 from .helpers import JOB_TABLE, by_key, check_unique_starts, make_conn, start_together
@@ -190,22 +190,44 @@ def test_a_row_moved_without_the_rule_makes_starts_of_its_block_verify(
     tracker.close()
 
 
-def test_a_tie_on_one_seat_is_settled_by_the_row_that_sees_it(
-    local_airtable: LocalAirtable, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("markers", "requests", "second"),
+    [
+        # Tie seats 4 and 6 free seconds on: the row that sees the tie takes its own.
+        (("aaaa", "bbbb"), 2 + 3, "250930-141526"),
+        # Both tie seats 7 on: the row that sees the tie cannot be sure of it, and verifies.
+        (("cccc", "dddd"), 2 + 4, "250930-141523"),
+    ],
+)
+def test_a_row_that_sees_a_tie_takes_its_tie_seat_or_verifies(
+    local_airtable: LocalAirtable,
+    monkeypatch: pytest.MonkeyPatch,
+    markers: tuple[str, str],
+    requests: int,
+    second: str,
 ) -> None:
-    """Two rows stamped in one millisecond with one seat: the first read alone and keeps
-    it (2 requests); the second sees the tie, cannot know the first saw it, and verifies
-    a move (4 requests)."""
+    """Two rows stamped in one millisecond: the first read alone and keeps its second (2
+    requests); the second sees the tie and cannot know whether the first saw it.  Both
+    seats of each are held by every later reader, so it moves to its tie seat (a skip of
+    1-8 free seconds from its marker) when that is none of the other's (3 requests), and
+    otherwise verifies a move (4)."""
+    assert [tie_skip(m) for m in markers] in ([6, 4], [7, 7])
     stamp = datetime.now(UTC)
     monkeypatch.setattr(local_airtable.store, "clock", lambda: stamp)
-    first = Tracker(make_conn(local_airtable), clock=lambda: FROZEN)
-    second = Tracker(make_conn(local_airtable), clock=lambda: FROZEN)
+    first, second_ = (
+        Tracker(
+            make_conn(local_airtable),
+            clock=lambda: FROZEN,
+            claim_marker=itertools.repeat(m).__next__,
+        )
+        for m in markers
+    )
     local_airtable.request_log.clear()
     a = first.job()
     assert local_airtable.request_log.total == 2
-    b = second.job()
-    assert local_airtable.request_log.total == 2 + 4
-    assert (str(a.run_id), str(b.run_id)) == ("250930-141522", "250930-141523")
+    b = second_.job()
+    assert local_airtable.request_log.total == requests
+    assert (str(a.run_id), str(b.run_id)) == ("250930-141522", second)
     check_unique_starts(local_airtable, [a, b])
     first.close()
-    second.close()
+    second_.close()

@@ -24,21 +24,28 @@ Of two rows, the younger sees the older and walks past its seat; two rows with o
 would need one of them to have skipped the other.  Our own later move does not change what
 anyone computes, so nobody needs to see it.
 
-**When the rule is not enough, verify.**  Two rows stamped in the same millisecond are not
-ordered: each takes its seat ignoring the other (the one that read first may not have seen
-the other), so when their seats are one second, the one that sees the other cannot know the
-second is its own.  And a row moved by other means (below; or by an older version of this
-library, whose move notes are unmarked) holds a second the rule cannot foresee.  So the
-fast path is taken only when the seat is sure: inside the block, shared with no row stamped
-like ours, and not held by a row moved unmarked.  Otherwise the start moves its row to a
+**Ties.**  Two rows stamped in the same millisecond are not ordered: each walks past what
+strictly older rows hold, ignoring the other (the one that read first may not have seen the
+other).  Of two such rows at least one saw the other (whichever read last).  So every row
+stamped like another claim has a second seat, its *tie seat*: the walk that also skips
+:func:`tie_skip` free seconds (1 to :data:`TIE_SPREAD`, from its own marker), and later
+readers hold both seats of each.  A row that sees no tie takes its seat; one that sees a
+tie takes its tie seat, unless that is a seat of a row it ties with.
+
+Of two peers, one that saw no tie takes its seat, the other saw it and takes a tie seat
+that is none of its seats; two that both saw a tie each take a tie seat the other does not
+have.
+
+**When the rule is not enough, verify.**  A tie seat that is a peer's, a row moved by other
+means (below; or by an older version of this library, whose move notes are unmarked) on
+our seat, a seat past the block: the seat is not sure.  Then the start moves its row to a
 second from its seat on that no row of the block holds or is seated at, writes an unmarked
 move note, and reads the block of that second again: it keeps the second only when no other
 row holds it and no claim row there is seated at it (4 requests; more while it keeps
 losing).  A fast row that read before our move is in our second read, so we see its seat
 and leave it; a row that reads after our move and is seated where we are sees us there and
 verifies too.  Two verifying rows on one second: the one that reads second sees the first
-and moves on.  Of two rows stamped alike with one seat, at least one saw the other
-(whichever read last), and it verifies.
+and moves on.
 
 Assumptions (shared with the claim as it was): ``createdTime`` order agrees with visibility;
 nothing but claims creates or deletes job rows of a block while starts are running there
@@ -47,13 +54,14 @@ left by a retried create, which the rule ignores).
 
 >>> rows = [_row("rec1", 1, "250930-141522"), _row("rec2", 2, "250930-141522")]
 >>> seats(rows, "250930-141")
-{'m1': '250930-141522', 'm2': '250930-141523'}
+{'m1': ['250930-141522'], 'm2': ['250930-141523']}
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -68,6 +76,7 @@ from .runs import CUT_MARKER
 __all__ = [
     "BLOCK_CHARS",
     "RESERVATION_TTL",
+    "TIE_SPREAD",
     "Decision",
     "ahead_of",
     "block_of",
@@ -77,6 +86,7 @@ __all__ = [
     "ranked_note",
     "reserve",
     "seats",
+    "tie_skip",
 ]
 
 #: Characters of a run ID that name its block: ``YYMMDD-HHM``, ten minutes of seconds.
@@ -84,6 +94,8 @@ BLOCK_CHARS = 10
 #: How long a reservation keeps other processes of the store off a second: longer than a
 #: start takes, even through a 429 penalty.
 RESERVATION_TTL = 120.0
+#: Free seconds a row stamped like another may skip, at most, to its tie seat.
+TIE_SPREAD = 8
 #: Seconds skipped at most looking for one no other process of the store holds.
 MAX_RESERVATION_SKIPS = 600
 
@@ -178,37 +190,52 @@ def _claimants(rows: Iterable[JobRow]) -> tuple[list[_Seen], list[_Seen]]:
     return plain + list(kept.values()), spare
 
 
-def _walk(start: str, block: str, held: set[str]) -> str | None:
+def _walk(start: str, block: str, held: set[str], skip: int = 0) -> str | None:
+    """The first second from ``start`` on that ``held`` lacks, past ``skip`` such seconds;
+    ``None`` past the end of ``block``."""
     current = BaseRunId(start)
-    while str(current) in held:
+    while True:
+        if str(current) not in held:
+            if skip == 0:
+                return str(current)
+            skip -= 1
         current = current.next_second()
         if block_of(current) != block:
             return None
-    return str(current)
 
 
-def seats(rows: Iterable[JobRow], block: str) -> dict[str, str | None]:
-    """The seat of every claim row created in ``block`` (``None``: its walk left the block)."""
+def tie_skip(marker: str) -> int:
+    """How many free seconds a row stamped like another skips for its tie seat: 1 to
+    :data:`TIE_SPREAD`, from its own marker, so that anyone can compute it."""
+    return 1 + zlib.crc32(marker.encode()) % TIE_SPREAD
+
+
+def seats(rows: Iterable[JobRow], block: str) -> dict[str, list[str | None]]:
+    """The seats of every claim row created in ``block``: its seat, then, for a row stamped
+    like another claim, its tie seat (``None``: the walk left the block)."""
     return _seats(_claimants(rows)[0], block)
 
 
-def _seats(seen: Sequence[_Seen], block: str) -> dict[str, str | None]:
+def _seats(seen: Sequence[_Seen], block: str) -> dict[str, list[str | None]]:
     held: set[str] = set()
-    result: dict[str, str | None] = {}
+    result: dict[str, list[str | None]] = {}
     relevant = [s for s in seen if block_of(s.origin if s.marker else s.at) == block]
     relevant.sort(key=lambda s: s.created)
     # Claims stamped alike are not ordered: each walks past what strictly older rows hold
     # (and past rows that are no claims, which hold where they are whatever their stamp).
+    # Each of them may have seen the others or not: both of its seats are held.
     for _, same in groupby(relevant, key=lambda s: s.created):
         group = list(same)
         held.update(s.at for s in group if s.marker is None)
+        claims = [s for s in group if s.marker is not None]
         taken: list[str] = []
-        for s in group:
-            if s.marker is not None:
-                seat = _walk(s.origin, block, held)
-                result[s.marker] = seat
-                if seat is not None:
-                    taken.append(seat)
+        for s in claims:
+            assert s.marker is not None
+            options = [_walk(s.origin, block, held)]
+            if len(claims) > 1:
+                options.append(_walk(s.origin, block, held, tie_skip(s.marker)))
+            result[s.marker] = options
+            taken.extend(seat for seat in options if seat is not None)
         held.update(taken)
     return result
 
@@ -242,25 +269,30 @@ def decide(rows: Sequence[JobRow], marker: str, at: str, *, verifying: bool) -> 
     seat_of = _seats(seen, block)
     others = [s for s in seen if s.marker != marker]
     held = {s.at for s in others} | {
-        seat for m, seat in seat_of.items() if m != marker and seat is not None
+        seat
+        for m, options in seat_of.items()
+        if m != marker
+        for seat in options
+        if seat is not None
     }
-    seat = seat_of.get(marker) if mine is not None else None
+    options = seat_of.get(marker, [None]) if mine is not None else [None]
     # Verifying rows aim from their seat on: the seats are distinct, so simultaneous
     # verifiers spread over distinct seconds at once instead of meeting again.
-    elsewhere = _free(seat or at, held | {at})
+    elsewhere = _free(options[0] or at, held | {at})
     if mine is None:
         return Decision(None, spare, won=False, target=elsewhere)
     if verifying:
         if at not in held:
             return Decision(row, spare, won=True, target=at)
         return Decision(row, spare, won=False, target=elsewhere)
-    # A row stamped like ours may not have seen ours (nor we it, had it read first): each
-    # took its seat ignoring the other, so a seat they share is no one's for sure.  A row
-    # moved where the rule cannot foresee may hold our seat.
+    # A row stamped like ours may not have seen ours (nor we it, had it read first): it may
+    # have taken our seat.  Seeing one, we take our tie seat, unless it is one of theirs.
     peers = [s for s in others if s.created == mine.created and s.marker is not None]
-    clash = any(seat_of.get(str(p.marker)) == seat for p in peers)
+    seat = options[-1]
+    theirs = {seat for p in peers for seat in seat_of.get(str(p.marker), [])}
+    # A row moved where the rule cannot foresee may hold our seat.
     blocked = any(s.unmarked_move and s.at == seat for s in others)
-    if seat is not None and not clash and not blocked:
+    if seat is not None and seat not in theirs and not blocked:
         return Decision(row, spare, won=seat == at, target=seat, ranked=seat != at)
     return Decision(row, spare, won=False, target=elsewhere)
 
