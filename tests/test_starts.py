@@ -181,11 +181,13 @@ def test_a_row_moved_without_the_rule_makes_starts_of_its_block_verify(
     local_airtable.request_log.clear()
     job = tracker.job()
     assert local_airtable.request_log.total == 4
-    assert str(job.run_id) == "250930-141524"  # past the moved row and its own seat
-    assert "claim moved from 250930-141522 to 250930-141524" in (job.refresh().system_notes or "")
+    # Past the moved row and its own seat, and one free second more for each row of its
+    # second it saw (the rows still to come take the first free seconds).
+    assert str(job.run_id) == "250930-141525"
+    assert "claim moved from 250930-141522 to 250930-141525" in (job.refresh().system_notes or "")
     assert {k: len(v) for k, v in by_key(local_airtable, JOB_TABLE).items()} == {
         "250930-141523": 1,
-        "250930-141524": 1,
+        "250930-141525": 1,
     }
     tracker.close()
 
@@ -196,7 +198,8 @@ def test_a_row_moved_without_the_rule_makes_starts_of_its_block_verify(
         # Tie seats 4 and 6 free seconds on: the row that sees the tie takes its own.
         (("aaaa", "bbbb"), 2 + 3, "250930-141526"),
         # Both tie seats 7 on: the row that sees the tie cannot be sure of it, and verifies.
-        (("cccc", "dddd"), 2 + 4, "250930-141523"),
+        # (From its seat, past one free second per row of its second it saw.)
+        (("cccc", "dddd"), 2 + 4, "250930-141524"),
     ],
 )
 def test_a_row_that_sees_a_tie_takes_its_tie_seat_or_verifies(

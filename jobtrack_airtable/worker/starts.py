@@ -276,9 +276,11 @@ def decide(rows: Sequence[JobRow], marker: str, at: str, *, verifying: bool) -> 
         if seat is not None
     }
     options = seat_of.get(marker, [None]) if mine is not None else [None]
-    # Verifying rows aim from their seat on: the seats are distinct, so simultaneous
-    # verifiers spread over distinct seconds at once instead of meeting again.
-    elsewhere = _free(options[0] or at, held | {at})
+    # A verifying row aims from its seat on, past as many free seconds as rows of its
+    # second it saw: the rows still to come take the first free seconds, one each, and
+    # aiming at the first would meet the next of them at every try.
+    crowd = sum(s.origin == (mine.origin if mine else at) for s in others if s.marker)
+    elsewhere = _free(options[0] or at, held | {at}, skip=crowd)
     if mine is None:
         return Decision(None, spare, won=False, target=elsewhere)
     if verifying:
@@ -297,12 +299,16 @@ def decide(rows: Sequence[JobRow], marker: str, at: str, *, verifying: bool) -> 
     return Decision(row, spare, won=False, target=elsewhere)
 
 
-def _free(start: str, held: set[str]) -> str:
-    """The first second from ``start`` on that nothing in the read holds or is seated at."""
+def _free(start: str, held: set[str], *, skip: int = 0) -> str:
+    """The first second from ``start`` on that nothing in the read holds or is seated at,
+    past ``skip`` such seconds."""
     current = BaseRunId(start)
-    while str(current) in held:
+    while True:
+        if str(current) not in held:
+            if skip == 0:
+                return str(current)
+            skip -= 1
         current = current.next_second()
-    return str(current)
 
 
 def reserve(limiter: Any, base_id: str, candidate: BaseRunId) -> BaseRunId:
