@@ -453,6 +453,10 @@ class Tracker:
             if mine is not None:
                 values["system_notes"] += "\n" + moved_note(at, str(candidate))
                 move = (mine, {"run_id": str(candidate), "system_notes": values["system_notes"]})
+            else:
+                # A row created again must not carry the moves of the one that vanished:
+                # readers take a claim's first move note for the second it was created at.
+                values["system_notes"] = notes.text
             values["run_id"] = at = str(candidate)
             rows = self.repo.jobs.stake(values, move=move, block=block_of(at))
             self._spend(2)
