@@ -24,7 +24,6 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pyairtable import formulas as F
@@ -479,111 +478,32 @@ class Repository:
                 on_batch(len(batch))
         return deleted
 
-    def claim(
+    def stake(
         self,
         table: str,
         values: Mapping[str, Any],
-        marker: str,
         *,
-        ahead: Sequence[str] = (),
-        move: tuple[str, str] | None = None,
-    ) -> Claim:
-        """Put a row carrying ``marker`` at its key and keep it only if it holds the key
-        alone (2 requests: the write, then one read of the key and of the keys ``ahead``).
+        move: tuple[str, Mapping[str, Any]] | None = None,
+        prefix: str,
+    ) -> list[RecordDict]:
+        """Put a row at its key, then read every row whose key starts with ``prefix``
+        (2 requests: the write, then one page of rows; more only past 100 rows).
 
-        The row is created, or, with ``move`` (our row's record ID and the key it lost),
-        moved here by a patch of its key (its notes say so).  A created row wins when it is
-        the oldest row of its key; a moved row keeps its old created time, so it wins only
-        when it is alone (a row created here before the move, which may have seen itself
-        alone and won, makes it lose).  Either way no two claimants win one key.
-
-        A create retried after a lost response may leave several copies of our row: all but
-        the oldest are deleted.  A row of another host created in the same millisecond as
-        ours makes us lose (both may lose, and move on).  A loser keeps its row, to move it:
-        the result says how many rows are ahead of it (its rank) and which keys ``ahead``
-        are taken, so that simultaneous losers move to distinct keys at once.
+        The row is created from ``values``, or, with ``move`` (a record ID and the values to
+        patch), moved by a patch.  What the read means is the caller's business (job starts:
+        :mod:`jobtrack_airtable.worker.starts`); the read is the one request that must follow
+        the write, so that it holds every row created before ours.
         """
-        spec = self.spec(table)
-        key = str(values[spec.natural_key])
-        notes_key = "system_notes"
         if move is None:
             self.create(table, [values])
         else:
-            record_id, lost = move
-            notes = f"{values[notes_key]}\n{moved_note(lost, key)}"
-            self.update_by_id(table, [(record_id, {spec.natural_key: key, notes_key: notes})])
-        rows = self.list_records(table, formula=self.key_formula(table, [key, *ahead]))
-        key_name = spec.key_name
-        at_key = oldest_first(r for r in rows if r["fields"].get(key_name) == key)
-        notes_name = spec.name_of(notes_key)
-        ours = [r for r in at_key if marker in str(r["fields"].get(notes_name, ""))]
-        mine = {r["id"] for r in ours}
-        others = [r for r in at_key if r["id"] not in mine]
-        first = ours[0] if ours else None
-        if first is None:
-            won = False
-        elif move is not None:
-            won = not others
-        else:
-            # A tie with another host's row (same millisecond) is never won: that host may
-            # have listed before our create, seen itself alone and won.  Record IDs are
-            # random, so breaking the tie by them could make two winners.
-            won = at_key[0]["id"] == first["id"] and not any(
-                r["createdTime"] == first["createdTime"] for r in others
-            )
-        extra = [r["id"] for r in ours[1:]]
-        if extra:
-            log.warning(
-                "removing %d extra copies of %s left by a retried create",
-                len(extra),
-                key,
-                extra=_context(key),
-            )
-            self.delete(table, extra)
-        if won:
-            return Claim(first, key, rank=0, taken=frozenset())
+            self.update_by_id(table, [move])
+        return self.list_records(table, formula=self.prefix_formula(table, prefix))
 
-        # The contest: the key's rows and the rows its losers already moved away.  Our place
-        # in it (ties by record ID) is the same whenever we read it, so simultaneous losers
-        # get distinct places; a first place lost (a tie, a moved row not alone) goes last.
-        def keyof(r: RecordDict) -> str:
-            return str(r["fields"].get(key_name))
-
-        contest = oldest_first(
-            r
-            for r in rows
-            if keyof(r) == key or moved_note(key, keyof(r)) in str(r["fields"].get(notes_name))
-        )
-        place = next((i for i, r in enumerate(contest) if first and r["id"] == first["id"]), 0)
-        # The seconds ahead held by anything else are taken: every loser computes the same
-        # free seconds from its place, and no two move to one.
-        contenders = {r["id"] for r in contest}
-        taken = frozenset(keyof(r) for r in rows if r["id"] not in contenders)
-        return Claim(
-            None,
-            key,
-            rank=place or len(contest),
-            taken=taken,
-            mine=first["id"] if first else None,
-        )
-
-
-def moved_note(lost: str, key: str) -> str:
-    """The line a claim row moved from ``lost`` to ``key`` carries in its notes."""
-    return f"claim moved from {lost} to {key}"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What a :meth:`Repository.claim` found: our row when it won the key; else how many rows
-    are ahead of ours (``rank`` ≥ 1), the keys read ahead that are taken, and our row's record
-    ID (``mine``), to move elsewhere (``None``: it is gone, create a new one)."""
-
-    row: RecordDict | None
-    key: str
-    rank: int
-    taken: frozenset[str]
-    mine: str | None = None
+    def prefix_formula(self, table: str, prefix: str) -> str:
+        """An escaped formula matching rows whose natural key starts with ``prefix``."""
+        field = F.Field(self.spec(table).key_name)
+        return F.to_formula_str(F.EQ(F.LEFT(field, len(prefix)), prefix))
 
 
 RowT = TypeVar("RowT", JobRow, ClientRunRow)
@@ -664,18 +584,18 @@ class JobsTable(TableRepository[JobRow]):
     def __init__(self, repo: Repository) -> None:
         super().__init__(repo, "jobs", JobRow, as_base_run_id)
 
-    def claim(
+    def stake(
         self,
         values: Mapping[str, Any],
-        marker: str,
         *,
-        ahead: Sequence[str] = (),
-        move: tuple[str, str] | None = None,
-    ) -> tuple[JobRow | None, Claim]:
-        """Put the job row carrying ``marker`` at its Run ID and keep it only if it holds it
-        alone (2 requests); see :meth:`Repository.claim`."""
-        claim = self.repo.claim(self.key, values, marker, ahead=ahead, move=move)
-        return (self.row(claim.row) if claim.row else None), claim
+        move: tuple[str, Mapping[str, Any]] | None = None,
+        block: str,
+    ) -> list[JobRow]:
+        """Put a job row at its Run ID (created, or moved by record ID), then read every
+        job row of ``block`` (run IDs starting with it): 2 requests; see
+        :meth:`Repository.stake`."""
+        records = self.repo.stake(self.key, values, move=move, prefix=block)
+        return [self.row(r) for r in records]
 
 
 class ClientRunsTable(TableRepository[ClientRunRow]):
