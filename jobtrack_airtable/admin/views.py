@@ -10,7 +10,8 @@ Request cost: ``list_runs`` filters by time in the query (``filterByFormula``), 
 costs ⌈J/100⌉ requests for the J jobs in the window; the status filter, ordering and limit are
 applied here because legacy statuses (``Success``…) must match their standard status and rows
 without a Start Time must still sort by their created time.  ``show_run`` costs 2 requests
-plus one per further 100 client rows.
+plus one per further 100 client rows.  Each formula goes with its meaning as a test of one
+row (``where=``), so a repository reading the local mirror answers without a request.
 
 This module never prints.
 

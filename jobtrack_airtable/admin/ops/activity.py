@@ -5,7 +5,9 @@ returns (one paged, filtered listing per table).  The window is applied in the q
 (``filterByFormula``), by each row's *run time* (Start Time, else the record's created time,
 like ``runs list``), optionally widened to rows *touched* in the window (Last Updated in it: a
 long job that started before the window and failed inside it) and to jobs still *open* (no
-End Time: a stuck job started a week ago still matters to a health check).
+End Time: a stuck job started a week ago still matters to a health check).  The formula goes
+with its meaning as a test of one row (:func:`_window_match`), which a repository reading the
+local mirror applies instead: no request beyond the mirror's refresh.
 
 This module never prints.
 """
