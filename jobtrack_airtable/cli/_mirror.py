@@ -59,8 +59,9 @@ def open_mirror(backend: Backend, repo: Repository) -> Mirror | None:
 
 @contextmanager
 def whole_table_reads(backend: Backend, *, full: bool = False) -> Iterator[Repository]:
-    """A repository whose whole-table reads come from the refreshed mirror (a plain one for
-    the embedded base), saying on stderr what the refresh did.
+    """A repository whose reads of the tracking tables -- whole, or selected by a formula
+    given with its ``where=`` test -- come from the refreshed mirror (a plain one for the
+    embedded base), saying on stderr what the refresh did.
 
     When the workspace's monthly quota is spent the mirror cannot be refreshed, and a stale
     answer must not pass for a current one: the plain repository is given instead, so each
