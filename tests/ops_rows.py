@@ -90,7 +90,9 @@ def put(
     clients: list[dict[str, Any]] | None = None,
 ) -> None:
     """Upsert the rows over HTTP, each created (by the server's clock) when it started, as a
-    real row is: a row whose stamps predate its creation reads as written on a skewed clock."""
+    real row is: a row whose stamps predate its creation reads as written on a skewed clock.
+    Its last-modified time is now, as a row written now has (the mirror's refresh reads the
+    rows changed since its last one by that time)."""
     srv = _SERVERS.get(id(repo))
     for table, rows in (("jobs", jobs or []), ("client_runs", clients or [])):
         for row in rows:
@@ -101,9 +103,10 @@ def put(
             saved = srv.store.clock
             srv.store.clock = lambda created=created: created
             try:
-                repo.upsert(table, [row])
+                [record] = repo.upsert(table, [row])
             finally:
                 srv.store.clock = saved
+            srv.store.update_records(srv.base_id, repo.spec(table).name, [(record["id"], {})])
 
 
 def put_legacy(srv: LocalAirtable, table: str, fields: dict[str, Any]) -> None:

@@ -53,8 +53,30 @@ PageCallback = Callable[[int], None]
 #: Called with the number of records of each batch written (progress bars).
 BatchCallback = Callable[[int], None]
 
+#: What a formula selects, as a test of one listed record (``Repository.list_records``).
+RecordMatch = Callable[[RecordDict], bool]
+
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def formula_text(value: Any) -> str:
+    """A cell as text, as a formula compares it with text: blank is ``""``, a number its
+    shortest form (``3``, not ``3.0``), anything else (a list, an object) nothing a run ID
+    could equal.
+
+    >>> [formula_text(v) for v in (None, "250930-141522", 3.0, 2.5, ["a"])]
+    ['', '250930-141522', '3', '2.5', '']
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return str(int(value)) if float(value).is_integer() else repr(value)
+    return ""
 
 
 def oldest_first(records: Iterable[RecordDict]) -> list[RecordDict]:
@@ -130,6 +152,12 @@ class Repository:
             )
         return bool(fresh)
 
+    def key_match(self, table: str, keys: Sequence[str]) -> RecordMatch:
+        """:meth:`key_formula` as a test of one listed record (``where=``): text equal to one
+        of ``keys`` exactly (case-sensitive, as Airtable's ``=`` on text)."""
+        name, wanted = self.spec(table).key_name, frozenset(keys)
+        return lambda record: formula_text(record["fields"].get(name)) in wanted
+
     def key_formula(self, table: str, keys: Sequence[str]) -> str:
         """An exact, escaped formula matching rows whose natural key is one of ``keys``.
 
@@ -151,6 +179,7 @@ class Repository:
         sort: Sequence[str] | None = None,
         max_records: int | None = None,
         on_page: PageCallback | None = None,
+        where: RecordMatch | None = None,
     ) -> list[RecordDict]:
         """Every record matching ``formula``, one request per page of 100.
 
@@ -158,6 +187,10 @@ class Repository:
         listing's offset (``LIST_RECORDS_ITERATOR_NOT_AVAILABLE``) the listing restarts from
         the top, since a stale offset cannot be resumed.  ``on_page`` is called with the
         number of records of each page (progress bars).
+
+        ``where`` is what ``formula`` selects, as a test of one listed record: a repository
+        that holds the rows itself (the mirror's, :mod:`~jobtrack_airtable.admin.mirror.reads`)
+        answers with it instead of asking the base.  The base is always asked the formula.
         """
         codec = self.codec(table)
         options: dict[str, Any] = {"page_size": MAX_PAGE_SIZE, **codec.options}
@@ -617,7 +650,12 @@ class ClientRunsTable(TableRepository[ClientRunRow]):
         prefix = f"{base}-"
         key_name = self.spec.key_name
         formula = F.to_formula_str(F.EQ(F.LEFT(F.Field(key_name), len(prefix)), prefix))
-        records = self.repo.list_records(self.key, formula=formula, on_page=on_page)
+        records = self.repo.list_records(
+            self.key,
+            formula=formula,
+            on_page=on_page,
+            where=lambda r: formula_text(r["fields"].get(key_name)).startswith(prefix),
+        )
         by_key: dict[str, list[RecordDict]] = defaultdict(list)
         for r in records:
             by_key[r["fields"].get(key_name, "")].append(r)
