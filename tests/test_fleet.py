@@ -262,9 +262,15 @@ def run_fleet(
     procs = [ctx.Process(target=_fleet_worker, args=(spec, barrier, results)) for spec in specs]
     for p in procs:
         p.start()
-    if while_running is not None:
-        while_running()
-    reports = [results.get(timeout=timeout) for _ in procs]
+    try:
+        if while_running is not None:
+            while_running()
+        reports = [results.get(timeout=timeout) for _ in procs]
+    except BaseException:
+        for p in procs:  # the run failed: leave no machine behind
+            p.kill()
+            p.join()
+        raise
     for p in procs:
         # Reported, so only its exit is left: wait for it (a loaded machine takes seconds to
         # tear an interpreter down; a fixed 10 s was scheduling luck).
@@ -818,17 +824,46 @@ def test_usage_is_counted_exactly_for_the_fleet_in_redis(
 def _kill_when_each_machine_has_completed_a_client(
     srv: LocalAirtable, server: RedisServer, machines: int
 ) -> Callable[[], None]:
-    def wait_then_kill() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            done = {
-                f["Client ID"].split("-")[0]
-                for f in stored(srv, TEST_BASE_ID, CRR)
-                if f.get("Status") == "Completed"
-            }
-            if len(done) >= machines:
-                break
+    """Kill Redis once every machine has completed a client *and* has since reserved again, so
+    each one's last call to Redis counted all ``machines`` sharing the base.
+
+    The fair share a machine falls back to is what Redis told it at its last call; a machine
+    whose calls all came before the others joined (or that never reached Redis) falls back at
+    the full rate, as documented.  The kill used to follow a 30 s deadline whether or not the
+    machines had got that far: the deadline ran from the spawn, and on a loaded machine (load
+    20-40) three spawned interpreters took longer than that to start, so Redis died before
+    they had reserved at all and 3 x 5/s earned 24-26 429s.  So this waits on the rows however
+    long that takes; the bound only stops a hung run, and fails rather than killing early.
+    """
+    names = [f"M{w}" for w in range(machines)]
+
+    def rows() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        opened: dict[str, set[str]] = {n: set() for n in names}
+        completed: dict[str, set[str]] = {n: set() for n in names}
+        for f in stored(srv, TEST_BASE_ID, CRR):
+            cid = f["Client ID"]
+            opened[cid.split("-")[0]].add(cid)
+            if f.get("Status") == "Completed":
+                completed[cid.split("-")[0]].add(cid)
+        return opened, completed
+
+    def wait(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 600
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the fleet never got there: {what}; rows {rows()[0]}")
             time.sleep(0.02)
+
+    def wait_then_kill() -> None:
+        wait(lambda: all(rows()[1].values()), "every machine completed a client")
+        # Every machine has reserved by now.  A machine's clients run one after another, so
+        # its second row that is new from here was sent by a request reserved after this
+        # point: that reserve, and every later one, saw all the machines.
+        seen = rows()[0]
+        wait(
+            lambda: all(len(now - seen[n]) >= 2 for n, now in rows()[0].items()),
+            "every machine opened two more clients",
+        )
         server.kill()
 
     return wait_then_kill
