@@ -751,3 +751,18 @@ def held_requests_applied(srv: TrackingServer) -> None:
     while any(e.fault == "delay" and e.status is None for e in srv.request_log.entries):
         assert time.monotonic() < deadline, "a held request never finished"
         time.sleep(0.05)
+
+
+class ManualClock:
+    """A monotonic clock the test moves (``LocalAirtable(monotonic=clock)``): rate windows,
+    penalties and offset expiry are then checked without sleeping, so a loaded machine's slow
+    request cannot land on the wrong side of a deadline."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
