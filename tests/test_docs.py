@@ -451,6 +451,9 @@ def test_readme_local_serve_lines_run(tmp_path: Path, clone_untouched: None) -> 
         serve.communicate(timeout=30)
 
 
+# A whole pytest session in a subprocess (a "subprocess suite"): with the slow suite, while
+# the default one replays the same cassettes in-process (tests/test_cassettes.py).
+@pytest.mark.slow
 def test_cassette_re_record_command_leaves_the_clone_alone(
     tmp_path: Path, clone_untouched: None
 ) -> None:
