@@ -27,6 +27,7 @@ import pytest
 import vcr
 from typer.testing import CliRunner, Result
 
+from jobtrack_airtable.admin.mirror.store import MirrorFile
 from jobtrack_airtable.admin.sync import (
     Action,
     ApplyResult,
@@ -472,6 +473,36 @@ def mirror_update(b: SyncBase, ids: list[str], fields: dict[str, Any]) -> None:
 def mirror_delete(b: SyncBase, ids: list[str]) -> None:
     for start in range(0, len(ids), 10):
         b.srv.store.delete_records(b.srv.base_id, b.table_name(CRR), ids[start : start + 10])
+
+
+# Each spoils a mirror file the way the mirror must not trust (and returns what its notice says).
+def mirror_spoil_corrupt(path: Path, base_id: str) -> str:
+    path.write_bytes(b"this is not a database" * 100)
+    return "is corrupt"
+
+
+def mirror_spoil_other_base(path: Path, base_id: str) -> str:
+    MirrorFile(path, "appOtherBase00001").close()
+    return "was made for base 'appOtherBase00001'"
+
+
+def mirror_spoil_older_schema(path: Path, base_id: str) -> str:
+    MirrorFile(path, base_id).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE mirror_meta SET value = '0' WHERE key = 'schema_version'")
+    return "has schema version '0'"
+
+
+def mirror_spoil_missing(path: Path, base_id: str) -> str:
+    return "is missing"
+
+
+MIRROR_SPOILERS = [
+    mirror_spoil_missing,
+    mirror_spoil_corrupt,
+    mirror_spoil_other_base,
+    mirror_spoil_older_schema,
+]
 
 
 def start_together(trackers: list[Tracker]) -> list[Job]:
