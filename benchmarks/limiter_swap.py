@@ -203,7 +203,8 @@ def trial(attack: str, args: argparse.Namespace) -> tuple[int, int, int]:
 ATTACKS = ("deleted", "blank", "moved_in", "backup", "backup_in_place", "moved_back")
 
 
-def main(argv: list[str] | None = None) -> int:
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line's options (``--help``); the defaults for ``[]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--attacks", nargs="+", choices=ATTACKS, default=list(ATTACKS))
     parser.add_argument("--trials", type=int, default=3)
@@ -217,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the old workers stop at the attack (the worst case: none of them notices it)",
     )
     parser.add_argument("--busy", type=int, default=0, help="CPU busy loops beside it")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = options(argv)
     print(
         f"limiter_swap: {args.old} old workers, {args.newcomers} newcomers, "
         f"{args.seconds:g} s after each attack, penalty {args.penalty:g} s, "

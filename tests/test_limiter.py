@@ -834,6 +834,25 @@ def test_no_429_with_the_cpu_saturated_at_every_scale(
     assert statuses.count(429) == 0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", ["moved_in", "backup_in_place"])
+def test_a_valid_file_put_in_place_before_newcomers_costs_one_penalty_at_most(
+    attack: str,
+) -> None:
+    # The worst case of issue 20's decision, with real processes: the old workers' window is
+    # full and they go idle (none notices), a valid limiter file is put in place, and five
+    # newcomers released at that instant open it first.  The new store grants at most one
+    # window (5 slots), so at most 5 requests meet the server's penalty; the first 429 holds
+    # the base for everyone on the file, so no second penalty follows (the run outlasts it).
+    from benchmarks.limiter_swap import options, trial
+
+    args = options(["--old-stop", "--seconds", "8", "--penalty", "3"])
+    requests_, rate_limited, penalties = trial(attack, args)
+    print(f"\n{attack}: {requests_} requests, {rate_limited} x 429, {penalties} penalties")
+    assert penalties <= 1
+    assert rate_limited <= 5
+
+
 # --- structure -----------------------------------------------------------------------------
 
 

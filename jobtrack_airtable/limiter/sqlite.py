@@ -31,14 +31,15 @@ the same way.  A process that starts after the change and never saw the old file
 when it is the one that creates the new store where one was before (the lock file or the
 journal exists): a deleted file, a blank database or an empty file put in its place.
 
-What that leaves (decided in issue 20, ``docs/architecture.md``): a *valid* limiter file put
-at the path (one from elsewhere, a backup, the file moved away and back) and first used by a
-process that never saw the old one is trusted as it is, until a process that knew the old
-file makes its next request and holds; a backup of the same store copied over it in place is
-never noticed.  The window's grants may then be repeated once: at most one penalty of 429s
-(the requests in flight when it starts), which the first 429 turns into one hold shared by
-every process on the file.  The ledger, homes and arrival times that closed those cases cost
-~250 lines and a file write per request.
+What is not seen (decided in issue 20: ``docs/architecture.md``, "Key decisions"): a
+*valid* limiter file put at the path -- one from elsewhere, a backup, the file moved away and
+back -- and first used by a process that never saw the old one is trusted until a process
+that used the old one makes its next request (and holds); a backup of this very store copied
+over it in place is not seen at all.  The last window's grants may then be repeated once: one
+penalty at most, whose 429s are the requests in flight when it starts (at most ``limit``),
+and the first 429 holds the base for every process on the file.  Closing those cases took a
+ledger beside the file and the file's recorded home and arrival time: ~250 lines, and a file
+write per request.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "rl.sqlite"
