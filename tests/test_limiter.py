@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -468,55 +468,25 @@ def _blank_database(tmp_path: Path, fake: FakeTime) -> Path:
     return blank
 
 
-@pytest.mark.parametrize("replacement", ["blank database", "deleted"])
+@pytest.mark.parametrize(
+    "replacement", [_blank_database, _limiter_file_an_hour_old], ids=["blank", "moved in"]
+)
 def test_a_newcomer_first_to_open_a_replacement_waits_the_lost_window(
-    tmp_path: Path, replacement: str
+    tmp_path: Path, replacement: Callable[[Path, FakeTime], Path]
 ) -> None:
-    # The chaos run's break: the file is replaced by a blank SQLite database (or deleted)
-    # and a worker that starts right then opens it before any old process notices.  It must
-    # not take the old file's grants for "none": it creates the store where one was before.
+    # The chaos run's break: the file is replaced (by a blank SQLite database, or by a
+    # limiter file made elsewhere) and a worker that starts right then opens it before any
+    # old process notices.  It must not take the old file's grants for "none".
     fake = FakeTime()
     path = tmp_path / "rl.sqlite"
+    spare = replacement(tmp_path, fake)
     old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
     for _ in range(5):
         old.acquire(BASE_A)
-    if replacement == "deleted":
-        path.unlink()
-    else:
-        os.replace(_blank_database(tmp_path, fake), path)
+    os.replace(spare, path)
     newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
     newcomer.acquire(BASE_A)
     assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
-    old.close()
-    newcomer.close()
-
-
-def test_a_valid_file_put_in_place_repeats_one_window_at_most_then_one_shared_hold(
-    tmp_path: Path,
-) -> None:
-    # The gap issue 20 accepted: a valid limiter file (from elsewhere, a backup, the file
-    # moved away and back) opened first by a process that never saw the old one is trusted.
-    # The newcomer may repeat the window's grants once; the 429 that costs is turned into
-    # one hold that every process on the file waits out, the old ones included.
-    fake = FakeTime()
-    path = tmp_path / "rl.sqlite"
-    spare = _limiter_file_an_hour_old(tmp_path, fake)
-    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    stamps: list[float] = []
-    _acquire_five(old, fake, stamps)
-    os.replace(spare, path)
-    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
-    _acquire_five(newcomer, fake, stamps)
-    assert fake.sleeps == []
-    assert max_in_window(stamps) <= 10  # one window repeated, no more
-    rejected = newcomer.reserve(BASE_A)  # the sixth waits for a window, is sent: a 429
-    newcomer.release(rejected, penalty=30.0)
-    fake.sleeps.clear()
-    old.acquire(BASE_A)  # notices the new inode, moves over: held by the 429, not again
-    assert sum(fake.sleeps) == pytest.approx(30.0)
-    fake.sleeps.clear()
-    newcomer.acquire(BASE_A)
-    assert fake.sleeps == []
     old.close()
     newcomer.close()
 
@@ -583,11 +553,11 @@ def test_a_blank_file_written_over_the_live_one_in_place_holds(tmp_path: Path, b
     old.close()
 
 
-@pytest.mark.parametrize("how", ["through a temporary file", "after deleting it"])
-def test_a_backup_copied_back_is_noticed_by_the_old_processes(tmp_path: Path, how: str) -> None:
-    # A backup of this very store (same store ID): its slots are the backup's, not the last
-    # window's.  It is another inode (the old file is still open, so its inode number is
-    # not reused): the old process holds at its next request.
+@pytest.mark.parametrize("how", ["over the live file", "after deleting it"])
+def test_a_backup_copied_back_is_not_trusted(tmp_path: Path, how: str) -> None:
+    # A backup of this very store (same store ID, and after a delete possibly the same
+    # inode number): its slots are the backup's, not the last window's.  The copy is newer
+    # than the journal's last truncation, which only SQLite's commits do.
     fake = FakeTime()
     path = tmp_path / "rl.sqlite"
     backup = tmp_path / "backup.sqlite"
@@ -595,18 +565,20 @@ def test_a_backup_copied_back_is_noticed_by_the_old_processes(tmp_path: Path, ho
     old.acquire(BASE_B)
     shutil.copyfile(path, backup)
     fake.now += 3600.0
-    stamps: list[float] = []
-    _acquire_five(old, fake, stamps)
+    for _ in range(5):
+        old.acquire(BASE_A)
+    time.sleep(0.05)  # file times tick in milliseconds: the copy must come after the commit
     if how == "after deleting it":
         path.unlink()
-        shutil.copyfile(backup, path)
-    else:
-        shutil.copyfile(backup, tmp_path / "tmp.sqlite")
-        os.replace(tmp_path / "tmp.sqlite", path)
-    _acquire_five(old, fake, stamps)
-    assert max_in_window(stamps) <= 5  # Airtable counts per second
+    shutil.copyfile(backup, path)
+    newcomer = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    newcomer.acquire(BASE_A)
     assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
+    fake.sleeps.clear()
+    old.acquire(BASE_A)  # the old process moves over too, under the same hold (now over)
+    assert sum(fake.sleeps) < WINDOW
     old.close()
+    newcomer.close()
 
 
 def test_threads_may_reserve_and_lock_rows_at_once(tmp_path: Path) -> None:
@@ -636,6 +608,24 @@ def test_threads_may_reserve_and_lock_rows_at_once(tmp_path: Path) -> None:
         t.join()
     assert errors == []
     limiter.close()
+
+
+def test_a_limiter_file_from_before_homes_is_not_trusted(tmp_path: Path) -> None:
+    # A file made by the version before `home` existed (meta: store_id and born only) is
+    # moved in; a newcomer opens it first.  Nothing says when it came: it arrives now.
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    spare = _limiter_file_an_hour_old(tmp_path, fake)
+    conn = sqlite3.connect(spare)
+    conn.execute("DELETE FROM meta WHERE name IN ('home', 'arrived')")
+    conn.commit()
+    conn.close()
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    stamps: list[float] = []
+    _acquire_five(old, fake, stamps)
+    os.replace(spare, path)
+    _newcomer_stays_within_the_limit(path, fake, stamps)
+    old.close()
 
 
 def test_a_file_replaced_while_it_is_being_opened_is_not_split_from(
@@ -676,8 +666,9 @@ def test_a_file_replaced_while_it_is_being_opened_is_not_split_from(
     second.close()
 
 
-def test_the_file_moved_away_and_back_is_noticed_by_the_old_processes(tmp_path: Path) -> None:
-    # mv rl.sqlite aside; the workers go on in a new file; mv it back: another inode again.
+def test_the_file_moved_away_and_back_is_behind_the_ledger(tmp_path: Path) -> None:
+    # mv rl.sqlite aside; the workers go on in a new file; mv it back.  Its inode, home and
+    # store are all its own, but the ledger (`rl.sqlite.seen`) names the other store.
     fake = FakeTime()
     path = tmp_path / "rl.sqlite"
     aside = tmp_path / "aside.sqlite"
@@ -687,12 +678,33 @@ def test_the_file_moved_away_and_back_is_noticed_by_the_old_processes(tmp_path: 
     os.rename(path, aside)
     stamps: list[float] = []
     _acquire_five(old, fake, stamps)  # a new file: held, then 5 grants
-    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
-    fake.sleeps.clear()
     os.replace(aside, path)
-    _acquire_five(old, fake, stamps)  # the old file back: held again
-    assert sum(fake.sleeps) == pytest.approx(WINDOW + 1.0)
-    assert max_in_window(stamps) <= 5  # Airtable counts per second
+    _newcomer_stays_within_the_limit(path, fake, stamps)
+    old.close()
+
+
+@pytest.mark.parametrize("copy", [shutil.copyfile, shutil.copy2], ids=["cp", "cp -p"])
+def test_a_backup_of_this_store_is_behind_the_ledger(
+    tmp_path: Path, copy: Callable[[Path, Path], object]
+) -> None:
+    # The same store at an earlier generation, restored twice through a temporary file
+    # (ext4 may give the copy the live file's old inode, so home and store both match) or
+    # copied over in place keeping its old times (`cp -p`: no newer than the journal).
+    fake = FakeTime()
+    path = tmp_path / "rl.sqlite"
+    backup = tmp_path / "backup.sqlite"
+    tmp = tmp_path / "tmp.sqlite"
+    old = LocalLimiter(5, path, clock=fake.clock, sleep=fake.sleep)
+    old.acquire(BASE_B)
+    shutil.copy2(path, backup)
+    fake.now += 10
+    stamps: list[float] = []
+    for _restore in range(2):
+        copy(backup, tmp)
+        os.replace(tmp, path)
+        _acquire_five(old, fake, stamps)
+    copy(backup, path)  # and once in place
+    _newcomer_stays_within_the_limit(path, fake, stamps)
     old.close()
 
 
@@ -835,22 +847,20 @@ def test_no_429_with_the_cpu_saturated_at_every_scale(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("attack", ["moved_in", "backup_in_place"])
-def test_a_valid_file_put_in_place_before_newcomers_costs_one_penalty_at_most(
-    attack: str,
-) -> None:
-    # The worst case of issue 20's decision, with real processes: the old workers' window is
-    # full and they go idle (none notices), a valid limiter file is put in place, and five
-    # newcomers released at that instant open it first.  The new store grants at most one
-    # window (5 slots), so at most 5 requests meet the server's penalty; the first 429 holds
-    # the base for everyone on the file, so no second penalty follows (the run outlasts it).
+@pytest.mark.parametrize("attack", ["moved_in", "backup_in_place", "moved_back"])
+def test_a_valid_file_put_in_place_before_newcomers_earns_no_429(attack: str) -> None:
+    # Issue 20's worst case, with real processes: the old workers fill the window and go
+    # idle (none of them will notice), a valid limiter file is put in place -- one made
+    # elsewhere (its home), a backup of this store copied over it (written outside SQLite),
+    # the file moved away and back (behind the ledger) -- and five newcomers released at
+    # that instant open it first.  With only inode and store-ID checks each trial earned 2-3
+    # x 429 (docs/benchmarks.md, "Issue 20"); this is what the identity machinery buys.
     from benchmarks.limiter_swap import options, trial
 
-    args = options(["--old-stop", "--seconds", "8", "--penalty", "3"])
-    requests_, rate_limited, penalties = trial(attack, args)
+    requests_, rate_limited, penalties = trial(attack, options(["--old-stop"]))
     print(f"\n{attack}: {requests_} requests, {rate_limited} x 429, {penalties} penalties")
-    assert penalties <= 1
-    assert rate_limited <= 5
+    assert requests_ > 15  # the old workers' window, then the newcomers' requests
+    assert (rate_limited, penalties) == (0, 0)
 
 
 # --- structure -----------------------------------------------------------------------------

@@ -31,9 +31,8 @@ Holds: a 429 (someone else exceeded the limit, or a store lost its state) puts t
 for the penalty (30 s) *in the shared store*, so every process sharing the limiter waits it
 out together instead of each earning its own 429s.  A store that lost its state (its file was
 deleted or replaced, Redis restarted empty) holds every key for ``window + quiet`` seconds
-from the moment the loss is seen, so the grants the lost store knew about have left
-Airtable's window before anyone is granted again (which losses are seen, and by whom: each
-store's module).
+from the moment the new store was born, so the grants the lost store knew about have left
+Airtable's window before anyone is granted again.
 
 >>> limiter = NullLimiter()
 >>> slot = limiter.reserve("appAAAAAAAAAAAAAA")

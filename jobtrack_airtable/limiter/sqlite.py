@@ -6,12 +6,14 @@ the user's cache directory); every process that opens the same path shares the b
 The file
 --------
 Tables ``slots(key, token, frees_at, in_flight)``, ``holds(key, until)`` (``key = '*'``: every
-key), ``meta(name, value)`` (a random ``store_id``), ``usage(key, month, kind, n)``
-(:mod:`.usage`) and ``locks(key, token, until)`` (:mod:`.locks`).  Each operation is one
-``BEGIN IMMEDIATE`` transaction, taken under a :mod:`filelock` lock on ``<path>.lock`` (the
-lock only keeps the hand-over between processes quick; SQLite's own lock is what serialises
-them).  Wall-clock time is used because timestamps are compared between processes; rows from
-the future (a clock that stepped back) are discarded rather than trusted.
+key), ``meta(name, value)`` (a random ``store_id``, the ``born`` time, the ``home`` the file
+was made for -- its device and inode, its directory's device and inode, its name -- and when
+it ``arrived`` there), ``usage(key, month, kind, n)`` (:mod:`.usage`) and ``locks(key, token,
+until)`` (:mod:`.locks`).  Each operation is one ``BEGIN IMMEDIATE``
+transaction, taken under a :mod:`filelock` lock on ``<path>.lock`` (the lock only keeps the
+hand-over between processes quick; SQLite's own lock is what serialises them).  Wall-clock
+time is used because timestamps are compared between processes; rows from the future (a clock
+that stepped back) are discarded rather than trusted.
 
 The journal is a rollback journal (``TRUNCATE``) with ``synchronous=OFF``: a killed process
 cannot corrupt the file (only an OS crash could, and then the file is rebuilt), and -- unlike
@@ -20,26 +22,31 @@ shared side files for the old and the new file to fight over.
 
 Surviving deletion and replacement
 ----------------------------------
-Inside every transaction the limiter checks that ``path`` still names the store it used last:
-the same file (device and inode: an open file's inode cannot be reused) holding the same
-``store_id`` (a file overwritten in place keeps its inode).  If not, it reopens ``path``
-(creating it if needed) so that all processes converge on one file at their next request,
-and -- because the new file does not know the grants of the last window -- puts every key on
-hold for ``window + quiet`` seconds from then, and writes its own recent slots into it.  A
-file that is not a SQLite database any more is moved aside (``<path>.corrupt``) and rebuilt
-the same way.  A process that starts after the change and never saw the old file holds too
-when it is the one that creates the new store where one was before (the lock file or the
-journal exists): a deleted file, a blank database or an empty file put in its place.
+Inside every transaction the limiter checks that ``path`` still names its store: the same
+file (device and inode: an open file's inode cannot be reused), holding the same
+``store_id`` (a file overwritten in place keeps its inode), not written since the last commit
+by anything but SQLite (a commit writes the database and then truncates the rollback journal,
+so a database newer than its empty journal was copied over; both times come from the same
+file system, so no two clocks are compared).  If not, it reopens ``path`` (creating it if
+needed) so that all processes converge on one file at their next request, and -- because the
+new file does not know the grants of the last window -- puts every key on hold until ``window
++ quiet`` seconds after the new file arrived, then writes its own recent slots into it.  A file
+that is not a SQLite database any more is moved aside (``<path>.corrupt``) and rebuilt the
+same way.
 
-What is not seen (decided in issue 20: ``docs/architecture.md``, "Key decisions"): a
-*valid* limiter file put at the path -- one from elsewhere, a backup, the file moved away and
-back -- and first used by a process that never saw the old one is trusted until a process
-that used the old one makes its next request (and holds); a backup of this very store copied
-over it in place is not seen at all.  The last window's grants may then be repeated once: one
-penalty at most, whose 429s are the requests in flight when it starts (at most ``limit``),
-and the first 429 holds the base for every process on the file.  Closing those cases took a
-ledger beside the file and the file's recorded home and arrival time: ~250 lines, and a file
-write per request.
+The hold is put by whoever opens the new file first, including a process that starts after
+the change and never saw the old file: a blank file (deleted and recreated, or a blank
+database put in its place) holds when the lock file, the journal or the ledger shows the path
+was used before; a limiter file made elsewhere holds because its ``home`` is not this one (its
+birth time says nothing about when it was moved here); a backup copied back holds because it
+is newer than the journal, or behind the ledger.
+
+The ledger, ``<path>.seen``, holds the ``store_id`` and ``generation`` (a count of commits,
+kept in ``meta``) of the last commit, written after each one under the file lock.  A file
+whose store differs from the ledger's, or whose generation is behind it, is not the file the
+last commit went to: the file moved away and back, a backup of the same store restored (even
+onto the old inode number, even keeping its old times).  Not seen: every trace removed (the
+database, its journal, its lock file and the ledger) before a newcomer's first request.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "rl.sqlite"
@@ -145,11 +152,11 @@ class LocalLimiter:
         self._conn: sqlite3.Connection | None = None
         self._file_lock: filelock.BaseFileLock | None = None
         self._pid: int | None = None
-        #: (device, inode) of the file the connection has open.
         self._identity: tuple[int, int] | None = None
-        #: The store last used (its file's identity and its store_id), kept across close():
-        #: another one at ``path`` later means that store was lost.
-        self._known: tuple[tuple[int, int], str] | None = None
+        #: The store_id of the file last used: a different one later means the file was lost.
+        self._known_store: str | None = None
+        #: When this process last used that file (it was still at ``path`` then).
+        self._last_seen = float("-inf")
         #: This process's own recent slots, token -> (key, frees_at, in_flight): written into
         #: a new file when the old one was lost.
         self._mine: dict[str, tuple[str, float, bool]] = {}
@@ -171,6 +178,35 @@ class LocalLimiter:
             return None
         return st.st_dev, st.st_ino
 
+    def _home(self, identity: tuple[int, int]) -> str:
+        """What the file was made for: itself (device, inode) at this path, named by its
+        directory's device and inode and its name -- not by a path string, which differs
+        between a symlink, a bind mount and letter case for the same file."""
+        parent = os.stat(self.path.parent)
+        name = os.path.normcase(self.path.name).casefold()
+        return f"{identity[0]}:{identity[1]}:{parent.st_dev}:{parent.st_ino}:{name}"
+
+    def _modified_outside(self) -> bool:
+        """The file was written after the last commit: not by SQLite, so by something else
+        (a backup copied over it, or copied back after it was deleted).
+
+        A commit writes the database's pages and then truncates the rollback journal, so
+        after every commit the journal is empty and no older than the database.  Both times
+        are stamped by the same file system, so no clock is compared with another.  Called
+        inside a write transaction: no other commit can be half-done meanwhile.
+        """
+        try:
+            db = os.stat(self.path)
+        except FileNotFoundError:
+            return False  # gone: the identity check sees that
+        try:
+            journal = os.stat(f"{self.path}-journal")
+        except FileNotFoundError:
+            # The journal stays (truncated) after the first commit: a store without one was
+            # put here by something else, or had its journal deleted along with its state.
+            return True
+        return journal.st_size == 0 and db.st_mtime_ns > journal.st_mtime_ns
+
     def _drop(self) -> None:
         if self._conn is not None and self._pid == os.getpid():
             self._conn.close()
@@ -184,9 +220,11 @@ class LocalLimiter:
         self._conn = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Traces of an earlier store at this path (the lock file is never removed on
+            # Traces of an earlier file at this path (the lock file is never removed on
             # Linux; the rollback journal stays, truncated, after the first write).
-            used_before = any(os.path.exists(f"{self.path}{s}") for s in (".lock", "-journal"))
+            used_before = any(
+                os.path.exists(f"{self.path}{suffix}") for suffix in (".lock", "-journal", ".seen")
+            )
             # thread_local=False: the per-process threading lock already serialises threads;
             # a short poll keeps cross-process hand-over quick (each hold is ~1 ms).
             file_lock = filelock.FileLock(
@@ -205,9 +243,11 @@ class LocalLimiter:
     def _connect(self, *, used_before: bool) -> sqlite3.Connection:
         """Open (creating or rebuilding) the file; called under the file lock.
 
-        ``used_before``: a store was at this path before (its lock file or journal exists),
-        so some process may have used it within the window.
+        ``used_before``: a file was at this path before (its lock file, journal or ledger
+        exists), so some process may have used it within the window.
         """
+        # A lock file without its database: the file was lost, its grants are unknown.
+        lost_before = used_before and self._stat() is None
         for _ in range(_REOPEN_ATTEMPTS):
             # Stat before and after: a file swapped in between may not be the one opened.
             before = self._stat()
@@ -222,46 +262,95 @@ class LocalLimiter:
                 identity = self._stat()
                 conn.execute("BEGIN IMMEDIATE")
                 now = self._clock()  # after BEGIN, which may wait for another process
-                store_id = _meta(conn, "store_id")
-                created = store_id is None
-                if store_id is None:
-                    store_id = uuid.uuid4().hex
-                    _set_meta(conn, "store_id", store_id)
-                # Lost: this process used another store here, or nobody knows (a store created
-                # where one was before, whoever creates it): the last window's grants are
-                # unknown, so every key waits them out.
-                if (created and used_before) or (
-                    self._known is not None and self._known != (identity, store_id)
-                ):
-                    self._adopt(conn, now)
+                store_id, arrived = self._arrival(
+                    conn, identity, now, hold=used_before and not lost_before
+                )
+                # For a process that used a file here: another store, or its own store
+                # arriving again (a backup, moved away and back) -- either way a loss.
+                lost = lost_before or (
+                    self._known_store is not None
+                    and (store_id != self._known_store or arrived == now)
+                )
+                if lost:
+                    # A file that arrived before this process last used its old one was
+                    # here before, went away and came back: when is unknown, so from now.
+                    since = arrived if arrived >= self._last_seen else now
+                    self._adopt(conn, since, now)
+                generation = self._record(conn)
                 conn.execute("COMMIT")
+                self._write_ledger(store_id, generation)
             except sqlite3.DatabaseError as exc:
                 conn.close()
                 if _moved(exc):
-                    used_before = True  # replaced while we opened it: open what is there now
+                    lost_before = True  # replaced while we opened it: open what is there now
                     continue
                 if isinstance(exc, sqlite3.OperationalError):
                     raise  # locked, read-only, disk full...: not a damaged file
                 # Not a database (replaced by something else) or damaged: move it aside.
                 os.replace(self.path, f"{self.path}.corrupt")
-                used_before = True
+                lost_before = True
                 continue
             except BaseException:
                 conn.close()  # never leave the write lock held by a half-done open
                 raise
             if identity is None or identity != self._stat() or before not in (None, identity):
                 conn.close()  # replaced while we opened it: open whatever is there now
-                used_before = True
+                lost_before = True
                 continue
             self._identity = identity
-            self._known = (identity, store_id)
+            self._known_store = store_id
+            self._last_seen = now
             return conn
         raise sqlite3.OperationalError("the file kept changing while it was being opened")
 
-    def _adopt(self, conn: sqlite3.Connection, now: float) -> None:
-        """The file replaced a lost one: hold every key until the lost file's grants have
-        left the window, and bring this process's own recent slots over."""
-        _hold(conn, "*", now + self.window + self.quiet)
+    def _arrival(
+        self,
+        conn: sqlite3.Connection,
+        identity: tuple[int, int] | None,
+        now: float,
+        *,
+        hold: bool,
+    ) -> tuple[str, float]:
+        """``(store_id, arrived)``: the file's ID and when it arrived at ``path``.
+
+        A blank file (created here, or a blank database put in its place) arrives now; so
+        does a limiter file made elsewhere (its ``home`` is another file or path) -- its
+        birth time says nothing about when it was put here -- and one written since its last
+        transaction (a backup copied over it, or copied back after the file was deleted).
+        With ``hold`` (a file may have been here before), an arrival puts every key on hold,
+        whoever opens the file first: the grants of the window before it are unknown.
+        """
+        home = self._home(identity) if identity else ""
+        store_id = _meta(conn, "store_id")
+        recorded_home = _meta(conn, "home")
+        if store_id is None:
+            store_id = uuid.uuid4().hex
+            _set_meta(conn, "store_id", store_id)
+            _set_meta(conn, "born", repr(now))
+            arrived_now = True
+        else:
+            arrived_now = (
+                recorded_home != home
+                or self._modified_outside()
+                or self._behind_ledger(conn, store_id)
+            )
+        if arrived_now:
+            _set_meta(conn, "home", home)
+            _set_meta(conn, "arrived", repr(now))
+            if hold:
+                _hold(conn, "*", now + self.window + self.quiet)
+            return store_id, now
+        try:
+            return store_id, float(_meta(conn, "arrived") or _meta(conn, "born") or now)
+        except ValueError:  # not written by this limiter: trust nothing about it
+            return store_id, now
+
+    def _adopt(self, conn: sqlite3.Connection, since: float, now: float) -> None:
+        """The file replaced a lost one at ``since``: hold every key until the lost file's
+        grants have left the window, and bring this process's own recent slots over."""
+        until = since + self.window + self.quiet
+        if until > now:
+            _hold(conn, "*", until)
         for token, (key, frees_at, in_flight) in self._mine.items():
             if frees_at > now:
                 conn.execute(
@@ -280,8 +369,13 @@ class LocalLimiter:
                     try:
                         if self._changed(conn):
                             raise _FileChanged
-                        result = body(conn, self._clock())
+                        now = self._clock()
+                        result = body(conn, now)
+                        generation = self._record(conn)
                         conn.execute("COMMIT")
+                        assert self._known_store is not None  # _changed: the file's store
+                        self._write_ledger(self._known_store, generation)
+                        self._last_seen = now
                     except BaseException:
                         if conn.in_transaction:  # SQLite may have rolled back already
                             conn.execute("ROLLBACK")
@@ -302,16 +396,52 @@ class LocalLimiter:
 
     def _changed(self, conn: sqlite3.Connection) -> bool:
         """``path`` no longer names this connection's store: deleted, replaced (another
-        inode), or overwritten in place by another store or by a blank file (same inode)."""
+        inode), overwritten in place by another store or by a blank file (same inode), or
+        written outside the limiter since its last transaction."""
         if self._stat() != self._identity:
             return True
         try:
             store_id = _meta(conn, "store_id")
+            return (
+                store_id != self._known_store
+                or self._modified_outside()
+                or self._behind_ledger(conn, store_id)
+            )
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return True  # a blank file written over this one
             raise
-        return self._known is None or store_id != self._known[1]
+
+    # -- the ledger: the last committed (store, generation), kept beside the file ---------
+
+    def _ledger_path(self) -> str:
+        return f"{self.path}.seen"
+
+    def _behind_ledger(self, conn: sqlite3.Connection, store_id: str | None) -> bool:
+        """The file is not the one the last commit went to: another store, or the same
+        store at an earlier generation (a backup of it, or the file moved away and back)."""
+        try:
+            with open(self._ledger_path(), encoding="ascii") as f:
+                seen_store, seen_generation = f.read().split()
+            seen = int(seen_generation)
+        except (OSError, ValueError):
+            return False  # no ledger (yet), or a torn one: nothing to compare with
+        return seen_store != store_id or _generation(conn) < seen
+
+    def _record(self, conn: sqlite3.Connection) -> int:
+        """Count this commit (inside its transaction) and return its generation, for the
+        ledger that :meth:`_write_ledger` writes after COMMIT, still under the file lock (a
+        crash in between leaves the ledger behind the file: harmless)."""
+        generation = _generation(conn) + 1
+        _set_meta(conn, "generation", str(generation))
+        return generation
+
+    def _write_ledger(self, store_id: str, generation: int) -> None:
+        try:
+            with open(self._ledger_path(), "w", encoding="ascii") as f:
+                f.write(f"{store_id} {generation}\n")
+        except OSError:  # a read-only directory: the ledger is a check, not the store
+            pass
 
     # -- the rule -------------------------------------------------------------------------
 
@@ -451,6 +581,14 @@ def _meta(conn: sqlite3.Connection, name: str) -> str | None:
 def _moved(exc: sqlite3.DatabaseError) -> bool:
     """SQLite refused a write because the file was renamed or replaced under the connection."""
     return getattr(exc, "sqlite_errorcode", None) == _SQLITE_READONLY_DBMOVED
+
+
+def _generation(conn: sqlite3.Connection) -> int:
+    value = _meta(conn, "generation")
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
 
 
 def _set_meta(conn: sqlite3.Connection, name: str, value: str) -> None:
