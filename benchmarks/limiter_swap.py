@@ -32,6 +32,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,12 @@ def _wait_requests(srv: Any, n: int, timeout: float = 120.0) -> None:
         time.sleep(0.01)
 
 
-def _attack(attack: str, path: Path, spare: Path, backup: Path, srv: Any) -> None:
+def _attack(
+    attack: str, path: Path, spare: Path, backup: Path, srv: Any, quiesce: Callable[[], None]
+) -> None:
+    """Do ``attack`` to the file at ``path``; ``quiesce()`` just before its last step."""
+    if attack != "moved_back":
+        quiesce()
     if attack == "deleted":
         for suffix in ("", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -126,6 +132,7 @@ def _attack(attack: str, path: Path, spare: Path, backup: Path, srv: Any) -> Non
         os.rename(path, aside)
         # The old workers go on in a new file (held), then fill its window.
         _wait_requests(srv, _job_requests(srv) + 8)
+        quiesce()
         os.replace(aside, path)
 
 
@@ -175,11 +182,14 @@ def trial(attack: str, args: argparse.Namespace) -> tuple[int, int, int]:
             if attack in ("backup", "backup_in_place"):
                 _snapshot(path, backup)
                 _wait_requests(srv, _job_requests(srv) + 5)  # the backup falls behind
-            if args.old_stop:
-                old_stop.set()  # the old fleet's burst is over: none of it notices the attack
-                for _ in range(args.old):
-                    ready.acquire(timeout=300)
-            _attack(attack, path, spare, backup, srv)
+
+            def quiesce() -> None:
+                if args.old_stop:
+                    old_stop.set()  # the old fleet's burst is over: none of it notices
+                    for _ in range(args.old):
+                        ready.acquire(timeout=300)
+
+            _attack(attack, path, spare, backup, srv, quiesce)
             new_go.set()
             time.sleep(args.seconds)
         finally:
