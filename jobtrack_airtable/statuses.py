@@ -30,6 +30,7 @@ __all__ = [
     "Status",
     "StatusMapping",
     "check_transition",
+    "fresh_until",
     "map_status",
     "parse_status",
     "staleness",
@@ -306,6 +307,43 @@ def staleness(
     if age <= threshold:
         return None
     return Staleness(label, since, age, threshold, distrusted)
+
+
+def fresh_until(
+    *,
+    last_updated: datetime | None,
+    start_time: datetime | None,
+    created_time: datetime | None,
+    threshold: timedelta,
+    now: datetime,
+) -> datetime | None:
+    """For a ``Running`` run :func:`staleness` finds fresh at ``now``: an instant before which,
+    from ``now`` on, it keeps finding it fresh for the same reason (``None``: it never stops
+    doing so -- nothing to age the run by).  Two things move with time: the age crosses the
+    threshold, and a stamp set aside as in the judge's future stops being so.  Incremental
+    planning re-examines the run's job once ``now`` reaches it.
+
+    >>> from datetime import UTC
+    >>> started = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
+    >>> fresh_until(last_updated=None, start_time=started, created_time=None,
+    ...             threshold=timedelta(hours=2), now=started).isoformat()
+    '2025-09-30T16:15:22+00:00'
+    """
+    checked_now = _aware("now", now)
+    if checked_now is None:
+        raise InvalidInputError("now is required")
+    reference = _reference(last_updated, start_time, created_time, checked_now)
+    if reference is None:
+        return None
+    until = reference[1] + threshold
+    created = _aware("created time", created_time)
+    for value in (last_updated, start_time):
+        if (checked := _aware("stamp", value)) is None:
+            continue
+        if created is not None and checked > checked_now + CLOCK_TOLERANCE:
+            until = min(until, checked - CLOCK_TOLERANCE)
+        break
+    return until
 
 
 def _human(delta: timedelta) -> str:

@@ -26,7 +26,7 @@ from ....metrics import (
 )
 from ....rows import ClientRunRow, JobRow
 from ....schema import TableSpec
-from ....statuses import Status, map_status, staleness
+from ....statuses import Status, fresh_until, map_status, staleness
 from ..model import TABLE_ORDER
 from ..state import (
     BASE_LEN,
@@ -147,6 +147,18 @@ def _check(state: PlanState, ctx: Context, entity: Entity) -> None:
             now=ctx.now,
             labels=_stamp_labels(spec),
         )
+        # What time does to this verdict, for incremental planning (see .groups).
+        state.timed[entity.id] = (
+            None
+            if found is not None
+            else fresh_until(
+                last_updated=parsed.last_updated,
+                start_time=parsed.start_time,
+                created_time=parsed.created_time,
+                threshold=ctx.stale_after,
+                now=ctx.now,
+            )
+        )
         if found is None:
             entity.stale = None
         elif is_empty(entity.get("status")):
@@ -156,8 +168,8 @@ def _check(state: PlanState, ctx: Context, entity: Entity) -> None:
 
 
 _TEXT_KEYS = frozenset(
-    ("run_id", "client_id", "client_name", "status", "system_notes", "error_details")
-    + ("apify_run_id",)
+    {"run_id", "client_id", "client_name", "status", "system_notes", "error_details"}
+    | {"apify_run_id"}
 )
 _TIME_KEYS = frozenset(TIME_KEYS)
 _COUNT_KEYS = frozenset(COUNT_KEYS)
@@ -208,9 +220,10 @@ def _quick_client(entity: Entity) -> tuple[list[str], list[int], ClientTimes] | 
             if type(value) is not int or not 0 <= value <= MAX_COUNT:
                 return None
             metrics[key] = value
-        elif key in _COST_KEYS:
-            if type(value) not in (int, float) or not 0 <= value <= _QUICK_COST_LIMIT:
-                return None
+        elif key in _COST_KEYS and (
+            type(value) not in (int, float) or not 0 <= value <= _QUICK_COST_LIMIT
+        ):
+            return None
     counts = [metrics.get(key) or 0 for key in JOB_SUM_KEYS]
     parsed = ClientTimes(
         created, stamps.get("start_time"), stamps.get("end_time"), stamps.get("last_updated")
