@@ -13,7 +13,7 @@ from cached groups and re-planned ones is the full plan by construction, as long
 group's rows and the clock are the same.  The clock matters in two ways, both recorded per
 group: ``stamped`` (its entries carry the plan's time: a note, a stale run's age) and
 ``timed`` (it holds ``Running`` rows: its verdicts hold for ``now`` in
-``[planned_at, until)``, see :func:`~jobtrack_airtable.statuses.fresh_until`).
+``[planned_at, until)``, see :func:`~jobtrack_airtable.statuses.verdict_until`).
 """
 
 from __future__ import annotations

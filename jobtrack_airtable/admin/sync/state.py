@@ -398,7 +398,7 @@ class PlanState:
     #: pass ``fix``: each base's client rows summed as they are parsed (see ClientTotals).
     client_totals: dict[str, ClientTotals] = field(default_factory=dict)
     #: pass ``fix``: the ``Running`` entities by record ID, with the instant their verdict
-    #: may change as time passes (``None``: not before the clock goes back); see .groups.
+    #: may change as time passes (``None``: not unless the clock goes back); see .groups.
     timed: dict[str, datetime | None] = field(default_factory=dict)
     #: pass ``ingest``, when set: the client IDs each row adds to ``known_clients``.
     contributions: dict[str, tuple[str, ...]] | None = None

@@ -26,7 +26,7 @@ from ....metrics import (
 )
 from ....rows import ClientRunRow, JobRow
 from ....schema import TableSpec
-from ....statuses import Status, fresh_until, map_status, staleness
+from ....statuses import Status, map_status, staleness, verdict_until
 from ..model import TABLE_ORDER
 from ..state import (
     BASE_LEN,
@@ -148,16 +148,12 @@ def _check(state: PlanState, ctx: Context, entity: Entity) -> None:
             labels=_stamp_labels(spec),
         )
         # What time does to this verdict, for incremental planning (see .groups).
-        state.timed[entity.id] = (
-            None
-            if found is not None
-            else fresh_until(
-                last_updated=parsed.last_updated,
-                start_time=parsed.start_time,
-                created_time=parsed.created_time,
-                threshold=ctx.stale_after,
-                now=ctx.now,
-            )
+        state.timed[entity.id] = verdict_until(
+            last_updated=parsed.last_updated,
+            start_time=parsed.start_time,
+            created_time=parsed.created_time,
+            threshold=ctx.stale_after,
+            now=ctx.now,
         )
         if found is None:
             entity.stale = None
