@@ -3,7 +3,8 @@
 A plan is the union of independent groups' plans (:mod:`..sync.groups`: a job's base with
 its job and client rows).  The mirror file keeps, beside its rows, each row's group and each
 group's plan; SQLite triggers on ``records`` note every row a refresh inserts, updates or
-deletes (``plan_touched``), whichever process refreshed.  Planning then re-examines only:
+deletes (``plan_touched``; a row read again unchanged, in the refresh's overlap, is not
+one), whichever process refreshed.  Planning then re-examines only:
 
 * the touched rows, and every row of the groups they left or joined;
 * the groups whose plan the clock has made stale: those whose entries hold the plan's time
@@ -85,7 +86,8 @@ CREATE TABLE IF NOT EXISTS plan_touched (
 CREATE TRIGGER IF NOT EXISTS plan_touch_insert AFTER INSERT ON records BEGIN
     INSERT OR IGNORE INTO plan_touched VALUES (new.tbl, new.id);
 END;
-CREATE TRIGGER IF NOT EXISTS plan_touch_update AFTER UPDATE ON records BEGIN
+CREATE TRIGGER IF NOT EXISTS plan_touch_update AFTER UPDATE ON records
+WHEN old.fields IS NOT new.fields OR old.created_time IS NOT new.created_time BEGIN
     INSERT OR IGNORE INTO plan_touched VALUES (new.tbl, new.id);
 END;
 CREATE TRIGGER IF NOT EXISTS plan_touch_delete AFTER DELETE ON records BEGIN
