@@ -29,10 +29,12 @@ mirror is checked against a full read's (byte-for-byte, JSON).
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 import multiprocessing
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -187,13 +189,19 @@ def run(sizes: list[int], clients_per_job: int, seed: int) -> int:
                 )
                 return made, plan
 
-            def change(k: int, ids: list[str], srv: Any = srv) -> None:
+            values = itertools.count(7)
+
+            def change(
+                k: int, ids: list[str], srv: Any = srv, values: Iterator[int] = values
+            ) -> None:
+                # A value no row held before: every one of the K rows really changes.
+                value = next(values)
                 picked = ids[:k]
                 for s in range(0, k, 10):
                     srv.store.update_records(
                         BENCH_BASE_ID,
                         "Client Run Results",
-                        [(rid, {"Profile Scoring Tokens": 7 + k}) for rid in picked[s : s + 10]],
+                        [(rid, {"Profile Scoring Tokens": value}) for rid in picked[s : s + 10]],
                     )
 
             first, _ = resync("first sync")

@@ -358,8 +358,9 @@ class PlanCache:
 
 
 def _clients(added: tuple[str, ...] | None) -> str | None:
-    return json.dumps(list(added), ensure_ascii=False) if added else None
+    # One per line: a valid client ID holds no control character (validate_client_id).
+    return "\n".join(added) if added else None
 
 
 def _unclients(text: str | None) -> list[str]:
-    return list(json.loads(text)) if text else []
+    return text.split("\n") if text else []
