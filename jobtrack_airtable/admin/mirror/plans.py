@@ -83,15 +83,20 @@ CREATE TABLE IF NOT EXISTS plan_touched (
     id  TEXT NOT NULL,
     PRIMARY KEY (tbl, id)
 ) WITHOUT ROWID;
+-- No INSERT OR IGNORE: an outer statement's conflict policy (the upsert's) overrides a
+-- trigger's, so a second change of a row would fail the refresh.
 CREATE TRIGGER IF NOT EXISTS plan_touch_insert AFTER INSERT ON records BEGIN
-    INSERT OR IGNORE INTO plan_touched VALUES (new.tbl, new.id);
+    INSERT INTO plan_touched SELECT new.tbl, new.id WHERE NOT EXISTS
+        (SELECT 1 FROM plan_touched WHERE tbl = new.tbl AND id = new.id);
 END;
 CREATE TRIGGER IF NOT EXISTS plan_touch_update AFTER UPDATE ON records
 WHEN old.fields IS NOT new.fields OR old.created_time IS NOT new.created_time BEGIN
-    INSERT OR IGNORE INTO plan_touched VALUES (new.tbl, new.id);
+    INSERT INTO plan_touched SELECT new.tbl, new.id WHERE NOT EXISTS
+        (SELECT 1 FROM plan_touched WHERE tbl = new.tbl AND id = new.id);
 END;
 CREATE TRIGGER IF NOT EXISTS plan_touch_delete AFTER DELETE ON records BEGIN
-    INSERT OR IGNORE INTO plan_touched VALUES (old.tbl, old.id);
+    INSERT INTO plan_touched SELECT old.tbl, old.id WHERE NOT EXISTS
+        (SELECT 1 FROM plan_touched WHERE tbl = old.tbl AND id = old.id);
 END;
 """
 _TRIGGERS = ("plan_touch_insert", "plan_touch_update", "plan_touch_delete")
