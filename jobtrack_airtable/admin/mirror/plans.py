@@ -51,6 +51,8 @@ __all__ = ["CACHE_VERSION", "PlanCache", "PlanRun", "signature"]
 CACHE_VERSION = 1
 #: Above this share of touched rows, planning everything is cheaper than sorting out groups.
 _FULL_SHARE = 0.5
+#: Record IDs per ``IN (...)`` lookup (SQLite allows 32,766 parameters).
+_CHUNK = 500
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS plan_meta (
@@ -153,14 +155,30 @@ class PlanCache:
 
     # -- reading the file -------------------------------------------------------------------
 
-    def _records(self, table: TableKey, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
-        for record_id in ids:
-            row = self.db.execute(
-                "SELECT created_time, fields FROM records WHERE tbl = ? AND id = ?",
-                (table, record_id),
-            ).fetchone()
-            if row is not None:
-                yield {"id": record_id, "createdTime": row[0], "fields": json.loads(row[1])}
+    def _select(self, sql: str, table: TableKey, ids: list[str]) -> Iterator[tuple[Any, ...]]:
+        """``sql`` (ending ``IN``) for ``ids`` of ``table``, a few hundred at a time (one
+        statement per row cost more than planning the row)."""
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            yield from self.db.execute(f"{sql} ({marks})", (table, *chunk))
+
+    def _records(self, table: TableKey, ids: list[str]) -> Iterator[dict[str, Any]]:
+        """The rows of ``ids`` the file holds (a deleted one is absent), as listed."""
+        for record_id, created, fields in self._select(
+            "SELECT id, created_time, fields FROM records WHERE tbl = ? AND id IN", table, ids
+        ):
+            yield {"id": record_id, "createdTime": created, "fields": json.loads(fields)}
+
+    def _kept_rows(
+        self, table: TableKey, ids: list[str]
+    ) -> Iterator[tuple[str, tuple[str, str | None, int]]]:
+        for rid, grp, clients, deferred in self._select(
+            "SELECT id, grp, clients, deferred FROM plan_rows WHERE tbl = ? AND id IN",
+            table,
+            ids,
+        ):
+            yield rid, (grp, clients, deferred)
 
     def _known(self) -> Counter[str]:
         return Counter(dict(self.db.execute("SELECT client, rows FROM plan_clients")))
@@ -266,13 +284,8 @@ class PlanCache:
             if tbl in by_table:
                 by_table[tbl].append(rid)
         for table, ids in by_table.items():
-            for rid in ids:
-                found = db.execute(
-                    "SELECT grp, clients, deferred FROM plan_rows WHERE tbl = ? AND id = ?",
-                    (table, rid),
-                ).fetchone()
-                if found is not None:
-                    old[(table, rid)] = found
+            for rid, held in self._kept_rows(table, ids):
+                old[(table, rid)] = held
             ingest(probe, table, self._records(table, ids))
         known = self._known()
         before = {c for c, n in known.items() if n > 0}
@@ -292,12 +305,8 @@ class PlanCache:
                     )
                     if (table, rid) not in seen
                 ]
-                for rid in ids:
-                    found = db.execute(
-                        "SELECT grp, clients, deferred FROM plan_rows WHERE tbl = ? AND id = ?",
-                        (table, rid),
-                    ).fetchone()
-                    old[(table, rid)] = found
+                for rid, held in self._kept_rows(table, ids):
+                    old[(table, rid)] = held
                 ingest(probe, table, self._records(table, ids))
         deferred = {r.id for t in TABLE_ORDER for r in probe.rows[t] if not r.identified}
         probe.known_clients = set(after)
@@ -316,9 +325,9 @@ class PlanCache:
             )
             if not timing.valid_at(datetime.fromisoformat(planned_at), ctx.now):
                 dirty.add(gid)
-        # Every row of the dirty groups: the probed ones as they are now, the others as kept.
+        # Every row of the dirty groups: the probed ones as they are now (their compact rows,
+        # identified already, are taken over), the others as the file holds them.
         state = PlanState(layouts_of(ctx.schema))
-        probed = {t: [r.id for r in probe.rows[t]] for t in TABLE_ORDER}
         moved = {key for key in old if key not in new_group}  # deleted rows
         members: dict[TableKey, list[str]] = {t: [] for t in TABLE_ORDER}
         for gid in sorted(dirty):
@@ -326,7 +335,7 @@ class PlanCache:
                 if (tbl, rid) not in old and (tbl, rid) not in new_group and tbl in members:
                     members[tbl].append(rid)
         for table in TABLE_ORDER:
-            ingest(state, table, self._records(table, probed[table]))
+            state.rows[table] = list(probe.rows[table])
             ingest(state, table, self._records(table, members[table]))
         self._passes(state, ctx, after)
         groups = split(state)
