@@ -208,7 +208,8 @@ class Mirror:
     def refreshed_pages(
         self, repo: Repository, meta: Mapping[str, Any], *, full: bool = False
     ) -> Iterator[Page]:
-        """Refresh, then every row: what ``plan_sync(repo, mirror=...)`` plans from."""
+        """Refresh, then every row as a full read would page it (``plan_sync`` plans from
+        :meth:`plan` instead, incrementally)."""
         self.refresh(repo, meta=meta, full=full)
         return self.pages()
 
