@@ -329,6 +329,24 @@ class RunClosedError(EndedError):
         )
 
 
+class RunHeldError(JobtrackError):
+    """Opening a client run that another live process of this machine holds open (the
+    outbox's lease, :meth:`~jobtrack_airtable.outbox.OutboxStore.hold`): each holder writes
+    its own absolute totals, so the later write would erase the other's increments.  Names
+    the run and the holder; the run can be opened once that process closes it or dies."""
+
+    def __init__(self, run_id: str, holder: str) -> None:
+        self.run_id = run_id
+        self.holder = holder
+        host, _, rest = holder.partition(":")
+        pid = rest.partition(":")[0]
+        super().__init__(
+            f"client run {run_id!r} is held open by another process (host {host!r}, pid "
+            f"{pid or '?'}) of this machine: two holders would overwrite each other's "
+            "totals; open it once that process has closed it or exited"
+        )
+
+
 class JobEndedError(EndedError):
     """A client opened on a job that has ended (``Completed``, ``Failed``…)."""
 

@@ -609,9 +609,10 @@ def spawn_worker(
     *,
     worker: Path = GROUP_COMMIT_WORKER,
     env: dict[str, str] | None = None,
+    stdin: bool = False,
 ) -> subprocess.Popen[str]:
     """``worker`` run as a process with settings pointing at ``srv`` (and ``env``), once it
-    printed ``ready``."""
+    printed ``ready`` (``stdin``: a pipe to talk to it)."""
     environ = {
         **os.environ,
         "AIRTABLE_API_KEY": srv.token,
@@ -624,6 +625,7 @@ def spawn_worker(
     proc = subprocess.Popen(
         [sys.executable, str(worker), mode, base],
         env=environ,
+        stdin=subprocess.PIPE if stdin else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

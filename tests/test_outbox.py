@@ -20,6 +20,7 @@ from benchmarks._cadence import big_job, big_job_floor, busy_worker
 from jobtrack_airtable.errors import (
     AuthenticationError,
     PermissionDeniedError,
+    RunHeldError,
     UnknownFieldError,
 )
 from jobtrack_airtable.outbox import SqliteOutbox
@@ -135,9 +136,11 @@ def test_a_write_applied_late_over_a_newer_one_is_repaired_before_completion(
     assert SqliteOutbox(local_airtable.outbox_path).entries() == []
 
 
-def _spawn(srv: TrackingServer, mode: str, base: str, **env: str) -> subprocess.Popen[str]:
+def _spawn(
+    srv: TrackingServer, mode: str, base: str, *, stdin: bool = False, **env: str
+) -> subprocess.Popen[str]:
     env = {"JOBTRACK_OUTBOX_URL": f"sqlite:///{srv.outbox_path}", **env}
-    return spawn_worker(srv, mode, base, worker=WORKER, env=env)
+    return spawn_worker(srv, mode, base, worker=WORKER, env=env, stdin=stdin)
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:
@@ -189,19 +192,70 @@ def test_a_run_reopened_on_a_clock_that_went_back_keeps_its_changes(
     local_airtable: TrackingServer,
 ) -> None:
     """A worker whose clock is an hour behind (an NTP step back, another host's skew)
-    re-opens a run whose entry a live process holds at a newer clock: its change is the
-    last one made to the row, is stored, and is what a replay writes after both die."""
+    re-opens a run whose entry a killed process left at a newer clock (a live one holds the
+    run's lease: see test_a_run_held_by_a_live_process_*): its change is the last one made
+    to the row, is stored, and is what a replay writes after both die."""
     base = str(Tracker(make_conn(local_airtable)).job().run_id)
     holder = _spawn(local_airtable, "hold", base)  # A: 3 written, 8 pending
-    reopened = _spawn(local_airtable, "reopen", base, OUTBOX_WORKER_CLOCK_BACK="3600")
-    _kill(reopened)
     _kill(holder)
+    reopened = _spawn(
+        local_airtable,
+        "reopen",
+        base,
+        OUTBOX_WORKER_CLOCK_BACK="3600",
+        OUTBOX_WORKER_NO_REPLAY="1",  # the holder's entry stays, at its newer version
+    )
+    _kill(reopened)
     with Tracker(make_conn(local_airtable)) as later:
         later.flush()
     # The re-open read 3 from the row and added 4; before the fix its changes were ignored
     # by the store (a lower version) and the replay wrote the holder's older 8.
     assert client_rows(local_airtable, base)["A"][EXAMINED] == 7
     assert SqliteOutbox(local_airtable.outbox_path).entries() == []
+
+
+def test_a_run_held_by_a_live_process_of_the_machine_is_refused(
+    local_airtable: TrackingServer,
+) -> None:
+    """Two processes of one machine holding one client run would each write their own
+    absolute totals, the later erasing the other's increments: the second open is refused
+    before any request, by a typed error naming the run and the holder.  Once the holder
+    has closed the run, it opens (with force: it ended) and the totals add up."""
+    base = str(Tracker(make_conn(local_airtable)).job().run_id)
+    holder = _spawn(local_airtable, "hold_then_close", base, stdin=True)  # A: 3 + 5 pending
+    tracker = Tracker(make_conn(local_airtable))
+    mark = local_airtable.request_log.total
+    with pytest.raises(RunHeldError) as info:
+        tracker.client(base, "A")
+    assert local_airtable.request_log.total == mark
+    assert info.value.run_id == f"{base}-A"
+    assert f"pid {holder.pid}" in str(info.value)
+    assert holder.stdin is not None and holder.stdout is not None
+    holder.stdin.write("close\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline().strip() == "closed"
+    assert holder.wait(timeout=60) == 0
+    run = tracker.client(base, "A", force=True)
+    run.add(profiles_examined=4)
+    run.close(wait=True)
+    tracker.close()
+    row = client_rows(local_airtable, base)["A"]
+    assert (row[EXAMINED], row["Status"]) == (12, "Completed")
+    assert SqliteOutbox(local_airtable.outbox_path).entries() == []
+
+
+def test_a_run_held_by_a_killed_process_opens_from_what_it_left(
+    local_airtable: TrackingServer,
+) -> None:
+    base = str(Tracker(make_conn(local_airtable)).job().run_id)
+    _kill(_spawn(local_airtable, "hold", base))  # A: 3 written, 5 pending in the outbox
+    with Tracker(make_conn(local_airtable)) as tracker:
+        # The dead holder's lease is void; its pending 5 were replayed by this tracker.
+        run = tracker.client(base, "A")
+        run.add(profiles_examined=4)
+        run.close()
+    row = client_rows(local_airtable, base)["A"]
+    assert (row[EXAMINED], row["Status"]) == (12, "Completed")
 
 
 def test_two_replays_racing_write_each_entry_once(local_airtable: TrackingServer) -> None:

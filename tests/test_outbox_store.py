@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +19,7 @@ import pytest
 
 from jobtrack_airtable.errors import OutboxUnavailableError
 from jobtrack_airtable.outbox import OutboxStore, SqliteOutbox, open_outbox
+from jobtrack_airtable.outbox.store import LIVE_OWNERS, new_owner
 from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.worker.tracker import Tracker
 
@@ -271,3 +275,38 @@ def test_a_full_disk_is_reported_as_a_full_disk(tmp_path: Path) -> None:
     with pytest.raises(OutboxUnavailableError, match="database or disk is full"):
         store.claim([KEY], "h:2:" + "b" * 20_000, expected={KEY: "h:1:a"})
     assert store.get(KEY).owner == "h:1:a"  # type: ignore[union-attr]
+
+
+def test_a_run_lease_has_one_live_holder_on_the_machine(tmp_path: Path) -> None:
+    store = SqliteOutbox(tmp_path / "outbox.sqlite")
+    me = new_owner()
+    LIVE_OWNERS.add(me)
+    host = socket.gethostname()
+    alive = f"{host}:{os.getppid()}:parent"  # the process that started this one
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    dead = f"{host}:{finished.pid}:gone"
+    sibling = ""
+    try:
+        assert store.hold(KEY, alive) is None
+        assert store.hold(KEY, me) == alive  # refused: the holder lives
+        store.unhold(me)  # not mine to give up
+        assert store.hold(KEY, me) == alive
+        assert store.hold(KEY, alive) is None  # its own lease, again
+        store.unhold(alive, [KEY])
+        assert store.hold(KEY, me) is None
+        assert store.hold(OTHER, dead) is None
+        assert store.hold(OTHER, me) is None  # a dead holder's lease is void
+        store.unhold(me)
+        assert store.hold(KEY, alive) is None and store.hold(OTHER, alive) is None
+        # Another open tracker of this process does not exclude this one (one left unclosed
+        # must not lock its runs away from the process).
+        sibling = new_owner()
+        LIVE_OWNERS.add(sibling)
+        third = "appX/client_runs/250930-141522-C"
+        assert store.hold(third, sibling) is None
+        assert store.hold(third, me) is None
+    finally:
+        LIVE_OWNERS.discard(me)
+        LIVE_OWNERS.discard(sibling)
+        store.close()

@@ -49,6 +49,10 @@ def retrying_client_run(
                 reason = error_text(exc)[:500]
                 run.note(f"attempt {attempt + 1} failed ({reason}); the task will retry")
                 run.flush()
+                if not run.dirty():
+                    # All on Airtable: the retry may run in another process of the machine
+                    # while this one lives on, and its open must not meet this lease.
+                    tracker._unhold(run)
             else:
                 run.fail(exc, wait=True)
         except Exception:

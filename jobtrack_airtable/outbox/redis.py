@@ -199,5 +199,13 @@ class RedisOutbox:
         key = f"{BUDGET}:{socket.gethostname()}"
         return float(self._run("spend", [key], [n, rate, burst, at]))
 
+    def hold(self, key: str, owner: str) -> str | None:
+        # Not enforced: a fleet's holders are on other hosts, whose liveness this store
+        # cannot see (a dead host's lease would block its runs for good).
+        return None
+
+    def unhold(self, owner: str, keys: Sequence[str] | None = None) -> None:
+        return None
+
     def close(self) -> None:
         self._client.close()

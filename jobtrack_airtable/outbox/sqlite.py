@@ -34,7 +34,7 @@ import platformdirs
 
 from .. import forks
 from ..errors import OutboxUnavailableError
-from .store import Entry, now
+from .store import Entry, now, owner_alive, same_process
 
 __all__ = ["SqliteOutbox", "default_outbox_path"]
 
@@ -44,11 +44,17 @@ _SCHEMA = (
     " verify_after REAL NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS budget (name TEXT PRIMARY KEY, tokens REAL NOT NULL,"
     " at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS holds (key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+    " at REAL NOT NULL)",
 )
 
 _COLUMNS = "key, version, payload, owner, updated, error, verify_after"
 
-_TABLES = {"entries": set(_COLUMNS.split(", ")), "budget": {"name", "tokens", "at"}}
+_TABLES = {
+    "entries": set(_COLUMNS.split(", ")),
+    "budget": {"name", "tokens", "at"},
+    "holds": {"key", "owner", "at"},
+}
 
 
 def _check_tables(conn: sqlite3.Connection, path: Path) -> None:
@@ -222,6 +228,40 @@ class SqliteOutbox:
                     db.execute("ROLLBACK")
                 raise
         return balance
+
+    def hold(self, key: str, owner: str) -> str | None:
+        with self._locked() as db:
+            # Read and take in one write transaction: two processes cannot both take it.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT owner FROM holds WHERE key = ?", (key,)).fetchone()
+                holder = str(row[0]) if row else None
+                if (
+                    holder is not None
+                    and holder != owner
+                    and not same_process(holder)
+                    and owner_alive(holder)
+                ):
+                    db.execute("COMMIT")
+                    return holder
+                db.execute(
+                    "INSERT OR REPLACE INTO holds (key, owner, at) VALUES (?,?,?)",
+                    (key, owner, now()),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return None
+
+    def unhold(self, owner: str, keys: Sequence[str] | None = None) -> None:
+        with self._locked() as db:
+            if keys is None:
+                db.execute("DELETE FROM holds WHERE owner = ?", (owner,))
+                return
+            for key in keys:
+                db.execute("DELETE FROM holds WHERE key = ? AND owner = ?", (key, owner))
 
     def close(self) -> None:
         with self._lock:

@@ -110,6 +110,12 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
+def same_process(owner: str) -> bool:
+    """Whether ``owner`` is a tracker of this very process (host and pid)."""
+    host, _, rest = owner.partition(":")
+    return host == socket.gethostname() and rest.partition(":")[0] == str(os.getpid())
+
+
 def now() -> float:
     return time.time()
 
@@ -150,6 +156,18 @@ class OutboxStore(Protocol):
     def spend(self, n: float, *, rate: float, burst: float, at: float) -> float:
         """Debit ``n`` requests from the machine's request budget (tokens accrue at ``rate``
         per second, up to ``burst``) and return the balance after it."""
+        ...
+
+    def hold(self, key: str, owner: str) -> str | None:
+        """Take the lease of the run ``key`` for ``owner``: ``None`` when ``owner`` holds it
+        now, else the live holder (left as it is).  One process at a time, since each writes
+        its own absolute totals; a holder that died (:func:`owner_alive`) loses it, and so
+        does another tracker of the calling process (a tracker left unclosed must not lock
+        its runs away from the process that dropped it)."""
+        ...
+
+    def unhold(self, owner: str, keys: Sequence[str] | None = None) -> None:
+        """Give up ``owner``'s leases of ``keys`` (every one of them when ``None``)."""
         ...
 
     def close(self) -> None: ...

@@ -12,7 +12,10 @@ request it:
 * learns the server's clock from the response's ``Date`` (SPEC §2.10);
 * retries rate limits (429), transient server errors (5xx) and network failures under the
   :class:`~.recovery.RetryPolicy`, with the errors of :func:`~.recovery.classify`; the last
-  failure is raised as its classified error.
+  failure is raised as its classified error;
+* tells an :class:`Outcome` being :func:`watch`-ed in the calling thread whether an attempt
+  was given up on while the server may still apply it (a read timeout, a 504), as opposed to
+  a write that was merely slow (waiting for the limiter, a 429's penalty, backoff).
 
 Every write this library sends is safe to repeat: upserts on the natural key, updates and
 deletes by record ID; the one plain create (a job-start claim row) is followed by a read that
@@ -27,7 +30,11 @@ deletes the extra copies a repeated create leaves (:meth:`.repository.Repository
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -41,9 +48,67 @@ from ..limiter.usage import usage_kinds
 from .recovery import DEFAULT_POLICY, RETRYABLE, RetryPolicy, classify, redact, retrying
 from .server_clock import ServerClock
 
-__all__ = ["AirtableAdapter", "quota_spent"]
+__all__ = ["AirtableAdapter", "Outcome", "quota_spent", "watch"]
 
 log = logging.getLogger(__name__)
+
+#: Answers that say a gateway gave up waiting for the server, which may still apply the request.
+GATEWAY_TIMEOUTS = frozenset({504})
+
+
+@dataclass
+class Outcome:
+    """What the HTTP attempts made under one :func:`watch` met on the wire."""
+
+    attempts: int = 0
+    #: Writes sent whose answer never came in time (requests' ``ReadTimeout``) or came from
+    #: a gateway that gave up (504): the server may still apply them, after later writes.
+    #: A wait for the limiter or a 429 penalty, however long, is not one: nothing was in
+    #: flight meanwhile.  A connection closed before the answer is not one either: the
+    #: server is done with the request (applied or not) before the retry is sent.
+    unanswered: int = 0
+
+    @property
+    def maybe_late(self) -> bool:
+        """Whether the server may still apply one of the attempts (verify after a window)."""
+        return self.unanswered > 0
+
+
+_watching = threading.local()
+
+
+@contextmanager
+def watch() -> Iterator[Outcome]:
+    """Collect the :class:`Outcome` of every request the calling thread sends in the block
+    (nested watches each see them all).
+
+    >>> with watch() as outcome:
+    ...     pass
+    >>> outcome.maybe_late
+    False
+    """
+    outcome = Outcome()
+    stack: list[Outcome] = getattr(_watching, "stack", None) or []
+    _watching.stack = [*stack, outcome]
+    try:
+        yield outcome
+    finally:
+        _watching.stack = stack
+
+
+def _writes(method: str, url: str) -> bool:
+    """Whether the request can change a row (a read applied late changes nothing; pyairtable
+    lists by ``POST …/listRecords`` when the query is long)."""
+    if method.upper() in ("GET", "HEAD", "OPTIONS"):
+        return False
+    return not urlsplit(url).path.rstrip("/").endswith("/listRecords")
+
+
+def _note(*, unanswered: bool) -> None:
+    for outcome in getattr(_watching, "stack", ()):
+        outcome.attempts += 1
+        if unanswered:
+            outcome.unanswered += 1
 
 
 class AirtableAdapter(HTTPAdapter):
@@ -85,14 +150,19 @@ class AirtableAdapter(HTTPAdapter):
                     sent = time.monotonic()
                     try:
                         response = super().send(request, *args, **kwargs)
-                    except BaseException:
+                    except BaseException as exc:
                         # Failed before a response: maybe counted by the server, maybe not --
                         # count it.
                         self._release(
                             slot, 0.0, usage_kinds(method, url, status=None, retry=attempts > 1)
                         )
+                        # Only a read timeout leaves the request in flight on the server: a
+                        # connect timeout never sent it, a closed connection ended it there.
+                        timed_out = isinstance(exc, requests.exceptions.ReadTimeout)
+                        _note(unanswered=timed_out and _writes(method, url))
                         raise
                     status = response.status_code
+                    _note(unanswered=status in GATEWAY_TIMEOUTS and _writes(method, url))
                     quota = status == 429 and quota_spent(response)
                     self._release(
                         slot,

@@ -55,6 +55,7 @@ from ..errors import (
 from ..limiter.locks import row_key, row_locks
 from ..outbox.cadence import Cadence
 from ..rows import ClientRunRow
+from ..transport.adapter import Outcome, watch
 from ..transport.recovery import RETRYABLE
 from ..transport.repository import Repository
 from . import shutdown
@@ -358,11 +359,11 @@ class GroupCommit:
     def _send(self, chunk: list[tuple[Committable, Write]]) -> tuple[Exception | None, int]:
         """Write one batch: the first failure (``None``: it landed) and the requests sent."""
         items = [(rid, fields) for _, (rid, fields, _) in chunk]
-        started = time.monotonic()
         try:
-            results = self.repo.client_runs.write(items)
+            with watch() as outcome:
+                results = self.repo.client_runs.write(items)
         except DEFERRABLE as exc:
-            self._maybe_late(chunk, started)
+            self._maybe_late(chunk, outcome)
             return exc, 1
         except (AirtableError, JobtrackError) as exc:
             if len(chunk) == 1 or isinstance(exc, PermissionDeniedError):
@@ -374,15 +375,17 @@ class GroupCommit:
             outcomes = [self._send([one]) for one in chunk]
             errors = [e for e, _ in outcomes if e is not None]
             return (errors[0] if errors else None), 1 + sum(n for _, n in outcomes)
-        self._maybe_late(chunk, started)
+        self._maybe_late(chunk, outcome)
         for (run, (_, _, token)), (row, created) in zip(chunk, results, strict=True):
             run.written(row, created, token)
         return None, 1
 
-    def _maybe_late(self, chunk: list[tuple[Committable, Write]], started: float) -> None:
-        """A write that took the client's whole timeout had an attempt given up on, which
-        the server may still apply, over newer state: verify its runs after the window."""
-        if time.monotonic() - started < self.repo.conn.settings.timeout:
+    def _maybe_late(self, chunk: list[tuple[Committable, Write]], outcome: Outcome) -> None:
+        """A write with an attempt given up on while in flight (the transport's
+        :class:`~..transport.adapter.Outcome`: a read timeout, not a wait for the limiter
+        or a 429 penalty) may still be applied by the server, over newer state: verify its
+        runs after the window."""
+        if not outcome.maybe_late:
             return
         until = self.wall() + self.settle_window
         with self._lock:

@@ -49,6 +49,7 @@ from ..errors import (
     InvalidInputError,
     JobEndedError,
     NotFoundError,
+    RunHeldError,
     TrackerClosedError,
     show,
 )
@@ -70,6 +71,7 @@ from ..schema import text_problem
 from ..settings import Settings
 from ..statuses import CLOCK_TOLERANCE, Status, check_transition, parse_status
 from ..timeutil import to_airtable
+from ..transport.adapter import Outcome, watch
 from ..transport.client import Connection
 from ..transport.repository import Repository
 from .client_run import ClientRun
@@ -277,6 +279,7 @@ class Tracker:
         mine = {e.key: e.owner for e in self.outbox.entries() if e.owner == self._owner}
         if mine:
             self.outbox.claim(list(mine), RELEASED, expected=mine)
+        self.outbox.unhold(self._owner)
 
     # ------------------------------------------------------------ the outbox
 
@@ -296,7 +299,34 @@ class Tracker:
         run._version = self.outbox.put(self._key(run), run._version, run.snapshot(), self._owner)
 
     def _retire(self, run: ClientRun, version: int) -> None:
-        self.outbox.retire(self._key(run), version, verify_after=run._settle_until)
+        key = self._key(run)
+        self.outbox.retire(key, version, verify_after=run._settle_until)
+        if (
+            version == run._version
+            and run.status.is_terminal
+            and not run.dirty()
+            and not run._settle_until
+        ):
+            # Its final state is on Airtable (and verified, after a timeout): another
+            # process may open the run now, from the row.
+            self.outbox.unhold(self._owner, [key])
+
+    def _unhold(self, run: ClientRun) -> None:
+        """Give up the run's lease while it stays open: it is handed to another process
+        (a framework's retry), this object writes nothing more."""
+        self.outbox.unhold(self._owner, [self._key(run)])
+
+    def _hold(self, runs: list[ClientRun]) -> None:
+        """Take the machine's lease of each run (see :meth:`OutboxStore.hold`), or raise
+        :class:`RunHeldError` for the first another live process holds."""
+        taken: list[str] = []
+        for run in runs:
+            key = self._key(run)
+            holder = self.outbox.hold(key, self._owner)
+            if holder is not None:
+                self.outbox.unhold(self._owner, taken)
+                raise RunHeldError(str(run.run_id), holder)
+            taken.append(key)
 
     def _refused(self, run: ClientRun, version: int, error: Exception) -> None:
         self.outbox.refused(self._key(run), version, f"{type(error).__name__}: {error}")
@@ -443,10 +473,10 @@ class Tracker:
         move: tuple[str, str] | None = None
         for _ in range(MAX_START_ATTEMPTS):
             values["run_id"] = str(candidate)
-            sent = time.monotonic()
-            claimed, claim = self.repo.jobs.claim(
-                values, marker, ahead=ahead_of(candidate), move=move
-            )
+            with watch() as outcome:
+                claimed, claim = self.repo.jobs.claim(
+                    values, marker, ahead=ahead_of(candidate), move=move
+                )
             self._spend(2)
             if claimed is not None:
                 notes.landed(claimed.system_notes, len(notes.lines))
@@ -462,7 +492,7 @@ class Tracker:
                 job._exclusive = exclusive
                 if exclusive:
                     self._exclusive_jobs[str(candidate)] = job
-                job._maybe_late(sent)
+                job._maybe_late(outcome)
                 created = claimed.created_time
                 if (
                     self._server_clock
@@ -604,6 +634,8 @@ class Tracker:
             ClientRun(self, with_client(base, cid), client_id=cid, name=cname, new=new, force=force)
             for cid, cname in specs
         ]
+        # Before anything is stored or sent: a second holder would write its own totals.
+        self._hold(runs)
         for run in runs:
             with run._lock:
                 self._persist(run)
@@ -653,6 +685,7 @@ class Tracker:
             name=row.client_name or key.client_id,
             new=False,
         )
+        self._hold([run])
         run._adopt(row)
         return run
 
@@ -907,9 +940,12 @@ class Job(EndsOnExit):
         values = {"run_id": str(self.run_id), **values}
         if self._start_fix is not None:
             values.setdefault("start_time", self._start_fix)
-        sent = time.monotonic()
-        [(row, _)] = self.tracker.repo.jobs.write([(self.record_id, values)])
-        self._maybe_late(sent)
+        with watch() as outcome:
+            try:
+                [(row, _)] = self.tracker.repo.jobs.write([(self.record_id, values)])
+            finally:
+                # Failed in the end or not, an attempt given up on may still be applied.
+                self._maybe_late(outcome)
         self.record_id = row.record_id
         self._start_fix = None
         self._last_values = values
@@ -923,11 +959,12 @@ class Job(EndsOnExit):
     _unsettled_until = 0.0
     _last_values: dict[str, Any] | None = None
 
-    def _maybe_late(self, sent: float) -> None:
-        """A write that took the client's whole timeout had an attempt given up on, which
-        the server may still apply (a second start row, older notes over newer ones)."""
+    def _maybe_late(self, outcome: Outcome) -> None:
+        """A write with an attempt given up on while in flight (a read timeout, not a wait
+        for the limiter or a 429 penalty: see :class:`~..transport.adapter.Outcome`) may
+        still be applied by the server (a second start row, older notes over newer ones)."""
         conn = self.tracker.conn
-        if time.monotonic() - sent >= conn.settings.timeout:
+        if outcome.maybe_late:
             until = time.time() + conn.settings.settle_seconds
             self._unsettled_until = max(self._unsettled_until, until)
 
