@@ -30,10 +30,10 @@ __all__ = [
     "Status",
     "StatusMapping",
     "check_transition",
-    "verdict_until",
     "map_status",
     "parse_status",
     "staleness",
+    "verdict_until",
 ]
 
 
