@@ -25,6 +25,7 @@ from jobtrack_airtable.airtable import MAX_LONG_TEXT
 from jobtrack_airtable.metrics import JOB_SUM_KEYS
 from jobtrack_airtable.schema import Schema, load_schema
 from jobtrack_airtable.timeutil import to_airtable
+from jobtrack_airtable.transport.codec import codec_for
 
 __all__ = ["NOW", "STALE_AFTER", "corpus"]
 
@@ -138,7 +139,7 @@ def corpus(
             for key in sums:
                 value = values.get(key, 0)
                 sums[key] += value if isinstance(value, int) else 0
-            fields = crr_spec.to_names({k: v for k, v in values.items() if v is not None})
+            fields = codec_for(crr_spec).names({k: v for k, v in values.items() if v is not None})
             created = c_start - timedelta(seconds=1)
             clients.append(_record(new_id(), created, fields))
             if rng.random() < 0.002:  # a duplicate, newer, with a later value
@@ -175,7 +176,7 @@ def corpus(
         elif roll < 0.063:
             job["status"] = "Running"  # stale job
             job.pop("end_time", None)
-        fields = jobs_spec.to_names({k: v for k, v in job.items() if jobs_spec.has(k)})
+        fields = codec_for(jobs_spec).names({k: v for k, v in job.items() if jobs_spec.has(k)})
         jobs.append(_record(new_id(), began, fields))
         if rng.random() < 0.01:  # a duplicate job row
             jobs.append(_record(new_id(), began + timedelta(seconds=2), dict(fields)))

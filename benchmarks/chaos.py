@@ -110,6 +110,7 @@ from examples.lead_scoring_worker import JobTruth
 from jobtrack_airtable import Status
 from jobtrack_airtable.admin.sync import apply_plan, plan_sync
 from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.transport.codec import codec_for
 
 log = logging.getLogger("chaos")
 
@@ -469,7 +470,7 @@ def seed_orphans(srv: LocalAirtable, groups: int, rng: random.Random) -> None:
         for client in ("Seed-Ann", "Seed-Bob"):
             stamp = t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
             items.append(
-                CRR.to_names(
+                codec_for(CRR).names(
                     {
                         "run_id": f"{base}-{client}",
                         "client_id": client,

@@ -8,17 +8,19 @@ are counted from the server's request log.  Two set-ups:
 
 * **shared store** -- the workers share a limiter store (the machine's SQLite file, as
   processes on one host do, or a fleet's Redis): seconds are reserved there first;
-* **no shared store** -- every worker on its own host: they meet on Airtable, and losers jump
-  by rank.
+* **no shared store** -- every worker on its own host: they meet on Airtable; each loser
+  moves its row to the seat the claim's read gives it, with no read after the move.
 
 Then a clock jumped back over a busy minute: 70 consecutive seconds already taken, one start.
-One line per case: ``starts k=K store=shared|none requests=N per_start=R``, and
+One line per case: ``starts k=K store=shared|none requests=N per_start=R ranked=M
+verified=V`` (starts that moved to their seat, and that moved and read again), and
 ``clock_jump taken=70 requests=N``.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import threading
@@ -52,7 +54,17 @@ def _tracker(srv: LocalAirtable, when: datetime, *, shared: bool, store: Path) -
     return Tracker(Connection.from_settings(settings), clock=lambda: when)
 
 
-def starts(k: int, *, shared: bool) -> int:
+def _moves(srv: LocalAirtable) -> str:
+    """How the starts ended, from the stored notes (no request): moved to their seat, moved
+    to their tie seat (they saw a row stamped in their millisecond), or verified."""
+    _, records = srv.store.snapshot(None, "Job Tracking")
+    notes = [str(r.fields.get("System Notes", "")) for r in records]
+    ranked = sum("by rank" in n for n in notes)
+    verified = sum(bool(re.search(r"claim moved from \S+ to \S+$", n, re.M)) for n in notes)
+    return f"ranked={ranked} verified={verified}"
+
+
+def starts(k: int, *, shared: bool) -> tuple[int, str]:
     srv = start_server()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +90,7 @@ def starts(k: int, *, shared: bool) -> int:
             assert len({str(j.run_id) for j in jobs}) == k, "two starts share a run ID"
             for tracker in trackers:
                 tracker.close()
-            return total
+            return total, _moves(srv)
     finally:
         srv.stop()
 
@@ -112,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for k in (int(v) for v in args.ks.split(",")):
         for shared in (True, False):
-            total = starts(k, shared=shared)
+            total, moves = starts(k, shared=shared)
             print(
                 f"starts k={k} store={'shared' if shared else 'none'} "
-                f"requests={total} per_start={total / k:.2f}"
+                f"requests={total} per_start={total / k:.2f} {moves}"
             )
     print(f"clock_jump taken=70 requests={clock_jump()}")
     return 0

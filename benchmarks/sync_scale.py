@@ -55,6 +55,7 @@ from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.metrics import JOB_SUM_KEYS
 from jobtrack_airtable.schema import load_schema
 from jobtrack_airtable.timeutil import to_airtable
+from jobtrack_airtable.transport.codec import codec_for
 
 INSERT_BATCH = 5_000
 
@@ -117,9 +118,9 @@ def fill_store(
             failed += values["status"] == "Failed"
             for key in sums:
                 sums[key] += values.get(key, 0)
-            client_batch.append(crr_spec.to_names(values))
+            client_batch.append(codec_for(crr_spec).names(values))
             if rng.random() < 0.001:  # a duplicate row for the same run
-                client_batch.append(crr_spec.to_names(values))
+                client_batch.append(codec_for(crr_spec).names(values))
             if len(client_batch) >= INSERT_BATCH:
                 flush_clients()
         job: dict[str, Any] = {
@@ -135,7 +136,9 @@ def fill_store(
         }
         if rng.random() < 0.02:
             job["clients_processed"] = n + 1  # a drifted aggregate: sync recomputes it
-        job_rows.append(jobs_spec.to_names({k: v for k, v in job.items() if k in jobs_spec.fields}))
+        job_rows.append(
+            codec_for(jobs_spec).names({k: v for k, v in job.items() if k in jobs_spec.fields})
+        )
     flush_clients()
     for s in range(0, len(job_rows), INSERT_BATCH):
         srv.store.create_records(

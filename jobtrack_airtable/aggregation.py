@@ -72,27 +72,16 @@ class JobAggregate(BaseModel):
         """
         return {key: getattr(self, key) for key in AGGREGATE_KEYS}
 
-    def to_fields(self, table: TableSpec, *, times: bool = True) -> dict[str, Any]:
-        """The aggregate as an Airtable ``fields`` dict for the jobs table: only fields the
-        base has enabled and that are not computed (never ``Total Tokens Used``, never the
-        success rates).  With ``times``, Start/End Time are included when known.
-
-        >>> from jobtrack_airtable.schema import load_schema
-        >>> agg = JobAggregate(clients_processed=2, post_tokens=7)
-        >>> fields = agg.to_fields(load_schema().jobs)
-        >>> fields["Clients Processed"], fields["Post Scoring Tokens"]
-        (2, 7)
-        >>> "Total Tokens Used" in fields or "Duration" in fields
-        False
-        """
-        return table.to_names(self.to_values(table, times=times))
-
     def to_values(self, table: TableSpec, *, times: bool = True) -> dict[str, Any]:
-        """:meth:`to_fields` by logical key (what the tracker hands the repository).
+        """The aggregate as values for the jobs table, by logical key (what the tracker hands
+        the repository): only fields the base has enabled and that are not computed (never
+        ``total_tokens``, never the success rates).  With ``times``, the start and end times
+        are included when known.
 
         >>> from jobtrack_airtable.schema import load_schema
-        >>> JobAggregate(clients_processed=2).to_values(load_schema().jobs)["clients_processed"]
-        2
+        >>> values = JobAggregate(clients_processed=2).to_values(load_schema().jobs)
+        >>> values["clients_processed"], "total_tokens" in values or "duration" in values
+        (2, False)
         """
         values: dict[str, Any] = self.counts()
         if times:

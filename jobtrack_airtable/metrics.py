@@ -13,8 +13,8 @@ Rows read back from the base are parsed in :mod:`.rows`; a job's totals are deri
 >>> from jobtrack_airtable.schema import load_schema
 >>> crr = load_schema().client_runs
 >>> m = ClientMetrics.of(profiles_examined="55", profiles_scored=50.0, apify_costs=1.005)
->>> m.to_fields(crr)
-{'Profiles Examined for Scoring': 55, 'Profiles Successfully Scored': 50, 'Apify API Costs': 1.01}
+>>> m.to_values(crr)
+{'profiles_examined': 55, 'profiles_scored': 50, 'apify_costs': 1.01}
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ __all__ = [
     "format_time",
     "sanity_warnings",
     "stored_count",
+    "trusted",
     "validate_metrics",
 ]
 
@@ -359,16 +360,16 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
         return validate_metrics(values)
 
     @classmethod
-    def read_fields(cls, fields: Mapping[str, Any], table: TableSpec) -> tuple[Self, list[str]]:
-        """Tolerantly read metrics from an Airtable ``fields`` dict (Airtable names).
+    def read_values(cls, values: Mapping[str, Any], table: TableSpec) -> tuple[Self, list[str]]:
+        """Tolerantly read the metrics of a row read back (``values`` by logical key, as the
+        row reader has them; problems name the fields by their Airtable names).
 
         Returns the metrics built from the valid values only, and one problem line per invalid
         value (a text value in a number column included).  Never raises for bad data.
 
         >>> from jobtrack_airtable.schema import load_schema
-        >>> m, problems = ClientMetrics.read_fields(
-        ...     {"Total Posts Harvested": 4, "Post Scoring Tokens": -3},
-        ...     load_schema().client_runs)
+        >>> m, problems = ClientMetrics.read_values(
+        ...     {"posts_harvested": 4, "post_tokens": -3}, load_schema().client_runs)
         >>> m.posts_harvested, m.post_tokens
         (4, None)
         >>> problems
@@ -377,15 +378,14 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
         # Any: model_construct takes each key with its own type (int, or Decimal for costs).
         good: dict[str, Any] = {}
         problems: list[str] = []
-        logical = table.from_names(fields)
         for key in METRIC_KEYS:
-            if key not in logical or logical[key] is None:
+            if values.get(key) is None:
                 continue
             try:
-                good[key] = _metric(key, logical[key], stored=True)
+                good[key] = _metric(key, values[key], stored=True)
             except InvalidMetricError as exc:
                 problems.append(
-                    f"field {table.name_of(key)!r} holds {show(logical[key])}: {exc.reason}"
+                    f"field {table.name_of(key)!r} holds {show(values[key])}: {exc.reason}"
                 )
         # The pydantic plugin types model_construct as returning ClientMetrics, not Self,
         # though on a subclass it builds an instance of that subclass.
@@ -409,18 +409,6 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
         {'post_tokens': 7}
         """
         return {k: v for k in METRIC_KEYS if (v := getattr(self, k)) is not None}
-
-    def to_fields(self, table: TableSpec) -> dict[str, Any]:
-        """The set metrics keyed by Airtable name, ready to write: counts as ``int``, costs as
-        ``float`` (a JSON number with at most 2 decimals).  Fields the base has disabled
-        (``enabled = false``) are left out, as everywhere else.
-
-        >>> from jobtrack_airtable.schema import load_schema
-        >>> ClientMetrics.of(apify_costs=2).to_fields(load_schema().client_runs)
-        {'Apify API Costs': 2.0}
-        """
-        out = {k: float(v) if isinstance(v, Decimal) else v for k, v in self.values().items()}
-        return table.to_names(out)
 
     def to_values(self, table: TableSpec) -> dict[str, Any]:
         """The set metrics by logical key, ready to write (costs as ``float``), only those
@@ -451,8 +439,16 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
         totals: dict[str, Any] = {}
         for key in METRIC_KEYS:
             if key in mine or key in theirs:
-                totals[key] = mine.get(key, 0) + theirs.get(key, 0)
-        return validate_metrics(totals)
+                total = mine.get(key, 0) + theirs.get(key, 0)
+                # Both sides were validated where they entered: whole counts and cents ≥ 0
+                # add up to the same, so only the upper bound is left to check.
+                if key in COST_KEYS:
+                    if total > MAX_COST:
+                        raise InvalidMetricError(key, total, f"larger than {MAX_COST}")
+                elif total > MAX_COUNT:
+                    raise InvalidMetricError(key, total, f"larger than 2**53 ({MAX_COUNT})")
+                totals[key] = total
+        return trusted(totals)
 
     def merged(self, other: ClientMetrics) -> ClientMetrics:
         """These metrics with every value ``other`` sets overriding (absolute ``set``).
@@ -462,8 +458,7 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
         {'profiles_examined': 9, 'posts_scored': 1}
         """
         # Both sides are already validated: no need to validate again.
-        merged: dict[str, Any] = {**self.values(), **other.values()}
-        return type(self).model_construct(**merged)
+        return trusted({**self.values(), **other.values()})
 
     def sanity_warnings(self, table: TableSpec | None = None) -> list[str]:
         """Cross-field checks that are warnings, not errors (SPEC §1.4): scored ≤ examined.
@@ -524,8 +519,23 @@ def validate_metrics(values: Mapping[str, Any]) -> ClientMetrics:
     unknown = [str(k) for k in values if k not in METRIC_KEYS]
     if unknown:
         raise UnknownMetricError(unknown, METRIC_KEYS)
-    checked: dict[str, Any] = {k: _metric(k, values[k]) for k in METRIC_KEYS if k in values}
-    return ClientMetrics.model_construct(**checked)
+    return trusted({k: _metric(k, values[k]) for k in METRIC_KEYS if k in values})
+
+
+#: No metric set: what :func:`trusted` copies.
+_UNSET = ClientMetrics.model_construct()
+
+
+def trusted(values: Mapping[str, int | Decimal]) -> ClientMetrics:
+    """Metrics from values already validated where they entered (sums of validated values,
+    a row's validated totals): no second validation.  pydantic's ``model_copy`` of an empty
+    instance, a few times cheaper than ``model_construct``, which resolves every field's
+    default on each call (``run.add()`` builds two of these).
+
+    >>> trusted({"post_tokens": 7}).values()
+    {'post_tokens': 7}
+    """
+    return _UNSET.model_copy(update=values)
 
 
 # --- times -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from .metrics import AGGREGATE_KEYS, ClientMetrics, stored_count
 from .schema import TableSpec
 from .statuses import Status
 from .timeutil import parse_airtable
+from .transport.codec import codec_for
 
 __all__ = ["ClientRunRow", "JobRow"]
 
@@ -35,7 +36,8 @@ class _Reader:
             self.problems.append(f"record fields are not an object: {show(raw_fields)}")
             raw_fields = {}
         self.fields: dict[str, Any] = dict(raw_fields)
-        self.logical = table.from_names(raw_fields)
+        # The one names → logical keys map (the codec); the raw names stay in ``fields``.
+        self.logical = codec_for(table).keys(raw_fields)
         self.record_id: str = record["id"]
         self.created_time = self._time_value("createdTime", record.get("createdTime"))
 
@@ -129,7 +131,7 @@ class ClientRunRow:
         table.  Omitted fields (Airtable omits empty values) are ``None``."""
         r = _Reader(record, table)
         status_raw, status = r.status()
-        metrics, metric_problems = ClientMetrics.read_fields(r.fields, table)
+        metrics, metric_problems = ClientMetrics.read_values(r.logical, table)
         values: dict[str, Any] = {
             "record_id": r.record_id,
             "created_time": r.created_time,

@@ -1,31 +1,30 @@
 """The tracking base's schema: which tables and fields exist, what they are called in the base,
 which are computed, which select options are allowed.
 
-Code addresses fields by *logical key* (``run_id``, ``profiles_examined``…); this module maps
-them to the Airtable names from a TOML file (``config/schema.toml`` by default), so a base that
-renames a field needs only a config change.
+Code addresses fields by *logical key* (``run_id``, ``profiles_examined``…); this module
+declares them with their Airtable names from a TOML file (``config/schema.toml`` by default),
+so a base that renames a field needs only a config change.  The maps between keys, names and
+pinned IDs are built from it in one place, the codec (:mod:`.transport.codec`).
 
 >>> schema = load_schema()
 >>> schema.client_runs.name_of("profiles_examined")
 'Profiles Examined for Scoring'
->>> schema.client_runs.check_fields({"Run ID": "250930-141522-Guy-Wilson", "Status": "Running"})
 """
 
 from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Iterator, Mapping
-from functools import cache, cached_property
+from collections.abc import Iterator
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .airtable import MAX_LONG_TEXT
-from .errors import ConfigError, InvalidInputError, SchemaViolationError, show
+from .errors import ConfigError, InvalidInputError, show
 from .field_types import (
     COMPUTED_TYPES,
     DATETIME_TYPES,
@@ -130,25 +129,6 @@ class TableSpec(BaseModel):
     def enabled_fields(self) -> Iterator[FieldSpec]:
         return (f for f in self.fields.values() if f.enabled)
 
-    def by_name(self) -> Mapping[str, FieldSpec]:
-        """Enabled fields keyed by Airtable name (read-only)."""
-        return self._by_name
-
-    @cached_property
-    def _by_name(self) -> Mapping[str, FieldSpec]:
-        # Built once: the spec is frozen, and sync parses every row through it.
-        return MappingProxyType({f.name: f for f in self.enabled_fields()})
-
-    def to_names(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Translate a dict keyed by logical key into one keyed by Airtable name, dropping
-        fields this base does not have (``enabled = false``)."""
-        return {self.fields[k].name: v for k, v in values.items() if self.has(k)}
-
-    def from_names(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Translate an Airtable ``fields`` dict into logical keys; unknown names are dropped."""
-        by_name = self.by_name()
-        return {by_name[n].key: v for n, v in fields.items() if n in by_name}
-
     # -- pinned IDs (``schema pin``) -------------------------------------------------------
 
     @property
@@ -158,64 +138,16 @@ class TableSpec(BaseModel):
 
     @property
     def uses_ids(self) -> bool:
-        """Whether fields are pinned: requests then key fields by ID, and responses come
-        keyed by ID (``returnFieldsByFieldId``)."""
-        return bool(self._by_id)
-
-    @cached_property
-    def _by_id(self) -> Mapping[str, FieldSpec]:
-        return MappingProxyType({f.id: f for f in self.enabled_fields() if f.id})
-
-    def ref(self, name: str) -> str:
-        """How a request names the field configured as ``name``: its pinned ID, else
-        ``name``."""
-        spec = self._by_name.get(name)
-        return spec.id if spec is not None and spec.id else name
-
-    def encode(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """A ``fields`` dict keyed by configured name, keyed for the wire (pinned IDs)."""
-        if not self._by_id:
-            return dict(fields)
-        return {self.ref(n): v for n, v in fields.items()}
-
-    def decode(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """A ``fields`` dict from the wire (keyed by field ID when pinned) keyed by
-        configured name, whatever the field is called in the base today."""
-        by_id = self._by_id
-        if not by_id:
-            return dict(fields)
-        return {(by_id[k].name if k in by_id else k): v for k, v in fields.items()}
-
-    # -- outgoing write check -------------------------------------------------------------
-
-    def check_fields(self, fields: Mapping[str, Any]) -> None:
-        """Refuse, before any request, a ``fields`` dict Airtable would reject.
-
-        Collects every problem (unknown field, computed field, select value outside the
-        options, a non-number for a number field, a non-string for a text field) and raises
-        one :class:`SchemaViolationError` listing them all.  ``None`` clears a field and is
-        always allowed on writable fields.
-        """
-        problems: list[str] = []
-        by_name = self.by_name()
-        for name, value in fields.items():
-            spec = by_name.get(name)
-            if spec is None:
-                problems.append(f"unknown field {show(name)}")
-                continue
-            if spec.computed:
-                problems.append(f"field {name!r} is computed ({spec.type}) and cannot be written")
-                continue
-            if value is None:
-                continue
-            problem = _value_problem(spec, value)
-            if problem:
-                problems.append(problem)
-        if problems:
-            raise SchemaViolationError(self.name, problems)
+        """Whether fields are pinned: requests then key fields by ID, and answers come keyed
+        by ID (``returnFieldsByFieldId``)."""
+        return any(f.id for f in self.enabled_fields())
 
 
-def _value_problem(spec: FieldSpec, value: Any) -> str | None:
+def value_problem(spec: FieldSpec, value: Any) -> str | None:
+    """Why Airtable would refuse ``value`` (not ``None``) in the writable field ``spec``, or
+    None: a select value outside the options, a non-number for a number field, a
+    non-string or an unstorable string for a text field.  The codec checks every write with
+    it (:meth:`~jobtrack_airtable.transport.codec.Codec.encode`)."""
     if spec.type in SELECT_TYPES:
         if not isinstance(value, str):
             return f"field {spec.name!r} takes a select option, not {show(value)}"

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pytest
 import vcr
 from typer.testing import CliRunner, Result
 
+from jobtrack_airtable.admin.mirror.store import MirrorFile
 from jobtrack_airtable.admin.sync import (
     Action,
     ApplyResult,
@@ -87,7 +89,13 @@ JOB_TABLE = "Job Tracking"
 def make_conn(srv: LocalAirtable, **settings: object) -> Connection:
     options: dict[str, object] = {"rate_limit": 0, "flush_interval": 3600.0}
     options.update(settings)
-    return Connection.from_settings(srv.settings(**options), policy=DEFAULT_POLICY.scaled(0.01))
+    # Waits scaled to the local server's, but not the 300 s overall deadline: at 3 s a loaded
+    # machine's slow retries ran out of time before attempts (a seeded 503 then failed a
+    # start); the attempt limit is what these tests rely on.
+    policy = replace(
+        DEFAULT_POLICY.scaled(0.01), max_total_seconds=DEFAULT_POLICY.max_total_seconds
+    )
+    return Connection.from_settings(srv.settings(**options), policy=policy)
 
 
 def rows(srv: LocalAirtable, table: str) -> list[dict]:
@@ -467,6 +475,36 @@ def mirror_delete(b: SyncBase, ids: list[str]) -> None:
         b.srv.store.delete_records(b.srv.base_id, b.table_name(CRR), ids[start : start + 10])
 
 
+# Each spoils a mirror file the way the mirror must not trust (and returns what its notice says).
+def mirror_spoil_corrupt(path: Path, base_id: str) -> str:
+    path.write_bytes(b"this is not a database" * 100)
+    return "is corrupt"
+
+
+def mirror_spoil_other_base(path: Path, base_id: str) -> str:
+    MirrorFile(path, "appOtherBase00001").close()
+    return "was made for base 'appOtherBase00001'"
+
+
+def mirror_spoil_older_schema(path: Path, base_id: str) -> str:
+    MirrorFile(path, base_id).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE mirror_meta SET value = '0' WHERE key = 'schema_version'")
+    return "has schema version '0'"
+
+
+def mirror_spoil_missing(path: Path, base_id: str) -> str:
+    return "is missing"
+
+
+MIRROR_SPOILERS = [
+    mirror_spoil_missing,
+    mirror_spoil_corrupt,
+    mirror_spoil_other_base,
+    mirror_spoil_older_schema,
+]
+
+
 def start_together(trackers: list[Tracker]) -> list[Job]:
     barrier = threading.Barrier(len(trackers))
     jobs: list[Job | None] = [None] * len(trackers)
@@ -753,3 +791,18 @@ def held_requests_applied(srv: TrackingServer) -> None:
     while any(e.fault == "delay" and e.status is None for e in srv.request_log.entries):
         assert time.monotonic() < deadline, "a held request never finished"
         time.sleep(0.05)
+
+
+class ManualClock:
+    """A monotonic clock the test moves (``LocalAirtable(monotonic=clock)``): rate windows,
+    penalties and offset expiry are then checked without sleeping, so a loaded machine's slow
+    request cannot land on the wrong side of a deadline."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

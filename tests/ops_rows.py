@@ -10,6 +10,7 @@ from typing import Any
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.timeutil import parse_airtable, to_airtable
 from jobtrack_airtable.transport.client import Connection
+from jobtrack_airtable.transport.codec import codec_for
 from jobtrack_airtable.transport.repository import Repository
 
 #: The server behind each repository ``connect`` made, so ``put`` can date rows' creation.
@@ -89,7 +90,9 @@ def put(
     clients: list[dict[str, Any]] | None = None,
 ) -> None:
     """Upsert the rows over HTTP, each created (by the server's clock) when it started, as a
-    real row is: a row whose stamps predate its creation reads as written on a skewed clock."""
+    real row is: a row whose stamps predate its creation reads as written on a skewed clock.
+    Its last-modified time is now, as a row written now has (the mirror's refresh reads the
+    rows changed since its last one by that time)."""
     srv = _SERVERS.get(id(repo))
     for table, rows in (("jobs", jobs or []), ("client_runs", clients or [])):
         for row in rows:
@@ -100,9 +103,10 @@ def put(
             saved = srv.store.clock
             srv.store.clock = lambda created=created: created
             try:
-                repo.upsert(table, [row])
+                [record] = repo.upsert(table, [row])
             finally:
                 srv.store.clock = saved
+            srv.store.update_records(srv.base_id, repo.spec(table).name, [(record["id"], {})])
 
 
 def put_legacy(srv: LocalAirtable, table: str, fields: dict[str, Any]) -> None:
@@ -112,7 +116,7 @@ def put_legacy(srv: LocalAirtable, table: str, fields: dict[str, Any]) -> None:
     srv.store.create_records(
         srv.base_id,
         spec.name,
-        [spec.to_names(fields)],
+        [codec_for(spec).names(fields)],
         typecast=True,
         created_time=parse_airtable(fields["start_time"]),
     )

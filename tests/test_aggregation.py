@@ -19,6 +19,7 @@ from jobtrack_airtable.metrics import (
 )
 from jobtrack_airtable.rows import ClientRunRow, JobRow
 from jobtrack_airtable.statuses import Status
+from jobtrack_airtable.transport.codec import codec_for
 
 from .schema_rows import CRR, JOBS, record, table_with
 
@@ -145,7 +146,7 @@ def test_aggregate_to_fields_all_enabled() -> None:
         post_tokens=4,
         start_time=datetime(2025, 9, 30, 14, 0, tzinfo=UTC),
     )
-    fields = agg.to_fields(JOBS)
+    fields = codec_for(JOBS).names(agg.to_values(JOBS))
     assert fields == {
         "Clients Processed": 2,
         "Clients With Errors": 1,
@@ -158,23 +159,23 @@ def test_aggregate_to_fields_all_enabled() -> None:
         "Post Scoring Tokens": 4,
         "Start Time": "2025-09-30T14:00:00.000Z",
     }
-    JOBS.check_fields(fields)  # nothing computed, nothing unknown
-    assert "Start Time" not in agg.to_fields(JOBS, times=False)
+    codec_for(JOBS).check_names(fields)  # nothing computed, nothing unknown
+    assert "Start Time" not in codec_for(JOBS).names(agg.to_values(JOBS, times=False))
     json.dumps(fields)
 
 
 def test_aggregate_to_fields_skips_fields_the_base_lacks() -> None:
     table = table_with(JOBS, **{key: False for key in AGGREGATE_KEYS if key != "clients_processed"})
-    assert JobAggregate(clients_processed=3, post_tokens=9).to_fields(table) == {
-        "Clients Processed": 3
-    }
-    table.check_fields(JobAggregate().to_fields(table))
+    assert codec_for(table).names(
+        JobAggregate(clients_processed=3, post_tokens=9).to_values(table)
+    ) == {"Clients Processed": 3}
+    codec_for(table).check_names(codec_for(table).names(JobAggregate().to_values(table)))
 
 
 def test_job_aggregate_comparable_with_job_row() -> None:
     rows = [crr(profiles_examined=2), crr(Status.FAILED)]
     agg = aggregate(rows)
-    job = JobRow.from_record(record(agg.to_fields(JOBS, times=False)), JOBS)
+    job = JobRow.from_record(record(codec_for(JOBS).names(agg.to_values(JOBS, times=False))), JOBS)
     assert job.problems == []
     assert job.aggregates == agg.counts()
 
@@ -275,4 +276,4 @@ def test_aggregate_matches_recomputation(rows: list[ClientRunRow]) -> None:
     assert aggregate(rows) == agg
     assert aggregate(list(reversed(rows))) == agg
     # what it writes is always acceptable to the base
-    JOBS.check_fields(agg.to_fields(JOBS))
+    codec_for(JOBS).check_names(codec_for(JOBS).names(agg.to_values(JOBS)))

@@ -29,6 +29,7 @@ from benchmarks._chaos_checks import (
 )
 from benchmarks.chaos import SCENARIOS
 from jobtrack_airtable.local import LocalAirtable
+from jobtrack_airtable.transport.codec import codec_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +55,7 @@ def test_summary_line_round_trips() -> None:
 
 
 def _crr(run_id: str, status: str, examined: int) -> dict[str, object]:
-    return CRR.to_names(
+    return codec_for(CRR).names(
         {
             "run_id": run_id,
             "client_id": run_id[14:],
@@ -66,7 +67,7 @@ def _crr(run_id: str, status: str, examined: int) -> dict[str, object]:
 
 def test_invariants_are_read_from_the_servers_storage(local_airtable: LocalAirtable) -> None:
     store = local_airtable.store
-    good = JOBS.to_names(
+    good = codec_for(JOBS).names(
         {
             "run_id": "261130-100000",
             "status": "Completed",
@@ -75,8 +76,10 @@ def test_invariants_are_read_from_the_servers_storage(local_airtable: LocalAirta
             "profiles_examined": 7,
         }
     )
-    wrong = JOBS.to_names({"run_id": "261130-110000", "status": "Failed", "clients_processed": 5})
-    running = JOBS.to_names({"run_id": "261130-120000", "status": "Running"})
+    wrong = codec_for(JOBS).names(
+        {"run_id": "261130-110000", "status": "Failed", "clients_processed": 5}
+    )
+    running = codec_for(JOBS).names({"run_id": "261130-120000", "status": "Running"})
     store.create_records(None, JOBS.name, [good, wrong, running, running], limit=None)
     store.create_records(
         None,

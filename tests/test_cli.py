@@ -19,6 +19,7 @@ from jobtrack_airtable.cli.embedded import EMBEDDED_BASE_ID, open_backend, seed_
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.settings import Settings
 from jobtrack_airtable.timeutil import utcnow
+from jobtrack_airtable.transport.codec import codec_for
 from jobtrack_airtable.transport.repository import Repository
 
 from .conftest import MakeLocalAirtable
@@ -671,7 +672,8 @@ def test_partly_changed_base_is_still_refused(base: Path, tmp_path: Path) -> Non
     with open_backend(Settings(_env_file=None), local=base) as backend:
         repo = Repository(backend.conn)
         spec = repo.schema.table("jobs")
-        key = spec.by_name()[field].key if field in spec.by_name() else field
+        named = codec_for(spec).named(field)
+        key = named.key if named else field
         old = target["changes"][0]["old"]
         repo.update_by_id("jobs", [(target["record_id"], {key: old})])
     result = local(base, "apply", str(plan_path))

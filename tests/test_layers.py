@@ -273,3 +273,85 @@ def test_airtable_facts_and_the_extras_check_depend_on_nothing_above_them() -> N
     graph = import_graph()
     assert graph["jobtrack_airtable.airtable"] == set()
     assert graph["jobtrack_airtable.extras"] == {"jobtrack_airtable.errors"}
+
+
+# -- one codec: only transport/codec.py maps field keys to what Airtable calls them ----------
+
+CODEC = "jobtrack_airtable.transport.codec"
+#: Who may use the codec: the table layer, and the readers and checkers that hold records
+#: keyed by configured name (rows, a plan's pre-flight check, the CLI's renderers and the
+#: embedded base's seed data).
+CODEC_USERS = {
+    "jobtrack_airtable.transport.repository",
+    "jobtrack_airtable.rows",
+    "jobtrack_airtable.admin.sync.apply",
+    "jobtrack_airtable.cli._plans",
+    "jobtrack_airtable.cli.embedded",
+}
+#: What keys a request for the wire: the table layer's alone.
+WIRE_METHODS = {"encode", "decode", "decode_record", "wire", "ref", "formula", "options"}
+#: The mappings TableSpec held before the codec: never again beside the declarations.
+FORMER_MAPS = ("to_names", "from_names", "by_name", "encode", "decode", "ref", "check_fields")
+
+
+def _field_maps(tree: ast.AST) -> list[int]:
+    """Lines of dict comprehensions keyed by a field's name, ID or key, over field specs (an
+    iterable whose text speaks of fields: ``spec.fields.values()``, ``enabled_fields()``,
+    ``enabled``)."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.DictComp):
+            continue
+        bound = {
+            t.id
+            for g in node.generators
+            if "field" in ast.unparse(g.iter) or "enabled" in ast.unparse(g.iter)
+            for t in ast.walk(g.target)
+            if isinstance(t, ast.Name)
+        }
+        key = node.key
+        if (
+            isinstance(key, ast.Attribute)
+            and key.attr in ("name", "id", "key")
+            and isinstance(key.value, ast.Name)
+            and key.value.id in bound
+        ):
+            found.append(node.lineno)
+    return found
+
+
+def test_only_the_codec_builds_a_field_map() -> None:
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    maps = {
+        name: lines
+        for name, path in files.items()
+        if not name.startswith("jobtrack_airtable.local")
+        and (lines := _field_maps(ast.parse(path.read_text(), str(path))))
+    }
+    assert set(maps) == {CODEC}
+    # The detector sees what it is for: the codec's own maps, and one built elsewhere.
+    assert len(maps[CODEC]) >= 4
+    sample = "by_name = {f.name: f.key for f in spec.enabled_fields()}"
+    assert _field_maps(ast.parse(sample)) == [1]
+
+
+def test_the_schema_declares_fields_and_maps_none() -> None:
+    from jobtrack_airtable.schema import load_schema
+
+    spec = load_schema().client_runs
+    assert [m for m in FORMER_MAPS if hasattr(spec, m)] == []
+
+
+def test_only_the_table_layer_uses_the_codec_and_only_it_keys_for_the_wire() -> None:
+    users = {m for m, targets in all_imports().items() if CODEC in targets}
+    assert users == CODEC_USERS
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    wire = {
+        f"{m}: .{node.attr}"
+        for m in users - {"jobtrack_airtable.transport.repository"}
+        for node in ast.walk(ast.parse(files[m].read_text()))
+        if isinstance(node, ast.Attribute)
+        and node.attr in WIRE_METHODS
+        and "codec" in ast.unparse(node.value)
+    }
+    assert wire == set()

@@ -21,6 +21,7 @@ from jobtrack_airtable.metrics import (
     validate_metrics,
 )
 from jobtrack_airtable.schema import TableSpec
+from jobtrack_airtable.transport.codec import codec_for
 
 from .schema_rows import CRR
 
@@ -175,7 +176,7 @@ def test_cost_rejects(value: Any, reason: str) -> None:
 
 def test_cost_is_a_json_number_never_a_string() -> None:
     m = ClientMetrics.of(apify_costs="1.005", profiles_examined=3)
-    fields = m.to_fields(CRR)
+    fields = codec_for(CRR).names(m.to_values(CRR))
     assert fields == {"Apify API Costs": 1.01, "Profiles Examined for Scoring": 3}
     assert type(fields["Apify API Costs"]) is float
     dumped = json.dumps(fields)
@@ -185,7 +186,7 @@ def test_cost_is_a_json_number_never_a_string() -> None:
     assert json.loads(m.model_dump_json())["apify_costs"] == 1.01
     assert m.model_dump(mode="json")["apify_costs"] == 1.01
     # what we send passes the schema's own write check
-    CRR.check_fields(fields)
+    codec_for(CRR).check_names(fields)
 
 
 # --- unknown names and the pydantic entry points ----------------------------------------------
@@ -271,9 +272,9 @@ def test_metrics_are_immutable() -> None:
 
 
 def test_to_fields_only_set_values_with_airtable_names() -> None:
-    assert ClientMetrics().to_fields(CRR) == {}
+    assert codec_for(CRR).names(ClientMetrics().to_values(CRR)) == {}
     m = ClientMetrics.of(profiles_examined=0, post_tokens="12")
-    fields = m.to_fields(CRR)
+    fields = codec_for(CRR).names(m.to_values(CRR))
     assert fields == {"Profiles Examined for Scoring": 0, "Post Scoring Tokens": 12}
     assert all(type(v) is int for v in fields.values())
 
@@ -284,7 +285,7 @@ def test_to_fields_follows_renamed_and_disabled_fields() -> None:
     data["fields"]["post_tokens"]["enabled"] = False
     table = TableSpec.model_validate(data)
     m = ClientMetrics.of(profiles_examined=1, post_tokens=2)
-    assert m.to_fields(table) == {"Profiles Looked At": 1}
+    assert codec_for(table).names(m.to_values(table)) == {"Profiles Looked At": 1}
 
 
 def test_plus_adds_and_keeps_unset_unset() -> None:

@@ -4,7 +4,6 @@ a key-only scan, and mirror files that cannot be trusted rebuilt with a one-line
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,13 +12,12 @@ from typing import Any
 import pytest
 
 from jobtrack_airtable.admin.mirror import Mirror
-from jobtrack_airtable.admin.mirror.store import MirrorFile
 from jobtrack_airtable.admin.sync import plan_to_json
 from jobtrack_airtable.local.webhooks import MAX_WEBHOOKS_PER_BASE
 from jobtrack_airtable.timeutil import to_airtable
 from tests.helpers import CRR, JOBS, NOW, SyncBase, at, base_fixture  # noqa: F401
 
-from .helpers import mirror_delete, mirror_seed, mirror_update
+from .helpers import MIRROR_SPOILERS, mirror_delete, mirror_seed, mirror_update
 
 PAYLOADS = "payloads"
 
@@ -175,28 +173,7 @@ def test_a_webhook_near_its_expiry_is_refreshed(base: SyncBase, mirror: Mirror) 
     assert mirror.status().webhook_expires != soon
 
 
-def _corrupt(path: Path, base_id: str) -> str:
-    path.write_bytes(b"this is not a database" * 100)
-    return "is corrupt"
-
-
-def _other_base(path: Path, base_id: str) -> str:
-    MirrorFile(path, "appOtherBase00001").close()
-    return "was made for base 'appOtherBase00001'"
-
-
-def _older_schema(path: Path, base_id: str) -> str:
-    MirrorFile(path, base_id).close()
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE mirror_meta SET value = '0' WHERE key = 'schema_version'")
-    return "has schema version '0'"
-
-
-def _missing(path: Path, base_id: str) -> str:
-    return "is missing"
-
-
-@pytest.mark.parametrize("spoil", [_missing, _corrupt, _other_base, _older_schema])
+@pytest.mark.parametrize("spoil", MIRROR_SPOILERS)
 def test_a_mirror_that_cannot_be_trusted_is_rebuilt_with_a_one_line_notice(
     base: SyncBase, tmp_path: Path, spoil: Any
 ) -> None:

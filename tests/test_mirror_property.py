@@ -3,7 +3,9 @@ made outside the library, deletions, duplicate rows, fields renamed in the base 
 pins field IDs) -- and however the plan's clock moves between plans (forward across staleness
 thresholds and skewed stamps, or back), the plan made from the incrementally refreshed mirror
 *and incrementally planned* (only the groups a change or the clock touched re-planned, the
-others taken from the mirror's kept plans) is byte-for-byte the plan a full read makes.
+others taken from the mirror's kept plans) is byte-for-byte the plan a full read makes; and
+``runs show``, ``runs list --since``, ``report`` and ``check`` answer from it what they answer
+from full reads.
 
 Each example gets a fresh base on one local server (so no webhook, rename or row leaks from one
 example into the next), seeded with a history written an hour before the mirror's first
@@ -19,7 +21,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from jobtrack_airtable.admin import views
 from jobtrack_airtable.admin.mirror import Mirror
+from jobtrack_airtable.admin.mirror.reads import MirroredRepository
+from jobtrack_airtable.admin.ops.config import CheckConfig
+from jobtrack_airtable.admin.ops.health import health_to_json, run_check
+from jobtrack_airtable.admin.ops.report_data import collect_report, report_to_json
+from jobtrack_airtable.admin.ops.state import CheckState
 from jobtrack_airtable.admin.schema_pin import pin_schema_file
 from jobtrack_airtable.admin.sync import plan_sync, plan_to_json
+from jobtrack_airtable.errors import NotFoundError
 from jobtrack_airtable.local.storage import new_id
 from jobtrack_airtable.schema import default_schema_path, load_schema
 from jobtrack_airtable.testing import TrackingServer, tracking_tables
@@ -101,8 +110,12 @@ SEED = st.tuples(st.lists(rows("jobs"), max_size=4), st.lists(rows("client_runs"
 class World:
     """One fresh base on the shared server, a pinned schema for it, and its mirror."""
 
-    def __init__(self, srv: TrackingServer, folder: Path) -> None:
+    def __init__(
+        self, srv: TrackingServer, folder: Path, compare: Callable[[World], None] | None = None
+    ) -> None:
         self.srv = srv
+        #: What each refresh step checks (default: the sync plans).
+        self.compare = compare or World.check
         self.base_id = new_id("app")
         srv.store.ensure_tables(self.base_id, tracking_tables())
         settings = srv.settings(base_id=self.base_id, rate_limit=0)
@@ -145,7 +158,7 @@ class World:
         store = self.srv.store
         kind = step[0]
         if kind == "refresh":
-            self.check()
+            self.compare(self)
             return
         if kind == "tick":
             self.now += timedelta(minutes=step[1])
@@ -185,6 +198,45 @@ class World:
         self.kinds.append(ran.kind)
 
 
+#: Run IDs ``runs show`` is asked for: each base, a client run, a legacy form, none.
+QUERIES = [*BASES, f"{BASES[0]}-Acme", "job_post_scoring_stream1_20250930110000", "240101-000000"]
+#: Periods of ``report``/``runs list --since`` around the rows' times (seeded a day before
+#: NOW, Last Updated 3 h and 1 min before it, later writes now).
+WINDOWS = [
+    (NOW - timedelta(days=2), NOW),
+    (NOW - timedelta(hours=3), NOW + timedelta(days=3650)),
+    (NOW - timedelta(days=1), NOW - timedelta(days=1)),
+]
+
+
+def _shown(repo: Repository, run_id: str) -> object:
+    try:
+        return views.detail_to_json(views.show_run(repo, run_id))
+    except NotFoundError as exc:
+        return str(exc)
+
+
+def same_answers(world: World) -> None:
+    """The commands that read a run, a period or the base's health, from the refreshed
+    mirror and from full reads."""
+    world.mirror.refresh(world.repo)
+    mirrored = MirroredRepository(world.conn, world.mirror)
+    for run_id in QUERIES:
+        assert _shown(mirrored, run_id) == _shown(world.repo, run_id), run_id
+    for since, until in WINDOWS:
+        assert views.list_runs(mirrored, since=since) == views.list_runs(world.repo, since=since)
+        assert report_to_json(
+            collect_report(mirrored, since=since, until=until, now=NOW)
+        ) == report_to_json(collect_report(world.repo, since=since, until=until, now=NOW))
+    reports = [
+        health_to_json(
+            run_check(repo, CheckConfig(), CheckState(world.base_id), stuck_after=STALE, now=NOW)
+        )
+        for repo in (mirrored, world.repo)
+    ]
+    assert reports[0] == reports[1]
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[TrackingServer]:
     srv = TrackingServer(rate_limit=None).start()
@@ -219,6 +271,36 @@ def test_the_incremental_plan_is_always_the_full_read_plan(
         world.check()
         assert world.kinds[0] == "full"
         event(f"plans after the first: {sorted(set(world.kinds[1:]))}")
+    finally:
+        server.store.clock = lambda: datetime.now(UTC)
+        world.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(seed=SEED, steps=st.lists(STEP, min_size=1, max_size=10))
+def test_runs_reports_and_checks_from_the_mirror_are_the_full_reads(
+    server: TrackingServer,
+    seed: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    steps: list[Any],
+) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="mirror-property-"))
+    world = World(server, folder, compare=same_answers)
+    try:
+        past = datetime.now(UTC) - timedelta(hours=1)
+        server.store.clock = lambda: past
+        for table, table_rows in zip(TABLES, seed, strict=True):
+            for fields in table_rows:
+                world.write(table, fields, created_time=NOW - timedelta(days=1))
+        server.store.clock = lambda: datetime.now(UTC)
+        same_answers(world)  # the first refresh: a full read
+        for step in steps:
+            world.step(step)
+        same_answers(world)
     finally:
         server.store.clock = lambda: datetime.now(UTC)
         world.close()

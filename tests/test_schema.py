@@ -10,6 +10,7 @@ import pytest
 
 from jobtrack_airtable.errors import ConfigError, SchemaViolationError
 from jobtrack_airtable.schema import default_schema_path, load_schema
+from jobtrack_airtable.transport.codec import codec_for
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_default_schema_file_is_found(schema) -> None:
 
 
 def test_valid_write_passes(schema) -> None:
-    schema.client_runs.check_fields(
+    codec_for(schema.client_runs).check_names(
         {
             "Run ID": "250930-141522-Guy-Wilson",
             "Client ID": "Guy-Wilson",
@@ -63,7 +64,7 @@ def test_valid_write_passes(schema) -> None:
 
 def test_every_problem_is_listed_in_one_error(schema) -> None:
     with pytest.raises(SchemaViolationError) as info:
-        schema.client_runs.check_fields(
+        codec_for(schema.client_runs).check_names(
             {
                 "Success Rate": 1,
                 "Duration": 3,
@@ -101,9 +102,9 @@ def test_disabled_optional_fields_are_unknown_and_dropped(tmp_path: Path) -> Non
     path.write_text(text)
     schema = load_schema(path)
     assert not schema.jobs.has("clients_processed")
-    assert schema.jobs.to_names({"clients_processed": 3, "stream": 1}) == {"Stream": 1}
+    assert codec_for(schema.jobs).names({"clients_processed": 3, "stream": 1}) == {"Stream": 1}
     with pytest.raises(SchemaViolationError, match="unknown field 'Clients Processed'"):
-        schema.jobs.check_fields({"Clients Processed": 3})
+        codec_for(schema.jobs).check_names({"Clients Processed": 3})
     with pytest.raises(ConfigError, match="no enabled field 'clients_processed'"):
         schema.jobs.name_of("clients_processed")
 
@@ -118,7 +119,7 @@ def test_renamed_field_is_addressed_by_its_new_name(tmp_path: Path) -> None:
     path.write_text(text)
     schema = load_schema(path)
     assert schema.client_runs.name_of("profiles_examined") == "Profiles Seen"
-    assert schema.client_runs.from_names({"Profiles Seen": 4, "Other": 1}) == {
+    assert codec_for(schema.client_runs).keys({"Profiles Seen": 4, "Other": 1}) == {
         "profiles_examined": 4
     }
 

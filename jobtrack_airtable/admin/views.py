@@ -10,7 +10,8 @@ Request cost: ``list_runs`` filters by time in the query (``filterByFormula``), 
 costs ⌈J/100⌉ requests for the J jobs in the window; the status filter, ordering and limit are
 applied here because legacy statuses (``Success``…) must match their standard status and rows
 without a Start Time must still sort by their created time.  ``show_run`` costs 2 requests
-plus one per further 100 client rows.
+plus one per further 100 client rows.  Each formula goes with its meaning as a test of one
+row (``where=``), so a repository reading the local mirror answers without a request.
 
 This module never prints.
 
@@ -29,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from pyairtable import formulas as F
+from pyairtable.api.types import RecordDict
 
 from ..aggregation import JobAggregate, aggregate, completion_status
 from ..errors import InvalidInputError, NotFoundError, show
@@ -37,6 +39,7 @@ from ..statuses import Status, map_status, parse_status
 from ..timeutil import to_airtable, utcnow
 from ..transport.repository import Repository, oldest_first
 from .legacy import recognise
+from .ops.activity import as_sent, run_moment
 
 __all__ = [
     "JSON_FORMAT_VERSION",
@@ -121,6 +124,18 @@ def _since_formula(repo: Repository, since: datetime) -> str:
     return F.to_formula_str(F.NOT(F.IS_BEFORE(moment, since.astimezone(UTC))))
 
 
+def _since_match(repo: Repository, since: datetime) -> Callable[[RecordDict], bool]:
+    """:func:`_since_formula` as a test of one listed record (what the mirror answers with)."""
+    spec, bound = repo.schema.jobs, as_sent(since.astimezone(UTC))
+
+    def match(record: RecordDict) -> bool:
+        moment = run_moment(record, spec)
+        # A cell that is not a date is the formula's #ERROR!: a filter drops the row.
+        return isinstance(moment, datetime) and moment >= bound
+
+    return match
+
+
 def _newest_first_key(row: JobRow) -> tuple[datetime, str]:
     moment = run_time(row) or datetime.min.replace(tzinfo=UTC)
     return moment, row.run_id or ""
@@ -145,7 +160,8 @@ def list_runs(
     if limit is not None and limit < 1:
         raise InvalidInputError(f"--limit must be at least 1, not {show(limit)}")
     formula = _since_formula(repo, since) if since is not None else None
-    records = repo.list_records("jobs", formula=formula, on_page=on_page)
+    match = _since_match(repo, since) if since is not None else None
+    records = repo.list_records("jobs", formula=formula, on_page=on_page, where=match)
     rows = [JobRow.from_record(r, repo.schema.jobs) for r in records]
     # The formula already kept the runs since ``since``; select_runs does no harm repeating it.
     return select_runs(rows, status=wanted, since=since, limit=limit)
@@ -215,7 +231,12 @@ def show_run(repo: Repository, run_id: str, *, on_page: PageCallback | None = No
     """
     query = _Query.of(run_id)
     records = oldest_first(
-        repo.list_records("jobs", formula=repo.key_formula("jobs", query.keys), on_page=on_page)
+        repo.list_records(
+            "jobs",
+            formula=repo.key_formula("jobs", query.keys),
+            on_page=on_page,
+            where=repo.key_match("jobs", query.keys),
+        )
     )
     jobs = [JobRow.from_record(r, repo.schema.jobs) for r in records]
     clients = repo.client_runs_of(query.base, on_page=on_page) if query.base is not None else []

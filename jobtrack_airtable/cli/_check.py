@@ -25,6 +25,7 @@ from ._core import (
     redact,
     state_of,
 )
+from ._mirror import FullOption, whole_table_reads
 from ._usage import uncounted_note
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ def check(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    full: FullOption = False,
 ) -> None:
     """Check the base's health: stuck, failed, missing, too long and too frequent runs,
     failing streams, client error rates and streaks, quota; "resolved" when a problem clears."""
@@ -99,7 +101,6 @@ def check(
     from ..admin.ops.quota import usage_report
     from ..admin.ops.state import default_state_path, locked_state
     from ..durations import parse_duration
-    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
@@ -116,10 +117,12 @@ def check(
         # Every URL is validated before the base is read or anything is sent.
         targets = build_targets(notify or [])
         with open_base(state, effect="send notifications" if targets else None) as backend:
-            repo = Repository(backend.conn)
-            path = state_file or default_state_path(repo.conn.base_id)
+            path = state_file or default_state_path(backend.conn.base_id)
+            # The state is locked before any read, as without the mirror: a second check of
+            # the base waits for the first instead of judging the same rows again.
             with (
-                locked_state(path, repo.conn.base_id) as memory,
+                locked_state(path, backend.conn.base_id) as memory,
+                whole_table_reads(backend, full=full) as repo,
                 Reads("Checking the base") as reads,
             ):
                 usage = (

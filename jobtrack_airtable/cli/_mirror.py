@@ -59,9 +59,16 @@ def open_mirror(backend: Backend, repo: Repository) -> Mirror | None:
 
 @contextmanager
 def whole_table_reads(backend: Backend, *, full: bool = False) -> Iterator[Repository]:
-    """A repository whose whole-table reads come from the refreshed mirror (a plain one for
-    the embedded base), saying on stderr what the refresh did."""
+    """A repository whose reads of the tracking tables -- whole, or selected by a formula
+    given with its ``where=`` test -- come from the refreshed mirror (a plain one for the
+    embedded base), saying on stderr what the refresh did.
+
+    When the workspace's monthly quota is spent the mirror cannot be refreshed, and a stale
+    answer must not pass for a current one: the plain repository is given instead, so each
+    command meets the spent quota exactly as without a mirror (``check`` and ``usage``
+    report it, the others fail naming it)."""
     from ..admin.mirror.reads import MirroredRepository
+    from ..errors import QuotaExhaustedError
     from ..transport.repository import Repository
 
     repo = Repository(backend.conn)
@@ -70,8 +77,16 @@ def whole_table_reads(backend: Backend, *, full: bool = False) -> Iterator[Repos
         yield repo
         return
     with mirror:
-        notice(refreshed_line(mirror.refresh(repo, full=full)))
-        yield MirroredRepository(backend.conn, mirror)
+        try:
+            result: RefreshResult | None = mirror.refresh(repo, full=full)
+        except QuotaExhaustedError:
+            result = None
+        if result is None:
+            notice("Mirror: not refreshed (the monthly API quota is spent); reading the base.")
+            yield repo
+        else:
+            notice(refreshed_line(result))
+            yield MirroredRepository(backend.conn, mirror)
 
 
 def refreshed_line(result: RefreshResult) -> str:

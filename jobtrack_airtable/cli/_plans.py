@@ -161,10 +161,12 @@ def already_applied(repo: Repository, plan: Plan) -> bool:
 
 
 def _holds(spec: TableSpec, row: Mapping[str, Any], changes: Iterable[FieldChange]) -> bool:
+    from ..transport.codec import codec_for
+
     fields = row.get("fields") or {}
-    by_name = spec.by_name()
+    codec = codec_for(spec)
     for change in changes:
-        name = change.field if change.field in by_name else _name_of(spec, change.field)
+        name = change.field if codec.named(change.field) else _name_of(spec, change.field)
         if name is None or not _same(fields.get(name), change.new):
             return False
     return True

@@ -11,6 +11,7 @@ import typer
 
 from ..errors import InvalidInputError
 from ._core import Reads, app, errors_to_exit, open_base, out_console, print_json, state_of
+from ._mirror import FullOption, whole_table_reads
 
 
 @app.command("report")
@@ -44,12 +45,12 @@ def report(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report's numbers as JSON.")
     ] = False,
+    full: FullOption = False,
 ) -> None:
     """Report on a period: runs per day, durations, errors, tokens and cost per client."""
     # The library (pyairtable, requests) loads only when the command runs: --help stays fast.
     from ..admin.ops.report_data import collect_report, report_to_json
     from ..admin.views import parse_since
-    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
@@ -57,16 +58,18 @@ def report(
             raise InvalidInputError("report needs --html FILE, --json, or both")
         start = parse_since(since)
         end = parse_since(until) if until is not None else None
-        with open_base(state) as backend:
-            repo = Repository(backend.conn)
-            with Reads("Reading the period") as reads:
-                data = collect_report(
-                    repo,
-                    since=start,
-                    until=end,
-                    on_page=reads.on_page,
-                    stuck_after=state.settings.stale_after,
-                )
+        with (
+            open_base(state) as backend,
+            whole_table_reads(backend, full=full) as repo,
+            Reads("Reading the period") as reads,
+        ):
+            data = collect_report(
+                repo,
+                since=start,
+                until=end,
+                on_page=reads.on_page,
+                stuck_after=state.settings.stale_after,
+            )
         if html_file is not None:
             # Rendering first, writing second: a failed render leaves no half-written file.
             from ..admin.ops.report_html import render_html

@@ -275,10 +275,10 @@ def runs_show(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     archive: ArchiveOption = None,
+    full: FullOption = False,
 ) -> None:
     """Show one job: its row, its client runs, and aggregates computed from them."""
     from ..admin import views
-    from ..transport.repository import Repository
 
     state = state_of(ctx)
     with errors_to_exit(state):
@@ -291,10 +291,12 @@ def runs_show(
             where = (f"{archive} ({schema.jobs.name})", schema.client_runs.name)
             detail = views.find_run(run_id, jobs, clients, where=where)
         else:
-            with open_base(state) as backend:
-                repo = Repository(backend.conn)
-                with Reads("Reading the run") as reads:
-                    detail = views.show_run(repo, run_id, on_page=reads.on_page)
+            with (
+                open_base(state) as backend,
+                whole_table_reads(backend, full=full) as repo,
+                Reads("Reading the run") as reads,
+            ):
+                detail = views.show_run(repo, run_id, on_page=reads.on_page)
         if as_json:
             print_json(views.detail_to_json(detail))
             return

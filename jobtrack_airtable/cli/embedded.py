@@ -55,6 +55,7 @@ from ..settings import Settings
 from ..testing import TrackingServer, tracking_tables
 from ..timeutil import utcnow
 from ..transport.client import DEFAULT_ENDPOINT_URL, Connection
+from ..transport.codec import codec_for
 from .demo import demo_records
 
 __all__ = [
@@ -105,7 +106,7 @@ def seed_store(
     counts: dict[str, int] = {}
     for record in demo_records(now=now):
         spec = schema.table(record.table)
-        fields = spec.to_names(record.fields)
+        fields = codec_for(spec).names(record.fields)
         # One call per row: created_time is per call, and the store is in memory here, so the
         # per-call cost is a dict insert rather than a file write.
         store.create_records(

@@ -3,8 +3,9 @@
 With IDs pinned (``schema pin``), every request addresses tables and fields by ID, so a rename
 in Airtable's UI breaks no read or write.  One thing still speaks names: ``filterByFormula``
 (Airtable formulas reference fields as ``{Name}``).  So the formulas the library builds from
-the configured names are rewritten here, field reference by field reference, to the names the
-base uses now, as far as this process knows them.
+the configured names are rewritten, field reference by field reference (:func:`rewrite_refs`,
+applied by the codec, :meth:`~.codec.Codec.formula`), to the names the base uses now, as far
+as this process knows them; this module keeps what was learnt.
 
 It learns them from every meta-API read it makes anyway (``sync`` and ``schema check`` read
 the schema first), and the repository, when a formula is refused because it names a field
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import forks
-from ..schema import Schema, TableSpec
+from ..schema import Schema
 
 __all__ = [
     "Rename",
@@ -34,7 +35,6 @@ __all__ = [
     "forget",
     "learn",
     "likely_table_renames",
-    "rewrite",
     "rewrite_refs",
 ]
 
@@ -162,17 +162,6 @@ def forget(base_id: str | None = None) -> None:
             _names.clear()
         else:
             _names.pop(base_id, None)
-
-
-def rewrite(base_id: str, spec: TableSpec, formula: str) -> str:
-    """``formula`` (built from configured names) with each reference to a renamed pinned
-    field of ``spec`` changed to the field's current name; unchanged when nothing is
-    renamed (the steady state costs one dict lookup)."""
-    known = current_names(base_id)
-    if not known:
-        return formula
-    mapping = {f.name: known[f.id] for f in spec.enabled_fields() if f.id and f.id in known}
-    return rewrite_refs(formula, mapping) if mapping else formula
 
 
 def rewrite_refs(formula: str, mapping: Mapping[str, str]) -> str:

@@ -2,8 +2,9 @@
 
 Every write is an upsert on the natural key (``Run ID``), so a write retried after a lost
 response updates the row it already created instead of adding a second one.  Every outgoing
-payload is checked against the schema before any request.  Reads of one key use an exact,
-escaped formula; reads of one job's client rows use an exact prefix match (``LEFT`` of the
+payload is keyed for the wire and checked against the schema by the codec (:mod:`.codec`)
+before any request; every answer is keyed back by configured name.  Reads of one key use an
+exact, escaped formula; reads of one job's client rows use an exact prefix match (``LEFT`` of the
 fixed-length base run ID), never a substring ``FIND`` that would also catch other runs.
 
 Code above the repository uses the two per-table objects, which speak logical keys and return
@@ -22,8 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from pyairtable import formulas as F
@@ -35,14 +35,13 @@ from ..errors import (
     InvalidRequestError,
     IteratorExpiredError,
     NotFoundError,
-    SchemaViolationError,
-    show,
 )
 from ..rows import ClientRunRow, JobRow
 from ..run_ids import BaseRunId, as_base_run_id, as_client_run_id
 from ..schema import TableSpec
 from . import renames
 from .client import Connection
+from .codec import Codec, codec_for
 from .recovery import classified
 
 log = logging.getLogger(__name__)
@@ -54,8 +53,30 @@ PageCallback = Callable[[int], None]
 #: Called with the number of records of each batch written (progress bars).
 BatchCallback = Callable[[int], None]
 
+#: What a formula selects, as a test of one listed record (``Repository.list_records``).
+RecordMatch = Callable[[RecordDict], bool]
+
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def formula_text(value: Any) -> str:
+    """A cell as text, as a formula compares it with text: blank is ``""``, a number its
+    shortest form (``3``, not ``3.0``), anything else (a list, an object) nothing a run ID
+    could equal.
+
+    >>> [formula_text(v) for v in (None, "250930-141522", 3.0, 2.5, ["a"])]
+    ['', '250930-141522', '3', '2.5', '']
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return str(int(value)) if float(value).is_integer() else repr(value)
+    return ""
 
 
 def oldest_first(records: Iterable[RecordDict]) -> list[RecordDict]:
@@ -99,32 +120,20 @@ class Repository:
     def _table(self, table: str) -> Any:
         return self.conn.table(table)
 
-    # Pinned IDs (``schema pin``): everything above the repository keeps speaking configured
-    # names; only the wire speaks IDs.  Unpinned tables go out exactly as before.
+    def codec(self, table: str) -> Codec:
+        """The table's codec: logical keys ⇄ the wire (names, or pinned IDs)."""
+        return codec_for(self.spec(table))
 
-    def _ids(self, table: str) -> dict[str, Any]:
-        """pyairtable's ``use_field_ids`` for writes to ``table`` (empty when unpinned)."""
-        return {"use_field_ids": True} if self.spec(table).uses_ids else {}
-
-    def _out(self, table: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``{"id"?, "fields"}`` write bodies keyed for the wire."""
-        spec = self.spec(table)
-        if not spec.uses_ids:
-            return records
-        return [{**r, "fields": spec.encode(r["fields"])} for r in records]
-
-    def decode(self, table: str, record: RecordDict) -> RecordDict:
-        """A record from the wire with its fields keyed by configured name (pinned tables
-        answer by field ID: a renamed field still lands under its configured name)."""
-        spec = self.spec(table)
-        if not spec.uses_ids:
-            return record
-        return {**record, "fields": spec.decode(record.get("fields", {}))}
-
-    def read_options(self, table: str) -> dict[str, Any]:
-        """Listing options every read of ``table`` carries (``returnFieldsByFieldId`` when
-        pinned); used by readers that page themselves (sync)."""
-        return {"use_field_ids": True} if self.spec(table).uses_ids else {}
+    def pages(self, table: str) -> Iterator[list[RecordDict]]:
+        """Every page of ``table``, unfiltered, each one request as pyairtable pages it,
+        records keyed by configured name; for readers that page ahead themselves (sync).
+        An expired offset raises :class:`~jobtrack_airtable.errors.IteratorExpiredError`:
+        the caller restarts from the top."""
+        codec = self.codec(table)
+        t = self._table(table)
+        with classified():
+            for page in t.iterate(page_size=MAX_PAGE_SIZE, **codec.options):
+                yield [codec.decode_record(r) for r in page]
 
     def _learn_renames(self, table: str) -> bool:
         """Read the base's schema (1 request) and learn what the pinned fields are called
@@ -143,6 +152,12 @@ class Repository:
             )
         return bool(fresh)
 
+    def key_match(self, table: str, keys: Sequence[str]) -> RecordMatch:
+        """:meth:`key_formula` as a test of one listed record (``where=``): text equal to one
+        of ``keys`` exactly (case-sensitive, as Airtable's ``=`` on text)."""
+        name, wanted = self.spec(table).key_name, frozenset(keys)
+        return lambda record: formula_text(record["fields"].get(name)) in wanted
+
     def key_formula(self, table: str, keys: Sequence[str]) -> str:
         """An exact, escaped formula matching rows whose natural key is one of ``keys``.
 
@@ -152,31 +167,6 @@ class Repository:
         field = F.Field(self.spec(table).key_name)
         terms = [F.EQ(field, k) for k in keys]
         return F.to_formula_str(terms[0] if len(terms) == 1 else F.OR(*terms))
-
-    def _named(self, table: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Logical keys → Airtable names, checked against the schema before any request."""
-        spec = self.spec(table)
-        unknown = [k for k in values if k not in spec.fields]
-        fields = spec.to_names({k: v for k, v in values.items() if k not in unknown})
-        # Unknown logical keys are refused, never passed through: an Airtable name used as a
-        # key ("Run ID") would otherwise overwrite the field of that name -- the natural key
-        # included, sending the write to another row.
-        by_name = spec.by_name()
-        problems = []
-        for k in unknown:
-            hint = (
-                f" (an Airtable name; the logical key is {by_name[k].key!r})"
-                if k in by_name
-                else ""
-            )
-            problems.append(f"unknown field {show(k)}{hint}")
-        try:
-            spec.check_fields(fields)
-        except SchemaViolationError as exc:
-            problems.extend(exc.problems)
-        if problems:
-            raise SchemaViolationError(spec.name, problems)
-        return fields
 
     # ---------------------------------------------------------------- reads
 
@@ -189,6 +179,7 @@ class Repository:
         sort: Sequence[str] | None = None,
         max_records: int | None = None,
         on_page: PageCallback | None = None,
+        where: RecordMatch | None = None,
     ) -> list[RecordDict]:
         """Every record matching ``formula``, one request per page of 100.
 
@@ -196,30 +187,34 @@ class Repository:
         listing's offset (``LIST_RECORDS_ITERATOR_NOT_AVAILABLE``) the listing restarts from
         the top, since a stale offset cannot be resumed.  ``on_page`` is called with the
         number of records of each page (progress bars).
+
+        ``where`` is what ``formula`` selects, as a test of one listed record: a repository
+        that holds the rows itself (the mirror's, :mod:`~jobtrack_airtable.admin.mirror.reads`)
+        answers with it instead of asking the base.  The base is always asked the formula.
         """
-        spec = self.spec(table)
-        options: dict[str, Any] = {"page_size": MAX_PAGE_SIZE, **self.read_options(table)}
+        codec = self.codec(table)
+        options: dict[str, Any] = {"page_size": MAX_PAGE_SIZE, **codec.options}
         if fields:
-            options["fields"] = [spec.ref(f) for f in fields]
+            options["fields"] = [codec.ref(f) for f in fields]
         if sort:
             options["sort"] = [
-                f"-{spec.ref(s[1:])}" if s.startswith("-") else spec.ref(s) for s in sort
+                f"-{codec.ref(s[1:])}" if s.startswith("-") else codec.ref(s) for s in sort
             ]
         if max_records:
             options["max_records"] = max_records
         if not formula:
             return self._list(table, options, max_records, on_page)
         base_id = self.conn.base_id
-        sent = renames.rewrite(base_id, spec, formula) if spec.uses_ids else formula
+        sent = codec.formula(formula, renames.current_names(base_id)) if codec.uses_ids else formula
         try:
             return self._list(table, {**options, "formula": sent}, max_records, on_page)
         except InvalidFormulaError:
             # A formula names fields, and a pinned field may have been renamed in the base:
             # learn the current names (1 request) and retry once.  Nothing to learn, or the
             # same formula again: the formula is wrong, not stale.
-            if not spec.uses_ids or not self._learn_renames(table):
+            if not codec.uses_ids or not self._learn_renames(table):
                 raise
-            retry = renames.rewrite(base_id, spec, formula)
+            retry = codec.formula(formula, renames.current_names(base_id))
             if retry == sent:
                 raise
             return self._list(table, {**options, "formula": retry}, max_records, on_page)
@@ -232,12 +227,13 @@ class Repository:
         on_page: PageCallback | None,
     ) -> list[RecordDict]:
         t = self._table(table)
+        codec = self.codec(table)
         for attempt in range(MAX_LISTING_RESTARTS + 1):
             records: list[RecordDict] = []
             try:
                 with classified():
                     for raw in t.iterate(**options):
-                        page = [self.decode(table, r) for r in raw]
+                        page = [codec.decode_record(r) for r in raw]
                         records.extend(page)
                         if on_page:
                             on_page(len(page))
@@ -277,12 +273,13 @@ class Repository:
     def get(self, table: str, record_id: str) -> RecordDict | None:
         """One row by record ID (1 request), or ``None`` when it is gone."""
         t = self._table(table)
+        codec = self.codec(table)
         try:
             with classified():
-                record: RecordDict = t.get(record_id, **self.read_options(table))
+                record: RecordDict = t.get(record_id, **codec.options)
         except NotFoundError:
             return None
-        return self.decode(table, record)
+        return codec.decode_record(record)
 
     def get_many(self, table: str, record_ids: Sequence[str]) -> list[RecordDict]:
         """The rows of ``record_ids`` still present, in ⌈N/100⌉ requests (one formula)."""
@@ -337,11 +334,12 @@ class Repository:
         lands on the surviving row.
         """
         spec = self.spec(table)
+        codec = self.codec(table)
         payloads: list[tuple[str | None, dict[str, Any]]] = []
         for rid, v in items:
             if not v.get(spec.natural_key):
                 raise ValueError(f"write into {spec.name!r} needs {spec.natural_key!r}: {v!r}")
-            payloads.append((rid, self._named(table, v)))
+            payloads.append((rid, codec.encode(v)))
         written: list[tuple[RecordDict, bool]] = []
         for batch in write_batches(payloads):
             by_id = self._write_by_id(table, batch) if any(rid for rid, _ in batch) else None
@@ -356,13 +354,15 @@ class Repository:
     def _write_by_id(
         self, table: str, batch: Sequence[tuple[str | None, dict[str, Any]]]
     ) -> list[tuple[RecordDict, bool]] | None:
-        """One upsert addressing the known record IDs; ``None`` when one of them is gone."""
+        """One upsert addressing the known record IDs (``batch``: fields keyed for the wire);
+        ``None`` when one of them is gone."""
         spec = self.spec(table)
+        codec = self.codec(table)
         body = [{"id": rid, "fields": f} if rid else {"fields": f} for rid, f in batch]
         try:
             with classified():
                 result = self._table(table).batch_upsert(
-                    self._out(table, body), key_fields=[spec.ref(spec.key_name)], **self._ids(table)
+                    body, key_fields=[codec.wire(spec.natural_key)], **codec.options
                 )
         except NotFoundError:
             log.warning(
@@ -372,23 +372,24 @@ class Repository:
             )
             return None
         created = set(result.get("createdRecords", []))
-        return [(self.decode(table, r), r["id"] in created) for r in result["records"]]
+        return [(codec.decode_record(r), r["id"] in created) for r in result["records"]]
 
     def _upsert_by_key(
         self, table: str, chunk: list[dict[str, Any]]
     ) -> tuple[list[RecordDict], set[str]]:
-        """One upsert request by natural key: the records, and the IDs it created."""
+        """One upsert request by natural key (``chunk``: fields keyed for the wire): the
+        records, and the IDs it created."""
         spec = self.spec(table)
+        codec = self.codec(table)
         t = self._table(table)
-        key_name = spec.key_name
         try:
             with classified():
                 result = t.batch_upsert(
-                    self._out(table, [{"fields": f} for f in chunk]),
-                    key_fields=[spec.ref(key_name)],
-                    **self._ids(table),
+                    [{"fields": f} for f in chunk],
+                    key_fields=[codec.wire(spec.natural_key)],
+                    **codec.options,
                 )
-            records = [self.decode(table, r) for r in result["records"]]
+            records = [codec.decode_record(r) for r in result["records"]]
             return records, set(result.get("createdRecords", []))
         except InvalidRequestError as exc:
             # Airtable refuses an upsert whose key matches several rows, with an undocumented
@@ -402,8 +403,10 @@ class Repository:
         self, table: str, chunk: list[dict[str, Any]], original: InvalidRequestError
     ) -> list[RecordDict]:
         spec = self.spec(table)
+        codec = self.codec(table)
         key_name = spec.key_name
-        keys = [str(f[key_name]) for f in chunk]
+        key_ref = codec.wire(spec.natural_key)
+        keys = [str(f[key_ref]) for f in chunk]
         found = self.list_records(table, formula=self.key_formula(table, keys))
         by_key: dict[str, list[RecordDict]] = defaultdict(list)
         for r in found:
@@ -413,7 +416,7 @@ class Repository:
             raise original
         records: list[dict[str, Any]] = []
         for fields in chunk:
-            key = str(fields[key_name])
+            key = str(fields[key_ref])
             if key in duplicated:
                 rows = duplicated[key]
                 log.warning(
@@ -430,10 +433,10 @@ class Repository:
             else:
                 records.append({"fields": fields})
         t = self._table(table)
-        options = {"key_fields": [spec.ref(key_name)], **self._ids(table)}
+        options = {"key_fields": [key_ref], **codec.options}
         try:
             with classified():
-                result = t.batch_upsert(self._out(table, records), **options)
+                result = t.batch_upsert(records, **options)
         except NotFoundError:
             # The oldest row vanished between lookup and write (a concurrent sync merge):
             # the key now has at most one row again, so a plain upsert is safe.  Once.
@@ -441,8 +444,8 @@ class Repository:
                 "row vanished while writing around duplicates in %s; upserting again", spec.name
             )
             with classified():
-                result = t.batch_upsert(self._out(table, [{"fields": f} for f in chunk]), **options)
-        return [self.decode(table, r) for r in result["records"]]
+                result = t.batch_upsert([{"fields": f} for f in chunk], **options)
+        return [codec.decode_record(r) for r in result["records"]]
 
     def create(
         self,
@@ -453,14 +456,14 @@ class Repository:
     ) -> list[RecordDict]:
         """Create rows (no key matching), ⌈N/10⌉ requests.  Only for callers that detect
         duplicates themselves (job start claims, sync)."""
-        spec = self.spec(table)
-        payloads = [spec.encode(self._named(table, v)) for v in values]
+        codec = self.codec(table)
+        payloads = [codec.encode(v) for v in values]
         t = self._table(table)
         created: list[RecordDict] = []
         for batch in write_batches(payloads):
             with classified():
                 created.extend(
-                    self.decode(table, r) for r in t.batch_create(list(batch), **self._ids(table))
+                    codec.decode_record(r) for r in t.batch_create(list(batch), **codec.options)
                 )
             if on_batch:
                 on_batch(len(batch))
@@ -474,15 +477,14 @@ class Repository:
         on_batch: BatchCallback | None = None,
     ) -> list[RecordDict]:
         """Patch rows by record ID, ⌈N/10⌉ requests (only the fields sent change)."""
-        payloads = self._out(
-            table, [{"id": rid, "fields": self._named(table, v)} for rid, v in updates]
-        )
+        codec = self.codec(table)
+        payloads = [{"id": rid, "fields": codec.encode(v)} for rid, v in updates]
         t = self._table(table)
         updated: list[RecordDict] = []
         for batch in write_batches(payloads):
             with classified():
                 updated.extend(
-                    self.decode(table, r) for r in t.batch_update(list(batch), **self._ids(table))
+                    codec.decode_record(r) for r in t.batch_update(list(batch), **codec.options)
                 )
             if on_batch:
                 on_batch(len(batch))
@@ -509,111 +511,32 @@ class Repository:
                 on_batch(len(batch))
         return deleted
 
-    def claim(
+    def stake(
         self,
         table: str,
         values: Mapping[str, Any],
-        marker: str,
         *,
-        ahead: Sequence[str] = (),
-        move: tuple[str, str] | None = None,
-    ) -> Claim:
-        """Put a row carrying ``marker`` at its key and keep it only if it holds the key
-        alone (2 requests: the write, then one read of the key and of the keys ``ahead``).
+        move: tuple[str, Mapping[str, Any]] | None = None,
+        prefix: str,
+    ) -> list[RecordDict]:
+        """Put a row at its key, then read every row whose key starts with ``prefix``
+        (2 requests: the write, then one page of rows; more only past 100 rows).
 
-        The row is created, or, with ``move`` (our row's record ID and the key it lost),
-        moved here by a patch of its key (its notes say so).  A created row wins when it is
-        the oldest row of its key; a moved row keeps its old created time, so it wins only
-        when it is alone (a row created here before the move, which may have seen itself
-        alone and won, makes it lose).  Either way no two claimants win one key.
-
-        A create retried after a lost response may leave several copies of our row: all but
-        the oldest are deleted.  A row of another host created in the same millisecond as
-        ours makes us lose (both may lose, and move on).  A loser keeps its row, to move it:
-        the result says how many rows are ahead of it (its rank) and which keys ``ahead``
-        are taken, so that simultaneous losers move to distinct keys at once.
+        The row is created from ``values``, or, with ``move`` (a record ID and the values to
+        patch), moved by a patch.  What the read means is the caller's business (job starts:
+        :mod:`jobtrack_airtable.worker.starts`); the read is the one request that must follow
+        the write, so that it holds every row created before ours.
         """
-        spec = self.spec(table)
-        key = str(values[spec.natural_key])
-        notes_key = "system_notes"
         if move is None:
             self.create(table, [values])
         else:
-            record_id, lost = move
-            notes = f"{values[notes_key]}\n{moved_note(lost, key)}"
-            self.update_by_id(table, [(record_id, {spec.natural_key: key, notes_key: notes})])
-        rows = self.list_records(table, formula=self.key_formula(table, [key, *ahead]))
-        key_name = spec.key_name
-        at_key = oldest_first(r for r in rows if r["fields"].get(key_name) == key)
-        notes_name = spec.name_of(notes_key)
-        ours = [r for r in at_key if marker in str(r["fields"].get(notes_name, ""))]
-        mine = {r["id"] for r in ours}
-        others = [r for r in at_key if r["id"] not in mine]
-        first = ours[0] if ours else None
-        if first is None:
-            won = False
-        elif move is not None:
-            won = not others
-        else:
-            # A tie with another host's row (same millisecond) is never won: that host may
-            # have listed before our create, seen itself alone and won.  Record IDs are
-            # random, so breaking the tie by them could make two winners.
-            won = at_key[0]["id"] == first["id"] and not any(
-                r["createdTime"] == first["createdTime"] for r in others
-            )
-        extra = [r["id"] for r in ours[1:]]
-        if extra:
-            log.warning(
-                "removing %d extra copies of %s left by a retried create",
-                len(extra),
-                key,
-                extra=_context(key),
-            )
-            self.delete(table, extra)
-        if won:
-            return Claim(first, key, rank=0, taken=frozenset())
+            self.update_by_id(table, [move])
+        return self.list_records(table, formula=self.prefix_formula(table, prefix))
 
-        # The contest: the key's rows and the rows its losers already moved away.  Our place
-        # in it (ties by record ID) is the same whenever we read it, so simultaneous losers
-        # get distinct places; a first place lost (a tie, a moved row not alone) goes last.
-        def keyof(r: RecordDict) -> str:
-            return str(r["fields"].get(key_name))
-
-        contest = oldest_first(
-            r
-            for r in rows
-            if keyof(r) == key or moved_note(key, keyof(r)) in str(r["fields"].get(notes_name))
-        )
-        place = next((i for i, r in enumerate(contest) if first and r["id"] == first["id"]), 0)
-        # The seconds ahead held by anything else are taken: every loser computes the same
-        # free seconds from its place, and no two move to one.
-        contenders = {r["id"] for r in contest}
-        taken = frozenset(keyof(r) for r in rows if r["id"] not in contenders)
-        return Claim(
-            None,
-            key,
-            rank=place or len(contest),
-            taken=taken,
-            mine=first["id"] if first else None,
-        )
-
-
-def moved_note(lost: str, key: str) -> str:
-    """The line a claim row moved from ``lost`` to ``key`` carries in its notes."""
-    return f"claim moved from {lost} to {key}"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What a :meth:`Repository.claim` found: our row when it won the key; else how many rows
-    are ahead of ours (``rank`` ≥ 1), the keys read ahead that are taken, and our row's record
-    ID (``mine``), to move elsewhere (``None``: it is gone, create a new one)."""
-
-    row: RecordDict | None
-    key: str
-    rank: int
-    taken: frozenset[str]
-    mine: str | None = None
+    def prefix_formula(self, table: str, prefix: str) -> str:
+        """An escaped formula matching rows whose natural key starts with ``prefix``."""
+        field = F.Field(self.spec(table).key_name)
+        return F.to_formula_str(F.EQ(F.LEFT(field, len(prefix)), prefix))
 
 
 RowT = TypeVar("RowT", JobRow, ClientRunRow)
@@ -694,18 +617,18 @@ class JobsTable(TableRepository[JobRow]):
     def __init__(self, repo: Repository) -> None:
         super().__init__(repo, "jobs", JobRow, as_base_run_id)
 
-    def claim(
+    def stake(
         self,
         values: Mapping[str, Any],
-        marker: str,
         *,
-        ahead: Sequence[str] = (),
-        move: tuple[str, str] | None = None,
-    ) -> tuple[JobRow | None, Claim]:
-        """Put the job row carrying ``marker`` at its Run ID and keep it only if it holds it
-        alone (2 requests); see :meth:`Repository.claim`."""
-        claim = self.repo.claim(self.key, values, marker, ahead=ahead, move=move)
-        return (self.row(claim.row) if claim.row else None), claim
+        move: tuple[str, Mapping[str, Any]] | None = None,
+        block: str,
+    ) -> list[JobRow]:
+        """Put a job row at its Run ID (created, or moved by record ID), then read every
+        job row of ``block`` (run IDs starting with it): 2 requests; see
+        :meth:`Repository.stake`."""
+        records = self.repo.stake(self.key, values, move=move, prefix=block)
+        return [self.row(r) for r in records]
 
 
 class ClientRunsTable(TableRepository[ClientRunRow]):
@@ -727,7 +650,12 @@ class ClientRunsTable(TableRepository[ClientRunRow]):
         prefix = f"{base}-"
         key_name = self.spec.key_name
         formula = F.to_formula_str(F.EQ(F.LEFT(F.Field(key_name), len(prefix)), prefix))
-        records = self.repo.list_records(self.key, formula=formula, on_page=on_page)
+        records = self.repo.list_records(
+            self.key,
+            formula=formula,
+            on_page=on_page,
+            where=lambda r: formula_text(r["fields"].get(key_name)).startswith(prefix),
+        )
         by_key: dict[str, list[RecordDict]] = defaultdict(list)
         for r in records:
             by_key[r["fields"].get(key_name, "")].append(r)

@@ -26,7 +26,14 @@ from ..errors import (
     UnknownMetricError,
     show,
 )
-from ..metrics import METRIC_KEYS, ClientMetrics, MetricValues, RunValues, validate_metrics
+from ..metrics import (
+    METRIC_KEYS,
+    ClientMetrics,
+    MetricValues,
+    RunValues,
+    trusted,
+    validate_metrics,
+)
 from ..rows import ClientRunRow
 from ..run_ids import ClientRunId, as_client_run_id
 from ..schema import text_problem
@@ -130,7 +137,8 @@ class ClientRun(EndsOnExit):
         totals the row held when this run was re-opened."""
         with self._lock:
             base = {k: v for k, v in self._base.values().items() if k not in self._set_keys}
-            return validate_metrics(base).plus(self._local)
+            # Both validated where they entered (the row read back, add()/set()).
+            return trusted(base).plus(self._local)
 
     def _adopt(self, row: ClientRunRow) -> None:
         """Continue from a stored row (re-open, attach)."""

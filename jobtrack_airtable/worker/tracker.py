@@ -79,9 +79,9 @@ from .commit import GroupCommit
 from .exclusive import acknowledged_rows
 from .job_outbox import JOBS_TABLE, FinalIntent, JobState
 from .runs import EndsOnExit, Notes, ended_elsewhere, error_text
-from .starts import ahead_of, next_free, reserve
+from .starts import block_of, claim_note, decide, moved_note, ranked_note, reserve
 from .tracing import end_span, start_client_span, start_job_span
-from .tracking_errors import TRACKING_ERRORS, OnTrackingError, run_guarded
+from .tracking_errors import TRACKING_ERRORS, Guarded, OnTrackingError, run_guarded
 
 __all__ = ["ClientRun", "Job", "Tracker"]
 
@@ -235,14 +235,13 @@ class Tracker:
         """Write every pending client-run change now (⌈K/10⌉ requests for K runs), those
         Airtable refused before included: a refusal that persists is raised, or warned in
         warn mode (the changes stay in the outbox either way)."""
-        run_guarded(self.on_tracking_error, "tracker.flush()", self._drain_all)
-
-    def _drain_all(self) -> None:
-        """Client runs first, then the job writes Airtable refused before (a completion
-        aggregates the client rows)."""
-        self._commit.drain()
-        for job in list(self._refused_jobs.values()):
-            job._replay()
+        # Inline rather than through helpers: every frame here sits on each worker write's
+        # stack (benchmarks/frames.py).  Client runs first, then the job writes Airtable
+        # refused before (a completion aggregates the client rows).
+        with Guarded(self.on_tracking_error, "tracker.flush()"):
+            self._commit.drain()
+            for job in list(self._refused_jobs.values()):
+                job._replay()
 
     def poll(self) -> bool:
         """Write what the cadence says is due now (a tracker built with a simulated
@@ -439,11 +438,15 @@ class Tracker:
 
         Uniqueness across hosts cannot come from a check-then-create (two orchestrators can
         both see an ID free), so the start *creates* the row carrying a random claim marker,
-        then reads every row of that ID: the oldest row wins.  A loser moves its row past
-        the rows ahead of it and the seconds already taken, all seen in that read (see
-        :mod:`jobtrack_airtable.worker.starts`); copies of its own row left by a retried
-        create (lost response) are deleted.  The winner keeps its row's record ID and writes
-        by it from then on.
+        then reads the ten minutes of job rows around it: every row has a seat there, the
+        first second from its own on that no older row holds.  The oldest row of a second
+        keeps it (2 requests); a younger one moves its row to its seat by one patch and is
+        done (3 requests): anyone reading later computes the same seats, so no read after
+        the move is needed.  A read the rule cannot settle (rows stamped in the same
+        millisecond, a seat past the ten minutes) makes the row move and read again (see
+        :mod:`jobtrack_airtable.worker.starts`).  Copies of its own row left by a retried
+        create (lost response) are deleted.  The row's record ID is kept and written by
+        from then on.
 
         >>> with tracker.job(stream=2, note="nightly") as job:   # doctest: +SKIP
         ...     print(job.run_id)
@@ -459,10 +462,10 @@ class Tracker:
         candidate = reserve(conn.limiter, conn.base_id, self._next_candidate())
         now = self.clock()
         notes = Notes(None, self.clock)
-        notes.append(f"started on {self.origin} (claim {marker})", fit=True)
+        notes.append(claim_note(self.origin, marker), fit=True)
         if note:
             notes.append(note)
-        values = {
+        values: dict[str, Any] = {
             "run_id": str(candidate),
             "status": Status.RUNNING.value,
             "stream": stream,
@@ -470,15 +473,62 @@ class Tracker:
             "last_updated": to_airtable(now),
             "system_notes": notes.text,
         }
-        move: tuple[str, str] | None = None
-        for _ in range(MAX_START_ATTEMPTS):
-            values["run_id"] = str(candidate)
-            with watch() as outcome:
-                claimed, claim = self.repo.jobs.claim(
-                    values, marker, ahead=ahead_of(candidate), move=move
-                )
-            self._spend(2)
-            if claimed is not None:
+        # Our row's record ID once it exists (None: create it), and the run ID it holds.
+        mine: str | None = None
+        at = str(candidate)
+        # Any write of the start left unanswered may still land (a second start row).
+        with watch() as outcome:
+            for _ in range(MAX_START_ATTEMPTS):
+                move: tuple[str, Mapping[str, Any]] | None = None
+                if mine is not None:
+                    values["system_notes"] += "\n" + moved_note(at, str(candidate))
+                    move = (
+                        mine,
+                        {"run_id": str(candidate), "system_notes": values["system_notes"]},
+                    )
+                else:
+                    # A row created again must not carry the moves of the one that vanished:
+                    # readers take a claim's first move note for the second it was created at.
+                    values["system_notes"] = notes.text
+                values["run_id"] = at = str(candidate)
+                rows = self.repo.jobs.stake(values, move=move, block=block_of(at))
+                self._spend(2)
+                decision = decide(rows, marker, at, verifying=move is not None)
+                if decision.spare:
+                    log.warning(
+                        "removing %d extra copies of %s left by a retried create",
+                        len(decision.spare),
+                        at,
+                        extra={"run_id": at},
+                    )
+                    self.repo.delete("jobs", decision.spare)
+                claimed = decision.row
+                if claimed is not None and decision.ranked:
+                    # The seat the rule gives us: whoever reads the block computes it too, so
+                    # the move needs no read after it.
+                    values["system_notes"] += "\n" + ranked_note(at, decision.target)
+                    change = {"run_id": decision.target, "system_notes": values["system_notes"]}
+                    [record] = self.repo.update_by_id("jobs", [(claimed.record_id, change)])
+                    self._spend(1)
+                    claimed = self.repo.jobs.row(record)
+                    candidate = BaseRunId(decision.target)
+                elif claimed is None or not decision.won:
+                    # Not ours yet: move our row (or create it again, if it is gone), then read.
+                    mine = claimed.record_id if claimed is not None else None
+                    candidate = reserve(conn.limiter, conn.base_id, BaseRunId(decision.target))
+                    log.info(
+                        "run ID %s is taken or its block unsure; trying %s",
+                        at,
+                        candidate,
+                        extra={"run_id": at},
+                    )
+                    with self._lock:
+                        if self._last_issued is None or candidate > self._last_issued:
+                            self._last_issued = candidate
+                    continue
+                with self._lock:
+                    if self._last_issued is None or candidate > self._last_issued:
+                        self._last_issued = candidate
                 notes.landed(claimed.system_notes, len(notes.lines))
                 job = Job(
                     self,
@@ -513,25 +563,8 @@ class Tracker:
                     extra={"run_id": str(candidate)},
                 )
                 return job
-            # Lost: move our row past the rows ahead of it and the seconds already taken
-            # (see jobtrack_airtable.worker.starts), not merely to the next second.
-            lost = candidate
-            candidate = reserve(
-                conn.limiter, conn.base_id, next_free(lost, claim.rank, claim.taken)
-            )
-            move = (claim.mine, str(lost)) if claim.mine else None
-            log.info(
-                "run ID %s is taken (%d row(s) ahead); trying %s",
-                lost,
-                claim.rank,
-                candidate,
-                extra={"run_id": str(lost)},
-            )
-            with self._lock:
-                if self._last_issued is None or candidate > self._last_issued:
-                    self._last_issued = candidate
-        if move is not None:
-            self.repo.delete("jobs", [move[0]])
+        if mine is not None:
+            self.repo.delete("jobs", [mine])
         raise InvalidInputError(
             f"no free run ID within {MAX_START_ATTEMPTS} claims, up to {candidate}"
         )

@@ -5,7 +5,9 @@ returns (one paged, filtered listing per table).  The window is applied in the q
 (``filterByFormula``), by each row's *run time* (Start Time, else the record's created time,
 like ``runs list``), optionally widened to rows *touched* in the window (Last Updated in it: a
 long job that started before the window and failed inside it) and to jobs still *open* (no
-End Time: a stuck job started a week ago still matters to a health check).
+End Time: a stuck job started a week ago still matters to a health check).  The formula goes
+with its meaning as a test of one row (:func:`_window_match`), which a repository reading the
+local mirror applies instead: no request beyond the mirror's refresh.
 
 This module never prints.
 """
@@ -96,6 +98,77 @@ def _window_formula(
     return F.to_formula_str(terms[0] if len(terms) == 1 else F.OR(*terms))
 
 
+#: A formula's ``#ERROR!`` (a date cell that is not a date): a filter drops the row.
+_ERROR: Any = object()
+
+
+def formula_moment(value: Any) -> datetime | None:
+    """A cell as a formula's date argument: ``None`` for blank, the datetime of ISO-8601
+    text (as Airtable returns date cells), else :data:`_ERROR`.
+
+    >>> formula_moment("2025-09-30T14:15:22.000Z").isoformat()
+    '2025-09-30T14:15:22+00:00'
+    >>> formula_moment("") is None, formula_moment("soon") is _ERROR
+    (True, True)
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        return _ERROR
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
+    except ValueError:
+        return _ERROR
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def as_sent(moment: datetime) -> datetime:
+    """``moment`` as a formula carries it: pyairtable writes milliseconds, truncated."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def run_moment(record: RecordDict, spec: TableSpec) -> Any:
+    """``IF({Start Time}, {Start Time}, CREATED_TIME())`` of one listed record."""
+    if spec.has("start_time"):
+        start = record["fields"].get(spec.name_of("start_time"))
+        if start not in (None, "", [], False, 0):
+            return formula_moment(start)
+    return formula_moment(record["createdTime"])
+
+
+def _between_match(moment: Any, since: datetime, until: datetime) -> Any:
+    # NOT(IS_BEFORE(m, since)) AND NOT(IS_AFTER(m, until)): a blank date makes both tests
+    # blank, and NOT(blank) is true, so a blank cell is "between" (as the formula says).
+    if moment is _ERROR:
+        return _ERROR
+    return moment is None or since <= moment <= until
+
+
+def _window_match(
+    spec: TableSpec, since: datetime, until: datetime, *, touched: bool, open_jobs: bool
+) -> Callable[[RecordDict], bool]:
+    """:func:`_window_formula` as a test of one listed record (what the mirror answers
+    with): the same terms, in the same order, an error ending the ``OR`` as it does there."""
+    since, until = as_sent(since), as_sent(until)
+    last_updated = spec.name_of("last_updated") if touched and spec.has("last_updated") else None
+    end_time = spec.name_of("end_time") if open_jobs and spec.has("end_time") else None
+
+    def match(record: RecordDict) -> bool:
+        # OR(...) stops at its first true term, and at an error (false in a filter).
+        first = _between_match(run_moment(record, spec), since, until)
+        if first is _ERROR or first:
+            return first is not _ERROR
+        fields = record["fields"]
+        if last_updated is not None:
+            touched_term = _between_match(formula_moment(fields.get(last_updated)), since, until)
+            if touched_term is _ERROR or touched_term:
+                return touched_term is not _ERROR
+        return end_time is not None and fields.get(end_time) in (None, "", [], False, 0)
+
+    return match
+
+
 def read_activity(
     repo: Repository,
     *,
@@ -124,11 +197,16 @@ def read_activity(
     )
     # Duplicate rows of one key (a retried create; ``sync`` merges them) would count a run
     # twice: like every reader of the repository, keep the oldest.
+    job_match = _window_match(schema.jobs, since, until, touched=touched, open_jobs=open_jobs)
+    client_match = _window_match(schema.client_runs, since, until, touched=touched, open_jobs=False)
     job_records = _one_per_key(
-        repo.list_records("jobs", formula=job_formula, on_page=on_page), schema.jobs
+        repo.list_records("jobs", formula=job_formula, on_page=on_page, where=job_match),
+        schema.jobs,
     )
     client_records = _one_per_key(
-        repo.list_records("client_runs", formula=client_formula, on_page=on_page),
+        repo.list_records(
+            "client_runs", formula=client_formula, on_page=on_page, where=client_match
+        ),
         schema.client_runs,
     )
     jobs = [JobRow.from_record(r, schema.jobs) for r in job_records]

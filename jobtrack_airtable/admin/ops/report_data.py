@@ -193,11 +193,13 @@ def collect_report(
     until: datetime | None = None,
     on_page: Callable[[int], None] | None = None,
     stuck_after: timedelta = DEFAULT_STUCK_AFTER,
+    now: datetime | None = None,
 ) -> ReportData:
     """Summarise the runs of ``repo``'s base whose run time is in ``[since, until]``.  Jobs
     still open are read too, however old (one read: the same ⌈J/100⌉ + ⌈C/100⌉ requests),
-    for the "needs attention now" section, which judges them with ``stuck_after``."""
-    now = utcnow()
+    for the "needs attention now" section, which judges them with ``stuck_after`` at ``now``
+    (default: this machine's clock; also the report's generation time)."""
+    now = now if now is not None else utcnow()
     activity = read_activity(repo, since=since, until=until or now, open_jobs=True, on_page=on_page)
     period = _in_period(activity)
     return ReportData(

@@ -52,6 +52,7 @@ from ...errors import StalePlanError
 from ...limiter.locks import row_key, row_locks
 from ...schema import Schema, TableSpec
 from ...timeutil import utcnow
+from ...transport.codec import Codec
 from ...transport.repository import Repository
 from ..schema_check import compare_schema, fetch_meta, fit_schema
 from .detect import StreamingPlanner
@@ -348,15 +349,16 @@ def _check_plan_fits(repo: Repository, plan: Plan) -> None:
             )
 
 
-def _checked(spec: TableSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+def _checked(codec: Codec, values: Mapping[str, Any]) -> dict[str, Any]:
     """The plan's values (by logical key), refusing anything the schema would refuse."""
+    spec = codec.spec
     unknown = [key for key in values if not spec.has(key)]
     if unknown:
         raise PlanFormatError(
             f"the plan writes field(s) {', '.join(map(repr, unknown))} that table "
             f"{spec.name!r} does not have in the current schema"
         )
-    spec.check_fields(spec.to_names(values))
+    codec.check(values)
     return dict(values)
 
 
@@ -420,13 +422,16 @@ def apply_plan(
     result = ApplyResult()
     if not plan.has_changes:
         return result
-    specs = {t: repo.schema.table(t) for t in TABLE_ORDER}
+    codecs = {t: repo.codec(t) for t in TABLE_ORDER}
     # Every payload is checked before the first request, so a schema problem writes nothing.
     payloads: dict[tuple[TableKey, Action], list[tuple[str | None, dict[str, Any]]]] = {}
     for table in TABLE_ORDER:
         for action in (Action.UPDATE, Action.CREATE, Action.DELETE):
             payloads[(table, action)] = [
-                (r.record_id, _checked(specs[table], r.values()) if action != Action.DELETE else {})
+                (
+                    r.record_id,
+                    _checked(codecs[table], r.values()) if action != Action.DELETE else {},
+                )
                 for r in plan.changes(table, action)
             ]
 
@@ -442,7 +447,7 @@ def apply_plan(
     with row_locks(repo.conn.limiter, keys, ttl=60.0 + writes):
         problems: list[StaleRow] = []
         for table in TABLE_ORDER:
-            strategy = _reread_strategy(plan, table, specs[table])
+            strategy = _reread_strategy(plan, table, codecs[table].spec)
             pager = _pager(on_progress, f"verify {table}")
             if strategy.full:
                 records = repo.list_records(table, on_page=pager)
@@ -450,7 +455,7 @@ def apply_plan(
                 records = []
                 for formula in strategy.chunks:
                     records.extend(repo.list_records(table, formula=formula, on_page=pager))
-            problems.extend(_verify(plan, table, specs[table], records))
+            problems.extend(_verify(plan, table, codecs[table].spec, records))
         if problems:
             raise StalePlanError(problems)
 

@@ -6,10 +6,11 @@ background thread, a few pages ahead (:data:`PREFETCH`), while the caller turns 
 into compact rows: the planning CPU hides behind the reads instead of coming after them,
 and no more than a few raw pages are held at once.
 
-Each page is one request under the connection's retry policy, exactly as
-:meth:`~jobtrack_airtable.transport.repository.Repository.list_records` makes it; if Airtable
-expires the listing's offset (``LIST_RECORDS_ITERATOR_NOT_AVAILABLE``) the table is read again from
-the top and the caller is told to forget what it had (a ``reset``).
+Each page is one request under the connection's retry policy, read and keyed by configured
+name by the table layer (:meth:`~jobtrack_airtable.transport.repository.Repository.pages`,
+as ``list_records`` reads); if Airtable expires the listing's offset
+(``LIST_RECORDS_ITERATOR_NOT_AVAILABLE``) the table is read again from the top and the caller
+is told to forget what it had (a ``reset``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ from typing import Literal
 
 from pyairtable.api.types import RecordDict
 
-from ...airtable import MAX_PAGE_SIZE
 from ...errors import IteratorExpiredError
-from ...transport.recovery import classified
 from ...transport.repository import MAX_LISTING_RESTARTS, Repository
 from .model import TableKey
 
@@ -49,15 +48,6 @@ class Page:
     records: list[RecordDict]
 
 
-def _pages(repo: Repository, table: TableKey) -> Iterator[list[RecordDict]]:
-    # pyairtable pages; pinned tables answer by field ID, repo.decode keys the rows by
-    # configured name.
-    t = repo.conn.table(table)
-    with classified():
-        for page in t.iterate(page_size=MAX_PAGE_SIZE, **repo.read_options(table)):
-            yield [repo.decode(table, r) for r in page]
-
-
 def read_tables(repo: Repository, tables: Sequence[TableKey]) -> Iterator[Page]:
     """Every page of each of ``tables`` in turn, fetched ahead by a thread.  Errors of the
     reads are raised here, in the caller's thread; closing the iterator stops the reader."""
@@ -78,7 +68,7 @@ def read_tables(repo: Repository, tables: Sequence[TableKey]) -> Iterator[Page]:
             for table in tables:
                 for attempt in range(MAX_LISTING_RESTARTS + 1):
                     try:
-                        for records in _pages(repo, table):
+                        for records in repo.pages(table):
                             if not put(Page("page", table, records)):
                                 return
                         break
