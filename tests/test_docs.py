@@ -111,6 +111,12 @@ COVERAGE: dict[tuple[str, str], str] = {
     ("docs/benchmarks.md", "| client rows | first sync | unchanged"): (
         f"{HERE}::test_benchmark_commands_parse"
     ),
+    ("docs/benchmarks.md", "| client rows | full plan | first sync"): (
+        f"{HERE}::test_benchmark_commands_parse"
+    ),
+    ("docs/benchmarks.md", "planner before (b3653e6)"): (
+        "tests/test_sync_plan_pinned.py::test_the_plan_is_byte_for_byte_the_pinned_one"
+    ),
     ("docs/mirror.md", "from jobtrack_airtable.admin.mirror import Mirror"): (
         f"{HERE}::test_docs_python_blocks_run"
     ),
@@ -135,6 +141,9 @@ COVERAGE: dict[tuple[str, str], str] = {
         "tests/test_frames.py::test_a_client_run_write_passes_few_of_our_frames"
     ),
     ("docs/benchmarks.md", "PATCH Client%20Run%20Results: 7 frames"): (
+        "tests/test_frames.py::test_a_client_run_write_passes_few_of_our_frames"
+    ),
+    ("docs/benchmarks.md", "PATCH Client%20Run%20Results: 8 frames"): (
         "tests/test_frames.py::test_a_client_run_write_passes_few_of_our_frames"
     ),
     ("docs/benchmarks.md", "PATCH Client%20Run%20Results: 8 frames"): (
