@@ -146,9 +146,6 @@ COVERAGE: dict[tuple[str, str], str] = {
     ("docs/benchmarks.md", "PATCH Client%20Run%20Results: 8 frames"): (
         "tests/test_frames.py::test_a_client_run_write_passes_few_of_our_frames"
     ),
-    ("docs/benchmarks.md", "PATCH Client%20Run%20Results: 8 frames"): (
-        "tests/test_frames.py::test_a_client_run_write_passes_few_of_our_frames"
-    ),
     ("docs/benchmarks.md", "loop_lag penalty="): f"{HERE}::test_benchmark_commands_parse",
     ("README.md", "$ jobtrack-airtable report --html report.html"): (
         f"{HERE}::test_readme_cli_sessions_run"
