@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from numbers import Integral
-from typing import Any, ClassVar, NoReturn, Self, TypedDict, cast
+from typing import Any, NoReturn, Self, TypedDict, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, field_validator
 
@@ -41,11 +41,13 @@ __all__ = [
     "MAX_COST",
     "MAX_COUNT",
     "METRIC_KEYS",
+    "SANITY_PAIRS",
     "TIME_KEYS",
     "ClientMetrics",
     "MetricValues",
     "RunValues",
     "format_time",
+    "sanity_warnings",
     "stored_count",
     "trusted",
     "validate_metrics",
@@ -302,12 +304,6 @@ class ClientMetrics(BaseModel):
     posts_harvested: int | None = None
     apify_costs: Decimal | None = None
 
-    # Pairs (scored, examined) checked by sanity_warnings().
-    _SANITY: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("profiles_scored", "profiles_examined"),
-        ("posts_scored", "posts_examined"),
-    )
-
     def __init__(self, /, **data: Any) -> None:
         try:
             super().__init__(**data)
@@ -471,18 +467,36 @@ profile_tokens, profiles_examined, profiles_scored, profiles_submitted
         >>> ClientMetrics.of(profiles_examined=10, profiles_scored=12).sanity_warnings()
         ['profiles_scored (12) is greater than profiles_examined (10)']
         """
-        warnings: list[str] = []
-        for scored_key, examined_key in self._SANITY:
-            scored, examined = getattr(self, scored_key), getattr(self, examined_key)
-            if scored is not None and examined is not None and scored > examined:
-                scored_name, examined_name = scored_key, examined_key
-                if table is not None and table.has(scored_key) and table.has(examined_key):
-                    scored_name = table.name_of(scored_key)
-                    examined_name = table.name_of(examined_key)
-                warnings.append(
-                    f"{scored_name} ({scored}) is greater than {examined_name} ({examined})"
-                )
-        return warnings
+        return sanity_warnings(self.values(), table)
+
+
+#: Pairs (scored, examined) that :func:`sanity_warnings` checks.
+SANITY_PAIRS: tuple[tuple[str, str], ...] = (
+    ("profiles_scored", "profiles_examined"),
+    ("posts_scored", "posts_examined"),
+)
+
+
+def sanity_warnings(values: Mapping[str, Any], table: TableSpec | None = None) -> list[str]:
+    """:meth:`ClientMetrics.sanity_warnings` over valid metric values by logical key (unset
+    ones absent or ``None``): what ``sync`` checks on every client row without building a
+    model per row.
+
+    >>> sanity_warnings({"posts_scored": 3, "posts_examined": 2})
+    ['posts_scored (3) is greater than posts_examined (2)']
+    """
+    warnings: list[str] = []
+    for scored_key, examined_key in SANITY_PAIRS:
+        scored, examined = values.get(scored_key), values.get(examined_key)
+        if scored is not None and examined is not None and scored > examined:
+            scored_name, examined_name = scored_key, examined_key
+            if table is not None and table.has(scored_key) and table.has(examined_key):
+                scored_name = table.name_of(scored_key)
+                examined_name = table.name_of(examined_key)
+            warnings.append(
+                f"{scored_name} ({scored}) is greater than {examined_name} ({examined})"
+            )
+    return warnings
 
 
 def validate_metrics(values: Mapping[str, Any]) -> ClientMetrics:

@@ -33,6 +33,7 @@ __all__ = [
     "map_status",
     "parse_status",
     "staleness",
+    "verdict_until",
 ]
 
 
@@ -306,6 +307,49 @@ def staleness(
     if age <= threshold:
         return None
     return Staleness(label, since, age, threshold, distrusted)
+
+
+def verdict_until(
+    *,
+    last_updated: datetime | None,
+    start_time: datetime | None,
+    created_time: datetime | None,
+    threshold: timedelta,
+    now: datetime,
+) -> datetime | None:
+    """For a ``Running`` run judged at ``now``: an instant before which, from ``now`` on,
+    :func:`staleness` keeps its verdict (stale or not) and the signal it ages the run by;
+    ``None`` when nothing ahead changes them.  Two things move with time: a fresh run's age
+    crosses the threshold, and a stamp set aside as in the judge's future stops being so
+    (which may make a stale run fresh).  Incremental planning re-examines the run's job
+    once ``now`` reaches it (or goes back before the time it was judged at).
+
+    >>> from datetime import UTC
+    >>> started = datetime(2025, 9, 30, 14, 15, 22, tzinfo=UTC)
+    >>> verdict_until(last_updated=None, start_time=started, created_time=None,
+    ...               threshold=timedelta(hours=2), now=started).isoformat()
+    '2025-09-30T16:15:22+00:00'
+    >>> verdict_until(last_updated=None, start_time=started, created_time=None,
+    ...               threshold=timedelta(hours=2), now=started + timedelta(hours=3)) is None
+    True
+    """
+    checked_now = _aware("now", now)
+    if checked_now is None:
+        raise InvalidInputError("now is required")
+    reference = _reference(last_updated, start_time, created_time, checked_now)
+    if reference is None:
+        return None
+    since = reference[1]
+    until = since + threshold if checked_now - since <= threshold else None
+    created = _aware("created time", created_time)
+    for value in (last_updated, start_time):
+        if (checked := _aware("stamp", value)) is None:
+            continue
+        if created is not None and checked > checked_now + CLOCK_TOLERANCE:
+            flip = checked - CLOCK_TOLERANCE
+            until = flip if until is None else min(until, flip)
+        break
+    return until
 
 
 def _human(delta: timedelta) -> str:

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,13 @@ JOB_TABLE = "Job Tracking"
 def make_conn(srv: LocalAirtable, **settings: object) -> Connection:
     options: dict[str, object] = {"rate_limit": 0, "flush_interval": 3600.0}
     options.update(settings)
-    return Connection.from_settings(srv.settings(**options), policy=DEFAULT_POLICY.scaled(0.01))
+    # Waits scaled to the local server's, but not the 300 s overall deadline: at 3 s a loaded
+    # machine's slow retries ran out of time before attempts (a seeded 503 then failed a
+    # start); the attempt limit is what these tests rely on.
+    policy = replace(
+        DEFAULT_POLICY.scaled(0.01), max_total_seconds=DEFAULT_POLICY.max_total_seconds
+    )
+    return Connection.from_settings(srv.settings(**options), policy=policy)
 
 
 def rows(srv: LocalAirtable, table: str) -> list[dict]:
@@ -784,3 +791,18 @@ def held_requests_applied(srv: TrackingServer) -> None:
     while any(e.fault == "delay" and e.status is None for e in srv.request_log.entries):
         assert time.monotonic() < deadline, "a held request never finished"
         time.sleep(0.05)
+
+
+class ManualClock:
+    """A monotonic clock the test moves (``LocalAirtable(monotonic=clock)``): rate windows,
+    penalties and offset expiry are then checked without sleeping, so a loaded machine's slow
+    request cannot land on the wrong side of a deadline."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

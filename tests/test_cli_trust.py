@@ -30,6 +30,10 @@ from jobtrack_airtable.transport.repository import Repository
 from .webhook import running_webhook
 
 SCRIPT = Path(sys.executable).parent / "jobtrack-airtable"
+#: Seconds before a test that could hang on hostile input is failed.  Long, because a hang is
+#: forever while a refusal on a loaded machine took over 60 s (and pytest-timeout's signal,
+#: landing inside xdist's reporting, then ended the whole session, not just the test).
+HANG_GUARD = 240
 _OURS = ("AIRTABLE_", "JOBTRACK_")
 
 
@@ -211,7 +215,7 @@ def test_unknown_variables_in_the_settings_file_are_named(
     ) in result.stderr
 
 
-@pytest.mark.timeout(60)  # the guard: reading a FIFO named .env would block forever
+@pytest.mark.timeout(HANG_GUARD)  # the guard: reading a FIFO named .env would block forever
 def test_a_hostile_env_file_is_one_error_and_a_venv_named_env_is_ignored(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     os.mkfifo(env)
@@ -381,7 +385,7 @@ def hostile(tmp_path: Path) -> dict[str, Path]:
     return {"fifo": fifo, "zero": Path("/dev/zero"), "deep": deep, "sparse": sparse}
 
 
-@pytest.mark.timeout(60)  # the guard: a FIFO read would block forever, /dev/zero never end
+@pytest.mark.timeout(HANG_GUARD)  # the guard: a FIFO read would block forever, /dev/zero never end
 @pytest.mark.parametrize("kind", ["fifo", "zero", "deep", "sparse"])
 @pytest.mark.parametrize("command", ["show", "apply"])
 def test_hostile_plan_files_are_refused_in_one_line(
@@ -392,7 +396,7 @@ def test_hostile_plan_files_are_refused_in_one_line(
         [str(SCRIPT), "--local", str(base), command, str(path)],
         capture_output=True,
         text=True,
-        timeout=50,
+        timeout=HANG_GUARD - 30,
         check=False,
         env={**os.environ, "HOME": str(base.parent)},
     )
@@ -493,7 +497,7 @@ def test_401_and_a_renamed_table_say_what_to_do(
     assert "TABLE_NOT_FOUND" in last and "renamed in Airtable" in last and "doctor" in last
 
 
-@pytest.mark.timeout(60)  # the guard: each of these used to block or read forever
+@pytest.mark.timeout(HANG_GUARD)  # the guard: each of these used to block or read forever
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [

@@ -111,6 +111,12 @@ COVERAGE: dict[tuple[str, str], str] = {
     ("docs/benchmarks.md", "| client rows | first sync | unchanged"): (
         f"{HERE}::test_benchmark_commands_parse"
     ),
+    ("docs/benchmarks.md", "| client rows | full plan | first sync"): (
+        f"{HERE}::test_benchmark_commands_parse"
+    ),
+    ("docs/benchmarks.md", "planner before (b3653e6)"): (
+        "tests/test_sync_plan_pinned.py::test_the_plan_is_byte_for_byte_the_pinned_one"
+    ),
     ("docs/mirror.md", "from jobtrack_airtable.admin.mirror import Mirror"): (
         f"{HERE}::test_docs_python_blocks_run"
     ),
@@ -137,7 +143,7 @@ COVERAGE: dict[tuple[str, str], str] = {
     ("docs/benchmarks.md", "PATCH Client%20Run%20Results: 7 frames"): (
         "tests/test_frames.py::test_a_client_run_write_passes_few_of_our_frames"
     ),
-    ("docs/benchmarks.md", "PATCH Client%20Run%20Results: 10 frames"): (
+    ("docs/benchmarks.md", "PATCH Client%20Run%20Results: 8 frames"): (
         "tests/test_frames.py::test_a_client_run_write_passes_few_of_our_frames"
     ),
     ("docs/benchmarks.md", "loop_lag penalty="): f"{HERE}::test_benchmark_commands_parse",
@@ -451,6 +457,9 @@ def test_readme_local_serve_lines_run(tmp_path: Path, clone_untouched: None) -> 
         serve.communicate(timeout=30)
 
 
+# A whole pytest session in a subprocess (a "subprocess suite"): with the slow suite, while
+# the default one replays the same cassettes in-process (tests/test_cassettes.py).
+@pytest.mark.slow
 def test_cassette_re_record_command_leaves_the_clone_alone(
     tmp_path: Path, clone_untouched: None
 ) -> None:
@@ -524,37 +533,36 @@ def test_sync_output_sample_has_the_rendered_shape(template: Path) -> None:
             assert form(line).split(" '")[0] in {f.split(" '")[0] for f in real_forms}, line
 
 
-def test_benchmark_commands_parse() -> None:
+def test_benchmark_commands_parse(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The benchmark command lines name real scripts and options (``--help`` lists each
     option used); their outputs are what those scripts print (the runs take minutes: the
-    small versions run in test_request_cost, test_soak and test_chaos)."""
-    import sys
+    small versions run in test_request_cost, test_soak, test_chaos and test_frames)."""
+    import runpy
+
+    # Each script's own ``__main__`` with ``--help``, in this process: a subprocess per
+    # command line cost ~1.5 s of CPU each for imports this process has already made.
+    def help_of(script: str) -> str:
+        monkeypatch.setattr("sys.argv", [str(ROOT / script), "--help"])
+        with pytest.raises(SystemExit) as exited:
+            runpy.run_path(str(ROOT / script), run_name="__main__")
+        out, err = capsys.readouterr()
+        assert exited.value.code in (0, None), (script, err)
+        return out
 
     # benchmarks/outbox.py is named in the prose before its output block, not in a command.
-    helped = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "outbox.py"), "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
-    assert helped.returncode == 0 and "--adds" in helped.stdout, helped.stderr
+    commands = {"benchmarks/outbox.py": {"--adds"}}
     for block in fenced_blocks():
         for line in block.body.splitlines():
             match = re.match(r"\.venv/bin/python (benchmarks/\w+\.py)(.*)", line.strip())
-            if not match:
-                continue
-            script, rest = match.groups()
-            options = re.findall(r"(--[a-z-]+)", rest)
-            helped = subprocess.run(
-                [sys.executable, str(ROOT / script), "--help"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-                cwd=ROOT,
-            )
-            assert helped.returncode == 0, (script, helped.stderr)
-            for option in options:
-                assert option in helped.stdout, (script, option)
+            if match:
+                script, rest = match.groups()
+                commands.setdefault(script, set()).update(re.findall(r"(--[a-z-]+)", rest))
+    # frames.py takes no options and --help would run it: its run is test_frames'.
+    assert commands.pop("benchmarks/frames.py") == set()
+    assert len(commands) >= 6, commands
+    for script, options in sorted(commands.items()):
+        helped = help_of(script)
+        for option in sorted(options):
+            assert option in helped, (script, option)

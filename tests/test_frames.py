@@ -15,6 +15,8 @@ def test_a_client_run_write_passes_few_of_our_frames(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     match = re.search(r"^client_run_write_frames=(\d+)$", out, re.M)
     assert match is not None, out
+    # Issue 20: at most half the 17 frames a write passed when it was filed.
+    assert int(match.group(1)) <= 8, out
     # The table layer and the transport: the adapter right under the one upsert, no retry
     # layer (recovery) and no chunking closures in between.
     assert (

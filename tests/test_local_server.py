@@ -14,6 +14,8 @@ from pyairtable.formulas import EQ, Field
 
 from jobtrack_airtable.local import LocalAirtable
 
+from .helpers import ManualClock
+
 TEST_BASE_ID = "appJobtrackTest01"  # as in conftest.py
 TEST_TOKEN = "test-token-not-secret"
 JOBS = "Job Tracking"
@@ -219,15 +221,15 @@ def test_unknown_field_in_fields_or_sort_is_422(jobs: pyairtable.Table) -> None:
 
 
 def test_offset_expires_after_idle_time(make_local_airtable: Callable[..., LocalAirtable]) -> None:
-    import time
-
-    srv = make_local_airtable(iterator_idle_seconds=0.2)
+    clock = ManualClock()
+    srv = make_local_airtable(iterator_idle_seconds=0.2, monotonic=clock)
     _seed(srv, 5)
     s = raw(srv)
     first = s.get(url(srv, TEST_BASE_ID, JOBS), params={"pageSize": 2}).json()
+    clock.advance(0.15)  # used within its idle time: still valid
     second = s.get(url(srv, TEST_BASE_ID, JOBS), params={"pageSize": 2, "offset": first["offset"]})
     assert second.status_code == 200
-    time.sleep(0.3)
+    clock.advance(0.3)
     third = s.get(
         url(srv, TEST_BASE_ID, JOBS), params={"pageSize": 2, "offset": second.json()["offset"]}
     )

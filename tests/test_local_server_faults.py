@@ -22,6 +22,7 @@ from jobtrack_airtable.local.faults import FaultInjector, parse_fault_option
 from jobtrack_airtable.local.storage import Store
 
 from .conftest import tracking_tables_file
+from .helpers import ManualClock
 
 TEST_BASE_ID = "appJobtrackTest01"  # as in conftest.py
 TEST_TOKEN = "test-token-not-secret"
@@ -49,7 +50,8 @@ def jobs_url(srv: LocalAirtable, base_id: str = TEST_BASE_ID) -> str:
 
 
 def test_rate_limit_429_then_penalty_then_recovery(make_local_airtable: Make) -> None:
-    srv = make_local_airtable(rate_limit=5, penalty_seconds=0.4)
+    clock = ManualClock()
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=0.4, monotonic=clock)
     s = session()
     statuses = [s.get(jobs_url(srv)).status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429]
@@ -58,19 +60,20 @@ def test_rate_limit_429_then_penalty_then_recovery(make_local_airtable: Make) ->
     assert over.json() == RATE_LIMIT_BODY
     assert "Retry-After" not in over.headers
     # Slow requests during the penalty still fail: the penalty is a lock-out, not a window.
-    time.sleep(0.15)
+    clock.advance(0.15)
     assert s.get(jobs_url(srv)).status_code == 429
-    time.sleep(0.3)
+    clock.advance(0.25)  # 0.4 s after the breach
     assert s.get(jobs_url(srv)).status_code == 200
 
 
 def test_rate_limit_is_a_sliding_window_per_base(make_local_airtable: Make) -> None:
-    srv = make_local_airtable(rate_limit=5, penalty_seconds=0.3)
+    clock = ManualClock()
+    srv = make_local_airtable(rate_limit=5, penalty_seconds=0.3, monotonic=clock)
     srv.add_base("appOtherBase00001")
     s = session()
-    for _ in range(3):  # 3 now, then 3 more 1.05 s later: never more than 5 in any second
+    for _ in range(3):  # 3 now, then 5 more 1.05 s later: never more than 5 in any second
         assert s.get(jobs_url(srv)).status_code == 200
-    time.sleep(1.05)
+    clock.advance(1.05)
     for _ in range(5):
         assert s.get(jobs_url(srv)).status_code == 200
     assert s.get(jobs_url(srv)).status_code == 429

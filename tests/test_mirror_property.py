@@ -1,8 +1,11 @@
 """Property (issue 23): whatever happens to the base between refreshes -- worker writes, edits
 made outside the library, deletions, duplicate rows, fields renamed in the base (the schema
-pins field IDs) -- the plan made from the incrementally refreshed mirror is byte-for-byte the
-plan a full read makes; and ``runs show``, ``runs list --since``, ``report`` and ``check``
-answer from it what they answer from full reads.
+pins field IDs) -- and however the plan's clock moves between plans (forward across staleness
+thresholds and skewed stamps, or back), the plan made from the incrementally refreshed mirror
+*and incrementally planned* (only the groups a change or the clock touched re-planned, the
+others taken from the mirror's kept plans) is byte-for-byte the plan a full read makes; and
+``runs show``, ``runs list --since``, ``report`` and ``check`` answer from it what they answer
+from full reads.
 
 Each example gets a fresh base on one local server (so no webhook, rename or row leaks from one
 example into the next), seeded with a history written an hour before the mirror's first
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from jobtrack_airtable.admin import views
@@ -75,7 +78,10 @@ def rows(table: str) -> st.SearchStrategy[dict[str, Any]]:
     fields: dict[str, st.SearchStrategy[Any]] = {
         "Run ID": run_ids(table),
         "Status": st.sampled_from(STATUSES),
-        "Last Updated": st.sampled_from([at(hours=3), at(minutes=1), None]),
+        # Stale, fresh, about to go stale, and from a clock ahead (set aside until it is not).
+        "Last Updated": st.sampled_from(
+            [at(hours=3), at(minutes=1), at(minutes=110), at(minutes=-30), None]
+        ),
     }
     if table == "client_runs":
         fields["Client ID"] = st.sampled_from([*CLIENTS, None])
@@ -95,6 +101,8 @@ STEP = st.one_of(
     st.tuples(st.just("duplicate"), TABLE, st.integers(0, 40)),
     st.tuples(st.just("rename"), st.sampled_from(RENAMABLE)),
     st.just(("refresh",)),
+    # The plan's clock: unchanged, a little on, across the stale threshold, a day, back.
+    st.tuples(st.just("tick"), st.sampled_from([0, 1, 29, 31, 121, 24 * 60, -61])),
 )
 SEED = st.tuples(st.lists(rows("jobs"), max_size=4), st.lists(rows("client_runs"), max_size=12))
 
@@ -119,6 +127,8 @@ class World:
         self.conn = Connection.from_settings(settings, schema=load_schema(schema_file))
         self.repo = Repository(self.conn)
         self.mirror = Mirror(folder / f"{self.base_id}.sqlite", self.base_id, overlap=OVERLAP)
+        self.now = NOW
+        self.kinds: list[str] = []
 
     def close(self) -> None:
         self.mirror.close()
@@ -150,6 +160,9 @@ class World:
         if kind == "refresh":
             self.compare(self)
             return
+        if kind == "tick":
+            self.now += timedelta(minutes=step[1])
+            return
         if kind == "rename":
             table, name = step[1]
             field_id = self.pinned_id(table, name)
@@ -159,7 +172,7 @@ class World:
             return
         table = step[1]
         if kind == "write":
-            self.write(table, step[2])
+            self.write(table, step[2], created_time=self.now - timedelta(hours=1))
             return
         ids = self.ids(table)
         if not ids:
@@ -177,9 +190,12 @@ class World:
             store.update_records(self.base_id, TABLES[table], [(target, values)], typecast=True)
 
     def check(self) -> None:
-        incremental = plan_sync(self.repo, now=NOW, stale_after=STALE, mirror=self.mirror)
-        full = plan_sync(self.repo, now=NOW, stale_after=STALE)
+        incremental = plan_sync(self.repo, now=self.now, stale_after=STALE, mirror=self.mirror)
+        full = plan_sync(self.repo, now=self.now, stale_after=STALE)
         assert plan_to_json(incremental) == plan_to_json(full)
+        ran = self.mirror.plans.last
+        assert ran is not None
+        self.kinds.append(ran.kind)
 
 
 #: Run IDs ``runs show`` is asked for: each base, a client run, a legacy form, none.
@@ -249,10 +265,12 @@ def test_the_incremental_plan_is_always_the_full_read_plan(
             for fields in table_rows:
                 world.write(table, fields, created_time=NOW - timedelta(days=1))
         server.store.clock = lambda: datetime.now(UTC)
-        world.check()  # the first refresh: a full read
+        world.check()  # the first refresh: a full read, and a full plan
         for step in steps:
             world.step(step)
         world.check()
+        assert world.kinds[0] == "full"
+        event(f"plans after the first: {sorted(set(world.kinds[1:]))}")
     finally:
         server.store.clock = lambda: datetime.now(UTC)
         world.close()

@@ -778,3 +778,43 @@ def test_retrying_iterator_form(server: ScriptedServer, table: pyairtable.Table)
     with pytest.raises(requests.HTTPError):
         iterate()
     assert len(sleep.waits) == 1
+
+
+# --- a meta answer our readers cannot use is one clear error ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"bases": []}, "no list of tables"),
+        ({"tables": [{"id": "tblA", "fields": []}]}, "'id': 'tblA'"),
+        (
+            {"tables": [{"id": "tblA", "name": "T", "fields": [{"id": "fldB", "name": "F"}]}]},
+            "'id': 'fldB'",
+        ),
+    ],
+    ids=["no-tables", "table-without-name", "field-without-type"],
+)
+def test_a_meta_answer_without_the_shape_we_read_is_refused_naming_the_part(
+    server: ScriptedServer, tmp_path: Any, body: Any, named: str
+) -> None:
+    from jobtrack_airtable.schema import load_schema
+    from jobtrack_airtable.settings import Settings
+    from jobtrack_airtable.transport.client import Connection
+    from jobtrack_airtable.transport.meta import fetch_meta
+
+    server.add(Reply(body=body))
+    settings = Settings(
+        _env_file=None,
+        api_key=TOKEN,
+        base_id=BASE,
+        endpoint_url=server.url,
+        rate_limit=0,
+        outbox_url=f"sqlite:///{tmp_path / 'outbox.sqlite'}",
+    )
+    conn = Connection.from_settings(settings, schema=load_schema())
+    with pytest.raises(InvalidRequestError, match="cannot read") as info:
+        fetch_meta(conn)
+    assert named in str(info.value)
+    assert_no_token(info.value)
+    assert [m for m, path, _ in server.requests if "/meta/" in path] == ["GET"]

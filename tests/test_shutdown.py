@@ -61,12 +61,14 @@ def test_sigterm_ends_a_process_blocked_in_c_after_draining(tmp_path: Path) -> N
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
-        status = proc.wait(timeout=15)
+        status = proc.wait(timeout=50)
     finally:
         proc.kill()
         holder.close()
     assert status == -signal.SIGTERM  # died of SIGTERM, as without the library
-    assert time.monotonic() - sent < 10  # not after the 60 s busy wait
+    # Not after the 60 s busy wait: that ends over 59 s after the signal.  The bound is loose
+    # because a loaded machine may take many seconds to drain and exit (10 s was luck).
+    assert time.monotonic() - sent < 45
     assert marker.read_text() == "SIGTERM"  # and drained first
 
 

@@ -8,7 +8,6 @@ each connection, so everything else runs for real: pyairtable → HTTP → the l
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -20,6 +19,7 @@ from jobtrack_airtable.admin.sync import Action, Plan, plan_sync
 from jobtrack_airtable.admin.sync import apply as sync_apply
 from jobtrack_airtable.local import LocalAirtable
 from jobtrack_airtable.statuses import Status
+from jobtrack_airtable.testing import TrackingServer
 from jobtrack_airtable.timeutil import parse_airtable, utcnow
 from jobtrack_airtable.transport.client import Connection
 from jobtrack_airtable.transport.repository import Repository
@@ -27,8 +27,11 @@ from jobtrack_airtable.transport.server_clock import ServerClock
 from jobtrack_airtable.worker.tracker import Tracker
 
 SKEWS = (timedelta(hours=-3), timedelta(hours=3))
-#: Short, so the test waits seconds, not hours; the rule is the same at any threshold.
-THRESHOLD = timedelta(seconds=3)
+#: Minutes, not the hours of production: long beside any scheduling delay on a loaded machine
+#: (3 s made a slow start look stale), and far inside the 3 h skews, so a clock mistake shows.
+THRESHOLD = timedelta(minutes=2)
+#: How long ago the dead workers last wrote, on the server's clock.
+DEAD_FOR = THRESHOLD + timedelta(minutes=1)
 
 
 def _skewed(offset: timedelta) -> Callable[[], datetime]:
@@ -83,11 +86,14 @@ def test_successive_responses_narrow_the_offset() -> None:
     assert clock.offset == timedelta(hours=-8, seconds=-1.7 + 2.5)
 
 
-def _worker(srv: LocalAirtable, skew: timedelta) -> tuple[Tracker, str, str]:
+def _worker(
+    srv: LocalAirtable, skew: timedelta, ago: timedelta = timedelta(0)
+) -> tuple[Tracker, str, str]:
     """A worker on a clock ``skew`` off that starts a job and opens one client run, its
-    timestamps on the server-corrected clock (the tracker's clock is the connection's)."""
+    timestamps on the server-corrected clock (the tracker's clock is the connection's), as of
+    ``ago`` before now on that clock."""
     conn = _connect(srv, skew)
-    tracker = Tracker(conn, clock=conn.server_now)
+    tracker = Tracker(conn, clock=lambda: conn.server_now() - ago)
     job = tracker.job()
     client = job.client(f"Skew {int(skew.total_seconds() // 3600):+d}h {id(tracker)}")
     client.flush(heartbeat=True)
@@ -103,17 +109,21 @@ def _admin_plan(srv: LocalAirtable, skew: timedelta, monkeypatch: pytest.MonkeyP
 
 
 def test_skewed_workers_and_admins_judge_liveness_on_the_server_clock(
-    local_airtable: LocalAirtable, monkeypatch: pytest.MonkeyPatch
+    local_airtable: TrackingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     srv = local_airtable
     live = [_worker(srv, skew) for skew in SKEWS]
-    dead = [_worker(srv, skew) for skew in SKEWS]  # never written again: killed
     # Right after their start, no run of any worker is stale, whatever its clock.
     for admin_skew in SKEWS:
         plan = _admin_plan(srv, admin_skew, monkeypatch)
         assert [r for r in plan.records if r.action is not Action.ATTENTION] == []
 
-    time.sleep(THRESHOLD.total_seconds() + 1.5)  # + the Date header's 1 s grain
+    # Workers killed DEAD_FOR ago: their rows were created then (the server's clock) and
+    # stamped then (theirs) -- what waiting out the threshold for real would leave, without
+    # a wait whose length a busy machine decides.
+    with monkeypatch.context() as patch:
+        patch.setattr(srv.store, "clock", lambda: datetime.now(UTC) - DEAD_FOR)
+        dead = [_worker(srv, skew, ago=DEAD_FOR) for skew in SKEWS]
     # The live workers heartbeat (job and client run); the dead ones stay silent.
     live_keys: set[str] = set()
     for tracker, job_id, client_id in live:
@@ -134,4 +144,4 @@ def test_skewed_workers_and_admins_judge_liveness_on_the_server_clock(
             and any(c.field == "status" and c.new == Status.FAILED.value for c in r.changes)
         }
         assert failed & live_keys == set(), "a live run was marked stale"
-        assert failed == dead_keys, "a dead run was not found stale past threshold + 1 minute"
+        assert failed == dead_keys, "a dead run was not found stale a minute past the threshold"

@@ -8,6 +8,7 @@ core never writes them, so this lives in the admin library.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, replace
@@ -185,11 +186,34 @@ def _recognise_text(
     return _unconvertible(value, "matches no known run-ID form")
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _base_run_id(base_text: str) -> BaseRunId | None:
+    # Every client row of a job shares its base, and sync recognises every row of a base:
+    # validated once per base (a BaseRunId is an immutable str, safe to share).
+    return None if _base_datetime(base_text) is None else BaseRunId(base_text)
+
+
 def _with_base(value: Any, fmt: LegacyFormat, base_text: str, **extra: Any) -> Recognised:
     """A result for ``base_text`` if it is a real date and time, else UNCONVERTIBLE."""
-    if _base_datetime(base_text) is None:
+    base = _base_run_id(base_text)
+    if base is None:
         return _unconvertible(value, f"{base_text!r} is not a real calendar date and time")
-    return Recognised(fmt, value, base=BaseRunId(base_text), **extra)
+    return Recognised(fmt, value, base=base, **extra)
+
+
+_APIFY_SUFFIX_RE: Final = re.compile(r"apify-[A-Za-z0-9]+")
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _suffix_facts(suffix: str) -> tuple[bool, str | None, str | None]:
+    """What a run ID's client part says whatever its base: whether it may be an Apify tag,
+    its repeated unit, why it is no client ID.  The same few clients recur on every run, so
+    each is examined once (the planner's costliest per-row step before this)."""
+    return (
+        _APIFY_SUFFIX_RE.fullmatch(suffix) is not None,
+        _repeated_unit(suffix),
+        _client_problem(suffix),
+    )
 
 
 def _recognise_current(value: Any, text: str, known: frozenset[str]) -> Recognised:
@@ -198,12 +222,14 @@ def _recognise_current(value: Any, text: str, known: frozenset[str]) -> Recognis
     if len(text) == _BASE_LEN:
         return _with_base(value, LegacyFormat.STANDARD, base_text)
     suffix = text[_BASE_LEN + 1 :]
+    maybe_apify, unit, problem = _suffix_facts(suffix)
     if suffix not in known:
-        if apify := _APIFY_RE.fullmatch(text):
+        # The whole text is matched as before: the suffix test only skips texts it cannot match.
+        if maybe_apify and (apify := _APIFY_RE.fullmatch(text)):
             return _with_base(value, LegacyFormat.APIFY, base_text, apify_run_id=apify["run"])
-        if (unit := _repeated_unit(suffix)) is not None:
+        if unit is not None:
             return _with_base(value, LegacyFormat.DOUBLED_SUFFIX, base_text, client_id=unit)
-    if problem := _client_problem(suffix):
+    if problem:
         return _unconvertible(value, problem)
     return _with_base(value, LegacyFormat.CLIENT, base_text, client_id=suffix)
 

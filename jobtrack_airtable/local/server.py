@@ -15,7 +15,8 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -94,6 +95,8 @@ class LocalAirtable:
     ``cpu_budget_seconds``: CPU time one listing may spend filtering and sorting (then 422).
     ``formula_fields_via_api``: let the meta API create formula fields (Airtable's refuses;
     seeding from Python through :attr:`store` can always create any field type).
+    ``monotonic``: the clock (seconds) of rate-limit windows, penalties and offset expiry; a
+    test that advances its own clock checks them without sleeping for them.
     ``faults``: a :class:`FaultInjector` (a fresh one seeded with ``fault_seed`` by default).
     ``monthly_quota``: data requests allowed this "month" (``None``: unlimited); once spent,
     every data request gets Airtable's 429 ``PUBLIC_API_BILLING_LIMIT_EXCEEDED`` while the
@@ -133,6 +136,7 @@ class LocalAirtable:
         cpu_budget_seconds: float | None = 10.0,
         log_bytes: int = 16 * 1024 * 1024,
         formula_fields_via_api: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         check_loopback(host)
         if not is_id(base_id, "app"):
@@ -154,13 +158,17 @@ class LocalAirtable:
         except ValueError:
             self.store.close()
             raise
-        self.rate_limiter = RateLimiter(rate_limit, penalty_seconds=penalty_seconds)
-        self.token_limiter = RateLimiter(token_rate_limit, penalty_seconds=penalty_seconds)
+        self.rate_limiter = RateLimiter(
+            rate_limit, penalty_seconds=penalty_seconds, clock=monotonic
+        )
+        self.token_limiter = RateLimiter(
+            token_rate_limit, penalty_seconds=penalty_seconds, clock=monotonic
+        )
         self.faults = faults if faults is not None else FaultInjector(seed=fault_seed)
         #: The simulated monthly API quota: ``quota.spend()`` / ``quota.reset()``.
         self.quota = MonthlyQuota(monthly_quota)
         self.request_log = RequestLog(maxlen=log_size, max_bytes=log_bytes)
-        self.iterators = IteratorRegistry(iterator_idle_seconds)
+        self.iterators = IteratorRegistry(iterator_idle_seconds, clock=monotonic)
         self.app = AirtableApp(
             self.store,
             token=self.token,

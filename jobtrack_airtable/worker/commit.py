@@ -270,7 +270,7 @@ class GroupCommit:
         callable directly with a simulated ``wall`` clock (benchmarks)."""
         if self.next_due() > self.wall():
             return False
-        self._drain(synchronous=False)
+        self.drain(synchronous=False)
         self.verify_due()
         return True
 
@@ -287,7 +287,7 @@ class GroupCommit:
                     self._wake.wait(timeout=min(wait, 60.0))
                     continue
             try:
-                self._drain(synchronous=False)
+                self.drain(synchronous=False)
                 self.verify_due()
             except Exception as exc:
                 # The runs stay pending (absolute totals): the next drain writes them.
@@ -301,14 +301,12 @@ class GroupCommit:
                     # Not at once: the failure's cause needs time to pass.
                     self._wake.wait(timeout=max(self.interval, 1.0))
 
-    def drain(self) -> None:
+    def drain(self, *, synchronous: bool = True) -> None:
         """Write every pending change now, ⌈K/10⌉ requests for K runs (plus one read of the
-        rows whose notes or final status must be checked first), refused runs included.
+        rows whose notes or final status must be checked first), refused runs included
+        (``synchronous``; the flush thread's drains leave them to the next synchronous point).
         Raises the first failure after trying every batch; the runs of a failed batch stay
         pending (in the process and in the outbox)."""
-        self._drain(synchronous=True)
-
-    def _drain(self, *, synchronous: bool) -> None:
         with self._drain_lock:
             with self._lock:
                 runs = list(self._pending.values())

@@ -81,7 +81,7 @@ from .job_outbox import JOBS_TABLE, FinalIntent, JobState
 from .runs import EndsOnExit, Notes, ended_elsewhere, error_text
 from .starts import block_of, claim_note, decide, moved_note, ranked_note, reserve
 from .tracing import end_span, start_client_span, start_job_span
-from .tracking_errors import TRACKING_ERRORS, OnTrackingError, run_guarded
+from .tracking_errors import TRACKING_ERRORS, Guarded, OnTrackingError, run_guarded
 
 __all__ = ["ClientRun", "Job", "Tracker"]
 
@@ -235,14 +235,13 @@ class Tracker:
         """Write every pending client-run change now (⌈K/10⌉ requests for K runs), those
         Airtable refused before included: a refusal that persists is raised, or warned in
         warn mode (the changes stay in the outbox either way)."""
-        run_guarded(self.on_tracking_error, "tracker.flush()", self._drain_all)
-
-    def _drain_all(self) -> None:
-        """Client runs first, then the job writes Airtable refused before (a completion
-        aggregates the client rows)."""
-        self._commit.drain()
-        for job in list(self._refused_jobs.values()):
-            job._replay()
+        # Inline rather than through helpers: every frame here sits on each worker write's
+        # stack (benchmarks/frames.py).  Client runs first, then the job writes Airtable
+        # refused before (a completion aggregates the client rows).
+        with Guarded(self.on_tracking_error, "tracker.flush()"):
+            self._commit.drain()
+            for job in list(self._refused_jobs.values()):
+                job._replay()
 
     def poll(self) -> bool:
         """Write what the cadence says is due now (a tracker built with a simulated

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from types import TracebackType
 from typing import Literal, TypeVar
 
 from ..errors import AirtableError, LimiterUnavailableError
 
-__all__ = ["TRACKING_ERRORS", "OnTrackingError", "run_guarded"]
+__all__ = ["TRACKING_ERRORS", "Guarded", "OnTrackingError", "run_guarded"]
 
 log = logging.getLogger("jobtrack_airtable.tracker")
 
@@ -38,18 +39,44 @@ OnTrackingError = Literal["raise", "warn"]
 TRACKING_ERRORS: tuple[type[Exception], ...] = (AirtableError, LimiterUnavailableError)
 
 
-def run_guarded(mode: OnTrackingError, what: str, call: Callable[[], T]) -> T | None:
-    """``call()``; in ``warn`` mode a tracking failure is logged and ``None`` returned."""
-    try:
-        return call()
-    except TRACKING_ERRORS as exc:
-        if mode == "raise":
-            raise
+class Guarded:
+    """The block of a synchronous point: in ``warn`` mode a tracking failure leaving it is
+    logged and swallowed.  A context manager rather than a wrapper, so that it adds no frame
+    to the stack of the writes made inside it.
+
+    >>> with Guarded("warn", "tracker.flush()"):
+    ...     raise AirtableError("gone")
+    """
+
+    __slots__ = ("mode", "what")
+
+    def __init__(self, mode: OnTrackingError, what: str) -> None:
+        self.mode = mode
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None or self.mode == "raise" or not isinstance(exc, TRACKING_ERRORS):
+            return False
         log.warning(
             "%s failed (%s: %s); JOBTRACK_ON_TRACKING_ERROR=warn: the worker goes on, the "
             "client-run changes stay pending in this tracker",
-            what,
+            self.what,
             type(exc).__name__,
             exc,
         )
-        return None
+        return True
+
+
+def run_guarded(mode: OnTrackingError, what: str, call: Callable[[], T]) -> T | None:
+    """``call()``; in ``warn`` mode a tracking failure is logged and ``None`` returned."""
+    with Guarded(mode, what):
+        return call()
+    return None

@@ -19,21 +19,23 @@ import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
 from ...errors import InvalidInputError, show
+from ...schema import Schema
 from ...settings import BASE_ID_RE
 from ...timeutil import parse_airtable, utcnow
 from ...transport.client import DEFAULT_ENDPOINT_URL
 from ...transport.meta import fetch_meta
 from ...transport.repository import Repository
-from ..sync.model import TABLE_ORDER, TableKey
+from ..sync.model import TABLE_ORDER, Plan, TableKey
 from ..sync.reader import Page
 from .deletions import DEFAULT_SCAN_INTERVAL
+from .plans import PlanCache, PlanRun
 from .refresh import OVERLAP, RefreshResult, refresh
 from .store import SCHEMA_VERSION, MirrorFile
 
@@ -43,6 +45,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Mirror",
     "MirrorStatus",
+    "PlanRun",
     "RefreshResult",
     "default_mirror_path",
 ]
@@ -131,6 +134,8 @@ class Mirror:
             if not isinstance(value, timedelta) or value <= timedelta(0):
                 raise InvalidInputError(f"{name} must be a positive timedelta, not {show(value)}")
         self.file = MirrorFile(Path(path).expanduser(), base_id)
+        #: Each group's plan, kept beside the rows (incremental planning, :meth:`plan`).
+        self.plans = PlanCache(self.file)
         self.scan_interval = scan_interval
         #: How far before the last refresh's server time changed rows are read again: the
         #: server clock's error as this process knows it, and commit latency.
@@ -203,9 +208,17 @@ class Mirror:
     def refreshed_pages(
         self, repo: Repository, meta: Mapping[str, Any], *, full: bool = False
     ) -> Iterator[Page]:
-        """Refresh, then every row: what ``plan_sync(repo, mirror=...)`` plans from."""
+        """Refresh, then every row as a full read would page it (``plan_sync`` plans from
+        :meth:`plan` instead, incrementally)."""
         self.refresh(repo, meta=meta, full=full)
         return self.pages()
+
+    def plan(self, schema: Schema, *, now: datetime, stale_after: timedelta, base_id: str) -> Plan:
+        """The sync plan of the mirror's rows at ``now`` (refresh first), re-planning only
+        the groups that what changed or the clock touched (:mod:`.plans`); byte-for-byte
+        what :func:`~jobtrack_airtable.admin.sync.build_plan` gives for every row.
+        ``self.plans.last`` says what it re-examined."""
+        return self.plans.plan(schema, now=now, stale_after=stale_after, base_id=base_id)
 
     def status(self, repo: Repository | None = None) -> MirrorStatus:
         """Rows, last refresh, lag and how deletions are found (no request is made)."""

@@ -271,25 +271,50 @@ def _stuck(jobs: Iterable[JobRow], threshold: timedelta, now: datetime) -> list[
     return out
 
 
+def _failed_between(row: JobRow | ClientRunRow, since: datetime, now: datetime) -> datetime | None:
+    """When ``row`` failed, if it is a failed run that ended within ``[since, now]``."""
+    moment = _finished_at(row)
+    if _status(row) is not Status.FAILED or moment is None or not since <= moment <= now:
+        return None
+    return moment
+
+
+def _failure(
+    kind: ProblemKind,
+    row: JobRow | ClientRunRow,
+    headline: str,
+    detail: str,
+    moment: datetime,
+    *,
+    stream: int | None = None,
+    client_id: str | None = None,
+) -> Problem:
+    """A failed run or client run as a problem, keyed by its run ID (its record ID when it has
+    none) so each failure alerts once; ``detail`` (notes, error) follows the headline if any."""
+    return Problem(
+        key=f"{kind.value}:{row.run_id or row.record_id}",
+        kind=kind,
+        message=f"{headline} at {_when(moment)}" + (f": {detail}" if detail else ""),
+        at=moment,
+        run_id=row.run_id,
+        stream=stream,
+        client_id=client_id,
+    )
+
+
 def _failed_jobs(jobs: Iterable[JobRow], since: datetime, now: datetime) -> list[Problem]:
-    out = []
-    for job in jobs:
-        moment = _finished_at(job)
-        if _status(job) is not Status.FAILED or moment is None or not since <= moment <= now:
-            continue
-        notes = _short(job.system_notes)
-        out.append(
-            Problem(
-                key=f"failed_run:{job.run_id or job.record_id}",
-                kind=ProblemKind.FAILED_RUN,
-                message=f"Run {_job_label(job)} failed at {_when(moment)}"
-                + (f": {notes}" if notes else ""),
-                at=moment,
-                run_id=job.run_id,
-                stream=job.stream,
-            )
+    return [
+        _failure(
+            ProblemKind.FAILED_RUN,
+            job,
+            f"Run {_job_label(job)} failed",
+            _short(job.system_notes),
+            moment,
+            stream=job.stream,
         )
-    return out
+        for job in jobs
+        if (moment := _failed_between(job, since, now)) is not None
+    ]
 
 
 def _failed_clients(
@@ -297,20 +322,17 @@ def _failed_clients(
 ) -> list[Problem]:
     out = []
     for row in clients:
-        moment = _finished_at(row)
-        if _status(row) is not Status.FAILED or moment is None or not since <= moment <= now:
+        if (moment := _failed_between(row, since, now)) is None:
             continue
         client = client_id_of(row)
-        error = _short(row.error_details)
         run = base_run_id_of(row) or row.run_id or row.record_id
         out.append(
-            Problem(
-                key=f"failed_client:{row.run_id or row.record_id}",
-                kind=ProblemKind.FAILED_CLIENT,
-                message=f"Client {client} failed in run {run} at {_when(moment)}"
-                + (f": {error}" if error else ""),
-                at=moment,
-                run_id=row.run_id,
+            _failure(
+                ProblemKind.FAILED_CLIENT,
+                row,
+                f"Client {client} failed in run {run}",
+                _short(row.error_details),
+                moment,
                 client_id=client,
             )
         )

@@ -40,7 +40,7 @@ the pure :func:`~.detect.build_plan`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -50,14 +50,14 @@ from pyairtable import formulas as F
 from ...airtable import MAX_PAGE_SIZE, MAX_RECORDS_PER_WRITE, write_batches
 from ...errors import StalePlanError
 from ...limiter.locks import row_key, row_locks
-from ...schema import TableSpec
+from ...schema import Schema, TableSpec
 from ...timeutil import utcnow
 from ...transport.codec import Codec
 from ...transport.repository import Repository
 from ..schema_check import compare_schema, fetch_meta, fit_schema
 from .detect import StreamingPlanner
 from .model import TABLE_ORDER, Action, Plan, PlanFormatError, TableKey, check_plan, fingerprint
-from .reader import Page, read_tables
+from .reader import read_tables
 
 __all__ = [
     "DEFAULT_STALE_AFTER",
@@ -218,11 +218,16 @@ def apply_budget(plan: Plan, schema: Any) -> ApplyBudget:
 
 
 class RowSource(Protocol):
-    """Where a plan's rows come from instead of a full read (:class:`~..mirror.Mirror`)."""
+    """Where a plan's rows come from instead of a full read (:class:`~..mirror.Mirror`):
+    refreshed, then planned from (incrementally, by the source)."""
 
-    def refreshed_pages(
-        self, repo: Repository, meta: Mapping[str, Any], *, full: bool = False
-    ) -> Iterator[Page]: ...
+    def refresh(
+        self, repo: Repository, *, meta: Mapping[str, Any] | None = None, full: bool = False
+    ) -> Any: ...
+
+    def plan(
+        self, schema: Schema, *, now: datetime, stale_after: timedelta, base_id: str
+    ) -> Plan: ...
 
 
 def _pager(on_progress: ProgressCallback | None, stage: str) -> Callable[[int], None] | None:
@@ -269,31 +274,44 @@ def plan_sync(
     if on_progress:
         on_progress("read schema", len(meta.get("tables", [])))
     schema, skipped = fit_schema(repo.schema, compare_schema(repo.schema, meta))
-    # Each page becomes compact rows as it arrives, while the reader fetches the next ones.
-    planner = StreamingPlanner(schema)
-    pages = (
-        read_tables(repo, TABLE_ORDER)
-        if mirror is None
-        else mirror.refreshed_pages(repo, meta, full=full)
-    )
-    for page in pages:
-        if page.kind == "reset":
-            planner.reset(page.table)
-            continue
-        planner.add(page.table, page.records)
+    if mirror is not None:
+        refreshed = mirror.refresh(repo, meta=meta, full=full)
         if on_progress:
-            on_progress(f"read {page.table}", len(page.records))
-    if now is None:
-        # The server's clock, learnt from the responses just read, never this machine's:
-        # liveness is judged on the one clock no worker or admin can skew (SPEC §2.10).
-        server_now = getattr(repo.conn, "server_now", None)
-        now = server_now() if callable(server_now) else utcnow()
-    plan = planner.finish(now=now, stale_after=stale_after, base_id=repo.conn.base_id)
+            for table, n in getattr(refreshed, "changed", {}).items():
+                on_progress(f"read {table}", n)
+        plan = mirror.plan(
+            schema,
+            now=_judging_time(repo, now),
+            stale_after=stale_after,
+            base_id=repo.conn.base_id,
+        )
+    else:
+        # Each page becomes compact rows as it arrives, while the reader fetches the next.
+        planner = StreamingPlanner(schema)
+        for page in read_tables(repo, TABLE_ORDER):
+            if page.kind == "reset":
+                planner.reset(page.table)
+                continue
+            planner.add(page.table, page.records)
+            if on_progress:
+                on_progress(f"read {page.table}", len(page.records))
+        plan = planner.finish(
+            now=_judging_time(repo, now), stale_after=stale_after, base_id=repo.conn.base_id
+        )
     absent: dict[TableKey, list[str]] = {}
     for problem in skipped:
         if problem.field_key is not None and problem.table_key in TABLE_ORDER:
             absent.setdefault(problem.table_key, []).append(problem.field_key)
     return plan.model_copy(update={"absent_fields": absent}) if absent else plan
+
+
+def _judging_time(repo: Repository, now: datetime | None) -> datetime:
+    if now is not None:
+        return now
+    # The server's clock, learnt from the responses just read, never this machine's:
+    # liveness is judged on the one clock no worker or admin can skew (SPEC §2.10).
+    server_now = getattr(repo.conn, "server_now", None)
+    return server_now() if callable(server_now) else utcnow()
 
 
 # --- applying ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from ...timeutil import to_airtable
 from .model import TABLE_ORDER, RecordChange, TableKey
 
 __all__ = [
+    "ClientTimes",
     "ClientTotals",
     "Context",
     "Entity",
@@ -38,6 +39,7 @@ __all__ = [
     "Row",
     "is_empty",
     "layouts_of",
+    "moment",
     "pack",
     "unpack",
 ]
@@ -297,6 +299,22 @@ class Context:
         entity.notes.append(f"[{self.stamp}] sync: {text}")
 
 
+def moment(ms: int) -> datetime:
+    """The instant of a packed timestamp (what parse_airtable gives for its text)."""
+    return _EPOCH + ms * _MS
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTimes:
+    """The parsed times of one client row as it will be: what liveness and the job's
+    aggregate need of it besides its counts."""
+
+    created_time: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
+    last_updated: datetime | None
+
+
 @dataclass(slots=True)
 class ClientTotals:
     """What a job's aggregate takes from its client rows except their statuses, summed as
@@ -310,14 +328,20 @@ class ClientTotals:
     end: datetime | None = None
 
     def add(self, row: ClientRunRow) -> None:
-        sums, metrics = self.sums, row.metrics
-        for i, key in enumerate(JOB_SUM_KEYS):
-            sums[i] += getattr(metrics, key) or 0
+        metrics = row.metrics
+        self.add_parts([getattr(metrics, key) or 0 for key in JOB_SUM_KEYS], row)
+
+    def add_parts(self, counts: list[int], times: ClientTimes | ClientRunRow) -> None:
+        """Add one client row: its :data:`JOB_SUM_KEYS` counts (0 for unset) and times."""
+        sums = self.sums
+        for i, n in enumerate(counts):
+            sums[i] += n
+        start, end = times.start_time, times.end_time
         # Compared as instants, as aggregation.aggregate does; the first of equal ones kept.
-        if row.start_time is not None and (self.start is None or row.start_time < self.start):
-            self.start = row.start_time
-        if row.end_time is not None and (self.end is None or row.end_time > self.end):
-            self.end = row.end_time
+        if start is not None and (self.start is None or start < self.start):
+            self.start = start
+        if end is not None and (self.end is None or end > self.end):
+            self.end = end
 
     def aggregate(self, clients: list[Row]) -> JobAggregate:
         """What :func:`~jobtrack_airtable.aggregation.aggregate` gives for ``clients`` with
@@ -373,6 +397,11 @@ class PlanState:
     job_rows: dict[str, Any] = field(default_factory=dict)
     #: pass ``fix``: each base's client rows summed as they are parsed (see ClientTotals).
     client_totals: dict[str, ClientTotals] = field(default_factory=dict)
+    #: pass ``fix``: the ``Running`` entities by record ID, with the instant their verdict
+    #: may change as time passes (``None``: not unless the clock goes back); see .groups.
+    timed: dict[str, datetime | None] = field(default_factory=dict)
+    #: pass ``ingest``, when set: the client IDs each row adds to ``known_clients``.
+    contributions: dict[str, tuple[str, ...]] | None = None
 
     @property
     def ctx(self) -> Context:

@@ -8,14 +8,12 @@ attention entry, each merged duplicate a delete carrying the values it held.
 from __future__ import annotations
 
 from ....airtable import MAX_LONG_TEXT
-from ....errors import show
 from ....worker.runs import CUT_MARKER, fit_notes
-from ..model import TABLE_ORDER, Action, FieldChange, Guards, Plan, RecordChange, TableKey
-from ..state import PREFIX_LEN, PlanState, is_empty
+from ..groups import assemble, split
+from ..model import TABLE_ORDER, Action, FieldChange, Plan, RecordChange
+from ..state import PlanState, is_empty
 
 __all__ = ["CUT_MARKER", "diff", "fit_notes", "to_plan"]
-
-_ACTION_ORDER = {Action.UPDATE: 0, Action.CREATE: 0, Action.ATTENTION: 1, Action.DELETE: 2}
 
 
 def diff(state: PlanState) -> None:
@@ -88,46 +86,7 @@ def diff(state: PlanState) -> None:
 
 
 def to_plan(state: PlanState) -> Plan:
-    """The finished plan: entries in display order, guards, the names renderers show."""
-    ctx = state.ctx
-
-    def order(r: RecordChange) -> tuple[int, str, int, str]:
-        key = r.key if isinstance(r.key, str) else show(r.key)
-        return (TABLE_ORDER.index(r.table), key, _ACTION_ORDER[r.action], r.record_id or "")
-
-    state.records.sort(key=order)
-    # One scan for what the guards count: rows holding a guarded Run ID, and every client row
-    # under a guarded job prefix as read (fingerprinted too, so apply tells it from a new row).
-    key_counts: dict[TableKey, dict[str, int]] = {
-        t: dict.fromkeys(sorted(state.guard_keys[t]), 0) for t in TABLE_ORDER
-    }
-    prefix_counts = dict.fromkeys(sorted(state.guard_prefixes), 0)
-    for table in TABLE_ORDER:
-        counts = key_counts[table]
-        for row in state.rows[table]:
-            raw = row.raw_key
-            if not isinstance(raw, str):
-                continue
-            if raw in counts:
-                counts[raw] += 1
-            if table == "client_runs" and prefix_counts and raw[:PREFIX_LEN] in prefix_counts:
-                prefix_counts[raw[:PREFIX_LEN]] += 1
-                state.fingerprint(row)
-    guards = Guards(
-        fingerprints={t: dict(sorted(v.items())) for t, v in state.fingerprints.items() if v},
-        keys={t: v for t, v in key_counts.items() if v},
-        prefixes={"client_runs": prefix_counts} if prefix_counts else {},
-        row_counts={t: len(state.rows[t]) for t in TABLE_ORDER},
-    )
-    return Plan(
-        base_id=ctx.base_id,
-        generated_at=ctx.stamp,
-        stale_after_seconds=ctx.stale_after.total_seconds(),
-        table_names={t: ctx.layouts[t].spec.name for t in TABLE_ORDER},
-        field_names={
-            t: dict(zip(ctx.layouts[t].keys, ctx.layouts[t].names, strict=True))
-            for t in TABLE_ORDER
-        },
-        records=state.records,
-        guards=guards,
-    )
+    """The finished plan: entries in display order, guards, the names renderers show --
+    assembled from its groups' plans, as an incremental plan is (see :mod:`..groups`)."""
+    rows = {t: len(state.rows[t]) for t in TABLE_ORDER}
+    return assemble(state.ctx, split(state).values(), rows)

@@ -117,6 +117,7 @@ def ingest(state: PlanState, table: TableKey, records: Iterable[Mapping[str, Any
     interned = [layout.index[k] for k in INTERNED if k in layout.index]
     out = state.rows[table]
     known = state.known_clients
+    contributions = state.contributions if table == "client_runs" else None
     for record in records:
         if not isinstance(record, Mapping) or not isinstance(record.get("id"), str):
             raise InvalidInputError(f"not an Airtable record: {show(record)}")
@@ -134,10 +135,11 @@ def ingest(state: PlanState, table: TableKey, records: Iterable[Mapping[str, Any
             raw,
         )
         out.append(row)
+        added: list[str] = []
         if cid_index is not None:
             cid = row.packed[cid_index]
             if isinstance(cid, str) and _valid_client_text(cid):
-                known.add(cid)
+                added.append(cid)
         if isinstance(raw, str):
             found = recognise(raw)
             if found.format in CURRENT_FORMATS:
@@ -145,4 +147,7 @@ def ingest(state: PlanState, table: TableKey, records: Iterable[Mapping[str, Any
                 # time only structured SR ones.
                 key_of(state, row, found)
                 if table == "client_runs" and found.client_id is not None:
-                    known.add(found.client_id)
+                    added.append(found.client_id)
+        known.update(added)
+        if contributions is not None and added:
+            contributions[row.id] = tuple(added)
