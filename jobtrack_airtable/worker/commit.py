@@ -404,18 +404,30 @@ class GroupCommit:
             latest = max(until for _, until in settling)
             while (left := latest - self.wall()) > 0:
                 time.sleep(min(left, 1.0))
-        now = self.wall()
-        due = [run for run, until in settling if until <= now]
-        if not due:
-            return
-        ids = [r.record_id for r in due if r.record_id]
-        found = {row.record_id: row for row in self.repo.client_runs.get_many(ids)}
-        reads = -(-len(ids) // 100)
-        self.requests += reads
-        self.cadence.spend(reads, now)
-        with self._lock:
-            for run in due:
-                self._settling.pop(id(run), None)
+        # Under the drain lock, and claimed before the read: the flush thread and a
+        # synchronous settle() reaching one window together must not both read (one request
+        # too many), nor may settle() return while the thread's repair is not yet queued.
+        with self._drain_lock:
+            now = self.wall()
+            with self._lock:
+                due = [run for run, until in self._settling.values() if until <= now]
+                claimed = {id(run): self._settling.pop(id(run)) for run in due}
+            if not due:
+                return
+            ids = [r.record_id for r in due if r.record_id]
+            try:
+                found = {row.record_id: row for row in self.repo.client_runs.get_many(ids)}
+            except BaseException:
+                with self._lock:
+                    for key, entry in claimed.items():
+                        self._settling.setdefault(key, entry)
+                raise
+            reads = -(-len(ids) // 100)
+            self.requests += reads
+            self.cadence.spend(reads, now)
+            self._verified(due, found)
+
+    def _verified(self, due: list[Committable], found: dict[str, ClientRunRow]) -> None:
         stale = [run for run in due if not run.verify(found.get(run.record_id or ""))]
         for run in stale:
             log.warning(
