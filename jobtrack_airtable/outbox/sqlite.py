@@ -76,6 +76,11 @@ def default_outbox_path() -> Path:
     return Path(platformdirs.user_data_dir("jobtrack-airtable")) / "outbox-v1.sqlite"
 
 
+#: Connections a forked child inherited: kept referenced so that garbage collection never
+#: closes them in the child (see :meth:`SqliteOutbox._db`).
+_INHERITED: list[sqlite3.Connection] = []
+
+
 class SqliteOutbox:
     """:class:`~.store.OutboxStore` in one SQLite file (opened lazily, reopened after fork).
 
@@ -111,7 +116,13 @@ class SqliteOutbox:
             raise OutboxUnavailableError(f"the outbox {self.path} failed: {exc}") from None
 
     def _db(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():
+        if self._conn is not None and self._pid != os.getpid():
+            # A connection inherited through fork is never used here, not even closed (SQLite's
+            # "How To Corrupt", 2.6: no use of a connection carried across fork()); garbage
+            # collection would close it, so it is kept referenced, unused.
+            _INHERITED.append(self._conn)
+            self._conn = None
+        if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
@@ -267,4 +278,6 @@ class SqliteOutbox:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
+            elif self._conn is not None:
+                _INHERITED.append(self._conn)
             self._conn = None
