@@ -947,10 +947,11 @@ def test_quoted_round_trips_any_text(value: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(min_size=1, max_size=30).filter(lambda s: not s.endswith("\\")))
+@given(st.text(min_size=1, max_size=30).filter(lambda s: not s.endswith("\\") and "\\}" not in s))
 def test_field_name_round_trips(name: str) -> None:
-    # A name ending in a backslash cannot be written unambiguously by field_name()
-    # (its "\}" reads as an escaped brace); Airtable has the same limitation.
+    # A backslash right before a closing brace (or at the end) cannot be written
+    # unambiguously by field_name(), which escapes the brace but not the backslash: the two
+    # read back as an escaped backslash, then the closing brace; Airtable has the same limit.
     formula = compile_formula(F.field_name(name))
     expected = name.replace("\\\\", "\\")  # "\\" inside braces is an escaped backslash
     assert formula.field_refs == frozenset({expected})
