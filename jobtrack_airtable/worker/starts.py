@@ -190,9 +190,9 @@ def _claimants(rows: Iterable[JobRow]) -> tuple[list[_Seen], list[_Seen]]:
     return plain + list(kept.values()), spare
 
 
-def _walk(start: str, block: str, held: set[str], skip: int = 0) -> str | None:
+def _walk(start: str, block: str | None, held: set[str], skip: int = 0) -> str | None:
     """The first second from ``start`` on that ``held`` lacks, past ``skip`` such seconds;
-    ``None`` past the end of ``block``."""
+    ``None`` past the end of ``block`` (no end when ``block`` is ``None``)."""
     current = BaseRunId(start)
     while True:
         if str(current) not in held:
@@ -200,7 +200,7 @@ def _walk(start: str, block: str, held: set[str], skip: int = 0) -> str | None:
                 return str(current)
             skip -= 1
         current = current.next_second()
-        if block_of(current) != block:
+        if block is not None and block_of(current) != block:
             return None
 
 
@@ -302,13 +302,9 @@ def decide(rows: Sequence[JobRow], marker: str, at: str, *, verifying: bool) -> 
 def _free(start: str, held: set[str], *, skip: int = 0) -> str:
     """The first second from ``start`` on that nothing in the read holds or is seated at,
     past ``skip`` such seconds."""
-    current = BaseRunId(start)
-    while True:
-        if str(current) not in held:
-            if skip == 0:
-                return str(current)
-            skip -= 1
-        current = current.next_second()
+    second = _walk(start, None, held, skip)
+    assert second is not None  # unbounded: there is always a later second
+    return second
 
 
 def reserve(limiter: Any, base_id: str, candidate: BaseRunId) -> BaseRunId:
