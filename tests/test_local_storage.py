@@ -56,7 +56,7 @@ def _serve(data: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=60)
         raise AssertionError(f"server did not start: {err!r}")
     return proc, json.loads(line)["url"]
 
@@ -92,7 +92,7 @@ def test_sigkill_during_a_burst_of_writes_loses_no_acknowledged_write(tmp_path: 
         t.start()
     enough.wait(timeout=60)
     proc.send_signal(signal.SIGKILL)  # mid-burst: requests are in flight
-    proc.wait(timeout=10)
+    proc.wait(timeout=60)
     stop.set()
     for t in threads:
         t.join(timeout=30)
@@ -103,7 +103,7 @@ def test_sigkill_during_a_burst_of_writes_loses_no_acknowledged_write(tmp_path: 
         stored = {r["fields"]["Run ID"] for r in _api(url).table(TEST_BASE_ID, JOBS).all()}
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=10)
+        proc.communicate(timeout=60)
     assert set(acknowledged) <= stored
     # The -wal file a kill leaves is replayed and removed by the next clean open and close.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base.db"]
@@ -145,7 +145,7 @@ def test_a_second_server_on_one_file_is_refused_even_through_a_symlink(tmp_path:
         assert sorted(r["fields"]["Run ID"] for r in table.all()) == ["first", "second"]
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=10)
+        proc.communicate(timeout=60)
 
 
 def test_a_second_store_in_one_process_is_refused_until_the_first_closes(tmp_path: Path) -> None:
